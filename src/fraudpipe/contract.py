@@ -1,0 +1,47 @@
+"""The transaction contract every source is mapped onto (DESIGN.md, "Contracts").
+
+Everything downstream of ingestion may rely on these names and dtypes, so they live in one
+place instead of being restated by each module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TRANSACTION_ID = "transaction_id"
+TX_DATETIME = "tx_datetime"
+CUSTOMER_ID = "customer_id"
+TERMINAL_ID = "terminal_id"
+TX_AMOUNT = "tx_amount"
+TX_FRAUD = "tx_fraud"
+
+#: pandas 3 parses strings to microsecond resolution; we use the same everywhere so that no
+#: module silently changes resolution (and so that epoch arithmetic has one unit).
+DATETIME_DTYPE = "datetime64[us]"
+
+#: Column -> dtype of a labelled batch. ``tx_fraud`` becomes nullable ``Int8`` when a batch
+#: holds unlabelled (live) transactions.
+TRANSACTION_DTYPES: dict[str, str] = {
+    TRANSACTION_ID: "int64",
+    TX_DATETIME: DATETIME_DTYPE,
+    CUSTOMER_ID: "int64",
+    TERMINAL_ID: "int64",
+    TX_AMOUNT: "float64",
+    TX_FRAUD: "int8",
+}
+TRANSACTION_COLUMNS: tuple[str, ...] = tuple(TRANSACTION_DTYPES)
+REQUIRED_COLUMNS: tuple[str, ...] = TRANSACTION_COLUMNS[:-1]  # labels may be absent (live data)
+
+SECONDS_PER_DAY = 86_400
+
+
+def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """Whole seconds since 1970 as int64, whatever the datetime resolution of the input."""
+    arr = np.asarray(values, dtype="datetime64[s]")
+    return arr.astype(np.int64)
+
+
+def empty_transactions() -> pd.DataFrame:
+    """A zero-row frame with the contract's columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRANSACTION_DTYPES.items()})
