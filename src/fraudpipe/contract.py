@@ -45,3 +45,13 @@ def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarr
 def empty_transactions() -> pd.DataFrame:
     """A zero-row frame with the contract's columns and dtypes."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRANSACTION_DTYPES.items()})
+
+
+#: Columns every feature table carries beside its features (DESIGN.md / issue 3). The model's
+#: inputs are all other columns, in table order; ``tx_amount`` is itself a feature and comes first.
+KEY_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD)
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The model inputs of a feature table, in order."""
+    return [c for c in table.columns if c not in KEY_COLUMNS]
