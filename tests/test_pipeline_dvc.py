@@ -1,0 +1,131 @@
+"""The pipeline under real DVC and git commands, in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from _repo import make_tiny_repo, ran_stages, sh
+
+pytestmark = pytest.mark.integration
+
+
+def _stages(repo: Path) -> set[str]:
+    return set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+
+
+def _repro(repo: Path) -> tuple[set[str], str]:
+    proc = sh(repo, "dvc", "repro")
+    return ran_stages(proc.stdout), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def built_repo(tmp_path_factory) -> Path:
+    """A tiny copy with the whole pipeline reproduced once and committed."""
+    repo = make_tiny_repo(tmp_path_factory.mktemp("repo"))
+    ran, out = _repro(repo)
+    assert ran == _stages(repo), out
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "reproduce")
+    return repo
+
+
+def test_second_repro_reruns_nothing(built_repo):
+    ran, out = _repro(built_repo)
+    assert ran == set(), out
+    assert "Data and pipelines are up to date" in out
+
+
+def test_ingest_metrics_count_every_row(built_repo):
+    summary = yaml.safe_load((built_repo / "reports/validation/summary.json").read_text())
+    assert summary["rows_in"] == summary["rows_valid"] + summary["rows_quarantined"]
+    kept = pd.read_parquet(built_repo / "data/raw/transactions.parquet")
+    assert len(kept) == summary["rows_valid"] > 1000
+    assert (built_repo / "data/raw/customers.parquet").exists()
+    assert (built_repo / "data/raw/terminals.parquet").exists()
+    assert any((built_repo / "reports/validation/docs").rglob("*.html"))
+
+
+def test_push_then_fresh_clone_pull_is_up_to_date(built_repo, tmp_path):
+    remote = tmp_path / "remote"
+    sh(built_repo, "dvc", "remote", "add", "--local", "-f", "-d", "tmp", str(remote))
+    sh(built_repo, "dvc", "push", "-q")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(built_repo), str(clone))
+    assert not (clone / "data/raw/transactions.parquet").exists()
+    sh(clone, "dvc", "remote", "add", "--local", "-f", "-d", "tmp", str(remote))
+    sh(clone, "dvc", "pull", "-q")
+    pulled = pd.read_parquet(clone / "data/raw/transactions.parquet")
+    assert pulled.equals(pd.read_parquet(built_repo / "data/raw/transactions.parquet"))
+    status = sh(clone, "dvc", "status")
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
+    ran, out = _repro(clone)
+    assert ran == set(), out
+
+
+def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
+    repo = make_tiny_repo(tmp_path / "repo")
+    # Switch the copy to the CSV source and give it a file made by the simulator.
+    sh(repo, sys.executable, "-m", "fraudpipe.cli", "params", "data=csv")
+    from fraudpipe.simulate import SimulatorConfig, simulate
+
+    cfg = yaml.safe_load((repo / "params.yaml").read_text())
+    sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
+    sim_cfg.update({"n_customers": 100, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"})
+    tx = simulate(SimulatorConfig.from_dict(sim_cfg)).transactions.drop(columns="tx_fraud_scenario")
+    csv = repo / cfg["data"]["path"]
+    tx.to_csv(csv, index=False)
+    sh(repo, "dvc", "add", "-q", str(csv.relative_to(repo)))
+    ran, out = _repro(repo)
+    assert "ingest" in ran, out
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "csv source")
+    assert _repro(repo)[0] == set()
+
+    extra = tx.tail(1).assign(transaction_id=tx["transaction_id"].max() + 1)
+    extra.to_csv(csv, mode="a", header=False, index=False)
+    sh(repo, "dvc", "add", "-q", str(csv.relative_to(repo)))
+    ran, out = _repro(repo)
+    assert ran == _stages(repo), out
+    rows = yaml.safe_load((repo / "reports/validation/summary.json").read_text())["rows_in"]
+    assert rows == len(tx) + 1
+
+
+def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
+    """A database DVC cannot see: `fraudpipe snapshot` copies it into a tracked file."""
+    from fraudpipe.simulate import SimulatorConfig, simulate
+
+    db = tmp_path / "warehouse.db"
+    sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
+    sim_cfg.update({"n_customers": 100, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"})
+    tx = simulate(SimulatorConfig.from_dict(sim_cfg)).transactions.drop(columns="tx_fraud_scenario")
+    tx.iloc[:-1].assign(tx_datetime=tx["tx_datetime"].astype(str)).to_sql(
+        "transactions", sqlite3.connect(db), index=False)
+
+    repo = make_tiny_repo(tmp_path / "repo")
+    sh(repo, sys.executable, "-m", "fraudpipe.cli", "params", "data=sql", f"data.url=sqlite:///{db}")
+    sh(repo, "fraudpipe", "snapshot")
+    ran, out = _repro(repo)
+    assert ran == _stages(repo), out
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "sql source")
+
+    refresh = sh(repo, "fraudpipe", "snapshot")
+    assert "unchanged" in refresh.stdout
+    ran, out = _repro(repo)
+    assert ran == set(), out
+
+    con = sqlite3.connect(db)
+    tx.iloc[-1:].assign(tx_datetime=tx["tx_datetime"].astype(str)).to_sql("transactions", con, index=False, if_exists="append")
+    con.close()
+    refresh = sh(repo, "fraudpipe", "snapshot")
+    assert "changed" in refresh.stdout and "unchanged" not in refresh.stdout
+    ran, out = _repro(repo)
+    assert "ingest" in ran, out
+    assert yaml.safe_load((repo / "reports/validation/summary.json").read_text())["rows_in"] == len(tx)
