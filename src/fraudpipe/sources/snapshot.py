@@ -1,0 +1,97 @@
+"""Snapshots make a database or an API visible to DVC.
+
+DVC can only hash files, so `fraudpipe snapshot` copies the live source into a Parquet file that
+`ingest` depends on. The copy is deterministic (rows sorted by transaction id, fixed writer
+settings): a refresh that brings no new rows leaves the bytes, hence every later stage, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from fraudpipe.contract import TRANSACTION_ID
+from fraudpipe.io import write_parquet
+from fraudpipe.sources.api import ApiSource
+from fraudpipe.sources.base import SnapshotResult, Source, SourceError, require
+from fraudpipe.sources.files import ParquetSource
+from fraudpipe.sources.sql import SqlSource
+
+#: Sources DVC cannot see, hence read through a snapshot.
+LIVE_SOURCES = {"sql": SqlSource, "api": ApiSource}
+
+
+def snapshot_source(cfg: Mapping[str, Any]) -> ParquetSource:
+    """The snapshot file of a SQL/API source, as the source `ingest` reads."""
+    kind = cfg.get("source")
+    path = Path(require(cfg, "snapshot", f"{kind} source"))
+    return ParquetSource(
+        path,
+        label=f"{kind} snapshot",
+        missing_hint="Run `fraudpipe snapshot` to copy the source into it (and `dvc add` it), or `dvc pull` it.",
+    )
+
+
+def sort_for_snapshot(raw: pd.DataFrame, id_column: str, where: str) -> pd.DataFrame:
+    """Rows in transaction-id order (stable), so the source's row order cannot change the bytes."""
+    if id_column not in raw.columns:
+        raise SourceError(
+            where,
+            f"the transaction-id column {id_column!r} (data.columns.{TRANSACTION_ID}) is not among the source's "
+            f"columns {list(raw.columns)}",
+            "Fix data.columns or the query.",
+        )
+    try:
+        ordered = raw.sort_values(id_column, kind="stable", na_position="last")
+    except TypeError:  # ids of mixed types (e.g. JSON numbers and strings): order them as text
+        ordered = raw.sort_values(id_column, kind="stable", na_position="last", key=lambda s: s.astype(str))
+    return ordered.reset_index(drop=True)
+
+
+def arrow_safe(raw: pd.DataFrame) -> pd.DataFrame:
+    """Columns Parquet can hold: a column of mixed Python types (e.g. an API sending 12.5 and "12.5")
+    becomes text, missing values kept, so conform quarantines the bad rows instead of the
+    snapshot failing as a whole."""
+    out = raw.copy()
+    for name in out.columns[out.dtypes == object]:
+        try:
+            pa.array(out[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            column = out[name]
+            out[name] = column.astype(str).where(column.notna(), None)
+    return out
+
+
+def refresh_snapshot(cfg: Mapping[str, Any], source: Source | None = None) -> SnapshotResult:
+    """Read the live SQL/API source of ``cfg`` (= params["data"]) into ``cfg["snapshot"]``.
+
+    The file is replaced only when its bytes would change, so an unchanged source does not even
+    touch its timestamp.
+    """
+    kind = cfg.get("source")
+    if source is None:
+        if kind not in LIVE_SOURCES:
+            raise SourceError(
+                f"{kind} source",
+                f"only {' and '.join(LIVE_SOURCES)} sources have snapshots",
+                "A file source is tracked directly (`dvc add` it); the simulator needs neither.",
+            )
+        source = LIVE_SOURCES[kind].from_config(cfg)
+    path = Path(require(cfg, "snapshot", f"{kind} source"))
+    id_column = (cfg.get("columns") or {}).get(TRANSACTION_ID, TRANSACTION_ID)
+    table = arrow_safe(sort_for_snapshot(source.read(), id_column, getattr(source, "where", f"{kind} source")))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+        fresh = Path(tmp) / path.name
+        write_parquet(table, fresh)
+        changed = not path.is_file() or path.read_bytes() != fresh.read_bytes()
+        if changed:
+            os.replace(fresh, path)
+    return SnapshotResult(path=path, rows=len(table), changed=changed)

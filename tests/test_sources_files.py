@@ -1,0 +1,178 @@
+"""CSV and Parquet sources: raw batches with the file's own columns, and clear errors on bad files.
+
+The `test_bad_input_*` tests are part of the project's bad-input corpus (issue 2, "Bad input").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fraudpipe.sources import CsvSource, ParquetSource, SourceError, ingest_source, make_source
+
+HEADER = "id,when,card,pos,amount,label\n"
+ROWS = "1,2018-04-01 00:00:31,10,20,57.16,0\n2,2018-04-01 00:02:10,11,21,81.51,1\n"
+
+
+def csv_cfg(path: Path, **options) -> dict:
+    return {"source": "csv", "path": str(path), "options": {"sep": ",", "encoding": "utf-8", **options}}
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def test_csv_keeps_the_files_own_column_names_and_every_cell_as_text(tmp_path):
+    raw = make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS))).read()
+    assert list(raw.columns) == ["id", "when", "card", "pos", "amount", "label"]
+    assert all(pd.api.types.is_string_dtype(raw[c]) for c in raw.columns)
+    assert raw["amount"].tolist() == ["57.16", "81.51"]
+    assert raw["id"].tolist() == ["1", "2"]  # no int parsing: conform does that, per cell
+
+
+def test_csv_one_bad_cell_neither_changes_the_column_type_nor_is_lost(tmp_path):
+    raw = make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS + "3,2018-04-01 00:03:00,12,22,abc,0\n"))).read()
+    assert raw["amount"].tolist() == ["57.16", "81.51", "abc"]
+
+
+def test_csv_only_empty_cells_are_missing(tmp_path):
+    raw = make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + "1,2018-04-01,10,20,,NA\n"))).read()
+    assert raw["amount"].isna().tolist() == [True]
+    assert raw["label"].tolist() == ["NA"]  # text, so conform names it as a bad label
+
+
+def test_csv_reader_options_are_passed_through(tmp_path):
+    path = write(tmp_path / "t.csv", (HEADER + ROWS).replace(",", ";").encode("latin-1"))
+    raw = make_source(csv_cfg(path, sep=";", encoding="latin-1")).read()
+    assert raw.shape == (2, 6)
+
+
+def test_csv_reads_no_rows_from_a_header_only_file(tmp_path):
+    raw = make_source(csv_cfg(write(tmp_path / "t.csv", HEADER))).read()
+    assert raw.shape == (0, 6)  # validation's minimum row count decides, not the reader
+
+
+def test_csv_is_what_ingest_reads(tmp_path):
+    source = ingest_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS)))
+    assert isinstance(source, CsvSource) and source.side_tables() == {}
+
+
+# --- bad input corpus -------------------------------------------------------------------------
+
+
+def test_bad_input_missing_file(tmp_path):
+    with pytest.raises(SourceError, match=r"csv source .*nope\.csv: the file does not exist.*data\.path"):
+        make_source(csv_cfg(tmp_path / "nope.csv")).read()
+
+
+def test_bad_input_empty_csv_file(tmp_path):
+    with pytest.raises(SourceError, match=r"empty\.csv: the file is empty \(0 bytes\)"):
+        make_source(csv_cfg(write(tmp_path / "empty.csv", b""))).read()
+
+
+def test_bad_input_truncated_last_csv_line_keeps_the_row_with_missing_cells(tmp_path):
+    """Decision: a short last line is not a read error. pandas fills the missing fields with
+    NaN, the row reaches conform/validation and is quarantined there with a reason, so it is
+    counted and never lost."""
+    path = write(tmp_path / "t.csv", HEADER + ROWS + "3,2018-04-01 00:05:00,12")  # no newline, 3 of 6 fields
+    raw = make_source(csv_cfg(path)).read()
+    assert len(raw) == 3
+    assert raw.iloc[2][["id", "when", "card"]].tolist() == ["3", "2018-04-01 00:05:00", "12"]
+    assert raw.iloc[2][["pos", "amount", "label"]].isna().all()
+    # ... and conform passes it on with its required terminal_id missing, for validation's
+    # not-null expectation to quarantine (rows in = rows kept + rows quarantined).
+    from fraudpipe.conform import to_contract
+
+    mapping = {"transaction_id": "id", "tx_datetime": "when", "customer_id": "card",
+               "terminal_id": "pos", "tx_amount": "amount", "tx_fraud": "label"}  # fmt: skip
+    conformed = to_contract(raw, mapping, None).frame
+    assert len(conformed) == 3 and conformed.loc[2, "transaction_id"] == 3
+    assert pd.isna(conformed.loc[2, "terminal_id"])
+
+
+def test_bad_input_csv_line_with_too_many_fields(tmp_path):
+    path = write(tmp_path / "t.csv", HEADER + ROWS + "3,2018-04-01,12,22,1.0,0,surprise\n")
+    with pytest.raises(SourceError, match=r"t\.csv: the file is not valid CSV: .*Expected 6 fields in line 4, saw 7"):
+        make_source(csv_cfg(path)).read()
+
+
+def test_bad_input_non_utf8_bytes_name_the_offset_line_and_setting(tmp_path):
+    body = (HEADER + ROWS).encode() + "3,2018-04-01 00:05:00,12,22,9.99,café\n".encode("latin-1")
+    path = write(tmp_path / "latin.csv", body)
+    offset = body.index(b"\xe9")
+    with pytest.raises(SourceError) as err:
+        make_source(csv_cfg(path)).read()
+    message = str(err.value)
+    assert "latin.csv" in message
+    assert f"not valid utf-8 at byte offset {offset} (line 4)" in message
+    assert "data.options.encoding" in message
+
+
+def test_non_utf8_offset_is_exact_beyond_the_first_megabyte(tmp_path):
+    body = (HEADER + ROWS * 40_000).encode()  # about 2.4 MB, several reader chunks
+    path = write(tmp_path / "big.csv", body + b"9,\xff\n")
+    line = body.count(b"\n") + 1
+    with pytest.raises(SourceError, match=rf"byte offset {len(body) + 2} \(line {line}\)"):
+        make_source(csv_cfg(path)).read()
+
+
+def test_bad_input_unknown_encoding_setting(tmp_path):
+    with pytest.raises(SourceError, match=r"data\.options"):
+        make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS), encoding="no-such-codec")).read()
+
+
+# --- parquet ----------------------------------------------------------------------------------
+
+
+def test_parquet_keeps_native_types(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "when": pd.to_datetime(["2018-04-01 00:00:31", "2018-04-01 00:02:10"]),
+            "amount": [57.16, 81.51],
+            "label": pd.array([0, None], dtype="Int8"),
+        }
+    )
+    frame.to_parquet(tmp_path / "t.parquet")
+    raw = make_source({"source": "parquet", "path": str(tmp_path / "t.parquet"), "options": {}}).read()
+    pd.testing.assert_frame_equal(raw, frame)
+    assert isinstance(ingest_source({"source": "parquet", "path": str(tmp_path / "t.parquet")}), ParquetSource)
+
+
+def test_bad_input_missing_parquet_file(tmp_path):
+    with pytest.raises(SourceError, match=r"parquet source .*gone\.parquet: the file does not exist"):
+        make_source({"source": "parquet", "path": str(tmp_path / "gone.parquet")}).read()
+
+
+def test_bad_input_empty_parquet_file(tmp_path):
+    with pytest.raises(SourceError, match=r"the file is empty \(0 bytes\)"):
+        make_source({"source": "parquet", "path": str(write(tmp_path / "e.parquet", b""))}).read()
+
+
+def test_bad_input_parquet_file_that_is_not_parquet(tmp_path):
+    path = write(tmp_path / "fake.parquet", HEADER + ROWS)
+    with pytest.raises(SourceError, match=r"fake\.parquet: the file is not readable Parquet"):
+        make_source({"source": "parquet", "path": str(path)}).read()
+
+
+def test_a_path_that_is_a_directory_is_refused(tmp_path):
+    with pytest.raises(SourceError, match="is a directory"):
+        make_source(csv_cfg(tmp_path)).read()
+
+
+def test_a_missing_path_setting_names_the_setting():
+    with pytest.raises(SourceError, match=r"data\.path is missing"):
+        make_source({"source": "csv", "path": None})
+
+
+def test_an_unknown_kind_of_source_lists_the_known_ones():
+    with pytest.raises(SourceError, match=r"unknown kind of source; known: simulated, csv, parquet, sql, api"):
+        make_source({"source": "excel"})
+
+
+def test_bad_input_csv_of_blank_lines_has_no_header(tmp_path):
+    with pytest.raises(SourceError, match=r"blank\.csv: the file has no header line"):
+        make_source(csv_cfg(write(tmp_path / "blank.csv", "\n\n\n"))).read()

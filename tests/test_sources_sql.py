@@ -1,0 +1,166 @@
+"""SQL source against real databases: SQLite files and a throwaway PostgreSQL 15 server.
+
+The `test_bad_input_*` tests are part of the project's bad-input corpus (issue 2, "Bad input").
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from fraudpipe.sources import SourceError, SqlSource, make_source
+
+ROWS = pd.DataFrame(
+    {
+        "tx_id": [3, 1, 2],
+        "tx_time": pd.to_datetime(["2018-04-01 00:03:00", "2018-04-01 00:01:00", "2018-04-01 00:02:00"]),
+        "card": [10, 11, 12],
+        "pos": [20, 21, 22],
+        "amount": [12.5, 30.0, 7.25],
+        "label": [0, 1, 0],
+    }
+)
+
+
+def sql_cfg(url: str, table: str | None = "transactions", query: str | None = None, **params) -> dict:
+    return {"source": "sql", "url": url, "table": table, "query": query, "query_params": params}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as con:
+        ROWS.assign(tx_time=ROWS["tx_time"].astype(str)).to_sql("transactions", con, index=False)
+    return f"sqlite:///{path}"
+
+
+def load_postgres(url: str, table: str = "transactions") -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        ROWS.to_sql(table, conn, index=False)
+    engine.dispose()
+
+
+# --- SQLite -----------------------------------------------------------------------------------
+
+
+def test_sqlite_table_is_read_whole_with_its_own_column_names(sqlite_url):
+    raw = make_source(sql_cfg(sqlite_url)).read()
+    assert list(raw.columns) == list(ROWS.columns)
+    assert sorted(raw["tx_id"]) == [1, 2, 3]
+    assert raw["amount"].dtype == "float64" and raw["card"].dtype == "int64"
+
+
+def test_sqlite_query_binds_its_parameters(sqlite_url):
+    cfg = sql_cfg(sqlite_url, None, "SELECT * FROM transactions WHERE amount >= :low ORDER BY tx_id", low=10)
+    assert make_source(cfg).read()["tx_id"].tolist() == [1, 3]
+
+
+def test_query_parameters_are_values_never_sql(sqlite_url):
+    cfg = sql_cfg(sqlite_url, None, "SELECT * FROM transactions WHERE tx_time >= :since", since="0' OR '1'='1")
+    assert len(make_source(cfg).read()) == 3  # compared as a string: every datetime text sorts after "0'"
+    cfg["query_params"] = {"since": "x' ; DROP TABLE transactions; --"}
+    assert make_source(cfg).read().empty
+    assert len(make_source(sql_cfg(sqlite_url)).read()) == 3  # the table is still there
+
+
+@pytest.mark.parametrize("name", ["transactions; DROP TABLE transactions", "a.b.c", "tx-1", '"t"', ""])
+def test_table_names_must_be_plain_identifiers(sqlite_url, name):
+    with pytest.raises(SourceError, match=r"(not a plain table name|neither data\.table nor data\.query)"):
+        make_source(sql_cfg(sqlite_url, name)).read()
+    assert len(make_source(sql_cfg(sqlite_url)).read()) == 3
+
+
+def test_a_query_parameter_the_query_does_not_use_is_an_error(sqlite_url):
+    cfg = sql_cfg(sqlite_url, None, "SELECT * FROM transactions", since="2018-01-01")
+    with pytest.raises(SourceError, match=r"query_params do not match the query.*since"):
+        make_source(cfg).read()
+
+
+def test_a_query_parameter_left_unset_is_an_error(sqlite_url):
+    with pytest.raises(SourceError, match=r"the query failed: .*since"):
+        make_source(sql_cfg(sqlite_url, None, "SELECT * FROM transactions WHERE tx_time >= :since")).read()
+
+
+def test_bad_input_sql_table_that_does_not_exist_lists_the_tables(sqlite_url):
+    with pytest.raises(SourceError, match=r"table 'payments' does not exist \(tables there: transactions\)"):
+        make_source(sql_cfg(sqlite_url, "payments")).read()
+
+
+def test_bad_input_sql_query_referencing_a_missing_table(sqlite_url):
+    with pytest.raises(SourceError, match=r"sql source sqlite:///.*warehouse\.db: the query failed: no such table: payments"):
+        make_source(sql_cfg(sqlite_url, None, "SELECT * FROM payments")).read()
+
+
+def test_bad_input_sqlite_database_file_that_does_not_exist(tmp_path):
+    with pytest.raises(SourceError, match="the SQLite database file does not exist"):
+        make_source(sql_cfg(f"sqlite:///{tmp_path}/missing.db")).read()
+    assert not (tmp_path / "missing.db").exists()  # SQLite would have created it
+
+
+def test_bad_input_unreachable_database_names_the_url_without_its_password(closed_port):
+    url = f"postgresql+psycopg://fraud:s3cret@127.0.0.1:{closed_port}/warehouse"
+    with pytest.raises(SourceError) as err:
+        make_source(sql_cfg(url)).read()
+    message = str(err.value)
+    assert f"sql source postgresql+psycopg://fraud:***@127.0.0.1:{closed_port}/warehouse" in message
+    assert "cannot connect to the database" in message and "s3cret" not in message
+
+
+def test_a_url_with_an_unknown_driver_is_a_clear_error():
+    with pytest.raises(SourceError, match=r"data\.url is not usable"):
+        make_source(sql_cfg("nosuchdb://user:pw@host/db")).read()
+
+
+def test_neither_table_nor_query_is_a_clear_error(sqlite_url):
+    with pytest.raises(SourceError, match=r"neither data\.table nor data\.query is set"):
+        SqlSource.from_config(sql_cfg(sqlite_url, None))
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_table_keeps_native_types(postgres_url):
+    load_postgres(postgres_url)
+    raw = make_source(sql_cfg(postgres_url)).read().sort_values("tx_id", ignore_index=True)
+    expected = ROWS.sort_values("tx_id", ignore_index=True)
+    assert list(raw.columns) == list(ROWS.columns)
+    assert pd.api.types.is_datetime64_any_dtype(raw["tx_time"])
+    assert raw["tx_time"].tolist() == expected["tx_time"].tolist()
+    assert raw["amount"].tolist() == expected["amount"].tolist()
+
+
+@pytest.mark.postgres
+def test_postgres_mixed_case_and_schema_table_names_are_quoted(postgres_url):
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA shop"))
+        ROWS.to_sql("Payments", conn, index=False, schema="shop")
+    engine.dispose()
+    assert len(make_source(sql_cfg(postgres_url, "shop.Payments")).read()) == 3
+
+
+@pytest.mark.postgres
+def test_postgres_query_with_a_bound_datetime(postgres_url):
+    load_postgres(postgres_url)
+    cfg = sql_cfg(postgres_url, None, "SELECT tx_id FROM transactions WHERE tx_time > :since ORDER BY tx_id",
+                  since=datetime(2018, 4, 1, 0, 1))  # fmt: skip
+    assert make_source(cfg).read()["tx_id"].tolist() == [2, 3]
+
+
+@pytest.mark.postgres
+def test_bad_input_postgres_query_referencing_a_missing_table(postgres_url):
+    with pytest.raises(SourceError, match=r'the query failed: relation "payments" does not exist'):
+        make_source(sql_cfg(postgres_url, None, "SELECT * FROM payments")).read()
+
+
+@pytest.mark.postgres
+def test_bad_input_postgres_table_that_does_not_exist(postgres_url):
+    load_postgres(postgres_url)
+    with pytest.raises(SourceError, match=r"table 'payments' does not exist \(tables there: transactions\)"):
+        make_source(sql_cfg(postgres_url, "payments")).read()
