@@ -1,0 +1,195 @@
+"""Time-based split into train / delay / test / live periods, and prequential folds.
+
+Periods are whole calendar days at midnight boundaries, half-open: train is
+[train_start, train_start + train_days), delay follows, then test, then live (``live_days`` days,
+or everything after the test period). A transaction at exactly midnight between two periods
+belongs to the later one. Rows before train_start are in no part: they are history that the
+features (computed before the split) have already used, and they never reach a model.
+
+The delay period is unused by training and testing: labels arrive about a week after the
+transaction, so a model trained up to day t can only be tested from t + delay on (REFERENCE.md).
+
+Removing known compromised cards follows the handbook: with day indices counted from
+train_start (train = days 0..train_days-1), on test day T a card (customer_id) is dropped when it
+had a fraud on any day in [0, T - delay_days - 1]. On the first test day,
+T = train_days + delay_days, that is exactly the frauds of the training period; each later test
+day adds one more day of labels. Those cards would already be blocked in production, so keeping
+them would make the test easier than reality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+
+DAY = pd.Timedelta(days=1)
+
+
+class SplitError(ValueError):
+    """The configuration or the table cannot give the requested periods; the message says which."""
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train_start: str
+    train_days: int
+    delay_days: int
+    test_days: int
+    live_days: int | None = None
+    remove_known_compromised: bool = True
+    n_folds: int = 1
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any]) -> SplitConfig:
+        live = params.get("live_days")
+        config = cls(
+            train_start=str(params["train_start"]),
+            train_days=int(params["train_days"]),
+            delay_days=int(params["delay_days"]),
+            test_days=int(params["test_days"]),
+            live_days=None if live is None else int(live),
+            remove_known_compromised=bool(params.get("remove_known_compromised", True)),
+            n_folds=int(params.get("n_folds", 1)),
+        )
+        config.start  # noqa: B018 - validates the date now rather than at the first split
+        for name in ("train_days", "test_days", "n_folds"):
+            if getattr(config, name) < 1:
+                raise SplitError(f"split.{name} must be >= 1, got {getattr(config, name)}")
+        if config.delay_days < 0 or (config.live_days is not None and config.live_days < 0):
+            raise SplitError(f"split.delay_days and split.live_days must be >= 0, got {config}")
+        return config
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """train_start as a midnight timestamp (a period boundary must be a day boundary)."""
+        try:
+            ts = pd.Timestamp(self.train_start)
+        except ValueError as exc:
+            raise SplitError(f"split.train_start {self.train_start!r} is not a date: {exc}") from None
+        if ts != ts.normalize() or ts.tz is not None:
+            raise SplitError(f"split.train_start {self.train_start!r} must be a date (midnight, no time zone)")
+        return ts
+
+
+@dataclass(frozen=True)
+class SplitParts:
+    """One train/delay/test/live block; bounds are half-open [start, end) and live_end None = open."""
+
+    train: pd.DataFrame
+    delay: pd.DataFrame
+    test: pd.DataFrame
+    live: pd.DataFrame
+    train_start: pd.Timestamp
+    delay_start: pd.Timestamp
+    test_start: pd.Timestamp
+    live_start: pd.Timestamp
+    live_end: pd.Timestamp | None
+    #: Test rows dropped as known compromised cards (0 when the removal is off).
+    test_rows_removed: int = 0
+    test_frauds_removed: int = 0
+
+
+def _between(table: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
+    ts = table[TX_DATETIME]
+    mask = ts >= start if end is None else (ts >= start) & (ts < end)
+    return table[mask.to_numpy()].reset_index(drop=True)
+
+
+def _is_fraud(part: pd.DataFrame) -> np.ndarray:
+    """Labelled frauds; an unlabelled (null) row is not a known fraud."""
+    return part[TX_FRAUD].eq(1).fillna(False).to_numpy(dtype=bool)
+
+
+def _frauds(part: pd.DataFrame) -> int:
+    return int(_is_fraud(part).sum())
+
+
+def remove_known_compromised(
+    labelled: pd.DataFrame, test: pd.DataFrame, *, since: pd.Timestamp, delay_days: int
+) -> pd.DataFrame:
+    """Test rows whose card had no fraud known on their day (the handbook's rule, see module doc).
+
+    ``labelled`` holds the labelled transactions from which frauds become known: those at or
+    after ``since`` (the training start) count, earlier ones are ignored. A fraud on day F is known
+    on day T when F <= T - delay_days - 1.
+    """
+    history = labelled[(labelled[TX_DATETIME] >= since).to_numpy() & _is_fraud(labelled)]
+    first_fraud_day = ((history[TX_DATETIME] - since) // DAY).groupby(history[CUSTOMER_ID].to_numpy()).min()
+    test_day = ((test[TX_DATETIME] - since) // DAY).to_numpy()
+    known_from = first_fraud_day.reindex(test[CUSTOMER_ID].to_numpy()).to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        known = known_from <= test_day - delay_days - 1  # NaN (never a fraud) compares False
+    return test[~known].reset_index(drop=True)
+
+
+def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0) -> SplitParts:
+    """The configured periods, all moved ``shift_days`` days earlier (0 = the configured split).
+
+    Row order inside each part is the table's order. Train and test must hold rows, and labels:
+    an empty or unlabelled period means the config does not match the data.
+    """
+    start = config.start - shift_days * DAY
+    delay_start = start + config.train_days * DAY
+    test_start = delay_start + config.delay_days * DAY
+    live_start = test_start + config.test_days * DAY
+    live_end = None if config.live_days is None else live_start + config.live_days * DAY
+
+    train = _between(table, start, delay_start)
+    delay = _between(table, delay_start, test_start)
+    test = _between(table, test_start, live_start)
+    live = _between(table, live_start, live_end)
+    for name, part, begin, end in (("train", train, start, delay_start), ("test", test, test_start, live_start)):
+        if part.empty:
+            first, last = (table[TX_DATETIME].min(), table[TX_DATETIME].max()) if len(table) else (None, None)
+            raise SplitError(
+                f"the {name} period [{begin.date()}, {end.date()}) holds no transactions; "
+                f"data covers {first} .. {last} (check split.train_start and the fold shift {shift_days} days)"
+            )
+        unlabelled = int(part[TX_FRAUD].isna().sum())
+        if unlabelled:
+            raise SplitError(f"the {name} period [{begin.date()}, {end.date()}) has {unlabelled} rows with no {TX_FRAUD}")
+
+    kept = test
+    if config.remove_known_compromised:
+        kept = remove_known_compromised(table, test, since=start, delay_days=config.delay_days)
+    return SplitParts(
+        train=train,
+        delay=delay,
+        test=kept,
+        live=live,
+        train_start=start,
+        delay_start=delay_start,
+        test_start=test_start,
+        live_start=live_start,
+        live_end=live_end,
+        test_rows_removed=len(test) - len(kept),
+        test_frauds_removed=_frauds(test) - _frauds(kept),
+    )
+
+
+def prequential_folds(table: pd.DataFrame, config: SplitConfig) -> list[SplitParts]:
+    """``n_folds`` blocks, fold k shifted back k * test_days days (fold 0 = the configured split).
+
+    Consecutive folds' test periods are adjacent and never overlap; their train periods may
+    overlap other folds' test periods, as in the handbook's prequential validation. A fold's live
+    part is whatever follows its own test period.
+    """
+    return [time_split(table, config, shift_days=k * config.test_days) for k in range(config.n_folds)]
+
+
+def split_summary(parts: SplitParts) -> dict[str, int]:
+    """Flat numeric metrics: rows and frauds per part, and what the known-card removal took out."""
+    summary: dict[str, int] = {}
+    for name in ("train", "delay", "test", "live"):
+        part = getattr(parts, name)
+        summary[f"rows_{name}"] = len(part)
+        summary[f"frauds_{name}"] = _frauds(part)
+    summary["test_rows_removed_known_frauds"] = parts.test_rows_removed
+    summary["test_frauds_removed_known_frauds"] = parts.test_frauds_removed
+    return summary

@@ -1,0 +1,261 @@
+"""Time split: period boundaries, coverage, known-compromised removal, prequential folds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraudpipe.io import write_parquet
+from fraudpipe.split import (
+    SplitConfig,
+    SplitError,
+    prequential_folds,
+    remove_known_compromised,
+    split_summary,
+    time_split,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDBOOK = SplitConfig.from_dict(yaml.safe_load((ROOT / "conf/split/handbook.yaml").read_text()))
+START = pd.Timestamp("2018-07-25")
+KEEP_ALL = SplitConfig("2018-07-25", 7, 7, 7, None, False, 1)
+
+
+def table(rows: list[tuple[str | pd.Timestamp, int, int]]) -> pd.DataFrame:
+    """A feature table (key columns + one feature) from (datetime, customer, fraud) rows."""
+    frame = pd.DataFrame(rows, columns=["tx_datetime", "customer_id", "tx_fraud"])
+    return pd.DataFrame(
+        {
+            "transaction_id": np.arange(len(frame), dtype="int64"),
+            "tx_datetime": pd.to_datetime(frame["tx_datetime"], format="ISO8601").astype("datetime64[us]"),
+            "customer_id": frame["customer_id"].astype("int64"),
+            "terminal_id": np.zeros(len(frame), dtype="int64"),
+            "tx_fraud": frame["tx_fraud"].astype("int8"),
+            "tx_amount": np.ones(len(frame)),
+        }
+    )
+
+
+def day(index: int, time: str = "12:00:00") -> pd.Timestamp:
+    """A time on day `index` counted from the handbook's training start (day 0 = 2018-07-25)."""
+    return START + pd.Timedelta(days=index) + pd.Timedelta(time)
+
+
+def daily(first: int, last: int, customers: int = 3) -> pd.DataFrame:
+    """One legitimate transaction per customer per day, days first..last."""
+    return table([(day(d), c, 0) for d in range(first, last + 1) for c in range(customers)])
+
+
+def ids(part: pd.DataFrame) -> set[int]:
+    return set(part["transaction_id"])
+
+
+def test_handbook_config_is_the_published_protocol():
+    assert HANDBOOK == SplitConfig("2018-07-25", 7, 7, 7, None, True, 4)
+
+
+def test_period_bounds_are_midnights():
+    parts = time_split(daily(-3, 40), HANDBOOK)
+    assert (parts.train_start, parts.delay_start, parts.test_start, parts.live_start) == tuple(
+        pd.Timestamp(d) for d in ("2018-07-25", "2018-08-01", "2018-08-08", "2018-08-15")
+    )
+    assert parts.live_end is None
+
+
+def test_a_transaction_at_midnight_belongs_to_the_later_period():
+    tiny = pd.Timedelta(microseconds=1)
+    rows = [
+        (START - tiny, 0, 0),  # pre-train history
+        (START, 0, 0),  # train
+        (day(7, "00:00:00") - tiny, 0, 0),  # train
+        (day(7, "00:00:00"), 0, 0),  # delay
+        (day(14, "00:00:00") - tiny, 0, 0),  # delay
+        (day(14, "00:00:00"), 0, 0),  # test
+        (day(21, "00:00:00") - tiny, 0, 0),  # test
+        (day(21, "00:00:00"), 0, 0),  # live
+    ]
+    parts = time_split(table(rows), KEEP_ALL)
+    assert ids(parts.train) == {1, 2}
+    assert ids(parts.delay) == {3, 4}
+    assert ids(parts.test) == {5, 6}
+    assert ids(parts.live) == {7}
+
+
+def test_every_row_from_train_start_is_in_exactly_one_part_and_history_in_none():
+    rng = np.random.default_rng(1)
+    seconds = rng.integers(-5 * 86_400, 40 * 86_400, size=2_000)
+    frame = table([(START + pd.Timedelta(seconds=int(s)), int(c), 0) for s, c in zip(seconds, rng.integers(0, 50, 2_000))])
+    parts = time_split(frame, KEEP_ALL)
+    found = [ids(getattr(parts, p)) for p in ("train", "delay", "test", "live")]
+    assert sum(map(len, found)) == len(set().union(*found))  # no overlap
+    history = ids(frame[frame["tx_datetime"] < START])
+    assert set().union(*found) == ids(frame) - history and history
+    # each part keeps the table's columns and row order
+    assert list(parts.test.columns) == list(frame.columns)
+    in_train = frame["transaction_id"].isin(ids(parts.train))
+    assert parts.train["transaction_id"].tolist() == frame.loc[in_train, "transaction_id"].tolist()
+
+
+def test_live_days_bounds_the_live_period():
+    config = SplitConfig("2018-07-25", 7, 7, 7, 3, False, 1)
+    parts = time_split(daily(0, 40, customers=1), config)
+    assert parts.live_end == pd.Timestamp("2018-08-18")
+    assert len(parts.live) == 3
+    assert parts.live["tx_datetime"].max() < parts.live_end
+
+
+def test_known_compromised_cards_are_removed_from_the_test_set_by_the_handbooks_rule():
+    """Day indices from training start; test days are 14..20 and a fraud on day F is known on
+    test day T when F <= T - 8 (delay 7)."""
+    rows = [
+        (day(-2), 1, 1),  # card 1: fraud before training start -> ignored
+        (day(3), 2, 1),  # card 2: fraud in training -> all test rows dropped
+        (day(6, "23:59:59"), 3, 1),  # card 3: last training day -> known from day 14
+        (day(7, "00:00:00"), 4, 1),  # card 4: first delay day -> known from day 15
+        (day(10), 5, 1),  # card 5: delay day 10 -> known from day 18
+        (day(14, "08:00:00"), 6, 1),  # card 6: a test-day fraud -> known from day 22 (after the test)
+    ]
+    # every card transacts (legitimately) on each test day, at midnight and at noon
+    rows += [(day(d, t), c, 0) for d in range(14, 21) for t in ("00:00:00", "12:00:00") for c in range(1, 8)]
+    frame = table(rows)
+    parts = time_split(frame, HANDBOOK)
+    kept_days = {c: sorted({(t - START).days for t in g}) for c, g in parts.test.groupby("customer_id")["tx_datetime"]}
+    every_day = list(range(14, 21))
+    assert kept_days == {1: every_day, 4: [14], 5: [14, 15, 16, 17], 6: every_day, 7: every_day}
+    assert len(parts.test) == 14 + 2 + 8 + 15 + 14
+    assert parts.test_rows_removed == 7 * 14 + 1 - len(parts.test)
+    assert parts.test_frauds_removed == 0 and parts.test["tx_fraud"].sum() == 1
+    # the removal never touches train, delay or live
+    assert len(parts.train) == 2 and len(parts.delay) == 2
+
+
+def test_removal_can_be_turned_off():
+    frame = table([(day(3), 2, 1)] + [(day(d), 2, 0) for d in range(14, 21)])
+    assert len(time_split(frame, KEEP_ALL).test) == 7
+    assert len(time_split(frame, HANDBOOK).test) == 0
+
+
+def _naive_removal(frame: pd.DataFrame, train_days: int, delay_days: int, test_days: int) -> set[int]:
+    """The rule as the handbook states it, day by day: the known set grows by one day of labels."""
+    known = {c for t, c, f in zip(frame.tx_datetime, frame.customer_id, frame.tx_fraud) if f and START <= t < day(train_days, "00:00:00")}
+    kept = set()
+    for i in range(test_days):
+        test_day = train_days + delay_days + i
+        newly = test_day - delay_days - 1  # the day whose labels arrive today
+        if newly >= train_days:
+            known |= {c for t, c, f in zip(frame.tx_datetime, frame.customer_id, frame.tx_fraud) if f and (t - START).days == newly and t >= START}
+        kept |= {
+            tid
+            for tid, t, c in zip(frame.transaction_id, frame.tx_datetime, frame.customer_id)
+            if t >= START and (t - START).days == test_day and c not in known
+        }
+    return kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-2 * 24, 15 * 24 - 1), st.integers(0, 3), st.booleans()), max_size=60),
+    st.integers(1, 5),
+    st.integers(0, 4),
+    st.integers(1, 5),
+)
+def test_removal_matches_a_naive_day_by_day_implementation(events, train_days, delay_days, test_days):
+    frame = table([(START + pd.Timedelta(hours=h), c, int(f)) for h, c, f in events])
+    test_start = START + pd.Timedelta(days=train_days + delay_days)
+    test = frame[(frame.tx_datetime >= test_start) & (frame.tx_datetime < test_start + pd.Timedelta(days=test_days))]
+    kept = remove_known_compromised(frame, test, since=START, delay_days=delay_days)
+    assert ids(kept) == _naive_removal(frame, train_days, delay_days, test_days)
+    assert list(kept.columns) == list(frame.columns)
+
+
+def test_prequential_folds_shift_back_by_the_test_length_and_tests_do_not_overlap():
+    frame = daily(-30, 30)
+    folds = prequential_folds(frame, HANDBOOK)
+    assert len(folds) == 4
+    base = time_split(frame, HANDBOOK)
+    pd.testing.assert_frame_equal(folds[0].test, base.test)
+    for k, fold in enumerate(folds):
+        shift = pd.Timedelta(days=7 * k)
+        assert fold.train_start == START - shift
+        assert fold.test_start == base.test_start - shift
+        assert fold.live_start - fold.test_start == pd.Timedelta(days=7)
+        assert fold.train["tx_datetime"].min() >= fold.train_start
+        assert fold.train["tx_datetime"].max() < fold.delay_start
+        assert fold.test["tx_datetime"].min() >= fold.test_start
+    for later, earlier in zip(folds, folds[1:]):
+        assert earlier.live_start == later.test_start  # adjacent test weeks
+        assert not ids(earlier.test) & ids(later.test)
+
+
+def test_a_fold_before_the_data_is_a_clear_error():
+    with pytest.raises(SplitError, match=r"train period \[2018-07-04, 2018-07-11\) holds no transactions"):
+        prequential_folds(daily(-14, 30), HANDBOOK)
+
+
+def test_unlabelled_test_rows_are_refused():
+    frame = daily(0, 30)
+    frame["tx_fraud"] = frame["tx_fraud"].astype("Int8").mask(frame["tx_datetime"] >= day(14, "00:00:00"))
+    with pytest.raises(SplitError, match=r"test period .* rows with no tx_fraud"):
+        time_split(frame, HANDBOOK)
+    # unlabelled live data is expected
+    frame = daily(0, 30)
+    frame["tx_fraud"] = frame["tx_fraud"].astype("Int8").mask(frame["tx_datetime"] >= day(21, "00:00:00"))
+    parts = time_split(frame, HANDBOOK)
+    assert parts.live["tx_fraud"].isna().all() and split_summary(parts)["frauds_live"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"train_start": "2018-07-25 06:00"}, "must be a date"),
+        ({"train_start": "someday"}, "is not a date"),
+        ({"test_days": 0}, "test_days must be >= 1"),
+        ({"delay_days": -1}, "must be >= 0"),
+    ],
+)
+def test_bad_config_is_refused(change, message):
+    params = yaml.safe_load((ROOT / "conf/split/handbook.yaml").read_text()) | change
+    with pytest.raises(SplitError, match=message):
+        SplitConfig.from_dict(params)
+
+
+def test_summary_is_flat_and_numeric():
+    frame = table([(day(3), 2, 1)] + [(day(d), c, 0) for d in range(-1, 25) for c in (1, 2)])
+    summary = split_summary(time_split(frame, HANDBOOK))
+    assert summary == {
+        "rows_train": 15,
+        "frauds_train": 1,
+        "rows_delay": 14,
+        "frauds_delay": 0,
+        "rows_test": 7,
+        "frauds_test": 0,
+        "rows_live": 8,
+        "frauds_live": 0,
+        "test_rows_removed_known_frauds": 7,
+        "test_frauds_removed_known_frauds": 0,
+    }
+
+
+def test_stage_writes_declared_outputs_deterministically(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": params["split"]}))
+    frame = table([(day(3), 2, 1)] + [(day(d), c, 0) for d in range(-1, 25) for c in (1, 2)])
+    write_parquet(frame, tmp_path / "data/features/features.parquet")
+    digests = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, str(ROOT / "stages/split.py")], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        digests.append([(tmp_path / f"data/split/{p}.parquet").read_bytes() for p in ("train", "test", "live")])
+    assert digests[0] == digests[1]
+    summary = json.loads((tmp_path / "reports/split/summary.json").read_text())
+    assert (summary["rows_train"], summary["rows_test"], summary["rows_live"]) == (15, 7, 8)
+    assert len(pd.read_parquet(tmp_path / "data/split/test.parquet")) == 7
