@@ -23,7 +23,7 @@ def main() -> None:
         data.get("columns"),
         data.get("datetime_format"),
         validation,
-        DOCS_DIR if validation.data_docs else None,
+        DOCS_DIR,
     )
     with atomic_dir(RAW_DIR) as tmp:
         write_parquet(result.kept, tmp / "transactions.parquet")
