@@ -33,6 +33,7 @@ def _pipeline_errors() -> tuple[type[BaseException], ...]:
         ("fraudpipe.conform", "ContractError"),
         ("fraudpipe.validate", "BatchValidationError"),
         ("fraudpipe.clean", "PreprocessError"),
+        ("fraudpipe.features", "FeatureError"),
         ("fraudpipe.split", "SplitError"),
         ("fraudpipe.model", "BundleError"),
         ("fraudpipe.metrics", "GateFailed"),

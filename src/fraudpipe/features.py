@@ -1,0 +1,466 @@
+"""Transaction features, offline: the handbook's 15 baseline features and our extended set.
+
+Implemented from the definitions in ../shared/REFERENCE.md (the handbook's code is GPL and is
+not used). ``fraudpipe.online`` computes the same features one transaction at a time; a parity
+test holds the two together.
+
+Time is whole epoch seconds (``contract.epoch_seconds``) and windows are continuous: "n days"
+is ``n * 86400`` seconds, not calendar days.
+
+Order and ties. A table is in the order of ``(tx_datetime, transaction_id)``, which is also the
+order in which the online service sees transactions. A feature of a transaction uses only the
+transactions up to and including itself in that order (plus its own values), so a later
+transaction with the same timestamp never counts: online, it has not arrived yet. Concretely:
+
+- customer windows (t - n days, t] hold the current transaction and every *earlier* one of the
+  customer with a time in the window, including those at exactly second t that precede it; this
+  is also what pandas' time-based ``rolling`` does within a group;
+- terminal windows (t - d - n days, t - d] hold earlier transactions only (with d > 0 they are
+  necessarily earlier; with d = 0, ties at second t count when they precede);
+- a missing label (``tx_fraud`` NA) counts as genuine in terminal risk: labels are assumed known
+  once older than the delay, and no fraud report by then means none.
+
+Speed: one stable sort per key, then ``searchsorted`` on a (key, time) composite array gives
+every window's first row, and cumulative sums give counts and sums, so nothing loops over rows.
+Amount sums are exact in cents (int64) plus a float residual for any sub-cent part, so a window
+sum does not inherit the rounding error of a prefix sum over millions of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import (
+    CUSTOMER_ID,
+    KEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    SECONDS_PER_DAY,
+    TERMINAL_ID,
+    TRANSACTION_ID,
+    TX_AMOUNT,
+    TX_DATETIME,
+    TX_FRAUD,
+    epoch_seconds,
+)
+
+TX_DURING_WEEKEND = "tx_during_weekend"
+TX_DURING_NIGHT = "tx_during_night"
+NIGHT_LAST_HOUR = 6  # "night" is 00:00-06:59 (hour <= 6)
+
+#: Extra features a config may ask for, in the order they appear in the table.
+AMOUNT_RATIO = "amount_ratio"  # amount / customer's mean amount over the window
+AMOUNT_ZSCORE = "amount_zscore"  # (amount - mean) / std over the customer's window, in cents
+NB_TERMINALS = "nb_terminals"  # distinct terminals the customer used over the window
+SECONDS_SINCE_PREV_TX = "seconds_since_prev_tx"  # capped at the longest customer window
+CUSTOMER_TERMINAL_DISTANCE = "customer_terminal_distance"  # needs simulator locations
+EXTRAS: tuple[str, ...] = (AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS, SECONDS_SINCE_PREV_TX, CUSTOMER_TERMINAL_DISTANCE)
+WINDOWED_EXTRAS = frozenset({AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS})
+LOCATION_COLUMNS = ("x", "y")
+
+
+class FeatureError(ValueError):
+    """Bad feature config or input data; the message names the key or column, rows and rule."""
+
+
+def _windows(key: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise FeatureError(f"features.{key} must be a list of whole days, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise FeatureError(f"features.{key} must hold whole days >= 1, got {v!r}")
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        raise FeatureError(f"features.{key} has a repeated window: {out}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which features, over which windows (conf/features/)."""
+
+    name: str = "handbook"
+    customer_windows: tuple[int, ...] = (1, 7, 30)
+    terminal_windows: tuple[int, ...] = (1, 7, 30)
+    delay_days: int = 7
+    extras: tuple[str, ...] = ()
+    extra_windows: tuple[int, ...] = (7, 30)
+
+    def __post_init__(self) -> None:
+        _windows("customer_windows", self.customer_windows)
+        _windows("terminal_windows", self.terminal_windows)
+        _windows("extra_windows", self.extra_windows)
+        d = self.delay_days
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
+            raise FeatureError(f"features.delay_days must be a whole number of days >= 0, got {d!r}")
+        unknown = sorted(set(self.extras) - set(EXTRAS))
+        if unknown:
+            raise FeatureError(f"features.extras: unknown {unknown}; known: {list(EXTRAS)}")
+        if SECONDS_SINCE_PREV_TX in self.extras and not self.customer_horizon_days:
+            raise FeatureError(f"features.extras {SECONDS_SINCE_PREV_TX!r} is capped at the longest customer window: give one")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
+        """From ``params["features"]``; unknown or missing keys are an error, not a silent default."""
+        keys = {"set", "customer_windows", "terminal_windows", "delay_days", "extras", "extra_windows"}
+        missing, unknown = sorted(keys - set(d)), sorted(set(d) - keys)
+        if missing or unknown:
+            raise FeatureError(f"features: missing keys {missing}, unknown keys {unknown}")
+        extras = d["extras"] or []
+        if isinstance(extras, str) or not isinstance(extras, Sequence):
+            raise FeatureError(f"features.extras must be a list of names, got {extras!r}")
+        return cls(
+            name=str(d["set"]),
+            customer_windows=_windows("customer_windows", d["customer_windows"]),
+            terminal_windows=_windows("terminal_windows", d["terminal_windows"]),
+            delay_days=d["delay_days"],
+            extras=tuple(str(e) for e in extras),
+            extra_windows=_windows("extra_windows", d["extra_windows"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "customer_windows": list(self.customer_windows),
+            "terminal_windows": list(self.terminal_windows),
+            "delay_days": int(self.delay_days),
+            "extras": list(self.extras),
+            "extra_windows": list(self.extra_windows),
+        }
+
+    @property
+    def customer_extra_windows(self) -> tuple[int, ...]:
+        """Windows of the windowed extras, empty when none is asked for."""
+        return self.extra_windows if WINDOWED_EXTRAS & set(self.extras) else ()
+
+    @property
+    def customer_horizon_days(self) -> int:
+        """How far back any customer feature looks."""
+        return max(self.customer_windows + self.customer_extra_windows + (0,))
+
+    @property
+    def terminal_horizon_days(self) -> int:
+        return self.delay_days + max(self.terminal_windows) if self.terminal_windows else 0
+
+    @property
+    def retention_days(self) -> int:
+        """History the online state must keep: older transactions can no longer change a feature."""
+        return max(self.customer_horizon_days, self.terminal_horizon_days)
+
+    @property
+    def needs_locations(self) -> bool:
+        return CUSTOMER_TERMINAL_DISTANCE in self.extras
+
+
+def feature_names(config: FeatureConfig) -> list[str]:
+    """The model inputs, in table order (``contract.feature_columns`` of the output)."""
+    names = [TX_AMOUNT, TX_DURING_WEEKEND, TX_DURING_NIGHT]
+    for n in config.customer_windows:
+        names += [f"customer_id_nb_tx_{n}day_window", f"customer_id_avg_amount_{n}day_window"]
+    for n in config.terminal_windows:
+        names += [f"terminal_id_nb_tx_{n}day_window", f"terminal_id_risk_{n}day_window"]
+    for extra in EXTRAS:
+        if extra not in config.extras:
+            continue
+        if extra in WINDOWED_EXTRAS:
+            names += [f"customer_id_{extra}_{n}day_window" for n in config.extra_windows]
+        elif extra == SECONDS_SINCE_PREV_TX:
+            names.append(f"customer_id_{extra}")
+        else:
+            names.append(extra)
+    return names
+
+
+# --- definitions shared with the online path (one formula each) ------------------------------
+
+
+def calendar_flags(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(weekend, night) as 0.0/1.0: weekday >= 5 (Saturday, Sunday); hour <= 6."""
+    seconds = np.asarray(seconds, dtype=np.int64)
+    weekday = (seconds // SECONDS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
+    hour = (seconds % SECONDS_PER_DAY) // 3600
+    return (weekday >= 5).astype(np.float64), (hour <= NIGHT_LAST_HOUR).astype(np.float64)
+
+
+def split_cents(amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Amount = cents / 100 + residual, with integer cents: sums of cents are exact."""
+    amount = np.asarray(amount, dtype=np.float64)
+    cents = np.rint(amount * 100.0).astype(np.int64)
+    return cents, amount - cents / 100.0
+
+
+def window_mean(cents_sum: np.ndarray, residual_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    return (np.asarray(cents_sum) / 100.0 + residual_sum) / count
+
+
+def amount_ratio(amount: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """amount / mean; the window holds the amount itself, so mean is 0 only when all amounts are: 1."""
+    amount, mean = np.asarray(amount, dtype=np.float64), np.asarray(mean, dtype=np.float64)
+    return np.where(mean > 0, amount / np.where(mean > 0, mean, 1.0), 1.0)
+
+
+def amount_zscore(cents: np.ndarray, s1: np.ndarray, s2: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """z-score of the amount in cents from exact window sums of cents and cents²; 0 when std is 0.
+
+    Integer sums make the result identical offline and online (same floats, same operations).
+    """
+    k = np.asarray(count, dtype=np.float64)
+    mean = np.asarray(s1, dtype=np.float64) / k
+    var = np.asarray(s2, dtype=np.float64) / k - mean * mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (np.asarray(cents, dtype=np.float64) - mean) / np.sqrt(var)
+    return np.where(var > 0, z, 0.0)
+
+
+def distance(cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
+    return np.hypot(np.asarray(cx, dtype=np.float64) - tx, np.asarray(cy, dtype=np.float64) - ty)
+
+
+# --- input checks ----------------------------------------------------------------------------
+
+
+def _rows(tx: pd.DataFrame, mask: np.ndarray, limit: int = 5) -> str:
+    where = np.flatnonzero(mask)
+    ids = tx[TRANSACTION_ID].to_numpy()[where[:limit]].tolist() if TRANSACTION_ID in tx else []
+    return f"{len(where)} row(s), e.g. positions {where[:limit].tolist()} (transaction_id {ids})"
+
+
+def check_transactions(tx: pd.DataFrame) -> np.ndarray:
+    """Epoch seconds of ``tx`` after checking what the features rely on; FeatureError otherwise."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in tx.columns]
+    if missing:
+        raise FeatureError(f"transactions lack column(s) {missing}; the contract requires {list(REQUIRED_COLUMNS)}")
+    for column in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_DATETIME):
+        na = tx[column].isna().to_numpy()
+        if na.any():
+            raise FeatureError(f"column {column!r} is missing in {_rows(tx, na)}: features need a value")
+    if not pd.api.types.is_datetime64_dtype(tx[TX_DATETIME].dtype):
+        raise FeatureError(f"column {TX_DATETIME!r} must be datetime64 (naive), got {tx[TX_DATETIME].dtype}")
+    stamp = tx[TX_DATETIME].to_numpy().astype("datetime64[us]").astype(np.int64)
+    ids = tx[TRANSACTION_ID].to_numpy(np.int64)
+    if len(tx) > 1:
+        dt, did = np.diff(stamp), np.diff(ids)
+        bad = (dt < 0) | ((dt == 0) & (did <= 0))
+        if bad.any():
+            raise FeatureError(
+                f"transactions must be sorted by ({TX_DATETIME}, {TRANSACTION_ID}) with unique ids "
+                f"(preprocess does this); out of order at {_rows(tx, np.r_[False, bad])}"
+            )
+    return epoch_seconds(tx[TX_DATETIME].to_numpy())
+
+
+def locations(
+    ids: np.ndarray, table: pd.DataFrame | None, key: str, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of each id from a location table; FeatureError when the table or an id is missing."""
+    if table is None or not set((key, *LOCATION_COLUMNS)) <= set(table.columns):
+        raise FeatureError(
+            f"feature {CUSTOMER_TERMINAL_DISTANCE!r} needs {what} locations ({key}, x, y) and the source "
+            f"provides none: remove it from features.extras or use a source with locations"
+        )
+    index = pd.Index(table[key].to_numpy(np.int64))
+    if not index.is_unique:
+        dup = index[index.duplicated()].unique()[:5].tolist()
+        raise FeatureError(f"{what} locations: {key} must be unique, repeated e.g. {dup}")
+    pos = index.get_indexer(np.asarray(ids, dtype=np.int64))
+    if (pos < 0).any():
+        unknown = pd.unique(np.asarray(ids)[pos < 0])
+        raise FeatureError(f"{len(unknown)} {key}(s) have no {what} location, e.g. {unknown[:5].tolist()}")
+    return table["x"].to_numpy(np.float64)[pos], table["y"].to_numpy(np.float64)[pos]
+
+
+# --- offline computation ---------------------------------------------------------------------
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``argsort(keys, kind="stable")``, by 16-bit radix passes when the key range allows (7x faster)."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    offset = keys - keys.min()
+    top = int(offset.max())
+    if top >= 2**32:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort((offset & 0xFFFF).astype(np.uint16), kind="stable")  # numpy radix-sorts 16-bit ints
+    if top >= 2**16:
+        order = order[np.argsort((offset[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
+
+
+class _Columns:
+    """Feature columns written straight into one float64 block, so making the frame copies nothing."""
+
+    def __init__(self, names: list[str], n: int) -> None:
+        self.names = names
+        self.values = np.empty((len(names), n), dtype=np.float64)
+        self._row = {name: i for i, name in enumerate(names)}
+        self._written: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The column to fill (each is filled once)."""
+        self._written.add(name)
+        return self.values[self._row[name]]
+
+    def __setitem__(self, name: str, column: np.ndarray) -> None:
+        self[name][:] = column
+
+    def frame(self) -> pd.DataFrame:
+        assert self._written == set(self.names), set(self.names) - self._written
+        return pd.DataFrame(self.values.T, columns=self.names, copy=False)
+
+
+class _ByKey:
+    """Rows grouped by key (stable: table order within a key) with a (key, time) composite.
+
+    Work happens in grouped order; ``to_table`` maps a result back to table order.
+    """
+
+    def __init__(self, keys: np.ndarray, seconds: np.ndarray, max_lag: int) -> None:
+        n = len(keys)
+        self.order = _stable_order(keys)
+        self.inverse = np.empty(n, dtype=np.int64)
+        self.inverse[self.order] = np.arange(n)
+        sorted_keys = keys[self.order]
+        self.first = np.ones(n, dtype=bool)
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=self.first[1:])
+        del sorted_keys
+        self.codes = np.cumsum(self.first) - 1
+        self.n_keys = int(self.codes[-1]) + 1 if n else 0
+        self.seconds = seconds[self.order]
+        t0 = int(seconds.min()) if n else 0
+        span = (int(seconds.max()) - t0 if n else 0) + max_lag + 1  # blocks never overlap
+        self.comp = self.codes * span
+        self.comp += self.seconds
+        self.comp -= t0
+        self._scratch = np.empty(n, dtype=np.int64)
+
+    def after(self, lag: int) -> np.ndarray:
+        """Per row, the first row of its key with time > t - lag (the start of (t - lag, ...])."""
+        return np.searchsorted(self.comp, np.subtract(self.comp, lag, out=self._scratch), side="right")
+
+    def at_or_after(self, values: np.ndarray, lag: int) -> np.ndarray:
+        """Per value (a composite), the first row of its key with time >= that time + lag."""
+        return np.searchsorted(self.comp, values + lag, side="left")
+
+    def to_table(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``values`` (grouped order, float64) into ``out`` in table order: a gather, faster than a scatter."""
+        return np.take(values, self.inverse, out=out, mode="clip")
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values) + 1, dtype=values.dtype)
+    np.cumsum(values, out=out[1:])
+    return out
+
+
+def _distinct_in_window(by: _ByKey, other_codes: np.ndarray, n_other: int, start: np.ndarray, lag: int) -> np.ndarray:
+    """Distinct values of ``other_codes`` (grouped order) over each row's window [start, row].
+
+    Distinct = rows in the window - repeats in it, where a repeat is a row whose previous
+    occurrence (same key and value) is also in the window. The repeat (p, j) is in row i's window
+    exactly for j <= i < first row at time >= t_p + lag: a difference array counts it.
+    """
+    pair = by.codes * n_other + other_codes
+    pair_order = _stable_order(pair)
+    same = pair[pair_order[1:]] == pair[pair_order[:-1]]
+    later, prev = pair_order[1:][same], pair_order[:-1][same]
+    leaves = by.at_or_after(by.comp[prev], lag)
+    live = later < leaves
+    n = len(pair)
+    repeats = np.cumsum(np.bincount(later[live], minlength=n + 1) - np.bincount(leaves[live], minlength=n + 1))[:n]
+    return np.arange(1, n + 1) - start - repeats
+
+
+def build_features(
+    tx: pd.DataFrame,
+    config: FeatureConfig,
+    customers: pd.DataFrame | None = None,
+    terminals: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The feature table: KEY_COLUMNS, then ``feature_names(config)`` (float64), rows as in ``tx``.
+
+    ``tx`` must be sorted by (tx_datetime, transaction_id); ``customers``/``terminals`` (id, x, y)
+    are needed only for the distance feature.
+    """
+    seconds = check_transactions(tx)
+    n = len(tx)
+    amount = tx[TX_AMOUNT].to_numpy(np.float64)
+    customer = tx[CUSTOMER_ID].to_numpy(np.int64)
+    terminal = tx[TERMINAL_ID].to_numpy(np.int64)
+    if config.needs_locations:
+        cx, cy = locations(customer, customers, CUSTOMER_ID, "customer")
+        tx_, ty = locations(terminal, terminals, TERMINAL_ID, "terminal")
+    lag = config.retention_days * SECONDS_PER_DAY
+    features = _Columns(feature_names(config), n)
+    features[TX_AMOUNT] = amount
+    features[TX_DURING_WEEKEND], features[TX_DURING_NIGHT] = calendar_flags(seconds)
+
+    # customer windows (t - n, t]: rows start..i of the customer in grouped order, i included
+    by_c = _ByKey(customer, seconds, lag)
+    cents, residual = split_cents(amount[by_c.order])
+    cents_prefix = _prefix(cents)
+    residual_prefix = _prefix(residual) if residual.any() else None  # all zero for amounts in cents
+    end = np.arange(1, n + 1)
+    windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # days -> start, count, mean (grouped)
+    keep = set(config.customer_extra_windows)
+    for days in dict.fromkeys(config.customer_windows + config.customer_extra_windows):
+        start = by_c.after(days * SECONDS_PER_DAY)
+        count = np.subtract(end, start, dtype=np.float64)
+        mean = window_mean(
+            cents_prefix[1:] - cents_prefix[start],
+            0.0 if residual_prefix is None else residual_prefix[1:] - residual_prefix[start],
+            count,
+        )
+        if days in config.customer_windows:
+            by_c.to_table(count, features[f"customer_id_nb_tx_{days}day_window"])
+            by_c.to_table(mean, features[f"customer_id_avg_amount_{days}day_window"])
+        if days in keep:
+            windows[days] = (start, count, mean)
+
+    # terminal windows (t - d - n, t - d]: earlier rows of the terminal only
+    by_t = _ByKey(terminal, seconds, lag)
+    fraud = tx[TX_FRAUD].fillna(0).to_numpy(np.int64) if TX_FRAUD in tx else np.zeros(n, np.int64)
+    fraud_prefix = _prefix(fraud[by_t.order])
+    if config.terminal_windows:
+        stop = np.minimum(by_t.after(config.delay_days * SECONDS_PER_DAY), np.arange(n))
+        frauds_to_stop = fraud_prefix[stop]
+    for days in config.terminal_windows:
+        start = by_t.after((config.delay_days + days) * SECONDS_PER_DAY)
+        count = np.subtract(stop, start, dtype=np.float64)
+        frauds = np.subtract(frauds_to_stop, fraud_prefix[start], dtype=np.float64)
+        by_t.to_table(count, features[f"terminal_id_nb_tx_{days}day_window"])
+        by_t.to_table(np.divide(frauds, count, out=np.zeros(n), where=count > 0), features[f"terminal_id_risk_{days}day_window"])
+
+    for days in config.extra_windows if AMOUNT_RATIO in config.extras else ():
+        column = by_c.to_table(windows[days][2], features[f"customer_id_{AMOUNT_RATIO}_{days}day_window"])
+        column[:] = amount_ratio(amount, column)
+    if AMOUNT_ZSCORE in config.extras:
+        if len(cents) and int(np.abs(cents).max()) > 3_000_000_000:
+            raise FeatureError(f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares")
+        squares_prefix = _prefix(cents * cents)  # int64 wraps; window differences stay exact
+        for days in config.extra_windows:
+            start, count, _ = windows[days]
+            s1 = cents_prefix[1:] - cents_prefix[start]
+            s2 = squares_prefix[1:] - squares_prefix[start]
+            by_c.to_table(amount_zscore(cents, s1, s2, count), features[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"])
+    if NB_TERMINALS in config.extras:
+        terminal_codes = by_t.codes[by_t.inverse][by_c.order]
+        for days in config.extra_windows:
+            distinct = _distinct_in_window(by_c, terminal_codes, by_t.n_keys, windows[days][0], days * SECONDS_PER_DAY)
+            by_c.to_table(distinct.astype(np.float64), features[f"customer_id_{NB_TERMINALS}_{days}day_window"])
+    if SECONDS_SINCE_PREV_TX in config.extras:
+        cap = config.customer_horizon_days * SECONDS_PER_DAY
+        gap = np.full(n, cap, dtype=np.float64)
+        gap[1:] = np.where(by_c.first[1:], cap, np.minimum(np.diff(by_c.seconds), cap))
+        by_c.to_table(gap, features[f"customer_id_{SECONDS_SINCE_PREV_TX}"])
+    if config.needs_locations:
+        features[CUSTOMER_TERMINAL_DISTANCE] = distance(cx, cy, tx_, ty)
+
+    keys = {c: tx[c].array for c in KEY_COLUMNS if c in tx}
+    if TX_FRAUD not in keys:
+        keys[TX_FRAUD] = pd.array([pd.NA] * n, dtype="Int8")
+    return pd.concat([pd.DataFrame(keys), features.frame()], axis=1)

@@ -1,0 +1,399 @@
+"""Offline features against a deliberately naive implementation (plain loops over rows)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fraudpipe.contract import KEY_COLUMNS, feature_columns
+from fraudpipe.features import (
+    EXTRAS,
+    FeatureConfig,
+    FeatureError,
+    build_features,
+    feature_names,
+)
+from fraudpipe.io import write_parquet
+from fraudpipe.online import OnlineState
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = 86_400
+START = np.datetime64("2018-04-01T00:00:00")  # a Sunday
+
+#: Short windows and delay so that small data is dense in every window.
+SMALL = FeatureConfig(
+    name="small", customer_windows=(1, 3), terminal_windows=(1, 2), delay_days=2, extras=EXTRAS, extra_windows=(2, 4)
+)
+HANDBOOK = FeatureConfig()
+EXTENDED = FeatureConfig(name="extended", extras=EXTRAS, extra_windows=(7, 30))
+NO_DELAY = FeatureConfig(name="no_delay", customer_windows=(1,), terminal_windows=(1, 3), delay_days=0, extras=EXTRAS, extra_windows=(1,))
+CONFIGS = {"small": SMALL, "handbook": HANDBOOK, "extended": EXTENDED, "no_delay": NO_DELAY}
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def frame(seconds, customer, terminal, amount, fraud, tid=None) -> pd.DataFrame:
+    """A contract frame sorted by (tx_datetime, transaction_id)."""
+    n = len(seconds)
+    out = pd.DataFrame(
+        {
+            "transaction_id": np.asarray(np.arange(n) if tid is None else tid, dtype=np.int64),
+            "tx_datetime": (START + np.asarray(seconds, dtype=np.int64).astype("timedelta64[s]")).astype("datetime64[us]"),
+            "customer_id": np.asarray(customer, dtype=np.int64),
+            "terminal_id": np.asarray(terminal, dtype=np.int64),
+            "tx_amount": np.asarray(amount, dtype=np.float64),
+            "tx_fraud": np.asarray(fraud, dtype=np.int8),
+        }
+    )
+    return out.sort_values(["tx_datetime", "transaction_id"], kind="stable").reset_index(drop=True)
+
+
+def make_transactions(seed: int, n: int = 300, days: int = 12, n_customers: int = 12, n_terminals: int = 15) -> pd.DataFrame:
+    """Small random data with every edge the definitions have.
+
+    Same-second ties (also within one customer and one terminal), pairs exactly 1..37 days apart
+    on the same customer and terminal (window and delay edges), a customer with one transaction,
+    a terminal used once (no history), zero and sub-cent amounts, ids not in time order.
+    """
+    rng = np.random.default_rng(seed)
+    seconds = rng.integers(0, days * DAY, n)
+    customer = rng.integers(0, n_customers, n)
+    terminal = rng.integers(0, n_terminals, n)
+    copy_to, copy_from = rng.choice(n, n // 5, replace=False), rng.choice(n, n // 5)
+    seconds[copy_to] = seconds[copy_from]  # ties across keys
+    copy_to = copy_to[: n // 10]
+    customer[copy_to], terminal[copy_to] = customer[copy_from[: n // 10]], terminal[copy_from[: n // 10]]  # ties within keys
+    for k, lag in enumerate(lag for lag in (1, 2, 3, 4, 7, 8, 9, 30, 37) * 2 if lag < days):
+        a, b = 2 * k + 10, 2 * k + 11  # the later one in the last part of the period (the replayed part)
+        seconds[b] = days * DAY - 1 - k * 7_919
+        seconds[a] = seconds[b] - lag * DAY
+        customer[b], terminal[b] = customer[a], terminal[a]
+    customer[0], terminal[1] = 10_000, 20_000  # one transaction each
+    amount = np.round(rng.gamma(2.0, 40.0, n), 2)
+    amount[2:5] = 0.0
+    amount[5:8] = [10 / 3, 1e-3, 123.4567]
+    fraud = rng.random(n) < 0.2
+    return frame(seconds, customer, terminal, amount, fraud, tid=rng.permutation(n) + 100)
+
+
+def location_tables(tx: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    c, t = np.unique(tx["customer_id"]), np.unique(tx["terminal_id"])
+    return (
+        pd.DataFrame({"customer_id": c, "x": rng.uniform(0, 100, len(c)), "y": rng.uniform(0, 100, len(c))}),
+        pd.DataFrame({"terminal_id": t, "x": rng.uniform(0, 100, len(t)), "y": rng.uniform(0, 100, len(t))}),
+    )
+
+
+# --- the naive reference -----------------------------------------------------------------------
+
+
+def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, terminals=None) -> pd.DataFrame:
+    """The definitions read literally: for each row, scan every row before it (table order)."""
+    rows = list(tx.itertuples(index=False))
+    epoch = pd.Timestamp("1970-01-01")
+    t = [(pd.Timestamp(r.tx_datetime) - epoch) // pd.Timedelta(seconds=1) for r in rows]
+    fraud = [0 if pd.isna(r.tx_fraud) else int(r.tx_fraud) for r in rows]
+    cxy = {} if customers is None else {r.customer_id: (r.x, r.y) for r in customers.itertuples()}
+    txy = {} if terminals is None else {r.terminal_id: (r.x, r.y) for r in terminals.itertuples()}
+    d = config.delay_days
+    out = []
+    for i, r in enumerate(rows):
+        when = pd.Timestamp(r.tx_datetime)
+        f = {"tx_amount": r.tx_amount, "tx_during_weekend": float(when.weekday() >= 5), "tx_during_night": float(when.hour <= 6)}
+
+        def customer_window(n: int) -> list[int]:
+            return [j for j in range(i + 1) if rows[j].customer_id == r.customer_id and t[i] - n * DAY < t[j] <= t[i]]
+
+        def mean(window: list[int]) -> float:
+            return math.fsum(rows[j].tx_amount for j in window) / len(window)
+
+        for n in config.customer_windows:
+            w = customer_window(n)
+            f[f"customer_id_nb_tx_{n}day_window"] = len(w)
+            f[f"customer_id_avg_amount_{n}day_window"] = mean(w)
+        for n in config.terminal_windows:
+            w = [j for j in range(i) if rows[j].terminal_id == r.terminal_id and t[i] - (d + n) * DAY < t[j] <= t[i] - d * DAY]
+            f[f"terminal_id_nb_tx_{n}day_window"] = len(w)
+            f[f"terminal_id_risk_{n}day_window"] = sum(fraud[j] for j in w) / len(w) if w else 0.0
+        for n in config.extra_windows:
+            w = customer_window(n)
+            if "amount_ratio" in config.extras:
+                m = mean(w)
+                f[f"customer_id_amount_ratio_{n}day_window"] = r.tx_amount / m if m > 0 else 1.0
+            if "amount_zscore" in config.extras:
+                cents = [round(rows[j].tx_amount * 100) for j in w]
+                mu = Fraction(sum(cents), len(cents))
+                var = sum((Fraction(c) - mu) ** 2 for c in cents) / len(cents)
+                f[f"customer_id_amount_zscore_{n}day_window"] = float(round(r.tx_amount * 100) - mu) / math.sqrt(var) if var else 0.0
+            if "nb_terminals" in config.extras:
+                f[f"customer_id_nb_terminals_{n}day_window"] = len({rows[j].terminal_id for j in w})
+        if "seconds_since_prev_tx" in config.extras:
+            cap = config.customer_horizon_days * DAY
+            prev = [j for j in range(i) if rows[j].customer_id == r.customer_id]
+            f["customer_id_seconds_since_prev_tx"] = min(t[i] - t[prev[-1]], cap) if prev else cap
+        if "customer_terminal_distance" in config.extras:
+            (ax, ay), (bx, by) = cxy[r.customer_id], txy[r.terminal_id]
+            f["customer_terminal_distance"] = math.sqrt((ax - bx) ** 2 + (ay - by) ** 2)
+        out.append(f)
+    return pd.DataFrame(out, columns=feature_names(config), dtype=np.float64)
+
+
+def assert_same_features(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(got.columns) == list(want.columns)
+    for column in want.columns:
+        np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=column)
+
+
+# --- against the naive reference -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_naive_implementation(name: str, seed: int) -> None:
+    config = CONFIGS[name]
+    tx = make_transactions(seed, days=45 if config.customer_horizon_days > 7 else 12)
+    customers, terminals = location_tables(tx, seed)
+    got = build_features(tx, config, customers, terminals)
+    assert_same_features(got[feature_names(config)], naive_features(tx, config, customers, terminals))
+    pd.testing.assert_frame_equal(got[list(KEY_COLUMNS)], tx[list(KEY_COLUMNS)])
+
+
+def test_generated_data_has_every_edge() -> None:
+    """Guards the naive comparison: the data must keep exercising ties and window edges."""
+    tx = make_transactions(0)
+    s = (tx["tx_datetime"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    tx = tx.assign(s=s)
+    assert tx.duplicated(["customer_id", "s"]).sum() >= 3  # same-second ties within a customer
+    assert tx.duplicated(["terminal_id", "s"]).sum() >= 3
+    assert not tx["transaction_id"].is_monotonic_increasing  # ties are ordered by id, not by row creation
+    pairs = tx.merge(tx, on=["customer_id", "terminal_id"])
+    gaps = set((pairs["s_y"] - pairs["s_x"]).tolist())
+    assert {d * DAY for d in (1, 2, 3, 4, 7, 8, 9)} <= gaps  # exactly n days and d + n days apart
+    counts = tx["customer_id"].value_counts()
+    assert (counts == 1).any() and (tx["terminal_id"].value_counts() == 1).any()
+
+
+def test_ties_and_edges_by_hand() -> None:
+    """The tie rule on a table small enough to read: earlier rows in (time, id) order count, later ones never."""
+    s = [0, 0, 0, DAY, DAY + 1]
+    tx = frame(s, customer=[7, 7, 8, 7, 7], terminal=[1, 1, 1, 1, 1], amount=[10, 20, 99, 30, 40], fraud=[1, 0, 0, 0, 0])
+    config = FeatureConfig(customer_windows=(1,), terminal_windows=(1,), delay_days=1)
+    got = build_features(tx, config)
+    assert got["customer_id_nb_tx_1day_window"].tolist() == [1, 2, 1, 1, 2]  # (t - 1 day, t]: 0 is out at t = 1 day
+    assert got["customer_id_avg_amount_1day_window"].tolist() == [10, 15, 99, 30, 35]
+    # terminal, delay 1 day: (t - 2 days, t - 1 day]; at t = 1 day the three rows at 0 are exactly on the edge
+    assert got["terminal_id_nb_tx_1day_window"].tolist() == [0, 0, 0, 3, 3]
+    assert got["terminal_id_risk_1day_window"].tolist() == [0, 0, 0, 1 / 3, 1 / 3]
+    no_delay = build_features(tx, FeatureConfig(customer_windows=(), terminal_windows=(1,), delay_days=0))
+    assert no_delay["terminal_id_nb_tx_1day_window"].tolist() == [0, 1, 2, 0, 1]  # strictly earlier rows, (t - 1 day, t]
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+#: Times on a coarse grid (quarter days) plus a few seconds: ties and exact n-day gaps are common.
+_rows = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # customer
+        st.integers(0, 3),  # terminal
+        st.integers(0, 40).map(lambda q: q * DAY // 4) | st.integers(0, 10 * DAY),
+        st.integers(0, 50_000).map(lambda c: c / 100),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _from_rows(rows) -> pd.DataFrame:
+    c, t, s, a, f = zip(*rows)
+    return frame(s, c, t, a, f, tid=np.random.default_rng(len(rows)).permutation(len(rows)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_rows)
+def test_property_matches_naive(rows) -> None:
+    tx = _from_rows(rows)
+    customers, terminals = location_tables(tx)
+    assert_same_features(build_features(tx, SMALL, customers, terminals)[feature_names(SMALL)], naive_features(tx, SMALL, customers, terminals))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_rows, st.integers(1, 40))
+def test_property_later_rows_never_change_earlier_features(rows, cut) -> None:
+    """Causality: the features of a prefix are the first rows of the features of the whole."""
+    tx = _from_rows(rows)
+    customers, terminals = location_tables(tx)
+    whole = build_features(tx, SMALL, customers, terminals)
+    head = build_features(tx.iloc[:cut].reset_index(drop=True), SMALL, customers, terminals)
+    pd.testing.assert_frame_equal(head, whole.iloc[: len(head)].reset_index(drop=True))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_rows, st.permutations(range(4)), st.permutations(range(4)))
+def test_property_ids_are_only_names(rows, new_customer, new_terminal) -> None:
+    tx = _from_rows(rows)
+    renamed = tx.assign(
+        customer_id=np.asarray(new_customer)[tx["customer_id"]] * 1_000_003,
+        terminal_id=np.asarray(new_terminal)[tx["terminal_id"]] - 17,
+    )
+    config = FeatureConfig(customer_windows=(1, 3), terminal_windows=(1,), delay_days=1, extras=("nb_terminals",), extra_windows=(2,))
+    a, b = build_features(tx, config), build_features(renamed, config)
+    pd.testing.assert_frame_equal(a[feature_names(config)], b[feature_names(config)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(_rows)
+def test_property_bounds(rows) -> None:
+    got = build_features(_from_rows(rows), SMALL, *location_tables(_from_rows(rows)))
+    assert (got.filter(like="risk") >= 0).all().all() and (got.filter(like="risk") <= 1).all().all()
+    assert (got.filter(like="customer_id_nb_tx") >= 1).all().all()
+    assert (got["customer_id_nb_tx_1day_window"] <= got["customer_id_nb_tx_3day_window"]).all()
+    assert (got["customer_id_nb_terminals_2day_window"] <= got["customer_id_nb_terminals_4day_window"]).all()
+
+
+# --- contract, config, errors --------------------------------------------------------------------
+
+
+def test_table_contract_and_order() -> None:
+    tx = make_transactions(3)
+    got = build_features(tx, EXTENDED, *location_tables(tx))
+    assert list(got.columns[: len(KEY_COLUMNS)]) == list(KEY_COLUMNS)
+    assert feature_columns(got) == feature_names(EXTENDED)
+    assert feature_names(EXTENDED)[0] == "tx_amount"
+    assert (got.dtypes[feature_names(EXTENDED)] == np.float64).all()
+    assert got["tx_datetime"].dtype == "datetime64[us]" and got["tx_fraud"].dtype == np.int8
+
+
+def test_handbook_feature_names() -> None:
+    assert feature_names(HANDBOOK) == [
+        "tx_amount", "tx_during_weekend", "tx_during_night",
+        "customer_id_nb_tx_1day_window", "customer_id_avg_amount_1day_window",
+        "customer_id_nb_tx_7day_window", "customer_id_avg_amount_7day_window",
+        "customer_id_nb_tx_30day_window", "customer_id_avg_amount_30day_window",
+        "terminal_id_nb_tx_1day_window", "terminal_id_risk_1day_window",
+        "terminal_id_nb_tx_7day_window", "terminal_id_risk_7day_window",
+        "terminal_id_nb_tx_30day_window", "terminal_id_risk_30day_window",
+    ]  # fmt: skip
+
+
+def test_conf_options_share_keys_and_parse() -> None:
+    options = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "conf/features").glob("*.yaml"))}
+    assert {"handbook", "extended"} <= set(options)
+    assert len({tuple(sorted(o)) for o in options.values()}) == 1  # a sweep over features=... needs equal keys
+    handbook, extended = FeatureConfig.from_dict(options["handbook"]), FeatureConfig.from_dict(options["extended"])
+    assert len(feature_names(handbook)) == 15
+    assert feature_names(extended)[:15] == feature_names(handbook) and len(feature_names(extended)) > 15
+    assert FeatureConfig.from_dict(extended.to_dict()) == extended
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extras": ["velocity"]}, "unknown ['velocity']"),
+        ({"customer_windows": [0]}, "whole days >= 1"),
+        ({"terminal_windows": [7, 7]}, "repeated"),
+        ({"delay_days": -1}, "delay_days"),
+        ({"delay_days": 1.5}, "delay_days"),
+        ({"colour": "red"}, "unknown keys ['colour']"),
+    ],
+)
+def test_bad_config_is_named(change: dict, message: str) -> None:
+    d = HANDBOOK.to_dict() | change
+    with pytest.raises(FeatureError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        FeatureConfig.from_dict(d)
+
+
+def test_unsorted_input_names_the_rows() -> None:
+    tx = make_transactions(0)
+    swapped = tx.iloc[[0, 2, 1, *range(3, len(tx))]].reset_index(drop=True)
+    with pytest.raises(FeatureError, match=r"sorted by \(tx_datetime, transaction_id\).*positions \[2\]"):
+        build_features(swapped, HANDBOOK)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda tx: tx.drop(columns="terminal_id"), "lack column.*terminal_id"),
+        (lambda tx: tx.assign(tx_amount=tx["tx_amount"].where(tx.index != 4)), "'tx_amount' is missing in 1 row.*positions \\[4\\]"),
+    ],
+)
+def test_bad_input_is_named(mutate, message: str) -> None:
+    with pytest.raises(FeatureError, match=message):
+        build_features(mutate(make_transactions(0)), HANDBOOK)
+
+
+def test_locations_only_when_asked() -> None:
+    tx = make_transactions(0)
+    assert len(build_features(tx, HANDBOOK)) == len(tx)  # no location tables: the 15 still work
+    without = FeatureConfig(extras=tuple(e for e in EXTRAS if e != "customer_terminal_distance"))
+    assert "customer_terminal_distance" not in build_features(tx, without)
+    with pytest.raises(FeatureError, match="needs customer locations.*remove it from features.extras"):
+        build_features(tx, EXTENDED)
+    customers, terminals = location_tables(tx)
+    with pytest.raises(FeatureError, match="1 terminal_id.*no terminal location, e.g. \\[20000\\]"):
+        build_features(tx, EXTENDED, customers, terminals[terminals["terminal_id"] != 20_000])
+
+
+def test_unlabelled_rows_count_as_genuine() -> None:
+    tx = make_transactions(0)
+    unlabelled = tx.assign(tx_fraud=pd.array([pd.NA] * len(tx), dtype="Int8"))
+    got = build_features(unlabelled, HANDBOOK)
+    assert (got.filter(like="terminal_id_risk") == 0).all().all()
+    assert got["tx_fraud"].isna().all()
+    pd.testing.assert_series_equal(got["terminal_id_nb_tx_7day_window"], build_features(tx, HANDBOOK)["terminal_id_nb_tx_7day_window"])
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_locations", [True, False])
+def test_featurize_stage(tmp_path: Path, with_locations: bool) -> None:
+    """The stage in a scratch directory: both outputs, byte-identical on a rerun; a clear failure without locations."""
+    tx = make_transactions(0)
+    write_parquet(tx, tmp_path / "data/interim/transactions.parquet")
+    if with_locations:
+        customers, terminals = location_tables(tx)
+        write_parquet(customers, tmp_path / "data/raw/customers.parquet")
+        write_parquet(terminals, tmp_path / "data/raw/terminals.parquet")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"features": EXTENDED.to_dict()}))
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "stages/featurize.py")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    def digests() -> dict[str, str]:
+        return {str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "data/features").rglob("*")) if p.is_file()}
+
+    proc = run()
+    if not with_locations:
+        assert proc.returncode != 0 and "needs customer locations" in proc.stderr
+        assert not (tmp_path / "data/features/features.parquet").exists()
+        return
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_parquet(tmp_path / "data/features/features.parquet")
+    assert feature_columns(table) == feature_names(EXTENDED) and len(table) == len(tx)
+    state = OnlineState.load(tmp_path / "data/features/online_state")
+    assert state.as_of == tx["tx_datetime"].iat[-1]
+    first = digests()
+    assert run().returncode == 0 and digests() == first
+
+
+@pytest.mark.parametrize("scale", [1, 70_001, 2**40])  # 16-bit, 32-bit and wider id ranges sort differently
+def test_any_id_range(scale: int) -> None:
+    tx = make_transactions(7)
+    wide = tx.assign(customer_id=tx["customer_id"] * scale - 5, terminal_id=-tx["terminal_id"] * scale)
+    config = FeatureConfig(extras=("nb_terminals", "seconds_since_prev_tx"))
+    pd.testing.assert_frame_equal(build_features(wide, config)[feature_names(config)], build_features(tx, config)[feature_names(config)])
+    assert_same_features(build_features(wide, config)[feature_names(config)], naive_features(wide, config))
