@@ -129,3 +129,22 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     ran, out = _repro(repo)
     assert "ingest" in ran, out
     assert yaml.safe_load((repo / "reports/validation/summary.json").read_text())["rows_in"] == len(tx)
+
+
+def test_changing_features_params_reruns_featurize_and_after_only(built_repo):
+    """Each stage depends on exactly the param groups it uses (issue 3)."""
+    params_path = built_repo / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    params["features"]["delay_days"] = params["features"]["delay_days"] - 1
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        ran, out = _repro(built_repo)
+        downstream = {"featurize", "split"} | (_stages(built_repo) - {"ingest", "preprocess", "featurize", "split"})
+        assert ran == downstream, out
+        assert not ran & {"ingest", "preprocess"}
+    finally:
+        params_path.write_text(original)
+        sh(built_repo, "git", "checkout", "--", ".")
+        sh(built_repo, "dvc", "checkout", "-q")
+    assert _repro(built_repo)[0] == set()

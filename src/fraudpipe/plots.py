@@ -1,0 +1,132 @@
+"""Evaluation plots: data for `dvc plots` (JSON records) and matplotlib figures (PNG).
+
+DVC renders the JSON records itself, so they must be strict JSON (scikit-learn's first ROC
+threshold is `inf`: it is replaced by the next float above the highest score, which means the
+same thing — no alert) and small enough to diff (curves are thinned to at most `max_points`).
+Figures use the Agg backend and fixed metadata so reruns write byte-identical PNGs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from fraudpipe.io import atomic_path  # noqa: E402
+
+#: PNG metadata without the matplotlib version, so a library upgrade alone does not change files.
+PNG_METADATA = {"Software": None}
+
+
+def _thin(n: int, max_points: int) -> np.ndarray:
+    """Indices of at most max_points evenly spread points, always keeping both ends."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+
+
+def _finite_thresholds(thresholds: np.ndarray) -> np.ndarray:
+    thresholds = np.asarray(thresholds, dtype=np.float64).copy()
+    finite = np.isfinite(thresholds)
+    top = thresholds[finite].max() if finite.any() else 1.0
+    thresholds[~finite] = np.nextafter(top, np.inf)
+    return thresholds
+
+
+def roc_records(labels: np.ndarray, scores: np.ndarray, max_points: int = 1000) -> list[dict[str, float]]:
+    """ROC curve as `{fpr, tpr, threshold}` records, thresholds finite, from (0, 0) to (1, 1)."""
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    thresholds = _finite_thresholds(thresholds)
+    return [{"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(thresholds[i])} for i in _thin(len(fpr), max_points)]
+
+
+def precision_recall_records(labels: np.ndarray, scores: np.ndarray, max_points: int = 1000) -> list[dict[str, float]]:
+    """Precision-recall curve as `{recall, precision, threshold}` records, by increasing threshold.
+
+    scikit-learn's last point (recall 0, precision 1) has no threshold; it gets the next float
+    above the highest score, the threshold at which nothing is alerted.
+    """
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    thresholds = _finite_thresholds(np.append(thresholds, np.inf))
+    return [
+        {"recall": float(recall[i]), "precision": float(precision[i]), "threshold": float(thresholds[i])}
+        for i in _thin(len(recall), max_points)
+    ]
+
+
+def confusion_records(labels: np.ndarray, scores: np.ndarray, threshold: float) -> list[dict[str, int]]:
+    """One `{actual, predicted}` record per transaction, as DVC's confusion template counts them."""
+    actual = np.asarray(labels).astype(np.int64)
+    predicted = (np.asarray(scores) >= threshold).astype(np.int64)
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(actual, predicted)]
+
+
+def records_json(records: list[dict[str, Any]]) -> str:
+    """A JSON list with one compact record per line: small in git, readable in a diff."""
+    import json
+
+    return "[\n" + ",\n".join(json.dumps(r, separators=(",", ":"), allow_nan=False) for r in records) + "\n]\n"
+
+
+def feature_importance_figure(importance: Mapping[str, float], title: str = "Feature importance") -> Figure:
+    names = list(importance)
+    values = np.array([importance[n] for n in names], dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
+    ax.barh(np.array(names)[order], values[order], color="#4C72B0")
+    ax.set_xlabel("share of total importance")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(labels: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> Figure:
+    """Reliability diagram: observed fraud rate against mean predicted probability per bin."""
+    observed, predicted = calibration_curve(labels, np.clip(scores, 0.0, 1.0), n_bins=n_bins, strategy="uniform")
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed fraud rate")
+    ax.set_title(f"Calibration ({n_bins} uniform bins)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def score_distribution_figure(labels: np.ndarray, scores: np.ndarray, threshold: float | None = None, bins: int = 50) -> Figure:
+    """Score histograms per class, each normalised to its own count (frauds are <1 % of rows)."""
+    labels = np.asarray(labels).astype(bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for mask, name, color in ((~labels, "genuine", "#4C72B0"), (labels, "fraud", "#C44E52")):
+        if mask.any():
+            ax.hist(np.clip(scores[mask], 0, 1), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=f"{name} ({int(mask.sum()):,})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle=":", label=f"threshold {threshold:.3f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted fraud probability")
+    ax.set_ylabel("density")
+    ax.set_title("Score distribution by class")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def save_png(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:
+    """Write a figure atomically as a deterministic PNG and release it."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,168 @@
+"""Metrics against hand-computed values and an independent naive card precision@k; the gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fraudpipe.metrics import (
+    EvaluateConfig,
+    GateFailed,
+    aggregate_folds,
+    average_precision,
+    batch_throughput,
+    card_precision_at_k,
+    check_gate,
+    quality_metrics,
+    roc_auc,
+    single_row_latency_ms,
+    threshold_metrics,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (day, card, score, label). k = 2.
+#   day 1: cards A(.9,1) B(.8,0 and .05,1 -> max .8, label 1) C(.7,1) D(.1,0)
+#          top 2 = A, B, both fraudulent -> 2/2 = 1.0; detected {A, B}
+#   day 2: A(.95,1) and B(.99,1) are dropped (detected earlier);
+#          C(.85,1 and .2,0 -> .85, 1) D(.6,0) E(.3,1): top 2 = C, D -> 1/2 = 0.5; detected += C
+#          (without the drop the top 2 would be B, A -> 1.0)
+#   day 3: C(.9,1) dropped; D(.5,0) alone: 0 frauds / k = 0.0 (divided by k, not by 1)
+#   mean = (1.0 + 0.5 + 0.0) / 3 = 0.5
+HAND_EXAMPLE = [
+    (1, "A", 0.9, 1), (1, "B", 0.8, 0), (1, "B", 0.05, 1), (1, "C", 0.7, 1), (1, "D", 0.1, 0),
+    (2, "A", 0.95, 1), (2, "B", 0.99, 1), (2, "C", 0.85, 1), (2, "C", 0.2, 0), (2, "D", 0.6, 0), (2, "E", 0.3, 1),
+    (3, "C", 0.9, 1), (3, "D", 0.5, 0),
+]  # fmt: skip
+
+
+def _arrays(rows):
+    day, card, score, label = map(np.array, zip(*rows))
+    return score.astype(float), label.astype(int), card, day
+
+
+def test_card_precision_matches_the_hand_computed_example():
+    score, label, card, day = _arrays(HAND_EXAMPLE)
+    assert card_precision_at_k(score, label, card, day, k=2) == pytest.approx(0.5)
+
+
+def test_card_precision_only_drops_cards_that_were_alerted_and_fraudulent():
+    # Day 1: card X is fraudulent but not in the top 1 (Y is): X stays in play on day 2.
+    rows = [(1, "Y", 0.9, 0), (1, "X", 0.5, 1), (2, "X", 0.8, 1), (2, "Y", 0.7, 0)]
+    score, label, card, day = _arrays(rows)
+    assert card_precision_at_k(score, label, card, day, k=1) == pytest.approx((0.0 + 1.0) / 2)
+
+
+def test_card_precision_breaks_ties_by_card_id():
+    score, label, card, day = _arrays([(1, 2, 0.5, 1), (1, 1, 0.5, 0), (1, 3, 0.1, 1)])
+    assert card_precision_at_k(score, label, card.astype(int), day, k=1) == 0.0  # card 1 wins the tie
+
+
+def _naive_card_precision(score, label, card, day, k):
+    """Independent reading of the definition with plain Python loops."""
+    detected, values = set(), []
+    for d in sorted(set(day.tolist())):
+        best: dict = {}
+        for s, y, c, dd in zip(score, label, card, day):
+            if dd != d or c in detected:
+                continue
+            old = best.get(c, (-math.inf, 0))
+            best[c] = (max(old[0], s), max(old[1], y))
+        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:k]
+        hits = [c for c, (_, y) in ranked if y == 1]
+        values.append(len(hits) / k)
+        detected.update(hits)
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_card_precision_agrees_with_a_naive_implementation(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    card = rng.integers(0, 60, n)
+    day = rng.integers(0, 5, n)
+    label = (rng.uniform(size=n) < 0.15).astype(int)
+    score = np.round(rng.uniform(size=n) + 0.3 * label, 2)  # rounded: many ties
+    assert card_precision_at_k(score, label, card, day, k=7) == pytest.approx(_naive_card_precision(score, label, card, day, 7))
+
+
+def test_threshold_metrics_by_hand():
+    labels = np.array([1, 1, 0, 0, 0, 1])
+    scores = np.array([0.9, 0.4, 0.6, 0.1, 0.2, 0.5])
+    # alerts at >= 0.5: rows 0, 2, 5 -> tp 2, fp 1, fn 1, tn 2
+    m = threshold_metrics(labels, scores, 0.5)
+    assert m == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "accuracy": 4 / 6})
+    assert threshold_metrics(labels, scores, 2.0) == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "accuracy": 0.5}
+
+
+def test_auc_and_average_precision_by_hand_and_undefined_cases():
+    labels, scores = np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.1])
+    assert average_precision(labels, scores) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
+    assert math.isnan(roc_auc(np.zeros(3), np.ones(3)))
+    assert math.isnan(average_precision(np.zeros(3), np.ones(3)))
+
+
+def test_quality_metrics_on_a_table():
+    rows = pd.DataFrame(HAND_EXAMPLE, columns=["day", "customer_id", "score", "tx_fraud"])
+    table = pd.DataFrame(
+        {
+            "tx_datetime": pd.Timestamp("2018-08-08") + pd.to_timedelta(rows["day"] - 1, unit="D") + pd.Timedelta(hours=12),
+            "customer_id": rows["customer_id"],
+            "tx_fraud": rows["tx_fraud"].astype("int8"),
+        }
+    )
+    m = quality_metrics(table, rows["score"].to_numpy(), threshold=0.5, k=2)
+    assert list(m) == ["roc_auc", "average_precision", "card_precision_at_2", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds"]
+    assert m["card_precision_at_2"] == pytest.approx(0.5)
+    assert (m["n_test"], m["n_frauds"], m["threshold"]) == (13, 8, 0.5)
+    with pytest.raises(ValueError, match="12 scores for 13 rows"):
+        quality_metrics(table, rows["score"].to_numpy()[:-1], 0.5)
+
+
+def test_aggregate_folds_mean_and_sample_std():
+    out = aggregate_folds([{"auc": 0.8, "n": 10}, {"auc": 0.9, "n": 20}, {"auc": 1.0, "n": 30}])
+    assert out["n_folds"] == 3
+    assert out["auc_fold_mean"] == pytest.approx(0.9)
+    assert out["auc_fold_std"] == pytest.approx(0.1)  # ddof=1
+    assert out["n_fold_mean"] == pytest.approx(20)
+
+
+def test_gate_names_metric_value_and_minimum():
+    metrics = {"average_precision": 0.25, "roc_auc": 0.9, "f1": float("nan")}
+    failures = check_gate(metrics, {"average_precision": 0.3, "roc_auc": 0.75})
+    assert failures == ["average_precision = 0.2500 is below the minimum 0.3"]
+    assert check_gate(metrics, {"f1": 0.1}) == ["f1 is undefined (minimum 0.1)"]
+    assert check_gate(metrics, {}) == []
+    with pytest.raises(GateFailed, match="unknown metric.*'auc'"):
+        check_gate(metrics, {"auc": 0.5})
+
+
+def test_evaluate_config_reads_the_default_conf_file():
+    conf = yaml.safe_load((ROOT / "conf/evaluate/default.yaml").read_text())
+    config = EvaluateConfig.from_dict(conf)
+    assert config.card_precision_k == 100
+    assert set(config.gate_minimums) == {"average_precision", "roc_auc"}
+    with pytest.raises(ValueError, match="unknown key"):
+        EvaluateConfig.from_dict({"gate": {}, "typo": 1})
+
+
+def test_latency_helpers_report_positive_figures():
+    X = np.ones((300, 4))
+    calls = []
+
+    def predict(rows):
+        calls.append(len(rows))
+        return rows.sum(axis=1)
+
+    lat = single_row_latency_ms(predict, X, n_rows=100, warmup=5)
+    assert calls.count(1) == 105  # every timed call scores exactly one row
+    assert 0 < lat["score_latency_p50_ms"] <= lat["score_latency_p99_ms"] and lat["score_latency_rows"] == 100
+    assert batch_throughput(predict, X)["batch_throughput_tx_per_s"] > 0
+    json.dumps(lat, allow_nan=False)
