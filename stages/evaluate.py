@@ -2,9 +2,15 @@
 
 from pathlib import Path
 
+
+from fraudpipe.contract import TX_DATETIME
+from fraudpipe.features import FeatureConfig
 from fraudpipe.io import read_parquet, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, GateFailed, batch_throughput, check_gate, quality_metrics, single_row_latency_ms
+from fraudpipe.metrics import EvaluateConfig, GateFailed, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import ModelConfig, evaluate_prequential, load_bundle
+from fraudpipe.online import OnlineState
+from fraudpipe.scoring import Scorer, latency_summary, max_abs_difference, replay
+from fraudpipe.split import SplitConfig, time_split
 from fraudpipe.plots import (
     calibration_figure,
     confusion_records,
@@ -19,33 +25,44 @@ from fraudpipe.stage import load_params, run
 
 BUNDLE_DIR = Path("models/bundle")
 TEST = Path("data/split/test.parquet")
-FEATURES = Path("data/features/features.parquet")  # read only for prequential folds (split.n_folds > 1)
+FEATURES = Path("data/features/features.parquet")  # prequential folds, and online/offline parity
+TRANSACTIONS = Path("data/interim/transactions.parquet")  # replayed through the online scoring path
+RAW = Path("data/raw")  # customer and terminal locations, when the source has them
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
 LATENCY = Path("reports/latency.json")  # wall-clock: changes on every run
 PLOTS = Path("reports/plots")
 
 
 def main() -> None:
-    params = load_params("evaluate", "split", "model")
+    params = load_params("evaluate", "split", "model", "features")
     config = EvaluateConfig.from_dict(params["evaluate"])
+    split_config = SplitConfig.from_dict(params["split"])
     bundle = load_bundle(BUNDLE_DIR)
     test = read_parquet(TEST)
     scores = bundle.score(test)
     labels = test["tx_fraud"].to_numpy()
+    features = read_parquet(FEATURES)
 
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
-    if int(params["split"].get("n_folds", 1)) > 1:
-        from fraudpipe.split import SplitConfig
-
-        split_config = SplitConfig.from_dict(params["split"])
-        summary, _ = evaluate_prequential(read_parquet(FEATURES), split_config, ModelConfig.from_dict(params["model"]), config.card_precision_k)
+    if split_config.n_folds > 1:
+        summary, _ = evaluate_prequential(features, split_config, ModelConfig.from_dict(params["model"]), config.card_precision_k)
         metrics |= summary
+
+    # Single transactions through the serving path: history before the test period, then the first
+    # `latency_rows` transactions of the test period replayed one by one (scored, then added).
+    test_start = time_split(features, split_config).test_start
+    transactions = read_parquet(TRANSACTIONS)
+    before = transactions[TX_DATETIME] < test_start
+    locations = {name: read_parquet(RAW / f"{name}.parquet") for name in ("customers", "terminals") if (RAW / f"{name}.parquet").exists()}
+    state = OnlineState.from_history(transactions[before], FeatureConfig.from_dict(params["features"]), **locations)
+    scorer = Scorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
+    replayed = replay(scorer, transactions[~before].head(config.latency_rows))
+    metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, features, list(bundle.features))
+
     failures = check_gate(metrics, config.gate_minimums)
     metrics["gate_passed"] = int(not failures)
-
     X = test[list(bundle.features)].to_numpy(dtype="float64")
-    serving = load_bundle(BUNDLE_DIR, nthread=1)  # one thread per worker, as the service loads it
-    latency = single_row_latency_ms(serving.predict_proba, X, config.latency_rows) | batch_throughput(bundle.predict_proba, X)
+    latency = latency_summary(replayed.latency_ms) | batch_throughput(bundle.predict_proba, X)
 
     write_json(metrics, METRICS)
     write_json(latency, LATENCY)

@@ -21,7 +21,6 @@ from fraudpipe.metrics import (
     check_gate,
     quality_metrics,
     roc_auc,
-    single_row_latency_ms,
     threshold_metrics,
 )
 
@@ -153,7 +152,7 @@ def test_evaluate_config_reads_the_default_conf_file():
         EvaluateConfig.from_dict({"gate": {}, "typo": 1})
 
 
-def test_latency_helpers_report_positive_figures():
+def test_batch_throughput_scores_the_whole_batch_per_call():
     X = np.ones((300, 4))
     calls = []
 
@@ -161,8 +160,7 @@ def test_latency_helpers_report_positive_figures():
         calls.append(len(rows))
         return rows.sum(axis=1)
 
-    lat = single_row_latency_ms(predict, X, n_rows=100, warmup=5)
-    assert calls.count(1) == 105  # every timed call scores exactly one row
-    assert 0 < lat["score_latency_p50_ms"] <= lat["score_latency_p99_ms"] and lat["score_latency_rows"] == 100
-    assert batch_throughput(predict, X)["batch_throughput_tx_per_s"] > 0
-    json.dumps(lat, allow_nan=False)
+    throughput = batch_throughput(predict, X, repeats=3)
+    assert calls == [300, 300, 300]  # the whole batch in one call, best of three
+    assert throughput["batch_throughput_tx_per_s"] > 0
+    json.dumps(throughput, allow_nan=False)

@@ -30,6 +30,8 @@ from fraudpipe.model import (
     top_k_per_day_threshold,
     train_bundle,
 )
+from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.simulate import SimulatorConfig, simulate
 from fraudpipe.split import SplitConfig, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,16 +314,23 @@ def _stage(cwd: Path, name: str) -> subprocess.CompletedProcess:
 
 
 def _workdir(work: Path, **params) -> Path:
-    """A stage working directory: params.yaml (composed conf/ + overrides) and small split files."""
+    """A stage working directory: params.yaml (composed conf/ + overrides) and the upstream outputs
+    of a small simulated month (interim transactions, locations, features, split)."""
     composed = compose(ROOT / "conf", ["model.n_estimators=20"])
     composed["split"] |= {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2}
+    composed["data"]["simulator"] |= {"n_customers": 100, "n_terminals": 500, "n_days": 20, "start_date": "2018-07-01", "radius": 10.0}
     for dotted, value in params.items():
         group, key = dotted.split("__")
         composed[group][key] = value
     work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(composed))
-    table = feature_table(n_days=20, per_day=250, seed=4)
+    sim = simulate(SimulatorConfig.from_dict(composed["data"]["simulator"]))
+    tx = sim.transactions.drop(columns="tx_fraud_scenario")
+    table = build_features(tx, FeatureConfig.from_dict(composed["features"]), sim.customers, sim.terminals)
     parts = time_split(table, SplitConfig.from_dict(composed["split"]))
+    write_parquet(tx, work / "data/interim/transactions.parquet")
+    write_parquet(sim.customers, work / "data/raw/customers.parquet")
+    write_parquet(sim.terminals, work / "data/raw/terminals.parquet")
     write_parquet(parts.train, work / "data/split/train.parquet")
     write_parquet(parts.test, work / "data/split/test.parquet")
     write_parquet(table, work / "data/features/features.parquet")
@@ -342,6 +351,7 @@ def test_train_and_evaluate_stages_are_reproducible(tmp_path):
     for key in ("roc_auc", "average_precision", "card_precision_at_100", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds", "gate_passed", "n_folds", "average_precision_fold_mean", "average_precision_fold_std"):
         assert isinstance(metrics[key], (int, float)), key
     assert metrics["n_folds"] == 2 and metrics["gate_passed"] == 1
+    assert metrics["online_offline_max_abs_diff"] <= 1e-9  # the serving path computes the training features
     latency = json.loads((work / "reports/latency.json").read_text())
     assert latency["score_latency_rows"] == 200 and latency["batch_throughput_tx_per_s"] > 0
     roc = json.loads((work / "reports/plots/roc.json").read_text())

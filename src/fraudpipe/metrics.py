@@ -150,24 +150,6 @@ def check_gate(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> l
     return failures
 
 
-def single_row_latency_ms(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, n_rows: int = 2000, warmup: int = 50) -> dict[str, float]:
-    """p50/p99 wall-clock milliseconds to score one transaction, one row at a time (not reproducible)."""
-    rows = np.asarray(X)[:n_rows]
-    for i in range(min(warmup, len(rows))):
-        predict(rows[i : i + 1])
-    times = np.empty(len(rows))
-    for i in range(len(rows)):
-        start = time.perf_counter_ns()
-        predict(rows[i : i + 1])
-        times[i] = time.perf_counter_ns() - start
-    times /= 1e6
-    return {
-        "score_latency_p50_ms": float(np.percentile(times, 50)) if len(times) else float("nan"),
-        "score_latency_p99_ms": float(np.percentile(times, 99)) if len(times) else float("nan"),
-        "score_latency_rows": int(len(times)),
-    }
-
-
 def batch_throughput(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, repeats: int = 3) -> dict[str, float]:
     """Transactions per second when scoring `X` in one call (best of `repeats`; not reproducible)."""
     best = float("inf")

@@ -1,0 +1,88 @@
+"""One transaction in, one fraud score out: the path the HTTP service and the latency metric share.
+
+Latency is only worth reporting if it is measured on the code that serves, so evaluation replays
+real transactions through this object: online features from history, then the model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
+from fraudpipe.model import Bundle
+from fraudpipe.online import OnlineState
+
+
+@dataclass
+class Scorer:
+    """A model bundle and the online state whose features it was trained on."""
+
+    state: OnlineState
+    bundle: Bundle
+
+    def __post_init__(self) -> None:
+        self.bundle.check_features(self.state.feature_names)  # refuse train/serve skew up front
+
+    def features(self, customer_id: int, terminal_id: int, tx_datetime: Any, tx_amount: float) -> np.ndarray:
+        return self.state.features(customer_id, terminal_id, tx_datetime, tx_amount)
+
+    def score(self, customer_id: int, terminal_id: int, tx_datetime: Any, tx_amount: float) -> float:
+        """P(fraud) of a new transaction, from history only (the transaction is not added)."""
+        x = self.features(customer_id, terminal_id, tx_datetime, tx_amount)
+        return float(self.bundle.predict_proba(x[np.newaxis, :])[0])
+
+    def observe(self, transaction_id: int, customer_id: int, terminal_id: int, tx_datetime: Any,
+                tx_amount: float, tx_fraud: int | None = None) -> None:
+        """Add a transaction (and its label, once known) to the history later scores use."""
+        self.state.update(transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What replaying transactions one by one through a scorer produced."""
+
+    transaction_ids: np.ndarray
+    features: np.ndarray  # (n, n_features), bundle feature order
+    scores: np.ndarray
+    latency_ms: np.ndarray  # features + score, per transaction (wall clock: not reproducible)
+
+
+def replay(scorer: Scorer, transactions: pd.DataFrame) -> Replay:
+    """Score each transaction as it arrives, then add it with its label, in table order."""
+    n, width = len(transactions), len(scorer.bundle.features)
+    feats, scores, latency = np.empty((n, width)), np.empty(n), np.empty(n)
+    columns = [transactions[c].to_numpy() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT)]
+    labels = transactions[TX_FRAUD].astype("Int8").tolist() if TX_FRAUD in transactions else [None] * n
+    for i, (tid, customer, terminal, when, amount) in enumerate(zip(*columns)):
+        start = time.perf_counter_ns()
+        x = scorer.features(customer, terminal, when, amount)
+        scores[i] = scorer.bundle.predict_proba(x[np.newaxis, :])[0]
+        latency[i] = (time.perf_counter_ns() - start) / 1e6
+        feats[i] = x
+        label = labels[i]
+        scorer.observe(tid, customer, terminal, when, amount, None if label is pd.NA else label)
+    return Replay(columns[0].astype(np.int64), feats, scores, latency)
+
+
+def latency_summary(latency_ms: np.ndarray) -> dict[str, float]:
+    """p50/p99 milliseconds per transaction (empty input gives NaN, written as null)."""
+    if not len(latency_ms):
+        return {"score_latency_p50_ms": float("nan"), "score_latency_p99_ms": float("nan"), "score_latency_rows": 0}
+    return {
+        "score_latency_p50_ms": float(np.percentile(latency_ms, 50)),
+        "score_latency_p99_ms": float(np.percentile(latency_ms, 99)),
+        "score_latency_rows": int(len(latency_ms)),
+    }
+
+
+def max_abs_difference(replayed: Replay, offline: pd.DataFrame, feature_names: list[str]) -> float:
+    """Largest |online - offline| feature difference over the replayed rows (0 means no skew)."""
+    if not len(replayed.transaction_ids):
+        return 0.0
+    table = offline.set_index(TRANSACTION_ID).loc[replayed.transaction_ids, feature_names]
+    return float(np.max(np.abs(table.to_numpy(np.float64) - replayed.features)))

@@ -1,0 +1,76 @@
+"""The serving path: online features + model, one transaction at a time, equals batch scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraudpipe.config import compose
+from fraudpipe.contract import TX_DATETIME, feature_columns
+from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.model import BundleError, ModelConfig, load_bundle, save_bundle, train_bundle
+from fraudpipe.online import OnlineState
+from fraudpipe.scoring import Scorer, latency_summary, max_abs_difference, replay
+from fraudpipe.simulate import SimulatorConfig, simulate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small simulated month: features, a model trained on the first three weeks, its bundle."""
+    params = compose(CONF, ["data.simulator.n_customers=100", "data.simulator.n_terminals=500",
+                            "data.simulator.n_days=40", "data.simulator.radius=10", "model.n_estimators=20"])
+    sim = simulate(SimulatorConfig.from_dict(params["data"]["simulator"]))
+    tx = sim.transactions.drop(columns="tx_fraud_scenario")
+    config = FeatureConfig.from_dict(params["features"])
+    table = build_features(tx, config)
+    cut = tx[TX_DATETIME].min() + np.timedelta64(30, "D")
+    model_config = ModelConfig.from_dict(params["model"] | {"threshold_validation_days": 0})
+    bundle_dir = tmp_path_factory.mktemp("bundle")
+    save_bundle(train_bundle(table[table[TX_DATETIME] < cut], model_config), bundle_dir)
+    return tx, table, config, cut, bundle_dir
+
+
+def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
+    tx, table, config, cut, bundle_dir = world
+    before = tx[TX_DATETIME] < cut
+    scorer = Scorer(OnlineState.from_history(tx[before], config), load_bundle(bundle_dir, nthread=1))
+    replayed = replay(scorer, tx[~before].head(300))
+    assert len(replayed.scores) == 300
+    assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9
+    offline = table.set_index("transaction_id").loc[replayed.transaction_ids]
+    batch = load_bundle(bundle_dir).score(offline.reset_index())
+    np.testing.assert_allclose(replayed.scores, batch, rtol=0, atol=1e-6)  # float32 model inputs
+
+
+def test_score_does_not_add_the_transaction_but_observe_does(world):
+    tx, _, config, cut, bundle_dir = world
+    scorer = Scorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config), load_bundle(bundle_dir))
+    row = tx[tx[TX_DATETIME] >= cut].iloc[0]
+    args = (row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
+    first = scorer.features(*args)
+    assert scorer.score(*args) == scorer.score(*args)
+    scorer.observe(row.transaction_id, *args, tx_fraud=int(row.tx_fraud))
+    again = scorer.features(*args)
+    count = config.customer_windows.index(1)
+    name = f"customer_id_nb_tx_{config.customer_windows[count]}day_window"
+    position = scorer.state.feature_names.index(name)
+    assert again[position] == first[position] + 1  # the observed transaction now counts as history
+
+
+def test_scorer_refuses_a_bundle_with_other_features(world):
+    tx, _, config, cut, bundle_dir = world
+    other = FeatureConfig.from_dict(config.to_dict() | {"customer_windows": [1, 7]})
+    with pytest.raises(BundleError, match="feature list differs"):
+        Scorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], other), load_bundle(bundle_dir))
+
+
+def test_latency_summary_percentiles():
+    summary = latency_summary(np.arange(1, 101, dtype=float))
+    assert summary["score_latency_p50_ms"] == pytest.approx(50.5)
+    assert summary["score_latency_p99_ms"] == pytest.approx(99.01)
+    assert summary["score_latency_rows"] == 100
+    assert latency_summary(np.array([]))["score_latency_rows"] == 0
