@@ -92,7 +92,10 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     extra.to_csv(csv, mode="a", header=False, index=False)
     sh(repo, "dvc", "add", "-q", str(csv.relative_to(repo)))
     ran, out = _repro(repo)
-    assert ran == _stages(repo), out
+    # The new row falls after the training period: every stage up to split reruns, the training
+    # split comes out byte-identical, so train is skipped and evaluate reruns on the new data.
+    assert ran == _stages(repo) - {"train"}, out
+    assert "Stage 'train' didn't change, skipping" in out
     rows = yaml.safe_load((repo / "reports/validation/summary.json").read_text())["rows_in"]
     assert rows == len(tx) + 1
 
