@@ -1,0 +1,197 @@
+"""The pull-request workflow: its structure, and its shell steps run for real on a tiny PR.
+
+GitHub's own steps (checkout, setup-python) cannot run here; the checkout is reproduced with git
+exactly as actions/checkout leaves it with `fetch-depth: 0` (remote-tracking branches only, a
+detached HEAD), so the test also proves that `main` resolves there. `gh` is replaced by a
+recording stand-in: there is no GitHub API on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from _repo import ROOT, env, make_tiny_repo, sh
+
+WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
+#: GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
+BASH = ("bash", "--noprofile", "--norc", "-eo", "pipefail")
+#: Tiny data, one split (see test_experiments.py); the PR below changes the model's depth from 3.
+CONF = {"split": {"n_folds": 1}, "evaluate": {"gate": {"enforce": False}}}
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def _steps(workflow: dict) -> dict[str, dict]:
+    (job,) = workflow["jobs"].values()
+    return {step.get("id") or step["uses"].split("@")[0]: step for step in job["steps"]}  # id, else the action
+
+
+def _run_step(workflow: dict, step_id: str, cwd: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run one `run:` step as the runner would: workflow env, step env (expressions given by the test), bash -eo pipefail."""
+    step = _steps(workflow)[step_id]
+    script = step["run"]
+    assert "${{" not in script, f"step {step_id}: expressions in the script cannot be run here"
+    step_env = {**workflow.get("env", {}), **step.get("env", {}), **extra_env}
+    unresolved = {k: v for k, v in step_env.items() if "${{" in str(v)}
+    assert not unresolved, f"step {step_id}: give values for {unresolved}"
+    proc = subprocess.run(
+        [*BASH, "-c", script], cwd=cwd, env={**env(), **{k: str(v) for k, v in step_env.items()}},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"step {step_id} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _table(text: str, header: list[str]) -> list[list[str]]:
+    """The rows of the Markdown table in `text` whose header is `header`."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and [c.strip() for c in line.strip("|").split("|")] == header:
+            assert re.fullmatch(r"\|[-|: ]+\|", lines[i + 1]), lines[i + 1]
+            rows = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append([c.strip() for c in row.strip("|").split("|")])
+            return rows
+    raise AssertionError(f"no table with header {header} in:\n{text}")
+
+
+# --------------------------------------------------------------------------------------------
+# Structure
+# --------------------------------------------------------------------------------------------
+
+
+def test_runs_on_pull_requests_to_main_and_may_comment(workflow):
+    on = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert on["pull_request"]["branches"] == ["main"]
+    assert workflow["permissions"]["pull-requests"] == "write"
+    assert workflow["env"]["DVC_NO_ANALYTICS"] == "1"
+
+
+def test_checks_out_history_and_installs_the_package(workflow):
+    steps = _steps(workflow)
+    assert steps["actions/checkout"]["with"]["fetch-depth"] == 0  # main must be there to diff against
+    assert steps["actions/setup-python"]["with"]["python-version"] == "3.11"
+    assert steps["install"]["run"].strip() == "pip install -e ."
+    assert steps["pipeline"]["run"].strip() == "dvc repro"
+
+
+def test_reports_diffs_against_main_in_the_summary_and_a_comment(workflow):
+    steps = _steps(workflow)
+    compare = steps["compare"]["run"]
+    assert "dvc metrics diff main --md" in compare and "dvc params diff main --md" in compare
+    assert '>> "$GITHUB_STEP_SUMMARY"' in compare
+    assert "gh pr comment" in steps["comment"]["run"]
+    assert steps["comment"]["env"]["GH_TOKEN"] == "${{ github.token }}"
+    order = list(steps)
+    assert order.index("pipeline") < order.index("compare") < order.index("comment")
+
+
+# --------------------------------------------------------------------------------------------
+# The steps, run on a tiny pull request
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pull_request(tmp_path_factory) -> Path:
+    """An origin with main (pipeline run, metrics committed) and a branch that changes a model param."""
+    origin = make_tiny_repo(tmp_path_factory.mktemp("origin"), CONF)
+    sh(origin, "dvc", "repro")
+    sh(origin, "git", "add", "-A")
+    sh(origin, "git", "commit", "-q", "-m", "baseline")
+    sh(origin, "git", "checkout", "-q", "-b", "feature")
+    config = origin / "conf" / "config.yaml"
+    config.write_text(config.read_text() + "model:\n  max_depth: 2\n")
+    sh(origin, sys.executable, "-m", "fraudpipe.cli", "params")
+    sh(origin, "git", "commit", "-q", "-am", "shallower trees")
+    return origin
+
+
+@pytest.mark.integration
+def test_pipeline_and_compare_steps_write_both_diff_tables_to_the_summary(workflow, pull_request, tmp_path):
+    # actions/checkout with fetch-depth 0: every branch as origin/<name>, the PR detached, no local main.
+    ci = tmp_path / "checkout"
+    sh(tmp_path, "git", "init", "-q", str(ci))
+    sh(ci, "git", "remote", "add", "origin", str(pull_request))
+    sh(ci, "git", "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+    sh(ci, "git", "checkout", "-q", "--detach", "origin/feature")
+    assert sh(ci, "git", "rev-parse", "--verify", "-q", "refs/heads/main", check=False).returncode != 0
+
+    runner_temp = tmp_path / "runner"
+    runner_temp.mkdir()
+    summary = runner_temp / "step_summary.md"
+    summary.write_text("")
+    github = {"GITHUB_STEP_SUMMARY": str(summary), "RUNNER_TEMP": str(runner_temp)}
+    _run_step(workflow, "pipeline", ci, github)
+    _run_step(workflow, "compare", ci, github)
+
+    text = summary.read_text()
+    assert text == (runner_temp / "pr-report.md").read_text()  # the comment says the same
+    main_metrics = json.loads(sh(ci, "git", "show", "origin/main:reports/metrics.json").stdout)
+    pr_metrics = json.loads((ci / "reports/metrics.json").read_text())
+    assert main_metrics["average_precision"] != pr_metrics["average_precision"]
+
+    metrics = {(r[0], r[1]): r[2:] for r in _table(text, ["Path", "Metric", "main", "workspace", "Change"])}
+    before, after, change = map(float, metrics[("reports/metrics.json", "average_precision")])
+    assert before == pytest.approx(main_metrics["average_precision"], abs=1e-5)
+    assert after == pytest.approx(pr_metrics["average_precision"], abs=1e-5)
+    assert change == pytest.approx(after - before, abs=2e-5)
+
+    params = _table(text, ["Path", "Param", "main", "workspace"])
+    assert ["params.yaml", "model.max_depth", "3", "2"] in params
+    assert len(params) == 1, params  # nothing else differs from main
+
+    # A PR that changes no parameter gets a sentence, not an empty table.
+    (ci / "params.yaml").write_text(sh(ci, "git", "show", "origin/main:params.yaml").stdout)
+    summary.write_text("")
+    _run_step(workflow, "compare", ci, github)
+    text = summary.read_text()
+    assert "No parameter changed." in text and "| Param " not in text
+    assert _table(text, ["Path", "Metric", "main", "workspace", "Change"])
+
+
+# --------------------------------------------------------------------------------------------
+# The comment step, against a recording stand-in for the GitHub CLI
+# --------------------------------------------------------------------------------------------
+
+FAKE_GH = """#!/usr/bin/env bash
+printf '%s\\n' "$*" >> "$GH_CALLS"
+if [ "$1" = api ] && [ "$2" = --paginate ]; then printf '%s' "${EXISTING_COMMENT_ID:-}"; fi
+"""
+
+
+@pytest.mark.parametrize("existing", ["", "42"], ids=["first-push", "later-push"])
+def test_comment_step_creates_one_comment_then_updates_it(workflow, tmp_path, existing):
+    bin_dir, runner_temp = tmp_path / "bin", tmp_path / "runner"
+    bin_dir.mkdir()
+    runner_temp.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(FAKE_GH)
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    report = runner_temp / "pr-report.md"
+    report.write_text("<!-- fraudpipe-pr-report -->\n## Metrics\n")
+    calls = tmp_path / "calls.txt"
+    _run_step(
+        workflow, "comment", tmp_path,
+        {"GH_TOKEN": "t", "PR": "7", "REPO": "acme/fraudpipe", "RUNNER_TEMP": str(runner_temp),
+         "GH_CALLS": str(calls), "EXISTING_COMMENT_ID": existing, "PATH": f"{bin_dir}{os.pathsep}{env()['PATH']}"},
+    )  # fmt: skip
+    lookup, action = calls.read_text().splitlines()
+    assert "repos/acme/fraudpipe/issues/7/comments" in lookup and "fraudpipe-pr-report" in lookup
+    if existing:
+        assert action == f"api --method PATCH repos/acme/fraudpipe/issues/comments/42 -F body=@{report}"
+    else:
+        assert action == f"pr comment 7 --repo acme/fraudpipe --body-file {report}"
