@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.features import FeatureConfig
-from fraudpipe.io import read_parquet, write_json, write_text
+from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import EvaluateConfig, GateFailed, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import ModelConfig, evaluate_prequential, load_bundle
 from fraudpipe.online import OnlineState
@@ -53,8 +53,12 @@ def main() -> None:
     test_start = time_split(features, split_config).test_start
     transactions = read_parquet(TRANSACTIONS)
     before = transactions[TX_DATETIME] < test_start
-    locations = {name: read_parquet(RAW / f"{name}.parquet") for name in ("customers", "terminals") if (RAW / f"{name}.parquet").exists()}
-    state = OnlineState.from_history(transactions[before], FeatureConfig.from_dict(params["features"]), **locations)
+    state = OnlineState.from_history(
+        transactions[before],
+        FeatureConfig.from_dict(params["features"]),
+        read_parquet_if_exists(RAW / "customers.parquet"),
+        read_parquet_if_exists(RAW / "terminals.parquet"),
+    )
     scorer = Scorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
     replayed = replay(scorer, transactions[~before].head(config.latency_rows))
     metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, features, list(bundle.features))

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from fraudpipe.features import FeatureConfig, build_features, feature_names
-from fraudpipe.io import atomic_dir, read_parquet, write_parquet
+from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.online import OnlineState
 from fraudpipe.stage import load_params, run
 
@@ -16,9 +16,10 @@ ONLINE_STATE = Path("data/features/online_state")
 def main() -> None:
     config = FeatureConfig.from_dict(load_params("features")["features"])
     tx = read_parquet(INTERIM)
-    side = {name: read_parquet(p) if (p := RAW_DIR / f"{name}.parquet").exists() else None for name in ("customers", "terminals")}
-    table = build_features(tx, config, side["customers"], side["terminals"])
-    state = OnlineState.from_history(tx, config, side["customers"], side["terminals"])
+    customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
+    terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")
+    table = build_features(tx, config, customers, terminals)
+    state = OnlineState.from_history(tx, config, customers, terminals)
     write_parquet(table, FEATURES)
     with atomic_dir(ONLINE_STATE) as tmp:
         state.save(tmp)

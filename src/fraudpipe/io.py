@@ -75,6 +75,11 @@ def read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None)
     return pd.read_parquet(path, columns=columns)
 
 
+def read_parquet_if_exists(path: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """Optional inputs (e.g. location tables only the simulator provides): None when absent."""
+    return pd.read_parquet(path) if Path(path).exists() else None
+
+
 def _finite(value: Any) -> Any:
     """JSON has no NaN or Infinity (DVC rejects them): map them to None."""
     if isinstance(value, Mapping):
