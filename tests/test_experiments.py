@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from _repo import make_tiny_repo, ran_stages, sh
+from _repo import env, make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +50,17 @@ def _queue_logs(repo: Path, names) -> str:
     names = list(names)
     logs = (sh(repo, "dvc", "queue", "logs", name, check=False, timeout=60) for name in names)
     return "\n".join(f"--- dvc queue logs {name}\n{log.stdout}{log.stderr}" for name, log in zip(names, logs))
+
+
+def _start_queue(repo: Path) -> None:
+    """`dvc queue start`, its output to a file: the worker is forked from it and would keep a
+    captured stdout pipe open until it exits, so reading from a pipe would wait for the worker."""
+    log = repo.parent / "queue-start.log"  # outside the repository: the workspace stays clean
+    with log.open("wb") as out:
+        proc = subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=repo, env=env(), stdout=out,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 0, log.read_text()
+    assert "Started '1' new experiments task queue worker" in log.read_text()
 
 
 def _wait_for_queue(repo: Path, expected: int) -> dict[str, str]:
@@ -116,7 +127,7 @@ def experiments(tmp_path_factory) -> Experiments:
     single = sh(repo, "dvc", "exp", "run", "-S", "model.max_depth=3").stdout
     sh(repo, "dvc", "exp", "run", "-S", "model.max_depth=2,4", "--queue")
     try:
-        sh(repo, "dvc", "queue", "start", "-j", "1", timeout=60)
+        _start_queue(repo)
         status = _wait_for_queue(repo, expected=2)
         logs = {name: sh(repo, "dvc", "queue", "logs", name, timeout=60).stdout for name in status}
     finally:
