@@ -151,7 +151,8 @@ def test_pipeline_and_compare_steps_write_both_diff_tables_to_the_summary(workfl
     assert change == pytest.approx(after - before, abs=2e-5)
 
     params = _table(text, ["Path", "Param", "main", "workspace"])
-    assert ["params.yaml", "model.max_depth", "3", "2"] in params
+    main_depth = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/model/xgboost.yaml").read_text())["max_depth"]
+    assert ["params.yaml", "model.max_depth", str(main_depth), "2"] in params
     assert len(params) == 1, params  # nothing else differs from main
 
     # A PR that changes no parameter gets a sentence, not an empty table.
