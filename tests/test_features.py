@@ -16,6 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraudpipe import features as features_module
 from fraudpipe.contract import KEY_COLUMNS, feature_columns
 from fraudpipe.features import (
     EXTRAS,
@@ -169,6 +170,16 @@ def test_matches_naive_implementation(name: str, seed: int) -> None:
     got = build_features(tx, config, customers, terminals)
     assert_same_features(got[feature_names(config)], naive_features(tx, config, customers, terminals))
     pd.testing.assert_frame_equal(got[list(KEY_COLUMNS)], tx[list(KEY_COLUMNS)])
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_window_search_matches_naive(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Window starts are searched a chunk of rows at a time (4,096 on real data); small chunks put chunk edges everywhere."""
+    monkeypatch.setattr(features_module, "_SEARCH_CHUNK", chunk)
+    tx = make_transactions(2, days=45)
+    customers, terminals = location_tables(tx, 2)
+    got = build_features(tx, EXTENDED, customers, terminals)[feature_names(EXTENDED)]
+    assert_same_features(got, naive_features(tx, EXTENDED, customers, terminals))
 
 
 def test_generated_data_has_every_edge() -> None:

@@ -23,7 +23,10 @@ transaction with the same timestamp never counts: online, it has not arrived yet
 Speed: one stable sort per key, then ``searchsorted`` on a (key, time) composite array gives
 every window's first row, and cumulative sums give counts and sums, so nothing loops over rows.
 Amount sums are exact in cents (int64) plus a float residual for any sub-cent part, so a window
-sum does not inherit the rounding error of a prefix sum over millions of rows.
+sum does not inherit the rounding error of a prefix sum over millions of rows. Sorted queries
+let each binary search run within a chunk of rows. Distinct terminals come from one sort of the
+(customer, terminal) pairs, shared by every window. A window's extras are computed with it and
+all windows reuse a few arrays: fresh memory (page faults) costs about as much as the arithmetic.
 """
 
 from __future__ import annotations
@@ -194,31 +197,51 @@ def split_cents(amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cents, amount - cents / 100.0
 
 
-def window_mean(cents_sum: np.ndarray, residual_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
-    return (np.asarray(cents_sum) / 100.0 + residual_sum) / count
+def window_mean(
+    cents_sum: np.ndarray, residual_sum: np.ndarray, count: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    mean = np.divide(cents_sum, 100.0, out=out)
+    mean += residual_sum
+    mean /= count
+    return mean
 
 
-def amount_ratio(amount: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """amount / mean; the window holds the amount itself, so mean is 0 only when all amounts are: 1."""
+def amount_ratio(amount: np.ndarray, mean: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """amount / mean; the window holds the amount itself, so mean is 0 only when all amounts are: 1.
+
+    ``out`` may be ``mean`` itself: the offline path computes in place.
+    """
     amount, mean = np.asarray(amount, dtype=np.float64), np.asarray(mean, dtype=np.float64)
-    return np.where(mean > 0, amount / np.where(mean > 0, mean, 1.0), 1.0)
+    positive = mean > 0
+    if out is None:
+        out = np.empty(np.broadcast_shapes(amount.shape, mean.shape))
+    np.divide(amount, mean, out=out, where=positive)
+    np.copyto(out, 1.0, where=~positive)
+    return out
 
 
-def amount_zscore(cents: np.ndarray, s1: np.ndarray, s2: np.ndarray, count: np.ndarray) -> np.ndarray:
+def amount_zscore(
+    cents: np.ndarray, s1: np.ndarray, s2: np.ndarray, count: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """z-score of the amount in cents from exact window sums of cents and cents²; 0 when std is 0.
 
     Integer sums make the result identical offline and online (same floats, same operations).
     """
     k = np.asarray(count, dtype=np.float64)
-    mean = np.asarray(s1, dtype=np.float64) / k
-    var = np.asarray(s2, dtype=np.float64) / k - mean * mean
+    shape = np.broadcast_shapes(np.shape(cents), np.shape(s1), np.shape(s2), k.shape)
+    z = np.divide(s1, k, out=np.empty(shape) if out is None else out, dtype=np.float64)  # the mean, for now
+    var = np.divide(s2, k, out=np.empty(shape), dtype=np.float64)
+    var -= z * z
+    positive = var > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (np.asarray(cents, dtype=np.float64) - mean) / np.sqrt(var)
-    return np.where(var > 0, z, 0.0)
+        np.subtract(cents, z, out=z, dtype=np.float64)
+        z /= np.sqrt(var, out=var)
+    np.copyto(z, 0.0, where=~positive)
+    return z
 
 
-def distance(cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
-    return np.hypot(np.asarray(cx, dtype=np.float64) - tx, np.asarray(cy, dtype=np.float64) - ty)
+def distance(cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.hypot(np.asarray(cx, dtype=np.float64) - tx, np.asarray(cy, dtype=np.float64) - ty, out=out)
 
 
 # --- input checks ----------------------------------------------------------------------------
@@ -285,7 +308,7 @@ def _stable_order(keys: np.ndarray) -> np.ndarray:
     top = int(offset.max())
     if top >= 2**32:
         return np.argsort(keys, kind="stable")
-    order = np.argsort((offset & 0xFFFF).astype(np.uint16), kind="stable")  # numpy radix-sorts 16-bit ints
+    order = np.argsort(offset.astype(np.uint16), kind="stable")  # the low 16 bits; numpy radix-sorts 16-bit ints
     if top >= 2**16:
         order = order[np.argsort((offset[order] >> 16).astype(np.uint16), kind="stable")]
     return order
@@ -313,6 +336,25 @@ class _Columns:
         return pd.DataFrame(self.values.T, columns=self.names, copy=False)
 
 
+_SEARCH_CHUNK = 4096
+
+
+def _searchsorted_in_place(haystack: np.ndarray, needles: np.ndarray, side: str) -> np.ndarray:
+    """``np.searchsorted(haystack, needles, side=side)`` for sorted int64 needles, written over them.
+
+    The answers are sorted too, so a chunk's lie between those of its first needle and of the
+    next chunk's first: each binary search spans about a chunk instead of every row (1.4x faster).
+    A chunk is read before it is overwritten, so the answers need no memory of their own.
+    """
+    n = len(needles)
+    firsts = np.arange(0, n, _SEARCH_CHUNK)
+    bounds = np.searchsorted(haystack, needles[firsts], side=side).tolist() + [len(haystack)]
+    for k, a in enumerate(firsts.tolist()):
+        lo, b = bounds[k], a + _SEARCH_CHUNK
+        np.add(np.searchsorted(haystack[lo : bounds[k + 1]], needles[a:b], side=side), lo, out=needles[a:b])
+    return needles
+
+
 class _ByKey:
     """Rows grouped by key (stable: table order within a key) with a (key, time) composite.
 
@@ -330,21 +372,19 @@ class _ByKey:
         del sorted_keys
         self.codes = np.cumsum(self.first) - 1
         self.n_keys = int(self.codes[-1]) + 1 if n else 0
-        self.seconds = seconds[self.order]
         t0 = int(seconds.min()) if n else 0
         span = (int(seconds.max()) - t0 if n else 0) + max_lag + 1  # blocks never overlap
         self.comp = self.codes * span
-        self.comp += self.seconds
+        self.comp += seconds[self.order]
         self.comp -= t0
-        self._scratch = np.empty(n, dtype=np.int64)
 
-    def after(self, lag: int) -> np.ndarray:
+    def after(self, lag: int, out: np.ndarray | None = None) -> np.ndarray:
         """Per row, the first row of its key with time > t - lag (the start of (t - lag, ...])."""
-        return np.searchsorted(self.comp, np.subtract(self.comp, lag, out=self._scratch), side="right")
+        return _searchsorted_in_place(self.comp, np.subtract(self.comp, lag, out=out), "right")
 
-    def at_or_after(self, values: np.ndarray, lag: int) -> np.ndarray:
-        """Per value (a composite), the first row of its key with time >= that time + lag."""
-        return np.searchsorted(self.comp, values + lag, side="left")
+    def gaps(self) -> np.ndarray:
+        """Per row after the first, seconds since the previous row (meaningless across keys)."""
+        return np.diff(self.comp)  # same key: the composites differ by the times
 
     def to_table(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``values`` (grouped order, float64) into ``out`` in table order: a gather, faster than a scatter."""
@@ -357,22 +397,104 @@ def _prefix(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _distinct_in_window(by: _ByKey, other_codes: np.ndarray, n_other: int, start: np.ndarray, lag: int) -> np.ndarray:
-    """Distinct values of ``other_codes`` (grouped order) over each row's window [start, row].
+class _Repeats:
+    """Each row's previous row with the same pair of keys, for distinct counts over windows.
 
-    Distinct = rows in the window - repeats in it, where a repeat is a row whose previous
-    occurrence (same key and value) is also in the window. The repeat (p, j) is in row i's window
-    exactly for j <= i < first row at time >= t_p + lag: a difference array counts it.
+    Built once for all windows: a stable (radix) sort of ``other``'s grouped order by ``by``'s key
+    lists the rows by (by key, other key, time), where a pair's rows are adjacent.
     """
-    pair = by.codes * n_other + other_codes
-    pair_order = _stable_order(pair)
-    same = pair[pair_order[1:]] == pair[pair_order[:-1]]
-    later, prev = pair_order[1:][same], pair_order[:-1][same]
-    leaves = by.at_or_after(by.comp[prev], lag)
-    live = later < leaves
-    n = len(pair)
-    repeats = np.cumsum(np.bincount(later[live], minlength=n + 1) - np.bincount(leaves[live], minlength=n + 1))[:n]
-    return np.arange(1, n + 1) - start - repeats
+
+    def __init__(self, by: _ByKey, other: _ByKey) -> None:
+        position = by.inverse[other.order]  # rows in ``other``'s grouped order, as positions in ``by``'s
+        codes = by.codes[position]
+        order = _stable_order(codes)
+        pair = (codes * other.n_keys + other.codes)[order]
+        position = position[order]
+        same = pair[1:] == pair[:-1]
+        #: (earlier, later): positions in ``by``'s grouped order of consecutive rows of one pair
+        self.earlier, self.later = position[:-1][same], position[1:][same]
+        n = len(position)
+        #: per row, the rows up to it that are the first of their pair
+        self.firsts_to = np.arange(1, n + 1) - np.cumsum(np.bincount(self.later, minlength=n))
+
+    def distinct(self, start: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Distinct other keys over each row's window [start, row] (grouped order, sorted ``start``).
+
+        Distinct = rows in the window - repeats in it, a repeat being a row whose previous row of
+        the pair (earlier) is in the window too. Row p leaves the windows of rows >= leaves[p] (the
+        count of windows starting at or before p), so the repeat (p, j) is in row i's window for
+        j <= i < leaves[p]: all repeats up to i, less those gone by i (max(j, leaves[p]) <= i).
+        """
+        n = len(start)
+        leaves = np.cumsum(np.bincount(start, minlength=n))
+        gone = leaves[self.earlier]
+        np.maximum(gone, self.later, out=gone)
+        gone_to = np.cumsum(np.bincount(gone, minlength=n + 1)[:n], out=leaves)
+        gone_to -= start
+        return np.add(self.firsts_to, gone_to, out=out)
+
+
+def _customer_features(features: _Columns, config: FeatureConfig, by: _ByKey, terminals: _ByKey, amount: np.ndarray) -> None:
+    """Customer windows (t - n, t]: rows start..i of the customer in grouped order, i included.
+
+    A window's extras are computed with it, from its arrays, and every window reuses the same
+    arrays: on a busy machine fresh memory costs about as much as the arithmetic done in it.
+    """
+    n = len(amount)
+    extras = set(config.extras)
+    cents, residual = split_cents(amount[by.order])
+    cents_prefix = _prefix(cents)
+    residual_prefix = _prefix(residual) if residual.any() else None  # all zero for amounts in cents
+    del residual
+    if AMOUNT_ZSCORE in extras:
+        if len(cents) and int(np.abs(cents).max()) > 3_000_000_000:
+            raise FeatureError(f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares")
+        squares_prefix = _prefix(cents * cents)  # int64 wraps; window differences stay exact
+        squares = np.empty(n, dtype=np.int64)
+    repeats = _Repeats(by, terminals) if NB_TERMINALS in extras else None
+    end = np.arange(1, n + 1)
+    start, sums, count, mean = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    for days in dict.fromkeys(config.customer_windows + config.customer_extra_windows):
+        by.after(days * SECONDS_PER_DAY, out=start)
+        np.subtract(end, start, out=count, dtype=np.float64)
+        np.subtract(cents_prefix[1:], np.take(cents_prefix, start, out=sums), out=sums)
+        window_mean(sums, 0.0 if residual_prefix is None else residual_prefix[1:] - residual_prefix[start], count, out=mean)
+        if days in config.customer_windows:
+            by.to_table(count, features[f"customer_id_nb_tx_{days}day_window"])
+            table_mean = by.to_table(mean, features[f"customer_id_avg_amount_{days}day_window"])
+        if days not in config.customer_extra_windows:
+            continue
+        if AMOUNT_RATIO in extras:
+            column = features[f"customer_id_{AMOUNT_RATIO}_{days}day_window"]
+            amount_ratio(amount, table_mean if days in config.customer_windows else by.to_table(mean, column), out=column)
+        # the mean is spent: its array takes the other extras in turn
+        if AMOUNT_ZSCORE in extras:
+            np.subtract(squares_prefix[1:], np.take(squares_prefix, start, out=squares), out=squares)
+            by.to_table(amount_zscore(cents, sums, squares, count, out=mean), features[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"])
+        if repeats is not None:
+            by.to_table(repeats.distinct(start, out=mean), features[f"customer_id_{NB_TERMINALS}_{days}day_window"])
+    if SECONDS_SINCE_PREV_TX in extras:
+        cap = config.customer_horizon_days * SECONDS_PER_DAY
+        gap = np.full(n, cap, dtype=np.float64)
+        gap[1:] = np.where(by.first[1:], cap, np.minimum(by.gaps(), cap))
+        by.to_table(gap, features[f"customer_id_{SECONDS_SINCE_PREV_TX}"])
+
+
+def _terminal_features(features: _Columns, config: FeatureConfig, by: _ByKey, fraud: np.ndarray) -> None:
+    """Terminal windows (t - d - n, t - d]: earlier rows of the terminal only."""
+    if not config.terminal_windows:
+        return
+    n = len(fraud)
+    fraud_prefix = _prefix(fraud[by.order])
+    stop = np.minimum(by.after(config.delay_days * SECONDS_PER_DAY), np.arange(n))
+    frauds_to_stop = fraud_prefix[stop]
+    start, prefix, values = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.int64), np.empty(n)
+    for days in config.terminal_windows:
+        by.after((config.delay_days + days) * SECONDS_PER_DAY, out=start)
+        count = by.to_table(np.subtract(stop, start, out=values, dtype=np.float64), features[f"terminal_id_nb_tx_{days}day_window"])
+        frauds = np.subtract(frauds_to_stop, np.take(fraud_prefix, start, out=prefix), out=values, dtype=np.float64)
+        risk = by.to_table(frauds, features[f"terminal_id_risk_{days}day_window"])
+        np.divide(risk, count, out=risk, where=count > 0)  # an empty window has no frauds: risk 0
 
 
 def build_features(
@@ -391,74 +513,22 @@ def build_features(
     amount = tx[TX_AMOUNT].to_numpy(np.float64)
     customer = tx[CUSTOMER_ID].to_numpy(np.int64)
     terminal = tx[TERMINAL_ID].to_numpy(np.int64)
+    features = _Columns(feature_names(config), n)
     if config.needs_locations:
         cx, cy = locations(customer, customers, CUSTOMER_ID, "customer")
         tx_, ty = locations(terminal, terminals, TERMINAL_ID, "terminal")
-    lag = config.retention_days * SECONDS_PER_DAY
-    features = _Columns(feature_names(config), n)
+        distance(cx, cy, tx_, ty, out=features[CUSTOMER_TERMINAL_DISTANCE])
+        del cx, cy, tx_, ty
     features[TX_AMOUNT] = amount
     features[TX_DURING_WEEKEND], features[TX_DURING_NIGHT] = calendar_flags(seconds)
+    lag = config.retention_days * SECONDS_PER_DAY
+    by_c, by_t = _ByKey(customer, seconds, lag), _ByKey(terminal, seconds, lag)
+    del seconds
 
-    # customer windows (t - n, t]: rows start..i of the customer in grouped order, i included
-    by_c = _ByKey(customer, seconds, lag)
-    cents, residual = split_cents(amount[by_c.order])
-    cents_prefix = _prefix(cents)
-    residual_prefix = _prefix(residual) if residual.any() else None  # all zero for amounts in cents
-    end = np.arange(1, n + 1)
-    windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # days -> start, count, mean (grouped)
-    keep = set(config.customer_extra_windows)
-    for days in dict.fromkeys(config.customer_windows + config.customer_extra_windows):
-        start = by_c.after(days * SECONDS_PER_DAY)
-        count = np.subtract(end, start, dtype=np.float64)
-        mean = window_mean(
-            cents_prefix[1:] - cents_prefix[start],
-            0.0 if residual_prefix is None else residual_prefix[1:] - residual_prefix[start],
-            count,
-        )
-        if days in config.customer_windows:
-            by_c.to_table(count, features[f"customer_id_nb_tx_{days}day_window"])
-            by_c.to_table(mean, features[f"customer_id_avg_amount_{days}day_window"])
-        if days in keep:
-            windows[days] = (start, count, mean)
-
-    # terminal windows (t - d - n, t - d]: earlier rows of the terminal only
-    by_t = _ByKey(terminal, seconds, lag)
+    _customer_features(features, config, by_c, by_t, amount)
+    del by_c
     fraud = tx[TX_FRAUD].fillna(0).to_numpy(np.int64) if TX_FRAUD in tx else np.zeros(n, np.int64)
-    fraud_prefix = _prefix(fraud[by_t.order])
-    if config.terminal_windows:
-        stop = np.minimum(by_t.after(config.delay_days * SECONDS_PER_DAY), np.arange(n))
-        frauds_to_stop = fraud_prefix[stop]
-    for days in config.terminal_windows:
-        start = by_t.after((config.delay_days + days) * SECONDS_PER_DAY)
-        count = np.subtract(stop, start, dtype=np.float64)
-        frauds = np.subtract(frauds_to_stop, fraud_prefix[start], dtype=np.float64)
-        by_t.to_table(count, features[f"terminal_id_nb_tx_{days}day_window"])
-        by_t.to_table(np.divide(frauds, count, out=np.zeros(n), where=count > 0), features[f"terminal_id_risk_{days}day_window"])
-
-    for days in config.extra_windows if AMOUNT_RATIO in config.extras else ():
-        column = by_c.to_table(windows[days][2], features[f"customer_id_{AMOUNT_RATIO}_{days}day_window"])
-        column[:] = amount_ratio(amount, column)
-    if AMOUNT_ZSCORE in config.extras:
-        if len(cents) and int(np.abs(cents).max()) > 3_000_000_000:
-            raise FeatureError(f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares")
-        squares_prefix = _prefix(cents * cents)  # int64 wraps; window differences stay exact
-        for days in config.extra_windows:
-            start, count, _ = windows[days]
-            s1 = cents_prefix[1:] - cents_prefix[start]
-            s2 = squares_prefix[1:] - squares_prefix[start]
-            by_c.to_table(amount_zscore(cents, s1, s2, count), features[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"])
-    if NB_TERMINALS in config.extras:
-        terminal_codes = by_t.codes[by_t.inverse][by_c.order]
-        for days in config.extra_windows:
-            distinct = _distinct_in_window(by_c, terminal_codes, by_t.n_keys, windows[days][0], days * SECONDS_PER_DAY)
-            by_c.to_table(distinct.astype(np.float64), features[f"customer_id_{NB_TERMINALS}_{days}day_window"])
-    if SECONDS_SINCE_PREV_TX in config.extras:
-        cap = config.customer_horizon_days * SECONDS_PER_DAY
-        gap = np.full(n, cap, dtype=np.float64)
-        gap[1:] = np.where(by_c.first[1:], cap, np.minimum(np.diff(by_c.seconds), cap))
-        by_c.to_table(gap, features[f"customer_id_{SECONDS_SINCE_PREV_TX}"])
-    if config.needs_locations:
-        features[CUSTOMER_TERMINAL_DISTANCE] = distance(cx, cy, tx_, ty)
+    _terminal_features(features, config, by_t, fraud)
 
     keys = {c: tx[c].array for c in KEY_COLUMNS if c in tx}
     if TX_FRAUD not in keys:
