@@ -177,7 +177,7 @@ def outside(models: dict[str, Any], published: dict[str, tuple[float, ...]], k: 
 
 
 # --------------------------------------------------------------------------------------------
-# Card precision ceiling (simulated data only)
+# Card precision@100 oracles (simulated data only)
 
 
 def cp_oracles(tx: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
@@ -357,26 +357,27 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
     test = sets["test"]
     if "oracles" in test:
         o = test["oracles"]
-        cp = lambda row: f"{row['card_precision_at_100_fold_mean']:.3f} ± {row['card_precision_at_100_fold_std']:.3f}"  # noqa: E731
+        cp = "card_precision_at_100"
         lines += [
             "",
             "## How far card precision@100 can go",
             "",
             "Two oracles score 1 on the frauds they know and 0 elsewhere. One knows every fraud: "
-            f"CP@100 {cp(o['oracle_all_frauds'])} on the test folds. The other knows only the frauds some feature can reveal "
+            f"CP@100 {_pm(o['oracle_all_frauds'], cp)} on the test folds. The other knows only the frauds some feature can reveal "
             f"with labels {ch5['ours']['features']['delay_days']} days late: every amount fraud and customer-compromise fraud "
             "(generous: a small amount times five does not stand out), and a terminal-compromise fraud once a fraud of that "
             "same compromise is labelled. A terminal compromised within the last week looks like any other terminal: "
             "amounts and customers do not change, and its frauds are not labelled yet. That oracle reaches "
-            f"{cp(o['oracle_revealable_frauds'])}; the handbook's best settings reach {cp(test['rows']['handbook_best'])} "
-            f"and ours {cp(test['rows']['ours'])}.",
+            f"{_pm(o['oracle_revealable_frauds'], cp)}; the handbook's best settings reach {_pm(test['rows']['handbook_best'], cp)} "
+            f"and ours {_pm(test['rows']['ours'], cp)}.",
             "",
             "Against the issue's bar for CP@100 read unpaired (the gap of the means larger than the fold std), the oracle's "
             "gap over the handbook's best is "
             + "; ".join(
-                f"{e['oracles']['oracle_revealable_frauds']['card_precision_at_100_fold_mean'] - e['rows']['handbook_best']['card_precision_at_100_fold_mean']:+.3f} "
-                f"on folds {e['folds']} (fold std {max(e['oracles']['oracle_revealable_frauds']['card_precision_at_100_fold_std'], e['rows']['handbook_best']['card_precision_at_100_fold_std']):.3f})"
+                f"{oracle[f'{cp}_fold_mean'] - best[f'{cp}_fold_mean']:+.3f} on folds {e['folds']} "
+                f"(fold std {max(oracle[f'{cp}_fold_std'], best[f'{cp}_fold_std']):.3f})"
                 for e in sets.values() if "oracles" in e
+                for oracle, best in [(e["oracles"]["oracle_revealable_frauds"], e["rows"]["handbook_best"])]
             )
             + ": where even a perfect ranking of what the data reveals does not clear it, no model can. The spread between "
             "folds is how many revealable frauds each week holds, which moves every model alike; the paired reading "
