@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from fraudpipe.errors import DataError
 from fraudpipe.contract import (
     CUSTOMER_ID,
     DATETIME_DTYPE,
@@ -55,7 +56,7 @@ OUTLIER_COLUMNS = (TRANSACTION_ID, TX_DATETIME, TX_AMOUNT)
 Action = Literal["drop", "error", "keep", "fill"]
 
 
-class PreprocessError(ValueError):
+class PreprocessError(DataError):
     """The batch or the configuration cannot be preprocessed; the message names column, rows and rule."""
 
 

@@ -1,26 +1,119 @@
-"""Composition of conf/ into params.yaml, exactly as `dvc exp run` does it."""
+"""Configuration: composing conf/ into params.yaml, and parsing each group into its typed model.
+
+Every config group has one pydantic model, in the module that owns the concern, built on
+`Config`: unknown keys are refused by name, values are checked strictly (a string is never read
+as a number), and a mistake becomes one `ConfigError` line naming the full key path and the
+value, e.g. ``model.max_depth: must be >= 1, got 0``. conf/ holds the defaults; the models hold
+only types and constraints, so each default is written once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Self, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fraudpipe.errors import ConfigError
+
+
+class Config(BaseModel):
+    """Base of every config group's model: extra keys forbidden, strict types, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @classmethod
+    def parse(cls, data: Any, path: str) -> Self:
+        """Validate ``data`` (the group as read from params.yaml) found under the key ``path``."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(cls, exc, path)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "literal_error": "must be one of {expected}",
+    "missing": "missing key",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+}
+
+
+def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> str:
+    """All of a validation's failures in one line, each as ``<key path>: <rule>, got <value>``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
+        indices = "".join(f"[{p}]" for p in error["loc"] if isinstance(p, int))
+        key = ".".join([path, *loc]) + indices if path else ".".join(loc) + indices
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            known = _known_keys(model, loc[:-1])
+            close = difflib.get_close_matches(loc[-1], known, n=1) if loc else []
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            parts.append(f"{key}: unknown key ({hint}known keys: {', '.join(known)})")
+            continue
+        if kind in _MESSAGES:
+            message = _MESSAGES[kind].format(**(error.get("ctx") or {}))
+        else:
+            message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind == "missing" or kind.startswith("union_tag"):
+            parts.append(f"{key}: {message}")
+        else:
+            parts.append(f"{key}: {message}, got {error['input']!r}")
+    return "; ".join(parts)
+
+
+def _known_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
+    """The keys a model accepts at ``loc`` (nested models are followed through their fields)."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        nested = [a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        current = nested[0]
+    return sorted(getattr(current, "model_fields", {}))
 
 
 def compose(config_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     """The mapping `dvc exp run -S <overrides>` would write to params.yaml."""
-    import tempfile
-
-    from dvc.utils.hydra import compose_and_dump
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "params.yaml"
-        compose_and_dump(out, str(Path(config_dir).resolve()), None, "config", "", list(overrides))
+        write_params(config_dir, out, overrides)
         return yaml.safe_load(out.read_text())
 
 
 def write_params(config_dir: str | Path, output: str | Path, overrides: Sequence[str] = ()) -> None:
+    """Write params.yaml exactly as `dvc exp run` composes it (DVC's own Hydra call)."""
     from dvc.utils.hydra import compose_and_dump
 
     compose_and_dump(Path(output), str(Path(config_dir).resolve()), None, "config", "", list(overrides))
+
+
+def group(params: Mapping[str, Any], name: str, source: str = "params.yaml") -> Any:
+    """One top-level group of a params mapping, or a ConfigError that says how to get it."""
+    if name not in params:
+        raise ConfigError(f"{source} has no group {name!r}; run `fraudpipe params` to recompose it from conf/")
+    return params[name]

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
+from fraudpipe.errors import DataError
 from fraudpipe.contract import (
     CUSTOMER_ID,
     DATETIME_DTYPE,
@@ -40,7 +41,7 @@ _INTEGER_TEXT = r"\s*[+-]?\d+\s*"
 _MAX_EXACT_FLOAT_INT = 2**53
 
 
-class ContractError(ValueError):
+class ContractError(DataError):
     """The batch cannot be mapped onto the contract at all (e.g. a required column is missing)."""
 
 

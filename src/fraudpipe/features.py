@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraudpipe.errors import DataError
 from fraudpipe.contract import (
     CUSTOMER_ID,
     KEY_COLUMNS,
@@ -66,7 +67,7 @@ WINDOWED_EXTRAS = frozenset({AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS})
 LOCATION_COLUMNS = ("x", "y")
 
 
-class FeatureError(ValueError):
+class FeatureError(DataError):
     """Bad feature config or input data; the message names the key or column, rows and rule."""
 
 

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from fraudpipe.errors import ConfigError, GateFailed
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 
-class GateFailed(Exception):
-    """The quality gate rejected the model (or names a metric that does not exist)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class EvaluateConfig:
         known = {"card_precision_k", "latency_rows", "gate"}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"evaluate config: unknown key(s) {unknown}; expected {sorted(known)}")
+            raise ConfigError(f"evaluate config: unknown key(s) {unknown}; expected {sorted(known)}")
         gate = d.get("gate") or {}
         minimums = {str(k): float(v) for k, v in (gate.get("minimums") or {}).items()}
         return cls(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
+from fraudpipe.errors import BundleError
 from fraudpipe.contract import TX_DATETIME, TX_FRAUD, feature_columns
 from fraudpipe.io import write_json
 from fraudpipe.metrics import aggregate_folds, average_precision, quality_metrics, threshold_metrics
@@ -43,8 +44,6 @@ ESTIMATORS = ("xgboost", "logistic_regression", "random_forest", "decision_tree"
 THRESHOLD_RULES = ("max_f1", "top_k_per_day")
 
 
-class BundleError(Exception):
-    """A model bundle cannot be trained, saved, loaded or used as asked."""
 
 
 # --------------------------------------------------------------------------------------------

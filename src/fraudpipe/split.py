@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraudpipe.errors import DataError
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 
 DAY = pd.Timedelta(days=1)
 
 
-class SplitError(ValueError):
+class SplitError(DataError):
     """The configuration or the table cannot give the requested periods; the message says which."""
 
 

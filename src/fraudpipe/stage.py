@@ -1,7 +1,8 @@
-"""What every stage script shares: params, and turning pipeline errors into one clear message.
+"""What every stage script shares: reading its config groups, and failing in one line.
 
-A stage that fails on bad data must say what is wrong in one paragraph, not a traceback, and
-exit non-zero so that `dvc repro` stops before anything downstream runs.
+A stage that fails on bad data or configuration says what is wrong in one line, not a traceback,
+and exits non-zero so that `dvc repro` stops before anything downstream runs. A bug (any other
+exception) keeps its traceback.
 """
 
 from __future__ import annotations
@@ -9,48 +10,39 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from fraudpipe.config import Config, group
+from fraudpipe.errors import ConfigError, PipelineError
+
 PARAMS_FILE = Path("params.yaml")
+
+C = TypeVar("C", bound=Config)
 
 
 def load_params(*groups: str) -> dict[str, Any]:
     """The named top-level groups of params.yaml (the stage must list them in dvc.yaml)."""
-    params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
-    missing = [g for g in groups if g not in params]
-    if missing:
-        raise KeyError(f"params.yaml has no group(s) {missing}; run `fraudpipe params` to recompose it from conf/")
-    return {g: params[g] for g in groups}
+    try:
+        params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{PARAMS_FILE} not found in {Path.cwd()}; run `fraudpipe params` to compose it from conf/") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{PARAMS_FILE} is not a mapping of config groups; run `fraudpipe params` to recompose it")
+    return {g: group(params, g, str(PARAMS_FILE)) for g in groups}
 
 
-def _pipeline_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that describe bad input or config, as opposed to bugs (which keep their traceback)."""
-    errors: list[type[BaseException]] = []
-    for module, name in [
-        ("fraudpipe.sources.base", "SourceError"),
-        ("fraudpipe.conform", "ContractError"),
-        ("fraudpipe.validate", "BatchValidationError"),
-        ("fraudpipe.clean", "PreprocessError"),
-        ("fraudpipe.features", "FeatureError"),
-        ("fraudpipe.split", "SplitError"),
-        ("fraudpipe.model", "BundleError"),
-        ("fraudpipe.metrics", "GateFailed"),
-    ]:
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            continue
-        if isinstance(getattr(mod, name, None), type):
-            errors.append(getattr(mod, name))
-    return tuple(errors)
+def load_config(name: str, model: type[C]) -> C:
+    """One group of params.yaml parsed into its typed model."""
+    return model.parse(load_params(name)[name], name)
 
 
 def run(main: Callable[[], None], stage: str) -> None:
-    """Run a stage's main; a known pipeline error becomes `stage <name> failed: <message>`, exit 1."""
+    """Run a stage's main; a `PipelineError` becomes `stage '<name>' failed: <message>`, exit 1."""
     try:
         main()
-    except _pipeline_errors() as exc:  # type: ignore[misc]
-        print(f"stage {stage!r} failed: {exc}", file=sys.stderr)
+    except PipelineError as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message's layout
+        print(f"stage {stage!r} failed: {message}", file=sys.stderr)
         sys.exit(1)

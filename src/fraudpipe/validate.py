@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraudpipe.errors import BatchValidationError, ConfigError
 from fraudpipe.contract import (
     CUSTOMER_ID,
     REQUIRED_COLUMNS,
@@ -79,14 +80,6 @@ _BATCH_LEVEL = {
 }
 
 
-class BatchValidationError(ValueError):
-    """The batch as a whole fails: its message names each expectation, column and observed value."""
-
-    def __init__(self, failures: Iterable[str]) -> None:
-        self.failures = tuple(failures)
-        super().__init__("batch validation failed: " + "; ".join(self.failures))
-
-
 @dataclass(frozen=True)
 class ValidationConfig:
     """Thresholds of conf/validation/; datetimes as ISO 8601 strings, naive UTC like the contract."""
@@ -101,13 +94,13 @@ class ValidationConfig:
 
     def __post_init__(self) -> None:
         if not self.max_amount >= 0:
-            raise ValueError(f"validation.max_amount must be >= 0, got {self.max_amount}")
+            raise ConfigError(f"validation.max_amount must be >= 0, got {self.max_amount}")
         if self.min_epoch_s > self.max_epoch_s:
-            raise ValueError(f"validation.min_datetime {self.min_datetime} is after max_datetime {self.max_datetime}")
+            raise ConfigError(f"validation.min_datetime {self.min_datetime} is after max_datetime {self.max_datetime}")
         if self.min_rows < 0:
-            raise ValueError(f"validation.min_rows must be >= 0, got {self.min_rows}")
+            raise ConfigError(f"validation.min_rows must be >= 0, got {self.min_rows}")
         if not 0 <= self.min_fraud_rate <= self.max_fraud_rate <= 1:
-            raise ValueError(
+            raise ConfigError(
                 "validation needs 0 <= min_fraud_rate <= max_fraud_rate <= 1, "
                 f"got {self.min_fraud_rate} and {self.max_fraud_rate}"
             )
@@ -118,10 +111,10 @@ class ValidationConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown validation key(s) {unknown}; expected {sorted(names)}")
+            raise ConfigError(f"unknown validation key(s) {unknown}; expected {sorted(names)}")
         missing = sorted(n for n in names - set(d) if n != "data_docs")
         if missing:
-            raise ValueError(f"missing validation key(s) {missing}")
+            raise ConfigError(f"missing validation key(s) {missing}")
         return cls(
             max_amount=float(d["max_amount"]),
             min_datetime=str(d["min_datetime"]),
@@ -408,7 +401,7 @@ def _epoch(value: str, name: str) -> int:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"validation.{name} {value!r} is not an ISO 8601 datetime") from exc
+        raise ConfigError(f"validation.{name} {value!r} is not an ISO 8601 datetime") from exc
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return int(epoch_seconds(np.array([ts.to_datetime64()]))[0])

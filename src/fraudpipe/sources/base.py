@@ -16,14 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
 
-
-class SourceError(Exception):
-    """A source could not deliver its batch: which source, what failed, what to do about it."""
-
-    def __init__(self, where: str, what: str, todo: str = "") -> None:
-        self.where, self.what, self.todo = where, what, todo
-        message = f"{where}: {what.rstrip('.')}."
-        super().__init__(f"{message} {todo}".rstrip())
+from fraudpipe.errors import SourceError
 
 
 @runtime_checkable

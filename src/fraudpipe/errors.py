@@ -1,0 +1,45 @@
+"""The one family of errors that mean "the input or the configuration is wrong", not "a bug".
+
+`fraudpipe.stage.run` turns any `PipelineError` into one line, `stage '<name>' failed: …`, and
+exit code 1; anything else keeps its traceback, because then the code is at fault. Every module
+raises from this family, chosen by what the user has to change.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Bad input or configuration; the message names the key, column, rows or rule and the fix."""
+
+
+class ConfigError(PipelineError):
+    """A configuration value or key is wrong (the message names the full key path and the value)."""
+
+
+class DataError(PipelineError):
+    """The data cannot be used as configured: a missing column, a wrong type, an empty period."""
+
+
+class BatchValidationError(DataError):
+    """Great Expectations rejected the batch as a whole; one message per failed expectation."""
+
+    def __init__(self, failures: list[str] | tuple[str, ...]) -> None:
+        self.failures = tuple(failures)
+        super().__init__("batch validation failed: " + "; ".join(self.failures))
+
+
+class BundleError(PipelineError):
+    """A model bundle is missing, damaged, of another format, or does not fit the features."""
+
+
+class GateFailed(PipelineError):
+    """The quality gate rejected the model: which metric, its value and the minimum."""
+
+
+class SourceError(PipelineError):
+    """A source could not deliver its batch: which source, what failed, what to do about it."""
+
+    def __init__(self, where: str, what: str, todo: str = "") -> None:
+        self.where, self.what, self.todo = where, what, todo
+        message = f"{where}: {what.rstrip('.')}."
+        super().__init__(f"{message} {todo}".rstrip())
