@@ -1,11 +1,14 @@
-"""conf/ and params.yaml can never drift apart, and every group stays sweepable."""
+"""fraudpipe.config: conf/ and params.yaml never drift apart, every group stays sweepable, and a
+config mistake is one line naming the key path and the value."""
 
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import Field, ValidationError
 
-from fraudpipe.config import compose
+from fraudpipe.config import Config, compose
+from fraudpipe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -46,14 +49,56 @@ def test_every_option_of_a_group_has_the_same_keys(group):
         assert keys == reference, f"conf/{group}/{name}.yaml keys differ from {reference_name}.yaml: {keys ^ reference}"
 
 
-def test_fraudpipe_params_command_rewrites_params_from_conf(tmp_path):
-    from typer.testing import CliRunner
+class _Gate(Config):
+    enforce: bool
+    minimums: dict[str, float]
 
-    from fraudpipe.cli import app
 
-    out = tmp_path / "params.yaml"
-    result = CliRunner().invoke(app, ["params", "--config-dir", str(CONF), "--output", str(out), "seed=7"])
-    assert result.exit_code == 0, result.output
-    written = yaml.safe_load(out.read_text())
-    assert written["seed"] == 7
-    assert written == compose(CONF, ["seed=7"])
+class _Demo(Config):
+    max_depth: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    windows: list[int]
+    gate: _Gate
+
+
+GOOD = {"max_depth": 3, "learning_rate": 0.1, "windows": [1, 7], "gate": {"enforce": True, "minimums": {"roc_auc": 0.7}}}
+
+
+def test_a_config_model_parses_what_conf_gives_and_keeps_it():
+    config = _Demo.parse(GOOD, "model")
+    assert config.max_depth == 3 and config.gate.minimums == {"roc_auc": 0.7}
+    assert config.to_dict() == GOOD
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_depth": 0}, "model.max_depth: must be >= 1, got 0"),
+        ({"learning_rate": 0}, "model.learning_rate: must be > 0, got 0"),
+        ({"max_depth": "3"}, "model.max_depth: must be a whole number, got '3'"),
+        ({"max_depth": True}, "model.max_depth: must be a whole number, got True"),
+        ({"windows": [1, "x"]}, "model.windows[1]: must be a whole number, got 'x'"),
+        ({"max_dept": 3}, "model.max_dept: unknown key (did you mean 'max_depth'? known keys: gate, learning_rate, max_depth, windows)"),
+        ({"gate": {"enforce": True, "minimums": {}, "enforced": False}}, "model.gate.enforced: unknown key (did you mean 'enforce'?"),
+    ],
+)
+def test_a_mistake_names_the_full_key_path_the_rule_and_the_value(change, message):
+    with pytest.raises(ConfigError) as info:
+        _Demo.parse(GOOD | change, "model")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_every_mistake_is_reported_at_once_and_a_missing_key_is_named():
+    bad = {k: v for k, v in GOOD.items() if k != "windows"} | {"max_depth": 0, "learning_rate": -1}
+    with pytest.raises(ConfigError) as info:
+        _Demo.parse(bad, "model")
+    text = str(info.value)
+    assert "model.max_depth: must be >= 1" in text and "model.learning_rate: must be > 0" in text
+    assert "model.windows: missing key" in text
+
+
+def test_a_config_is_immutable():
+    config = _Demo.parse(GOOD, "model")
+    with pytest.raises(ValidationError):
+        config.max_depth = 5  # type: ignore[misc]

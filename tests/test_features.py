@@ -391,7 +391,9 @@ def test_featurize_stage(tmp_path: Path, with_locations: bool) -> None:
 
     proc = run()
     if not with_locations:
-        assert proc.returncode != 0 and "needs customer locations" in proc.stderr
+        assert proc.returncode == 1 and "needs customer locations" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.strip().startswith("stage 'featurize' failed: ") and proc.stderr.count("\n") == 1
         assert not (tmp_path / "data/features/features.parquet").exists()
         return
     assert proc.returncode == 0, proc.stderr

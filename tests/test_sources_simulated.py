@@ -28,13 +28,19 @@ def test_simulated_batch_has_the_contract_columns_and_no_scenario_ground_truth(s
     assert "tx_fraud_scenario" not in raw.columns and len(raw) > 100
 
 
-def test_side_tables_come_from_the_same_simulation(small_cfg):
+def test_side_tables_come_from_the_same_simulation(small_cfg, monkeypatch):
+    import fraudpipe.simulate
+
+    runs = []
+    real = fraudpipe.simulate.simulate
+    monkeypatch.setattr(fraudpipe.simulate, "simulate", lambda config: runs.append(config) or real(config))
     source = make_source(small_cfg)
     raw, tables = source.read(), source.side_tables()
     assert set(tables) == {"customers", "terminals"}
     assert len(tables["customers"]) == 50 and len(tables["terminals"]) == 200
     assert raw["customer_id"].isin(tables["customers"]["customer_id"]).all()
-    assert source.read() is not raw and source.read().equals(raw)  # simulated once, same rows
+    assert source.read() is not raw and source.read().equals(raw)
+    assert len(runs) == 1, "the transactions and the side tables must come from one simulation"
 
 
 def test_a_bad_simulator_config_is_a_source_error(small_cfg):

@@ -73,7 +73,8 @@ def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> 
             parts.append(f"{key}: unknown key ({hint}known keys: {', '.join(known)})")
             continue
         if kind in _MESSAGES:
-            message = _MESSAGES[kind].format(**(error.get("ctx") or {}))
+            ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (error.get("ctx") or {}).items()}
+            message = _MESSAGES[kind].format(**ctx)
         else:
             message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if kind == "missing" or kind.startswith("union_tag"):

@@ -10,8 +10,8 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _temporary_name(target: Path) -> Path:
+    """A fresh hidden name beside ``target`` (the rename onto it is atomic on one file system),
+    after removing what a killed earlier write of ``target`` left behind (.gitignore hides both)."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
 
 
 @contextlib.contextmanager
@@ -30,12 +34,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temporary_name(target)
+    # os.open applies the process umask to 0o666, so outputs get ordinary permissions (mkstemp
+    # would make them 0600) without reading or changing the umask.
+    os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -47,12 +51,12 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory; swap it in for ``path`` only on success."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _temporary_name(target)
+    tmp.mkdir(mode=0o777)  # the umask applies, as for any directory (mkdtemp would make 0700)
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
+            old = target.with_name(f".{target.name}.old.tmp")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
             os.replace(tmp, target)

@@ -1,0 +1,65 @@
+"""`fraudpipe`: the commands beside the DVC stages, run as a user runs them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from typer.testing import CliRunner
+
+from fraudpipe.cli import app
+from fraudpipe.config import compose
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_params_rewrites_params_from_conf_with_overrides(tmp_path):
+    out = tmp_path / "params.yaml"
+    result = CliRunner().invoke(app, ["params", "--config-dir", str(CONF), "--output", str(out), "seed=7"])
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(out.read_text())
+    assert written["seed"] == 7
+    assert written == compose(CONF, ["seed=7"])
+
+
+def _sql_params(tmp_path: Path) -> Path:
+    db = tmp_path / "warehouse.db"
+    rows = pd.DataFrame({"transaction_id": [2, 1], "tx_datetime": ["2018-04-01 00:00:02", "2018-04-01 00:00:01"],
+                         "customer_id": [1, 1], "terminal_id": [5, 6], "tx_amount": [1.5, 2.5], "tx_fraud": [0, 1]})
+    with sqlite3.connect(db) as con:
+        rows.to_sql("transactions", con, index=False)
+    data = compose(CONF, ["data=sql"])["data"] | {"url": f"sqlite:///{db}", "snapshot": str(tmp_path / "snap.parquet")}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": data}))
+    return params
+
+
+def test_snapshot_copies_the_database_and_reports_whether_it_changed(tmp_path):
+    params = _sql_params(tmp_path)
+    first = CliRunner().invoke(app, ["snapshot", "--params", str(params), "--no-track"])
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == f"snapshot {tmp_path / 'snap.parquet'}: 2 rows (changed)"
+    assert pd.read_parquet(tmp_path / "snap.parquet")["transaction_id"].tolist() == [1, 2]
+    second = CliRunner().invoke(app, ["snapshot", "--params", str(params), "--no-track"])
+    assert second.output.strip().endswith("2 rows (unchanged)")
+
+
+def test_snapshot_of_an_unreachable_source_fails_in_one_line(tmp_path):
+    params = _sql_params(tmp_path)
+    data = yaml.safe_load(params.read_text())
+    data["data"]["url"] = f"sqlite:///{tmp_path / 'absent.db'}"
+    params.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["snapshot", "--params", str(params), "--no-track"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert result.output.startswith("snapshot failed: sql source") and "does not exist" in result.output
+
+
+def test_snapshot_without_a_data_group_says_how_to_compose_params(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"model": {}}))
+    result = CliRunner().invoke(app, ["snapshot", "--params", str(params), "--no-track"])
+    assert result.exit_code == 1
+    assert "no group 'data'" in result.output and "fraudpipe params" in result.output

@@ -1,0 +1,101 @@
+"""fraudpipe.io: outputs appear whole or not at all, with ordinary permissions, byte-identical on rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudpipe.io import atomic_dir, atomic_path, read_parquet_if_exists, write_json, write_parquet, write_text
+
+
+def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_dir_swaps_the_whole_directory_or_nothing(tmp_path):
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "b").write_text("2")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+    with atomic_dir(target) as tmp:
+        (tmp / "c").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_leftovers_of_a_killed_write_are_removed_by_the_next_write(tmp_path):
+    (tmp_path / ".metrics.json.0123456789abcdef.tmp").write_text("{")  # a kill -9 mid-write
+    (tmp_path / ".bundle.fedcba9876543210.tmp").mkdir()
+    (tmp_path / ".other.json.0123456789abcdef.tmp").write_text("not ours")
+    write_json({"a": 1}, tmp_path / "metrics.json")
+    with atomic_dir(tmp_path / "bundle") as tmp:
+        (tmp / "x").write_text("x")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".other.json.0123456789abcdef.tmp", "bundle", "metrics.json"]
+
+
+def test_leftover_names_are_ignored_by_git():
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(["git", "check-ignore", "-q", "reports/.metrics.json.0123456789abcdef.tmp"], cwd=root)
+    assert proc.returncode == 0
+
+
+def _umask_script(body: str) -> str:
+    return (
+        "import os, sys\n"
+        "calls = []\n"
+        "real = os.umask\n"
+        "os.umask = lambda m: calls.append(m) or real(m)\n"
+        "real(0o027)\n"
+        "import fraudpipe.io as io\n" + body + "\nprint(calls)\n"
+    )
+
+
+def test_outputs_get_the_umask_permissions_and_the_umask_is_never_touched(tmp_path):
+    body = (
+        f"io.write_text('x', {str(tmp_path / 'f.txt')!r})\n"
+        f"with io.atomic_dir({str(tmp_path / 'd')!r}) as d: (d / 'x').write_text('x')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", _umask_script(body)], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", "fraudpipe.io called os.umask"
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750
+
+
+def test_write_parquet_is_byte_identical_on_rerun(tmp_path):
+    df = pd.DataFrame({"a": np.arange(1000), "b": np.linspace(0, 1, 1000), "c": pd.Series(["x"] * 1000, dtype="str")})
+    write_parquet(df, tmp_path / "1.parquet")
+    write_parquet(df, tmp_path / "2.parquet")
+    assert (tmp_path / "1.parquet").read_bytes() == (tmp_path / "2.parquet").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "1.parquet"), df)
+
+
+def test_write_json_is_strict_json_with_non_finite_numbers_as_null(tmp_path):
+    write_json({"nan": float("nan"), "inf": np.float64("inf"), "n": np.int64(3), "xs": [1.5, float("-inf")]}, tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    assert text.endswith("}\n")
+    assert json.loads(text) == {"nan": None, "inf": None, "n": 3, "xs": [1.5, None]}
+
+
+def test_write_text_and_optional_reads(tmp_path):
+    write_text("hello\n", tmp_path / "sub" / "t.txt")
+    assert (tmp_path / "sub" / "t.txt").read_text() == "hello\n"
+    assert read_parquet_if_exists(tmp_path / "absent.parquet") is None
+    assert os.listdir(tmp_path / "sub") == ["t.txt"]

@@ -1,0 +1,67 @@
+"""fraudpipe.stage: a pipeline error is one line and exit 1; a bug keeps its traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed, PipelineError, SourceError
+from fraudpipe.stage import load_params
+
+
+def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "stage_script.py"
+    script.write_text("from fraudpipe.stage import run\n" + textwrap.dedent(body))
+    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("error", ["ConfigError('model.max_depth: must be >= 1, got 0')",
+                                   "DataError('column tx_amount:\\n  3 rows are negative')",
+                                   "SourceError('csv source x.csv', 'the file does not exist', 'Fix data.path.')",
+                                   "BundleError('no bundle')", "GateFailed('gate')"])
+def test_every_pipeline_error_ends_in_one_line_and_exit_1(tmp_path, error):
+    proc = run_script(tmp_path, f"""
+        from fraudpipe.errors import *
+        def main():
+            raise {error}
+        run(main, "demo")
+    """)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stage 'demo' failed: "), proc.stderr
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    proc = run_script(tmp_path, """
+        def main():
+            {}["missing"]
+        run(main, "demo")
+    """)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "KeyError" in proc.stderr
+
+
+def test_every_error_of_the_family_is_a_pipeline_error():
+    for cls in (ConfigError, DataError, BundleError, GateFailed, SourceError):
+        assert issubclass(cls, PipelineError)
+    assert not issubclass(ValueError, PipelineError)
+
+
+def test_load_params_names_the_missing_group(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"model": {"a": 1}}))
+    assert load_params("model") == {"model": {"a": 1}}
+    with pytest.raises(ConfigError, match=r"params.yaml has no group 'split'.*fraudpipe params"):
+        load_params("model", "split")
+
+
+def test_load_params_without_a_params_file_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="fraudpipe params"):
+        load_params("model")
