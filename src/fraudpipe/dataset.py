@@ -1,0 +1,243 @@
+"""A user's own transaction file: what its columns hold, and which contract column each one is.
+
+`fraudpipe data add` shows this before anything is written, so a user sees the mapping it would
+use and corrects it with ``--map`` instead of discovering it by a failed run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from fraudpipe.contract import (
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TRANSACTION_ID,
+    TX_AMOUNT,
+    TX_DATETIME,
+    TX_FRAUD,
+)
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_CANONICAL_INTEGER = re.compile(r"-?(0|[1-9]\d*)")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+
+#: Contract column -> normalised source names that usually hold it, most specific first.
+_NAMES: dict[str, tuple[str, ...]] = {
+    TRANSACTION_ID: ("transactionid", "transnum", "txid", "transid", "transactionnumber", "id"),
+    TX_DATETIME: ("txdatetime", "transdatetranstime", "transactiondatetime", "timestamp", "datetime", "transactiontime",
+                  "time", "date"),
+    CUSTOMER_ID: ("customerid", "ccnum", "cardid", "cardnumber", "card", "customer", "accountid", "account", "clientid",
+                  "userid"),
+    TERMINAL_ID: ("terminalid", "merchantid", "merchant", "merchantname", "terminal", "posid", "pos", "shop"),
+    TX_AMOUNT: ("txamount", "amt", "amount", "transactionamount", "value"),
+    TX_FRAUD: ("txfraud", "isfraud", "fraud", "fraudlabel", "label", "class", "target"),
+    "customer_x": ("customerx", "customerlong", "customerlon", "long", "lon", "lng", "longitude"),
+    "customer_y": ("customery", "customerlat", "lat", "latitude"),
+    "terminal_x": ("terminalx", "merchlong", "merchantlong", "merchlon", "terminallong", "merchantlongitude"),
+    "terminal_y": ("terminaly", "merchlat", "merchantlat", "terminallat", "merchantlatitude"),
+}
+#: What kind of values each contract column needs, to refuse a proposal that cannot parse.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    TRANSACTION_ID: ("integer", "text"),
+    TX_DATETIME: ("datetime",),
+    CUSTOMER_ID: ("integer", "text"),
+    TERMINAL_ID: ("integer", "text"),
+    TX_AMOUNT: ("integer", "number"),
+    TX_FRAUD: ("label",),
+    **{c: ("integer", "number") for c in ("customer_x", "customer_y", "terminal_x", "terminal_y")},
+}
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What one source column holds: its kind of values, how many are distinct, a few examples."""
+
+    name: str
+    kind: str  # integer, number, label (0/1), datetime, date, text, empty
+    distinct: int
+    missing: int
+    examples: tuple[str, ...]
+    note: str = ""
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _kind(values: pd.Series) -> tuple[str, str]:
+    """The kind of a column's present values, and a note a user should read (e.g. leading zeros)."""
+    if values.empty:
+        return "empty", "every value is missing"
+    if pd.api.types.is_bool_dtype(values):
+        return "label", ""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime", ""
+    if pd.api.types.is_integer_dtype(values):
+        return ("label", "") if values.isin([0, 1]).all() else ("integer", "")
+    if pd.api.types.is_float_dtype(values):
+        return "number", ""
+    text = values.astype(str).str.strip()
+    if text.str.fullmatch(_INTEGER.pattern).all():
+        if text.isin(["0", "1"]).all():
+            return "label", ""
+        if not text.str.fullmatch(_CANONICAL_INTEGER.pattern).all():
+            return "text", "digits with leading zeros or signs: kept as text ids, so '007' and '7' stay different"
+        return "integer", ""
+    if text.str.fullmatch(_NUMBER.pattern).all():
+        return "number", ""
+    if text.str.fullmatch(_DATETIME.pattern).all():
+        return "datetime", ""
+    if text.str.fullmatch(_DATE.pattern).all():
+        return "date", "dates without a time of day"
+    return "text", ""
+
+
+def profile_columns(frame: pd.DataFrame, sample_rows: int = 100_000) -> list[ColumnProfile]:
+    """One profile per column, judged on up to ``sample_rows`` rows spread over the file."""
+    if len(frame) > sample_rows:
+        frame = frame.iloc[:: max(1, len(frame) // sample_rows)]
+    profiles = []
+    for name in frame.columns:
+        column = frame[name]
+        present = column.dropna()
+        if not pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_datetime64_any_dtype(present):
+            present = present[present.astype(str).str.strip() != ""]
+        kind, note = _kind(present)
+        examples = tuple(str(v) for v in present.drop_duplicates().head(3))
+        profiles.append(ColumnProfile(str(name), kind, int(present.nunique()), int(len(column) - len(present)), examples, note))
+    return profiles
+
+
+def propose_mapping(profiles: Sequence[ColumnProfile], given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Contract column -> source column: the user's choices first, then names that usually hold it
+    and whose values fit. An unnamed index column (``Unnamed: 0``, as pandas writes it) is never
+    proposed. Each source column is used once."""
+    mapping = dict(given or {})
+    used = set(mapping.values())
+    by_name = {_normalised(p.name): p for p in profiles if not p.name.lower().startswith("unnamed")}
+    for target, names in _NAMES.items():
+        if target in mapping:
+            continue
+        for name in names:
+            profile = by_name.get(name)
+            if profile is not None and profile.name not in used and profile.kind in _NEEDS[target]:
+                mapping[target] = profile.name
+                used.add(profile.name)
+                break
+    return mapping
+
+
+# --------------------------------------------------------------------------------------------
+# Settings that depend on the data
+
+#: Fewer frauds than these make a period's metrics noise (AP on a handful of frauds swings by
+#: tenths) or leave a model nothing to learn from.
+MIN_TRAIN_FRAUDS = 100
+MIN_TEST_FRAUDS = 30
+MIN_THRESHOLD_FRAUDS = 10
+MIN_PERIOD_DAYS = 7  # a whole week: weekday and weekend behaviour both present
+LABEL_DELAY_DAYS = 7  # the handbook's label delay; a property of the fraud process, not the file
+MAX_FOLDS = 4
+MAX_CARD_BUDGET = 100  # the handbook's card precision@100
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One setting chosen from the data, with the reason a user can check."""
+
+    key: str
+    value: object
+    reason: str
+
+
+def _suffix_days(daily: pd.Series, end: int, minimum: int, floor: int) -> int | None:
+    """The fewest whole days ending before day ``end`` (>= ``floor``) that hold ``minimum`` frauds."""
+    total = 0
+    for length in range(1, end + 1):
+        total += int(daily.iloc[end - length])
+        if length >= floor and total >= minimum:
+            return length
+    return None
+
+
+def derive_settings(transactions: pd.DataFrame) -> tuple[list[Derived], list[str]]:
+    """Split lengths, threshold days, folds, CP@k budget, validation band and gate floors for a
+    labelled table in the contract, from its own daily counts (dense and sparse weeks as they
+    are, never an average); and the problems no setting can fix (too few frauds)."""
+    times = transactions[TX_DATETIME]
+    day = ((times - times.min().normalize()) // pd.Timedelta(days=1)).to_numpy()
+    n_days = int(day.max()) + 1
+    fraud = transactions[TX_FRAUD].fillna(0).to_numpy() == 1
+    daily_frauds = pd.Series(fraud).groupby(day).sum().reindex(range(n_days), fill_value=0)
+    out: list[Derived] = []
+    problems: list[str] = []
+    total_frauds, rate = int(fraud.sum()), float(fraud.mean())
+
+    test_days = _suffix_days(daily_frauds, n_days, MIN_TEST_FRAUDS, MIN_PERIOD_DAYS)
+    if test_days is None:
+        problems.append(f"the file holds {total_frauds} frauds over {n_days} days; a test period needs {MIN_TEST_FRAUDS}")
+        return out, problems
+    test_start = n_days - test_days
+    out.append(Derived("split.test_days", test_days, f"the last {test_days} days hold {int(daily_frauds.iloc[test_start:].sum())} frauds (>= {MIN_TEST_FRAUDS})"))
+    delay = LABEL_DELAY_DAYS
+    out.append(Derived("split.delay_days", delay, "labels arrive about a week after the transaction (the handbook's delay)"))
+    train_end = test_start - delay
+    train_days = _suffix_days(daily_frauds, max(train_end, 0), MIN_TRAIN_FRAUDS, MIN_PERIOD_DAYS) if train_end > 0 else None
+    if train_days is None:
+        problems.append(
+            f"before the test and delay periods the file holds {int(daily_frauds.iloc[:max(train_end, 0)].sum())} frauds over "
+            f"{max(train_end, 0)} days; training needs {MIN_TRAIN_FRAUDS}"
+        )
+        return out, problems
+    train_start = train_end - train_days
+    out.append(Derived("split.train_days", train_days, f"days {train_start}..{train_end - 1} hold {int(daily_frauds.iloc[train_start:train_end].sum())} frauds (>= {MIN_TRAIN_FRAUDS})"))
+
+    v = _suffix_days(daily_frauds, train_end, MIN_THRESHOLD_FRAUDS, 1)
+    if v is None or v > train_days // 3:
+        out.append(Derived("model.threshold_validation_days", 0, f"fewer than {MIN_THRESHOLD_FRAUDS} frauds in the last third of training: the threshold is chosen in-sample"))
+    else:
+        out.append(Derived("model.threshold_validation_days", v, f"the last {v} training days hold {int(daily_frauds.iloc[train_end - v:train_end].sum())} frauds (>= {MIN_THRESHOLD_FRAUDS})"))
+
+    folds = 1
+    while folds < MAX_FOLDS:
+        shift = folds * test_days
+        start, t_start = train_start - shift, test_start - shift
+        if start < 0 or daily_frauds.iloc[start:train_end - shift].sum() < MIN_TRAIN_FRAUDS \
+                or daily_frauds.iloc[t_start:t_start + test_days].sum() < MIN_TEST_FRAUDS:
+            break
+        folds += 1
+    out.append(Derived("split.n_folds", folds, f"{folds} backtest fold(s) fit in the data with enough frauds in each (at most {MAX_FOLDS})"))
+
+    test_rows = day >= test_start
+    daily_cards = transactions.loc[test_rows, CUSTOMER_ID].groupby(day[test_rows]).nunique()
+    typical = int(daily_cards.median())
+    k = max(1, min(MAX_CARD_BUDGET, typical))
+    out.append(Derived("evaluate.card_precision_k", k, f"a typical test day has {typical} distinct cards (budget at most {MAX_CARD_BUDGET})"))
+
+    low, high = _significant(rate / 4), min(1.0, _significant(rate * 4))
+    out.append(Derived("validation.min_fraud_rate", low, f"a quarter of the file's fraud rate {rate:.4%}"))
+    out.append(Derived("validation.max_fraud_rate", high, f"four times the file's fraud rate {rate:.4%}"))
+    out.append(Derived("validation.min_rows", min(1000, len(transactions)), "a batch may not be smaller than this (the file has "
+                       f"{len(transactions):,} rows)"))
+    amount = float(transactions[TX_AMOUNT].max())
+    if amount > 100_000:
+        ceiling = float(10 ** len(str(int(amount))))
+        out.append(Derived("validation.max_amount", ceiling, f"the file's largest amount is {amount:,.2f}"))
+    first, last = times.min(), times.max()
+    if first < pd.Timestamp("2000-01-01") or last > pd.Timestamp("2030-12-31T23:59:59"):
+        out.append(Derived("validation.min_datetime", f"{first.year}-01-01T00:00:00", f"the file starts {first}"))
+        out.append(Derived("validation.max_datetime", f"{last.year + 5}-12-31T23:59:59", f"the file ends {last}"))
+    floor = _significant(max(2 * rate, 0.001))
+    out.append(Derived("evaluate.gate.minimums.average_precision", floor, f"twice the AP of a random ranking (the fraud rate {rate:.4%})"))
+    out.append(Derived("evaluate.gate.minimums.roc_auc", 0.6, "clearly better than a random ranking (0.5)"))
+    return out, problems
+
+
+def _significant(value: float, digits: int = 2) -> float:
+    return float(f"{value:.{digits}g}")
