@@ -9,7 +9,7 @@ from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write
 from fraudpipe.metrics import EvaluateConfig, GateFailed, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import ModelConfig, evaluate_prequential, load_bundle
 from fraudpipe.online import OnlineState
-from fraudpipe.scoring import Scorer, latency_summary, max_abs_difference, replay
+from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
 from fraudpipe.split import SplitConfig, time_split
 from fraudpipe.plots import (
     calibration_figure,
@@ -59,7 +59,7 @@ def main() -> None:
         read_parquet_if_exists(RAW / "customers.parquet"),
         read_parquet_if_exists(RAW / "terminals.parquet"),
     )
-    scorer = Scorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
+    scorer = OnlineScorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
     replayed = replay(scorer, transactions[~before].head(config.latency_rows))
     metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, features, list(bundle.features))
 
