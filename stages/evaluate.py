@@ -4,9 +4,10 @@ from pathlib import Path
 
 
 from fraudpipe.contract import TX_DATETIME
+from fraudpipe.errors import GateFailed
 from fraudpipe.features import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, GateFailed, batch_throughput, check_gate, quality_metrics
+from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import ModelConfig, evaluate_prequential, load_bundle
 from fraudpipe.online import OnlineState
 from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
@@ -35,7 +36,7 @@ PLOTS = Path("reports/plots")
 
 def main() -> None:
     params = load_params("evaluate", "split", "model", "features")
-    config = EvaluateConfig.from_dict(params["evaluate"])
+    config = EvaluateConfig.parse(params["evaluate"], "evaluate")
     split_config = SplitConfig.from_dict(params["split"])
     bundle = load_bundle(BUNDLE_DIR)
     test = read_parquet(TEST)
@@ -63,7 +64,7 @@ def main() -> None:
     replayed = replay(scorer, transactions[~before].head(config.latency_rows))
     metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, features, list(bundle.features))
 
-    failures = check_gate(metrics, config.gate_minimums)
+    failures = check_gate(metrics, config.gate.minimums)
     metrics["gate_passed"] = int(not failures)
     X = test[list(bundle.features)].to_numpy(dtype="float64")
     latency = latency_summary(replayed.latency_ms) | batch_throughput(bundle.predict_proba, X)
@@ -83,7 +84,7 @@ def main() -> None:
         f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics[f'card_precision_at_{k}']:.4f}; "
         f"latency p50 {latency['score_latency_p50_ms']:.3f} ms, p99 {latency['score_latency_p99_ms']:.3f} ms"
     )
-    if failures and config.gate_enforce:
+    if failures and config.gate.enforce:
         raise GateFailed("quality gate failed: " + "; ".join(failures) + f" (see {METRICS})")
 
 
