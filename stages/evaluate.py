@@ -3,12 +3,13 @@
 from pathlib import Path
 
 
+from fraudpipe.backtest import backtest
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import GateFailed
 from fraudpipe.features import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
-from fraudpipe.model import ModelConfig, evaluate_prequential, load_bundle
+from fraudpipe.model import ModelConfig, load_bundle
 from fraudpipe.online import OnlineState
 from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
 from fraudpipe.split import SplitConfig, time_split
@@ -46,7 +47,7 @@ def main() -> None:
 
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
     if split_config.n_folds > 1:
-        summary, _ = evaluate_prequential(features, split_config, ModelConfig.from_dict(params["model"]), config.card_precision_k)
+        summary, _ = backtest(features, split_config, ModelConfig.parse(params["model"], "model"), config.card_precision_k)
         metrics |= summary
 
     # Single transactions through the serving path: history before the test period, then the first

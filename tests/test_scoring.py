@@ -29,7 +29,7 @@ def world(tmp_path_factory):
     config = FeatureConfig.from_dict(params["features"])
     table = build_features(tx, config)
     cut = tx[TX_DATETIME].min() + np.timedelta64(30, "D")
-    model_config = ModelConfig.from_dict(params["model"] | {"threshold_validation_days": 0})
+    model_config = ModelConfig.parse(params["model"] | {"threshold_validation_days": 0}, "model")
     bundle_dir = tmp_path_factory.mktemp("bundle")
     save_bundle(train_bundle(table[table[TX_DATETIME] < cut], model_config), bundle_dir)
     return tx, table, config, cut, bundle_dir
