@@ -54,7 +54,8 @@ from fraudpipe.contract import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOU
 from fraudpipe.features import CUSTOMER_TERMINAL_DISTANCE, FeatureConfig, build_features
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import aggregate_folds, quality_metrics
-from fraudpipe.model import ModelConfig, evaluate_folds
+from fraudpipe.backtest import evaluate_folds
+from fraudpipe.model import ModelConfig
 from fraudpipe.split import SplitConfig, SplitParts, split_summary, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +114,7 @@ def fold_parts(table: pd.DataFrame, split: SplitConfig, folds: Sequence[int]) ->
 
 def evaluate(parts: Sequence[SplitParts], config: ModelConfig) -> dict[str, Any]:
     """Per-fold AUC / AP / CP@100 and their mean and std (ddof=1, as metrics.json reports them)."""
-    per_fold = [{m: f[m] for m in METRICS} for f in evaluate_folds(parts, config)]
+    per_fold = [{m: f[m] for m in METRICS} for f in evaluate_folds(parts, config, k=100)]
     return {"folds": per_fold, **aggregate_folds(per_fold)}
 
 
@@ -148,8 +149,12 @@ def beats(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, dict[str, boo
     return out
 
 
+def model_config(params: dict[str, Any]) -> ModelConfig:
+    return ModelConfig.parse(params["model"], "model")
+
+
 def no_threshold(config: ModelConfig) -> ModelConfig:
-    return dataclasses.replace(config, threshold_validation_days=0)
+    return config.replace(threshold_validation_days=0)
 
 
 def hist_cuts_around(values: np.ndarray, x: float, max_bin: int = 256) -> tuple[float, float]:
@@ -236,7 +241,7 @@ def search(handbook: dict[str, Any], split: SplitConfig, folds: Sequence[int], f
     """Stage A: feature sets under the handbook's best model settings, pick the highest mean AP;
     stages B and C: XGBoost settings drawn at random (fixed seeds) on those features, pick the
     highest `selection_score`. Only the validation folds are used."""
-    base_model = no_threshold(ModelConfig.from_dict(handbook["model"]))
+    base_model = no_threshold(model_config(handbook))
     base_table = features(FeatureConfig.from_dict(handbook["features"]))
     base = evaluate(fold_parts(base_table, split, folds), base_model)
     print(f"\nmodel selection on validation folds {list(folds)}; baseline {_fmt(base)}")
@@ -254,7 +259,7 @@ def search(handbook: dict[str, Any], split: SplitConfig, folds: Sequence[int], f
     for stage, space, seed, n in STAGES:
         for i, params in enumerate(draws(space, seed, n)):
             t0 = time.perf_counter()
-            row = evaluate(parts, dataclasses.replace(base_model, **params))
+            row = evaluate(parts, base_model.replace(**params))
             trials.append({"stage": stage, "draw": i, "params": params, **_means(row), "score": selection_score(row, base)})
             print(f"  {stage[0].upper()}{i:<3d} {json.dumps(params)}  {_fmt(row)}  score {trials[-1]['score']:+.2f}  {time.perf_counter() - t0:.0f} s", flush=True)
     best = max(trials, key=lambda t: (t["score"], t["average_precision_fold_mean"]))
@@ -459,9 +464,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     models: dict[str, Any] = {}
     print("chapter 3")
     for name in ("logistic_regression", "decision_tree", "random_forest", "xgboost_handbook"):
-        config = no_threshold(ModelConfig.from_dict(composed("features=handbook", f"model={name}")["model"]))
+        config = no_threshold(model_config(composed("features=handbook", f"model={name}")))
         models[name] = timed(name, evaluate, hb_parts, config)
-    config = dataclasses.replace(ModelConfig.from_dict(composed("model=xgboost_handbook")["model"]), **TODAY)
+    config = model_config(composed("model=xgboost_handbook")).replace(**TODAY)
     models["xgboost_today"] = timed("xgboost_today", evaluate, hb_parts, no_threshold(config))
     models["constant"] = fixed_scores(hb_parts, lambda t: np.full(len(t), 0.5))
     chapter3 = {
@@ -474,11 +479,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # Chapter 5
     print("chapter 5")
-    best = ModelConfig.from_dict(handbook["model"])
-    ours_fc, ours_model = FeatureConfig.from_dict(params["features"]), ModelConfig.from_dict(params["model"])
+    best = model_config(handbook)
+    ours_fc, ours_model = FeatureConfig.from_dict(params["features"]), model_config(params)
     rows_cfg: dict[str, tuple[FeatureConfig, ModelConfig]] = {
         "handbook_best": (FeatureConfig.from_dict(handbook["features"]), best),
-        "handbook_best_today_defaults": (FeatureConfig.from_dict(handbook["features"]), dataclasses.replace(best, **TODAY)),
+        "handbook_best_today_defaults": (FeatureConfig.from_dict(handbook["features"]), best.replace(**TODAY)),
         "ours": (ours_fc, ours_model),
     }
     if locations["customers"] is not None and locations["terminals"] is not None:

@@ -2,15 +2,13 @@
 
 from pathlib import Path
 
-
 from fraudpipe.contract import TX_DATETIME
+from fraudpipe.errors import GateFailed
 from fraudpipe.features import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, GateFailed, batch_throughput, check_gate, quality_metrics
-from fraudpipe.model import ModelConfig, evaluate_prequential, load_bundle
+from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
+from fraudpipe.model import load_bundle
 from fraudpipe.online import OnlineState
-from fraudpipe.scoring import Scorer, latency_summary, max_abs_difference, replay
-from fraudpipe.split import SplitConfig, time_split
 from fraudpipe.plots import (
     calibration_figure,
     confusion_records,
@@ -21,11 +19,13 @@ from fraudpipe.plots import (
     save_png,
     score_distribution_figure,
 )
+from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
+from fraudpipe.split import SplitConfig, periods
 from fraudpipe.stage import load_params, run
 
 BUNDLE_DIR = Path("models/bundle")
 TEST = Path("data/split/test.parquet")
-FEATURES = Path("data/features/features.parquet")  # prequential folds, and online/offline parity
+FEATURES = Path("data/features/features.parquet")  # offline features: online/offline parity
 TRANSACTIONS = Path("data/interim/transactions.parquet")  # replayed through the online scoring path
 RAW = Path("data/raw")  # customer and terminal locations, when the source has them
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
@@ -34,23 +34,17 @@ PLOTS = Path("reports/plots")
 
 
 def main() -> None:
-    params = load_params("evaluate", "split", "model", "features")
-    config = EvaluateConfig.from_dict(params["evaluate"])
-    split_config = SplitConfig.from_dict(params["split"])
+    params = load_params("evaluate", "split", "features")
+    config = EvaluateConfig.parse(params["evaluate"], "evaluate")
     bundle = load_bundle(BUNDLE_DIR)
     test = read_parquet(TEST)
     scores = bundle.score(test)
     labels = test["tx_fraud"].to_numpy()
-    features = read_parquet(FEATURES)
-
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
-    if split_config.n_folds > 1:
-        summary, _ = evaluate_prequential(features, split_config, ModelConfig.from_dict(params["model"]), config.card_precision_k)
-        metrics |= summary
 
     # Single transactions through the serving path: history before the test period, then the first
     # `latency_rows` transactions of the test period replayed one by one (scored, then added).
-    test_start = time_split(features, split_config).test_start
+    test_start = periods(SplitConfig.from_dict(params["split"])).test_start
     transactions = read_parquet(TRANSACTIONS)
     before = transactions[TX_DATETIME] < test_start
     state = OnlineState.from_history(
@@ -59,11 +53,11 @@ def main() -> None:
         read_parquet_if_exists(RAW / "customers.parquet"),
         read_parquet_if_exists(RAW / "terminals.parquet"),
     )
-    scorer = Scorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
+    scorer = OnlineScorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
     replayed = replay(scorer, transactions[~before].head(config.latency_rows))
-    metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, features, list(bundle.features))
+    metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, read_parquet(FEATURES), list(bundle.features))
 
-    failures = check_gate(metrics, config.gate_minimums)
+    failures = check_gate(metrics, config.gate.minimums)
     metrics["gate_passed"] = int(not failures)
     X = test[list(bundle.features)].to_numpy(dtype="float64")
     latency = latency_summary(replayed.latency_ms) | batch_throughput(bundle.predict_proba, X)
@@ -83,7 +77,7 @@ def main() -> None:
         f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics[f'card_precision_at_{k}']:.4f}; "
         f"latency p50 {latency['score_latency_p50_ms']:.3f} ms, p99 {latency['score_latency_p99_ms']:.3f} ms"
     )
-    if failures and config.gate_enforce:
+    if failures and config.gate.enforce:
         raise GateFailed("quality gate failed: " + "; ".join(failures) + f" (see {METRICS})")
 
 

@@ -6,7 +6,7 @@ from dvclive import Live
 
 from fraudpipe.io import atomic_dir, read_parquet
 from fraudpipe.model import ModelConfig, save_bundle, train_bundle, training_summary
-from fraudpipe.stage import load_params, run
+from fraudpipe.stage import load_config, run
 
 TRAIN = Path("data/split/train.parquet")
 BUNDLE_DIR = Path("models/bundle")
@@ -14,7 +14,7 @@ LIVE_DIR = "reports/train"  # dvclive: metrics.json and plots/metrics/*.tsv (no 
 
 
 def main() -> None:
-    config = ModelConfig.from_dict(load_params("model")["model"])
+    config = load_config("model", ModelConfig)
     train = read_parquet(TRAIN)
     with Live(dir=LIVE_DIR, dvcyaml=False, save_dvc_exp=False) as live:
         bundle = train_bundle(train, config, live=live)

@@ -102,3 +102,24 @@ def test_a_config_is_immutable():
     config = _Demo.parse(GOOD, "model")
     with pytest.raises(ValidationError):
         config.max_depth = 5  # type: ignore[misc]
+
+
+def test_key_errors_name_each_key_path_of_a_cross_field_check():
+    from pydantic import model_validator
+
+    from fraudpipe.config import Config, key_errors
+    from fraudpipe.errors import ConfigError
+
+    class Pair(Config):
+        low: int
+        high: int
+
+        @model_validator(mode="after")
+        def _ordered(self):
+            if self.low > self.high:
+                raise key_errors("Pair", [(("high",), f"must be >= low ({self.low})", self.high)])
+            return self
+
+    assert Pair.parse({"low": 1, "high": 2}, "pair").high == 2
+    with pytest.raises(ConfigError, match=r"^pair\.high: must be >= low \(3\), got 2$"):
+        Pair.parse({"low": 3, "high": 2}, "pair")

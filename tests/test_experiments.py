@@ -21,7 +21,7 @@ from _repo import env, make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
 
-#: One split instead of four prequential folds (evaluate trains once); the gate's floors are set for
+#: One backtest fold instead of four (backtest trains once); the gate's floors are set for
 #: the full-size data, so on ~1,400 test rows they are reported but not enforced. Depth 6 is the
 #: baseline, so every experiment below changes it.
 CONF = {"split": {"n_folds": 1}, "evaluate": {"gate": {"enforce": False}}, "model": {"max_depth": 6}}
@@ -136,11 +136,11 @@ def experiments(tmp_path_factory) -> Experiments:
     return Experiments(repo, single, logs, _experiments(repo), baseline_metrics)
 
 
-def test_changing_a_model_param_reruns_train_and_evaluate_only(experiments):
+def test_changing_a_model_param_reruns_train_evaluate_and_backtest_only(experiments):
     outputs = {"exp run -S model.max_depth=3": experiments.single_output} | experiments.sweep_logs
     assert len(outputs) == 3
     for name, out in outputs.items():
-        assert ran_stages(out) == {"train", "evaluate"}, f"{name}:\n{out}"
+        assert ran_stages(out) == {"train", "evaluate", "backtest"}, f"{name}:\n{out}"
         for stage in UPSTREAM:
             assert f"Stage '{stage}' didn't change, skipping" in out, f"{name}:\n{out}"
 

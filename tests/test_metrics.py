@@ -11,20 +11,28 @@ import pandas as pd
 import pytest
 import yaml
 
+from fraudpipe.config import compose
+from fraudpipe.errors import ConfigError
 from fraudpipe.metrics import (
     EvaluateConfig,
-    GateFailed,
+    MetricConfig,
     aggregate_folds,
     average_precision,
     batch_throughput,
     card_precision_at_k,
     check_gate,
+    quality_metric_names,
     quality_metrics,
     roc_auc,
     threshold_metrics,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def evaluate_config(**changes) -> EvaluateConfig:
+    """conf/evaluate/ as composed into params.yaml, with some keys changed."""
+    return EvaluateConfig.parse(compose(ROOT / "conf")["evaluate"] | changes, "evaluate")
 
 # (day, card, score, label). k = 2.
 #   day 1: cards A(.9,1) B(.8,0 and .05,1 -> max .8, label 1) C(.7,1) D(.1,0)
@@ -119,6 +127,7 @@ def test_quality_metrics_on_a_table():
     )
     m = quality_metrics(table, rows["score"].to_numpy(), threshold=0.5, k=2)
     assert list(m) == ["roc_auc", "average_precision", "card_precision_at_2", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds"]
+    assert list(m) == list(quality_metric_names(2))  # the names the gate accepts are the real ones
     assert m["card_precision_at_2"] == pytest.approx(0.5)
     assert (m["n_test"], m["n_frauds"], m["threshold"]) == (13, 8, 0.5)
     with pytest.raises(ValueError, match="12 scores for 13 rows"):
@@ -139,17 +148,49 @@ def test_gate_names_metric_value_and_minimum():
     assert failures == ["average_precision = 0.2500 is below the minimum 0.3"]
     assert check_gate(metrics, {"f1": 0.1}) == ["f1 is undefined (minimum 0.1)"]
     assert check_gate(metrics, {}) == []
-    with pytest.raises(GateFailed, match="unknown metric.*'auc'"):
-        check_gate(metrics, {"auc": 0.5})
 
 
 def test_evaluate_config_reads_the_default_conf_file():
     conf = yaml.safe_load((ROOT / "conf/evaluate/default.yaml").read_text())
-    config = EvaluateConfig.from_dict(conf)
-    assert config.card_precision_k == 100
-    assert set(config.gate_minimums) == {"average_precision", "roc_auc"}
-    with pytest.raises(ValueError, match="unknown key"):
-        EvaluateConfig.from_dict({"gate": {}, "typo": 1})
+    config = EvaluateConfig.parse(conf, "evaluate")
+    assert config.card_precision_k == 100 and config.gate.enforce is True
+    assert config.gate.minimums == {"average_precision": 0.3, "roc_auc": 0.75}
+    assert config.to_dict() == conf
+    assert all(field.is_required() for field in EvaluateConfig.model_fields.values())  # conf/ holds the defaults
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"typo": 1}, r"^evaluate\.typo: unknown key"),
+        ({"card_precision_k": 0}, r"^evaluate\.card_precision_k: must be >= 1, got 0$"),
+        ({"latency_rows": -1}, r"^evaluate\.latency_rows: must be >= 0, got -1$"),
+        ({"gate": {"enforce": "yes", "minimums": {}}}, r"^evaluate\.gate\.enforce: must be true or false, got 'yes'$"),
+        ({"gate": {"enforce": True, "minimums": {"roc_auc": "high"}}}, r"^evaluate\.gate\.minimums\.roc_auc: must be a number, got 'high'$"),
+        ({"gate": {"enforce": True}}, r"^evaluate\.gate\.minimums: missing key$"),
+        ({"gate": {"enforce": True, "minimum": {}}}, r"evaluate\.gate\.minimum: unknown key \(did you mean 'minimums'\?"),
+        # An unknown metric is a configuration mistake, found before anything runs (not a failed gate).
+        ({"gate": {"enforce": True, "minimums": {"auc": 0.5, "roc_auc": 0.7}}},
+         r"^evaluate\.gate\.minimums\.auc: not a metric of the test period \(known: roc_auc, average_precision, card_precision_at_100, .*n_frauds\), got 0\.5$"),
+        # card precision is named after its k: the gate must name the configured one.
+        ({"card_precision_k": 50, "gate": {"enforce": True, "minimums": {"card_precision_at_100": 0.2}}},
+         r"^evaluate\.gate\.minimums\.card_precision_at_100: not a metric"),
+    ],
+)
+def test_evaluate_config_mistakes_name_the_key(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        evaluate_config(**changes)
+
+
+def test_gate_may_name_any_test_metric_including_card_precision_at_its_k():
+    config = evaluate_config(card_precision_k=50, gate={"enforce": False, "minimums": {"card_precision_at_50": 0.2, "n_frauds": 10}})
+    assert config.gate.minimums == {"card_precision_at_50": 0.2, "n_frauds": 10.0}
+
+
+def test_metric_config_reads_only_its_keys_of_the_evaluate_group():
+    assert MetricConfig.of({"card_precision_k": 7, "gate": "not read", "latency_rows": "not read"}).card_precision_k == 7
+    with pytest.raises(ConfigError, match=r"^evaluate\.card_precision_k: missing key$"):
+        MetricConfig.of({"latency_rows": 3})
 
 
 def test_batch_throughput_scores_the_whole_batch_per_call():

@@ -10,9 +10,10 @@ import pytest
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.features import FeatureConfig, build_features
-from fraudpipe.model import BundleError, ModelConfig, load_bundle, save_bundle, train_bundle
+from fraudpipe.errors import BundleError
+from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
 from fraudpipe.online import OnlineState
-from fraudpipe.scoring import Scorer, latency_summary, max_abs_difference, replay
+from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
 from fraudpipe.simulate import SimulatorConfig, simulate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -28,7 +29,7 @@ def world(tmp_path_factory):
     config = FeatureConfig.from_dict(params["features"])
     table = build_features(tx, config)
     cut = tx[TX_DATETIME].min() + np.timedelta64(30, "D")
-    model_config = ModelConfig.from_dict(params["model"] | {"threshold_validation_days": 0})
+    model_config = ModelConfig.parse(params["model"] | {"threshold_validation_days": 0}, "model")
     bundle_dir = tmp_path_factory.mktemp("bundle")
     save_bundle(train_bundle(table[table[TX_DATETIME] < cut], model_config), bundle_dir)
     return tx, table, config, cut, bundle_dir
@@ -37,7 +38,7 @@ def world(tmp_path_factory):
 def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
     tx, table, config, cut, bundle_dir = world
     before = tx[TX_DATETIME] < cut
-    scorer = Scorer(OnlineState.from_history(tx[before], config), load_bundle(bundle_dir, nthread=1))
+    scorer = OnlineScorer(OnlineState.from_history(tx[before], config), load_bundle(bundle_dir, nthread=1))
     replayed = replay(scorer, tx[~before].head(300))
     assert len(replayed.scores) == 300
     assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9
@@ -46,17 +47,37 @@ def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
     np.testing.assert_allclose(replayed.scores, batch, rtol=0, atol=1e-6)  # float32 model inputs
 
 
-def test_score_does_not_add_the_transaction_but_observe_does(world):
-    tx, _, config, cut, bundle_dir = world
-    scorer = Scorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config), load_bundle(bundle_dir))
+def _xgboost_by_hand(bundle_dir, row: np.ndarray) -> float:
+    """P(fraud) of one feature row computed apart from the serving path: bundle.json's standardiser
+    by hand, then XGBoost's DMatrix prediction (the service uses inplace_predict)."""
+    import json
+
+    import xgboost as xgb
+
+    meta = json.loads((bundle_dir / "bundle.json").read_text())
+    std = meta["standardizer"]
+    x = (row - np.array(std["mean"])) / np.array(std["scale"])
+    booster = xgb.Booster()
+    booster.load_model(str(bundle_dir / meta["model"]["file"]))
+    return float(booster.predict(xgb.DMatrix(x[np.newaxis, :], feature_names=meta["features"]))[0])
+
+
+def test_score_is_the_offline_rows_score_and_does_not_add_the_transaction(world):
+    tx, table, config, cut, bundle_dir = world
+    scorer = OnlineScorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config), load_bundle(bundle_dir))
     row = tx[tx[TX_DATETIME] >= cut].iloc[0]
     args = (row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
+    offline = table.loc[table["transaction_id"] == row.transaction_id, feature_columns(table)].to_numpy(np.float64)[0]
+    expected = _xgboost_by_hand(bundle_dir, offline)
+    assert 0 < expected < 1
     first = scorer.features(*args)
-    assert scorer.score(*args) == scorer.score(*args)
+    np.testing.assert_allclose(first, offline, rtol=0, atol=1e-9)  # online features = offline features
+    assert scorer.score(*args) == pytest.approx(expected, abs=1e-6)
+    assert scorer.score(*args) == pytest.approx(expected, abs=1e-6)  # scoring left the history as it was
+    np.testing.assert_array_equal(scorer.features(*args), first)
     scorer.observe(row.transaction_id, *args, tx_fraud=int(row.tx_fraud))
     again = scorer.features(*args)
-    count = config.customer_windows.index(1)
-    name = f"customer_id_nb_tx_{config.customer_windows[count]}day_window"
+    name = "customer_id_nb_tx_1day_window"
     position = scorer.state.feature_names.index(name)
     assert again[position] == first[position] + 1  # the observed transaction now counts as history
 
@@ -65,7 +86,7 @@ def test_scorer_refuses_a_bundle_with_other_features(world):
     tx, _, config, cut, bundle_dir = world
     other = FeatureConfig.from_dict(config.to_dict() | {"customer_windows": [1, 7]})
     with pytest.raises(BundleError, match="feature list differs"):
-        Scorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], other), load_bundle(bundle_dir))
+        OnlineScorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], other), load_bundle(bundle_dir))
 
 
 def test_latency_summary_percentiles():

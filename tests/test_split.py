@@ -18,6 +18,7 @@ from fraudpipe.io import write_parquet
 from fraudpipe.split import (
     SplitConfig,
     SplitError,
+    periods,
     prequential_folds,
     remove_known_compromised,
     split_summary,
@@ -69,6 +70,20 @@ def test_period_bounds_are_midnights():
         pd.Timestamp(d) for d in ("2018-07-25", "2018-08-01", "2018-08-08", "2018-08-15")
     )
     assert parts.live_end is None
+
+
+def test_periods_are_the_boundaries_time_split_uses():
+    bounds = periods(HANDBOOK)
+    assert bounds.test_start == START + pd.Timedelta(days=7 + 7)  # train_start + train_days + delay_days
+    assert (bounds.delay_start, bounds.live_start, bounds.live_end) == (START + pd.Timedelta(days=7), START + pd.Timedelta(days=21), None)
+    data = daily(-30, 40)
+    for shift in (0, 7, 10):
+        parts, moved = time_split(data, HANDBOOK, shift_days=shift), periods(HANDBOOK, shift_days=shift)
+        assert (parts.train_start, parts.delay_start, parts.test_start, parts.live_start, parts.live_end) == (
+            moved.train_start, moved.delay_start, moved.test_start, moved.live_start, moved.live_end)
+        assert moved.train_start == START - pd.Timedelta(days=shift)
+    three_live_days = SplitConfig.from_dict({"train_start": "2018-07-25", "train_days": 7, "delay_days": 7, "test_days": 7, "live_days": 3})
+    assert periods(three_live_days).live_end == START + pd.Timedelta(days=24)
 
 
 def test_a_transaction_at_midnight_belongs_to_the_later_period():

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import difflib
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from fraudpipe.errors import ConfigError
 
@@ -82,6 +83,17 @@ def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> 
         else:
             parts.append(f"{key}: {message}, got {error['input']!r}")
     return "; ".join(parts)
+
+
+def key_errors(title: str, problems: Iterable[tuple[Sequence[str], str, Any]]) -> ValidationError:
+    """Failures of a check that spans several fields, each at its own key path, as
+    ``(path inside the group, rule, value)``. Raise it from a model validator: `describe_errors`
+    then names ``<group>.<path>`` like any other failure (a plain ValueError there has no path)."""
+    details = [
+        InitErrorDetails(type=PydanticCustomError("invalid_value", "{rule}", {"rule": rule}), loc=tuple(loc), input=value)
+        for loc, rule, value in problems
+    ]
+    return ValidationError.from_exception_data(title, details)
 
 
 def _known_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:

@@ -1,7 +1,7 @@
 """Scoring a model the way the handbook does, plus the quality gate and latency figures.
 
 Quality metrics are pure functions of labels and scores, so the same numbers come out of the
-`evaluate` stage, the prequential folds and any notebook. Latency is wall-clock and therefore
+`evaluate` stage, the `backtest` folds and any notebook. Latency is wall-clock and therefore
 kept apart from them (the caller writes it to its own file, so metrics.json stays reproducible).
 """
 
@@ -9,41 +9,59 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
 from sklearn import metrics as skm
 
-from fraudpipe.errors import ConfigError, GateFailed
+from fraudpipe.config import Config, key_errors
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 
 
+def quality_metric_names(k: int) -> tuple[str, ...]:
+    """The keys `quality_metrics` returns, in its order (card precision is named after its k): the
+    names a quality gate may set minimums on."""
+    return ("roc_auc", "average_precision", f"card_precision_at_{k}", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds")
 
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """`conf/evaluate/`: card precision budget, latency sample size and the quality gate."""
 
-    card_precision_k: int = 100
-    latency_rows: int = 2000
-    gate_enforce: bool = False
-    gate_minimums: Mapping[str, float] = field(default_factory=dict)
+class GateConfig(Config):
+    """The quality gate: a minimum per metric; `enforce` makes a miss fail the stage."""
+
+    enforce: bool
+    minimums: dict[str, float]
+
+
+CardPrecisionK = Annotated[int, Field(ge=1)]
+
+
+class MetricConfig(Config):
+    """The evaluate keys that define the metrics themselves; `backtest` reads (and declares) only these."""
+
+    card_precision_k: CardPrecisionK
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EvaluateConfig:
-        known = {"card_precision_k", "latency_rows", "gate"}
-        unknown = sorted(set(d) - known)
+    def of(cls, evaluate: Mapping[str, Any]) -> MetricConfig:
+        """These keys of the evaluate group; the other keys are evaluate's and are not read."""
+        return cls.parse({key: value for key, value in evaluate.items() if key in cls.model_fields}, "evaluate")
+
+
+class EvaluateConfig(Config):
+    """`conf/evaluate/`: card precision budget, latency sample size and the quality gate."""
+
+    card_precision_k: CardPrecisionK
+    latency_rows: Annotated[int, Field(ge=0)]
+    gate: GateConfig
+
+    @model_validator(mode="after")
+    def _gate_names_known_metrics(self) -> Self:
+        known = quality_metric_names(self.card_precision_k)
+        unknown = [name for name in self.gate.minimums if name not in known]
         if unknown:
-            raise ConfigError(f"evaluate config: unknown key(s) {unknown}; expected {sorted(known)}")
-        gate = d.get("gate") or {}
-        minimums = {str(k): float(v) for k, v in (gate.get("minimums") or {}).items()}
-        return cls(
-            card_precision_k=int(d.get("card_precision_k", 100)),
-            latency_rows=int(d.get("latency_rows", 2000)),
-            gate_enforce=bool(gate.get("enforce", False)),
-            gate_minimums=minimums,
-        )
+            rule = f"not a metric of the test period (known: {', '.join(known)})"
+            raise key_errors(type(self).__name__, [(("gate", "minimums", name), rule, self.gate.minimums[name]) for name in unknown])
+        return self
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -135,10 +153,8 @@ def aggregate_folds(per_fold: Sequence[Mapping[str, float]], suffix: str = "fold
 
 
 def check_gate(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> list[str]:
-    """The gate's failures as readable sentences; empty when it passes. NaN never passes."""
-    unknown = sorted(set(minimums) - set(metrics))
-    if unknown:
-        raise GateFailed(f"quality gate names unknown metric(s) {unknown}; known: {sorted(metrics)}")
+    """The gate's failures as readable sentences; empty when it passes. NaN never passes.
+    EvaluateConfig has already refused minimums on metrics that do not exist."""
     failures = []
     for name, minimum in minimums.items():
         value = metrics[name]

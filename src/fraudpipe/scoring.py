@@ -1,7 +1,7 @@
 """One transaction in, one fraud score out: the path the HTTP service and the latency metric share.
 
 Latency is only worth reporting if it is measured on the code that serves, so evaluation replays
-real transactions through this object: online features from history, then the model.
+real transactions through an `OnlineScorer`: online features from history, then the model.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fraudpipe.online import OnlineState
 
 
 @dataclass
-class Scorer:
+class OnlineScorer:
     """A model bundle and the online state whose features it was trained on."""
 
     state: OnlineState
@@ -44,7 +44,7 @@ class Scorer:
 
 @dataclass(frozen=True)
 class Replay:
-    """What replaying transactions one by one through a scorer produced."""
+    """What replaying transactions one by one through an online scorer produced."""
 
     transaction_ids: np.ndarray
     features: np.ndarray  # (n, n_features), bundle feature order
@@ -52,7 +52,7 @@ class Replay:
     latency_ms: np.ndarray  # features + score, per transaction (wall clock: not reproducible)
 
 
-def replay(scorer: Scorer, transactions: pd.DataFrame) -> Replay:
+def replay(scorer: OnlineScorer, transactions: pd.DataFrame) -> Replay:
     """Score each transaction as it arrives, then add it with its label, in table order."""
     n, width = len(transactions), len(scorer.bundle.features)
     feats, scores, latency = np.empty((n, width)), np.empty(n), np.empty(n)

@@ -79,6 +79,28 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class Periods:
+    """The boundaries of one train/delay/test/live block (half-open; live_end None = open)."""
+
+    train_start: pd.Timestamp
+    delay_start: pd.Timestamp
+    test_start: pd.Timestamp
+    live_start: pd.Timestamp
+    live_end: pd.Timestamp | None
+
+
+def periods(config: SplitConfig, *, shift_days: int = 0) -> Periods:
+    """The configured boundaries moved ``shift_days`` days earlier; the one place they are computed,
+    so a stage that needs the test start (history for the online state) does not re-derive it."""
+    start = config.start - shift_days * DAY
+    delay_start = start + config.train_days * DAY
+    test_start = delay_start + config.delay_days * DAY
+    live_start = test_start + config.test_days * DAY
+    live_end = None if config.live_days is None else live_start + config.live_days * DAY
+    return Periods(start, delay_start, test_start, live_start, live_end)
+
+
+@dataclass(frozen=True)
 class SplitParts:
     """One train/delay/test/live block; bounds are half-open [start, end) and live_end None = open."""
 
@@ -135,11 +157,9 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0)
     Row order inside each part is the table's order. Train and test must hold rows, and labels:
     an empty or unlabelled period means the config does not match the data.
     """
-    start = config.start - shift_days * DAY
-    delay_start = start + config.train_days * DAY
-    test_start = delay_start + config.delay_days * DAY
-    live_start = test_start + config.test_days * DAY
-    live_end = None if config.live_days is None else live_start + config.live_days * DAY
+    bounds = periods(config, shift_days=shift_days)
+    start, delay_start, test_start = bounds.train_start, bounds.delay_start, bounds.test_start
+    live_start, live_end = bounds.live_start, bounds.live_end
 
     train = _between(table, start, delay_start)
     delay = _between(table, delay_start, test_start)

@@ -1,0 +1,19 @@
+"""Fitting a fraud model, choosing its alert threshold, and the model bundle the service loads.
+
+- `config`: `ModelConfig`, the conf/model/ group.
+- `estimators/`: the registry, one spec per estimator (parameters, fit, predict, file format).
+- `fit`: standardise, weight the classes, fit the configured spec.
+- `threshold`: the alert threshold rules.
+- `bundle`: `Bundle` and its files (save, load, format checks).
+- `training`: `train_bundle`, which ties them together on a training period.
+
+The predictor used right after training is the one that is saved and loaded, so what `evaluate`
+measures and what the service serves are the same code. The names stages and the service use are
+importable from here.
+"""
+
+from fraudpipe.model.bundle import Bundle, load_bundle, save_bundle
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.model.training import train_bundle, training_summary
+
+__all__ = ["Bundle", "ModelConfig", "load_bundle", "save_bundle", "train_bundle", "training_summary"]

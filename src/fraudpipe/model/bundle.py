@@ -1,0 +1,161 @@
+"""The model bundle: the directory `train` writes to models/bundle/ and the service loads.
+
+Two files, never a pickle: bundle.json (format version, ordered feature list, threshold,
+standardiser, metadata) and the model in its estimator's own format (bundle.json's `model` entry
+names it). Loading checks everything it is about to trust and refuses the rest with a BundleError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import feature_columns
+from fraudpipe.errors import BundleError
+from fraudpipe.io import write_json
+from fraudpipe.model.estimators import SPECS, Predictor
+from fraudpipe.model.fit import standardize
+
+BUNDLE_FORMAT = 1
+BUNDLE_FILE = "bundle.json"
+#: The top-level keys of bundle.json, in the order training writes them.
+METADATA_KEYS = (
+    "format_version",
+    "name",
+    "estimator",
+    "features",
+    "threshold",
+    "threshold_selection",
+    "standardizer",
+    "model",
+    "params",
+    "estimator_params",
+    "feature_importance",
+    "training",
+    "library_versions",
+)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A trained model ready to score: feature order, standardiser, predictor, threshold, metadata."""
+
+    metadata: Mapping[str, Any]
+    predictor: Predictor
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.metadata["features"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+    @property
+    def feature_importance(self) -> dict[str, float]:
+        return dict(self.metadata["feature_importance"])
+
+    def check_features(self, names: Sequence[str]) -> None:
+        """Refuse to score features other than those the model was trained on, in that order."""
+        names, expected = list(names), list(self.features)
+        if names == expected:
+            return
+        missing = [f for f in expected if f not in names]
+        extra = [f for f in names if f not in expected]
+        detail = f"missing {missing}, unexpected {extra}" if missing or extra else f"same names in a different order: {names}"
+        raise BundleError(f"feature list differs from the bundle's ({len(expected)} features {expected}): {detail}")
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(fraud) per row of a 2-D array whose columns are `features`, in order."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise BundleError(f"expected a 2-D array with {len(self.features)} columns {list(self.features)}, got shape {X.shape}")
+        return self.predictor.predict(standardize(X, self.mean, self.scale))
+
+    def score(self, table: pd.DataFrame) -> np.ndarray:
+        """P(fraud) for every row of a feature table, after checking its features."""
+        self.check_features(feature_columns(table))
+        return self.predict_proba(table[list(self.features)].to_numpy(dtype=np.float64))
+
+
+def save_bundle(bundle: Bundle, directory: str | Path) -> None:
+    """Write the bundle's files into `directory` (use fraudpipe.io.atomic_dir around it)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    bundle.predictor.save(directory)
+    write_json(bundle.metadata, directory / BUNDLE_FILE)
+
+
+def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
+    """Read a bundle written by `save_bundle`; `nthread` caps XGBoost's threads (service: 1)."""
+    directory = Path(directory)
+    path = directory / BUNDLE_FILE
+    if not path.is_file():
+        raise BundleError(f"{path} does not exist: no model bundle in {directory} (run the train stage)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    if meta.get("format_version") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: bundle format {meta.get('format_version')!r}, this code reads format {BUNDLE_FORMAT}")
+    missing = [k for k in METADATA_KEYS if k not in meta]
+    if missing:
+        raise BundleError(f"{path}: missing key(s) {missing}")
+    features = _features(meta["features"], path)
+    threshold = meta["threshold"]
+    if not _number(threshold):
+        raise BundleError(f"{path}: threshold must be a finite number, got {threshold!r}")
+    spec = SPECS.get(meta["estimator"])
+    if spec is None:
+        raise BundleError(f"{path}: unknown estimator {meta['estimator']!r}; this code knows {sorted(SPECS)}")
+    entry = meta["model"]
+    if not isinstance(entry, dict) or entry.get("format") != spec.format or entry.get("file") != spec.file:
+        raise BundleError(
+            f"{path}: unknown model format {entry!r} for estimator {spec.name!r}; expected format {spec.format!r} in {spec.file!r}"
+        )
+    model_path = directory / spec.file
+    if not model_path.is_file():
+        raise BundleError(f"{model_path} is missing from the bundle")
+    unexpected = sorted(p.name for p in directory.iterdir() if p.name not in (BUNDLE_FILE, spec.file))
+    if unexpected:
+        raise BundleError(f"{directory}: unexpected file(s) {unexpected} in the bundle (expected only {BUNDLE_FILE} and {spec.file})")
+    mean, scale = _standardizer(meta["standardizer"], len(features), path)
+    return Bundle(meta, Predictor(spec, spec.load(directory, entry, len(features), nthread)), mean, scale)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _features(value: Any, path: Path) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(f, str) for f in value) or len(set(value)) != len(value):
+        raise BundleError(f"{path}: features must be a non-empty list of distinct names, got {value!r}")
+    return value
+
+
+def _standardizer(value: Any, n_features: int, path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if value is None:
+        return None, None
+    try:
+        mean = np.array(value["mean"], dtype=np.float64)
+        scale = np.array(value["scale"], dtype=np.float64)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise BundleError(f"{path}: standardizer must be null or {{\"mean\": [...], \"scale\": [...]}} ({type(exc).__name__}: {exc})") from None
+    if mean.shape != (n_features,) or scale.shape != (n_features,) or not np.isfinite(mean).all() or not (np.isfinite(scale) & (scale > 0)).all():
+        raise BundleError(f"{path}: standardizer needs {n_features} finite means and positive scales, got shapes {mean.shape}, {scale.shape}")
+    return mean, scale

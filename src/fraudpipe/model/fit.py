@@ -1,0 +1,69 @@
+"""Fitting the configured estimator: optional standardisation, class weight, the spec's fit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.model.estimators import Predictor, spec
+
+if TYPE_CHECKING:
+    from dvclive import Live
+
+
+def positive_weight(config: ModelConfig, labels: np.ndarray) -> float:
+    """The weight of a fraud relative to a genuine transaction ('balanced' = n_genuine / n_fraud)."""
+    if config.scale_pos_weight == "balanced":
+        n_pos = int(np.sum(labels))
+        return float((len(labels) - n_pos) / n_pos)
+    return float(config.scale_pos_weight)
+
+
+def estimator_params(config: ModelConfig, labels: np.ndarray) -> dict[str, Any]:
+    """The keyword arguments actually given to the estimator (recorded in bundle.json)."""
+    return spec(config.estimator).params(config, positive_weight(config, labels))
+
+
+def standardize(X: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return X if mean is None else (X - mean) / scale
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A standardiser (or none) and a predictor, fitted together on one slice of data."""
+
+    predictor: Predictor
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+    params: dict[str, Any]
+    importance: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predictor.predict(standardize(X, self.mean, self.scale))
+
+
+def fit_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: ModelConfig,
+    features: Sequence[str],
+    eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+    live: Live | None = None,
+) -> FittedModel:
+    """Fit the configured estimator; one that logs its own curves reports them to `live`."""
+    mean = scale = None
+    if config.standardize:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(X)
+        mean, scale = scaler.mean_, scaler.scale_
+    estimator = spec(config.estimator)
+    params = estimator_params(config, y)
+    scaled_eval = None if eval_set is None else (standardize(eval_set[0], mean, scale), eval_set[1])
+    model, importance = estimator.fit(standardize(X, mean, scale), y, params, features, eval_set=scaled_eval, live=live)
+    return FittedModel(Predictor(estimator, model), mean, scale, params, importance)

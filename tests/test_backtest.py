@@ -1,0 +1,49 @@
+"""The prequential backtest: per-fold metrics of a model retrained on each shifted split, and
+their mean and std."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from _model import feature_table, small_config
+from fraudpipe.backtest import backtest, evaluate_folds
+from fraudpipe.metrics import quality_metrics
+from fraudpipe.model import train_bundle
+from fraudpipe.split import SplitConfig, prequential_folds, time_split
+
+SPLIT = {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "n_folds": 3}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return feature_table(n_days=20, per_day=250, seed=3)
+
+
+def test_backtest_reports_mean_and_sample_std_over_folds(table):
+    summary, folds = backtest(table, SplitConfig.from_dict(SPLIT), small_config("logistic_regression"), k=5)
+    assert [f["fold"] for f in folds] == [0, 1, 2]
+    assert len({f["n_test"] for f in folds}) > 1  # different test periods
+    assert summary["n_folds"] == 3
+    aps = np.array([f["average_precision"] for f in folds])
+    assert summary["average_precision_fold_mean"] == pytest.approx(aps.mean())
+    assert summary["average_precision_fold_std"] == pytest.approx(aps.std(ddof=1))
+    assert "card_precision_at_5_fold_mean" in summary and "fold_fold_mean" not in summary
+
+
+def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):
+    """Fold k equals training by hand on the split moved k test periods earlier."""
+    split = SplitConfig.from_dict(SPLIT)
+    config = small_config("decision_tree")
+    folds = evaluate_folds(prequential_folds(table, split), config, k=5)
+    for k in (0, 2):
+        parts = time_split(table, split, shift_days=k * split.test_days)
+        bundle = train_bundle(parts.train, config)
+        assert folds[k] == {"fold": k} | quality_metrics(parts.test, bundle.score(parts.test), bundle.threshold, 5)
+
+
+def test_one_fold_has_no_spread(table):
+    summary, _ = backtest(table, SplitConfig.from_dict(SPLIT | {"n_folds": 1}), small_config("logistic_regression"), k=5)
+    assert summary["n_folds"] == 1 and math.isnan(summary["roc_auc_fold_std"])

@@ -1,0 +1,42 @@
+"""Fitting: the class weight, the standardiser fitted on the training rows only, eval_set scaled alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _model import FEATURES, feature_table, model_config, small_config
+from fraudpipe.model.fit import positive_weight, fit_model, standardize
+
+
+def test_positive_weight():
+    y = np.array([0, 0, 0, 1])
+    assert positive_weight(model_config(scale_pos_weight="balanced"), y) == 3.0
+    assert positive_weight(model_config(scale_pos_weight=5.0), y) == 5.0
+
+
+def test_standardiser_is_fitted_on_the_training_rows_and_optional():
+    table = feature_table()
+    X, y = table[FEATURES].to_numpy(), table["tx_fraud"].to_numpy()
+    fitted = fit_model(X, y, small_config("logistic_regression"), FEATURES)
+    np.testing.assert_allclose(fitted.mean, X.mean(axis=0))
+    np.testing.assert_allclose(fitted.scale, X.std(axis=0))
+    np.testing.assert_allclose(standardize(X, fitted.mean, fitted.scale).mean(axis=0), 0, atol=1e-12)
+    raw = fit_model(X, y, small_config("logistic_regression", standardize=False), FEATURES)
+    assert raw.mean is None and raw.scale is None
+    assert not np.allclose(raw.predictor.model.coef, fitted.predictor.model.coef)  # it saw other inputs
+
+
+def test_eval_set_is_standardised_like_the_training_rows(tmp_path, monkeypatch):
+    """XGBoost's validation curve from `fit_model` equals one computed on the scaled hold-out."""
+    from dvclive import Live
+    from sklearn.metrics import log_loss
+
+    table = feature_table()
+    X, y = table[FEATURES].to_numpy(), table["tx_fraud"].to_numpy()
+    fit_rows, hold = slice(0, 2400), slice(2400, None)
+    monkeypatch.chdir(tmp_path)
+    with Live(dir="live", dvcyaml=False, save_dvc_exp=False) as live:
+        fitted = fit_model(X[fit_rows], y[fit_rows], small_config("xgboost"), FEATURES, eval_set=(X[hold], y[hold]), live=live)
+    last = (tmp_path / "live/plots/metrics/validation/logloss.tsv").read_text().splitlines()[-1].split("\t")
+    assert float(last[1]) == pytest.approx(log_loss(y[hold], fitted.predict(X[hold])), abs=1e-5)

@@ -1,0 +1,95 @@
+"""train_bundle: the threshold from training days only, what the metadata records, bad training
+data refused, and dvclive curves for every estimator without time stamps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _model import feature_table, small_config
+from fraudpipe.errors import BundleError
+from fraudpipe.model import Bundle, train_bundle, training_summary
+from fraudpipe.model.training import table_sha256
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return feature_table()
+
+
+def test_threshold_is_chosen_on_the_last_training_days_only(table):
+    bundle = train_bundle(table, small_config("xgboost"))
+    sel = bundle.metadata["threshold_selection"]
+    last_day = table["tx_datetime"].max().floor("D")
+    assert pd.Timestamp(sel["period"]["start"]) >= last_day
+    assert sel["n_rows"] == int((table["tx_datetime"] >= last_day).sum())
+    in_sample = train_bundle(table, small_config("xgboost", threshold_validation_days=0, threshold_rule="top_k_per_day", threshold_k=30))
+    sel = in_sample.metadata["threshold_selection"]
+    assert sel["n_rows"] == len(table)
+    assert 30 <= sel["alerts_per_day"] < 32  # at least the budget; more only where scores tie
+
+
+def test_metadata_records_the_training_period_data_and_versions(table):
+    bundle = train_bundle(table, small_config("random_forest"))
+    meta = bundle.metadata
+    assert isinstance(bundle, Bundle) and bundle.name == "random_forest"
+    assert bundle.features == ("tx_amount", "terminal_risk", "noise")
+    assert meta["training"]["start"] == table["tx_datetime"].min().isoformat()
+    assert meta["training"]["end"] == table["tx_datetime"].max().isoformat()
+    assert meta["training"]["data_sha256"] == table_sha256(table)
+    assert {"numpy", "pandas", "scikit-learn", "xgboost"} <= set(meta["library_versions"])
+    assert meta["estimator_params"]["n_estimators"] == 20
+    importance = meta["feature_importance"]
+    assert max(importance, key=importance.get) != "noise"  # the model learnt the real signal
+    from sklearn.metrics import roc_auc_score
+
+    assert 0.7 < roc_auc_score(table["tx_fraud"], bundle.score(table)) <= 1.0
+    summary = training_summary(bundle)
+    assert summary["n_train"] == len(table) and summary["threshold"] == bundle.threshold
+
+
+def test_training_refuses_bad_data(table):
+    config = small_config("logistic_regression")
+    bad = table.copy()
+    bad.loc[[3, 7], "noise"] = np.nan
+    with pytest.raises(BundleError, match=r"\['noise'\]: 2 training rows are NaN"):
+        train_bundle(bad, config)
+    with pytest.raises(BundleError, match="only class"):
+        train_bundle(table.assign(tx_fraud=np.int8(0)), config)
+    late = table["tx_datetime"] >= table["tx_datetime"].max().floor("D")
+    no_late_fraud = table.assign(tx_fraud=table["tx_fraud"].where(~late, 0).astype("int8"))
+    with pytest.raises(BundleError, match="validation slice .* has no fraud"):
+        train_bundle(no_late_fraud, config)
+
+
+def test_table_hash_follows_content_only(table):
+    assert table_sha256(table) == table_sha256(table.copy())
+    changed = table.copy()
+    changed.loc[5, "tx_amount"] += 0.01
+    assert table_sha256(changed) != table_sha256(table)
+
+
+@pytest.mark.parametrize(("name", "curve"), [("xgboost", "aucpr"), ("logistic_regression", "average_precision"), ("decision_tree", "average_precision")])
+def test_dvclive_logs_curves_without_timestamps(name, curve, table, tmp_path, monkeypatch):
+    from dvclive import Live
+
+    monkeypatch.chdir(tmp_path)
+    config = small_config(name)
+    outputs = []
+    for _ in range(2):
+        with Live(dir="live", dvcyaml=False, save_dvc_exp=False) as live:
+            train_bundle(table, config, live=live)
+            live.log_metric("threshold", 0.5, plot=False)
+        outputs.append({p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()})
+    assert outputs[0] == outputs[1]  # reruns write the same bytes
+    for part in ("train", "validation"):
+        assert f"live/plots/metrics/{part}/{curve}.tsv" in outputs[0] and f"live/plots/metrics/{part}/logloss.tsv" in outputs[0]
+    assert not (tmp_path / "dvc.yaml").exists()
+    assert all(b"timestamp" not in content for content in outputs[0].values())
+    summary = json.loads(outputs[0]["live/metrics.json"])
+    assert summary["threshold"] == 0.5 and "logloss" in summary["validation"]
+    rows = outputs[0][f"live/plots/metrics/validation/{curve}.tsv"].decode().splitlines()
+    assert rows[0] == f"step\t{curve}" and len(rows) - 1 == (config.n_estimators if name == "xgboost" else 1)

@@ -1,0 +1,28 @@
+"""The README describes the pipeline that dvc.yaml defines: its graph and every stage."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from _repo import env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_stage_graph_is_dvc_dag():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"<!-- dag:start: `dvc dag --md` -->\n(.*?)<!-- dag:end -->", readme, re.S)
+    assert section, "README has no dag:start/dag:end section"
+    dag = subprocess.run([sys.executable, "-m", "dvc", "dag", "--md"], cwd=ROOT, env=env(), capture_output=True, text=True, check=True)
+    assert section.group(1).strip() == dag.stdout.strip(), "README's graph is stale: paste `dvc dag --md` between the markers"
+
+
+def test_readme_stage_table_lists_every_stage():
+    readme = (ROOT / "README.md").read_text()
+    table = {line.split("|")[1].strip() for line in readme.splitlines() if line.startswith("| ") and line.count("|") == 5}
+    assert set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]) <= table

@@ -1,0 +1,132 @@
+"""The train, evaluate and backtest stage scripts, run for real in a temporary directory: outputs
+reproducible, each stage reading only the params dvc.yaml declares for it, one-line failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from _model import ROOT, run_stage, stage_workdir, write_params
+
+FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
+
+
+def _declared(stage: str) -> list[str]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["params"]
+
+
+def _only_declared(params: dict, stage: str) -> dict:
+    """params.yaml reduced to the groups and keys dvc.yaml lists for the stage."""
+    out: dict = {}
+    for entry in _declared(stage):
+        group, _, key = entry.partition(".")
+        if key:
+            out.setdefault(group, {})[key] = params[group][key]
+        else:
+            out[group] = params[group]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A working directory after the train stage (2 backtest folds, 200 replayed rows)."""
+    work = stage_workdir(tmp_path_factory.mktemp("w") / "w", split__n_folds=2, evaluate__latency_rows=200)
+    proc = run_stage(work, "train")
+    assert proc.returncode == 0, proc.stderr
+    return work
+
+
+def _copy(trained: Path, tmp_path: Path) -> Path:
+    work = tmp_path / "w"
+    shutil.copytree(trained, work)
+    return work
+
+
+def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    files = ("models/bundle/model.ubj", "models/bundle/bundle.json", "reports/train/metrics.json", "reports/metrics.json",
+             "reports/plots/roc.json", "reports/plots/calibration.png", "reports/backtest.json")
+    runs = []
+    for _ in range(2):
+        for name in ("train", "evaluate", "backtest"):
+            proc = run_stage(work, name)
+            assert proc.returncode == 0, proc.stderr
+        runs.append({p: (work / p).read_bytes() for p in files})
+    assert runs[0] == runs[1]
+    assert runs[0]["models/bundle/bundle.json"] == (trained / "models/bundle/bundle.json").read_bytes()
+
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    for key in ("roc_auc", "average_precision", "card_precision_at_100", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds", "gate_passed"):
+        assert isinstance(metrics[key], (int, float)), key
+    assert not [k for k in metrics if k.endswith(FOLD_KEY) or k == "n_folds"]  # the folds are backtest's
+    assert metrics["gate_passed"] == 1
+    assert metrics["online_offline_max_abs_diff"] <= 1e-9  # the serving path computes the training features
+    latency = json.loads((work / "reports/latency.json").read_text())
+    assert latency["score_latency_rows"] == 200 and latency["batch_throughput_tx_per_s"] > 0
+    roc = json.loads((work / "reports/plots/roc.json").read_text())
+    assert roc[0]["fpr"] == 0 and all(np.isfinite(r["threshold"]) for r in roc)
+    confusion = json.loads((work / "reports/plots/confusion.json").read_text())
+    assert len(confusion) == metrics["n_test"] and sum(r["actual"] for r in confusion) == metrics["n_frauds"]
+    for png in ("feature_importance", "calibration", "score_distribution"):
+        assert (work / f"reports/plots/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    folds = json.loads((work / "reports/backtest.json").read_text())
+    assert folds["n_folds"] == 2 and all(k == "n_folds" or k.endswith(FOLD_KEY) for k in folds)
+    assert {"average_precision_fold_mean", "average_precision_fold_std", "card_precision_at_100_fold_mean"} <= set(folds)
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate", "backtest"])
+def test_a_stage_reads_only_the_params_dvc_yaml_declares(stage, trained, tmp_path):
+    """dvc.yaml decides what reruns: a stage that read an undeclared key would go stale silently."""
+    work = _copy(trained, tmp_path)
+    full = yaml.safe_load((work / "params.yaml").read_text())
+    write_params(work, _only_declared(full, stage))
+    proc = run_stage(work, stage)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_evaluate_and_backtest_declare_what_they_need():
+    assert "model" not in _declared("evaluate")  # the bundle carries the model's params
+    assert set(_declared("backtest")) == {"split", "model", "evaluate.card_precision_k"}
+
+
+def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["evaluate"] |= {"gate": {"enforce": True, "minimums": {"average_precision": 0.99}}, "latency_rows": 50}
+    write_params(work, params)
+    proc = run_stage(work, "evaluate")
+    assert proc.returncode == 1
+    ap = json.loads((work / "reports/metrics.json").read_text())["average_precision"]
+    assert f"average_precision = {ap:.4f} is below the minimum 0.99" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads((work / "reports/metrics.json").read_text())["gate_passed"] == 0
+
+    params["evaluate"]["gate"]["enforce"] = False
+    write_params(work, params)
+    assert run_stage(work, "evaluate").returncode == 0  # not enforced: reported, not fatal
+
+
+@pytest.mark.parametrize(
+    ("stage", "group", "change", "message"),
+    [
+        ("train", "model", {"max_depth": 0}, "stage 'train' failed: model.max_depth: must be >= 1, got 0"),
+        ("train", "model", {"n_estimators": None}, "stage 'train' failed: model.n_estimators: xgboost needs a value, got None"),
+        ("evaluate", "evaluate", {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
+         "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_100,"),
+        ("backtest", "evaluate", {"card_precision_k": 0}, "stage 'backtest' failed: evaluate.card_precision_k: must be >= 1, got 0"),
+    ],
+)
+def test_a_bad_config_fails_the_stage_in_one_line(stage, group, change, message, trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params[group] |= change
+    write_params(work, params)
+    proc = run_stage(work, stage)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().startswith(message), proc.stderr
