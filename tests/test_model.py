@@ -295,7 +295,8 @@ def test_dvclive_logs_curves_without_timestamps(name, curve, table, configs, tmp
 
 def test_evaluate_prequential_reports_mean_and_std_over_folds(configs):
     table = feature_table(n_days=20, per_day=250, seed=3)
-    split = SplitConfig.from_dict({"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "n_folds": 3})
+    split = SplitConfig.from_dict({"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "live_days": None,
+                                   "remove_known_compromised": True, "n_folds": 3})  # fmt: skip
     summary, folds = evaluate_prequential(table, split, configs["logistic_regression"], k=5)
     assert [f["fold"] for f in folds] == [0, 1, 2]
     assert len({f["n_test"] for f in folds}) > 1  # different test periods
