@@ -35,12 +35,14 @@ def snapshot(
 
     Unchanged source data gives a byte-identical snapshot, so `dvc repro` then reruns nothing.
     """
-    from fraudpipe.sources import SourceError, refresh_snapshot
+    from fraudpipe.config import group
+    from fraudpipe.errors import PipelineError
+    from fraudpipe.sources import SourceConfig, refresh_snapshot
 
-    data = yaml.safe_load(params_file.read_text(encoding="utf-8"))["data"]
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
     try:
-        result = refresh_snapshot(data)
-    except SourceError as exc:
+        result = refresh_snapshot(SourceConfig.parse(group(params, "data", str(params_file)), "data"))
+    except PipelineError as exc:
         typer.echo(f"snapshot failed: {exc}", err=True)
         raise typer.Exit(1) from None
     state = "changed" if result.changed else "unchanged"

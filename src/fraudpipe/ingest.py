@@ -41,7 +41,7 @@ def ingest_batch(
     config: ValidationConfig,
     docs_dir: Path | None = None,
 ) -> IngestResult:
-    """Conform, validate, split; raises ContractError / BatchValidationError for batch-level faults.
+    """Conform, validate, split; raises DataError / BatchValidationError for batch-level faults.
 
     Rows whose values do not parse are quarantined with the parse reason and are not shown to the
     suite (their missing values would only repeat the same fault as a not-null failure).
