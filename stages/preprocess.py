@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fraudpipe.clean import PreprocessConfig, preprocess
 from fraudpipe.io import read_parquet, write_json, write_parquet
+from fraudpipe.preprocess import PreprocessConfig, preprocess
 from fraudpipe.stage import load_params, run
 
 RAW = Path("data/raw/transactions.parquet")

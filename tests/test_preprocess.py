@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudpipe.clean import (
+from fraudpipe.preprocess import (
     QUARANTINE_DTYPES,
     PreprocessConfig,
     PreprocessError,
