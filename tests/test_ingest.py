@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudpipe.contract import TRANSACTION_DTYPES
+from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
 from fraudpipe.errors import BatchValidationError, DataError
-from fraudpipe.ingest import QUARANTINE_DTYPES, ingest_batch
+from fraudpipe.ingest import ingest_batch
 from fraudpipe.validate import ValidationConfig
 
 N = 40

@@ -1,4 +1,4 @@
-"""Preprocessing: types, duplicates, conflicts, missing values, order, outlier flags, row accounting."""
+"""Preprocessing: the missing-value policy, time order, outlier flags and row accounting on contract rows."""
 
 from __future__ import annotations
 
@@ -14,30 +14,31 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudpipe.preprocess import (
-    QUARANTINE_DTYPES,
-    PreprocessConfig,
-    PreprocessError,
-    preprocess,
-    reasons,
-)
-from fraudpipe.contract import TRANSACTION_COLUMNS, TRANSACTION_DTYPES
+from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_COLUMNS, TRANSACTION_DTYPES
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import write_json, write_parquet
+from fraudpipe.preprocess import REASONS, PreprocessConfig, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = PreprocessConfig.from_dict(yaml.safe_load((ROOT / "conf/preprocess/default.yaml").read_text()))
+CONF = yaml.safe_load((ROOT / "conf/preprocess/default.yaml").read_text())
+DEFAULT = PreprocessConfig.parse(CONF, "preprocess")
+
+
+def config(**missing) -> PreprocessConfig:
+    """The default config with some columns' missing-value policies changed."""
+    return PreprocessConfig.parse(CONF | {"missing": CONF["missing"] | missing}, "preprocess")
 
 
 def tx(rows: list[tuple]) -> pd.DataFrame:
-    """A raw batch from (id, datetime, customer, terminal, amount, fraud) tuples."""
+    """Rows as ingest writes them, from (id, datetime, customer, terminal, amount, fraud) tuples."""
     frame = pd.DataFrame(rows, columns=list(TRANSACTION_COLUMNS))
-    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
-    return frame
+    labelled = frame["tx_fraud"].notna().all()
+    return frame.astype({**TRANSACTION_DTYPES, "tx_fraud": "int8" if labelled else "Int8"})
 
 
 def accounted(result) -> bool:
     s = result.summary
-    return s["rows_in"] == s["rows_out"] + s["duplicates_dropped"] + s["rows_quarantined"]
+    return s["rows_in"] == s["rows_out"] + s["rows_quarantined"] == len(result.clean) + len(result.quarantined)
 
 
 BASE = [
@@ -47,12 +48,12 @@ BASE = [
 ]
 
 
-def test_clean_batch_passes_through_typed_and_time_ordered():
+def test_contract_rows_pass_through_time_ordered_and_unchanged():
     result = preprocess(tx(BASE), DEFAULT)
     assert result.clean["transaction_id"].tolist() == [2, 1, 3]
     assert result.clean.dtypes.astype(str).to_dict() == TRANSACTION_DTYPES
+    pd.testing.assert_frame_equal(result.clean, tx(BASE).iloc[[1, 0, 2]].reset_index(drop=True))
     assert result.quarantined.empty and accounted(result)
-    assert result.summary["rows_out"] == 3
 
 
 def test_time_ties_are_broken_by_transaction_id_whatever_the_input_order():
@@ -63,53 +64,33 @@ def test_time_ties_are_broken_by_transaction_id_whatever_the_input_order():
     pd.testing.assert_frame_equal(shuffled.clean, result.clean)
 
 
-def test_exact_duplicates_are_dropped_and_counted():
-    result = preprocess(tx(BASE + [BASE[0], BASE[0], BASE[2]]), DEFAULT)
-    assert result.summary["duplicates_dropped"] == 3
-    assert result.clean["transaction_id"].tolist() == [2, 1, 3]
-    assert result.quarantined.empty and accounted(result)
-
-
-def test_rows_sharing_an_id_with_different_content_are_all_quarantined():
-    changed = (1, "2018-04-01 10:00:00", 10, 100, 13.0, 0)  # same id, another amount
-    result = preprocess(tx(BASE + [BASE[0], changed]), DEFAULT)
-    assert result.clean["transaction_id"].tolist() == [2, 3]
-    # the two identical copies collapse into one (a duplicate), which still conflicts with `changed`
-    assert result.summary["duplicates_dropped"] == 1
-    assert result.summary["quarantined_conflicting_id"] == 2
-    q = result.quarantined
-    assert q["reason"].tolist() == ["conflicting_id", "conflicting_id"]
-    assert q["input_row"].tolist() == [0, 4]
-    assert sorted(q["tx_amount"]) == [12.5, 13.0]
-    assert accounted(result)
-
-
-def test_missing_value_drop_policy_quarantines_with_the_column_in_the_reason():
-    rows = BASE + [(4, "2018-04-03", None, 100, 1.0, 0), (5, None, 1, 1, 1.0, 0), (6, "2018-04-03", 1, 1, None, 1)]
+def test_drop_policy_quarantines_in_the_shared_schema_with_the_column_in_the_reason():
+    rows = BASE + [(4, None, 1, 1, 1.0, 0), (5, "2018-04-03", 1, 1, None, 1), (6, None, 1, 1, None, 0)]
     result = preprocess(tx(rows), DEFAULT)
     assert result.clean["transaction_id"].tolist() == [2, 1, 3]
-    assert dict(zip(result.quarantined["transaction_id"], result.quarantined["reason"])) == {
-        4: "missing_customer_id",
-        5: "missing_tx_datetime",
-        6: "missing_tx_amount",
-    }
-    assert result.summary["quarantined_missing_customer_id"] == 1
+    q = result.quarantined
+    assert q.dtypes.astype(str).to_dict() == QUARANTINE_DTYPES
+    assert q["source_row"].tolist() == [3, 4, 5]  # positions in data/raw/transactions.parquet
+    assert q["reason"].tolist() == ["missing_tx_datetime", "missing_tx_amount", "missing_tx_datetime"]  # first column
+    assert json.loads(q["raw"].iloc[1]) == {
+        "transaction_id": 5, "tx_datetime": "2018-04-03T00:00:00.000000", "customer_id": 1, "terminal_id": 1,
+        "tx_amount": None, "tx_fraud": 1,
+    }  # fmt: skip
+    assert (result.summary["quarantined_missing_tx_datetime"], result.summary["quarantined_missing_tx_amount"]) == (2, 1)
     assert result.summary["rows_quarantined"] == 3 and accounted(result)
 
 
-def test_missing_value_fill_policy_fills_and_counts():
-    config = PreprocessConfig.from_dict({"missing": {"terminal_id": {"fill": -1}, "tx_fraud": {"fill": 0}}})
-    result = preprocess(tx(BASE + [(4, "2018-04-03", 1, None, 1.0, None)]), config)
+def test_fill_policy_fills_and_counts():
+    result = preprocess(tx(BASE + [(4, "2018-04-03", 1, 2, None, None)]), config(tx_amount={"fill": 0.0}, tx_fraud={"fill": 0}))
     row = result.clean.set_index("transaction_id").loc[4]
-    assert row["terminal_id"] == -1 and row["tx_fraud"] == 0
+    assert row["tx_amount"] == 0.0 and row["tx_fraud"] == 0
     assert result.clean["tx_fraud"].dtype == "int8"
-    assert result.summary["values_filled"] == 2 and accounted(result)
+    assert result.summary["values_filled"] == 2 and result.quarantined.empty and accounted(result)
 
 
-def test_missing_value_error_policy_names_column_rows_and_rule():
-    config = PreprocessConfig.from_dict({"missing": {"tx_amount": "error"}})
-    with pytest.raises(PreprocessError, match=r"'tx_amount'.*1 missing.*rows \[3\].*missing.tx_amount = error"):
-        preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, None, 0)]), config)
+def test_error_policy_names_column_rows_and_rule():
+    with pytest.raises(DataError, match=r"'tx_amount'.*1 missing.*rows \[3\].*missing.tx_amount = error"):
+        preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, None, 0)]), config(tx_amount="error"))
 
 
 def test_unlabelled_rows_are_kept_with_a_nullable_label():
@@ -118,9 +99,10 @@ def test_unlabelled_rows_are_kept_with_a_nullable_label():
     assert result.clean["tx_fraud"].isna().sum() == 1 and result.summary["rows_out"] == 4
 
 
-def test_an_unlabelled_batch_without_the_label_column_gets_a_null_label():
-    result = preprocess(tx(BASE).drop(columns="tx_fraud"), DEFAULT)
-    assert result.clean["tx_fraud"].dtype == "Int8" and result.clean["tx_fraud"].isna().all()
+def test_drop_policy_on_the_label_quarantines_unlabelled_rows():
+    result = preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, 5.0, None)]), config(tx_fraud="drop"))
+    assert result.quarantined["reason"].tolist() == ["missing_tx_fraud"]
+    assert result.clean["tx_fraud"].dtype == "int8" and accounted(result)
 
 
 def test_columns_outside_the_contract_are_not_carried():
@@ -129,68 +111,34 @@ def test_columns_outside_the_contract_are_not_carried():
     assert list(result.clean.columns) == list(TRANSACTION_COLUMNS)
 
 
-def test_a_missing_required_column_is_a_clear_error():
-    with pytest.raises(PreprocessError, match=r"required column\(s\) \['terminal_id'\]"):
-        preprocess(tx(BASE).drop(columns="terminal_id"), DEFAULT)
-
-
-def test_types_are_normalised_to_the_contract():
-    raw = tx(BASE)
-    raw = raw.astype({"transaction_id": "int32", "customer_id": "float64", "terminal_id": "Int64"})
-    raw["tx_datetime"] = raw["tx_datetime"].astype("datetime64[ns]").dt.tz_localize("UTC")
-    raw["tx_fraud"] = raw["tx_fraud"].astype("float32")
-    result = preprocess(raw, DEFAULT)
-    assert result.clean.dtypes.astype(str).to_dict() == TRANSACTION_DTYPES
-    pd.testing.assert_frame_equal(result.clean, preprocess(tx(BASE), DEFAULT).clean)
-
-
-def test_values_breaking_the_contract_are_quarantined_as_invalid():
-    raw = tx(BASE).astype(str).astype(object)
-    raw.loc[len(raw)] = ["4", "2018-04-03T01:00:00", "1", "1", "abc", "0"]
-    raw.loc[len(raw)] = ["5", "not a date", "1", "1", "1.0", "0"]
-    raw.loc[len(raw)] = ["6", "2018-04-03", "1.5", "1", "1.0", "0"]
-    raw.loc[len(raw)] = ["7", "2018-04-03", "1", "1", "-3", "0"]
-    raw.loc[len(raw)] = ["8", "2018-04-03", "1", "1", "3", "2"]
-    raw.loc[len(raw)] = ["9", "2018-04-03", "1", "1", "inf", "0"]
-    result = preprocess(raw, DEFAULT)
-    assert result.clean["transaction_id"].tolist() == [2, 1, 3]
-    assert result.clean.dtypes.astype(str).to_dict() == TRANSACTION_DTYPES
-    assert dict(zip(result.quarantined["input_row"], result.quarantined["reason"])) == {
-        3: "invalid_tx_amount",
-        4: "invalid_tx_datetime",
-        5: "invalid_customer_id",
-        6: "invalid_tx_amount",
-        7: "invalid_tx_fraud",
-        8: "invalid_tx_amount",
-    }
-    assert result.quarantined.dtypes.astype(str).to_dict() == QUARANTINE_DTYPES
-    assert accounted(result)
-
-
-def test_numeric_datetimes_are_refused_rather_than_guessed():
-    raw = tx(BASE).assign(tx_datetime=[1, 2, 3])
-    with pytest.raises(PreprocessError, match="'tx_datetime' has dtype int64"):
-        preprocess(raw, DEFAULT)
-
-
 @pytest.mark.parametrize(
-    ("missing", "message"),
+    ("mutate", "message"),
     [
-        ({"customer_id": "keep"}, "only allowed for tx_fraud"),
-        ({"transaction_id": {"fill": 0}}, "would be invented"),
-        ({"tx_amount": "clip"}, "is not a policy"),
-        ({"amount": "drop"}, "unknown column"),
+        (lambda f: f.drop(columns="terminal_id"), r"lacks contract column\(s\) \['terminal_id'\]"),
+        (lambda f: f.drop(columns="tx_fraud"), r"lacks contract column\(s\) \['tx_fraud'\]"),
+        (lambda f: f.astype({"customer_id": "float64"}), r"\{'customer_id': 'float64'\}.*'customer_id': 'int64'"),
+        (lambda f: f.astype({"tx_datetime": str}), r"'tx_datetime': 'str'.*datetime64\[us\]"),
+        (lambda f: f.astype({"tx_fraud": "float32"}), r"'tx_fraud': 'float32'.*'int8 or Int8'"),
     ],
 )
-def test_bad_missing_value_config_is_refused(missing, message):
-    with pytest.raises(PreprocessError, match=message):
-        PreprocessConfig.from_dict({"missing": missing})
+def test_input_that_breaks_the_contract_is_refused_not_reparsed(mutate, message):
+    """Parsing and types are ingest's: preprocess says what is wrong instead of repairing it."""
+    with pytest.raises(DataError, match=message):
+        preprocess(mutate(tx(BASE)), DEFAULT)
 
 
-def test_a_fill_value_that_breaks_the_rule_is_refused():
-    config = PreprocessConfig.from_dict({"missing": {"tx_fraud": {"fill": 7}}})
-    with pytest.raises(PreprocessError, match="fill value 7 is not a 0 or 1"):
-        preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, 1.0, None)]), config)
+def test_what_ingest_keeps_passes_unchanged_but_for_order():
+    """Rules live in one place: rows that passed ingest meet everything preprocess relies on."""
+    from test_ingest import CONFIG, MAPPING, csv_batch
+
+    from fraudpipe.ingest import ingest_batch
+
+    raw = csv_batch().sample(frac=1.0, random_state=0).reset_index(drop=True)
+    kept = ingest_batch(pd.concat([raw, raw.iloc[:3]], ignore_index=True), MAPPING, None, CONFIG).kept  # + duplicates
+    result = preprocess(kept, DEFAULT)
+    assert result.quarantined.empty and result.summary["rows_out"] == len(kept) == len(raw)
+    order = kept.sort_values(["tx_datetime", "transaction_id"], ignore_index=True)
+    pd.testing.assert_frame_equal(result.clean, order)
 
 
 def test_amount_outliers_are_flagged_not_clipped():
@@ -207,7 +155,8 @@ def test_amount_outliers_are_flagged_not_clipped():
 
 def test_summary_has_every_reason_key_and_is_valid_metric_json(tmp_path):
     result = preprocess(tx(BASE), DEFAULT)
-    assert [k for k in result.summary if k.startswith("quarantined_")] == [f"quarantined_{r}" for r in reasons()]
+    assert [k for k in result.summary if k.startswith("quarantined_")] == [f"quarantined_{r}" for r in REASONS]
+    assert list(result.summary)[:3] == ["rows_in", "rows_out", "rows_quarantined"]
     write_json(result.summary, tmp_path / "s.json")
     loaded = json.loads((tmp_path / "s.json").read_text())
     assert all(isinstance(v, (int, float)) for v in loaded.values())
@@ -217,48 +166,83 @@ def test_empty_input_gives_empty_typed_outputs():
     result = preprocess(tx([]), DEFAULT)
     assert result.clean.empty and result.summary["rows_in"] == 0
     assert result.clean.dtypes.astype(str).to_dict() == TRANSACTION_DTYPES
+    assert result.quarantined.dtypes.astype(str).to_dict() == QUARANTINE_DTYPES
 
 
-def _messy(draw_rows) -> pd.DataFrame:
-    frame = pd.DataFrame(draw_rows, columns=list(TRANSACTION_COLUMNS))
-    frame["tx_datetime"] = pd.Timestamp("2018-04-01") + pd.to_timedelta(frame["tx_datetime"], unit="s")
-    return frame
+# --- configuration ---------------------------------------------------------------------------
 
+
+def test_the_conf_option_round_trips():
+    assert DEFAULT.to_dict() == CONF
+    assert DEFAULT.missing.tx_fraud.action == "keep" and DEFAULT.outlier_iqr_factor == 3.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"outlier_iqr_factr": 3.0}, "preprocess.outlier_iqr_factr: unknown key (did you mean 'outlier_iqr_factor'?"),
+        ({"outlier_iqr_factor": 0}, "preprocess.outlier_iqr_factor: must be > 0.0, got 0"),
+        ({"outlier_iqr_factor": "3"}, "preprocess.outlier_iqr_factor: must be a number, got '3'"),
+        ({"missing": CONF["missing"] | {"amount": "drop"}}, "preprocess.missing.amount: unknown key (did you mean 'tx_amount'?"),
+        ({"missing": {k: v for k, v in CONF["missing"].items() if k != "tx_fraud"}}, "preprocess.missing.tx_fraud: missing key"),
+        ({"missing": CONF["missing"] | {"tx_amount": "clip"}}, "preprocess.missing.tx_amount: must be drop, error, keep or {fill: value}, got 'clip'"),
+        ({"missing": CONF["missing"] | {"customer_id": "keep"}}, "preprocess.missing.customer_id: 'keep' is only for tx_fraud"),
+        ({"missing": CONF["missing"] | {"transaction_id": {"fill": 0}}}, "preprocess.missing.transaction_id: a filled transaction_id would be invented"),
+        ({"missing": CONF["missing"] | {"tx_fraud": {"fill": 7}}}, "preprocess.missing.tx_fraud.fill: the fill value must be 0 or 1, got 7"),
+        ({"missing": CONF["missing"] | {"tx_amount": {"fill": -1.0}}}, "preprocess.missing.tx_amount.fill: the fill value must be a finite number >= 0, got -1.0"),
+    ],
+)
+def test_bad_config_names_the_full_key_and_the_value(change, message):
+    with pytest.raises(ConfigError) as err:
+        PreprocessConfig.parse(CONF | change, "preprocess")
+    assert message in str(err.value)
+
+
+# --- properties ------------------------------------------------------------------------------
 
 ROWS = st.lists(
     st.tuples(
-        st.integers(0, 8),  # few ids: many duplicates and conflicts
-        st.one_of(st.none(), st.integers(0, 5)),  # few seconds: many ties
-        st.one_of(st.none(), st.integers(0, 3)),
+        st.integers(0, 5),  # few seconds: many ties
         st.integers(0, 3),
-        st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, -1.0, 1e6])),
-        st.one_of(st.none(), st.integers(0, 2)),
+        st.integers(0, 3),
+        st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, 1e6])),
+        st.one_of(st.none(), st.integers(0, 1)),
     ),
     max_size=40,
+)
+POLICIES = st.fixed_dictionaries(
+    {
+        "tx_amount": st.sampled_from(["drop", {"fill": 0.0}]),
+        "tx_fraud": st.sampled_from(["drop", "keep", {"fill": 0}]),
+    }
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(ROWS)
-def test_every_row_is_accounted_for_and_the_output_keeps_the_contract(rows):
-    raw = _messy(rows)
-    result = preprocess(raw, DEFAULT)
+@given(ROWS, POLICIES, st.randoms(use_true_random=False))
+def test_every_row_is_accounted_for_and_the_output_keeps_the_contract(rows, policies, random):
+    ids = random.sample(range(1000), len(rows))  # ingest guarantees unique ids
+    raw = tx([(i, pd.Timestamp("2018-04-01") + pd.Timedelta(seconds=s), c, t, a, f) for i, (s, c, t, a, f) in zip(ids, rows)])
+    result = preprocess(raw, config(**policies))
     assert accounted(result)
     clean = result.clean
-    assert clean["transaction_id"].is_unique
     keys = list(zip(clean["tx_datetime"], clean["transaction_id"]))
     assert keys == sorted(keys)
-    assert set(result.quarantined["reason"]) <= set(reasons())
-    assert (clean["tx_amount"] >= 0).all() and set(clean["tx_fraud"].dropna()) <= {0, 1}
-    # every quarantined or dropped id is gone from the output unless one valid version survived
-    assert set(clean["transaction_id"]) | set(result.quarantined["transaction_id"].dropna()) >= set(raw["transaction_id"])
-    again = preprocess(raw.iloc[::-1], DEFAULT)
-    pd.testing.assert_frame_equal(again.clean, clean)
+    assert clean["tx_amount"].notna().all()
+    if policies["tx_fraud"] != "keep":
+        assert clean["tx_fraud"].notna().all()
+    dropped = (raw["tx_amount"].isna() & (policies["tx_amount"] == "drop")) | (raw["tx_fraud"].isna() & (policies["tx_fraud"] == "drop"))
+    assert set(clean["transaction_id"]) == set(raw.loc[~dropped, "transaction_id"])
+    assert set(result.quarantined["reason"]) <= set(REASONS)
+    assert set(clean["transaction_id"]).isdisjoint(result.quarantined["transaction_id"])
+    assert set(clean["transaction_id"]) | set(result.quarantined["transaction_id"]) == set(ids)
+    pd.testing.assert_frame_equal(preprocess(raw.iloc[::-1], config(**policies)).clean, clean)
 
 
 def test_outputs_are_byte_identical_across_runs(tmp_path):
     rng = np.random.default_rng(0)
-    raw = tx(BASE * 3 + [(i, "2018-04-05", int(rng.integers(9)), 1, float(rng.gamma(2, 30)), 0) for i in range(10, 60)])
+    rows = BASE + [(i, "2018-04-05", int(rng.integers(9)), 1, float(rng.gamma(2, 30)), 0) for i in range(10, 60)]
+    raw = tx(rows + [(99, "2018-04-06", 1, 1, None, 0)])
     for run in ("a", "b"):
         result = preprocess(raw, DEFAULT)
         write_parquet(result.clean, tmp_path / run / "clean.parquet")
@@ -270,13 +254,21 @@ def test_outputs_are_byte_identical_across_runs(tmp_path):
 def test_stage_writes_declared_outputs(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"preprocess": params["preprocess"]}))
-    write_parquet(tx(BASE + [BASE[1], (1, "2018-04-01", 1, 1, 1.0, 0)]), tmp_path / "data/raw/transactions.parquet")
+    write_parquet(tx(BASE + [(4, "2018-04-03", 1, 1, None, 0)]), tmp_path / "data/raw/transactions.parquet")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "stages/preprocess.py")], cwd=tmp_path, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "reports/preprocess/summary.json").read_text())
-    assert (summary["rows_in"], summary["rows_out"], summary["duplicates_dropped"], summary["rows_quarantined"]) == (5, 2, 1, 2)
-    assert len(pd.read_parquet(tmp_path / "data/interim/transactions.parquet")) == 2
-    assert pd.read_parquet(tmp_path / "data/quarantine/preprocess.parquet")["reason"].tolist() == ["conflicting_id"] * 2
+    assert (summary["rows_in"], summary["rows_out"], summary["rows_quarantined"]) == (4, 3, 1)
+    assert len(pd.read_parquet(tmp_path / "data/interim/transactions.parquet")) == 3
+    assert pd.read_parquet(tmp_path / "data/quarantine/preprocess.parquet")["reason"].tolist() == ["missing_tx_amount"]
     assert (tmp_path / "data/interim/amount_outliers.parquet").exists()
+
+
+def test_stage_refuses_a_bad_config_in_one_line(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"preprocess": params["preprocess"] | {"outlier_iqr_factor": -1.0}}))
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/preprocess.py")], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "stage 'preprocess' failed: preprocess.outlier_iqr_factor: must be > 0.0, got -1.0"
