@@ -208,7 +208,7 @@ def cp_oracles(tx: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
     scenario = sim[TX_FRAUD_SCENARIO].to_numpy()
     compromise = tx.assign(**{TX_FRAUD: pd.array((scenario == 2).astype(np.int8), dtype="Int8")})
     window = COMPROMISE_DAYS - delay
-    known = build_features(compromise, FeatureConfig(name="oracle", customer_windows=(1,), terminal_windows=(window,), delay_days=delay))
+    known = build_features(compromise, FeatureConfig(set="oracle", customer_windows=(1,), terminal_windows=(window,), delay_days=delay, extras=(), extra_windows=(7,)))
     fraud = tx[TX_FRAUD].to_numpy() == 1
     revealable = fraud & ((scenario != 2) | (known[f"terminal_id_risk_{window}day_window"].to_numpy() > 0))
     return tx[[TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD]].assign(
@@ -487,9 +487,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "ours": (ours_fc, ours_model),
     }
     if locations["customers"] is not None and locations["terminals"] is not None:
-        with_distance = dataclasses.replace(ours_fc, extras=tuple(dict.fromkeys((*ours_fc.extras, CUSTOMER_TERMINAL_DISTANCE))))
+        with_distance = ours_fc.model_copy(update={"extras": tuple(dict.fromkeys((*ours_fc.extras, CUSTOMER_TERMINAL_DISTANCE)))})
         key = "ours_without_distance" if ours_fc.needs_locations else "ours_with_distance"
-        rows_cfg[key] = (dataclasses.replace(ours_fc, extras=tuple(e for e in ours_fc.extras if e != CUSTOMER_TERMINAL_DISTANCE)) if ours_fc.needs_locations else with_distance, ours_model)
+        without_distance = ours_fc.model_copy(update={"extras": tuple(e for e in ours_fc.extras if e != CUSTOMER_TERMINAL_DISTANCE)})
+        rows_cfg[key] = (without_distance if ours_fc.needs_locations else with_distance, ours_model)
     oracles = timed("CP@100 oracles", cp_oracles, tx, params)
     fold_sets = {
         # name: folds, how they are used, whether the threshold is chosen (as dvc repro does)

@@ -5,7 +5,7 @@ from pathlib import Path
 from fraudpipe.features import FeatureConfig, build_features, feature_names
 from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.online import OnlineState
-from fraudpipe.stage import load_params, run
+from fraudpipe.stage import load_config, run
 
 INTERIM = Path("data/interim/transactions.parquet")
 RAW_DIR = Path("data/raw")  # customers/terminals locations, when the source has them
@@ -14,7 +14,7 @@ ONLINE_STATE = Path("data/features/online_state")
 
 
 def main() -> None:
-    config = FeatureConfig.from_dict(load_params("features")["features"])
+    config = load_config("features", FeatureConfig)
     tx = read_parquet(INTERIM)
     customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
     terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from fraudpipe.io import atomic_dir, write_json, write_parquet
 from fraudpipe.ingest import ingest_batch
-from fraudpipe.sources import ingest_source
-from fraudpipe.stage import load_params, run
+from fraudpipe.sources import SourceConfig, ingest_source
+from fraudpipe.stage import load_config, run
 from fraudpipe.validate import ValidationConfig
 
 RAW_DIR = Path("data/raw")
@@ -15,16 +15,10 @@ SUMMARY = Path("reports/validation/summary.json")
 
 
 def main() -> None:
-    params = load_params("data", "validation")
-    data, validation = params["data"], ValidationConfig.from_dict(params["validation"])
+    data = load_config("data", SourceConfig)
+    validation = load_config("validation", ValidationConfig)
     source = ingest_source(data)
-    result = ingest_batch(
-        source.read(),
-        data.get("columns"),
-        data.get("datetime_format"),
-        validation,
-        DOCS_DIR,
-    )
+    result = ingest_batch(source.read(), data.columns, data.datetime_format, validation, DOCS_DIR)
     with atomic_dir(RAW_DIR) as tmp:
         write_parquet(result.kept, tmp / "transactions.parquet")
         for name, table in source.side_tables().items():

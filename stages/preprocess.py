@@ -1,10 +1,10 @@
-"""Stage `preprocess`: raw transactions -> typed, deduplicated, time-ordered; the rest quarantined."""
+"""Stage `preprocess`: ingest's transactions -> missing-value policy applied, time-ordered, outliers flagged."""
 
 from pathlib import Path
 
-from fraudpipe.clean import PreprocessConfig, preprocess
 from fraudpipe.io import read_parquet, write_json, write_parquet
-from fraudpipe.stage import load_params, run
+from fraudpipe.preprocess import PreprocessConfig, preprocess
+from fraudpipe.stage import load_config, run
 
 RAW = Path("data/raw/transactions.parquet")
 INTERIM = Path("data/interim/transactions.parquet")
@@ -14,7 +14,7 @@ SUMMARY = Path("reports/preprocess/summary.json")
 
 
 def main() -> None:
-    config = PreprocessConfig.from_dict(load_params("preprocess")["preprocess"])
+    config = load_config("preprocess", PreprocessConfig)
     result = preprocess(read_parquet(RAW), config)
     write_parquet(result.clean, INTERIM)
     write_parquet(result.amount_outliers, OUTLIERS)
@@ -22,9 +22,9 @@ def main() -> None:
     write_json(result.summary, SUMMARY)
     s = result.summary
     print(
-        f"preprocess: {s['rows_in']:,} rows in, {s['rows_out']:,} kept, {s['duplicates_dropped']:,} exact "
-        f"duplicates dropped, {s['rows_quarantined']:,} quarantined ({QUARANTINE}), "
-        f"{s['amount_outliers_flagged']:,} amount outliers flagged ({OUTLIERS})"
+        f"preprocess: {s['rows_in']:,} rows in, {s['rows_out']:,} kept, {s['rows_quarantined']:,} quarantined "
+        f"({QUARANTINE}), {s['values_filled']:,} values filled, {s['amount_outliers_flagged']:,} amount outliers "
+        f"flagged ({OUTLIERS})"
     )
 
 

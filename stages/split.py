@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.split import SplitConfig, split_summary, time_split
-from fraudpipe.stage import load_params, run
+from fraudpipe.stage import load_config, run
 
 FEATURES = Path("data/features/features.parquet")
 SPLIT_DIR = Path("data/split")
@@ -12,7 +12,7 @@ SUMMARY = Path("reports/split/summary.json")
 
 
 def main() -> None:
-    config = SplitConfig.from_dict(load_params("split")["split"])
+    config = load_config("split", SplitConfig)
     parts = time_split(read_parquet(FEATURES), config)
     for name in ("train", "test", "live"):
         write_parquet(getattr(parts, name), SPLIT_DIR / f"{name}.parquet")

@@ -13,8 +13,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Appended to the copy's conf/config.yaml (after `_self_` in the defaults list, so it wins):
-#: about 24,000 transactions covering the handbook's train/delay/test weeks and a live week.
+#: Merged into the copy's conf/ (``data`` into conf/data/simulated.yaml, the rest into
+#: conf/config.yaml after `_self_` in the defaults list, so it wins): about 24,000 transactions
+#: covering the handbook's train/delay/test weeks and a live week.
 TINY_CONF = {
     "data": {"simulator": {"n_customers": 200, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"}},
     "validation": {"min_rows": 100, "max_fraud_rate": 0.25},
@@ -63,9 +64,15 @@ def make_tiny_repo(dest: Path, conf: dict | None = None) -> Path:
             shutil.copy2(src, target)
     (dest / "data" / "external").mkdir(parents=True, exist_ok=True)
     (dest / "data" / "external" / ".gitkeep").touch()
+    changes = _merge(copy.deepcopy(TINY_CONF), copy.deepcopy(conf or {}))
+    # The simulator's settings go into its own option: in config.yaml they would also land in the
+    # data group of every other kind of source (data=csv, ...), which refuses keys it does not have.
+    simulated_path = dest / "conf" / "data" / "simulated.yaml"
+    simulated = yaml.safe_load(simulated_path.read_text())
+    simulated_path.write_text(yaml.safe_dump(_merge(simulated, changes.pop("data", {})), sort_keys=False))
     config_path = dest / "conf" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
-    config_path.write_text(yaml.safe_dump(_merge(config, _merge(copy.deepcopy(TINY_CONF), copy.deepcopy(conf or {}))), sort_keys=False))
+    config_path.write_text(yaml.safe_dump(_merge(config, changes), sort_keys=False))
     sh(dest, sys.executable, "-m", "fraudpipe.cli", "params")
     sh(dest, "git", "init", "-q", "-b", "main")
     sh(dest, "git", "add", "-A")

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from fraudpipe import features as features_module
 from fraudpipe.contract import KEY_COLUMNS, feature_columns
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features import (
     EXTRAS,
     FeatureConfig,
-    FeatureError,
     build_features,
     feature_names,
 )
@@ -32,13 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400
 START = np.datetime64("2018-04-01T00:00:00")  # a Sunday
 
+HANDBOOK_CONF = yaml.safe_load((ROOT / "conf/features/handbook.yaml").read_text())
+
+
+def features_config(**changes) -> FeatureConfig:
+    """conf/features/handbook.yaml with some keys changed (``set=`` names the option)."""
+    return FeatureConfig.parse(HANDBOOK_CONF | changes, "features")
+
+
 #: Short windows and delay so that small data is dense in every window.
-SMALL = FeatureConfig(
-    name="small", customer_windows=(1, 3), terminal_windows=(1, 2), delay_days=2, extras=EXTRAS, extra_windows=(2, 4)
+SMALL = features_config(
+    set="small", customer_windows=(1, 3), terminal_windows=(1, 2), delay_days=2, extras=EXTRAS, extra_windows=(2, 4)
 )
-HANDBOOK = FeatureConfig()
-EXTENDED = FeatureConfig(name="extended", extras=EXTRAS, extra_windows=(7, 30))
-NO_DELAY = FeatureConfig(name="no_delay", customer_windows=(1,), terminal_windows=(1, 3), delay_days=0, extras=EXTRAS, extra_windows=(1,))
+HANDBOOK = features_config()
+EXTENDED = features_config(set="extended", extras=EXTRAS, extra_windows=(7, 30))
+NO_DELAY = features_config(set="no_delay", customer_windows=(1,), terminal_windows=(1, 3), delay_days=0, extras=EXTRAS, extra_windows=(1,))
 CONFIGS = {"small": SMALL, "handbook": HANDBOOK, "extended": EXTENDED, "no_delay": NO_DELAY}
 
 
@@ -201,14 +209,14 @@ def test_ties_and_edges_by_hand() -> None:
     """The tie rule on a table small enough to read: earlier rows in (time, id) order count, later ones never."""
     s = [0, 0, 0, DAY, DAY + 1]
     tx = frame(s, customer=[7, 7, 8, 7, 7], terminal=[1, 1, 1, 1, 1], amount=[10, 20, 99, 30, 40], fraud=[1, 0, 0, 0, 0])
-    config = FeatureConfig(customer_windows=(1,), terminal_windows=(1,), delay_days=1)
+    config = features_config(customer_windows=(1,), terminal_windows=(1,), delay_days=1)
     got = build_features(tx, config)
     assert got["customer_id_nb_tx_1day_window"].tolist() == [1, 2, 1, 1, 2]  # (t - 1 day, t]: 0 is out at t = 1 day
     assert got["customer_id_avg_amount_1day_window"].tolist() == [10, 15, 99, 30, 35]
     # terminal, delay 1 day: (t - 2 days, t - 1 day]; at t = 1 day the three rows at 0 are exactly on the edge
     assert got["terminal_id_nb_tx_1day_window"].tolist() == [0, 0, 0, 3, 3]
     assert got["terminal_id_risk_1day_window"].tolist() == [0, 0, 0, 1 / 3, 1 / 3]
-    no_delay = build_features(tx, FeatureConfig(customer_windows=(), terminal_windows=(1,), delay_days=0))
+    no_delay = build_features(tx, features_config(customer_windows=(), terminal_windows=(1,), delay_days=0))
     assert no_delay["terminal_id_nb_tx_1day_window"].tolist() == [0, 1, 2, 0, 1]  # strictly earlier rows, (t - 1 day, t]
 
 
@@ -260,7 +268,7 @@ def test_property_ids_are_only_names(rows, new_customer, new_terminal) -> None:
         customer_id=np.asarray(new_customer)[tx["customer_id"]] * 1_000_003,
         terminal_id=np.asarray(new_terminal)[tx["terminal_id"]] - 17,
     )
-    config = FeatureConfig(customer_windows=(1, 3), terminal_windows=(1,), delay_days=1, extras=("nb_terminals",), extra_windows=(2,))
+    config = features_config(customer_windows=(1, 3), terminal_windows=(1,), delay_days=1, extras=("nb_terminals",), extra_windows=(2,))
     a, b = build_features(tx, config), build_features(renamed, config)
     pd.testing.assert_frame_equal(a[feature_names(config)], b[feature_names(config)])
 
@@ -304,35 +312,38 @@ def test_conf_options_share_keys_and_parse() -> None:
     options = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "conf/features").glob("*.yaml"))}
     assert {"handbook", "extended"} <= set(options)
     assert len({tuple(sorted(o)) for o in options.values()}) == 1  # a sweep over features=... needs equal keys
-    handbook, extended = FeatureConfig.from_dict(options["handbook"]), FeatureConfig.from_dict(options["extended"])
+    handbook, extended = (FeatureConfig.parse(options[n], "features") for n in ("handbook", "extended"))
     assert len(feature_names(handbook)) == 15
     names = feature_names(extended)
     assert set(feature_names(handbook)) <= set(names) and len(names) > 15  # every handbook feature, and more
     assert names[:3] == ["tx_amount", "tx_during_weekend", "tx_during_night"]
+    assert extended.name == "extended" and extended.to_dict() == options["extended"]  # `set` in, `set` out
     assert FeatureConfig.from_dict(extended.to_dict()) == extended
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"extras": ["velocity"]}, "unknown ['velocity']"),
-        ({"customer_windows": [0]}, "whole days >= 1"),
-        ({"terminal_windows": [7, 7]}, "repeated"),
-        ({"delay_days": -1}, "delay_days"),
-        ({"delay_days": 1.5}, "delay_days"),
-        ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"colour": "red"}, "features.colour: unknown key (known keys: customer_windows, delay_days, extra_windows, extras, set, terminal_windows)"),
+        ({"extras": ["velocity"]}, "features.extras[0]: must be one of 'amount_ratio', 'amount_zscore', 'nb_terminals', 'seconds_since_prev_tx' or 'customer_terminal_distance', got 'velocity'"),
+        ({"extras": "nb_terminals"}, "features.extras: must be a list, got 'nb_terminals'"),
+        ({"customer_windows": [7, 0]}, "features.customer_windows[1]: must be >= 1, got 0"),
+        ({"terminal_windows": [7, 7]}, "features.terminal_windows: must not repeat a window, got [7, 7]"),
+        ({"delay_days": -1}, "features.delay_days: must be >= 0, got -1"),
+        ({"delay_days": 1.5}, "features.delay_days: must be a whole number, got 1.5"),
+        ({"customer_windows": [], "extras": ["seconds_since_prev_tx"]}, "features.extras: 'seconds_since_prev_tx' is capped at the longest customer window"),
     ],
 )
-def test_bad_config_is_named(change: dict, message: str) -> None:
-    d = HANDBOOK.to_dict() | change
-    with pytest.raises(FeatureError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        FeatureConfig.from_dict(d)
+def test_bad_config_names_the_full_key_and_the_value(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        FeatureConfig.parse(HANDBOOK_CONF | change, "features")
+    assert message in str(err.value)
 
 
 def test_unsorted_input_names_the_rows() -> None:
     tx = make_transactions(0)
     swapped = tx.iloc[[0, 2, 1, *range(3, len(tx))]].reset_index(drop=True)
-    with pytest.raises(FeatureError, match=r"sorted by \(tx_datetime, transaction_id\).*positions \[2\]"):
+    with pytest.raises(DataError, match=r"sorted by \(tx_datetime, transaction_id\).*positions \[2\]"):
         build_features(swapped, HANDBOOK)
 
 
@@ -344,19 +355,19 @@ def test_unsorted_input_names_the_rows() -> None:
     ],
 )
 def test_bad_input_is_named(mutate, message: str) -> None:
-    with pytest.raises(FeatureError, match=message):
+    with pytest.raises(DataError, match=message):
         build_features(mutate(make_transactions(0)), HANDBOOK)
 
 
 def test_locations_only_when_asked() -> None:
     tx = make_transactions(0)
     assert len(build_features(tx, HANDBOOK)) == len(tx)  # no location tables: the 15 still work
-    without = FeatureConfig(extras=tuple(e for e in EXTRAS if e != "customer_terminal_distance"))
+    without = features_config(extras=tuple(e for e in EXTRAS if e != "customer_terminal_distance"))
     assert "customer_terminal_distance" not in build_features(tx, without)
-    with pytest.raises(FeatureError, match="needs customer locations.*remove it from features.extras"):
+    with pytest.raises(DataError, match="needs customer locations.*remove it from features.extras"):
         build_features(tx, EXTENDED)
     customers, terminals = location_tables(tx)
-    with pytest.raises(FeatureError, match="1 terminal_id.*no terminal location, e.g. \\[20000\\]"):
+    with pytest.raises(DataError, match="1 terminal_id.*no terminal location, e.g. \\[20000\\]"):
         build_features(tx, EXTENDED, customers, terminals[terminals["terminal_id"] != 20_000])
 
 
@@ -409,6 +420,6 @@ def test_featurize_stage(tmp_path: Path, with_locations: bool) -> None:
 def test_any_id_range(scale: int) -> None:
     tx = make_transactions(7)
     wide = tx.assign(customer_id=tx["customer_id"] * scale - 5, terminal_id=-tx["terminal_id"] * scale)
-    config = FeatureConfig(extras=("nb_terminals", "seconds_since_prev_tx"))
+    config = features_config(extras=("nb_terminals", "seconds_since_prev_tx"))
     pd.testing.assert_frame_equal(build_features(wide, config)[feature_names(config)], build_features(tx, config)[feature_names(config)])
     assert_same_features(build_features(wide, config)[feature_names(config)], naive_features(wide, config))

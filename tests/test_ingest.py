@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudpipe.conform import ContractError
-from fraudpipe.contract import TRANSACTION_DTYPES
-from fraudpipe.ingest import QUARANTINE_DTYPES, ingest_batch
-from fraudpipe.validate import BatchValidationError, ValidationConfig
+from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
+from fraudpipe.errors import BatchValidationError, DataError
+from fraudpipe.ingest import ingest_batch
+from fraudpipe.validate import ValidationConfig
 
 N = 40
 CONFIG = ValidationConfig(
@@ -158,7 +158,7 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
     "missing column": (
         lambda raw: raw.drop(columns=["AMOUNT"]),
         Fails(
-            ContractError,
+            DataError,
             ("expect_column_to_exist", "'tx_amount' (mapped from source column 'AMOUNT')", "'IS_FRAUD'"),
         ),
     ),

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import CONFIGS, DAY, EXTENDED, HANDBOOK, SMALL, frame, location_tables, make_transactions
+from test_features import CONFIGS, DAY, EXTENDED, HANDBOOK, SMALL, features_config, frame, location_tables, make_transactions
 
-from fraudpipe.features import FeatureConfig, FeatureError, build_features, feature_names
+from fraudpipe.errors import DataError
+from fraudpipe.features import FeatureConfig, build_features, feature_names
 from fraudpipe.online import OnlineState
 
 TOLERANCE = 1e-9
@@ -122,7 +123,7 @@ def test_history_equals_replay() -> None:
 
 
 def test_labels_wait_for_the_delay() -> None:
-    config = FeatureConfig(customer_windows=(1,), terminal_windows=(1,), delay_days=1)
+    config = features_config(customer_windows=(1,), terminal_windows=(1,), delay_days=1)
     state = OnlineState.from_history(frame([0], [1], [5], [10.0], [1]), config)
     at = pd.Timestamp("2018-04-01")
     assert state.features(2, 5, at + pd.Timedelta(hours=23), 1.0)[-2:].tolist() == [0, 0]  # younger than the delay
@@ -134,7 +135,7 @@ def test_labels_wait_for_the_delay() -> None:
     state.update(7, 3, 5, at + pd.Timedelta(hours=1), 20.0, tx_fraud=0)  # a re-sent transaction only relabels
     assert state.features(2, 5, at + pd.Timedelta(days=1, hours=2), 1.0)[-2:].tolist() == [2, 0.5]
     assert not state.label(999, 1)
-    with pytest.raises(FeatureError, match="0 or 1"):
+    with pytest.raises(DataError, match="0 or 1"):
         state.label(7, 2)
 
 
@@ -149,9 +150,9 @@ def test_new_keys_and_datetime_forms() -> None:
 
 def test_missing_locations_fail_clearly() -> None:
     tx = make_transactions(0)
-    with pytest.raises(FeatureError, match="needs customer locations"):
+    with pytest.raises(DataError, match="needs customer locations"):
         OnlineState.from_history(tx, EXTENDED)
     customers, terminals = location_tables(tx)
     state = OnlineState.from_history(tx, EXTENDED, customers, terminals)
-    with pytest.raises(FeatureError, match="customer_id 987654 has no location"):
+    with pytest.raises(DataError, match="customer_id 987654 has no location"):
         state.features(987654, int(terminals["terminal_id"].iat[0]), "2018-05-01", 1.0)

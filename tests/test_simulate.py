@@ -13,7 +13,7 @@ so that windows cut at the end of the period weigh the same.
 
 from __future__ import annotations
 
-import dataclasses
+import datetime
 import math
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from fraudpipe.contract import SECONDS_PER_DAY, TRANSACTION_DTYPES, epoch_seconds
+from fraudpipe.errors import ConfigError
 from fraudpipe.io import write_parquet
 from fraudpipe.simulate import (
     TX_FRAUD_SCENARIO,
@@ -44,8 +45,11 @@ THIRD = SimulatorConfig(
     start_date="2018-04-01",
     radius=5.0 * math.sqrt(2),
     seed=0,
-    fraud=FraudConfig(220.0, 1, 28, 1, 14, 1 / 3, 5.0),
-    drift=DriftConfig(None, 1.0, None, 0.0),
+    fraud=FraudConfig(
+        amount_threshold=220.0, terminals_per_day=1, terminal_days=28, customers_per_day=1, customer_days=14,
+        customer_share=1 / 3, customer_amount_factor=5.0,
+    ),
+    drift=DriftConfig(start_day=None, amount_factor=1.0, terminals_per_day=None, night_fraud_share=0.0),
 )
 SMALL = SimulatorConfig(
     n_customers=300,
@@ -54,8 +58,8 @@ SMALL = SimulatorConfig(
     start_date="2018-04-01",
     radius=5.0 * math.sqrt(10_000 / 600),
     seed=7,
-    fraud=FraudConfig(220.0, 2, 28, 3, 14, 1 / 3, 5.0),
-    drift=DriftConfig(None, 1.0, None, 0.0),
+    fraud=THIRD.fraud.model_copy(update={"terminals_per_day": 2, "customers_per_day": 3}),
+    drift=THIRD.drift,
 )
 
 
@@ -70,14 +74,14 @@ def small() -> Simulation:
 
 
 def _with(config: SimulatorConfig, **changes: object) -> SimulatorConfig:
-    fraud = {k: changes.pop(k) for k in list(changes) if k in FraudConfig.__dataclass_fields__}
-    drift = {k[6:]: changes.pop(k) for k in list(changes) if k.startswith("drift_")}
-    return dataclasses.replace(
-        config,
-        fraud=dataclasses.replace(config.fraud, **fraud),
-        drift=dataclasses.replace(config.drift, **drift),
-        **changes,
-    )
+    """``config`` with some keys changed (``drift_<key>`` for drift's), checked like a conf/ file."""
+    d = config.to_dict()
+    for key in list(changes):
+        if key in FraudConfig.model_fields:
+            d["fraud"][key] = changes.pop(key)
+        elif key.startswith("drift_"):
+            d["drift"][key[6:]] = changes.pop(key)
+    return SimulatorConfig.parse(d | changes, "data.simulator")
 
 
 def test_size_matches_the_customers_expected_activity(third: Simulation) -> None:
@@ -225,8 +229,10 @@ def _split(tx: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_drift_is_off_unless_it_has_a_start_day_and_a_knob(small: Simulation) -> None:
-    for drift in (DriftConfig(None, 3.0, 50, 0.5), DriftConfig(START, 1.0, None, 0.0)):
-        assert simulate(dataclasses.replace(SMALL, drift=drift)).transactions.equals(small.transactions)
+    for drift in ({"amount_factor": 3.0, "terminals_per_day": 50, "night_fraud_share": 0.5}, {"start_day": START}):
+        changed = _with(SMALL, **{f"drift_{k}": v for k, v in drift.items()})
+        assert not changed.drift.active and changed.drift != SMALL.drift
+        assert simulate(changed).transactions.equals(small.transactions)
 
 
 def test_drift_amount_factor_inflates_amounts_from_start_day_only(small: Simulation) -> None:
@@ -260,29 +266,35 @@ def test_drift_night_pattern_appears_from_start_day_only(small: Simulation) -> N
 
 def test_config_round_trips_the_committed_conf_and_params() -> None:
     conf = yaml.safe_load((REPO / "conf/data/simulated.yaml").read_text())["simulator"]
-    config = SimulatorConfig.from_dict(conf)
+    config = SimulatorConfig.parse(conf, "data.simulator")
     assert config.to_dict() == conf
     assert config.drift.start_day is None and config.n_customers == 5_000 and config.radius == 5.0
     params = yaml.safe_load((REPO / "params.yaml").read_text())["data"]["simulator"]
-    assert SimulatorConfig.from_dict(params) == config
+    assert SimulatorConfig.parse(params, "data.simulator") == config
+    assert SimulatorConfig.parse(conf | {"start_date": datetime.date(2018, 4, 1)}, "data.simulator") == config
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.pop("radius"), r"missing keys \['radius'\]"),
-        (lambda d: d.update(radious=5.0), r"unknown keys \['radious'\]"),
-        (lambda d: d.update(n_customers="5000"), r"simulator.n_customers must be int, got '5000'"),
+        (lambda d: d.pop("radius"), "data.simulator.radius: missing key"),
+        (lambda d: d.update(radious=5.0), "data.simulator.radious: unknown key (did you mean 'radius'?"),
+        (lambda d: d["fraud"].update(amount_treshold=1.0), "data.simulator.fraud.amount_treshold: unknown key (did you mean 'amount_threshold'?"),
+        (lambda d: d.update(n_customers="5000"), "data.simulator.n_customers: must be a whole number, got '5000'"),
+        (lambda d: d.update(n_days=0), "data.simulator.n_days: must be >= 1, got 0"),
+        (lambda d: d.update(radius=True), "data.simulator.radius: must be a number, got True"),
         (
             lambda d: d["fraud"].update(terminals_per_day=20_000),
-            r"simulator.fraud.terminals_per_day must be in \[0, n_terminals\]",
+            "data.simulator.fraud.terminals_per_day: must be <= n_terminals (600), got 20000",
         ),
-        (lambda d: d["drift"].update(night_fraud_share=1.5), r"simulator.drift.night_fraud_share must be in \[0, 1\]"),
-        (lambda d: d.update(start_date="April 1st"), r"simulator.start_date must be an ISO date"),
+        (lambda d: d["drift"].update(night_fraud_share=1.5), "data.simulator.drift.night_fraud_share: must be <= 1.0, got 1.5"),
+        (lambda d: d["drift"].update(start_day=-1), "data.simulator.drift.start_day: must be >= 0, got -1"),
+        (lambda d: d.update(start_date="April 1st"), "data.simulator.start_date: must be an ISO date (YYYY-MM-DD), got 'April 1st'"),
     ],
 )
-def test_bad_config_is_refused_naming_the_key(change, message) -> None:
+def test_bad_config_is_refused_naming_the_key_and_the_value(change, message) -> None:
     d = SMALL.to_dict()
     change(d)
-    with pytest.raises(ValueError, match=message):
-        SimulatorConfig.from_dict(d)
+    with pytest.raises(ConfigError) as err:
+        SimulatorConfig.parse(d, "data.simulator")
+    assert message in str(err.value)

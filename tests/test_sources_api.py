@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from _sources import data_conf, data_config
 
-from fraudpipe.sources import ApiSource, SourceError, make_source, redact_url
+from fraudpipe.errors import ConfigError
+from fraudpipe.sources import ApiConfig, SourceConfig, SourceError, make_source, redact_url
 
 RECORDS = [
     {"id": i, "when": f"2018-04-01T00:{i:02d}:00", "card": 100 + i % 3, "pos": 7, "amount": 1.5 * i, "label": i % 2}
@@ -17,21 +19,11 @@ RECORDS = [
 ]
 
 
-def api_cfg(url: str, **overrides) -> dict:
-    return {
-        "source": "api",
-        "url": url,
-        "records_key": "records",
-        "next_key": "next",
-        "params": {},
-        "page_size": 10,
-        "page_size_param": "limit",
-        "timeout_s": 2.0,
-        "max_retries": 2,
-        "backoff_s": 0.01,  # tiny in tests; the real default is 0.5 s
-        "headers": {},
-        **overrides,
-    }
+def api_cfg(url: str, **overrides) -> ApiConfig:
+    changes = {"page_size": 10, "timeout_s": 2.0, "max_retries": 2, "backoff_s": 0.01}  # tiny waits in tests
+    config = data_config("api", url=url, **changes | overrides)
+    assert isinstance(config, ApiConfig)
+    return config
 
 
 @pytest.mark.parametrize("absolute_next", [False, True], ids=["relative-next", "absolute-next"])
@@ -158,11 +150,31 @@ def test_bad_input_api_records_that_are_not_objects(http_server):
         make_source(api_cfg(url)).read()
 
 
-def test_config_defaults_and_bounds():
-    source = ApiSource.from_config({"url": "http://127.0.0.1/x", "max_retries": -3, "headers": {"X-Key": 5}})
-    assert source.max_retries == 0 and source.headers == {"X-Key": "5"}
-    with pytest.raises(SourceError, match=r"data\.url is missing"):
-        ApiSource.from_config({"url": ""})
+def test_the_conf_option_parses_into_its_model():
+    config = SourceConfig.parse(data_conf("api"), "data")
+    assert isinstance(config, ApiConfig) and config.to_dict() == data_conf("api")
+    assert config.datetime_format is None and config.max_retries == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_retrys": 3}, "data.max_retrys: unknown key (did you mean 'max_retries'?"),
+        ({"max_retries": -3}, "data.max_retries: must be >= 0, got -3"),  # refused, not clamped to 0
+        ({"page_size": 0}, "data.page_size: must be >= 1, got 0"),
+        ({"timeout_s": 0}, "data.timeout_s: must be > 0.0, got 0"),
+        ({"timeout_s": "10"}, "data.timeout_s: must be a number, got '10'"),
+        ({"headers": {"X-Key": 5}}, "data.headers.X-Key: must be a string, got 5"),  # not turned into "5"
+        ({"url": ""}, "data.url: must be an http(s) URL, got ''"),
+        ({"url": "ftp://h/x?token=hunter2"}, "data.url: must be an http(s) URL, got 'ftp://h/x?token=***'"),
+        ({"snapshot": ""}, "data.snapshot: must be at least 1 character(s) long, got ''"),
+    ],
+)
+def test_bad_config_names_the_full_key_and_the_value(change, message):
+    with pytest.raises(ConfigError) as err:
+        data_config("api", **change)
+    assert message in str(err.value)
+    assert "hunter2" not in str(err.value)
 
 
 @pytest.mark.parametrize(

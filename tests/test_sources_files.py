@@ -9,15 +9,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _sources import data_conf, data_config
 
-from fraudpipe.sources import CsvSource, ParquetSource, SourceError, ingest_source, make_source
+from fraudpipe.errors import ConfigError
+from fraudpipe.sources import CsvConfig, CsvSource, ParquetConfig, ParquetSource, SourceError, ingest_source, make_source
 
 HEADER = "id,when,card,pos,amount,label\n"
 ROWS = "1,2018-04-01 00:00:31,10,20,57.16,0\n2,2018-04-01 00:02:10,11,21,81.51,1\n"
 
 
-def csv_cfg(path: Path, **options) -> dict:
-    return {"source": "csv", "path": str(path), "options": {"sep": ",", "encoding": "utf-8", **options}}
+def csv_cfg(path: Path, **options) -> CsvConfig:
+    return data_config("csv", path=str(path), options={"sep": ",", "encoding": "utf-8", **options})
+
+
+def parquet_cfg(path: Path) -> ParquetConfig:
+    return data_config("parquet", path=str(path))
 
 
 def write(path: Path, data: str | bytes) -> Path:
@@ -120,7 +126,7 @@ def test_non_utf8_offset_is_exact_beyond_the_first_megabyte(tmp_path):
 
 
 def test_bad_input_unknown_encoding_setting(tmp_path):
-    with pytest.raises(SourceError, match=r"data\.options"):
+    with pytest.raises(ConfigError, match=r"^data\.options: the reader of csv source .*t\.csv rejected them \(unknown encoding: no-such-codec\), got \{.*'encoding': 'no-such-codec'\}$"):
         make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS), encoding="no-such-codec")).read()
 
 
@@ -137,25 +143,25 @@ def test_parquet_keeps_native_types(tmp_path):
         }
     )
     frame.to_parquet(tmp_path / "t.parquet")
-    raw = make_source({"source": "parquet", "path": str(tmp_path / "t.parquet"), "options": {}}).read()
+    raw = make_source(parquet_cfg(tmp_path / "t.parquet")).read()
     pd.testing.assert_frame_equal(raw, frame)
-    assert isinstance(ingest_source({"source": "parquet", "path": str(tmp_path / "t.parquet")}), ParquetSource)
+    assert isinstance(ingest_source(parquet_cfg(tmp_path / "t.parquet")), ParquetSource)
 
 
 def test_bad_input_missing_parquet_file(tmp_path):
     with pytest.raises(SourceError, match=r"parquet source .*gone\.parquet: the file does not exist"):
-        make_source({"source": "parquet", "path": str(tmp_path / "gone.parquet")}).read()
+        make_source(parquet_cfg(tmp_path / "gone.parquet")).read()
 
 
 def test_bad_input_empty_parquet_file(tmp_path):
     with pytest.raises(SourceError, match=r"the file is empty \(0 bytes\)"):
-        make_source({"source": "parquet", "path": str(write(tmp_path / "e.parquet", b""))}).read()
+        make_source(parquet_cfg(write(tmp_path / "e.parquet", b""))).read()
 
 
 def test_bad_input_parquet_file_that_is_not_parquet(tmp_path):
     path = write(tmp_path / "fake.parquet", HEADER + ROWS)
     with pytest.raises(SourceError, match=r"fake\.parquet: the file is not readable Parquet"):
-        make_source({"source": "parquet", "path": str(path)}).read()
+        make_source(parquet_cfg(path)).read()
 
 
 def test_a_path_that_is_a_directory_is_refused(tmp_path):
@@ -163,14 +169,29 @@ def test_a_path_that_is_a_directory_is_refused(tmp_path):
         make_source(csv_cfg(tmp_path)).read()
 
 
-def test_a_missing_path_setting_names_the_setting():
-    with pytest.raises(SourceError, match=r"data\.path is missing"):
-        make_source({"source": "csv", "path": None})
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_the_conf_options_parse_into_their_models(kind):
+    config = data_config(kind)
+    assert isinstance(config, {"csv": CsvConfig, "parquet": ParquetConfig}[kind])
+    assert config.to_dict() == data_conf(kind)
+    assert isinstance(make_source(config), {"csv": CsvSource, "parquet": ParquetSource}[kind])
 
 
-def test_an_unknown_kind_of_source_lists_the_known_ones():
-    with pytest.raises(SourceError, match=r"unknown kind of source; known: simulated, csv, parquet, sql, api"):
-        make_source({"source": "excel"})
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pth": "x.csv"}, "data.pth: unknown key (did you mean 'path'?"),
+        ({"path": None}, "data.path: must be a string, got None"),
+        ({"path": ""}, "data.path: must be at least 1 character(s) long, got ''"),
+        ({"options": ["sep"]}, "data.options: must be a mapping, got ['sep']"),
+        ({"datetime_format": 1}, "data.datetime_format: must be a string, got 1"),
+    ],
+)
+def test_bad_config_names_the_full_key_and_the_value(kind, change, message):
+    with pytest.raises(ConfigError) as err:
+        data_config(kind, **change)
+    assert message in str(err.value)
 
 
 def test_bad_input_csv_of_blank_lines_has_no_header(tmp_path):

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
+from _sources import data_conf
 
 from fraudpipe.contract import TRANSACTION_COLUMNS
-from fraudpipe.sources import SimulatedSource, SourceError, ingest_source, make_source
+from fraudpipe.errors import ConfigError
+from fraudpipe.sources import SimulatedConfig, SimulatedSource, SourceConfig, ingest_source, make_source
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def small_conf() -> dict:
+    conf = data_conf("simulated")
+    conf["simulator"].update({"n_customers": 50, "n_terminals": 200, "n_days": 10})
+    return conf
 
 
 @pytest.fixture(scope="module")
-def small_cfg() -> dict:
-    cfg = yaml.safe_load((ROOT / "conf/data/simulated.yaml").read_text())
-    cfg["simulator"].update({"n_customers": 50, "n_terminals": 200, "n_days": 10})
-    return cfg
+def small_cfg() -> SimulatedConfig:
+    config = SourceConfig.parse(small_conf(), "data")
+    assert isinstance(config, SimulatedConfig)
+    return config
 
 
 def test_simulated_batch_has_the_contract_columns_and_no_scenario_ground_truth(small_cfg):
@@ -43,7 +46,24 @@ def test_side_tables_come_from_the_same_simulation(small_cfg, monkeypatch):
     assert len(runs) == 1, "the transactions and the side tables must come from one simulation"
 
 
-def test_a_bad_simulator_config_is_a_source_error(small_cfg):
-    cfg = {**small_cfg, "simulator": {**small_cfg["simulator"], "n_days": 0}}
-    with pytest.raises(SourceError, match=r"simulated source: data\.simulator is not a valid simulator config: .*n_days"):
-        make_source(cfg).read()
+def test_the_conf_option_round_trips(small_cfg):
+    assert SourceConfig.parse(data_conf("simulated"), "data").to_dict() == data_conf("simulated")
+    assert small_cfg.datetime_format is None and small_cfg.columns == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(simulater={}), "data.simulater: unknown key (did you mean 'simulator'?"),
+        (lambda d: d.update(datetime_format=None), "data.datetime_format: unknown key"),
+        (lambda d: d["simulator"].update(n_days=0), "data.simulator.n_days: must be >= 1, got 0"),
+        (lambda d: d["simulator"]["drift"].update(amount_factr=2.0), "data.simulator.drift.amount_factr: unknown key (did you mean 'amount_factor'?"),
+        (lambda d: d["simulator"]["fraud"].update(customer_share=2.0), "data.simulator.fraud.customer_share: must be <= 1.0, got 2.0"),
+    ],
+)
+def test_a_bad_simulator_config_names_the_full_key_and_the_value(change, message):
+    conf = small_conf()
+    change(conf)
+    with pytest.raises(ConfigError) as err:
+        SourceConfig.parse(conf, "data")
+    assert message in str(err.value)

@@ -6,8 +6,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from _sources import data_config
 
-from fraudpipe.sources import ParquetSource, SourceError, ingest_source, refresh_snapshot
+from fraudpipe.errors import ConfigError
+from fraudpipe.sources import ParquetSource, SourceError, SqlConfig, ingest_source, refresh_snapshot
 
 COLUMNS = {
     "transaction_id": "tx_id",
@@ -30,24 +32,16 @@ ROWS = pd.DataFrame(
 
 
 @pytest.fixture
-def sql_cfg(tmp_path) -> dict:
+def sql_cfg(tmp_path) -> SqlConfig:
     db = tmp_path / "warehouse.db"
     with sqlite3.connect(db) as con:
         ROWS.iloc[:4].to_sql("transactions", con, index=False)
-    return {
-        "source": "sql",
-        "url": f"sqlite:///{db}",
-        "table": "transactions",
-        "query": None,
-        "query_params": {},
-        "snapshot": str(tmp_path / "external" / "sql_snapshot.parquet"),
-        "columns": COLUMNS,
-        "datetime_format": None,
-    }
+    snapshot = str(tmp_path / "external" / "sql_snapshot.parquet")
+    return data_config("sql", url=f"sqlite:///{db}", table="transactions", snapshot=snapshot, columns=COLUMNS)
 
 
-def add_row(cfg: dict, row: pd.DataFrame) -> None:
-    with sqlite3.connect(cfg["url"].removeprefix("sqlite:///")) as con:
+def add_row(cfg: SqlConfig, row: pd.DataFrame) -> None:
+    with sqlite3.connect(cfg.url.removeprefix("sqlite:///")) as con:
         row.to_sql("transactions", con, index=False, if_exists="append")
 
 
@@ -77,7 +71,7 @@ def test_snapshot_rows_are_sorted_by_the_sources_transaction_id_so_row_order_can
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as con:
         ROWS.iloc[:4].iloc[::-1].to_sql("transactions", con, index=False)
-    moved = {**sql_cfg, "url": f"sqlite:///{other}", "snapshot": str(tmp_path / "other.parquet")}
+    moved = sql_cfg.model_copy(update={"url": f"sqlite:///{other}", "snapshot": str(tmp_path / "other.parquet")})
     refresh_snapshot(moved)
     assert (tmp_path / "other.parquet").read_bytes() == (tmp_path / "external/sql_snapshot.parquet").read_bytes()
 
@@ -98,19 +92,10 @@ def test_ingest_without_a_snapshot_tells_the_user_to_run_fraudpipe_snapshot(sql_
 def test_api_snapshot_pages_through_the_api_deterministically(http_server, tmp_path):
     records = ROWS.sample(frac=1, random_state=1).to_dict("records")
     url = http_server.serve_pages("/tx", records, fail_once=[1])
-    cfg = {
-        "source": "api",
-        "url": url,
-        "records_key": "records",
-        "next_key": "next",
-        "page_size": 2,
-        "page_size_param": "limit",
-        "timeout_s": 2.0,
-        "max_retries": 2,
-        "backoff_s": 0.01,
-        "snapshot": str(tmp_path / "api_snapshot.parquet"),
-        "columns": COLUMNS,
-    }
+    cfg = data_config(
+        "api", url=url, page_size=2, timeout_s=2.0, max_retries=2, backoff_s=0.01,
+        snapshot=str(tmp_path / "api_snapshot.parquet"), columns=COLUMNS,
+    )  # fmt: skip
     first, second = refresh_snapshot(cfg), refresh_snapshot(cfg)
     assert (first.changed, second.changed, second.rows) == (True, False, 5)
     assert ingest_source(cfg).read()["tx_id"].tolist() == [1, 2, 3, 4, 5]
@@ -119,25 +104,25 @@ def test_api_snapshot_pages_through_the_api_deterministically(http_server, tmp_p
 def test_api_values_of_mixed_json_types_become_text_instead_of_failing_the_snapshot(http_server, tmp_path):
     records = [{"tx_id": 1, "amount": 12.5}, {"tx_id": 2, "amount": "12.5"}, {"tx_id": 3, "amount": None}]
     url = http_server.route("/tx", lambda r: (200, {"records": records, "next": None}))
-    cfg = {"source": "api", "url": url, "snapshot": str(tmp_path / "s.parquet"), "columns": COLUMNS}
+    cfg = data_config("api", url=url, snapshot=str(tmp_path / "s.parquet"), columns=COLUMNS)
     refresh_snapshot(cfg)
     amount = pd.read_parquet(tmp_path / "s.parquet")["amount"]
     assert amount.iloc[:2].tolist() == ["12.5", "12.5"] and pd.isna(amount.iloc[2])  # conform judges them
 
 
 def test_a_snapshot_needs_the_transaction_id_column(sql_cfg):
-    cfg = {**sql_cfg, "columns": {**COLUMNS, "transaction_id": "id"}}
+    cfg = sql_cfg.model_copy(update={"columns": {**COLUMNS, "transaction_id": "id"}})
     with pytest.raises(SourceError, match=r"transaction-id column 'id' .* is not among the source's columns"):
         refresh_snapshot(cfg)
 
 
 def test_file_sources_have_no_snapshot(tmp_path):
-    with pytest.raises(SourceError, match=r"only sql and api sources have snapshots"):
-        refresh_snapshot({"source": "csv", "path": str(tmp_path / "t.csv"), "snapshot": "x.parquet"})
+    with pytest.raises(ConfigError, match=r"^data\.source: only sql and api sources have snapshots .*, got 'csv'$"):
+        refresh_snapshot(data_config("csv", path=str(tmp_path / "t.csv")))
 
 
 def test_a_failing_source_leaves_the_previous_snapshot_intact(sql_cfg):
     good = refresh_snapshot(sql_cfg).path.read_bytes()
     with pytest.raises(SourceError, match="does not exist"):
-        refresh_snapshot({**sql_cfg, "table": "payments"})
+        refresh_snapshot(sql_cfg.model_copy(update={"table": "payments"}))
     assert ingest_source(sql_cfg).path.read_bytes() == good

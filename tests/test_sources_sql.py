@@ -11,8 +11,10 @@ from datetime import datetime
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from _sources import data_conf, data_config
 
-from fraudpipe.sources import SourceError, SqlSource, make_source
+from fraudpipe.errors import ConfigError
+from fraudpipe.sources import SourceError, SqlConfig, make_source
 
 ROWS = pd.DataFrame(
     {
@@ -26,8 +28,10 @@ ROWS = pd.DataFrame(
 )
 
 
-def sql_cfg(url: str, table: str | None = "transactions", query: str | None = None, **params) -> dict:
-    return {"source": "sql", "url": url, "table": table, "query": query, "query_params": params}
+def sql_cfg(url: str, table: str | None = "transactions", query: str | None = None, **params) -> SqlConfig:
+    config = data_config("sql", url=url, table=table, query=query, query_params=params)
+    assert isinstance(config, SqlConfig)
+    return config
 
 
 @pytest.fixture
@@ -63,15 +67,16 @@ def test_sqlite_query_binds_its_parameters(sqlite_url):
 def test_query_parameters_are_values_never_sql(sqlite_url):
     cfg = sql_cfg(sqlite_url, None, "SELECT * FROM transactions WHERE tx_time >= :since", since="0' OR '1'='1")
     assert len(make_source(cfg).read()) == 3  # compared as a string: every datetime text sorts after "0'"
-    cfg["query_params"] = {"since": "x' ; DROP TABLE transactions; --"}
+    cfg = sql_cfg(sqlite_url, None, cfg.query, since="x' ; DROP TABLE transactions; --")
     assert make_source(cfg).read().empty
     assert len(make_source(sql_cfg(sqlite_url)).read()) == 3  # the table is still there
 
 
 @pytest.mark.parametrize("name", ["transactions; DROP TABLE transactions", "a.b.c", "tx-1", '"t"', ""])
 def test_table_names_must_be_plain_identifiers(sqlite_url, name):
-    with pytest.raises(SourceError, match=r"(not a plain table name|neither data\.table nor data\.query)"):
-        make_source(sql_cfg(sqlite_url, name)).read()
+    with pytest.raises(ConfigError) as err:
+        sql_cfg(sqlite_url, name)
+    assert str(err.value) == f"data.table: must be a plain table name (letters, digits, underscores; optionally schema.table), got {name!r}"
     assert len(make_source(sql_cfg(sqlite_url)).read()) == 3
 
 
@@ -112,13 +117,30 @@ def test_bad_input_unreachable_database_names_the_url_without_its_password(close
 
 
 def test_a_url_with_an_unknown_driver_is_a_clear_error():
-    with pytest.raises(SourceError, match=r"data\.url is not usable"):
+    with pytest.raises(SourceError, match=r"sql source nosuchdb://user:\*\*\*@host/db: no database driver for data\.url"):
         make_source(sql_cfg("nosuchdb://user:pw@host/db")).read()
 
 
-def test_neither_table_nor_query_is_a_clear_error(sqlite_url):
-    with pytest.raises(SourceError, match=r"neither data\.table nor data\.query is set"):
-        SqlSource.from_config(sql_cfg(sqlite_url, None))
+def test_the_conf_option_parses_into_its_model():
+    config = data_config("sql")
+    assert isinstance(config, SqlConfig) and config.to_dict() == data_conf("sql")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"querry": "SELECT 1"}, "data.querry: unknown key (did you mean 'query'?"),
+        ({"table": None, "query": None}, "data.query: must be set when table is null (or set table), got None"),
+        ({"query_params": "since=1"}, "data.query_params: must be a mapping, got 'since=1'"),
+        ({"url": "not a url :pw@"}, "data.url: must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db, got "),
+        ({"url": "postgresql://u:s3cret@h:abc/db"}, "data.url: must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db, got 'postgresql://u:***@h:abc/db'"),
+    ],
+)
+def test_bad_config_names_the_full_key_and_the_value(change, message):
+    with pytest.raises(ConfigError) as err:
+        data_config("sql", **change)
+    assert message in str(err.value)
+    assert "s3cret" not in str(err.value)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -14,10 +15,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import write_parquet
 from fraudpipe.split import (
     SplitConfig,
-    SplitError,
     periods,
     prequential_folds,
     remove_known_compromised,
@@ -26,9 +27,10 @@ from fraudpipe.split import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-HANDBOOK = SplitConfig.from_dict(yaml.safe_load((ROOT / "conf/split/handbook.yaml").read_text()))
+CONF = yaml.safe_load((ROOT / "conf/split/handbook.yaml").read_text())
+HANDBOOK = SplitConfig.parse(CONF, "split")
 START = pd.Timestamp("2018-07-25")
-KEEP_ALL = SplitConfig("2018-07-25", 7, 7, 7, None, False, 1)
+KEEP_ALL = SplitConfig.parse(CONF | {"remove_known_compromised": False, "n_folds": 1}, "split")
 
 
 def table(rows: list[tuple[str | pd.Timestamp, int, int]]) -> pd.DataFrame:
@@ -61,7 +63,11 @@ def ids(part: pd.DataFrame) -> set[int]:
 
 
 def test_handbook_config_is_the_published_protocol():
-    assert HANDBOOK == SplitConfig("2018-07-25", 7, 7, 7, None, True, 4)
+    assert HANDBOOK.to_dict() == {
+        "train_start": "2018-07-25", "train_days": 7, "delay_days": 7, "test_days": 7, "live_days": None,
+        "remove_known_compromised": True, "n_folds": 4,
+    }  # fmt: skip
+    assert HANDBOOK.start == START
 
 
 def test_period_bounds_are_midnights():
@@ -121,7 +127,7 @@ def test_every_row_from_train_start_is_in_exactly_one_part_and_history_in_none()
 
 
 def test_live_days_bounds_the_live_period():
-    config = SplitConfig("2018-07-25", 7, 7, 7, 3, False, 1)
+    config = KEEP_ALL.model_copy(update={"live_days": 3})
     parts = time_split(daily(0, 40, customers=1), config)
     assert parts.live_end == pd.Timestamp("2018-08-18")
     assert len(parts.live) == 3
@@ -212,14 +218,14 @@ def test_prequential_folds_shift_back_by_the_test_length_and_tests_do_not_overla
 
 
 def test_a_fold_before_the_data_is_a_clear_error():
-    with pytest.raises(SplitError, match=r"train period \[2018-07-04, 2018-07-11\) holds no transactions"):
+    with pytest.raises(DataError, match=r"train period \[2018-07-04, 2018-07-11\) holds no transactions"):
         prequential_folds(daily(-14, 30), HANDBOOK)
 
 
 def test_unlabelled_test_rows_are_refused():
     frame = daily(0, 30)
     frame["tx_fraud"] = frame["tx_fraud"].astype("Int8").mask(frame["tx_datetime"] >= day(14, "00:00:00"))
-    with pytest.raises(SplitError, match=r"test period .* rows with no tx_fraud"):
+    with pytest.raises(DataError, match=r"test period .* rows with no tx_fraud"):
         time_split(frame, HANDBOOK)
     # unlabelled live data is expected
     frame = daily(0, 30)
@@ -231,16 +237,25 @@ def test_unlabelled_test_rows_are_refused():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"train_start": "2018-07-25 06:00"}, "must be a date"),
-        ({"train_start": "someday"}, "is not a date"),
-        ({"test_days": 0}, "test_days must be >= 1"),
-        ({"delay_days": -1}, "must be >= 0"),
+        ({"train_dayz": 7}, "split.train_dayz: unknown key (did you mean 'train_days'?"),
+        ({"test_days": 0}, "split.test_days: must be >= 1, got 0"),
+        ({"delay_days": -1}, "split.delay_days: must be >= 0, got -1"),
+        ({"live_days": -2}, "split.live_days: must be >= 0, got -2"),
+        ({"n_folds": "4"}, "split.n_folds: must be a whole number, got '4'"),
+        ({"remove_known_compromised": "yes"}, "split.remove_known_compromised: must be true or false, got 'yes'"),
+        ({"train_start": "2018-07-25 06:00"}, "split.train_start: must be a date (midnight, no time zone), got '2018-07-25 06:00'"),
+        ({"train_start": "someday"}, "split.train_start: must be a date (YYYY-MM-DD), got 'someday'"),
     ],
 )
-def test_bad_config_is_refused(change, message):
-    params = yaml.safe_load((ROOT / "conf/split/handbook.yaml").read_text()) | change
-    with pytest.raises(SplitError, match=message):
-        SplitConfig.from_dict(params)
+def test_bad_config_names_the_full_key_and_the_value(change, message):
+    with pytest.raises(ConfigError) as err:
+        SplitConfig.parse(CONF | change, "split")
+    assert message in str(err.value)
+
+
+def test_a_yaml_date_is_taken_as_its_iso_text():
+    config = SplitConfig.parse(CONF | {"train_start": datetime.date(2018, 7, 25)}, "split")
+    assert config == HANDBOOK and config.train_start == "2018-07-25"
 
 
 def test_summary_is_flat_and_numeric():

@@ -98,3 +98,24 @@ def test_batch_level_faults_stop_with_one_clear_message_and_write_nothing(tmp_pa
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "data/raw").exists()
     assert not (tmp_path / "reports/validation/summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("group", "change", "message"),
+    [
+        ("data", {"pth": "x.csv"}, "data.pth: unknown key (did you mean 'path'? known keys: columns, datetime_format, options, path, source)"),
+        ("data", {"columns": {"tx_amout": "amount"}}, "data.columns.tx_amout: not a contract column (did you mean 'tx_amount'?"),
+        ("validation", {"min_rowz": 1}, "validation.min_rowz: unknown key (did you mean 'min_rows'?"),
+        ("validation", {"min_rows": -1}, "validation.min_rows: must be >= 0, got -1"),
+    ],
+)
+def test_a_bad_config_stops_with_one_line_naming_the_key_and_writes_nothing(tmp_path, group, change, message):
+    params = compose(ROOT / "conf", ["data=csv"])
+    params[group] |= change
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"stage 'ingest' failed: {message}"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data/raw").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import datetime
 import re
 import subprocess
 import sys
@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fraudpipe.validate import BatchValidationError, ValidationConfig, validate
+from fraudpipe.errors import BatchValidationError, ConfigError
+from fraudpipe.validate import ValidationConfig, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ValidationConfig(
@@ -52,25 +53,36 @@ def reasons_of(outcome) -> dict:
 
 def test_config_from_the_validation_conf_group() -> None:
     group = yaml.safe_load((ROOT / "conf" / "validation" / "default.yaml").read_text())
-    config = ValidationConfig.from_dict(group)
+    config = ValidationConfig.parse(group, "validation")
     assert config.max_amount == group["max_amount"] and config.min_rows == group["min_rows"]
     assert config.min_epoch_s == 946_684_800  # 2000-01-01
-    assert config.data_docs is True
+    assert config.to_dict() == group
+
+
+def test_config_takes_yaml_dates_as_iso_text() -> None:
+    """Unquoted in YAML, 2018-01-01T00:00:00 is a datetime and 2018-01-01 a date."""
+    d = CONFIG.to_dict() | {"min_datetime": datetime.datetime(2018, 1, 1), "max_datetime": datetime.date(2018, 12, 31)}
+    config = ValidationConfig.parse(d, "validation")
+    assert (config.min_datetime, config.max_datetime) == ("2018-01-01T00:00:00", "2018-12-31")
+    assert config.min_epoch_s == CONFIG.min_epoch_s
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"max_amout": 1.0}, r"unknown validation key\(s\) \['max_amout'\]"),
-        ({"min_datetime": "2019-01-01T00:00:00"}, "is after max_datetime"),
-        ({"max_datetime": "soon"}, "'soon' is not an ISO 8601 datetime"),
-        ({"min_fraud_rate": 0.6}, "min_fraud_rate <= max_fraud_rate"),
+        ({"max_amout": 1.0}, "validation.max_amout: unknown key (did you mean 'max_amount'?"),
+        ({"max_amount": -1.0}, "validation.max_amount: must be >= 0.0, got -1.0"),
+        ({"min_rows": "10"}, "validation.min_rows: must be a whole number, got '10'"),
+        ({"min_datetime": "2019-01-01T00:00:00"}, "validation.min_datetime: must not be after max_datetime (2018-12-31T23:59:59), got '2019-01-01T00:00:00'"),
+        ({"max_datetime": "soon"}, "validation.max_datetime: must be an ISO 8601 datetime, got 'soon'"),
+        ({"min_fraud_rate": 0.6}, "validation.min_fraud_rate: must be <= max_fraud_rate (0.5), got 0.6"),
+        ({"max_fraud_rate": 1.5}, "validation.max_fraud_rate: must be <= 1.0, got 1.5"),
     ],
 )
-def test_config_refuses_bad_thresholds(change: dict, message: str) -> None:
-    d = {**dataclasses.asdict(CONFIG), **change}
-    with pytest.raises(ValueError, match=message):
-        ValidationConfig.from_dict(d)
+def test_config_refuses_bad_thresholds_naming_key_and_value(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ValidationConfig.parse(CONFIG.to_dict() | change, "validation")
+    assert message in str(err.value)
 
 
 def test_clean_batch_passes_every_expectation() -> None:
@@ -176,7 +188,7 @@ def test_fraud_rate_is_measured_on_valid_rows_only() -> None:
     frame = batch().assign(tx_fraud=np.int8(0))
     frame.loc[0, "tx_fraud"] = 1
     frame.loc[2, ["tx_fraud", "tx_amount"]] = [1, -1.0]  # a fraud on an invalid row does not count
-    outcome = validate(frame, dataclasses.replace(CONFIG, min_fraud_rate=0.06))
+    outcome = validate(frame, ValidationConfig.parse(CONFIG.to_dict() | {"min_fraud_rate": 0.06}, "validation"))
     assert outcome.batch_failures == (
         f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {1 / 19}, allowed [0.06, 0.5]",
     )

@@ -37,11 +37,11 @@ def snapshot(
     """
     from fraudpipe.config import group
     from fraudpipe.errors import PipelineError
-    from fraudpipe.sources import refresh_snapshot
+    from fraudpipe.sources import SourceConfig, refresh_snapshot
 
     try:
-        data = group(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}, "data", str(params_file))
-        result = refresh_snapshot(data)
+        params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+        result = refresh_snapshot(SourceConfig.parse(group(params, "data", str(params_file)), "data"))
     except PipelineError as exc:
         typer.echo(f"snapshot failed: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -9,14 +9,15 @@ only types and constraints, so each default is written once.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self, get_args
+from typing import Annotated, Any, Self, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from fraudpipe.errors import ConfigError
@@ -51,12 +52,44 @@ _MESSAGES = {
     "float_type": "must be a number",
     "bool_type": "must be true or false",
     "string_type": "must be a string",
+    "string_too_short": "must be at least {min_length} character(s) long",
     "list_type": "must be a list",
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
     "model_attributes_type": "must be a mapping",
     "finite_number": "must be a finite number",
+    "tuple_type": "must be a list",
 }
+
+#: Error type of `rule_error`: a rule between fields, reported at the key it names.
+_RULE = "fraudpipe_rule"
+
+
+def rule_error(rule: str, value: Any, key: str = "") -> PydanticCustomError:
+    """Raise from a validator: ``<model path>[.key]: <rule>, got <value>``.
+
+    A model validator checks rules between fields; pydantic would report them at the model's own
+    path with the whole mapping as the value. ``key`` (relative to the model) and ``value`` name
+    the field at fault instead; a field validator passes ``value`` to show it redacted.
+    """
+    return PydanticCustomError(_RULE, "{rule}", {"rule": rule, "value": value, "key": key})
+
+
+def _iso_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+#: A date or datetime written as text; YAML reads a bare ``2018-07-25`` as a date, taken as its ISO text.
+IsoText = Annotated[str, BeforeValidator(_iso_text)]
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+#: A list in YAML, a tuple in the model (immutable like the rest of it; strict mode refuses a list
+#: for a tuple): ``Annotated[tuple[int, ...], AS_TUPLE]``.
+AS_TUPLE = BeforeValidator(_as_tuple)
 
 
 def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> str:
@@ -67,6 +100,11 @@ def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> 
         indices = "".join(f"[{p}]" for p in error["loc"] if isinstance(p, int))
         key = ".".join([path, *loc]) + indices if path else ".".join(loc) + indices
         kind = error["type"]
+        if kind == _RULE:
+            ctx = error["ctx"]
+            key = f"{key}.{ctx['key']}" if ctx["key"] else key
+            parts.append(f"{key}: {ctx['rule']}, got {ctx['value']!r}")
+            continue
         if kind == "extra_forbidden":
             known = _known_keys(model, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1) if loc else []
@@ -100,14 +138,19 @@ def _known_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
     """The keys a model accepts at ``loc`` (nested models are followed through their fields)."""
     current: Any = model
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
+        field = _keys(current).get(part)
         if field is None:
             return []
         nested = [a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
         if not nested:
             return []
         current = nested[0]
-    return sorted(getattr(current, "model_fields", {}))
+    return sorted(_keys(current))
+
+
+def _keys(model: Any) -> dict[str, Any]:
+    """A model's fields by the key that params.yaml uses (the alias, where there is one)."""
+    return {field.alias or name: field for name, field in getattr(model, "model_fields", {}).items()}
 
 
 def compose(config_dir: str | Path, overrides: Sequence[str] = ()) -> dict:

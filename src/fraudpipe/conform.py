@@ -41,10 +41,6 @@ _INTEGER_TEXT = r"\s*[+-]?\d+\s*"
 _MAX_EXACT_FLOAT_INT = 2**53
 
 
-class ContractError(DataError):
-    """The batch cannot be mapped onto the contract at all (e.g. a required column is missing)."""
-
-
 @dataclass(frozen=True)
 class Conformed:
     """The batch in contract columns, and per row why a value did not parse ("" when none)."""
@@ -54,14 +50,12 @@ class Conformed:
 
 
 def source_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
-    """Contract column -> source column; a contract column the mapping leaves out keeps its name."""
+    """Contract column -> source column; a contract column the mapping leaves out keeps its name.
+
+    ``columns`` is ``data.columns``, whose keys `SourceConfig` has checked to be contract columns.
+    """
     mapping = dict(columns or {})
-    unknown = sorted(set(mapping) - set(TRANSACTION_COLUMNS))
-    if unknown:
-        raise ContractError(
-            f"the columns mapping names {unknown}, which are not contract columns; "
-            f"the contract columns are {list(TRANSACTION_COLUMNS)}"
-        )
+    assert set(mapping) <= set(TRANSACTION_COLUMNS), f"unchecked columns mapping {mapping}"
     return {c: str(mapping.get(c, c)) for c in TRANSACTION_COLUMNS}
 
 
@@ -121,13 +115,13 @@ def to_contract(
 def _check_columns(raw: pd.DataFrame, mapping: Mapping[str, str]) -> None:
     duplicated = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]} & set(mapping.values()))
     if duplicated:
-        raise ContractError(f"the source has more than one column named {duplicated}; cannot tell which to use")
+        raise DataError(f"the source has more than one column named {duplicated}; cannot tell which to use")
     missing = [c for c in REQUIRED_COLUMNS if mapping[c] not in raw.columns]
     if missing:
         details = ", ".join(
             f"{c!r}" + (f" (mapped from source column {mapping[c]!r})" if mapping[c] != c else "") for c in missing
         )
-        raise ContractError(
+        raise DataError(
             f"expect_column_to_exist failed: required column(s) {details} missing; "
             f"the source has columns {[str(c) for c in raw.columns]}"
         )

@@ -47,6 +47,48 @@ def empty_transactions() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRANSACTION_DTYPES.items()})
 
 
+#: The one schema of every quarantine table (data/quarantine/<stage>.parquet): the contract's
+#: columns, nullable so that a row keeps whatever of it parsed; ``source_row``, the row's position
+#: in the stage's input; ``reason``; and ``raw``, the input row's values as a JSON object. Fixed,
+#: so that an empty quarantine has the same Parquet schema as a full one.
+QUARANTINE_DTYPES: dict[str, str] = {
+    **{c: {"int64": "Int64", "int8": "Int8"}.get(t, t) for c, t in TRANSACTION_DTYPES.items()},
+    "source_row": "int64",
+    "reason": "str",
+    "raw": "str",
+}
+
+
+def quarantine_table(raw: pd.DataFrame, parsed: pd.DataFrame, reasons: pd.Series, rows: np.ndarray) -> pd.DataFrame:
+    """Rows ``rows`` (positions) of a stage's input in the quarantine schema.
+
+    ``raw`` is the input as the stage read it, ``parsed`` the same rows in contract columns (what
+    parsed of them) and ``reasons`` why each row is quarantined, both by position.
+    """
+    out = parsed.iloc[rows].reset_index(drop=True)
+    out["source_row"] = rows.astype(np.int64)
+    out["reason"] = reasons.iloc[rows].to_numpy()
+    out["raw"] = _raw_json(raw.iloc[rows])
+    return out.astype(QUARANTINE_DTYPES)[list(QUARANTINE_DTYPES)]
+
+
+def _raw_json(raw: pd.DataFrame) -> list[str]:
+    if raw.empty:
+        return []
+    if not raw.columns.is_unique:  # JSON objects need unique keys: number the repeats, drop nothing
+        seen: dict[str, int] = {}
+        names = []
+        for c in map(str, raw.columns):
+            seen[c] = seen.get(c, 0) + 1
+            names.append(c if seen[c] == 1 else f"{c}.{seen[c] - 1}")
+        raw = raw.set_axis(names, axis=1)
+    text = raw.reset_index(drop=True).to_json(
+        orient="records", lines=True, date_format="iso", date_unit="us", force_ascii=False, default_handler=str
+    )
+    lines = text.split("\n")  # not splitlines(): JSON escapes "\n" but not e.g. U+2028 in values
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 #: Columns every feature table carries beside its features (DESIGN.md / issue 3). The model's
 #: inputs are all other columns, in table order; ``tx_amount`` is itself a feature and comes first.
 KEY_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD)

@@ -31,13 +31,13 @@ all windows reuse a few arrays: fresh memory (page faults) costs about as much a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
+from fraudpipe.config import AS_TUPLE, Config, rule_error
 from fraudpipe.errors import DataError
 from fraudpipe.contract import (
     CUSTOMER_ID,
@@ -67,75 +67,39 @@ WINDOWED_EXTRAS = frozenset({AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS})
 LOCATION_COLUMNS = ("x", "y")
 
 
-class FeatureError(DataError):
-    """Bad feature config or input data; the message names the key or column, rows and rule."""
+def _distinct(windows: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(windows)) != len(windows):
+        raise ValueError("must not repeat a window")
+    return windows
 
 
-def _windows(key: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        raise FeatureError(f"features.{key} must be a list of whole days, got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise FeatureError(f"features.{key} must hold whole days >= 1, got {v!r}")
-        out.append(int(v))
-    if len(set(out)) != len(out):
-        raise FeatureError(f"features.{key} has a repeated window: {out}")
-    return tuple(out)
+#: Windows in whole days, each >= 1, none repeated.
+Windows = Annotated[tuple[Annotated[int, Field(ge=1)], ...], AS_TUPLE, AfterValidator(_distinct)]
 
 
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Which features, over which windows (conf/features/)."""
+class FeatureConfig(Config):
+    """Which features, over which windows (conf/features/); ``name`` is the key ``set``."""
 
-    name: str = "handbook"
-    customer_windows: tuple[int, ...] = (1, 7, 30)
-    terminal_windows: tuple[int, ...] = (1, 7, 30)
-    delay_days: int = 7
-    extras: tuple[str, ...] = ()
-    extra_windows: tuple[int, ...] = (7, 30)
+    model_config = ConfigDict(serialize_by_alias=True)
 
-    def __post_init__(self) -> None:
-        _windows("customer_windows", self.customer_windows)
-        _windows("terminal_windows", self.terminal_windows)
-        _windows("extra_windows", self.extra_windows)
-        d = self.delay_days
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
-            raise FeatureError(f"features.delay_days must be a whole number of days >= 0, got {d!r}")
-        unknown = sorted(set(self.extras) - set(EXTRAS))
-        if unknown:
-            raise FeatureError(f"features.extras: unknown {unknown}; known: {list(EXTRAS)}")
+    name: str = Field(alias="set")
+    customer_windows: Windows
+    terminal_windows: Windows
+    delay_days: int = Field(ge=0)
+    extras: Annotated[tuple[Literal[EXTRAS], ...], AS_TUPLE]
+    extra_windows: Windows
+
+    @model_validator(mode="after")
+    def _gap_has_a_cap(self) -> FeatureConfig:
         if SECONDS_SINCE_PREV_TX in self.extras and not self.customer_horizon_days:
-            raise FeatureError(f"features.extras {SECONDS_SINCE_PREV_TX!r} is capped at the longest customer window: give one")
+            rule = f"{SECONDS_SINCE_PREV_TX!r} is capped at the longest customer window, and customer_windows has none"
+            raise rule_error(rule, list(self.extras), key="extras")
+        return self
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
-        """From ``params["features"]``; unknown or missing keys are an error, not a silent default."""
-        keys = {"set", "customer_windows", "terminal_windows", "delay_days", "extras", "extra_windows"}
-        missing, unknown = sorted(keys - set(d)), sorted(set(d) - keys)
-        if missing or unknown:
-            raise FeatureError(f"features: missing keys {missing}, unknown keys {unknown}")
-        extras = d["extras"] or []
-        if isinstance(extras, str) or not isinstance(extras, Sequence):
-            raise FeatureError(f"features.extras must be a list of names, got {extras!r}")
-        return cls(
-            name=str(d["set"]),
-            customer_windows=_windows("customer_windows", d["customer_windows"]),
-            terminal_windows=_windows("terminal_windows", d["terminal_windows"]),
-            delay_days=d["delay_days"],
-            extras=tuple(str(e) for e in extras),
-            extra_windows=_windows("extra_windows", d["extra_windows"]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "set": self.name,
-            "customer_windows": list(self.customer_windows),
-            "terminal_windows": list(self.terminal_windows),
-            "delay_days": int(self.delay_days),
-            "extras": list(self.extras),
-            "extra_windows": list(self.extra_windows),
-        }
+    def from_dict(cls, d: Any) -> FeatureConfig:
+        """``parse(d, "features")``, kept for callers of the former parser."""
+        return cls.parse(d, "features")
 
     @property
     def customer_extra_windows(self) -> tuple[int, ...]:
@@ -255,23 +219,23 @@ def _rows(tx: pd.DataFrame, mask: np.ndarray, limit: int = 5) -> str:
 
 
 def check_transactions(tx: pd.DataFrame) -> np.ndarray:
-    """Epoch seconds of ``tx`` after checking what the features rely on; FeatureError otherwise."""
+    """Epoch seconds of ``tx`` after checking what the features rely on; DataError otherwise."""
     missing = [c for c in REQUIRED_COLUMNS if c not in tx.columns]
     if missing:
-        raise FeatureError(f"transactions lack column(s) {missing}; the contract requires {list(REQUIRED_COLUMNS)}")
+        raise DataError(f"transactions lack column(s) {missing}; the contract requires {list(REQUIRED_COLUMNS)}")
     for column in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_DATETIME):
         na = tx[column].isna().to_numpy()
         if na.any():
-            raise FeatureError(f"column {column!r} is missing in {_rows(tx, na)}: features need a value")
+            raise DataError(f"column {column!r} is missing in {_rows(tx, na)}: features need a value")
     if not pd.api.types.is_datetime64_dtype(tx[TX_DATETIME].dtype):
-        raise FeatureError(f"column {TX_DATETIME!r} must be datetime64 (naive), got {tx[TX_DATETIME].dtype}")
+        raise DataError(f"column {TX_DATETIME!r} must be datetime64 (naive), got {tx[TX_DATETIME].dtype}")
     stamp = tx[TX_DATETIME].to_numpy().astype("datetime64[us]").astype(np.int64)
     ids = tx[TRANSACTION_ID].to_numpy(np.int64)
     if len(tx) > 1:
         dt, did = np.diff(stamp), np.diff(ids)
         bad = (dt < 0) | ((dt == 0) & (did <= 0))
         if bad.any():
-            raise FeatureError(
+            raise DataError(
                 f"transactions must be sorted by ({TX_DATETIME}, {TRANSACTION_ID}) with unique ids "
                 f"(preprocess does this); out of order at {_rows(tx, np.r_[False, bad])}"
             )
@@ -281,20 +245,20 @@ def check_transactions(tx: pd.DataFrame) -> np.ndarray:
 def locations(
     ids: np.ndarray, table: pd.DataFrame | None, key: str, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of each id from a location table; FeatureError when the table or an id is missing."""
+    """x, y of each id from a location table; DataError when the table or an id is missing."""
     if table is None or not set((key, *LOCATION_COLUMNS)) <= set(table.columns):
-        raise FeatureError(
+        raise DataError(
             f"feature {CUSTOMER_TERMINAL_DISTANCE!r} needs {what} locations ({key}, x, y) and the source "
             f"provides none: remove it from features.extras or use a source with locations"
         )
     index = pd.Index(table[key].to_numpy(np.int64))
     if not index.is_unique:
         dup = index[index.duplicated()].unique()[:5].tolist()
-        raise FeatureError(f"{what} locations: {key} must be unique, repeated e.g. {dup}")
+        raise DataError(f"{what} locations: {key} must be unique, repeated e.g. {dup}")
     pos = index.get_indexer(np.asarray(ids, dtype=np.int64))
     if (pos < 0).any():
         unknown = pd.unique(np.asarray(ids)[pos < 0])
-        raise FeatureError(f"{len(unknown)} {key}(s) have no {what} location, e.g. {unknown[:5].tolist()}")
+        raise DataError(f"{len(unknown)} {key}(s) have no {what} location, e.g. {unknown[:5].tolist()}")
     return table["x"].to_numpy(np.float64)[pos], table["y"].to_numpy(np.float64)[pos]
 
 
@@ -449,7 +413,7 @@ def _customer_features(features: _Columns, config: FeatureConfig, by: _ByKey, te
     del residual
     if AMOUNT_ZSCORE in extras:
         if len(cents) and int(np.abs(cents).max()) > 3_000_000_000:
-            raise FeatureError(f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares")
+            raise DataError(f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares")
         squares_prefix = _prefix(cents * cents)  # int64 wraps; window differences stay exact
         squares = np.empty(n, dtype=np.int64)
     repeats = _Repeats(by, terminals) if NB_TERMINALS in extras else None

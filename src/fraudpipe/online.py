@@ -48,7 +48,6 @@ from fraudpipe.features import (
     TX_DURING_NIGHT,
     TX_DURING_WEEKEND,
     FeatureConfig,
-    FeatureError,
     amount_ratio,
     amount_zscore,
     calendar_flags,
@@ -59,6 +58,7 @@ from fraudpipe.features import (
     split_cents,
     window_mean,
 )
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import read_parquet, write_json, write_parquet
 
 FORMAT_VERSION = 1
@@ -70,7 +70,7 @@ def to_epoch_second(value: Any) -> int:
     """Whole epoch seconds of a datetime-like, as ``contract.epoch_seconds`` (tz-aware: via UTC)."""
     ts = pd.Timestamp(value)
     if ts is pd.NaT:
-        raise FeatureError(f"{TX_DATETIME} is missing")
+        raise DataError(f"{TX_DATETIME} is missing")
     if ts.tz is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return int(epoch_seconds(np.array([ts.to_datetime64()]))[0])
@@ -212,7 +212,7 @@ class OnlineState:
         config = self.config
         t, amount = to_epoch_second(tx_datetime), float(tx_amount)
         if not math.isfinite(amount):
-            raise FeatureError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
+            raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
         cents, residual = (v.item() for v in split_cents(amount))
         weekend, night = calendar_flags(np.array([t]))
         out: dict[str, float] = {TX_AMOUNT: amount, TX_DURING_WEEKEND: weekend[0], TX_DURING_NIGHT: night[0]}
@@ -261,7 +261,7 @@ class OnlineState:
         try:
             return self._xy[key][int(value)]
         except KeyError:
-            raise FeatureError(f"{key} {value} has no location: {CUSTOMER_TERMINAL_DISTANCE} cannot be computed") from None
+            raise DataError(f"{key} {value} has no location: {CUSTOMER_TERMINAL_DISTANCE} cannot be computed") from None
 
     def update(
         self,
@@ -280,7 +280,7 @@ class OnlineState:
             return
         t, amount = to_epoch_second(tx_datetime), float(tx_amount)
         if not math.isfinite(amount):
-            raise FeatureError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
+            raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
         self._labels[tid] = None if tx_fraud is None or pd.isna(tx_fraud) else int(tx_fraud)
         self._customers.setdefault(int(customer_id), _CustomerHistory()).insert(t, self._seq, tid, amount, int(terminal_id))
         self._terminals.setdefault(int(terminal_id), _TerminalHistory()).insert(t, tid)
@@ -295,7 +295,7 @@ class OnlineState:
         """Record a label that arrived later; False when the transaction is not (or no longer) kept."""
         tid = int(transaction_id)
         if int(tx_fraud) not in (0, 1):
-            raise FeatureError(f"{TX_FRAUD} must be 0 or 1, got {tx_fraud!r} (transaction_id {tid})")
+            raise DataError(f"{TX_FRAUD} must be 0 or 1, got {tx_fraud!r} (transaction_id {tid})")
         if tid not in self._labels:
             return False
         self._labels[tid] = int(tx_fraud)
@@ -368,10 +368,13 @@ class OnlineState:
         directory = Path(directory)
         meta = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
-            raise FeatureError(f"{directory / STATE_FILE}: format {meta.get('format')!r}, this code reads {FORMAT_VERSION}")
-        config = FeatureConfig.from_dict(meta["features"])
+            raise DataError(f"{directory / STATE_FILE}: format {meta.get('format')!r}, this code reads {FORMAT_VERSION}")
+        try:
+            config = FeatureConfig.parse(meta["features"], "features")
+        except ConfigError as exc:
+            raise DataError(f"{directory / STATE_FILE}: the saved features config does not parse: {exc}") from None
         if meta["feature_names"] != feature_names(config):
-            raise FeatureError(f"{directory}: saved feature list differs from what this code produces for its config")
+            raise DataError(f"{directory}: saved feature list differs from what this code produces for its config")
         tables = {k: read_parquet(directory / f) for k, f in LOCATION_FILES.items() if (directory / f).exists()}
         state = cls(config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID))
         history = read_parquet(directory / HISTORY_FILE)

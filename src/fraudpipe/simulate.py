@@ -30,15 +30,15 @@ Semantics the definition leaves open, decided here as the handbook's generator b
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field, model_validator
 from scipy.spatial import cKDTree
 
+from fraudpipe.config import Config, IsoText, rule_error
 from fraudpipe.contract import (
     CUSTOMER_ID,
     SECONDS_PER_DAY,
@@ -57,32 +57,34 @@ AREA_SIDE = 100.0
 TIME_MEAN, TIME_STD = SECONDS_PER_DAY / 2, 20_000.0
 NIGHT_END = 7 * 3600  # "night" is hour <= 6, as the handbook's tx_during_night feature
 
+Share = Annotated[float, Field(ge=0, le=1)]
 
-@dataclass(frozen=True)
-class FraudConfig:
+
+class FraudConfig(Config):
+    """``data.simulator.fraud``: the three scenarios' rates and effects."""
+
     amount_threshold: float
-    terminals_per_day: int
-    terminal_days: int
-    customers_per_day: int
-    customer_days: int
-    customer_share: float
-    customer_amount_factor: float
+    terminals_per_day: int = Field(ge=0)
+    terminal_days: int = Field(ge=1)
+    customers_per_day: int = Field(ge=0)
+    customer_days: int = Field(ge=1)
+    customer_share: Share
+    customer_amount_factor: float = Field(gt=0)
 
 
-@dataclass(frozen=True)
-class DriftConfig:
-    """Changes from day index ``start_day`` on, for monitoring to detect; ``None`` turns it off.
+class DriftConfig(Config):
+    """``data.simulator.drift``: changes from day index ``start_day`` on, for monitoring to detect; null turns it off.
 
     ``amount_factor`` inflates every amount before the scenarios run (so more of them cross
-    scenario 1's threshold); ``terminals_per_day`` replaces scenario 2's daily rate;
-    ``night_fraud_share`` makes each night transaction (hour <= 6) fraud with that probability,
-    labelled scenario 4, after scenarios 1-3.
+    scenario 1's threshold); ``terminals_per_day`` (null: unchanged) replaces scenario 2's daily
+    rate; ``night_fraud_share`` makes each night transaction (hour <= 6) fraud with that
+    probability, labelled scenario 4, after scenarios 1-3.
     """
 
-    start_day: int | None = None
-    amount_factor: float = 1.0
-    terminals_per_day: int | None = None
-    night_fraud_share: float = 0.0
+    start_day: Annotated[int, Field(ge=0)] | None
+    amount_factor: float = Field(gt=0)
+    terminals_per_day: Annotated[int, Field(ge=0)] | None
+    night_fraud_share: Share
 
     @property
     def active(self) -> bool:
@@ -91,63 +93,42 @@ class DriftConfig:
         )
 
 
-@dataclass(frozen=True)
-class SimulatorConfig:
-    n_customers: int
-    n_terminals: int
-    n_days: int
-    start_date: str
-    radius: float
-    seed: int
+def _iso_date(value: str) -> str:
+    try:
+        np.datetime64(value, "D")
+    except ValueError:
+        raise ValueError("must be an ISO date (YYYY-MM-DD)") from None
+    return value
+
+
+class SimulatorConfig(Config):
+    """``data.simulator`` (conf/data/simulated.yaml)."""
+
+    n_customers: int = Field(ge=1)
+    n_terminals: int = Field(ge=1)
+    n_days: int = Field(ge=1)
+    start_date: Annotated[IsoText, AfterValidator(_iso_date)]
+    radius: float = Field(gt=0)
+    seed: int = Field(ge=0)
     fraud: FraudConfig
-    drift: DriftConfig = DriftConfig()
+    drift: DriftConfig
+
+    @model_validator(mode="after")
+    def _rates_fit_the_population(self) -> SimulatorConfig:
+        """Each day's compromised terminals and customers are distinct: there must be that many."""
+        for key, rate, population, what in (
+            ("fraud.terminals_per_day", self.fraud.terminals_per_day, self.n_terminals, "n_terminals"),
+            ("fraud.customers_per_day", self.fraud.customers_per_day, self.n_customers, "n_customers"),
+            ("drift.terminals_per_day", self.drift.terminals_per_day, self.n_terminals, "n_terminals"),
+        ):
+            if rate is not None and rate > population:
+                raise rule_error(f"must be <= {what} ({population})", rate, key=key)
+        return self
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SimulatorConfig:
-        """Build from ``params["data"]["simulator"]``; unknown or missing keys are errors, not defaults."""
-        top = _check_keys("simulator", d, cls)
-        fraud = _check_keys("simulator.fraud", d["fraud"], FraudConfig)
-        drift = _check_keys("simulator.drift", d["drift"], DriftConfig)
-        config = cls(
-            **{k: _typed(f"simulator.{k}", d[k], t) for k, t in top.items() if k not in ("fraud", "drift")},
-            fraud=FraudConfig(**{k: _typed(f"simulator.fraud.{k}", d["fraud"][k], t) for k, t in fraud.items()}),
-            drift=DriftConfig(**{k: _typed(f"simulator.drift.{k}", d["drift"][k], t) for k, t in drift.items()}),
-        )
-        config.validate()
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def validate(self) -> None:
-        """Reject configs the process cannot honour, naming the key and the rule."""
-        rules = [
-            ("n_customers", self.n_customers >= 1, ">= 1"),
-            ("n_terminals", self.n_terminals >= 1, ">= 1"),
-            ("n_days", self.n_days >= 1, ">= 1"),
-            ("radius", self.radius > 0, "> 0"),
-            ("fraud.terminals_per_day", 0 <= self.fraud.terminals_per_day <= self.n_terminals, "in [0, n_terminals]"),
-            ("fraud.customers_per_day", 0 <= self.fraud.customers_per_day <= self.n_customers, "in [0, n_customers]"),
-            ("fraud.terminal_days", self.fraud.terminal_days >= 1, ">= 1"),
-            ("fraud.customer_days", self.fraud.customer_days >= 1, ">= 1"),
-            ("fraud.customer_share", 0 <= self.fraud.customer_share <= 1, "in [0, 1]"),
-            ("fraud.customer_amount_factor", self.fraud.customer_amount_factor > 0, "> 0"),
-            ("drift.start_day", self.drift.start_day is None or self.drift.start_day >= 0, "null or >= 0"),
-            ("drift.amount_factor", self.drift.amount_factor > 0, "> 0"),
-            (
-                "drift.terminals_per_day",
-                self.drift.terminals_per_day is None or 0 <= self.drift.terminals_per_day <= self.n_terminals,
-                "null or in [0, n_terminals]",
-            ),
-            ("drift.night_fraud_share", 0 <= self.drift.night_fraud_share <= 1, "in [0, 1]"),
-        ]
-        bad = [f"simulator.{key} must be {rule}" for key, ok, rule in rules if not ok]
-        try:
-            np.datetime64(self.start_date, "D")
-        except ValueError:
-            bad.append(f"simulator.start_date must be an ISO date, got {self.start_date!r}")
-        if bad:
-            raise ValueError("invalid simulator config: " + "; ".join(bad))
+    def from_dict(cls, d: object) -> SimulatorConfig:
+        """``parse(d, "data.simulator")``, for callers that hold the simulator's settings alone."""
+        return cls.parse(d, "data.simulator")
 
 
 @dataclass(frozen=True)
@@ -157,32 +138,8 @@ class Simulation:
     terminals: pd.DataFrame
 
 
-def _check_keys(where: str, d: Mapping[str, Any], cls: type) -> dict[str, Any]:
-    expected = {f.name: f.type for f in fields(cls)}
-    if not isinstance(d, Mapping):
-        raise ValueError(f"{where} must be a mapping, got {type(d).__name__}")
-    missing, unknown = sorted(set(expected) - set(d)), sorted(set(d) - set(expected))
-    if missing or unknown:
-        raise ValueError(f"{where}: missing keys {missing}, unknown keys {unknown}")
-    return expected
-
-
-def _typed(key: str, value: Any, annotation: str) -> Any:
-    """YAML and Hydra overrides may give 5 for 5.0: coerce, but never a string or a bool to a number."""
-    if value is None and "None" in annotation:
-        return None
-    if "int" in annotation and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if "float" in annotation and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return float(value)
-    if annotation == "str" and isinstance(value, (str, datetime.date)):
-        return value if isinstance(value, str) else value.isoformat()  # YAML reads a bare date as a date
-    raise ValueError(f"{key} must be {annotation}, got {value!r}")
-
-
 def simulate(config: SimulatorConfig) -> Simulation:
     """Customers, terminals and their labelled transactions, sorted by time."""
-    config.validate()
     fraud, drift = config.fraud, config.drift
     rng = np.random.default_rng(config.seed)
     customers = _customer_profiles(rng, config.n_customers)

@@ -19,63 +19,50 @@ them would make the test easier than reality.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field
 
-from fraudpipe.errors import DataError
+from fraudpipe.config import Config, IsoText
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from fraudpipe.errors import DataError
 
 DAY = pd.Timedelta(days=1)
 
 
-class SplitError(DataError):
-    """The configuration or the table cannot give the requested periods; the message says which."""
+def _midnight(value: str) -> str:
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise ValueError("must be a date (YYYY-MM-DD)") from None
+    if ts is pd.NaT or ts != ts.normalize() or ts.tz is not None:
+        raise ValueError("must be a date (midnight, no time zone)")
+    return value
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    train_start: str
-    train_days: int
-    delay_days: int
-    test_days: int
-    live_days: int | None = None
-    remove_known_compromised: bool = True
-    n_folds: int = 1
+class SplitConfig(Config):
+    """conf/split/: the periods, in whole days from ``train_start``; ``live_days`` null = all that follows."""
+
+    train_start: Annotated[IsoText, AfterValidator(_midnight)]
+    train_days: int = Field(ge=1)
+    delay_days: int = Field(ge=0)
+    test_days: int = Field(ge=1)
+    live_days: Annotated[int, Field(ge=0)] | None
+    remove_known_compromised: bool
+    n_folds: int = Field(ge=1)
 
     @classmethod
-    def from_dict(cls, params: Mapping[str, Any]) -> SplitConfig:
-        live = params.get("live_days")
-        config = cls(
-            train_start=str(params["train_start"]),
-            train_days=int(params["train_days"]),
-            delay_days=int(params["delay_days"]),
-            test_days=int(params["test_days"]),
-            live_days=None if live is None else int(live),
-            remove_known_compromised=bool(params.get("remove_known_compromised", True)),
-            n_folds=int(params.get("n_folds", 1)),
-        )
-        config.start  # noqa: B018 - validates the date now rather than at the first split
-        for name in ("train_days", "test_days", "n_folds"):
-            if getattr(config, name) < 1:
-                raise SplitError(f"split.{name} must be >= 1, got {getattr(config, name)}")
-        if config.delay_days < 0 or (config.live_days is not None and config.live_days < 0):
-            raise SplitError(f"split.delay_days and split.live_days must be >= 0, got {config}")
-        return config
+    def from_dict(cls, d: Any) -> SplitConfig:
+        """``parse(d, "split")``, kept for callers of the former parser."""
+        return cls.parse(d, "split")
 
     @property
     def start(self) -> pd.Timestamp:
-        """train_start as a midnight timestamp (a period boundary must be a day boundary)."""
-        try:
-            ts = pd.Timestamp(self.train_start)
-        except ValueError as exc:
-            raise SplitError(f"split.train_start {self.train_start!r} is not a date: {exc}") from None
-        if ts != ts.normalize() or ts.tz is not None:
-            raise SplitError(f"split.train_start {self.train_start!r} must be a date (midnight, no time zone)")
-        return ts
+        """train_start as a midnight timestamp (a period boundary is a day boundary)."""
+        return pd.Timestamp(self.train_start)
 
 
 @dataclass(frozen=True)
@@ -168,13 +155,13 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0)
     for name, part, begin, end in (("train", train, start, delay_start), ("test", test, test_start, live_start)):
         if part.empty:
             first, last = (table[TX_DATETIME].min(), table[TX_DATETIME].max()) if len(table) else (None, None)
-            raise SplitError(
+            raise DataError(
                 f"the {name} period [{begin.date()}, {end.date()}) holds no transactions; "
                 f"data covers {first} .. {last} (check split.train_start and the fold shift {shift_days} days)"
             )
         unlabelled = int(part[TX_FRAUD].isna().sum())
         if unlabelled:
-            raise SplitError(f"the {name} period [{begin.date()}, {end.date()}) has {unlabelled} rows with no {TX_FRAUD}")
+            raise DataError(f"the {name} period [{begin.date()}, {end.date()}) has {unlabelled} rows with no {TX_FRAUD}")
 
     kept = test
     if config.remove_known_compromised:

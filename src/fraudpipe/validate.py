@@ -22,14 +22,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field, model_validator
 
-from fraudpipe.errors import BatchValidationError, ConfigError
+from fraudpipe.config import Config, IsoText, rule_error
+from fraudpipe.errors import BatchValidationError
 from fraudpipe.contract import (
     CUSTOMER_ID,
     REQUIRED_COLUMNS,
@@ -80,58 +82,40 @@ _BATCH_LEVEL = {
 }
 
 
-@dataclass(frozen=True)
-class ValidationConfig:
-    """Thresholds of conf/validation/; datetimes as ISO 8601 strings, naive UTC like the contract."""
+def _iso_datetime(value: str) -> str:
+    _epoch(value)
+    return value
 
-    max_amount: float
-    min_datetime: str
-    max_datetime: str
-    min_rows: int
-    min_fraud_rate: float
-    max_fraud_rate: float
-    data_docs: bool = True
 
-    def __post_init__(self) -> None:
-        if not self.max_amount >= 0:
-            raise ConfigError(f"validation.max_amount must be >= 0, got {self.max_amount}")
+IsoDatetime = Annotated[IsoText, AfterValidator(_iso_datetime)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class ValidationConfig(Config):
+    """conf/validation/: the suites' thresholds; datetimes as ISO 8601 text, naive UTC like the contract."""
+
+    max_amount: float = Field(ge=0)
+    min_datetime: IsoDatetime
+    max_datetime: IsoDatetime
+    min_rows: int = Field(ge=0)
+    min_fraud_rate: Rate
+    max_fraud_rate: Rate
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> ValidationConfig:
         if self.min_epoch_s > self.max_epoch_s:
-            raise ConfigError(f"validation.min_datetime {self.min_datetime} is after max_datetime {self.max_datetime}")
-        if self.min_rows < 0:
-            raise ConfigError(f"validation.min_rows must be >= 0, got {self.min_rows}")
-        if not 0 <= self.min_fraud_rate <= self.max_fraud_rate <= 1:
-            raise ConfigError(
-                "validation needs 0 <= min_fraud_rate <= max_fraud_rate <= 1, "
-                f"got {self.min_fraud_rate} and {self.max_fraud_rate}"
-            )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ValidationConfig:
-        """Build from ``params["validation"]``; unknown or missing keys are named, not ignored."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown validation key(s) {unknown}; expected {sorted(names)}")
-        missing = sorted(n for n in names - set(d) if n != "data_docs")
-        if missing:
-            raise ConfigError(f"missing validation key(s) {missing}")
-        return cls(
-            max_amount=float(d["max_amount"]),
-            min_datetime=str(d["min_datetime"]),
-            max_datetime=str(d["max_datetime"]),
-            min_rows=int(d["min_rows"]),
-            min_fraud_rate=float(d["min_fraud_rate"]),
-            max_fraud_rate=float(d["max_fraud_rate"]),
-            data_docs=bool(d.get("data_docs", True)),
-        )
+            raise rule_error(f"must not be after max_datetime ({self.max_datetime})", self.min_datetime, key="min_datetime")
+        if self.min_fraud_rate > self.max_fraud_rate:
+            raise rule_error(f"must be <= max_fraud_rate ({self.max_fraud_rate})", self.min_fraud_rate, key="min_fraud_rate")
+        return self
 
     @property
     def min_epoch_s(self) -> int:
-        return _epoch(self.min_datetime, "min_datetime")
+        return _epoch(self.min_datetime)
 
     @property
     def max_epoch_s(self) -> int:
-        return _epoch(self.max_datetime, "max_datetime")
+        return _epoch(self.max_datetime)
 
 
 @dataclass(frozen=True)
@@ -397,11 +381,14 @@ def _reason_series(index: pd.Index, reasons: Mapping[Any, list[str]]) -> pd.Seri
     return out.astype("str")
 
 
-def _epoch(value: str, name: str) -> int:
+def _epoch(value: str) -> int:
+    """Whole epoch seconds of an ISO 8601 datetime (an aware one via UTC); ValueError if it is none."""
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"validation.{name} {value!r} is not an ISO 8601 datetime") from exc
+    except (ValueError, TypeError):
+        raise ValueError("must be an ISO 8601 datetime") from None
+    if ts is pd.NaT:
+        raise ValueError("must be an ISO 8601 datetime")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return int(epoch_seconds(np.array([ts.to_datetime64()]))[0])

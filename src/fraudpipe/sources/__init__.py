@@ -1,21 +1,27 @@
 """Where transactions come from: one class per kind of source, one contract (`Source`).
 
+The `data` config group is parsed by `SourceConfig.parse`, into the model of its kind.
 `make_source` builds the live source of any kind; `ingest_source` is what the `ingest` stage
 reads, which for a database or an API is its DVC-tracked snapshot (see `snapshot`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from fraudpipe.sources.api import ApiConfig, ApiSource
+from fraudpipe.sources.base import SnapshotResult, Source, SourceConfig, SourceError, redact_url
+from fraudpipe.sources.files import CsvConfig, CsvSource, ParquetConfig, ParquetSource
+from fraudpipe.sources.simulated import SimulatedConfig, SimulatedSource
+from fraudpipe.sources.snapshot import LiveConfig, refresh_snapshot, snapshot_source
+from fraudpipe.sources.sql import SqlConfig, SqlSource
 
-from fraudpipe.sources.api import ApiSource
-from fraudpipe.sources.base import SnapshotResult, Source, SourceError, redact_url
-from fraudpipe.sources.files import CsvSource, ParquetSource
-from fraudpipe.sources.simulated import SimulatedSource
-from fraudpipe.sources.snapshot import LIVE_SOURCES, refresh_snapshot, snapshot_source
-from fraudpipe.sources.sql import SqlSource
-
+#: The config model of each kind of source, by its ``source`` key.
+CONFIGS: dict[str, type[SourceConfig]] = {
+    "simulated": SimulatedConfig,
+    "csv": CsvConfig,
+    "parquet": ParquetConfig,
+    "sql": SqlConfig,
+    "api": ApiConfig,
+}
 SOURCES = {
     "simulated": SimulatedSource,
     "csv": CsvSource,
@@ -25,13 +31,19 @@ SOURCES = {
 }
 
 __all__ = [
+    "ApiConfig",
     "ApiSource",
+    "CsvConfig",
     "CsvSource",
+    "ParquetConfig",
     "ParquetSource",
+    "SimulatedConfig",
     "SimulatedSource",
     "SnapshotResult",
     "Source",
+    "SourceConfig",
     "SourceError",
+    "SqlConfig",
     "SqlSource",
     "ingest_source",
     "make_source",
@@ -40,20 +52,13 @@ __all__ = [
 ]
 
 
-def make_source(cfg: Mapping[str, Any]) -> Source:
-    """The live source described by ``cfg`` (= params["data"])."""
-    kind = cfg.get("source")
-    if kind not in SOURCES:
-        raise SourceError(
-            f"data.source {kind!r}",
-            f"unknown kind of source; known: {', '.join(SOURCES)}",
-            "Pick one with `-S data=<kind>`.",
-        )
-    return SOURCES[kind].from_config(cfg)
+def make_source(config: SourceConfig) -> Source:
+    """The live source that ``config`` (the parsed `data` group) describes."""
+    return SOURCES[config.source].from_config(config)
 
 
-def ingest_source(cfg: Mapping[str, Any]) -> Source:
+def ingest_source(config: SourceConfig) -> Source:
     """The source `ingest` reads: the file or simulator itself, or a SQL/API source's snapshot."""
-    if cfg.get("source") in LIVE_SOURCES:
-        return snapshot_source(cfg)
-    return make_source(cfg)
+    if isinstance(config, LiveConfig):
+        return snapshot_source(config)
+    return make_source(config)

@@ -9,16 +9,52 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 import pandas as pd
+from pydantic import Field, field_validator
 
-from fraudpipe.sources.base import SourceError, redact_url, require
+from fraudpipe.config import rule_error
+from fraudpipe.sources.base import SourceConfig, SourceError, redact_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
+
+
+class ApiConfig(SourceConfig):
+    """conf/data/api.yaml: a paginated JSON API; `fraudpipe snapshot` pages through it into ``snapshot``."""
+
+    source: Literal["api"]
+    url: str
+    #: key of the list of records in each page; null: the page is the list
+    records_key: str | None
+    #: key of the next page's URL; null: one page only
+    next_key: str | None
+    #: query parameters of the first request
+    params: dict[str, Any]
+    #: sent as ``page_size_param`` when both are set
+    page_size: int | None = Field(ge=1)
+    page_size_param: str | None
+    timeout_s: float = Field(gt=0)
+    max_retries: int = Field(ge=0)
+    #: seconds before the first retry; doubles after each
+    backoff_s: float = Field(ge=0)
+    headers: dict[str, str]
+    snapshot: str = Field(min_length=1)
+    datetime_format: str | None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            scheme = httpx.URL(url).scheme
+        except httpx.InvalidURL:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise rule_error("must be an http(s) URL", redact_url(url))
+        return url
 
 
 @dataclass(frozen=True)
@@ -31,32 +67,30 @@ class ApiSource:
     """
 
     url: str
-    records_key: str | None = "records"
-    next_key: str | None = "next"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    page_size: int | None = None
-    page_size_param: str | None = None
-    timeout_s: float = 10.0
-    max_retries: int = 4
-    backoff_s: float = 0.5
-    headers: Mapping[str, str] = field(default_factory=dict)
+    records_key: str | None
+    next_key: str | None
+    params: Mapping[str, Any]
+    page_size: int | None
+    page_size_param: str | None
+    timeout_s: float
+    max_retries: int
+    backoff_s: float
+    headers: Mapping[str, str]
     kind: str = "api"
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> ApiSource:
-        url = str(require(cfg, "url", "api source"))
-        page_size = cfg.get("page_size")
+    def from_config(cls, config: ApiConfig) -> ApiSource:
         return cls(
-            url=url,
-            records_key=cfg.get("records_key", "records"),  # absent: the default; null: the page is the list
-            next_key=cfg.get("next_key", "next"),
-            params=dict(cfg.get("params") or {}),
-            page_size=int(page_size) if page_size else None,
-            page_size_param=cfg.get("page_size_param"),
-            timeout_s=float(cfg.get("timeout_s", 10.0)),
-            max_retries=max(0, int(cfg.get("max_retries", 4))),
-            backoff_s=float(cfg.get("backoff_s", 0.5)),
-            headers={str(k): str(v) for k, v in (cfg.get("headers") or {}).items()},
+            url=config.url,
+            records_key=config.records_key,
+            next_key=config.next_key,
+            params=config.params,
+            page_size=config.page_size,
+            page_size_param=config.page_size_param,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            backoff_s=config.backoff_s,
+            headers=config.headers,
         )
 
     @property
@@ -80,8 +114,8 @@ class ApiSource:
                     page = self._page(client, url)
                     records.extend(self._records(page, url))
                     url = self._next(page, url)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise SourceError(self.where, f"the URL is not usable: {exc}", "Set data.url to an http(s) URL.") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # data.url is checked: a next link
+            raise SourceError(self.where, f"a page links to an unusable URL: {exc}", "Fix the API's next links.") from None
         return pd.DataFrame.from_records(records)
 
     def _page(self, client: httpx.Client, url: httpx.URL) -> Any:

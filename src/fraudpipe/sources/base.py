@@ -1,4 +1,4 @@
-"""What every source shares: the contract, its one error type, and secret-free descriptions.
+"""What every source shares: the contract, the base of the `data` config models, secret-free descriptions.
 
 A source only fetches a raw batch with its own column names; mapping onto the transaction
 contract and parsing types happens afterwards in `fraudpipe.conform`, so one bad cell becomes a
@@ -7,16 +7,56 @@ quarantined row there instead of a failed read here.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
+from pydantic import field_validator
 
-from fraudpipe.errors import SourceError
+from fraudpipe.config import Config, rule_error
+from fraudpipe.contract import TRANSACTION_COLUMNS
+from fraudpipe.errors import ConfigError, SourceError
+
+
+class SourceConfig(Config):
+    """The `data` group. Each kind of source has its own model (its own keys in conf/data/),
+    chosen by the ``source`` key: ``SourceConfig.parse`` picks it; a subclass parses only its kind.
+    """
+
+    source: str
+    #: contract column -> the source's column; a contract column left out keeps its own name
+    columns: dict[str, str]
+
+    @field_validator("columns")
+    @classmethod
+    def _contract_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        for name in columns:
+            if name not in TRANSACTION_COLUMNS:
+                close = difflib.get_close_matches(name, TRANSACTION_COLUMNS, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                rule = f"not a contract column ({hint}contract columns: {', '.join(TRANSACTION_COLUMNS)})"
+                raise rule_error(rule, columns[name], key=name)
+        return columns
+
+    @classmethod
+    def parse(cls, data: Any, path: str) -> Self:
+        if cls is not SourceConfig:
+            return super().parse(data, path)
+        from fraudpipe.sources import CONFIGS  # the package imports every kind of source
+
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must be a mapping, got {data!r}")
+        if "source" not in data:
+            raise ConfigError(f"{path}.source: missing key")
+        kind = data["source"]
+        if kind not in CONFIGS:
+            known = ", ".join(repr(k) for k in CONFIGS)
+            raise ConfigError(f"{path}.source: must be one of {known}, got {kind!r}")
+        return CONFIGS[kind].parse(data, path)
 
 
 @runtime_checkable
@@ -63,14 +103,6 @@ def redact_url(url: str) -> str:
     # Replace in place: rebuilding with urlunsplit would turn sqlite:////abs/path into sqlite://abs/path.
     redacted = url.replace(f"//{parts.netloc}", f"//{netloc}", 1) if netloc != parts.netloc else url
     return redacted.replace(f"?{parts.query}", f"?{query}", 1) if query != parts.query else redacted
-
-
-def require(cfg: Mapping[str, Any], key: str, where: str) -> Any:
-    """``cfg[key]``, or a SourceError naming the missing ``data.<key>`` setting."""
-    value = cfg.get(key)
-    if value is None or value == "":
-        raise SourceError(where, f"the setting data.{key} is missing", f"Set it in conf/data/ or with -S data.{key}=...")
-    return value
 
 
 def first_line(exc: BaseException) -> str:

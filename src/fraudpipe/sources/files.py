@@ -6,12 +6,14 @@ import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+from pydantic import Field
 
-from fraudpipe.sources.base import SourceError, require
+from fraudpipe.errors import ConfigError
+from fraudpipe.sources.base import SourceConfig, SourceError
 
 #: Only an empty cell is missing: a literal "NA" or "null" stays text, so that conform reports
 #: it as a bad value of its column instead of it passing silently as a missing one.
@@ -55,8 +57,28 @@ def _decode_error_position(path: Path, encoding: str) -> tuple[int, int] | None:
     return None
 
 
-def _bad_options(where: str, options: Mapping[str, Any], exc: Exception) -> SourceError:
-    return SourceError(where, f"the reader rejected data.options {dict(options)}: {exc}", "Fix data.options.")
+def _bad_options(where: str, options: Mapping[str, Any], exc: Exception) -> ConfigError:
+    return ConfigError(f"data.options: the reader of {where} rejected them ({exc}), got {dict(options)!r}")
+
+
+class CsvConfig(SourceConfig):
+    """conf/data/csv.yaml: a CSV file in the repository."""
+
+    source: Literal["csv"]
+    path: str = Field(min_length=1)
+    datetime_format: str | None
+    #: passed to pandas.read_csv
+    options: dict[str, Any]
+
+
+class ParquetConfig(SourceConfig):
+    """conf/data/parquet.yaml: a Parquet file in the repository."""
+
+    source: Literal["parquet"]
+    path: str = Field(min_length=1)
+    datetime_format: str | None
+    #: passed to pandas.read_parquet
+    options: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -64,12 +86,12 @@ class CsvSource:
     """A CSV file read entirely as text: one bad cell can neither change its column's type nor get lost."""
 
     path: Path
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any]
     kind: str = "csv"
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> CsvSource:
-        return cls(Path(require(cfg, "path", "csv source")), dict(cfg.get("options") or {}))
+    def from_config(cls, config: CsvConfig) -> CsvSource:
+        return cls(Path(config.path), config.options)
 
     @property
     def where(self) -> str:
@@ -109,7 +131,7 @@ class ParquetSource:
     """A Parquet file read with its own (native) column types."""
 
     path: Path
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # a snapshot is read with none
     kind: str = "parquet"
     #: How errors name it, and what to say when it is missing: a snapshot of a SQL/API source
     #: is read through this class but is made by `fraudpipe snapshot`.
@@ -117,8 +139,8 @@ class ParquetSource:
     missing_hint: str = ""
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> ParquetSource:
-        return cls(Path(require(cfg, "path", "parquet source")), dict(cfg.get("options") or {}))
+    def from_config(cls, config: ParquetConfig) -> ParquetSource:
+        return cls(Path(config.path), config.options)
 
     @property
     def where(self) -> str:

@@ -9,31 +9,30 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from fraudpipe.conform import source_columns
 from fraudpipe.contract import TRANSACTION_ID
+from fraudpipe.errors import ConfigError
 from fraudpipe.io import write_parquet
-from fraudpipe.sources.api import ApiSource
-from fraudpipe.sources.base import SnapshotResult, Source, SourceError, require
+from fraudpipe.sources.api import ApiConfig, ApiSource
+from fraudpipe.sources.base import SnapshotResult, Source, SourceConfig, SourceError
 from fraudpipe.sources.files import ParquetSource
-from fraudpipe.sources.sql import SqlSource
+from fraudpipe.sources.sql import SqlConfig, SqlSource
 
 #: Sources DVC cannot see, hence read through a snapshot.
 LIVE_SOURCES = {"sql": SqlSource, "api": ApiSource}
+LiveConfig = SqlConfig | ApiConfig
 
 
-def snapshot_source(cfg: Mapping[str, Any]) -> ParquetSource:
+def snapshot_source(config: LiveConfig) -> ParquetSource:
     """The snapshot file of a SQL/API source, as the source `ingest` reads."""
-    kind = cfg.get("source")
-    path = Path(require(cfg, "snapshot", f"{kind} source"))
     return ParquetSource(
-        path,
-        label=f"{kind} snapshot",
+        Path(config.snapshot),
+        label=f"{config.source} snapshot",
         missing_hint="Run `fraudpipe snapshot` to copy the source into it (and `dvc add` it), or `dvc pull` it.",
     )
 
@@ -68,24 +67,22 @@ def arrow_safe(raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def refresh_snapshot(cfg: Mapping[str, Any], source: Source | None = None) -> SnapshotResult:
-    """Read the live SQL/API source of ``cfg`` (= params["data"]) into ``cfg["snapshot"]``.
+def refresh_snapshot(config: SourceConfig, source: Source | None = None) -> SnapshotResult:
+    """Read the live SQL/API source of ``config`` (the `data` group) into its ``snapshot`` file.
 
     The file is replaced only when its bytes would change, so an unchanged source does not even
     touch its timestamp.
     """
-    kind = cfg.get("source")
+    if not isinstance(config, LiveConfig):
+        raise ConfigError(
+            f"data.source: only {' and '.join(LIVE_SOURCES)} sources have snapshots (a file source is tracked "
+            f"directly with `dvc add`; the simulator needs neither), got {config.source!r}"
+        )
     if source is None:
-        if kind not in LIVE_SOURCES:
-            raise SourceError(
-                f"{kind} source",
-                f"only {' and '.join(LIVE_SOURCES)} sources have snapshots",
-                "A file source is tracked directly (`dvc add` it); the simulator needs neither.",
-            )
-        source = LIVE_SOURCES[kind].from_config(cfg)
-    path = Path(require(cfg, "snapshot", f"{kind} source"))
-    id_column = (cfg.get("columns") or {}).get(TRANSACTION_ID, TRANSACTION_ID)
-    table = arrow_safe(sort_for_snapshot(source.read(), id_column, getattr(source, "where", f"{kind} source")))
+        source = LIVE_SOURCES[config.source].from_config(config)
+    path = Path(config.snapshot)
+    id_column = source_columns(config.columns)[TRANSACTION_ID]
+    table = arrow_safe(sort_for_snapshot(source.read(), id_column, getattr(source, "where", f"{config.source} source")))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:

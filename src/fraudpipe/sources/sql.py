@@ -8,28 +8,61 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
-from fraudpipe.sources.base import SourceError, first_line, redact_url, require
+from fraudpipe.config import rule_error
+from fraudpipe.sources.base import SourceConfig, SourceError, first_line, redact_url
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
-def _split_table(name: str, where: str) -> tuple[str | None, str]:
-    """("schema", "table") from "table" or "schema.table", refusing anything else."""
+class SqlConfig(SourceConfig):
+    """conf/data/sql.yaml: a table or a query; `fraudpipe snapshot` copies it into ``snapshot``."""
+
+    source: Literal["sql"]
+    url: str
+    table: str | None
+    query: str | None
+    #: bound by the driver, never formatted into the query
+    query_params: dict[str, Any]
+    snapshot: str = Field(min_length=1)
+    datetime_format: str | None
+
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, url: str) -> str:
+        try:
+            make_url(url)
+        except (sa.exc.ArgumentError, ValueError):
+            raise rule_error("must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db", redact_url(url)) from None
+        return url
+
+    @field_validator("table")
+    @classmethod
+    def _plain_table_name(cls, table: str | None) -> str | None:
+        if table is not None and _split_table(table) is None:
+            raise ValueError("must be a plain table name (letters, digits, underscores; optionally schema.table)")
+        return table
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlConfig:
+        if not self.table and not self.query:
+            raise rule_error("must be set when table is null (or set table)", self.query, key="query")
+        return self
+
+
+def _split_table(name: str) -> tuple[str | None, str] | None:
+    """("schema", "table") from "table" or "schema.table"; None for anything else."""
     parts = name.split(".")
     if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
-        raise SourceError(
-            where,
-            f"data.table {name!r} is not a plain table name",
-            "Use letters, digits and underscores (optionally schema.table), or set data.query instead.",
-        )
+        return None
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
@@ -38,18 +71,14 @@ class SqlSource:
     """Rows of ``table`` (every column) or of ``query`` (with ``query_params`` bound)."""
 
     url: str
-    table: str | None = None
-    query: str | None = None
-    query_params: Mapping[str, Any] = field(default_factory=dict)
+    table: str | None
+    query: str | None
+    query_params: Mapping[str, Any]
     kind: str = "sql"
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> SqlSource:
-        url = str(require(cfg, "url", "sql source"))
-        source = cls(url, cfg.get("table"), cfg.get("query"), dict(cfg.get("query_params") or {}))
-        if not source.query and not source.table:
-            raise SourceError(source.where, "neither data.table nor data.query is set", "Set one of them.")
-        return source
+    def from_config(cls, config: SqlConfig) -> SqlSource:
+        return cls(config.url, config.table, config.query, config.query_params)
 
     @property
     def where(self) -> str:
@@ -65,8 +94,13 @@ class SqlSource:
                     f"data.query_params do not match the query: {exc}",
                     "Name each parameter :like_this in data.query.",
                 ) from None
-        schema, name = _split_table(str(self.table), self.where)
+        schema, name = self._table()
         return sa.select(sa.literal_column("*")).select_from(sa.table(name, schema=schema))
+
+    def _table(self) -> tuple[str | None, str]:
+        parts = _split_table(str(self.table))
+        assert parts is not None, "SqlConfig checks the table name"
+        return parts
 
     def _engine(self) -> sa.Engine:
         try:
@@ -75,8 +109,8 @@ class SqlSource:
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
             raise SourceError(
                 self.where,
-                f"data.url is not usable: {first_line(exc)}",
-                "Give a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db.",
+                f"no database driver for data.url: {first_line(exc)}",
+                "Install the driver the URL names (e.g. psycopg for postgresql+psycopg), or fix data.url.",
             ) from None
         database = url.database or ""
         if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
@@ -118,7 +152,7 @@ class SqlSource:
             engine.dispose()
 
     def _check_table(self, connection: sa.Connection) -> None:
-        schema, name = _split_table(str(self.table), self.where)
+        schema, name = self._table()
         inspector = sa.inspect(connection)
         if not inspector.has_table(name, schema=schema):
             tables = sorted(inspector.get_table_names(schema=schema))
