@@ -1,4 +1,4 @@
-"""Benchmark of `featurize` on the default simulated data (issue 3, "Performance").
+"""Benchmark of `featurize` on the default simulated data.
 
 Prints, in one run: the time and peak memory of the 15 handbook features, the time of a
 straightforward pandas version of the same 15 (groupby + time-based rolling, written here) and
@@ -36,7 +36,7 @@ def simulated(simulator: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.Da
         from fraudpipe.simulate import SimulatorConfig, simulate
     except ImportError:
         return (*_stand_in(simulator), "numpy stand-in (fraudpipe.simulate not importable)")
-    sim = simulate(SimulatorConfig.from_dict(simulator))
+    sim = simulate(SimulatorConfig.parse(simulator, "data.simulator"))
     return sim.transactions, sim.customers, sim.terminals, "fraudpipe.simulate"
 
 
@@ -118,9 +118,9 @@ def main() -> None:
     simulator = dict(params["data"]["simulator"])
     if args.days:
         simulator["n_days"] = args.days
-    base = FeatureConfig.from_dict(yaml.safe_load((ROOT / "conf/features/handbook.yaml").read_text()))
+    base = FeatureConfig.parse(yaml.safe_load((ROOT / "conf/features/handbook.yaml").read_text()), "features")
     # The extended set's windows with every extra (the default leaves out the distance): the worst case.
-    extended = FeatureConfig.from_dict(yaml.safe_load((ROOT / "conf/features/extended.yaml").read_text()) | {"extras": list(EXTRAS)})
+    extended = FeatureConfig.parse(yaml.safe_load((ROOT / "conf/features/extended.yaml").read_text()) | {"extras": list(EXTRAS)}, "features")
 
     (tx, customers, terminals, source), t_sim = timed(simulated, simulator)
     print(f"data: {source}, {len(tx):,} transactions, {tx['customer_id'].nunique():,} customers, "

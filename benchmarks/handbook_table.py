@@ -62,14 +62,14 @@ ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("roc_auc", "average_precision", "card_precision_at_100")
 SHORT = {"roc_auc": "AUC", "average_precision": "AP", "card_precision_at_100": "CP@100"}
 
-# REFERENCE.md: the published figures (test set; AUC ROC, AP, CP@100).
+# The handbook's published figures (test set; AUC ROC, AP, CP@100).
 PUBLISHED_SPLIT = {"rows_train": 67_240, "frauds_train": 598, "rows_test": 58_264, "frauds_test": 385}
 PUBLISHED_CH3 = {
     "logistic_regression": (0.871, 0.606, 0.291),
     "decision_tree": (0.763, 0.496, 0.241),
     "random_forest": (0.867, 0.658, 0.287),
     "xgboost_handbook": (0.862, 0.639, 0.273),
-    "xgboost_today": (0.838, 0.564, 0.246),  # "about", REFERENCE.md
+    "xgboost_today": (0.838, 0.564, 0.246),  # "about": XGBoost >= 2.0 defaults on the same split
     "constant": (0.500, 0.007, 0.017),
 }
 PUBLISHED_CH5 = {"handbook_best": (0.872, 0.687, 0.303)}
@@ -100,7 +100,7 @@ FINE = {
     "scale_pos_weight": [1.0, 3.0, 10.0],
 }
 STAGES = (("coarse", COARSE, 0, 36), ("fine", FINE, 1, 24))  # name, space, seed, draws
-COMPROMISE_DAYS = 28  # the simulator's terminal compromise (REFERENCE.md, scenario 2)
+COMPROMISE_DAYS = 28  # the simulator's terminal compromise (the handbook's scenario 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def cp_oracles(tx: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
         return None
     from fraudpipe.simulate import TX_FRAUD_SCENARIO, SimulatorConfig, simulate
 
-    sim = simulate(SimulatorConfig.from_dict(data["simulator"])).transactions
+    sim = simulate(SimulatorConfig.parse(data["simulator"], "data.simulator")).transactions
     if len(sim) != len(tx) or not (sim[TRANSACTION_ID].to_numpy() == tx[TRANSACTION_ID].to_numpy()).all() or not (sim[TX_FRAUD].to_numpy() == tx[TX_FRAUD].to_numpy()).all():
         return None
     delay = int(params["features"]["delay_days"])
@@ -242,18 +242,18 @@ def search(handbook: dict[str, Any], split: SplitConfig, folds: Sequence[int], f
     stages B and C: XGBoost settings drawn at random (fixed seeds) on those features, pick the
     highest `selection_score`. Only the validation folds are used."""
     base_model = no_threshold(model_config(handbook))
-    base_table = features(FeatureConfig.from_dict(handbook["features"]))
+    base_table = features(FeatureConfig.parse(handbook["features"], "features"))
     base = evaluate(fold_parts(base_table, split, folds), base_model)
     print(f"\nmodel selection on validation folds {list(folds)}; baseline {_fmt(base)}")
     variants = []
     for name, change in FEATURE_VARIANTS.items():
-        fc = FeatureConfig.from_dict({**handbook["features"], "set": "extended", **change})
+        fc = FeatureConfig.parse({**handbook["features"], "set": "extended", **change}, "features")
         t0 = time.perf_counter()
         row = evaluate(fold_parts(features(fc), split, folds), base_model)
         variants.append({"name": name, "features": fc.to_dict(), **_means(row)})
         print(f"  A {name:38s} {_fmt(row)}  {time.perf_counter() - t0:.0f} s", flush=True)
     chosen = max(variants, key=lambda v: v["average_precision_fold_mean"])
-    fc = FeatureConfig.from_dict(chosen["features"])
+    fc = FeatureConfig.parse(chosen["features"], "features")
     parts = fold_parts(features(fc), split, folds)
     trials = []
     for stage, space, seed, n in STAGES:
@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     xgboost.set_config(nthread=args.threads)
     root = args.root.resolve()
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    split = SplitConfig.from_dict(params["split"])
+    split = SplitConfig.parse(params["split"], "split")
     n = split.n_folds
     test_folds, val_folds, hb_folds = list(range(n)), list(range(n, 2 * n)), list(range(0, -n, -1))
     t_start = time.perf_counter()
@@ -459,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # Chapter 3
     handbook = composed("features=handbook", *HANDBOOK_BEST)
-    hb_table = features(FeatureConfig.from_dict(handbook["features"]))
+    hb_table = features(FeatureConfig.parse(handbook["features"], "features"))
     hb_parts = fold_parts(hb_table, split, test_folds)
     models: dict[str, Any] = {}
     print("chapter 3")
@@ -480,10 +480,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Chapter 5
     print("chapter 5")
     best = model_config(handbook)
-    ours_fc, ours_model = FeatureConfig.from_dict(params["features"]), model_config(params)
+    ours_fc, ours_model = FeatureConfig.parse(params["features"], "features"), model_config(params)
     rows_cfg: dict[str, tuple[FeatureConfig, ModelConfig]] = {
-        "handbook_best": (FeatureConfig.from_dict(handbook["features"]), best),
-        "handbook_best_today_defaults": (FeatureConfig.from_dict(handbook["features"]), best.replace(**TODAY)),
+        "handbook_best": (FeatureConfig.parse(handbook["features"], "features"), best),
+        "handbook_best_today_defaults": (FeatureConfig.parse(handbook["features"], "features"), best.replace(**TODAY)),
         "ours": (ours_fc, ours_model),
     }
     if locations["customers"] is not None and locations["terminals"] is not None:
@@ -524,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         search_result = search(handbook, split, val_folds, features)
         write_json(search_result, out / "search.json")
         w = search_result["winner"]
-        same = FeatureConfig.from_dict(w["features"]) == ours_fc and all(params["model"][k] == v for k, v in w["model"].items())
+        same = FeatureConfig.parse(w["features"], "features") == ours_fc and all(params["model"][k] == v for k, v in w["model"].items())
         print(f"\nwinner: {json.dumps(w)}\nparams.yaml's default {'IS' if same else 'is NOT'} the winner")
     elif (out / "search.json").exists():
         search_result = json.loads((out / "search.json").read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """Time ingestion of a default-size batch: conform, Great Expectations validation, and the whole.
 
-Target (issue 2): validating the default simulated data (~1.75 M rows) in at most 3 s. The batch
+Target: validating the default simulated data (~1.75 M rows) in at most 3 s. The batch
 is generated here with numpy in the shape of the published simulator run (1,754,155 rows, 183
 days, ~0.84 % fraud), so the benchmark does not depend on the simulator.
 

@@ -15,7 +15,7 @@ BACKTEST = Path("reports/backtest.json")  # reproducible: byte-identical on reru
 
 def main() -> None:
     params = load_params("split", "model", "evaluate")
-    split_config = SplitConfig.from_dict(params["split"])
+    split_config = SplitConfig.parse(params["split"], "split")
     model_config = ModelConfig.parse(params["model"], "model")
     k = MetricConfig.of(params["evaluate"]).card_precision_k  # dvc.yaml declares evaluate.card_precision_k only
     summary, _ = backtest(read_parquet(FEATURES), split_config, model_config, k)

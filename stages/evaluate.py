@@ -44,12 +44,12 @@ def main() -> None:
 
     # Single transactions through the serving path: history before the test period, then the first
     # `latency_rows` transactions of the test period replayed one by one (scored, then added).
-    test_start = periods(SplitConfig.from_dict(params["split"])).test_start
+    test_start = periods(SplitConfig.parse(params["split"], "split")).test_start
     transactions = read_parquet(TRANSACTIONS)
     before = transactions[TX_DATETIME] < test_start
     state = OnlineState.from_history(
         transactions[before],
-        FeatureConfig.from_dict(params["features"]),
+        FeatureConfig.parse(params["features"], "features"),
         read_parquet_if_exists(RAW / "customers.parquet"),
         read_parquet_if_exists(RAW / "terminals.parquet"),
     )

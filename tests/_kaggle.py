@@ -34,7 +34,7 @@ def simulator_config(**overrides) -> SimulatorConfig:
         "drift": {"start_day": None, "amount_factor": 1.0, "terminals_per_day": None, "night_fraud_share": 0.0},
     }
     return SimulatorConfig.model_validate(base | overrides) if hasattr(SimulatorConfig, "model_validate") \
-        else SimulatorConfig.from_dict(base | overrides)
+        else SimulatorConfig.parse(base | overrides, "data.simulator")
 
 
 def kaggle_frame(config: SimulatorConfig | None = None, seed: int = 11) -> pd.DataFrame:

@@ -92,10 +92,10 @@ def stage_workdir(work: Path, **params: Any) -> Path:
         config[group][key] = value
     work.mkdir(parents=True, exist_ok=True)
     write_params(work, config)
-    sim = simulate(SimulatorConfig.from_dict(config["data"]["simulator"]))
+    sim = simulate(SimulatorConfig.parse(config["data"]["simulator"], "data.simulator"))
     tx = sim.transactions.drop(columns="tx_fraud_scenario")
-    table = build_features(tx, FeatureConfig.from_dict(config["features"]), sim.customers, sim.terminals)
-    parts = time_split(table, SplitConfig.from_dict(config["split"]))
+    table = build_features(tx, FeatureConfig.parse(config["features"], "features"), sim.customers, sim.terminals)
+    parts = time_split(table, SplitConfig.parse(config["split"], "split"))
     write_parquet(tx, work / "data/interim/transactions.parquet")
     write_parquet(sim.customers, work / "data/raw/customers.parquet")
     write_parquet(sim.terminals, work / "data/raw/terminals.parquet")

@@ -14,7 +14,8 @@ from fraudpipe.metrics import quality_metrics
 from fraudpipe.model import train_bundle
 from fraudpipe.split import SplitConfig, prequential_folds, time_split
 
-SPLIT = {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "n_folds": 3}
+SPLIT = {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "live_days": None,
+         "remove_known_compromised": True, "n_folds": 3}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def table():
 
 
 def test_backtest_reports_mean_and_sample_std_over_folds(table):
-    summary, folds = backtest(table, SplitConfig.from_dict(SPLIT), small_config("logistic_regression"), k=5)
+    summary, folds = backtest(table, SplitConfig.parse(SPLIT, "split"), small_config("logistic_regression"), k=5)
     assert [f["fold"] for f in folds] == [0, 1, 2]
     assert len({f["n_test"] for f in folds}) > 1  # different test periods
     assert summary["n_folds"] == 3
@@ -35,7 +36,7 @@ def test_backtest_reports_mean_and_sample_std_over_folds(table):
 
 def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):
     """Fold k equals training by hand on the split moved k test periods earlier."""
-    split = SplitConfig.from_dict(SPLIT)
+    split = SplitConfig.parse(SPLIT, "split")
     config = small_config("decision_tree")
     folds = evaluate_folds(prequential_folds(table, split), config, k=5)
     for k in (0, 2):
@@ -45,5 +46,5 @@ def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):
 
 
 def test_one_fold_has_no_spread(table):
-    summary, _ = backtest(table, SplitConfig.from_dict(SPLIT | {"n_folds": 1}), small_config("logistic_regression"), k=5)
+    summary, _ = backtest(table, SplitConfig.parse(SPLIT | {"n_folds": 1}, "split"), small_config("logistic_regression"), k=5)
     assert summary["n_folds"] == 1 and math.isnan(summary["roc_auc_fold_std"])

@@ -318,7 +318,7 @@ def test_conf_options_share_keys_and_parse() -> None:
     assert set(feature_names(handbook)) <= set(names) and len(names) > 15  # every handbook feature, and more
     assert names[:3] == ["tx_amount", "tx_during_weekend", "tx_during_night"]
     assert extended.name == "extended" and extended.to_dict() == options["extended"]  # `set` in, `set` out
-    assert FeatureConfig.from_dict(extended.to_dict()) == extended
+    assert FeatureConfig.parse(extended.to_dict(), "features") == extended
 
 
 @pytest.mark.parametrize(
@@ -350,7 +350,7 @@ def test_unsorted_input_names_the_rows() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda tx: tx.drop(columns="terminal_id"), "lack column.*terminal_id"),
+        (lambda tx: tx.drop(columns="terminal_id"), "lacks column.*terminal_id"),
         (lambda tx: tx.assign(tx_amount=tx["tx_amount"].where(tx.index != 4)), "'tx_amount' is missing in 1 row.*positions \\[4\\]"),
     ],
 )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from _model import feature_table, small_config
-from fraudpipe.errors import BundleError
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import Bundle, train_bundle, training_summary
 from fraudpipe.model.training import table_sha256
 
@@ -55,13 +55,13 @@ def test_training_refuses_bad_data(table):
     config = small_config("logistic_regression")
     bad = table.copy()
     bad.loc[[3, 7], "noise"] = np.nan
-    with pytest.raises(BundleError, match=r"\['noise'\]: 2 training rows are NaN"):
+    with pytest.raises(DataError, match=r"\[.noise.\]: 2 training rows are NaN"):
         train_bundle(bad, config)
-    with pytest.raises(BundleError, match="only class"):
+    with pytest.raises(DataError, match="only class"):
         train_bundle(table.assign(tx_fraud=np.int8(0)), config)
     late = table["tx_datetime"] >= table["tx_datetime"].max().floor("D")
     no_late_fraud = table.assign(tx_fraud=table["tx_fraud"].where(~late, 0).astype("int8"))
-    with pytest.raises(BundleError, match="validation slice .* has no fraud"):
+    with pytest.raises(ConfigError, match="model.threshold_validation_days: the threshold validation slice .* has no fraud"):
         train_bundle(no_late_fraud, config)
 
 

@@ -78,7 +78,7 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     cfg = yaml.safe_load((repo / "params.yaml").read_text())
     sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
     sim_cfg.update({"n_customers": 100, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"})
-    tx = simulate(SimulatorConfig.from_dict(sim_cfg)).transactions.drop(columns="tx_fraud_scenario")
+    tx = simulate(SimulatorConfig.parse(sim_cfg, "data.simulator")).transactions.drop(columns="tx_fraud_scenario")
     csv = repo / cfg["data"]["path"]
     tx.to_csv(csv, index=False)
     sh(repo, "dvc", "add", "-q", str(csv.relative_to(repo)))
@@ -107,7 +107,7 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     db = tmp_path / "warehouse.db"
     sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
     sim_cfg.update({"n_customers": 100, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"})
-    tx = simulate(SimulatorConfig.from_dict(sim_cfg)).transactions.drop(columns="tx_fraud_scenario")
+    tx = simulate(SimulatorConfig.parse(sim_cfg, "data.simulator")).transactions.drop(columns="tx_fraud_scenario")
     tx.iloc[:-1].assign(tx_datetime=tx["tx_datetime"].astype(str)).to_sql(
         "transactions", sqlite3.connect(db), index=False)
 
@@ -135,7 +135,7 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
 
 
 def test_changing_features_params_reruns_featurize_and_after_only(built_repo):
-    """Each stage depends on exactly the param groups it uses (issue 3)."""
+    """Each stage depends on exactly the param groups it uses."""
     params_path = built_repo / "params.yaml"
     original = params_path.read_text()
     params = yaml.safe_load(original)

@@ -24,9 +24,9 @@ def world(tmp_path_factory):
     """A small simulated month: features, a model trained on the first three weeks, its bundle."""
     params = compose(CONF, ["data.simulator.n_customers=100", "data.simulator.n_terminals=500",
                             "data.simulator.n_days=40", "data.simulator.radius=10", "model.n_estimators=20"])
-    sim = simulate(SimulatorConfig.from_dict(params["data"]["simulator"]))
+    sim = simulate(SimulatorConfig.parse(params["data"]["simulator"], "data.simulator"))
     tx = sim.transactions.drop(columns="tx_fraud_scenario")
-    config = FeatureConfig.from_dict(params["features"])
+    config = FeatureConfig.parse(params["features"], "features")
     table = build_features(tx, config)
     cut = tx[TX_DATETIME].min() + np.timedelta64(30, "D")
     model_config = ModelConfig.parse(params["model"] | {"threshold_validation_days": 0}, "model")
@@ -84,7 +84,7 @@ def test_score_is_the_offline_rows_score_and_does_not_add_the_transaction(world)
 
 def test_scorer_refuses_a_bundle_with_other_features(world):
     tx, _, config, cut, bundle_dir = world
-    other = FeatureConfig.from_dict(config.to_dict() | {"customer_windows": [1, 7]})
+    other = FeatureConfig.parse(config.to_dict() | {"customer_windows": [1, 7]}, "features")
     with pytest.raises(BundleError, match="feature list differs"):
         OnlineScorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], other), load_bundle(bundle_dir))
 

@@ -1,4 +1,4 @@
-"""The simulator against REFERENCE.md's definition, on scaled-down runs.
+"""The simulator against the handbook's definition (ch. 3), on scaled-down runs.
 
 "Proportional" here means keeping every per-entity intensity of the published run, because the
 fraud rate of each scenario depends on ratios, not sizes: scenario 2's rate is about
@@ -287,7 +287,7 @@ def test_config_round_trips_the_committed_conf_and_params() -> None:
             lambda d: d["fraud"].update(terminals_per_day=20_000),
             "data.simulator.fraud.terminals_per_day: must be <= n_terminals (600), got 20000",
         ),
-        (lambda d: d["drift"].update(night_fraud_share=1.5), "data.simulator.drift.night_fraud_share: must be <= 1.0, got 1.5"),
+        (lambda d: d["drift"].update(night_fraud_share=1.5), "data.simulator.drift.night_fraud_share: must be <= 1, got 1.5"),
         (lambda d: d["drift"].update(start_day=-1), "data.simulator.drift.start_day: must be >= 0, got -1"),
         (lambda d: d.update(start_date="April 1st"), "data.simulator.start_date: must be an ISO date (YYYY-MM-DD), got 'April 1st'"),
     ],

@@ -1,6 +1,6 @@
 """CSV and Parquet sources: raw batches with the file's own columns, and clear errors on bad files.
 
-The `test_bad_input_*` tests are part of the project's bad-input corpus (issue 2, "Bad input").
+The `test_bad_input_*` tests are part of the project's bad-input corpus.
 """
 
 from __future__ import annotations

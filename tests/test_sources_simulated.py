@@ -32,11 +32,11 @@ def test_simulated_batch_has_the_contract_columns_and_no_scenario_ground_truth(s
 
 
 def test_side_tables_come_from_the_same_simulation(small_cfg, monkeypatch):
-    import fraudpipe.simulate
+    import fraudpipe.sources.simulated as simulated
 
     runs = []
-    real = fraudpipe.simulate.simulate
-    monkeypatch.setattr(fraudpipe.simulate, "simulate", lambda config: runs.append(config) or real(config))
+    real = simulated.simulate
+    monkeypatch.setattr(simulated, "simulate", lambda config: runs.append(config) or real(config))
     source = make_source(small_cfg)
     raw, tables = source.read(), source.side_tables()
     assert set(tables) == {"customers", "terminals"}
@@ -58,7 +58,7 @@ def test_the_conf_option_round_trips(small_cfg):
         (lambda d: d.update(datetime_format=None), "data.datetime_format: unknown key"),
         (lambda d: d["simulator"].update(n_days=0), "data.simulator.n_days: must be >= 1, got 0"),
         (lambda d: d["simulator"]["drift"].update(amount_factr=2.0), "data.simulator.drift.amount_factr: unknown key (did you mean 'amount_factor'?"),
-        (lambda d: d["simulator"]["fraud"].update(customer_share=2.0), "data.simulator.fraud.customer_share: must be <= 1.0, got 2.0"),
+        (lambda d: d["simulator"]["fraud"].update(customer_share=2.0), "data.simulator.fraud.customer_share: must be <= 1, got 2.0"),
     ],
 )
 def test_a_bad_simulator_config_names_the_full_key_and_the_value(change, message):

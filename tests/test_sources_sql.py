@@ -1,6 +1,6 @@
 """SQL source against real databases: SQLite files and a throwaway PostgreSQL 15 server.
 
-The `test_bad_input_*` tests are part of the project's bad-input corpus (issue 2, "Bad input").
+The `test_bad_input_*` tests are part of the project's bad-input corpus.
 """
 
 from __future__ import annotations

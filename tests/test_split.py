@@ -88,7 +88,7 @@ def test_periods_are_the_boundaries_time_split_uses():
         assert (parts.train_start, parts.delay_start, parts.test_start, parts.live_start, parts.live_end) == (
             moved.train_start, moved.delay_start, moved.test_start, moved.live_start, moved.live_end)
         assert moved.train_start == START - pd.Timedelta(days=shift)
-    three_live_days = SplitConfig.from_dict({"train_start": "2018-07-25", "train_days": 7, "delay_days": 7, "test_days": 7, "live_days": 3})
+    three_live_days = SplitConfig.parse(CONF | {"live_days": 3}, "split")
     assert periods(three_live_days).live_end == START + pd.Timedelta(days=24)
 
 

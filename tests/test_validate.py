@@ -71,12 +71,12 @@ def test_config_takes_yaml_dates_as_iso_text() -> None:
     ("change", "message"),
     [
         ({"max_amout": 1.0}, "validation.max_amout: unknown key (did you mean 'max_amount'?"),
-        ({"max_amount": -1.0}, "validation.max_amount: must be >= 0.0, got -1.0"),
+        ({"max_amount": -1.0}, "validation.max_amount: must be >= 0, got -1.0"),
         ({"min_rows": "10"}, "validation.min_rows: must be a whole number, got '10'"),
         ({"min_datetime": "2019-01-01T00:00:00"}, "validation.min_datetime: must not be after max_datetime (2018-12-31T23:59:59), got '2019-01-01T00:00:00'"),
         ({"max_datetime": "soon"}, "validation.max_datetime: must be an ISO 8601 datetime, got 'soon'"),
         ({"min_fraud_rate": 0.6}, "validation.min_fraud_rate: must be <= max_fraud_rate (0.5), got 0.6"),
-        ({"max_fraud_rate": 1.5}, "validation.max_fraud_rate: must be <= 1.0, got 1.5"),
+        ({"max_fraud_rate": 1.5}, "validation.max_fraud_rate: must be <= 1, got 1.5"),
     ],
 )
 def test_config_refuses_bad_thresholds_naming_key_and_value(change: dict, message: str) -> None:

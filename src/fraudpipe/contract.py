@@ -1,4 +1,4 @@
-"""The transaction contract every source is mapped onto (DESIGN.md, "Contracts").
+"""The transaction contract every source is mapped onto.
 
 Everything downstream of ingestion may rely on these names and dtypes, so they live in one
 place instead of being restated by each module.
@@ -6,8 +6,12 @@ place instead of being restated by each module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from fraudpipe.errors import DataError
 
 TRANSACTION_ID = "transaction_id"
 TX_DATETIME = "tx_datetime"
@@ -89,9 +93,16 @@ def _raw_json(raw: pd.DataFrame) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-#: Columns every feature table carries beside its features (DESIGN.md / issue 3). The model's
+#: Columns every feature table carries beside its features. The model's
 #: inputs are all other columns, in table order; ``tx_amount`` is itself a feature and comes first.
 KEY_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD)
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """DataError naming the columns ``what`` (a table a stage reads) lacks, and those it has."""
+    absent = [c for c in columns if c not in table.columns]
+    if absent:
+        raise DataError(f"{what} lacks column(s) {absent}; it has {[str(c) for c in table.columns]}")
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:

@@ -1,6 +1,6 @@
 """Transaction features, offline: the handbook's 15 baseline features and our extended set.
 
-Implemented from the definitions in ../shared/REFERENCE.md (the handbook's code is GPL and is
+Implemented from the definitions in the handbook, ch. 3 "Baseline feature transformation" (its code is GPL and is
 not used). ``fraudpipe.online`` computes the same features one transaction at a time; a parity
 test holds the two together.
 
@@ -8,7 +8,7 @@ Time is whole epoch seconds (``contract.epoch_seconds``) and windows are continu
 is ``n * 86400`` seconds, not calendar days.
 
 Order and ties. A table is in the order of ``(tx_datetime, transaction_id)``, which is also the
-order in which the online service sees transactions. A feature of a transaction uses only the
+order in which online scoring sees transactions. A feature of a transaction uses only the
 transactions up to and including itself in that order (plus its own values), so a later
 transaction with the same timestamp never counts: online, it has not arrived yet. Concretely:
 
@@ -50,6 +50,7 @@ from fraudpipe.contract import (
     TX_DATETIME,
     TX_FRAUD,
     epoch_seconds,
+    require_columns,
 )
 
 TX_DURING_WEEKEND = "tx_during_weekend"
@@ -96,10 +97,6 @@ class FeatureConfig(Config):
             raise rule_error(rule, list(self.extras), key="extras")
         return self
 
-    @classmethod
-    def from_dict(cls, d: Any) -> FeatureConfig:
-        """``parse(d, "features")``, kept for callers of the former parser."""
-        return cls.parse(d, "features")
 
     @property
     def customer_extra_windows(self) -> tuple[int, ...]:
@@ -220,9 +217,7 @@ def _rows(tx: pd.DataFrame, mask: np.ndarray, limit: int = 5) -> str:
 
 def check_transactions(tx: pd.DataFrame) -> np.ndarray:
     """Epoch seconds of ``tx`` after checking what the features rely on; DataError otherwise."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in tx.columns]
-    if missing:
-        raise DataError(f"transactions lack column(s) {missing}; the contract requires {list(REQUIRED_COLUMNS)}")
+    require_columns(tx, REQUIRED_COLUMNS, "the transactions")
     for column in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_DATETIME):
         na = tx[column].isna().to_numpy()
         if na.any():

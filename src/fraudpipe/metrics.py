@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from sklearn import metrics as skm
 
 from fraudpipe.config import Config, key_errors
-from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 
 
 def quality_metric_names(k: int) -> tuple[str, ...]:
@@ -130,6 +130,7 @@ def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k
     card_precision_at_<k>, precision, recall, f1, accuracy, threshold, n_test, n_frauds."""
     if len(scores) != len(table):
         raise ValueError(f"{len(scores)} scores for {len(table)} rows")
+    require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the scored table")
     labels = table[TX_FRAUD].to_numpy(dtype=np.int8)
     days = table[TX_DATETIME].dt.floor("D").to_numpy()
     out: dict[str, float] = {

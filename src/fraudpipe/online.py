@@ -1,4 +1,4 @@
-"""Online features: the state a real-time service keeps to featurize one transaction at a time.
+"""Online features: the state a real-time scorer keeps to featurize one transaction at a time.
 
 The definitions are those of ``fraudpipe.features`` (its docstring fixes windows, order and
 ties); this module re-derives the windows from per-key histories with ``bisect`` instead of
@@ -11,7 +11,7 @@ ones can no longer change any feature. Labels are stored when they arrive (``upd
 ``label``) but a terminal window only ever reaches transactions older than the delay, so a
 label counts only once its transaction is older than ``delay_days``. Transactions are expected
 in time order; same-second transactions are ordered by arrival (offline: by transaction_id,
-which is the same order when the service receives them in table order).
+which is the same order when a scorer receives them in table order).
 
 The snapshot written by ``save`` is Parquet + JSON (no pickle): the retained transactions, the
 locations when a feature uses them, and the config.

@@ -7,8 +7,8 @@ here parses or re-checks it: the input must simply have the contract's columns a
 * the missing-value policy of each column (``preprocess.missing``): quarantine the row
   (``drop``, reason ``missing_<column>``), stop (``error``), keep the null (``keep``, for
   ``tx_fraud`` only: unlabelled live transactions) or fill it (``{fill: value}``);
-* time order: rows sorted by (tx_datetime, transaction_id), the order the features and the
-  online service rely on;
+* time order: rows sorted by (tx_datetime, transaction_id), the order the features and
+  online scoring rely on;
 * amount outlier flags: amounts outside Tukey's fences are listed, never clipped (a large amount
   is fraud signal). The flags are a table of their own (``PreprocessResult.amount_outliers``),
   not a column of the output, because the fences are fitted on the whole batch (test period
@@ -40,6 +40,7 @@ from fraudpipe.contract import (
     TX_DATETIME,
     TX_FRAUD,
     quarantine_table,
+    require_columns,
 )
 from fraudpipe.errors import DataError
 
@@ -135,9 +136,7 @@ class PreprocessResult:
 
 def check_input(tx: pd.DataFrame) -> None:
     """DataError unless ``tx`` has the contract's columns in the contract's dtypes (what ingest writes)."""
-    absent = [c for c in TRANSACTION_COLUMNS if c not in tx.columns]
-    if absent:
-        raise DataError(f"input lacks contract column(s) {absent}; ingest writes {list(TRANSACTION_COLUMNS)}")
+    require_columns(tx, TRANSACTION_COLUMNS, "the input (ingest's output)")
     wrong = {c: str(tx[c].dtype) for c in TRANSACTION_COLUMNS if str(tx[c].dtype) not in INPUT_DTYPES[c]}
     if wrong:
         expected = {c: " or ".join(INPUT_DTYPES[c]) for c in wrong}

@@ -1,4 +1,4 @@
-"""One transaction in, one fraud score out: the path the HTTP service and the latency metric share.
+"""One transaction in, one fraud score out: the online scoring path that the latency metric measures.
 
 Latency is only worth reporting if it is measured on the code that serves, so evaluation replays
 real transactions through an `OnlineScorer`: online features from history, then the model.

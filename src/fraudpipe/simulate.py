@@ -1,4 +1,4 @@
-"""The handbook's transaction simulator (REFERENCE.md, "Simulator"), vectorised.
+"""The handbook's transaction simulator (Le Borgne et al. 2022, ch. 3, "Transaction data simulator"), vectorised.
 
 Implemented from the published definition, not from its (GPL) code. One
 ``numpy.random.default_rng(seed)`` drives every draw, always in the same order and with shapes
@@ -125,10 +125,6 @@ class SimulatorConfig(Config):
                 raise rule_error(f"must be <= {what} ({population})", rate, key=key)
         return self
 
-    @classmethod
-    def from_dict(cls, d: object) -> SimulatorConfig:
-        """``parse(d, "data.simulator")``, for callers that hold the simulator's settings alone."""
-        return cls.parse(d, "data.simulator")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ belongs to the later one. Rows before train_start are in no part: they are histo
 features (computed before the split) have already used, and they never reach a model.
 
 The delay period is unused by training and testing: labels arrive about a week after the
-transaction, so a model trained up to day t can only be tested from t + delay on (REFERENCE.md).
+transaction, so a model trained up to day t can only be tested from t + delay on (the handbook, ch. 3).
 
 Removing known compromised cards follows the handbook: with day indices counted from
 train_start (train = days 0..train_days-1), on test day T a card (customer_id) is dropped when it
@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import AfterValidator, Field
 
 from fraudpipe.config import Config, IsoText
-from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import DataError
 
 DAY = pd.Timedelta(days=1)
@@ -54,10 +54,6 @@ class SplitConfig(Config):
     remove_known_compromised: bool
     n_folds: int = Field(ge=1)
 
-    @classmethod
-    def from_dict(cls, d: Any) -> SplitConfig:
-        """``parse(d, "split")``, kept for callers of the former parser."""
-        return cls.parse(d, "split")
 
     @property
     def start(self) -> pd.Timestamp:
@@ -144,6 +140,7 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0)
     Row order inside each part is the table's order. Train and test must hold rows, and labels:
     an empty or unlabelled period means the config does not match the data.
     """
+    require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the feature table")
     bounds = periods(config, shift_days=shift_days)
     start, delay_start, test_start = bounds.train_start, bounds.delay_start, bounds.test_start
     live_start, live_end = bounds.live_start, bounds.live_end

@@ -14,7 +14,7 @@ The datetime range is checked on whole epoch seconds (helper column ``tx_datetim
 GX compares datetimes row by row in Python (~9 s on 1.75 M rows), integers vectorised.
 
 ``great_expectations`` is imported inside functions only: importing it costs ~4 s, which the
-scoring service must never pay.
+online scoring path must never pay.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fitting a fraud model, choosing its alert threshold, and the model bundle the service loads.
+"""Fitting a fraud model, choosing its alert threshold, and the model bundle that evaluation and scoring load.
 
 - `config`: `ModelConfig`, the conf/model/ group.
 - `estimators/`: the registry, one spec per estimator (parameters, fit, predict, file format).
@@ -8,8 +8,8 @@
 - `training`: `train_bundle`, which ties them together on a training period.
 
 The predictor used right after training is the one that is saved and loaded, so what `evaluate`
-measures and what the service serves are the same code. The names stages and the service use are
-importable from here.
+measures and what online scoring serves are the same code. The names the stages and the scorer
+use are importable from here.
 """
 
 from fraudpipe.model.bundle import Bundle, load_bundle, save_bundle

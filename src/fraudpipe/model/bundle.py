@@ -1,4 +1,4 @@
-"""The model bundle: the directory `train` writes to models/bundle/ and the service loads.
+"""The model bundle: the directory `train` writes to models/bundle/ and every scorer loads.
 
 Two files, never a pickle: bundle.json (format version, ordered feature list, threshold,
 standardiser, metadata) and the model in its estimator's own format (bundle.json's `model` entry
@@ -100,7 +100,7 @@ def save_bundle(bundle: Bundle, directory: str | Path) -> None:
 
 
 def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
-    """Read a bundle written by `save_bundle`; `nthread` caps XGBoost's threads (service: 1)."""
+    """Read a bundle written by `save_bundle`; `nthread` caps XGBoost's threads (one-row scoring: 1)."""
     directory = Path(directory)
     path = directory / BUNDLE_FILE
     if not path.is_file():

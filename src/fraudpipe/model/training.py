@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from fraudpipe.contract import TX_DATETIME, TX_FRAUD, feature_columns
-from fraudpipe.errors import BundleError
+from fraudpipe.contract import TX_DATETIME, TX_FRAUD, feature_columns, require_columns
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.metrics import average_precision, threshold_metrics
 from fraudpipe.model.bundle import BUNDLE_FORMAT, Bundle
 from fraudpipe.model.config import ModelConfig
@@ -56,18 +56,19 @@ def _period(times: pd.Series) -> dict[str, str]:
 
 
 def _check_training_table(table: pd.DataFrame, features: Sequence[str]) -> None:
+    require_columns(table, (TX_DATETIME, TX_FRAUD), "the training table")
     if not features:
-        raise BundleError(f"training table has no feature columns (columns: {list(table.columns)})")
+        raise DataError(f"training table has no feature columns (columns: {list(table.columns)})")
     labels = table[TX_FRAUD]
     if labels.isna().any():
-        raise BundleError(f"column {TX_FRAUD!r}: {int(labels.isna().sum())} training rows have no label")
+        raise DataError(f"column {TX_FRAUD!r}: {int(labels.isna().sum())} training rows have no label")
     if labels.nunique() < 2:
-        raise BundleError(f"column {TX_FRAUD!r}: training data holds only class {labels.unique().tolist()}; both classes are needed")
+        raise DataError(f"column {TX_FRAUD!r}: training data holds only class {labels.unique().tolist()}; both classes are needed")
     values = table[list(features)].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         cols = [f for f, b in zip(features, bad.any(axis=0)) if b]
-        raise BundleError(f"feature column(s) {cols}: {int(bad.any(axis=1).sum())} training rows are NaN or infinite")
+        raise DataError(f"feature column(s) {cols}: {int(bad.any(axis=1).sum())} training rows are NaN or infinite")
 
 
 def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = None) -> Bundle:
@@ -91,10 +92,13 @@ def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = N
     if v > 0:
         holdout = days > days.max() - np.timedelta64(v, "D")
         if holdout.all() or not y[~holdout].any() or y[~holdout].all():
-            raise BundleError(f"threshold_validation_days={v} leaves no usable fitting data in a training period of {len(np.unique(days))} day(s)")
+            raise ConfigError(
+                f"model.threshold_validation_days: {v} leaves no usable fitting data in a training period of "
+                f"{len(np.unique(days))} day(s); lower it or lengthen split.train_days"
+            )
         if not y[holdout].any():
-            raise BundleError(
-                f"the threshold validation slice (last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
+            raise ConfigError(
+                f"model.threshold_validation_days: the threshold validation slice (last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
                 "raise model.threshold_validation_days or set it to 0"
             )
         provisional = fit_model(X[~holdout], y[~holdout], config, features, eval_set=(X[holdout], y[holdout]), live=live)

@@ -1,7 +1,7 @@
 """XGBoost: boosted trees, saved in XGBoost's own UBJSON format (`model.ubj`, never pickle).
 
 Scoring uses `inplace_predict`, which skips building a DMatrix: about 0.4 ms for one row, the
-service's case. The booster reports its per-round curves to dvclive itself.
+case of online scoring. The booster reports its per-round curves to dvclive itself.
 """
 
 from __future__ import annotations

@@ -1,0 +1,141 @@
+"""The stage scripts as `dvc repro` runs them: a bad configuration value, an unknown key and a bad
+input each end in exactly one line `stage '<name>' failed: …` that names the key or the column,
+exit code 1, and no traceback.
+
+One tiny pipeline is built once (every stage, in order, in a scratch directory); each case then
+runs one stage on a copy of it with one thing broken.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fraudpipe.config import compose
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+TINY = [
+    "data.simulator.n_customers=200", "data.simulator.n_terminals=1000", "data.simulator.n_days=60",
+    "data.simulator.start_date=2018-07-01", "validation.min_rows=100", "validation.max_fraud_rate=0.25",
+    "split.n_folds=2", "evaluate.gate.enforce=false",
+]
+
+
+def run_stage(cwd: Path, stage: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    (root / "params.yaml").write_text(yaml.safe_dump(compose(ROOT / "conf", TINY), sort_keys=False))
+    for stage in STAGES:
+        proc = run_stage(root, stage)
+        assert proc.returncode == 0, f"{stage}: {proc.stderr}"
+    return root
+
+
+def copy_of(pipeline: Path, dest: Path) -> Path:
+    shutil.copytree(pipeline, dest, dirs_exist_ok=True)
+    return dest
+
+
+def set_key(params: dict, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    node = params
+    for key in path:
+        node = node[key]
+    node[last] = value
+
+
+def assert_one_line_failure(proc: subprocess.CompletedProcess, stage: str, *names: str) -> str:
+    assert proc.returncode == 1, f"exit {proc.returncode}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"stage '{stage}' failed: "), lines[0]
+    for name in names:
+        assert name in lines[0], f"{name!r} not named in: {lines[0]}"
+    return lines[0]
+
+
+CONFIG_CASES = [
+    # stage, key, value, what the message must say
+    ("ingest", "validation.min_rows", -1, ["validation.min_rows", "got -1"]),
+    ("ingest", "validation.min_rowz", 5, ["validation.min_rowz: unknown key", "min_rows"]),
+    ("ingest", "data.simulator.n_days", 0, ["data.simulator.n_days", "got 0"]),
+    ("ingest", "data.simulator.seeds", 1, ["data.simulator.seeds: unknown key"]),
+    ("preprocess", "preprocess.outlier_iqr_factor", 0, ["preprocess.outlier_iqr_factor", "got 0"]),
+    ("preprocess", "preprocess.outlier_factor", 3.0, ["preprocess.outlier_factor: unknown key"]),
+    ("featurize", "features.delay_days", -1, ["features.delay_days", "got -1"]),
+    ("featurize", "features.extra", [], ["features.extra: unknown key", "extras"]),
+    ("split", "split.train_days", 0, ["split.train_days", "got 0"]),
+    ("split", "split.train_dayz", 7, ["split.train_dayz: unknown key", "train_days"]),
+    ("train", "model.max_depth", 0, ["model.max_depth: must be >= 1, got 0"]),
+    ("train", "model.max_dept", 3, ["model.max_dept: unknown key", "max_depth"]),
+    ("backtest", "split.n_folds", 0, ["split.n_folds", "got 0"]),
+    ("backtest", "model.learning_rate", 0, ["model.learning_rate", "got 0"]),
+    ("evaluate", "evaluate.card_precision_k", 0, ["evaluate.card_precision_k", "got 0"]),
+    ("evaluate", "evaluate.latency_rowz", 10, ["evaluate.latency_rowz: unknown key", "latency_rows"]),
+    ("evaluate", "evaluate.gate.minimums.not_a_metric", 0.5, ["evaluate.gate.minimums", "not_a_metric"]),
+]
+
+
+@pytest.mark.parametrize(("stage", "key", "value", "said"), CONFIG_CASES, ids=[f"{c[0]}-{c[1]}" for c in CONFIG_CASES])
+def test_a_bad_config_value_or_unknown_key_is_one_line_naming_the_key(pipeline, tmp_path, stage, key, value, said):
+    assert stage in STAGES
+    work = copy_of(pipeline, tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    set_key(params, key, value)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert_one_line_failure(run_stage(work, stage), stage, *said)
+
+
+def _drop(path: str, column: str) -> Callable[[Path], None]:
+    def change(work: Path) -> None:
+        table = pd.read_parquet(work / path)
+        table.drop(columns=[column]).to_parquet(work / path)
+    return change
+
+
+def _csv_without(column: str) -> Callable[[Path], None]:
+    def change(work: Path) -> None:
+        raw = pd.read_parquet(work / "data/raw/transactions.parquet").drop(columns=[column])
+        (work / "data/external").mkdir(parents=True, exist_ok=True)
+        raw.to_csv(work / "data/external/transactions.csv", index=False)
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        params["data"] = compose(ROOT / "conf", ["data=csv"])["data"]
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return change
+
+
+INPUT_CASES = [
+    ("ingest", _csv_without("tx_amount"), "tx_amount"),
+    ("preprocess", _drop("data/raw/transactions.parquet", "tx_amount"), "tx_amount"),
+    ("featurize", _drop("data/interim/transactions.parquet", "customer_id"), "customer_id"),
+    ("split", _drop("data/features/features.parquet", "tx_datetime"), "tx_datetime"),
+    ("train", _drop("data/split/train.parquet", "tx_fraud"), "tx_fraud"),
+    ("backtest", _drop("data/features/features.parquet", "tx_fraud"), "tx_fraud"),
+    ("evaluate", _drop("data/split/test.parquet", "tx_amount"), "tx_amount"),
+]
+
+
+@pytest.mark.parametrize(("stage", "change", "column"), INPUT_CASES, ids=[c[0] for c in INPUT_CASES])
+def test_a_bad_input_is_one_line_naming_the_column(pipeline, tmp_path, stage, change, column):
+    work = copy_of(pipeline, tmp_path)
+    change(work)
+    assert_one_line_failure(run_stage(work, stage), stage, column)
+
+
+def test_every_stage_has_a_config_case_and_an_input_case():
+    assert {c[0] for c in CONFIG_CASES} == set(STAGES)
+    assert {c[0] for c in INPUT_CASES} == set(STAGES)
