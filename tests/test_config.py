@@ -104,11 +104,10 @@ def test_a_config_is_immutable():
         config.max_depth = 5  # type: ignore[misc]
 
 
-def test_key_errors_name_each_key_path_of_a_cross_field_check():
+def test_rule_errors_name_each_key_path_of_a_check_across_fields():
     from pydantic import model_validator
 
-    from fraudpipe.config import Config, key_errors
-    from fraudpipe.errors import ConfigError
+    from fraudpipe.config import rule_error, rule_errors
 
     class Pair(Config):
         low: int
@@ -117,9 +116,23 @@ def test_key_errors_name_each_key_path_of_a_cross_field_check():
         @model_validator(mode="after")
         def _ordered(self):
             if self.low > self.high:
-                raise key_errors("Pair", [(("high",), f"must be >= low ({self.low})", self.high)])
+                raise rule_errors([("high", f"must be >= low ({self.low})", self.high), ("low", "must be <= high", self.low)])
+            return self
+
+    class Outer(Config):
+        pair: Pair
+        name: str
+
+        @model_validator(mode="after")
+        def _named(self):
+            if self.name == "x":
+                raise rule_error("must not be 'x'", self.name, key="name")
             return self
 
     assert Pair.parse({"low": 1, "high": 2}, "pair").high == 2
-    with pytest.raises(ConfigError, match=r"^pair\.high: must be >= low \(3\), got 2$"):
+    with pytest.raises(ConfigError, match=r"^pair\.high: must be >= low \(3\), got 2; pair\.low: must be <= high, got 3$"):
         Pair.parse({"low": 3, "high": 2}, "pair")
+    with pytest.raises(ConfigError, match=r"^g\.pair\.high: must be >= low \(3\), got 2; g\.pair\.low"):
+        Outer.parse({"pair": {"low": 3, "high": 2}, "name": "y"}, "g")
+    with pytest.raises(ConfigError, match=r"^g\.name: must not be 'x', got 'x'$"):
+        Outer.parse({"pair": {"low": 1, "high": 2}, "name": "x"}, "g")

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from fraudpipe.errors import ConfigError
 
@@ -61,7 +61,7 @@ _MESSAGES = {
     "tuple_type": "must be a list",
 }
 
-#: Error type of `rule_error`: a rule between fields, reported at the key it names.
+#: Error type of `rule_error`: rules between fields, each reported at the key it names.
 _RULE = "fraudpipe_rule"
 
 
@@ -69,10 +69,18 @@ def rule_error(rule: str, value: Any, key: str = "") -> PydanticCustomError:
     """Raise from a validator: ``<model path>[.key]: <rule>, got <value>``.
 
     A model validator checks rules between fields; pydantic would report them at the model's own
-    path with the whole mapping as the value. ``key`` (relative to the model) and ``value`` name
-    the field at fault instead; a field validator passes ``value`` to show it redacted.
+    path with the whole mapping as the value. ``key`` (dotted, relative to the model) and
+    ``value`` name the field at fault instead; a field validator passes ``value`` to show it
+    redacted.
     """
-    return PydanticCustomError(_RULE, "{rule}", {"rule": rule, "value": value, "key": key})
+    return rule_errors([(key, rule, value)])
+
+
+def rule_errors(problems: Iterable[tuple[str, str, Any]]) -> PydanticCustomError:
+    """Several broken rules at once, as ``(key, rule, value)``: each is reported at its own key."""
+    problems = list(problems)
+    summary = "; ".join(f"{key}: {rule}" for key, rule, _ in problems)
+    return PydanticCustomError(_RULE, "{summary}", {"summary": summary, "problems": problems})
 
 
 def _iso_text(value: Any) -> Any:
@@ -101,9 +109,8 @@ def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> 
         key = ".".join([path, *loc]) + indices if path else ".".join(loc) + indices
         kind = error["type"]
         if kind == _RULE:
-            ctx = error["ctx"]
-            key = f"{key}.{ctx['key']}" if ctx["key"] else key
-            parts.append(f"{key}: {ctx['rule']}, got {ctx['value']!r}")
+            for inner, rule, value in error["ctx"]["problems"]:
+                parts.append(f"{key}.{inner if inner else ''}".rstrip(".") + f": {rule}, got {value!r}")
             continue
         if kind == "extra_forbidden":
             known = _known_keys(model, loc[:-1])
@@ -121,17 +128,6 @@ def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> 
         else:
             parts.append(f"{key}: {message}, got {error['input']!r}")
     return "; ".join(parts)
-
-
-def key_errors(title: str, problems: Iterable[tuple[Sequence[str], str, Any]]) -> ValidationError:
-    """Failures of a check that spans several fields, each at its own key path, as
-    ``(path inside the group, rule, value)``. Raise it from a model validator: `describe_errors`
-    then names ``<group>.<path>`` like any other failure (a plain ValueError there has no path)."""
-    details = [
-        InitErrorDetails(type=PydanticCustomError("invalid_value", "{rule}", {"rule": rule}), loc=tuple(loc), input=value)
-        for loc, rule, value in problems
-    ]
-    return ValidationError.from_exception_data(title, details)
 
 
 def _known_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:

@@ -102,7 +102,9 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> N
     """DataError naming the columns ``what`` (a table a stage reads) lacks, and those it has."""
     absent = [c for c in columns if c not in table.columns]
     if absent:
-        raise DataError(f"{what} lacks column(s) {absent}; it has {[str(c) for c in table.columns]}")
+        names = [str(c) for c in table.columns]
+        shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+        raise DataError(f"{what} lacks column(s) {absent}; it has {shown}")
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 from sklearn import metrics as skm
 
-from fraudpipe.config import Config, key_errors
+from fraudpipe.config import Config, rule_errors
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 
 
@@ -60,7 +60,7 @@ class EvaluateConfig(Config):
         unknown = [name for name in self.gate.minimums if name not in known]
         if unknown:
             rule = f"not a metric of the test period (known: {', '.join(known)})"
-            raise key_errors(type(self).__name__, [(("gate", "minimums", name), rule, self.gate.minimums[name]) for name in unknown])
+            raise rule_errors([(f"gate.minimums.{name}", rule, self.gate.minimums[name]) for name in unknown])
         return self
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, PlainValidator, model_validator
 
-from fraudpipe.config import Config, key_errors
+from fraudpipe.config import Config, rule_errors
 from fraudpipe.model.estimators import NAMES, spec
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -68,7 +68,7 @@ class ModelConfig(Config):
     def _estimator_needs(self) -> Self:
         problems = spec(self.estimator).problems(self)
         if problems:
-            raise key_errors(type(self).__name__, [((key,), rule, getattr(self, key)) for key, rule in problems.items()])
+            raise rule_errors([(key, rule, getattr(self, key)) for key, rule in problems.items()])
         return self
 
     def replace(self, **changes: Any) -> ModelConfig:
