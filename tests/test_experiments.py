@@ -185,3 +185,18 @@ def test_applying_the_best_experiment_puts_its_params_and_metrics_in_the_workspa
     params_diff = sh(repo, "dvc", "params", "diff", "--md").stdout
     depth = runs[best]["params"]["max_depth"]
     assert re.search(rf"\|\s*params.yaml\s*\|\s*model.max_depth\s*\|\s*6\s*\|\s*{depth}\s*\|", params_diff), params_diff
+
+
+def test_a_bad_override_fails_the_experiment_with_one_line_naming_the_key(experiments):
+    """Runs last: it leaves a failed experiment's params in the workspace."""
+    repo = experiments.repo
+    out_of_range = sh(repo, "dvc", "exp", "run", "-S", "model.max_depth=0", check=False)
+    text = out_of_range.stdout + out_of_range.stderr
+    assert out_of_range.returncode != 0
+    assert "stage 'train' failed: model.max_depth: must be >= 1, got 0" in text, text
+    assert "Traceback" not in text
+    # Hydra refuses `-S model.max_dept=3` itself; with `+` it adds the key, and the model refuses it.
+    typo = sh(repo, "dvc", "exp", "run", "-S", "+model.max_dept=3", check=False)
+    text = typo.stdout + typo.stderr
+    assert typo.returncode != 0
+    assert "stage 'train' failed: model.max_dept: unknown key (did you mean 'max_depth'?" in text, text
