@@ -37,6 +37,17 @@ TRANSACTION_DTYPES: dict[str, str] = {
 TRANSACTION_COLUMNS: tuple[str, ...] = tuple(TRANSACTION_DTYPES)
 REQUIRED_COLUMNS: tuple[str, ...] = TRANSACTION_COLUMNS[:-1]  # labels may be absent (live data)
 
+#: Identifiers are opaque keys, never numbers: a column of them is ``int64`` when every id is a
+#: canonical integer (digits, an optional "-", no leading zero), so that ``str(id)`` gives back the
+#: source's text exactly, and text (``str``) otherwise: "007" and "7" stay two cards, "5e3" is
+#: never 5000. ``canonical_id`` is the one way an id from anywhere (a table, a request) becomes a key.
+ID_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)
+ID_DTYPES: tuple[str, ...] = ("int64", "str")
+
+#: Optional per-transaction coordinates (x = longitude, y = latitude for geographic data), for
+#: the customer-terminal distance feature; sources map them like the required columns.
+COORDINATE_COLUMNS: tuple[str, ...] = ("customer_x", "customer_y", "terminal_x", "terminal_y")
+
 SECONDS_PER_DAY = 86_400
 
 
