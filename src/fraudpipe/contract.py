@@ -57,6 +57,15 @@ def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarr
     return arr.astype(np.int64)
 
 
+def canonical_id(value: object) -> str:
+    """The key of an identifier wherever it comes from: an integer and its canonical text are the
+    same key ("7" and 7), any other text is itself ("007", "5e3", "card-12"). Keyed state (online
+    features, the service) uses it, so an id sent as JSON text finds the history an int64 column built."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, str)):
+        raise DataError(f"an identifier must be an integer or a string, got {value!r}")
+    return value if isinstance(value, str) else str(int(value))
+
+
 def empty_transactions() -> pd.DataFrame:
     """A zero-row frame with the contract's columns and dtypes."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRANSACTION_DTYPES.items()})
