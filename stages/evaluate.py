@@ -44,8 +44,8 @@ def main() -> None:
 
     # Single transactions through the serving path: history before the test period, then the first
     # `latency_rows` transactions of the test period replayed one by one (scored, then added).
-    test_start = periods(SplitConfig.parse(params["split"], "split")).test_start
     transactions = read_parquet(TRANSACTIONS)
+    test_start = periods(SplitConfig.parse(params["split"], "split"), transactions[TX_DATETIME].max()).test_start
     before = transactions[TX_DATETIME] < test_start
     state = OnlineState.from_history(
         transactions[before],

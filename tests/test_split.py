@@ -67,7 +67,44 @@ def test_handbook_config_is_the_published_protocol():
         "train_start": "2018-07-25", "train_days": 7, "delay_days": 7, "test_days": 7, "live_days": None,
         "remove_known_compromised": True, "n_folds": 4,
     }  # fmt: skip
-    assert HANDBOOK.start == START
+    assert periods(HANDBOOK, None).train_start == START
+
+
+RELATIVE = SplitConfig.parse(yaml.safe_load((ROOT / "conf/split/relative.yaml").read_text()), "split")
+
+
+def test_the_relative_option_has_the_keys_of_the_calendar_one():
+    assert set(RELATIVE.to_dict()) == set(HANDBOOK.to_dict()) and RELATIVE.train_start is None
+
+
+@pytest.mark.parametrize("live_days", [None, 0, 3])
+def test_a_relative_split_counts_back_from_the_last_day_of_the_data(live_days):
+    change = {"train_days": 10, "delay_days": 7, "test_days": 5, "live_days": live_days, "n_folds": 1}
+    config = SplitConfig.parse(RELATIVE.to_dict() | change, "split")
+    data = daily(0, 59)  # three rows a day, days 0..59 from START
+    last = data["tx_datetime"].max()
+    bounds = periods(config, last)
+    end = last.normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=live_days or 0)
+    assert bounds.live_start == end and bounds.test_start == end - pd.Timedelta(days=5)
+    assert bounds.delay_start == bounds.test_start - pd.Timedelta(days=7)
+    assert bounds.train_start == bounds.delay_start - pd.Timedelta(days=10)
+    parts = time_split(data, config)
+    assert (len(parts.train), len(parts.test), len(parts.live)) == (3 * 10, 3 * 5, 3 * (live_days or 0))
+    assert parts.test["tx_datetime"].max() < bounds.live_start <= data["tx_datetime"].max() + pd.Timedelta(days=1)
+
+
+def test_relative_folds_shift_back_by_the_test_period():
+    config = SplitConfig.parse(RELATIVE.to_dict() | {"train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 3}, "split")
+    data = daily(0, 59)
+    folds = prequential_folds(data, config)
+    starts = [f.test_start for f in folds]
+    assert starts[0] - starts[1] == starts[1] - starts[2] == pd.Timedelta(days=7)
+    assert starts[0] == data["tx_datetime"].max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=7)
+
+
+def test_a_relative_split_on_an_empty_table_says_so():
+    with pytest.raises(DataError, match="relative split"):
+        periods(RELATIVE, None)
 
 
 def test_period_bounds_are_midnights():
@@ -79,17 +116,17 @@ def test_period_bounds_are_midnights():
 
 
 def test_periods_are_the_boundaries_time_split_uses():
-    bounds = periods(HANDBOOK)
+    bounds = periods(HANDBOOK, None)
     assert bounds.test_start == START + pd.Timedelta(days=7 + 7)  # train_start + train_days + delay_days
     assert (bounds.delay_start, bounds.live_start, bounds.live_end) == (START + pd.Timedelta(days=7), START + pd.Timedelta(days=21), None)
     data = daily(-30, 40)
     for shift in (0, 7, 10):
-        parts, moved = time_split(data, HANDBOOK, shift_days=shift), periods(HANDBOOK, shift_days=shift)
+        parts, moved = time_split(data, HANDBOOK, shift_days=shift), periods(HANDBOOK, None, shift_days=shift)
         assert (parts.train_start, parts.delay_start, parts.test_start, parts.live_start, parts.live_end) == (
             moved.train_start, moved.delay_start, moved.test_start, moved.live_start, moved.live_end)
         assert moved.train_start == START - pd.Timedelta(days=shift)
     three_live_days = SplitConfig.parse(CONF | {"live_days": 3}, "split")
-    assert periods(three_live_days).live_end == START + pd.Timedelta(days=24)
+    assert periods(three_live_days, None).live_end == START + pd.Timedelta(days=24)
 
 
 def test_a_transaction_at_midnight_belongs_to_the_later_period():

@@ -2,7 +2,10 @@
 
 Periods are whole calendar days at midnight boundaries, half-open: train is
 [train_start, train_start + train_days), delay follows, then test, then live (``live_days`` days,
-or everything after the test period). A transaction at exactly midnight between two periods
+or everything after the test period). Placed by calendar (``train_start`` a date, the handbook's
+protocol: ``split=handbook``) or from the end of the data (``train_start`` null, ``split=relative``:
+the last ``live_days`` days are live, the test period ends where they begin, the delay and the
+training period come before it, so no date is typed for a new dataset). A transaction at exactly midnight between two periods
 belongs to the later one. Rows before train_start are in no part: they are history that the
 features (computed before the split) have already used, and they never reach a model.
 
@@ -44,9 +47,10 @@ def _midnight(value: str) -> str:
 
 
 class SplitConfig(Config):
-    """conf/split/: the periods, in whole days from ``train_start``; ``live_days`` null = all that follows."""
+    """conf/split/: the periods in whole days, from ``train_start`` or (null) from the end of the data;
+    ``live_days`` null = all that follows the test period (none, counted from the end)."""
 
-    train_start: Annotated[IsoText, AfterValidator(_midnight)]
+    train_start: Annotated[IsoText, AfterValidator(_midnight)] | None
     train_days: int = Field(ge=1)
     delay_days: int = Field(ge=0)
     test_days: int = Field(ge=1)
@@ -54,11 +58,6 @@ class SplitConfig(Config):
     remove_known_compromised: bool
     n_folds: int = Field(ge=1)
 
-
-    @property
-    def start(self) -> pd.Timestamp:
-        """train_start as a midnight timestamp (a period boundary is a day boundary)."""
-        return pd.Timestamp(self.train_start)
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,19 @@ class Periods:
     live_end: pd.Timestamp | None
 
 
-def periods(config: SplitConfig, *, shift_days: int = 0) -> Periods:
+def periods(config: SplitConfig, last_time: pd.Timestamp | None, *, shift_days: int = 0) -> Periods:
     """The configured boundaries moved ``shift_days`` days earlier; the one place they are computed,
-    so a stage that needs the test start (history for the online state) does not re-derive it."""
-    start = config.start - shift_days * DAY
+    so a stage that needs the test start (history for the online state) does not re-derive it.
+    ``last_time`` is the data's latest transaction time, which places a relative split."""
+    if config.train_start is not None:
+        start = pd.Timestamp(config.train_start)
+    elif last_time is None or pd.isna(last_time):
+        raise DataError("a relative split (split.train_start null) needs data to count back from; the table is empty")
+    else:
+        data_end = pd.Timestamp(last_time).normalize() + DAY
+        test_end = data_end - (config.live_days or 0) * DAY
+        start = test_end - (config.test_days + config.delay_days + config.train_days) * DAY
+    start = start - shift_days * DAY
     delay_start = start + config.train_days * DAY
     test_start = delay_start + config.delay_days * DAY
     live_start = test_start + config.test_days * DAY
@@ -141,7 +149,7 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0)
     an empty or unlabelled period means the config does not match the data.
     """
     require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the feature table")
-    bounds = periods(config, shift_days=shift_days)
+    bounds = periods(config, table[TX_DATETIME].max(), shift_days=shift_days)
     start, delay_start, test_start = bounds.train_start, bounds.delay_start, bounds.test_start
     live_start, live_end = bounds.live_start, bounds.live_end
 
@@ -154,11 +162,15 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0)
             first, last = (table[TX_DATETIME].min(), table[TX_DATETIME].max()) if len(table) else (None, None)
             raise DataError(
                 f"the {name} period [{begin.date()}, {end.date()}) holds no transactions; "
-                f"data covers {first} .. {last} (check split.train_start and the fold shift {shift_days} days)"
+                f"data covers {first} .. {last}; check split.train_start (null: counted back from the end of the data with "
+                f"split.live_days, test_days, delay_days, train_days) and split.n_folds (this fold is shifted {shift_days} days)"
             )
         unlabelled = int(part[TX_FRAUD].isna().sum())
         if unlabelled:
-            raise DataError(f"the {name} period [{begin.date()}, {end.date()}) has {unlabelled} rows with no {TX_FRAUD}")
+            raise DataError(
+                f"the {name} period [{begin.date()}, {end.date()}) has {unlabelled} rows with no {TX_FRAUD}; "
+                "unlabelled rows belong to the live period (split.live_days)"
+            )
 
     kept = test
     if config.remove_known_compromised:
