@@ -24,7 +24,7 @@ def main() -> None:
         f"backtest: {model_config.name} on {summary['n_folds']} folds: "
         f"AUC {summary['roc_auc_fold_mean']:.4f} ± {summary['roc_auc_fold_std']:.4f}, "
         f"AP {summary['average_precision_fold_mean']:.4f} ± {summary['average_precision_fold_std']:.4f}, "
-        f"CP@{k} {summary[f'card_precision_at_{k}_fold_mean']:.4f} ± {summary[f'card_precision_at_{k}_fold_std']:.4f}"
+        f"CP@{k} {summary['card_precision_at_k_fold_mean']:.4f} ± {summary['card_precision_at_k_fold_std']:.4f}"
     )
 
 

@@ -74,7 +74,7 @@ def main() -> None:
     k = config.card_precision_k
     print(
         f"evaluate: {bundle.name} on {metrics['n_test']:,} test rows: AUC {metrics['roc_auc']:.4f}, "
-        f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics[f'card_precision_at_{k}']:.4f}; "
+        f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics['card_precision_at_k']:.4f}; "
         f"latency p50 {latency['score_latency_p50_ms']:.3f} ms, p99 {latency['score_latency_p99_ms']:.3f} ms"
     )
     if failures and config.gate.enforce:

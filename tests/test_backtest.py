@@ -31,7 +31,7 @@ def test_backtest_reports_mean_and_sample_std_over_folds(table):
     aps = np.array([f["average_precision"] for f in folds])
     assert summary["average_precision_fold_mean"] == pytest.approx(aps.mean())
     assert summary["average_precision_fold_std"] == pytest.approx(aps.std(ddof=1))
-    assert "card_precision_at_5_fold_mean" in summary and "fold_fold_mean" not in summary
+    assert "card_precision_at_k_fold_mean" in summary and summary["card_precision_k"] == 5 and "fold_fold_mean" not in summary
 
 
 def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):

@@ -61,7 +61,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert runs[0]["models/bundle/bundle.json"] == (trained / "models/bundle/bundle.json").read_bytes()
 
     metrics = json.loads((work / "reports/metrics.json").read_text())
-    for key in ("roc_auc", "average_precision", "card_precision_at_100", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds", "gate_passed"):
+    for key in ("roc_auc", "average_precision", "card_precision_at_k", "card_precision_k", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds", "gate_passed"):
         assert isinstance(metrics[key], (int, float)), key
     assert not [k for k in metrics if k.endswith(FOLD_KEY) or k == "n_folds"]  # the folds are backtest's
     assert metrics["gate_passed"] == 1
@@ -76,8 +76,9 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         assert (work / f"reports/plots/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     folds = json.loads((work / "reports/backtest.json").read_text())
-    assert folds["n_folds"] == 2 and all(k == "n_folds" or k.endswith(FOLD_KEY) for k in folds)
-    assert {"average_precision_fold_mean", "average_precision_fold_std", "card_precision_at_100_fold_mean"} <= set(folds)
+    assert folds["n_folds"] == 2 and folds["card_precision_k"] == metrics["card_precision_k"]
+    assert all(k in ("n_folds", "card_precision_k") or k.endswith(FOLD_KEY) for k in folds)
+    assert {"average_precision_fold_mean", "average_precision_fold_std", "card_precision_at_k_fold_mean"} <= set(folds)
 
 
 @pytest.mark.parametrize("stage", ["train", "evaluate", "backtest"])
@@ -118,7 +119,7 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
         ("train", "model", {"max_depth": 0}, "stage 'train' failed: model.max_depth: must be >= 1, got 0"),
         ("train", "model", {"n_estimators": None}, "stage 'train' failed: model.n_estimators: xgboost needs a value, got None"),
         ("evaluate", "evaluate", {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
-         "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_100,"),
+         "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_k,"),
         ("backtest", "evaluate", {"card_precision_k": 0}, "stage 'backtest' failed: evaluate.card_precision_k: must be >= 1, got 0"),
     ],
 )

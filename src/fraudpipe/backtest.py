@@ -31,8 +31,8 @@ def evaluate_folds(folds: Sequence[SplitParts], config: ModelConfig, k: int) -> 
 def backtest(
     table: pd.DataFrame, split_config: SplitConfig, model_config: ModelConfig, k: int
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """`n_folds` and `<metric>_fold_mean` / `_fold_std` over the folds of `split_config`, and the
-    per-fold metrics."""
+    """`n_folds` and `<metric>_fold_mean` / `_fold_std` over the folds of `split_config`, the
+    budget `card_precision_k`, and the per-fold metrics."""
     per_fold = evaluate_folds(prequential_folds(table, split_config), model_config, k)
-    summary = aggregate_folds([{key: v for key, v in f.items() if key != "fold"} for f in per_fold])
-    return summary, per_fold
+    summary = aggregate_folds([{key: v for key, v in f.items() if key not in ("fold", "card_precision_k")} for f in per_fold])
+    return summary | {"card_precision_k": int(k)}, per_fold

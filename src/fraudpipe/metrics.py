@@ -21,9 +21,11 @@ from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_colum
 
 
 def quality_metric_names(k: int) -> tuple[str, ...]:
-    """The keys `quality_metrics` returns, in its order (card precision is named after its k): the
-    names a quality gate may set minimums on."""
-    return ("roc_auc", "average_precision", f"card_precision_at_{k}", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds")
+    """The keys `quality_metrics` returns, in its order: the names a quality gate may set minimums
+    on. The key of card precision does not change with k (``card_precision_k`` records k), so runs
+    with different budgets line up in `dvc exp show` and `dvc metrics diff`."""
+    return ("roc_auc", "average_precision", "card_precision_at_k", "card_precision_k", "precision", "recall", "f1",
+            "accuracy", "threshold", "n_test", "n_frauds")
 
 
 class GateConfig(Config):
@@ -127,7 +129,8 @@ def threshold_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) 
 
 def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k: int = 100) -> dict[str, float]:
     """Every reproducible metric of one scored test period, flat: roc_auc, average_precision,
-    card_precision_at_<k>, precision, recall, f1, accuracy, threshold, n_test, n_frauds."""
+    card_precision_at_k (the handbook's card precision@k), card_precision_k (its k), precision,
+    recall, f1, accuracy, threshold, n_test, n_frauds."""
     if len(scores) != len(table):
         raise ValueError(f"{len(scores)} scores for {len(table)} rows")
     require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the scored table")
@@ -136,7 +139,8 @@ def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k
     out: dict[str, float] = {
         "roc_auc": roc_auc(labels, scores),
         "average_precision": average_precision(labels, scores),
-        f"card_precision_at_{k}": card_precision_at_k(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k),
+        "card_precision_at_k": card_precision_at_k(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k),
+        "card_precision_k": int(k),
     }
     out |= threshold_metrics(labels, scores, threshold)
     out |= {"threshold": float(threshold), "n_test": int(len(table)), "n_frauds": int(labels.sum())}
