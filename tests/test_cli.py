@@ -63,3 +63,36 @@ def test_snapshot_without_a_data_group_says_how_to_compose_params(tmp_path):
     result = CliRunner().invoke(app, ["snapshot", "--params", str(params), "--no-track"])
     assert result.exit_code == 1
     assert "no group 'data'" in result.output and "fraudpipe params" in result.output
+
+
+def _conf_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    return tmp_path / "conf"
+
+
+def test_adopt_makes_conf_compose_to_an_applied_experiment(tmp_path):
+    conf = _conf_copy(tmp_path)
+    applied = compose(conf, ["model=random_forest", "model.max_depth=4", "split.n_folds=2", "seed=3"])
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(applied))
+    result = CliRunner().invoke(app, ["adopt", "--params", str(params), "--config-dir", str(conf)])
+    assert result.exit_code == 0, result.output
+    assert compose(conf) == applied
+    assert "defaults model: random_forest" in result.output and "model.max_depth: 4" in result.output
+    text = (conf / "config.yaml").read_text()
+    assert text.startswith("# The composition root.")  # comments survive
+    again = CliRunner().invoke(app, ["adopt", "--params", str(params), "--config-dir", str(conf)])
+    assert "nothing to adopt" in again.output
+
+
+def test_adopt_refuses_what_conf_cannot_express(tmp_path):
+    conf = _conf_copy(tmp_path)
+    applied = compose(conf)
+    del applied["model"]["max_depth"]  # a key no option of conf/model/ lacks
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(applied))
+    result = CliRunner().invoke(app, ["adopt", "--params", str(params), "--config-dir", str(conf)])
+    assert result.exit_code == 1
+    assert "model.max_depth" in result.output

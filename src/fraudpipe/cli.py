@@ -11,6 +11,75 @@ import typer
 import yaml
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bring your own transaction data.")
+app.add_typer(data_app, name="data")
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            typer.echo(f"{option} {value!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        out[key.strip()] = rest
+    return out
+
+
+@data_app.command("add")
+def data_add(
+    file: Annotated[Path, typer.Argument(help="a CSV or Parquet file of labelled transactions")],
+    name: Annotated[str, typer.Option(help="the dataset's name: conf/data/<name>.yaml")],
+    map_: Annotated[list[str] | None, typer.Option("--map", help="contract column=file column, e.g. tx_amount=amt")] = None,
+    datetime_format: Annotated[str | None, typer.Option(help="strftime format of the datetime column (default ISO 8601)")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="a reader option, e.g. sep=;")] = None,
+    track: Annotated[bool, typer.Option(help="`dvc add` the copied file")] = True,
+) -> None:
+    """Without --map: show the file's columns, their kinds and a proposed mapping; write nothing.
+    With --map: copy the file under data/external/ and `dvc add` it, write conf/data/<name>.yaml,
+    make it and split=relative the defaults with settings derived from the data, recompose
+    params.yaml. Then `dvc repro`."""
+    from fraudpipe import dataset
+    from fraudpipe.errors import PipelineError
+
+    mapping, options = _pairs(map_, "--map"), _pairs(option, "--option")
+    try:
+        if not mapping:
+            _show_proposal(file, name, options, datetime_format)
+            return
+        added = dataset.add_dataset(file, name, mapping, Path.cwd(), datetime_format, options, track)
+    except PipelineError as exc:
+        typer.echo(f"data add failed: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{file} -> {added.path} ({'dvc add-ed' if track else 'not tracked'}); wrote {added.data_config}")
+    typer.echo("settings derived from the data (conf/config.yaml; override any with dvc exp run -S KEY=VALUE):")
+    for d in added.derived:
+        typer.echo(f"  {d.key} = {d.value!r}: {d.reason}")
+    for problem in added.problems:
+        typer.echo(f"  still wrong: {problem}")
+    typer.echo("params.yaml recomposed; next: dvc repro")
+
+
+def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_format: str | None) -> None:
+    from fraudpipe import dataset
+    from fraudpipe.sources import SourceConfig, make_source
+
+    config = dataset.source_config(Path(file), {}, datetime_format, options)
+    raw = make_source(SourceConfig.parse(config, "data")).read()
+    profiles = dataset.profile_columns(raw)
+    typer.echo(f"{file}: {len(raw):,} rows, {len(profiles)} columns")
+    for p in profiles:
+        note = f"  ({p.note})" if p.note else ""
+        typer.echo(f"  {p.name:<28} {p.kind:<9} {p.distinct:>10,} distinct {p.missing:>8,} missing  e.g. {', '.join(p.examples)}{note}")
+    proposal = dataset.propose_mapping(profiles)
+    missing = [c for c in dataset.REQUIRED_MAPPING if c not in proposal]
+    typer.echo("proposed mapping (contract column = file column):")
+    for target, column in proposal.items():
+        typer.echo(f"  {target} = {column}")
+    for target in missing:
+        typer.echo(f"  {target} = ?  (no column found: give --map {target}=<column>)")
+    args = " ".join(f"--map {t}={c}" if " " not in c else f"--map '{t}={c}'" for t, c in proposal.items())
+    typer.echo(f"nothing written. To add it: fraudpipe data add {file} --name {name} {args}")
 
 
 @app.command()
@@ -24,6 +93,30 @@ def params(
 
     write_params(config_dir, output, overrides or [])
     typer.echo(f"wrote {output} from {config_dir}/ {' '.join(overrides or [])}".rstrip())
+
+
+@app.command()
+def adopt(
+    params_file: Annotated[Path, typer.Option("--params", help="the params to adopt (after `dvc exp apply`)")] = Path("params.yaml"),
+    config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = Path("conf"),
+) -> None:
+    """Make conf/ compose to params.yaml (run after `dvc exp apply`, before committing): group
+    options and overrides in conf/config.yaml, so conf/ and params.yaml agree."""
+    from fraudpipe.config import adopt as adopt_params
+    from fraudpipe.errors import PipelineError
+
+    try:
+        choices, overrides = adopt_params(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}, config_dir)
+    except PipelineError as exc:
+        typer.echo(f"adopt failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not choices and not overrides:
+        typer.echo(f"{config_dir}/ already composes to {params_file}: nothing to adopt")
+        return
+    for name, option in choices.items():
+        typer.echo(f"{config_dir}/{'config.yaml'}: defaults {name}: {option}")
+    for key, value in overrides.items():
+        typer.echo(f"{config_dir}/config.yaml: {key}: {value!r}")
 
 
 @app.command()

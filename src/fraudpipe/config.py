@@ -169,3 +169,97 @@ def group(params: Mapping[str, Any], name: str, source: str = "params.yaml") -> 
     if name not in params:
         raise ConfigError(f"{source} has no group {name!r}; run `fraudpipe params` to recompose it from conf/")
     return params[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing conf/: the one place that edits conf/config.yaml (comments kept)
+
+CONFIG_FILE = "config.yaml"
+
+
+def _flat(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of every leaf (a list or a scalar); an empty mapping is a leaf too."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping) and value:
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _set(node: Any, dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    for key in path:
+        if key not in node or not isinstance(node[key], Mapping):
+            node[key] = {}
+        node = node[key]
+    node[last] = value
+
+
+def update_composition(config_dir: str | Path, choices: Mapping[str, str], overrides: Mapping[str, Any]) -> None:
+    """Set group options in conf/config.yaml's defaults list and keys that override them (written
+    after ``_self_``, so they win over the groups; `-S` overrides still win over them)."""
+    from ruamel.yaml import YAML
+
+    path = Path(config_dir) / CONFIG_FILE
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    yaml_rt.indent(mapping=2, sequence=4, offset=2)
+    doc = yaml_rt.load(path.read_text(encoding="utf-8"))
+    defaults = doc["defaults"]
+    for group_name, option in choices.items():
+        for i, entry in enumerate(defaults):
+            if isinstance(entry, Mapping) and group_name in entry:
+                defaults[i][group_name] = option
+                break
+        else:
+            raise ConfigError(f"conf/{CONFIG_FILE} has no default for group {group_name!r}")
+    for dotted, value in overrides.items():
+        _set(doc, dotted, value)
+    with path.open("w", encoding="utf-8") as out:
+        yaml_rt.dump(doc, out)
+
+
+def _group_options(config_dir: Path, name: str) -> list[str]:
+    folder = config_dir / name
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def adopt(params: Mapping[str, Any], config_dir: str | Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """Make conf/ compose to ``params`` (an applied experiment's params.yaml): per group, the option
+    that leaves the fewest keys to override (the current one on a tie), then those keys as
+    overrides in conf/config.yaml. Returns what it set; raises ConfigError if the result still
+    differs (a key conf/ cannot express)."""
+    config_dir = Path(config_dir)
+    current = compose(config_dir)
+    choices: dict[str, str] = {}
+    overrides: dict[str, Any] = {}
+    for name, wanted in params.items():
+        if name in current and current[name] == wanted:
+            continue
+        candidates = {None: current.get(name)}
+        if isinstance(wanted, Mapping):
+            for option in _group_options(config_dir, name):
+                candidates[option] = compose(config_dir, [f"{name}={option}"])[name]
+        def cost(item: tuple[str | None, Any]) -> tuple[int, bool]:
+            base = item[1]
+            if not isinstance(wanted, Mapping) or not isinstance(base, Mapping):
+                return (0 if base == wanted else 1, item[0] is not None)
+            flat_base, flat_wanted = _flat(base), _flat(wanted)
+            return (sum(flat_base.get(k, object()) != v for k, v in flat_wanted.items()), item[0] is not None)
+        option, base = min(candidates.items(), key=cost)
+        if option is not None:
+            choices[name] = option
+        if isinstance(wanted, Mapping) and isinstance(base, Mapping):
+            flat_base = _flat(base)
+            overrides |= {f"{name}.{k}": v for k, v in _flat(wanted).items() if flat_base.get(k, object()) != v}
+        elif base != wanted:
+            overrides[name] = wanted
+    if choices or overrides:
+        update_composition(config_dir, choices, overrides)
+    composed = compose(config_dir)
+    if composed != dict(params):
+        left = sorted(k for k in set(_flat(composed)) | set(_flat(params)) if _flat(composed).get(k) != _flat(params).get(k))
+        raise ConfigError(f"conf/ cannot express these keys of params.yaml: {left}; edit conf/ by hand for them")
+    return choices, overrides

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -20,6 +21,7 @@ from fraudpipe.contract import (
     TX_DATETIME,
     TX_FRAUD,
 )
+from fraudpipe.errors import ConfigError, DataError
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _CANONICAL_INTEGER = re.compile(r"-?(0|[1-9]\d*)")
@@ -241,3 +243,146 @@ def derive_settings(transactions: pd.DataFrame) -> tuple[list[Derived], list[str
 
 def _significant(value: float, digits: int = 2) -> float:
     return float(f"{value:.{digits}g}")
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of a composed configuration against the data, all at once
+
+
+def check_settings(transactions: pd.DataFrame, params: Mapping[str, object]) -> list[str]:
+    """Every data-dependent setting that cannot work on these transactions, each with the key to
+    change: empty periods, periods without frauds, a threshold slice without frauds, a CP@k
+    budget above the daily cards, a fraud rate or size the validation would refuse."""
+    from fraudpipe.split import SplitConfig, periods
+
+    problems: list[str] = []
+    split = SplitConfig.parse(params["split"], "split")
+    times = transactions[TX_DATETIME]
+    fraud = transactions[TX_FRAUD].fillna(0).to_numpy() == 1
+    first, last = times.min(), times.max()
+    for fold in range(split.n_folds):
+        bounds = periods(split, last, shift_days=fold * split.test_days)
+        what = "the split" if fold == 0 else f"backtest fold {fold} (split.n_folds)"
+        train = ((times >= bounds.train_start) & (times < bounds.delay_start)).to_numpy()
+        test = ((times >= bounds.test_start) & (times < bounds.live_start)).to_numpy()
+        if fold == 0:
+            v = int(params["model"]["threshold_validation_days"])
+            held = ((times >= bounds.delay_start - pd.Timedelta(days=v)) & (times < bounds.delay_start)).to_numpy()
+            if v and not fraud[held].any():
+                problems.append(
+                    f"model.threshold_validation_days: the last {v} training day(s) hold no fraud; raise it or set it to 0"
+                )
+            k = int(params["evaluate"]["card_precision_k"])
+            cards = transactions.loc[test, CUSTOMER_ID].groupby(times[test].dt.floor("D").to_numpy()).nunique()
+            if len(cards) and k > int(cards.median()):
+                problems.append(
+                    f"evaluate.card_precision_k: {k} is more than a typical test day's {int(cards.median())} cards; lower it"
+                )
+        if bounds.train_start < first.normalize():
+            problems.append(
+                f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); "
+                "lower split.train_days or split.n_folds"
+            )
+            continue
+        if not fraud[train].any():
+            problems.append(f"{what}: the training period {bounds.train_start.date()}..{bounds.delay_start.date()} holds no fraud; raise split.train_days")
+        if not fraud[test].any():
+            problems.append(f"{what}: the test period {bounds.test_start.date()}..{bounds.live_start.date()} holds no fraud; raise split.test_days")
+    validation = params["validation"]
+    rate = float(fraud.mean()) if len(fraud) else 0.0
+    if not float(validation["min_fraud_rate"]) <= rate <= float(validation["max_fraud_rate"]):
+        problems.append(
+            f"validation.min_fraud_rate/validation.max_fraud_rate: the data's fraud rate {rate:.4%} is outside "
+            f"[{validation['min_fraud_rate']}, {validation['max_fraud_rate']}]"
+        )
+    if len(transactions) < int(validation["min_rows"]):
+        problems.append(f"validation.min_rows: {validation['min_rows']} is more than the data's {len(transactions)} rows")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# `fraudpipe data add`
+
+EXTERNAL_DIR = Path("data/external")
+REQUIRED_MAPPING = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD)
+_KINDS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `add_dataset` did: the tracked file, the data option it wrote, the settings it derived."""
+
+    path: Path
+    data_config: Path
+    derived: list[Derived]
+    problems: list[str]
+
+
+def source_config(path: Path, mapping: Mapping[str, str], datetime_format: str | None,
+                  options: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The conf/data/ option of a file: its kind by suffix, its path, its column mapping."""
+    kind = _KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{path}: a file ending in {path.suffix!r} is not a known source; use one of {sorted(_KINDS)}")
+    return {"source": kind, "path": path.as_posix(), "columns": dict(mapping), "datetime_format": datetime_format,
+            "options": dict(options or {})}
+
+
+def read_contract(config: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The file read and parsed exactly as `ingest` will: (raw table, rows that parse cleanly)."""
+    from fraudpipe.conform import to_contract
+    from fraudpipe.sources import SourceConfig, make_source
+
+    parsed = SourceConfig.parse(dict(config), "data")
+    raw = make_source(parsed).read()
+    conformed = to_contract(raw, parsed.columns, parsed.datetime_format)
+    clean = conformed.frame[(conformed.reasons == "").to_numpy()].reset_index(drop=True)
+    return raw, clean
+
+
+def check_mapping(mapping: Mapping[str, str]) -> None:
+    """ConfigError listing every contract column a labelled file must map and that is left out."""
+    missing = [c for c in REQUIRED_MAPPING if c not in mapping]
+    if missing:
+        raise ConfigError("missing " + ", ".join(f"--map {c}=<column>" for c in missing))
+
+
+def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, datetime_format: str | None = None,
+                options: Mapping[str, object] | None = None, track: bool = True) -> Added:
+    """Bring a user's file into the pipeline: copy it under data/external/ (``dvc add``-ed), write
+    conf/data/<name>.yaml, make it and split=relative the defaults with the settings derived from
+    the data as overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when
+    the mapping is incomplete or the data cannot fill a training and a test period."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from fraudpipe.config import compose, update_composition, write_params
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it names conf/data/<name>.yaml)")
+    file = Path(file)
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such file")
+    check_mapping(mapping)
+    _, clean = read_contract(source_config(file, mapping, datetime_format, options))
+    derived, problems = derive_settings(clean)
+    if problems:
+        raise DataError("the data cannot fill a training and a test period: " + "; ".join(problems))
+
+    dest = EXTERNAL_DIR / f"{name}{file.suffix.lower()}"
+    (root / dest).parent.mkdir(parents=True, exist_ok=True)
+    if file.resolve() != (root / dest).resolve():
+        shutil.copyfile(file, root / dest)
+    config_dir = root / "conf"
+    data_config = config_dir / "data" / f"{name}.yaml"
+    header = f"# {file.name}, added by `fraudpipe data add` (contract column: the file's column).\n"
+    data_config.write_text(header + yaml.safe_dump(source_config(dest, mapping, datetime_format, options), sort_keys=False))
+    update_composition(config_dir, {"data": name, "split": "relative"}, {d.key: d.value for d in derived})
+    write_params(config_dir, root / "params.yaml")
+    problems = check_settings(clean, compose(config_dir))
+    if track:
+        subprocess.run([sys.executable, "-m", "dvc", "add", "-q", str(dest)], cwd=root, check=True)
+    return Added(dest, data_config.relative_to(root), derived, problems)

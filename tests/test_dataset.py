@@ -1,0 +1,113 @@
+"""fraudpipe.dataset: a user's file profiled, mapped, and the settings that depend on it derived
+from its own daily counts; `fraudpipe data add` as a user types it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from _kaggle import kaggle_frame
+from fraudpipe.config import compose
+from fraudpipe.dataset import (
+    MIN_TEST_FRAUDS,
+    MIN_TRAIN_FRAUDS,
+    check_settings,
+    derive_settings,
+    profile_columns,
+    propose_mapping,
+)
+
+from pathlib import Path
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(scope="module")
+def kaggle() -> pd.DataFrame:
+    return kaggle_frame()
+
+
+def contract_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "transaction_id": frame["trans_num"], "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
+        "customer_id": frame["cc_num"], "terminal_id": frame["merchant"], "tx_amount": frame["amt"],
+        "tx_fraud": frame["is_fraud"].astype("int8"),
+    })
+
+
+def test_profiles_tell_ids_numbers_dates_and_labels_apart(kaggle):
+    text = kaggle.astype(str)  # as a CSV is read: every cell text
+    kinds = {p.name: p.kind for p in profile_columns(text)}
+    assert kinds["trans_num"] == "text" and kinds["merchant"] == "text" and kinds["cc_num"] == "integer"
+    assert kinds["amt"] == "number" and kinds["trans_date_trans_time"] == "datetime" and kinds["is_fraud"] == "label"
+
+
+def test_leading_zeros_keep_a_column_text_and_say_why():
+    (profile,) = profile_columns(pd.DataFrame({"card": ["007", "7", "12"]}))
+    assert profile.kind == "text" and "'007' and '7' stay different" in profile.note
+
+
+def test_the_proposed_mapping_of_the_kaggle_layout(kaggle):
+    mapping = propose_mapping(profile_columns(kaggle.astype(str).rename(columns={"amt": "Amount"})))
+    assert mapping == {
+        "transaction_id": "trans_num", "tx_datetime": "trans_date_trans_time", "customer_id": "cc_num",
+        "terminal_id": "merchant", "tx_amount": "Amount", "tx_fraud": "is_fraud",
+        "customer_x": "long", "customer_y": "lat", "terminal_x": "merch_long", "terminal_y": "merch_lat",
+    }
+
+
+def test_the_users_choice_wins_and_a_column_is_used_once(kaggle):
+    mapping = propose_mapping(profile_columns(kaggle.astype(str)), {"transaction_id": "unix_time"})
+    assert mapping["transaction_id"] == "unix_time" and list(mapping.values()).count("unix_time") == 1
+
+
+def _days(table: pd.DataFrame) -> np.ndarray:
+    t = table["tx_datetime"]
+    return ((t - t.min().normalize()) // pd.Timedelta(days=1)).to_numpy()
+
+
+def test_derived_periods_hold_the_minimum_frauds_counted_on_the_data_itself(kaggle):
+    table = contract_frame(kaggle)
+    derived = {d.key: d.value for d in derive_settings(table)[0]}
+    day, fraud = _days(table), table["tx_fraud"].to_numpy() == 1
+    end = day.max() + 1
+    test_start = end - derived["split.test_days"]
+    train_end = test_start - derived["split.delay_days"]
+    train_start = train_end - derived["split.train_days"]
+    assert fraud[day >= test_start].sum() >= MIN_TEST_FRAUDS
+    assert fraud[(day >= train_start) & (day < train_end)].sum() >= MIN_TRAIN_FRAUDS
+    # the shortest such periods: one day less would not hold them
+    assert fraud[day >= test_start + 1].sum() < MIN_TEST_FRAUDS or derived["split.test_days"] == 7
+    rate = fraud.mean()
+    assert derived["validation.min_fraud_rate"] < rate < derived["validation.max_fraud_rate"]
+    daily_cards = table[day >= test_start].groupby(day[day >= test_start])["customer_id"].nunique()
+    assert derived["evaluate.card_precision_k"] <= daily_cards.median()
+
+
+def test_irregular_density_lengthens_the_period_where_frauds_are_sparse(kaggle):
+    table = contract_frame(kaggle)
+    base = {d.key: d.value for d in derive_settings(table)[0]}
+    day = _days(table)
+    sparse_end = table[~((day >= day.max() - 30) & (table["tx_fraud"].to_numpy() == 1) & (np.arange(len(table)) % 2 == 0))]
+    thinner = {d.key: d.value for d in derive_settings(sparse_end.reset_index(drop=True))[0]}
+    assert thinner["split.test_days"] > base["split.test_days"]
+
+
+def test_too_few_frauds_is_a_problem_not_a_setting(kaggle):
+    table = contract_frame(kaggle).assign(tx_fraud=np.int8(0))
+    derived, problems = derive_settings(table)
+    assert problems and "a test period needs" in problems[0]
+
+
+def test_check_settings_lists_every_problem_at_once_with_its_key(kaggle):
+    table = contract_frame(kaggle)
+    params = compose(CONF, ["split=relative", "split.train_days=150", "split.n_folds=1", "evaluate.card_precision_k=100000",
+                            "validation.max_fraud_rate=0.001"])
+    problems = check_settings(table, params)
+    text = " | ".join(problems)
+    assert "split.train_days" in text and "evaluate.card_precision_k" in text and "validation.max_fraud_rate" in text
+    assert len(problems) == 3, problems
+    good = compose(CONF, ["split=relative"] + [f"{d.key}={d.value}" for d in derive_settings(table)[0]])
+    assert check_settings(table, good) == []
