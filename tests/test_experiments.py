@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from _repo import env, make_tiny_repo, ran_stages, sh
+from fraudpipe.config import compose
 
 pytestmark = pytest.mark.integration
 
@@ -185,6 +186,14 @@ def test_applying_the_best_experiment_puts_its_params_and_metrics_in_the_workspa
     params_diff = sh(repo, "dvc", "params", "diff", "--md").stdout
     depth = runs[best]["params"]["max_depth"]
     assert re.search(rf"\|\s*params.yaml\s*\|\s*model.max_depth\s*\|\s*6\s*\|\s*{depth}\s*\|", params_diff), params_diff
+
+    # Keep it: conf/ adopts the experiment, so the committed conf/ and params.yaml agree.
+    adopted = sh(repo, "fraudpipe", "adopt").stdout
+    assert f"model.max_depth: {depth}" in adopted, adopted
+    assert compose(repo / "conf") == params
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "adopt the best experiment")
+    assert sh(repo, "dvc", "status").stdout.strip().endswith("Data and pipelines are up to date.")
 
 
 def test_a_bad_override_fails_the_experiment_with_one_line_naming_the_key(experiments):
