@@ -96,3 +96,22 @@ def test_adopt_refuses_what_conf_cannot_express(tmp_path):
     result = CliRunner().invoke(app, ["adopt", "--params", str(params), "--config-dir", str(conf)])
     assert result.exit_code == 1
     assert "model.max_depth" in result.output
+
+
+def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
+    from _kaggle import kaggle_frame
+
+    frame = kaggle_frame()
+    table = pd.DataFrame({"transaction_id": frame["trans_num"], "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
+                          "customer_id": frame["cc_num"], "terminal_id": frame["merchant"], "tx_amount": frame["amt"],
+                          "tx_fraud": frame["is_fraud"].astype("int8")})
+    table.to_parquet(tmp_path / "tx.parquet")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(compose(CONF, ["split.train_start=2018-12-01", "evaluate.card_precision_k=5000"])))
+    result = CliRunner().invoke(app, ["check", "--params", str(params), "--transactions", str(tmp_path / "tx.parquet")])
+    assert result.exit_code == 1
+    assert "before the data (2019-01-01); move split.train_start" in result.output
+    assert "backtest fold 3 (split.n_folds)" in result.output
+    params.write_text(yaml.safe_dump(compose(CONF, ["split=relative", "split.n_folds=1", "evaluate.card_precision_k=5000"])))
+    result = CliRunner().invoke(app, ["check", "--params", str(params), "--transactions", str(tmp_path / "tx.parquet")])
+    assert result.exit_code == 1 and "evaluate.card_precision_k: 5000 is more than a typical test day's" in result.output

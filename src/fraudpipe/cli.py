@@ -96,6 +96,38 @@ def params(
 
 
 @app.command()
+def check(
+    params_file: Annotated[Path, typer.Option("--params", help="the composed parameters")] = Path("params.yaml"),
+    transactions: Annotated[Path, typer.Option(help="ingest's output")] = Path("data/raw/transactions.parquet"),
+) -> None:
+    """Check every data-dependent setting (periods, folds, threshold days, CP@k budget, fraud-rate band)
+    against the ingested data at once, before a long run fails on one of them."""
+    from fraudpipe.dataset import check_settings
+    from fraudpipe.errors import PipelineError
+
+    if not transactions.is_file():
+        typer.echo(f"check failed: {transactions} does not exist; run `dvc repro ingest` first", err=True)
+        raise typer.Exit(1)
+    try:
+        problems = check_settings(pd_read(transactions), yaml.safe_load(params_file.read_text(encoding="utf-8")))
+    except PipelineError as exc:
+        typer.echo(f"check failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if problems:
+        typer.echo(f"{len(problems)} setting(s) will not work on {transactions}:", err=True)
+        for problem in problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"every data-dependent setting of {params_file} works on {transactions}")
+
+
+def pd_read(path: Path):  # noqa: ANN201 - pandas imported only when a command needs it
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+@app.command()
 def adopt(
     params_file: Annotated[Path, typer.Option("--params", help="the params to adopt (after `dvc exp apply`)")] = Path("params.yaml"),
     config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = Path("conf"),

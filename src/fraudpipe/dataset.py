@@ -278,16 +278,19 @@ def check_settings(transactions: pd.DataFrame, params: Mapping[str, object]) -> 
                 problems.append(
                     f"evaluate.card_precision_k: {k} is more than a typical test day's {int(cards.median())} cards; lower it"
                 )
+        move = "move split.train_start" if split.train_start is not None else "lower split.train_days or split.n_folds"
         if bounds.train_start < first.normalize():
             problems.append(
-                f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); "
-                "lower split.train_days or split.n_folds"
+                f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); {move}"
             )
             continue
-        if not fraud[train].any():
-            problems.append(f"{what}: the training period {bounds.train_start.date()}..{bounds.delay_start.date()} holds no fraud; raise split.train_days")
-        if not fraud[test].any():
-            problems.append(f"{what}: the test period {bounds.test_start.date()}..{bounds.live_start.date()} holds no fraud; raise split.test_days")
+        for period, rows, start, end, key in (("training", train, bounds.train_start, bounds.delay_start, "split.train_days"),
+                                              ("test", test, bounds.test_start, bounds.live_start, "split.test_days")):
+            if not rows.any():
+                problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no transactions "
+                                f"(data {first.date()}..{last.date()}); {move}")
+            elif not fraud[rows].any():
+                problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no fraud; raise {key}")
     validation = params["validation"]
     rate = float(fraud.mean()) if len(fraud) else 0.0
     if not float(validation["min_fraud_rate"]) <= rate <= float(validation["max_fraud_rate"]):
