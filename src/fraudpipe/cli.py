@@ -102,6 +102,8 @@ def check(
 ) -> None:
     """Check every data-dependent setting (periods, folds, threshold days, CP@k budget, fraud-rate band)
     against the ingested data at once, before a long run fails on one of them."""
+    import pandas as pd
+
     from fraudpipe.dataset import check_settings
     from fraudpipe.errors import PipelineError
 
@@ -109,7 +111,7 @@ def check(
         typer.echo(f"check failed: {transactions} does not exist; run `dvc repro ingest` first", err=True)
         raise typer.Exit(1)
     try:
-        problems = check_settings(pd_read(transactions), yaml.safe_load(params_file.read_text(encoding="utf-8")))
+        problems = check_settings(pd.read_parquet(transactions), yaml.safe_load(params_file.read_text(encoding="utf-8")))
     except PipelineError as exc:
         typer.echo(f"check failed: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -119,12 +121,6 @@ def check(
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1)
     typer.echo(f"every data-dependent setting of {params_file} works on {transactions}")
-
-
-def pd_read(path: Path):  # noqa: ANN201 - pandas imported only when a command needs it
-    import pandas as pd
-
-    return pd.read_parquet(path)
 
 
 @app.command()
