@@ -273,7 +273,8 @@ def test_coordinates_a_transaction_carries_become_the_last_known(tmp_path: Path)
     with pytest.raises(DataError, match="customer_x and customer_y come in pairs"):
         state.features("abc", "m1", at, 1.0, customer_x=1.0)
     with pytest.raises(DataError, match="must be finite"):
-        state.update("t3", "abc", "m1", at, 1.0, terminal_x=float("inf"), terminal_y=0.0)
+        state.update("t3", "abc", "m1", at, 1.0, customer_x=9.0, customer_y=9.0, terminal_x=float("inf"), terminal_y=0.0)
+    assert not state.label("t3", 0) and state.features("abc", "m1", at, 1.0)[-1] == 5.0  # refused whole: nothing changed
     state.save(tmp_path)
     assert pd.read_parquet(tmp_path / "customers.parquet").to_dict("list") == {"customer_id": ["abc"], "x": [6.0], "y": [8.0]}
     assert pd.read_parquet(tmp_path / "terminals.parquet")["terminal_id"].tolist() == ["m1", "m2"]

@@ -250,7 +250,7 @@ def check_transactions(tx: pd.DataFrame) -> np.ndarray:
         bad = dt < 0
         tie = np.flatnonzero(dt == 0)  # same time: ids must increase (numbers, or text in code point order)
         ids = tx[TRANSACTION_ID]
-        bad[tie] = ~(ids.iloc[tie].to_numpy() < ids.iloc[tie + 1].to_numpy())
+        bad[tie] = ~np.asarray(ids.iloc[tie].to_numpy() < ids.iloc[tie + 1].to_numpy(), dtype=bool)
         if bad.any():
             raise DataError(
                 f"transactions must be sorted by ({TX_DATETIME}, {TRANSACTION_ID}) with unique ids "

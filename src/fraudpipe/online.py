@@ -163,8 +163,8 @@ def _given_location(key: str, x: Any, y: Any) -> tuple[float, float] | None:
 
 def _keyed(ids: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(codes, keys): each row's code and each code's ``canonical_id``, so ``keys[codes]`` are the rows' keys."""
+    id_is_text(ids, column)  # int64 or text, nothing else
     codes, uniques = pd.factorize(ids)
-    id_is_text(ids, column)
     return codes.astype(np.int64, copy=False), canonical_ids(pd.Series(uniques, dtype=ids.dtype), column)
 
 
@@ -208,9 +208,12 @@ class OnlineState:
         state = cls(config, customers, terminals)
         if config.needs_locations:  # each row's location, as offline (and with its errors); the last per id stays known
             for key, table in ((CUSTOMER_ID, customers), (TERMINAL_ID, terminals)):
-                x, y = transaction_locations(tx, key, table)
-                ids = canonical_ids(tx[key], key)
-                state._xy[key].update(zip(ids.tolist(), zip(x.tolist(), y.tolist())))  # later rows win
+                codes = id_codes(tx[key], key)
+                x, y = transaction_locations(tx, key, table, codes)
+                _, from_end = np.unique(codes[::-1], return_index=True)
+                last = len(codes) - 1 - from_end  # each id's last row
+                ids = canonical_ids(tx[key].iloc[last], key)
+                state._xy[key].update(zip(ids.tolist(), zip(x[last].tolist(), y[last].tolist())))
         state._add_rows(tx, seconds)
         return state
 
@@ -362,11 +365,12 @@ class OnlineState:
         t, amount = to_epoch_second(tx_datetime), float(tx_amount)
         if not math.isfinite(amount):
             raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
-        if self.config.needs_locations:
-            for key, value, x, y in ((CUSTOMER_ID, customer, customer_x, customer_y), (TERMINAL_ID, terminal, terminal_x, terminal_y)):
-                given = _given_location(key, x, y)
-                if given is not None:
-                    self._xy[key][value] = given
+        if self.config.needs_locations:  # both checked before the state changes
+            given = {(CUSTOMER_ID, customer): _given_location(CUSTOMER_ID, customer_x, customer_y),
+                     (TERMINAL_ID, terminal): _given_location(TERMINAL_ID, terminal_x, terminal_y)}  # fmt: skip
+            for (key, value), xy in given.items():
+                if xy is not None:
+                    self._xy[key][value] = xy
         self._labels[tid] = None if tx_fraud is None or pd.isna(tx_fraud) else int(tx_fraud)
         self._customers.setdefault(customer, _CustomerHistory()).insert(t, self._seq, tid, amount, terminal)
         self._terminals.setdefault(terminal, _TerminalHistory()).insert(t, tid)
