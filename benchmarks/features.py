@@ -8,11 +8,17 @@ Targets: the 15 in <= 3 s and <= 2 GB, >= 5x faster than pandas, extended <= 2x 
 
     python benchmarks/features.py            # the default data of params.yaml
     python benchmarks/features.py --days 30  # a shorter run
+    python benchmarks/features.py --text-ids # also the same data with text ids: time ratio text / int
+
+With ``--text-ids`` the customer and terminal ids become 40-hex hashes and the transaction ids
+zero-padded hex text (which keeps the table's order), so the features must come out identical;
+the text runs are interleaved with the integer runs (target: text <= 1.2x int).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import sys
 import time
@@ -104,6 +110,20 @@ def pandas_baseline(tx: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
     return out
 
 
+def hashed(values: pd.Series, salt: str) -> pd.Series:
+    """Integer ids as 40-hex text (SHA-1 of salt + id): distinct ids stay distinct."""
+    uniques, inverse = np.unique(values.to_numpy(), return_inverse=True)
+    names = np.array([hashlib.sha1(f"{salt}{u}".encode()).hexdigest() for u in uniques.tolist()], dtype=object)
+    return pd.Series(names[inverse], index=values.index, dtype="str")
+
+
+def text_ids(tx: pd.DataFrame) -> pd.DataFrame:
+    """The same transactions with text ids: hex hashes for customers and terminals, zero-padded hex
+    for transactions (same order as the integers, so the table stays sorted)."""
+    tid = pd.Series([f"{i:016x}" for i in tx["transaction_id"].tolist()], index=tx.index, dtype="str")
+    return tx.assign(transaction_id=tid, customer_id=hashed(tx["customer_id"], "c"), terminal_id=hashed(tx["terminal_id"], "t"))
+
+
 def timed(fn, *args):
     start = time.perf_counter()
     result = fn(*args)
@@ -113,6 +133,7 @@ def timed(fn, *args):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, help="override data.simulator.n_days")
+    parser.add_argument("--text-ids", action="store_true", help="also time the features on the same data with text ids")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     simulator = dict(params["data"]["simulator"])
@@ -130,11 +151,17 @@ def main() -> None:
     # Interleaved runs, best of three each: on this shared VM, memory freed a few seconds earlier
     # goes back to the host and costs page faults when touched again, so back-to-back runs of one
     # set and a pause before the other would skew the ratio. CPU time (user + system) is printed too.
-    times: dict[str, list[tuple[float, float]]] = {"base": [], "ext": []}
+    runs_of = [("base", tx, base, ()), ("ext", tx, extended, (customers, terminals))]
+    if args.text_ids:
+        tx_text = text_ids(tx)
+        c_text = customers.assign(customer_id=hashed(customers["customer_id"], "c"))
+        t_text = terminals.assign(terminal_id=hashed(terminals["terminal_id"], "t"))
+        runs_of += [("base_text", tx_text, base, ()), ("ext_text", tx_text, extended, (c_text, t_text))]
+    times: dict[str, list[tuple[float, float]]] = {key: [] for key, *_ in runs_of}
     for _ in range(3):
-        for key, config, extra in (("base", base, ()), ("ext", extended, (customers, terminals))):
+        for key, data, config, extra in runs_of:
             cpu = time.process_time()
-            table, t = timed(build_features, tx, config, *extra)
+            table, t = timed(build_features, data, config, *extra)
             times[key].append((t, time.process_time() - cpu))
             del table
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -148,6 +175,14 @@ def main() -> None:
           f"peak allocation {peak / 2**20:,.0f} MiB; process peak RSS so far {rss_after:,.0f} MiB")  # fmt: skip
     print(f"extended {len(feature_names(extended))} features: {t_ext:.2f} s, CPU {c_ext:.2f} s (runs: {runs['ext']}); "
           f"{t_ext / t_base:.2f}x the 15 in time, {c_ext / c_base:.2f}x in CPU (target <= 2x)")  # fmt: skip
+    if args.text_ids:
+        for key, name, config, extra, text_extra in (
+            ("base", "handbook 15", base, (), ()), ("ext", f"extended {len(feature_names(extended))}", extended, (customers, terminals), (c_text, t_text))
+        ):
+            (t_int, c_int), (t_txt, c_txt) = min(times[key]), min(times[f"{key}_text"])
+            same = build_features(tx, config, *extra)[feature_names(config)].equals(build_features(tx_text, config, *text_extra)[feature_names(config)])
+            print(f"text ids, {name} features: {t_txt:.2f} s, CPU {c_txt:.2f} s (runs: {runs[f'{key}_text']}); "
+                  f"{t_txt / t_int:.2f}x the int64 ids in time, {c_txt / c_int:.2f}x in CPU (target <= 1.2x); features identical: {same}")  # fmt: skip
 
     ext_table = build_features(tx, extended, customers, terminals)
     naive, t_naive = timed(pandas_baseline, tx, base)

@@ -48,3 +48,19 @@ def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):
 def test_one_fold_has_no_spread(table):
     summary, _ = backtest(table, SplitConfig.parse(SPLIT | {"n_folds": 1}, "split"), small_config("logistic_regression"), k=5)
     assert summary["n_folds"] == 1 and math.isnan(summary["roc_auc_fold_std"])
+
+
+def test_text_ids_give_the_same_folds(table):
+    """The backtest on the same table with text ids (card ids keep their order: CP@k ties alike)."""
+    import pandas as pd
+    from test_features import text_names
+
+    def as_text(values: pd.Series, salt: str) -> pd.Series:
+        keys = np.unique(values).tolist()
+        mapping = dict(zip(keys, sorted(text_names(len(keys), salt))))
+        return pd.Series([mapping[v] for v in values.tolist()], index=values.index, dtype="str")
+
+    text = table.assign(**{c: as_text(table[c], c) for c in ("transaction_id", "customer_id", "terminal_id")})
+    assert {"007", "7"} <= set(text["customer_id"])
+    split, config = SplitConfig.parse(SPLIT, "split"), small_config("logistic_regression")
+    assert backtest(text, split, config, k=5) == backtest(table, split, config, k=5)

@@ -97,6 +97,55 @@ def make_transactions(seed: int, n: int = 300, days: int = 12, n_customers: int 
     return frame(seconds, customer, terminal, amount, fraud, tid=rng.permutation(n) + 100)
 
 
+#: Ids a real source has: hex hashes, names with commas and quotes, numbers with leading zeros
+#: beside the same number without them, things that look like numbers, non-ASCII text.
+_ODD_IDS = ["7", "007", "07", "5e3", "-0", " 7", "1_000", "+7", "Kirlin, Sporer and Mann", 'Zieme "Lind", Inc.', "Zürich, Café 3", "ß", "ǅ", "a", "A"]
+
+
+def text_names(n: int, salt: str) -> list[str]:
+    """``n`` distinct texts: the odd ids above first, then 40-hex hashes and names with commas."""
+    extra = [hashlib.sha1(f"{salt}{i}".encode()).hexdigest() if i % 3 else f"fraud_{salt}, merchant {i}" for i in range(n)]
+    return list(dict.fromkeys(_ODD_IDS + extra))[:n]
+
+
+def text_ids(tx: pd.DataFrame, *tables: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """``tx`` (and location tables) with every id replaced by text, one text per integer id.
+
+    Customers and terminals get the texts in no particular order. Transaction ids get texts whose
+    lexicographic (code point) order is the order of the integers, so the table stays sorted by
+    (tx_datetime, transaction_id) and the features must be those of the integer ids, row for row.
+    """
+
+    def mapping(values: np.ndarray, salt: str, ordered: bool) -> dict[int, str]:
+        keys = np.unique(values).tolist()
+        names = text_names(len(keys), salt)
+        return dict(zip(keys, sorted(names) if ordered else names))
+
+    maps = {
+        "transaction_id": mapping(tx["transaction_id"].to_numpy(), "tx", ordered=True),
+        "customer_id": mapping(np.concatenate([tx["customer_id"], *[t["customer_id"] for t in tables if "customer_id" in t]]), "c", False),
+        "terminal_id": mapping(np.concatenate([tx["terminal_id"], *[t["terminal_id"] for t in tables if "terminal_id" in t]]), "t", False),
+    }
+
+    def convert(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(**{c: pd.array([m[i] for i in frame[c].tolist()], dtype="str") for c, m in maps.items() if c in frame})
+
+    return tuple(convert(frame) for frame in (tx, *tables))
+
+
+def coordinates(tx: pd.DataFrame, seed: int = 0, missing: float = 0.0) -> pd.DataFrame:
+    """``tx`` with per-transaction coordinates (latitude/longitude-like, different on every row);
+    a share ``missing`` of the rows carry none (NaN), for the last-known rule."""
+    rng = np.random.default_rng(seed)
+    n = len(tx)
+    xy = {c: np.round(rng.uniform(-90, 90, n), 6) for c in ("customer_x", "customer_y", "terminal_x", "terminal_y")}
+    for side in ("customer", "terminal"):
+        gone = rng.random(n) < missing
+        xy[f"{side}_x"][gone] = np.nan
+        xy[f"{side}_y"][gone] = np.nan
+    return tx.assign(**xy)
+
+
 def location_tables(tx: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     c, t = np.unique(tx["customer_id"]), np.unique(tx["terminal_id"])
@@ -117,6 +166,15 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
     fraud = [0 if pd.isna(r.tx_fraud) else int(r.tx_fraud) for r in rows]
     cxy = {} if customers is None else {r.customer_id: (r.x, r.y) for r in customers.itertuples()}
     txy = {} if terminals is None else {r.terminal_id: (r.x, r.y) for r in terminals.itertuples()}
+    last = {"customer": dict(cxy), "terminal": dict(txy)}  # the side tables, then what earlier rows carried
+
+    def where(r, side: str) -> tuple[float, float]:
+        """A row's own coordinates of one side if it carries them, else the last known of its id."""
+        own = (getattr(r, f"{side}_x", math.nan), getattr(r, f"{side}_y", math.nan))
+        if not math.isnan(own[0]):
+            last[side][getattr(r, f"{side}_id")] = own
+        return last[side][getattr(r, f"{side}_id")]
+
     d = config.delay_days
     out = []
     for i, r in enumerate(rows):
@@ -154,7 +212,7 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
             prev = [j for j in range(i) if rows[j].customer_id == r.customer_id]
             f["customer_id_seconds_since_prev_tx"] = min(t[i] - t[prev[-1]], cap) if prev else cap
         if "customer_terminal_distance" in config.extras:
-            (ax, ay), (bx, by) = cxy[r.customer_id], txy[r.terminal_id]
+            (ax, ay), (bx, by) = where(r, "customer"), where(r, "terminal")
             f["customer_terminal_distance"] = math.sqrt((ax - bx) ** 2 + (ay - by) ** 2)
         out.append(f)
     return pd.DataFrame(out, columns=feature_names(config), dtype=np.float64)
@@ -383,12 +441,19 @@ def test_unlabelled_rows_count_as_genuine() -> None:
 # --- the stage -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("with_locations", [True, False])
-def test_featurize_stage(tmp_path: Path, with_locations: bool) -> None:
-    """The stage in a scratch directory: both outputs, byte-identical on a rerun; a clear failure without locations."""
+@pytest.mark.parametrize("locations", ["tables", "per_transaction", None])
+def test_featurize_stage(tmp_path: Path, locations: str | None) -> None:
+    """The stage in a scratch directory: both outputs, byte-identical on a rerun; a clear failure without locations.
+
+    With side tables the ids are int64 (the simulator); with per-transaction coordinates they are
+    text (a real file): the text ids reach the feature table and the online state as they are.
+    """
+    with_locations = locations is not None
     tx = make_transactions(0)
+    if locations == "per_transaction":
+        (tx,) = text_ids(coordinates(tx))
     write_parquet(tx, tmp_path / "data/interim/transactions.parquet")
-    if with_locations:
+    if locations == "tables":
         customers, terminals = location_tables(tx)
         write_parquet(customers, tmp_path / "data/raw/customers.parquet")
         write_parquet(terminals, tmp_path / "data/raw/terminals.parquet")
@@ -410,8 +475,10 @@ def test_featurize_stage(tmp_path: Path, with_locations: bool) -> None:
     assert proc.returncode == 0, proc.stderr
     table = pd.read_parquet(tmp_path / "data/features/features.parquet")
     assert feature_columns(table) == feature_names(EXTENDED) and len(table) == len(tx)
+    assert table["transaction_id"].tolist() == tx["transaction_id"].tolist() and table["customer_id"].dtype == tx["customer_id"].dtype
     state = OnlineState.load(tmp_path / "data/features/online_state")
     assert state.as_of == tx["tx_datetime"].iat[-1]
+    pd.testing.assert_frame_equal(state.history()[["transaction_id", "customer_id", "terminal_id"]], tx[["transaction_id", "customer_id", "terminal_id"]].iloc[-len(state.history()):].reset_index(drop=True))
     first = digests()
     assert run().returncode == 0 and digests() == first
 
@@ -423,3 +490,111 @@ def test_any_id_range(scale: int) -> None:
     config = features_config(extras=("nb_terminals", "seconds_since_prev_tx"))
     pd.testing.assert_frame_equal(build_features(wide, config)[feature_names(config)], build_features(tx, config)[feature_names(config)])
     assert_same_features(build_features(wide, config)[feature_names(config)], naive_features(wide, config))
+
+
+# --- text ids ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_text_ids_give_the_int64_features_row_for_row(name: str, seed: int) -> None:
+    """The same data with ids as text (hex hashes, names with commas, "007" beside "7"): the same
+    features bit for bit, the text ids in the key columns, and the naive reference agrees."""
+    config = CONFIGS[name]
+    tx = make_transactions(seed, days=45 if config.customer_horizon_days > 7 else 12)
+    customers, terminals = location_tables(tx, seed)
+    text, text_customers, text_terminals = text_ids(tx, customers, terminals)
+    assert all(text[c].dtype == "str" for c in ("transaction_id", "customer_id", "terminal_id"))
+    assert {"7", "007", "Kirlin, Sporer and Mann"} <= set(text["customer_id"]) & set(text["terminal_id"]) & set(text["transaction_id"])
+    got = build_features(text, config, text_customers, text_terminals)
+    want = build_features(tx, config, customers, terminals)
+    np.testing.assert_array_equal(got[feature_names(config)].to_numpy(), want[feature_names(config)].to_numpy())
+    pd.testing.assert_frame_equal(got[list(KEY_COLUMNS)], text[list(KEY_COLUMNS)])
+    assert_same_features(got[feature_names(config)], naive_features(text, config, text_customers, text_terminals))
+
+
+def test_text_transaction_ids_order_same_second_rows_by_code_point() -> None:
+    """Ties in time are in transaction_id order: for text, lexicographic ("10" < "9", "007" < "7")."""
+    tx = frame([0, 0, 0, 0], customer=[1, 1, 1, 1], terminal=[1, 1, 1, 1], amount=[1, 2, 3, 4], fraud=[0, 0, 0, 0])
+    ordered = tx.assign(transaction_id=pd.array(["007", "10", "7", "9"], dtype="str"))
+    assert build_features(ordered, HANDBOOK)["customer_id_nb_tx_1day_window"].tolist() == [1, 2, 3, 4]
+    numeric = tx.assign(transaction_id=pd.array(["7", "9", "10", "007"], dtype="str"))
+    with pytest.raises(DataError, match=r"sorted by \(tx_datetime, transaction_id\).*positions \[2, 3\].*transaction_id \['10', '007'\]"):
+        build_features(numeric, HANDBOOK)
+
+
+def test_an_id_column_of_python_objects_is_refused() -> None:
+    tx = make_transactions(0)
+    with pytest.raises(DataError, match=r"column 'customer_id' has dtype object: ids are int64 or str"):
+        build_features(tx.assign(customer_id=tx["customer_id"].astype(object)), HANDBOOK)
+
+
+def test_side_tables_match_ids_by_their_key_whatever_the_dtype() -> None:
+    """Integer ids in a side table find the same ids as text ("7" is 7); "007" is another id."""
+    config = features_config(extras=("customer_terminal_distance",))
+    tx = frame([0, 1], customer=[7, 8], terminal=[1, 1], amount=[1, 2], fraud=[0, 0])
+    customers = pd.DataFrame({"customer_id": [7, 8], "x": [3.0, 0.0], "y": [4.0, 1.0]})
+    terminals = pd.DataFrame({"terminal_id": [1], "x": [0.0], "y": [0.0]})
+    text = tx.assign(customer_id=pd.array(["7", "8"], dtype="str"), terminal_id=pd.array(["1", "1"], dtype="str"))
+    assert build_features(text, config, customers, terminals)["customer_terminal_distance"].tolist() == [5.0, 1.0]
+    with pytest.raises(DataError, match=r"1 customer_id\(s\) have no customer location, e.g. \['007'\]"):
+        build_features(text.assign(customer_id=pd.array(["007", "8"], dtype="str")), config, customers, terminals)
+
+
+# --- per-transaction coordinates ---------------------------------------------------------------
+
+DISTANCE = features_config(customer_windows=(1,), terminal_windows=(1,), extras=("customer_terminal_distance",))
+
+
+def test_distance_from_per_transaction_coordinates_is_numpy_hypot() -> None:
+    tx = coordinates(make_transactions(3), seed=3)
+    got = build_features(tx, DISTANCE)
+    expected = np.hypot(tx["customer_x"] - tx["terminal_x"], tx["customer_y"] - tx["terminal_y"]).to_numpy()
+    np.testing.assert_array_equal(got["customer_terminal_distance"].to_numpy(), expected)
+    assert not set(got.columns) & {"customer_x", "customer_y", "terminal_x", "terminal_y"}  # no model inputs
+    assert feature_columns(got) == feature_names(DISTANCE)
+    assert feature_columns(pd.concat([got, tx.filter(like="_x")], axis=1)) == feature_names(DISTANCE)  # even when carried along
+
+
+def test_per_transaction_coordinates_win_over_the_side_tables() -> None:
+    tx = make_transactions(4)
+    customers, terminals = location_tables(tx, 4)
+    carried = coordinates(tx, seed=4)
+    np.testing.assert_array_equal(
+        build_features(carried, DISTANCE, customers, terminals)["customer_terminal_distance"].to_numpy(),
+        build_features(carried, DISTANCE)["customer_terminal_distance"].to_numpy(),
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rows_without_coordinates_use_the_last_known_of_their_id(seed: int) -> None:
+    """NaN coordinates: the last an earlier row of the same customer (terminal) carried, else the side table."""
+    tx = coordinates(make_transactions(seed), seed=seed, missing=0.4)
+    customers, terminals = location_tables(tx, seed)
+    text, text_customers, text_terminals = text_ids(tx, customers, terminals)
+    for data, c, t in ((tx, customers, terminals), (text, text_customers, text_terminals)):
+        got = build_features(data, EXTENDED, c, t)
+        assert_same_features(got[feature_names(EXTENDED)], naive_features(data, EXTENDED, c, t))
+    # without side tables, every row must be covered by an earlier row of its customer and terminal
+    first_rows = tx.groupby("customer_id").head(1).index.union(tx.groupby("terminal_id").head(1).index)
+    covered = tx.copy()
+    covered.loc[first_rows, ["customer_x", "customer_y", "terminal_x", "terminal_y"]] = 1.5
+    got = build_features(covered, EXTENDED)["customer_terminal_distance"]
+    assert_same_features(got.to_frame(), naive_features(covered, EXTENDED)[["customer_terminal_distance"]])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "tables", "message"),
+    [
+        (lambda tx: tx.assign(customer_x=np.nan, customer_y=np.nan), False,
+         r"customer coordinates \(customer_x, customer_y\) are missing in 300 row\(s\).*no customer locations table"),
+        (lambda tx: tx.drop(columns="terminal_y"), True, r"column 'terminal_x' but not 'terminal_y': terminal coordinates come in pairs"),
+        (lambda tx: tx.assign(customer_y=tx["customer_y"].where(tx.index != 3)), True, r"one of the pair is missing in 1 row\(s\), e.g. positions \[3\]"),
+        (lambda tx: tx.assign(terminal_x=tx["terminal_x"].where(tx.index != 5, np.inf)), True, r"must be finite; not in 1 row\(s\), e.g. positions \[5\]"),
+    ],
+)
+def test_bad_coordinates_are_named(mutate, tables: bool, message: str) -> None:
+    tx = coordinates(make_transactions(0))
+    extra = location_tables(tx) if tables else ()
+    with pytest.raises(DataError, match=message):
+        build_features(mutate(tx), DISTANCE, *extra)

@@ -71,6 +71,31 @@ def test_card_precision_breaks_ties_by_card_id():
     assert card_precision_at_k(score, label, card.astype(int), day, k=1) == 0.0  # card 1 wins the tie
 
 
+def test_card_precision_breaks_ties_by_text_card_id_in_code_point_order():
+    """Text card ids: the tie goes to the lexicographically smaller id ("007" < "7", "10" < "9")."""
+    score, label, day = np.array([0.5, 0.5, 0.1]), np.array([1, 0, 1]), np.zeros(3)
+    for winner, loser in (("007", "7"), ("10", "9"), ("Z", "a"), ("a", "é")):
+        cards = pd.array([loser, winner, "x"], dtype="str").to_numpy()  # the winner is genuine: 0
+        assert card_precision_at_k(score, label, cards, day, k=1) == 0.0
+        swapped = pd.array([winner, loser, "x"], dtype="str").to_numpy()  # the winner is the fraud: 1
+        assert card_precision_at_k(score, label, swapped, day, k=1) == 1.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_card_precision_on_text_ids_agrees_with_the_naive_implementation_and_with_int_ids(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    card = rng.integers(0, 60, n)
+    day = rng.integers(0, 5, n)
+    label = (rng.uniform(size=n) < 0.15).astype(int)
+    score = np.round(rng.uniform(size=n) + 0.3 * label, 2)
+    names = np.array([f"{i:03d}" for i in range(60)], dtype=object)  # same order as the integers
+    text = pd.array(names[card], dtype="str").to_numpy()
+    assert card_precision_at_k(score, label, text, day, k=7) == card_precision_at_k(score, label, card, day, k=7)
+    shuffled = pd.array(np.array([f"card {i * 37 % 61}, x" for i in range(60)], dtype=object)[card], dtype="str").to_numpy()
+    assert card_precision_at_k(score, label, shuffled, day, k=7) == pytest.approx(_naive_card_precision(score, label, shuffled, day, 7))
+
+
 def _naive_card_precision(score, label, card, day, k):
     """Independent reading of the definition with plain Python loops."""
     detected, values = set(), []

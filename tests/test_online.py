@@ -8,7 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import CONFIGS, DAY, EXTENDED, HANDBOOK, SMALL, features_config, frame, location_tables, make_transactions
+from test_features import (
+    CONFIGS,
+    DAY,
+    EXTENDED,
+    HANDBOOK,
+    SMALL,
+    coordinates,
+    features_config,
+    frame,
+    location_tables,
+    make_transactions,
+    text_ids,
+)
 
 from fraudpipe.errors import DataError
 from fraudpipe.features import FeatureConfig, build_features, feature_names
@@ -38,10 +50,11 @@ def replay(
         while not labels_at_once and known < i and s[known] <= s[i] - d:
             assert state.label(tx["transaction_id"].iat[known], tx["tx_fraud"].iat[known])
             known += 1
-        out[i - cut] = state.features(row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
+        xy = {c: getattr(row, c) for c in ("customer_x", "customer_y", "terminal_x", "terminal_y") if hasattr(row, c)}
+        out[i - cut] = state.features(row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount, **xy)
         state.update(
             row.transaction_id, row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount,
-            row.tx_fraud if labels_at_once else None,
+            row.tx_fraud if labels_at_once else None, **xy,
         )  # fmt: skip
     return out, state
 
@@ -156,3 +169,122 @@ def test_missing_locations_fail_clearly() -> None:
     state = OnlineState.from_history(tx, EXTENDED, customers, terminals)
     with pytest.raises(DataError, match="customer_id 987654 has no location"):
         state.features(987654, int(terminals["terminal_id"].iat[0]), "2018-05-01", 1.0)
+
+
+# --- text ids ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_replay_with_text_ids_matches_the_int64_offline_features(name: str) -> None:
+    """Parity on the same data with text ids (hex hashes, names with commas, "007" beside "7")."""
+    config = CONFIGS[name]
+    tx = make_transactions(2, n=400, days=45 if config.customer_horizon_days > 7 else 12)
+    customers, terminals = location_tables(tx)
+    text, text_customers, text_terminals = text_ids(tx, customers, terminals)
+    assert {"7", "007"} <= set(text["customer_id"])
+    offline = build_features(tx, config, customers, terminals)[feature_names(config)].to_numpy()
+    cut = tie_cut(tx)
+    online, state = replay(text, cut, config, text_customers, text_terminals)
+    assert np.abs(online - offline[cut:]).max() <= TOLERANCE
+    assert state.history()["transaction_id"].dtype == "str"
+
+
+def test_an_integer_id_and_its_text_find_the_same_history() -> None:
+    tx = make_transactions(0)
+    state = OnlineState.from_history(tx, SMALL, *location_tables(tx))
+    c, t = int(tx["customer_id"].iat[-1]), int(tx["terminal_id"].iat[-1])
+    when = tx["tx_datetime"].iat[-1] + pd.Timedelta(hours=1)
+    as_int = state.features(c, t, when, 10.0)
+    np.testing.assert_array_equal(state.features(str(c), str(t), when, 10.0), as_int)
+    np.testing.assert_array_equal(state.features(np.int64(c), np.int64(t), when, 10.0), as_int)
+    assert as_int[feature_names(SMALL).index("customer_id_nb_tx_1day_window")] > 1
+    with pytest.raises(DataError, match="customer_id 0" + str(c) + " has no location"):
+        state.features("0" + str(c), t, when, 10.0)  # another card
+    tid = tx["transaction_id"].iat[-1]
+    assert state.label(str(tid), 1) and state.label(int(tid), 0)
+    with pytest.raises(DataError, match="must be an integer or a string, got 7.0"):
+        state.features(7.0, t, when, 10.0)
+
+
+def test_text_ids_are_saved_as_text_without_pickle(tmp_path: Path) -> None:
+    """A state built from int64 ids that then sees a text id saves that id column as text; loaded
+    back, the integer ids (now text in the file) still find their history."""
+    tx = make_transactions(5, n=300, days=45)
+    state = OnlineState.from_history(tx, HANDBOOK)
+    when = tx["tx_datetime"].iat[-1] + pd.Timedelta(seconds=1)
+    c = int(tx["customer_id"].iat[-1])
+    state.update("fraud_Kirlin, Sporer & Co, 007", "007", "Zürich, Café 3", when, 12.5)
+    state.save(tmp_path / "a")
+    saved = pd.read_parquet(tmp_path / "a/history.parquet")
+    assert {col: str(saved[col].dtype) for col in ("transaction_id", "customer_id", "terminal_id")} == dict.fromkeys(
+        ("transaction_id", "customer_id", "terminal_id"), "str"
+    )
+    assert {"007", str(c)} <= set(saved["customer_id"])
+    for path in (tmp_path / "a").iterdir():
+        assert b"pickle" not in path.read_bytes().lower() and not path.read_bytes().startswith(b"\x80")
+    loaded = OnlineState.load(tmp_path / "a")
+    pd.testing.assert_frame_equal(loaded.history(), state.history())
+    later = when + pd.Timedelta(hours=2)
+    for probe in [(c, 1, later, 3.0), (str(c), "1", later, 3.0), ("007", "Zürich, Café 3", later, 1.0), (7, 1, later, 1.0)]:
+        np.testing.assert_array_equal(loaded.features(*probe), state.features(*probe))
+    assert loaded.features("007", 1, later, 1.0)[3] == 2  # its earlier transaction counts
+    assert loaded.features(7, 1, later, 1.0)[3] == state.features("7", 1, later, 1.0)[3]
+
+
+def test_int64_ids_are_saved_as_int64(tmp_path: Path) -> None:
+    tx = make_transactions(5, n=200, days=20)
+    OnlineState.from_history(tx, HANDBOOK).save(tmp_path)
+    saved = pd.read_parquet(tmp_path / "history.parquet")
+    assert [str(saved[col].dtype) for col in ("transaction_id", "customer_id", "terminal_id")] == ["int64"] * 3
+
+
+# --- per-transaction coordinates ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.4])
+def test_replay_with_coordinates_matches_offline(missing: float) -> None:
+    """Coordinates sent with each transaction (some rows without: the last known ones count)."""
+    tx = coordinates(make_transactions(2, n=400, days=45), seed=2, missing=missing)
+    customers, terminals = location_tables(tx)
+    (text,) = text_ids(tx)
+    for data, tables in ((tx, (customers, terminals)), (text, ())):
+        if missing and not tables:  # no side table to fall back on: give the first row of each id its coordinates
+            first = data.groupby("customer_id").head(1).index.union(data.groupby("terminal_id").head(1).index)
+            data = data.copy()
+            data.loc[first, ["customer_x", "customer_y", "terminal_x", "terminal_y"]] = 2.5
+        offline = build_features(data, EXTENDED, *tables)[feature_names(EXTENDED)].to_numpy()
+        online, _ = replay(data, 150, EXTENDED, *tables)
+        assert np.abs(online - offline[150:]).max() <= TOLERANCE
+
+
+def test_coordinates_a_transaction_carries_become_the_last_known(tmp_path: Path) -> None:
+    config = features_config(customer_windows=(1,), terminal_windows=(1,), extras=("customer_terminal_distance",))
+    state = OnlineState(config)  # no side tables: locations come with transactions
+    at = pd.Timestamp("2018-04-02")
+    with pytest.raises(DataError, match=r"customer_id abc has no location: the transaction carries no customer_x, customer_y"):
+        state.features("abc", "m1", at, 1.0)
+    assert state.features("abc", "m1", at, 1.0, customer_x=0.0, customer_y=0.0, terminal_x=3.0, terminal_y=4.0)[-1] == 5.0
+    state.update("t1", "abc", "m1", at, 1.0, customer_x=0.0, customer_y=0.0, terminal_x=3.0, terminal_y=4.0)
+    assert state.features("abc", "m1", at, 1.0)[-1] == 5.0  # the last known ones
+    nan = float("nan")
+    assert state.features("abc", "m1", at, 1.0, customer_x=nan, customer_y=nan, terminal_x=None, terminal_y=None)[-1] == 5.0  # NaN: not carried
+    state.update("t2", "abc", "m2", at, 1.0, customer_x=6.0, customer_y=8.0, terminal_x=6.0, terminal_y=8.0)
+    assert state.features("abc", "m1", at, 1.0)[-1] == 5.0  # customer moved to (6, 8), m1 is at (3, 4)
+    with pytest.raises(DataError, match="customer_x and customer_y come in pairs"):
+        state.features("abc", "m1", at, 1.0, customer_x=1.0)
+    with pytest.raises(DataError, match="must be finite"):
+        state.update("t3", "abc", "m1", at, 1.0, customer_x=9.0, customer_y=9.0, terminal_x=float("inf"), terminal_y=0.0)
+    assert not state.label("t3", 0) and state.features("abc", "m1", at, 1.0)[-1] == 5.0  # refused whole: nothing changed
+    state.save(tmp_path)
+    assert pd.read_parquet(tmp_path / "customers.parquet").to_dict("list") == {"customer_id": ["abc"], "x": [6.0], "y": [8.0]}
+    assert pd.read_parquet(tmp_path / "terminals.parquet")["terminal_id"].tolist() == ["m1", "m2"]
+    np.testing.assert_array_equal(OnlineState.load(tmp_path).features("abc", "m1", at, 1.0), state.features("abc", "m1", at, 1.0))
+
+
+def test_from_history_knows_the_last_coordinates_of_each_id() -> None:
+    tx = coordinates(make_transactions(3), seed=3)
+    state = OnlineState.from_history(tx, features_config(extras=("customer_terminal_distance",)))
+    last = tx.groupby("customer_id").tail(1).iloc[0]
+    other = tx.groupby("terminal_id").tail(1).iloc[0]
+    expected = np.hypot(last["customer_x"] - other["terminal_x"], last["customer_y"] - other["terminal_y"])
+    assert state.features(last["customer_id"], other["terminal_id"], "2018-06-01", 1.0)[-1] == expected

@@ -64,6 +64,38 @@ def test_time_ties_are_broken_by_transaction_id_whatever_the_input_order():
     pd.testing.assert_frame_equal(shuffled.clean, result.clean)
 
 
+def text_tx(rows: list[tuple]) -> pd.DataFrame:
+    """Like ``tx``, with the id columns as text (what ingest writes for ids that are not all canonical integers)."""
+    frame = tx([(0, r[1], 0, 0, *r[4:]) for r in rows])
+    return frame.assign(**{c: pd.array([r[i] for r in rows], dtype="str") for i, c in ((0, "transaction_id"), (2, "customer_id"), (3, "terminal_id"))})
+
+
+def test_text_transaction_ids_break_time_ties_in_code_point_order_whatever_the_input_order():
+    ids = ["9", "10", "7", "007", "a,b", "Z", "é", "0x1f"]
+    rows = [(i, "2018-04-01 12:00:00", "card, 1", "m", 1.0, 0) for i in ids] + [("0", "2018-04-01 12:00:01", "c", "m", 1.0, 0)]
+    result = preprocess(text_tx(rows), DEFAULT)
+    assert result.clean["transaction_id"].tolist() == sorted(ids) + ["0"] == ["007", "0x1f", "10", "7", "9", "Z", "a,b", "é", "0"]
+    assert {c: str(result.clean[c].dtype) for c in ("transaction_id", "customer_id", "terminal_id")} == dict.fromkeys(("transaction_id", "customer_id", "terminal_id"), "str")
+    for seed in range(3):
+        pd.testing.assert_frame_equal(preprocess(text_tx(rows).sample(frac=1, random_state=seed), DEFAULT).clean, result.clean)
+
+
+def test_coordinates_are_carried_and_checked():
+    coords = {"customer_x": [1.0, np.nan, 3.0], "customer_y": [4.0, np.nan, 6.0], "terminal_x": [7.0, 8.0, 9.0], "terminal_y": [0.5, 0.25, 0.125]}
+    result = preprocess(tx(BASE).assign(**coords), DEFAULT)
+    assert list(result.clean.columns) == [*TRANSACTION_COLUMNS, *coords]
+    assert result.clean["customer_x"].tolist()[1:] == [1.0, 3.0] and np.isnan(result.clean["customer_x"].iat[0])  # in time order
+    with pytest.raises(DataError, match=r"\{'terminal_y': 'str'\}.*'terminal_y': 'float64'"):
+        preprocess(tx(BASE).assign(**coords | {"terminal_y": ["1", "2", "3"]}), DEFAULT)
+
+
+def test_a_filled_id_in_a_text_column_is_the_id_as_text():
+    rows = [("t1", "2018-04-01", None, "m1", 1.0, 0), ("t2", "2018-04-02", "c, 2", None, 1.0, 0)]
+    result = preprocess(text_tx(rows), config(customer_id={"fill": 7}, terminal_id={"fill": "unknown, merchant"}))
+    assert result.clean["customer_id"].tolist() == ["7", "c, 2"] and result.clean["terminal_id"].tolist() == ["m1", "unknown, merchant"]
+    assert result.clean["customer_id"].dtype == "str" and result.summary["values_filled"] == 2
+
+
 def test_drop_policy_quarantines_in_the_shared_schema_with_the_column_in_the_reason():
     rows = BASE + [(4, None, 1, 1, 1.0, 0), (5, "2018-04-03", 1, 1, None, 1), (6, None, 1, 1, None, 0)]
     result = preprocess(tx(rows), DEFAULT)
@@ -116,7 +148,7 @@ def test_columns_outside_the_contract_are_not_carried():
     [
         (lambda f: f.drop(columns="terminal_id"), r"lacks column\(s\) \['terminal_id'\]"),
         (lambda f: f.drop(columns="tx_fraud"), r"lacks column\(s\) \['tx_fraud'\]"),
-        (lambda f: f.astype({"customer_id": "float64"}), r"\{'customer_id': 'float64'\}.*'customer_id': 'int64'"),
+        (lambda f: f.astype({"customer_id": "float64"}), r"\{'customer_id': 'float64'\}.*'customer_id': 'int64 or str'"),
         (lambda f: f.astype({"tx_datetime": str}), r"'tx_datetime': 'str'.*datetime64\[us\]"),
         (lambda f: f.astype({"tx_fraud": "float32"}), r"'tx_fraud': 'float32'.*'int8 or Int8'"),
     ],

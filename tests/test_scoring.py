@@ -15,6 +15,7 @@ from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
 from fraudpipe.online import OnlineState
 from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
 from fraudpipe.simulate import SimulatorConfig, simulate
+from test_features import text_ids
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -33,6 +34,24 @@ def world(tmp_path_factory):
     bundle_dir = tmp_path_factory.mktemp("bundle")
     save_bundle(train_bundle(table[table[TX_DATETIME] < cut], model_config), bundle_dir)
     return tx, table, config, cut, bundle_dir
+
+
+@pytest.fixture(scope="module")
+def located(world, tmp_path_factory):
+    """The world as a real file has it: text ids and per-transaction coordinates (the simulator's
+    locations, copied onto each row), a bundle that uses the distance feature."""
+    tx, _, config, cut, _ = world
+    sim = simulate(SimulatorConfig.parse(compose(CONF, ["data.simulator.n_customers=100", "data.simulator.n_terminals=500",
+                                                        "data.simulator.n_days=40", "data.simulator.radius=10"])["data"]["simulator"], "data.simulator"))
+    c, t = sim.customers.set_index("customer_id").loc[tx["customer_id"]], sim.terminals.set_index("terminal_id").loc[tx["terminal_id"]]
+    carried = tx.assign(customer_x=c["x"].to_numpy(), customer_y=c["y"].to_numpy(), terminal_x=t["x"].to_numpy(), terminal_y=t["y"].to_numpy())
+    (text,) = text_ids(carried)
+    located_config = FeatureConfig.parse(config.to_dict() | {"extras": [*config.extras, "customer_terminal_distance"]}, "features")
+    table = build_features(text, located_config)
+    model_config = ModelConfig.parse(compose(CONF, ["model.n_estimators=20"])["model"] | {"threshold_validation_days": 0}, "model")
+    bundle_dir = tmp_path_factory.mktemp("located_bundle")
+    save_bundle(train_bundle(table[table[TX_DATETIME] < cut], model_config), bundle_dir)
+    return text, table, located_config, cut, bundle_dir
 
 
 def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
@@ -95,3 +114,36 @@ def test_latency_summary_percentiles():
     assert summary["score_latency_p99_ms"] == pytest.approx(99.01)
     assert summary["score_latency_rows"] == 100
     assert latency_summary(np.array([]))["score_latency_rows"] == 0
+
+
+def test_replay_with_text_ids_equals_the_int64_replay(world):
+    """Text ids (hex hashes, names with commas, "007" beside "7") through the serving path: the
+    same features and scores as the int64 ids, and no skew against the offline table of text ids."""
+    tx, table, config, cut, bundle_dir = world
+    (text,) = text_ids(tx)
+    before = (tx[TX_DATETIME] < cut).to_numpy()
+    bundle = load_bundle(bundle_dir, nthread=1)
+    ints = replay(OnlineScorer(OnlineState.from_history(tx[before], config), bundle), tx[~before].head(200))
+    texts = replay(OnlineScorer(OnlineState.from_history(text[before], config), bundle), text[~before].head(200))
+    assert texts.transaction_ids.tolist() == text[~before].head(200)["transaction_id"].tolist()
+    np.testing.assert_array_equal(texts.features, ints.features)
+    np.testing.assert_array_equal(texts.scores, ints.scores)
+    text_table = build_features(text, config)
+    assert max_abs_difference(texts, text_table, feature_columns(text_table)) <= 1e-9
+    assert max_abs_difference(ints, table, feature_columns(table)) <= 1e-9
+
+
+def test_replay_sends_the_coordinates_a_table_carries(located):
+    text, table, config, cut, bundle_dir = located
+    assert "customer_terminal_distance" in load_bundle(bundle_dir).features
+    before = (text[TX_DATETIME] < cut).to_numpy()
+    moved = text.assign(terminal_x=text["terminal_x"] + 1.0)  # every transaction carries other coordinates
+    scorer = OnlineScorer(OnlineState.from_history(moved[before], config), load_bundle(bundle_dir, nthread=1))
+    replayed = replay(scorer, text[~before].head(200))  # their own coordinates win over the last known
+    assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9
+    # without the columns, the last known coordinates from history count (here: the same)
+    scorer = OnlineScorer(OnlineState.from_history(text[before], config), load_bundle(bundle_dir, nthread=1))
+    head = text[~before].head(200)
+    assert (head["customer_id"].isin(text.loc[before, "customer_id"]) & head["terminal_id"].isin(text.loc[before, "terminal_id"])).all()
+    replayed = replay(scorer, head.drop(columns=["customer_x", "customer_y", "terminal_x", "terminal_y"]))
+    assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9

@@ -196,6 +196,23 @@ def test_known_compromised_cards_are_removed_from_the_test_set_by_the_handbooks_
     assert len(parts.train) == 2 and len(parts.delay) == 2
 
 
+def test_known_cards_are_matched_by_text_ids_as_keys():
+    """Text card ids are opaque keys: "007" and "7" are two cards, and the removal keeps the
+    same rows as with the integer ids they replace."""
+    rows = [(day(3), 2, 1), (day(3), 3, 0)] + [(day(d), c, 0) for d in range(14, 21) for c in (1, 2, 3)]
+    frame = table(rows)
+    names = {1: "7", 2: "007", 3: "fraud_Kirlin, Sporer and Mann"}
+    text = frame.assign(
+        customer_id=pd.array([names[c] for c in frame["customer_id"]], dtype="str"),
+        transaction_id=pd.array([f"{hash_:040x}" for hash_ in frame["transaction_id"] * 7919], dtype="str"),
+    )
+    parts, text_parts = time_split(frame, HANDBOOK), time_split(text, HANDBOOK)
+    assert set(text_parts.test["customer_id"]) == {"7", "fraud_Kirlin, Sporer and Mann"}  # card "007" had a fraud
+    assert text_parts.test["customer_id"].dtype == "str"
+    assert text_parts.test_rows_removed == parts.test_rows_removed == 7
+    assert split_summary(text_parts) == split_summary(parts)
+
+
 def test_removal_can_be_turned_off():
     frame = table([(day(3), 2, 1)] + [(day(d), 2, 0) for d in range(14, 21)])
     assert len(time_split(frame, KEEP_ALL).test) == 7

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fraudpipe.errors import DataError
 
@@ -66,6 +68,53 @@ def canonical_id(value: object) -> str:
     return value if isinstance(value, str) else str(int(value))
 
 
+def id_is_text(values: pd.Series, column: str) -> bool:
+    """Whether a column of ids is text (True) or integers (False); DataError for any other dtype.
+
+    Integer dtypes (``int64`` is what ingest writes) and pandas' text dtypes are accepted; a column of
+    Python objects is not, since "7" and 7 in it would be two values for one key.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return False
+    raise DataError(f"column {column!r} has dtype {dtype}: ids are int64 or str (contract.ID_DTYPES)")
+
+
+def id_codes(values: pd.Series, column: str, *, ordered: bool = False) -> np.ndarray:
+    """int64 codes of a column of ids, equal exactly where the ids are equal, for grouping and sorting
+    by id without Python objects. An integer column is its own codes. A text column is numbered by
+    ``pd.factorize``: in order of first appearance, or with ``ordered`` in lexicographic (Unicode
+    code point, the same as UTF-8 byte) order, so that sorting by the codes sorts by the text."""
+    if not id_is_text(values, column):
+        return values.to_numpy(np.int64)
+    codes, _ = pd.factorize(values, sort=ordered)
+    return codes.astype(np.int64, copy=False)
+
+
+def canonical_ids(values: pd.Series, column: str) -> np.ndarray:
+    """``canonical_id`` of every value of a column of ids, vectorised: an object array of str."""
+    if id_is_text(values, column):
+        return values.to_numpy(dtype=object)
+    return pc.cast(pa.array(values.to_numpy(np.int64)), pa.string()).to_numpy(zero_copy_only=False)
+
+
+def id_array(keys: Sequence[str] | np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column of ids whose keys (``canonical_id``) are ``keys``, in the contract's dtype: int64
+    when every key is a canonical integer (the decimal text of a 64-bit integer), else text."""
+    text = pa.array(keys, type=pa.string())
+    if not len(text):
+        return np.zeros(0, dtype=np.int64)
+    try:
+        numbers = pc.cast(text, pa.int64())  # also takes forms such as "007", hence the round trip
+    except (pa.ArrowInvalid, ValueError):  # not digits, or beyond 64 bits
+        return pd.array(text.to_numpy(zero_copy_only=False), dtype="str")
+    if pc.all(pc.equal(pc.cast(numbers, pa.string()), text)).as_py():
+        return numbers.to_numpy()
+    return pd.array(text.to_numpy(zero_copy_only=False), dtype="str")
+
+
 def empty_transactions() -> pd.DataFrame:
     """A zero-row frame with the contract's columns and dtypes."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRANSACTION_DTYPES.items()})
@@ -116,6 +165,10 @@ def _raw_json(raw: pd.DataFrame) -> list[str]:
 #: Columns every feature table carries beside its features. The model's
 #: inputs are all other columns, in table order; ``tx_amount`` is itself a feature and comes first.
 KEY_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD)
+#: Columns that are never model inputs: the keys, and the coordinates (inputs of the distance
+#: feature, which a feature table does not carry; excluded here too so that a table that does
+#: carry them cannot turn them into inputs by accident).
+NON_FEATURE_COLUMNS: tuple[str, ...] = KEY_COLUMNS + COORDINATE_COLUMNS
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -128,5 +181,5 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> N
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The model inputs of a feature table, in order."""
-    return [c for c in table.columns if c not in KEY_COLUMNS]
+    """The model inputs of a feature table, in order: every column but ``NON_FEATURE_COLUMNS``."""
+    return [c for c in table.columns if c not in NON_FEATURE_COLUMNS]

@@ -7,8 +7,12 @@ test holds the two together.
 Time is whole epoch seconds (``contract.epoch_seconds``) and windows are continuous: "n days"
 is ``n * 86400`` seconds, not calendar days.
 
-Order and ties. A table is in the order of ``(tx_datetime, transaction_id)``, which is also the
-order in which online scoring sees transactions. A feature of a transaction uses only the
+Identifiers are opaque keys (``contract.ID_COLUMNS``): int64 or text columns give the same
+features, since customers and terminals are grouped by integer codes (``contract.id_codes``:
+the integers themselves, or ``pd.factorize`` of the text), never by Python objects.
+
+Order and ties. A table is in the order of ``(tx_datetime, transaction_id)``, text ids in
+lexicographic (code point) order, which is also the order in which online scoring sees transactions. A feature of a transaction uses only the
 transactions up to and including itself in that order (plus its own values), so a later
 transaction with the same timestamp never counts: online, it has not arrived yet. Concretely:
 
@@ -27,6 +31,13 @@ sum does not inherit the rounding error of a prefix sum over millions of rows. S
 let each binary search run within a chunk of rows. Distinct terminals come from one sort of the
 (customer, terminal) pairs, shared by every window. A window's extras are computed with it and
 all windows reuse a few arrays: fresh memory (page faults) costs about as much as the arithmetic.
+
+Locations. The customer-terminal distance is Euclidean in the coordinates it is given (for
+latitude/longitude a rough distance in degrees, not kilometres). The coordinates of each side come
+from the transaction itself when the table carries ``contract.COORDINATE_COLUMNS`` (real data:
+per-transaction customer and merchant positions); a row without them (NaN) uses the last ones an
+earlier row of the same customer (terminal) carried, and failing that the side table. A table
+without the columns uses the side tables ``customers``/``terminals`` (id, x, y) alone (the simulator).
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from fraudpipe.config import AS_TUPLE, Config, rule_error
 from fraudpipe.errors import DataError
 from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
     CUSTOMER_ID,
     KEY_COLUMNS,
     REQUIRED_COLUMNS,
@@ -49,7 +61,10 @@ from fraudpipe.contract import (
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
+    canonical_ids,
     epoch_seconds,
+    id_codes,
+    id_is_text,
     require_columns,
 )
 
@@ -62,10 +77,12 @@ AMOUNT_RATIO = "amount_ratio"  # amount / customer's mean amount over the window
 AMOUNT_ZSCORE = "amount_zscore"  # (amount - mean) / std over the customer's window, in cents
 NB_TERMINALS = "nb_terminals"  # distinct terminals the customer used over the window
 SECONDS_SINCE_PREV_TX = "seconds_since_prev_tx"  # capped at the longest customer window
-CUSTOMER_TERMINAL_DISTANCE = "customer_terminal_distance"  # needs simulator locations
+CUSTOMER_TERMINAL_DISTANCE = "customer_terminal_distance"  # needs coordinates (see "Locations")
 EXTRAS: tuple[str, ...] = (AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS, SECONDS_SINCE_PREV_TX, CUSTOMER_TERMINAL_DISTANCE)
 WINDOWED_EXTRAS = frozenset({AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS})
-LOCATION_COLUMNS = ("x", "y")
+LOCATION_COLUMNS = ("x", "y")  # of a side table, beside its id
+#: Per side of the distance, its per-transaction coordinate columns (x, y) in the contract.
+COORDINATES: dict[str, tuple[str, str]] = {CUSTOMER_ID: COORDINATE_COLUMNS[:2], TERMINAL_ID: COORDINATE_COLUMNS[2:]}
 
 
 def _distinct(windows: tuple[int, ...]) -> tuple[int, ...]:
@@ -203,6 +220,7 @@ def amount_zscore(
 
 
 def distance(cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Euclidean distance between (cx, cy) and (tx, ty), in the units of the coordinates."""
     return np.hypot(np.asarray(cx, dtype=np.float64) - tx, np.asarray(cy, dtype=np.float64) - ty, out=out)
 
 
@@ -222,13 +240,17 @@ def check_transactions(tx: pd.DataFrame) -> np.ndarray:
         na = tx[column].isna().to_numpy()
         if na.any():
             raise DataError(f"column {column!r} is missing in {_rows(tx, na)}: features need a value")
+    for column in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):
+        id_is_text(tx[column], column)  # int64 or text
     if not pd.api.types.is_datetime64_dtype(tx[TX_DATETIME].dtype):
         raise DataError(f"column {TX_DATETIME!r} must be datetime64 (naive), got {tx[TX_DATETIME].dtype}")
     stamp = tx[TX_DATETIME].to_numpy().astype("datetime64[us]").astype(np.int64)
-    ids = tx[TRANSACTION_ID].to_numpy(np.int64)
     if len(tx) > 1:
-        dt, did = np.diff(stamp), np.diff(ids)
-        bad = (dt < 0) | ((dt == 0) & (did <= 0))
+        dt = np.diff(stamp)
+        bad = dt < 0
+        tie = np.flatnonzero(dt == 0)  # same time: ids must increase (numbers, or text in code point order)
+        ids = tx[TRANSACTION_ID]
+        bad[tie] = ~np.asarray(ids.iloc[tie].to_numpy() < ids.iloc[tie + 1].to_numpy(), dtype=bool)
         if bad.any():
             raise DataError(
                 f"transactions must be sorted by ({TX_DATETIME}, {TRANSACTION_ID}) with unique ids "
@@ -237,24 +259,79 @@ def check_transactions(tx: pd.DataFrame) -> np.ndarray:
     return epoch_seconds(tx[TX_DATETIME].to_numpy())
 
 
-def locations(
-    ids: np.ndarray, table: pd.DataFrame | None, key: str, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of each id from a location table; DataError when the table or an id is missing."""
+def _keys(ids: pd.Series, column: str) -> np.ndarray:
+    """Ids as lookup keys: int64 as they are, text as ``canonical_ids`` (so "7" finds 7 in the other table)."""
+    return canonical_ids(ids, column) if id_is_text(ids, column) else ids.to_numpy(np.int64)
+
+
+def check_location_table(table: pd.DataFrame | None, key: str, what: str) -> pd.DataFrame:
+    """A side table of locations (``key``, x, y), checked; DataError when absent or ids repeat."""
     if table is None or not set((key, *LOCATION_COLUMNS)) <= set(table.columns):
+        x, y = COORDINATES[key]
         raise DataError(
-            f"feature {CUSTOMER_TERMINAL_DISTANCE!r} needs {what} locations ({key}, x, y) and the source "
-            f"provides none: remove it from features.extras or use a source with locations"
+            f"feature {CUSTOMER_TERMINAL_DISTANCE!r} needs {what} locations, per transaction ({x}, {y}: "
+            f"map them in data.columns) or as a table ({key}, x, y), and the source provides neither: "
+            f"remove it from features.extras or use a source with locations"
         )
-    index = pd.Index(table[key].to_numpy(np.int64))
-    if not index.is_unique:
-        dup = index[index.duplicated()].unique()[:5].tolist()
+    if not table[key].is_unique:
+        dup = table[key][table[key].duplicated()].unique()[:5].tolist()
         raise DataError(f"{what} locations: {key} must be unique, repeated e.g. {dup}")
-    pos = index.get_indexer(np.asarray(ids, dtype=np.int64))
+    return table
+
+
+def locations(ids: pd.Series, table: pd.DataFrame | None, key: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of each id from a side table of locations; DataError when the table or an id is missing."""
+    table = check_location_table(table, key, what)
+    if id_is_text(table[key], key) or id_is_text(ids, key):  # compare canonical text, never numbers; each id once
+        codes, uniques = pd.factorize(ids)
+        index = pd.Index(_keys(table[key], key), dtype="str")
+        pos = index.get_indexer(pd.Index(_keys(pd.Series(uniques, dtype=ids.dtype), key), dtype="str"))[codes]
+    else:
+        pos = pd.Index(table[key].to_numpy(np.int64)).get_indexer(ids.to_numpy(np.int64))
     if (pos < 0).any():
-        unknown = pd.unique(np.asarray(ids)[pos < 0])
+        unknown = pd.unique(np.asarray(ids.to_numpy())[pos < 0])
         raise DataError(f"{len(unknown)} {key}(s) have no {what} location, e.g. {unknown[:5].tolist()}")
     return table["x"].to_numpy(np.float64)[pos], table["y"].to_numpy(np.float64)[pos]
+
+
+def transaction_locations(
+    tx: pd.DataFrame, key: str, table: pd.DataFrame | None, codes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of one side (``key``: customer_id or terminal_id) of each transaction (see "Locations").
+
+    ``codes`` are ``contract.id_codes`` of ``tx[key]`` when the caller has them. DataError for a
+    coordinate column without its pair, half a pair in a row, an infinite coordinate, or a row
+    whose location is known from nowhere.
+    """
+    what = key.removesuffix("_id")
+    columns = COORDINATES[key]
+    present = [c for c in columns if c in tx.columns]
+    if not present:
+        return locations(tx[key], table, key, what)
+    if len(present) == 1:
+        absent = next(c for c in columns if c not in present)
+        raise DataError(f"the transactions have column {present[0]!r} but not {absent!r}: {what} coordinates come in pairs")
+    x, y = (np.array(tx[c].to_numpy(np.float64, na_value=np.nan)) for c in columns)
+    missing = np.isnan(x)
+    half = missing != np.isnan(y)
+    if half.any():
+        raise DataError(f"{what} coordinates {columns[0]!r}, {columns[1]!r}: one of the pair is missing in {_rows(tx, half)}")
+    infinite = np.isinf(x) | np.isinf(y)
+    if infinite.any():
+        raise DataError(f"{what} coordinates {columns[0]!r}, {columns[1]!r} must be finite; not in {_rows(tx, infinite)}")
+    if missing.any():  # the last coordinates an earlier row of the same id carried
+        filled = pd.DataFrame({"x": x, "y": y}).groupby(id_codes(tx[key], key) if codes is None else codes, sort=False).ffill()
+        x, y = filled["x"].to_numpy(np.float64, copy=True), filled["y"].to_numpy(np.float64, copy=True)
+        unknown = np.isnan(x)
+        if unknown.any():
+            if table is None:
+                raise DataError(
+                    f"feature {CUSTOMER_TERMINAL_DISTANCE!r}: {what} coordinates ({columns[0]}, {columns[1]}) are missing "
+                    f"in {_rows(tx, unknown)}, no earlier transaction of the same {key} has them and the source has no "
+                    f"{what} locations table"
+                )
+            x[unknown], y[unknown] = locations(tx[key][unknown], table, key, what)
+    return x, y
 
 
 # --- offline computation ---------------------------------------------------------------------
@@ -465,18 +542,19 @@ def build_features(
 ) -> pd.DataFrame:
     """The feature table: KEY_COLUMNS, then ``feature_names(config)`` (float64), rows as in ``tx``.
 
-    ``tx`` must be sorted by (tx_datetime, transaction_id); ``customers``/``terminals`` (id, x, y)
-    are needed only for the distance feature.
+    ``tx`` must be sorted by (tx_datetime, transaction_id). Only the distance feature uses
+    locations: the transactions' coordinate columns, else ``customers``/``terminals`` (id, x, y).
+    The coordinates are not carried into the table: they are no model inputs.
     """
     seconds = check_transactions(tx)
     n = len(tx)
     amount = tx[TX_AMOUNT].to_numpy(np.float64)
-    customer = tx[CUSTOMER_ID].to_numpy(np.int64)
-    terminal = tx[TERMINAL_ID].to_numpy(np.int64)
+    customer = id_codes(tx[CUSTOMER_ID], CUSTOMER_ID)
+    terminal = id_codes(tx[TERMINAL_ID], TERMINAL_ID)
     features = _Columns(feature_names(config), n)
     if config.needs_locations:
-        cx, cy = locations(customer, customers, CUSTOMER_ID, "customer")
-        tx_, ty = locations(terminal, terminals, TERMINAL_ID, "terminal")
+        cx, cy = transaction_locations(tx, CUSTOMER_ID, customers, customer)
+        tx_, ty = transaction_locations(tx, TERMINAL_ID, terminals, terminal)
         distance(cx, cy, tx_, ty, out=features[CUSTOMER_TERMINAL_DISTANCE])
         del cx, cy, tx_, ty
     features[TX_AMOUNT] = amount

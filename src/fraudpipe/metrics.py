@@ -94,7 +94,8 @@ def card_precision_at_k(
     score and maximum label; the k highest are the day's alerts, and the day's value is
     (fraudulent cards among them) / k — divided by k even when fewer than k cards remain. The
     result is the mean over days. Ties at the k-th place go to the smaller card id, so the figure
-    is deterministic.
+    is deterministic: numeric order for integer ids, lexicographic order (Unicode code points, the
+    same as UTF-8 bytes: "007" < "7" < "9" < "Z" < "a") for text ids. Cards are opaque keys.
     """
     frame = pd.DataFrame(
         {"score": np.asarray(scores, dtype=np.float64), "label": np.asarray(labels), "card": np.asarray(cards), "day": np.asarray(days)}

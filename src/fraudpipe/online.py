@@ -13,8 +13,18 @@ label counts only once its transaction is older than ``delay_days``. Transaction
 in time order; same-second transactions are ordered by arrival (offline: by transaction_id,
 which is the same order when a scorer receives them in table order).
 
-The snapshot written by ``save`` is Parquet + JSON (no pickle): the retained transactions, the
-locations when a feature uses them, and the config.
+Keys. Every id (transaction, customer, terminal) is kept under ``contract.canonical_id``, so an id
+sent as text or as an integer finds the same history ("7" and 7 are one card, "007" another).
+
+Locations (the distance feature only): the last known coordinates per customer and per terminal,
+from the side tables, then from every transaction that carries its own (``update``, or rows of
+``from_history``), never pruned. A transaction's own coordinates, when given, are used for its
+distance; otherwise the last known ones of its customer (terminal); otherwise a DataError.
+
+The snapshot written by ``save`` is Parquet + JSON (no pickle): the retained transactions (id
+columns int64 when every id is a canonical integer, else text, as in the contract), the known
+locations (``customers.parquet``/``terminals.parquet``: id, x, y) when a feature uses them, and
+the config.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +48,19 @@ from fraudpipe.contract import (
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
+    canonical_id,
+    canonical_ids,
     epoch_seconds,
+    id_array,
+    id_codes,
+    id_is_text,
 )
 from fraudpipe.features import (
     AMOUNT_RATIO,
     AMOUNT_ZSCORE,
+    COORDINATES,
     CUSTOMER_TERMINAL_DISTANCE,
+    LOCATION_COLUMNS,
     NB_TERMINALS,
     SECONDS_SINCE_PREV_TX,
     TX_DURING_NIGHT,
@@ -51,11 +69,12 @@ from fraudpipe.features import (
     amount_ratio,
     amount_zscore,
     calendar_flags,
+    check_location_table,
     check_transactions,
     distance,
     feature_names,
-    locations,
     split_cents,
+    transaction_locations,
     window_mean,
 )
 from fraudpipe.errors import ConfigError, DataError
@@ -82,13 +101,13 @@ class _CustomerHistory:
     def __init__(self) -> None:
         self.times: list[int] = []
         self.seqs: list[int] = []
-        self.tids: list[int] = []
+        self.tids: list[str] = []
         self.amounts: list[float] = []
         self.cents: list[int] = []
         self.residuals: list[float] = []
-        self.terminals: list[int] = []
+        self.terminals: list[str] = []
 
-    def insert(self, t: int, seq: int, tid: int, amount: float, terminal: int) -> None:
+    def insert(self, t: int, seq: int, tid: str, amount: float, terminal: str) -> None:
         i = bisect_right(self.times, t)  # after same-second ones: arrival order
         cents, residual = split_cents(amount)
         for lst, v in zip(
@@ -108,9 +127,9 @@ class _TerminalHistory:
 
     def __init__(self) -> None:
         self.times: list[int] = []
-        self.tids: list[int] = []
+        self.tids: list[str] = []
 
-    def insert(self, t: int, tid: int) -> None:
+    def insert(self, t: int, tid: str) -> None:
         i = bisect_right(self.times, t)
         self.times.insert(i, t)
         self.tids.insert(i, tid)
@@ -120,34 +139,58 @@ class _TerminalHistory:
         del self.times[:k], self.tids[:k]
 
 
-def _location_map(table: pd.DataFrame, key: str) -> dict[int, tuple[float, float]]:
-    ids, x, y = table[key].to_numpy(np.int64), table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
-    return {int(i): (float(a), float(b)) for i, a, b in zip(ids, x, y)}
+def _location_map(table: pd.DataFrame, key: str) -> dict[str, tuple[float, float]]:
+    ids, x, y = canonical_ids(table[key], key), table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
+    return {i: (float(a), float(b)) for i, a, b in zip(ids, x.tolist(), y.tolist())}
+
+
+def _given_location(key: str, x: Any, y: Any) -> tuple[float, float] | None:
+    """A transaction's own coordinates of one side, or None when it carries none (absent or NaN)."""
+    names = COORDINATES[key]
+    missing = [v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)) for v in (x, y)]
+    if all(missing):
+        return None
+    if any(missing):
+        raise DataError(f"{names[0]} and {names[1]} come in pairs: got {names[0]}={x!r}, {names[1]}={y!r}")
+    try:
+        xy = (float(x), float(y))
+    except (TypeError, ValueError):
+        raise DataError(f"{names[0]}, {names[1]} must be numbers, got {x!r}, {y!r}") from None
+    if not all(map(math.isfinite, xy)):
+        raise DataError(f"{names[0]}, {names[1]} must be finite, got {x!r}, {y!r}")
+    return xy
+
+
+def _keyed(ids: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, keys): each row's code and each code's ``canonical_id``, so ``keys[codes]`` are the rows' keys."""
+    id_is_text(ids, column)  # int64 or text, nothing else
+    codes, uniques = pd.factorize(ids)
+    return codes.astype(np.int64, copy=False), canonical_ids(pd.Series(uniques, dtype=ids.dtype), column)
 
 
 class OnlineState:
-    """Per-customer and per-terminal recent transactions (+ labels) for one-transaction features."""
+    """Per-customer and per-terminal recent transactions (+ labels) for one-transaction features.
+
+    ``customers``/``terminals`` (id, x, y) are the side tables of locations, when the source has
+    them; with the distance feature and transactions that carry no coordinates they are needed.
+    """
 
     def __init__(
         self, config: FeatureConfig, customers: pd.DataFrame | None = None, terminals: pd.DataFrame | None = None
     ) -> None:
         self.config = config
         self.feature_names: list[str] = feature_names(config)
-        self._customers: dict[int, _CustomerHistory] = {}
-        self._terminals: dict[int, _TerminalHistory] = {}
-        self._labels: dict[int, int | None] = {}  # every retained transaction_id -> its label (None: unknown)
+        self._customers: dict[str, _CustomerHistory] = {}
+        self._terminals: dict[str, _TerminalHistory] = {}
+        self._labels: dict[str, int | None] = {}  # every retained transaction_id -> its label (None: unknown)
         self._seq = 0
         self._now: int | None = None
         self._pruned_at: int | None = None
-        self._location_tables: dict[str, pd.DataFrame] = {}
-        self._xy: dict[str, dict[int, tuple[float, float]]] = {}
+        #: the last known (x, y) per customer_id and per terminal_id key; only with the distance feature
+        self._xy: dict[str, dict[str, tuple[float, float]]] = {}
         if config.needs_locations:
             for key, table, what in ((CUSTOMER_ID, customers, "customer"), (TERMINAL_ID, terminals, "terminal")):
-                locations(np.empty(0, np.int64), table, key, what)  # presence and uniqueness checks
-                assert table is not None
-                kept = table[[key, "x", "y"]].sort_values(key, kind="stable").reset_index(drop=True)
-                self._location_tables[key] = kept
-                self._xy[key] = _location_map(kept, key)
+                self._xy[key] = {} if table is None else _location_map(check_location_table(table, key, what), key)
 
     # --- building --------------------------------------------------------------------------
 
@@ -159,12 +202,18 @@ class OnlineState:
         customers: pd.DataFrame | None = None,
         terminals: pd.DataFrame | None = None,
     ) -> OnlineState:
-        """The state after seeing ``tx`` (sorted by tx_datetime, transaction_id) with its labels."""
+        """The state after seeing ``tx`` (sorted by tx_datetime, transaction_id) with its labels
+        (and the coordinates it carries, if any)."""
         seconds = check_transactions(tx)
-        if config.needs_locations:  # the same errors as offline for ids without a location
-            locations(tx[CUSTOMER_ID].to_numpy(np.int64), customers, CUSTOMER_ID, "customer")
-            locations(tx[TERMINAL_ID].to_numpy(np.int64), terminals, TERMINAL_ID, "terminal")
         state = cls(config, customers, terminals)
+        if config.needs_locations:  # each row's location, as offline (and with its errors); the last per id stays known
+            for key, table in ((CUSTOMER_ID, customers), (TERMINAL_ID, terminals)):
+                codes = id_codes(tx[key], key)
+                x, y = transaction_locations(tx, key, table, codes)
+                _, from_end = np.unique(codes[::-1], return_index=True)
+                last = len(codes) - 1 - from_end  # each id's last row
+                ids = canonical_ids(tx[key].iloc[last], key)
+                state._xy[key].update(zip(ids.tolist(), zip(x[last].tolist(), y[last].tolist())))
         state._add_rows(tx, seconds)
         return state
 
@@ -176,12 +225,12 @@ class OnlineState:
         now = int(seconds.max())
         keep = seconds > now - self.config.retention_days * SECONDS_PER_DAY
         t = seconds[keep]
-        tid = tx[TRANSACTION_ID].to_numpy(np.int64)[keep]
-        customer = tx[CUSTOMER_ID].to_numpy(np.int64)[keep]
-        terminal = tx[TERMINAL_ID].to_numpy(np.int64)[keep]
-        amount = tx[TX_AMOUNT].to_numpy(np.float64)[keep]
+        tx = tx[keep]
+        tid = canonical_ids(tx[TRANSACTION_ID], TRANSACTION_ID)
+        (customer, customer_keys), (terminal, terminal_keys) = (_keyed(tx[c], c) for c in (CUSTOMER_ID, TERMINAL_ID))
+        amount = tx[TX_AMOUNT].to_numpy(np.float64)
         if TX_FRAUD in tx:
-            labels = tx[TX_FRAUD][keep].astype("Int8")
+            labels = tx[TX_FRAUD].astype("Int8")
             fraud = [None if na else int(f) for f, na in zip(labels.fillna(0).tolist(), labels.isna().tolist())]
         else:
             fraud = [None] * len(t)
@@ -189,11 +238,12 @@ class OnlineState:
         self._seq += len(t)
         cents, residual = split_cents(amount)
         self._labels.update(zip(tid.tolist(), fraud))
-        for keys, store, make in ((customer, self._customers, _CustomerHistory), (terminal, self._terminals, _TerminalHistory)):
-            order = np.argsort(keys, kind="stable")
-            bounds = np.flatnonzero(np.diff(keys[order])) + 1
+        groups = ((customer, customer_keys, self._customers, _CustomerHistory), (terminal, terminal_keys, self._terminals, _TerminalHistory))
+        for codes, keys, store, make in groups:
+            order = np.argsort(codes, kind="stable")
+            bounds = np.flatnonzero(np.diff(codes[order])) + 1
             for rows in np.split(order, bounds) if len(order) else []:
-                h = store.setdefault(int(keys[rows[0]]), make())
+                h = store.setdefault(keys[codes[rows[0]]], make())
                 h.times += t[rows].tolist()
                 h.tids += tid[rows].tolist()
                 if isinstance(h, _CustomerHistory):
@@ -201,15 +251,31 @@ class OnlineState:
                     h.amounts += amount[rows].tolist()
                     h.cents += cents[rows].tolist()
                     h.residuals += residual[rows].tolist()
-                    h.terminals += terminal[rows].tolist()
+                    h.terminals += terminal_keys[terminal[rows]].tolist()
         self._now = now
         self._pruned_at = now
 
     # --- serving ---------------------------------------------------------------------------
 
-    def features(self, customer_id: int, terminal_id: int, tx_datetime: Any, tx_amount: float) -> np.ndarray:
-        """The feature vector (float64, ``feature_names`` order) of a new transaction, not yet added."""
+    def features(
+        self,
+        customer_id: int | str,
+        terminal_id: int | str,
+        tx_datetime: Any,
+        tx_amount: float,
+        *,
+        customer_x: float | None = None,
+        customer_y: float | None = None,
+        terminal_x: float | None = None,
+        terminal_y: float | None = None,
+    ) -> np.ndarray:
+        """The feature vector (float64, ``feature_names`` order) of a new transaction, not yet added.
+
+        Ids are keys (``contract.canonical_id``). The coordinates are the transaction's own, for the
+        distance feature; without them (None or NaN) the last known ones of its customer / terminal count.
+        """
         config = self.config
+        customer, terminal = canonical_id(customer_id), canonical_id(terminal_id)
         t, amount = to_epoch_second(tx_datetime), float(tx_amount)
         if not math.isfinite(amount):
             raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
@@ -217,7 +283,7 @@ class OnlineState:
         weekend, night = calendar_flags(np.array([t]))
         out: dict[str, float] = {TX_AMOUNT: amount, TX_DURING_WEEKEND: weekend[0], TX_DURING_NIGHT: night[0]}
 
-        c = self._customers.get(int(customer_id)) or _CustomerHistory()
+        c = self._customers.get(customer) or _CustomerHistory()
         end = bisect_right(c.times, t)  # known transactions up to and including second t
         windows: dict[int, tuple[int, int, float]] = {}  # days -> start, count, mean
         for days in dict.fromkeys(config.customer_windows + config.customer_extra_windows):
@@ -229,7 +295,7 @@ class OnlineState:
             out[f"customer_id_nb_tx_{days}day_window"] = windows[days][1]
             out[f"customer_id_avg_amount_{days}day_window"] = windows[days][2]
 
-        term = self._terminals.get(int(terminal_id)) or _TerminalHistory()
+        term = self._terminals.get(terminal) or _TerminalHistory()
         stop = bisect_right(term.times, t - config.delay_days * SECONDS_PER_DAY)
         for days in config.terminal_windows:
             start = bisect_right(term.times, t - (config.delay_days + days) * SECONDS_PER_DAY, 0, stop)
@@ -247,43 +313,67 @@ class OnlineState:
             out[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"] = float(amount_zscore(cents, s1, s2, count))
         for days in config.extra_windows if NB_TERMINALS in config.extras else ():
             start = windows[days][0]
-            out[f"customer_id_{NB_TERMINALS}_{days}day_window"] = len({*c.terminals[start:end], int(terminal_id)})
+            out[f"customer_id_{NB_TERMINALS}_{days}day_window"] = len({*c.terminals[start:end], terminal})
         if SECONDS_SINCE_PREV_TX in config.extras:
             cap = config.customer_horizon_days * SECONDS_PER_DAY
             out[f"customer_id_{SECONDS_SINCE_PREV_TX}"] = min(t - c.times[end - 1], cap) if end else cap
         if config.needs_locations:
-            cx, cy = self._location(CUSTOMER_ID, customer_id)
-            tx_, ty = self._location(TERMINAL_ID, terminal_id)
+            cx, cy = self._location(CUSTOMER_ID, customer_id, customer_x, customer_y)
+            tx_, ty = self._location(TERMINAL_ID, terminal_id, terminal_x, terminal_y)
             out[CUSTOMER_TERMINAL_DISTANCE] = float(distance(cx, cy, tx_, ty))
         return np.array([out[name] for name in self.feature_names], dtype=np.float64)
 
-    def _location(self, key: str, value: int) -> tuple[float, float]:
+    def _location(self, key: str, value: int | str, x: Any, y: Any) -> tuple[float, float]:
+        """The transaction's own coordinates of one side, else the last known ones of the id."""
+        given = _given_location(key, x, y)
+        if given is not None:
+            return given
+        known = canonical_id(value)
         try:
-            return self._xy[key][int(value)]
+            return self._xy[key][known]
         except KeyError:
-            raise DataError(f"{key} {value} has no location: {CUSTOMER_TERMINAL_DISTANCE} cannot be computed") from None
+            names = ", ".join(COORDINATES[key])
+            raise DataError(
+                f"{key} {known} has no location: the transaction carries no {names} and none is known from history, "
+                f"so {CUSTOMER_TERMINAL_DISTANCE} cannot be computed"
+            ) from None
 
     def update(
         self,
-        transaction_id: int,
-        customer_id: int,
-        terminal_id: int,
+        transaction_id: int | str,
+        customer_id: int | str,
+        terminal_id: int | str,
         tx_datetime: Any,
         tx_amount: float,
         tx_fraud: int | None = None,
+        *,
+        customer_x: float | None = None,
+        customer_y: float | None = None,
+        terminal_x: float | None = None,
+        terminal_y: float | None = None,
     ) -> None:
-        """Add a transaction (label optional). Re-sending a known transaction only sets its label."""
-        tid = int(transaction_id)
+        """Add a transaction (label optional). Re-sending a known transaction only sets its label.
+
+        Coordinates it carries (distance feature only) become the last known ones of its customer / terminal.
+        """
+        tid = canonical_id(transaction_id)
         if tid in self._labels:
             if tx_fraud is not None:
                 self.label(tid, tx_fraud)
             return
+        customer, terminal = canonical_id(customer_id), canonical_id(terminal_id)
         t, amount = to_epoch_second(tx_datetime), float(tx_amount)
         if not math.isfinite(amount):
             raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
+        if self.config.needs_locations:  # both checked before the state changes
+            given = {(CUSTOMER_ID, customer): _given_location(CUSTOMER_ID, customer_x, customer_y),
+                     (TERMINAL_ID, terminal): _given_location(TERMINAL_ID, terminal_x, terminal_y)}  # fmt: skip
+            for (key, value), xy in given.items():
+                if xy is not None:
+                    self._xy[key][value] = xy
         self._labels[tid] = None if tx_fraud is None or pd.isna(tx_fraud) else int(tx_fraud)
-        self._customers.setdefault(int(customer_id), _CustomerHistory()).insert(t, self._seq, tid, amount, int(terminal_id))
-        self._terminals.setdefault(int(terminal_id), _TerminalHistory()).insert(t, tid)
+        self._customers.setdefault(customer, _CustomerHistory()).insert(t, self._seq, tid, amount, terminal)
+        self._terminals.setdefault(terminal, _TerminalHistory()).insert(t, tid)
         self._seq += 1
         self._now = t if self._now is None else max(self._now, t)
         if self._pruned_at is None:
@@ -291,9 +381,9 @@ class OnlineState:
         elif self._now - self._pruned_at >= SECONDS_PER_DAY:  # amortised: once a day of data
             self.prune()
 
-    def label(self, transaction_id: int, tx_fraud: int) -> bool:
+    def label(self, transaction_id: int | str, tx_fraud: int) -> bool:
         """Record a label that arrived later; False when the transaction is not (or no longer) kept."""
-        tid = int(transaction_id)
+        tid = canonical_id(transaction_id)
         if int(tx_fraud) not in (0, 1):
             raise DataError(f"{TX_FRAUD} must be 0 or 1, got {tx_fraud!r} (transaction_id {tid})")
         if tid not in self._labels:
@@ -324,24 +414,37 @@ class OnlineState:
         return None if self._now is None else pd.Timestamp(self._now, unit="s")
 
     def history(self) -> pd.DataFrame:
-        """The retained transactions in arrival order, in the transaction contract (tx_fraud nullable)."""
-        rows = [
-            (h.times[i], h.seqs[i], h.tids[i], key, h.terminals[i], h.amounts[i])
-            for key, h in self._customers.items()
-            for i in range(len(h.times))
-        ]
-        rows.sort(key=lambda r: (r[0], r[1]))
-        t, _, tid, customer, terminal, amount = (list(col) for col in zip(*rows)) if rows else ([],) * 6
+        """The retained transactions in arrival order, in the transaction contract (tx_fraud nullable;
+        each id column int64 when all its ids are canonical integers, else text)."""
+        customers = list(self._customers.items())
+        sizes = [len(h.times) for _, h in customers]
+        t, seq = (np.fromiter(chain.from_iterable(getattr(h, a) for _, h in customers), np.int64, sum(sizes)) for a in ("times", "seqs"))
+        amount = np.fromiter(chain.from_iterable(h.amounts for _, h in customers), np.float64, sum(sizes))
+        tid, terminal = (np.array(list(chain.from_iterable(getattr(h, a) for _, h in customers)), dtype=object) for a in ("tids", "terminals"))
+        customer = np.repeat(np.array([key for key, _ in customers], dtype=object), sizes)
+        order = np.lexsort((seq, t))  # arrival order: time, then the order of arrival within a second
+        tid = tid[order]
         return pd.DataFrame(
             {
-                TRANSACTION_ID: np.array(tid, dtype=np.int64),
-                TX_DATETIME: np.array(t, dtype=np.int64).astype("datetime64[s]").astype(DATETIME_DTYPE),
-                CUSTOMER_ID: np.array(customer, dtype=np.int64),
-                TERMINAL_ID: np.array(terminal, dtype=np.int64),
-                TX_AMOUNT: np.array(amount, dtype=np.float64),
-                TX_FRAUD: pd.array([self._labels[i] for i in tid], dtype="Int8"),
+                TRANSACTION_ID: id_array(tid),
+                TX_DATETIME: t[order].astype("datetime64[s]").astype(DATETIME_DTYPE),
+                CUSTOMER_ID: id_array(customer[order]),
+                TERMINAL_ID: id_array(terminal[order]),
+                TX_AMOUNT: amount[order],
+                TX_FRAUD: pd.array([self._labels[i] for i in tid.tolist()], dtype="Int8"),
             }
         )
+
+    def known_locations(self) -> dict[str, pd.DataFrame]:
+        """Per key (customer_id, terminal_id), the last known locations as a table (id, x, y) sorted by
+        id (numbers, or text in code point order); empty when no feature uses locations."""
+        tables = {}
+        for key, known in self._xy.items():
+            ids = id_array(list(known))
+            xy = np.array(list(known.values()), dtype=np.float64).reshape(-1, 2)
+            order = np.argsort(id_codes(pd.Series(ids), key, ordered=True), kind="stable")
+            tables[key] = pd.DataFrame({key: ids[order], LOCATION_COLUMNS[0]: xy[order, 0], LOCATION_COLUMNS[1]: xy[order, 1]})
+        return tables
 
     def save(self, directory: str | Path) -> None:
         """Write the snapshot into ``directory`` (wrap it in ``io.atomic_dir`` for an atomic swap)."""
@@ -350,7 +453,7 @@ class OnlineState:
         directory.mkdir(parents=True, exist_ok=True)
         history = self.history()
         write_parquet(history, directory / HISTORY_FILE)
-        for key, table in self._location_tables.items():
+        for key, table in self.known_locations().items():
             write_parquet(table, directory / LOCATION_FILES[key])
         write_json(
             {

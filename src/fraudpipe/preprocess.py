@@ -8,12 +8,17 @@ here parses or re-checks it: the input must simply have the contract's columns a
   (``drop``, reason ``missing_<column>``), stop (``error``), keep the null (``keep``, for
   ``tx_fraud`` only: unlabelled live transactions) or fill it (``{fill: value}``);
 * time order: rows sorted by (tx_datetime, transaction_id), the order the features and
-  online scoring rely on;
+  online scoring rely on; text transaction ids in lexicographic order (Unicode code points, the
+  same as UTF-8 bytes), so the order is the same on every machine;
 * amount outlier flags: amounts outside Tukey's fences are listed, never clipped (a large amount
   is fraud signal). The flags are a table of their own (``PreprocessResult.amount_outliers``),
   not a column of the output, because the fences are fitted on the whole batch (test period
   included) and such a column would flow into the features as a model input with a look-ahead
   threshold.
+
+Ids may be int64 or text (``contract.ID_DTYPES``); the optional per-transaction coordinates
+(``contract.COORDINATE_COLUMNS``) are carried as they are, a missing one (NaN) meaning "not given
+with this transaction" (the distance feature then uses the last known one).
 
 Nothing is lost silently: each input row is kept or quarantined (data/quarantine/preprocess.parquet,
 the schema every quarantine shares), and ``rows_in == rows_out + rows_quarantined`` is checked.
@@ -31,7 +36,10 @@ from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, fi
 
 from fraudpipe.config import Config, rule_error
 from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
     CUSTOMER_ID,
+    ID_COLUMNS,
+    ID_DTYPES,
     TERMINAL_ID,
     TRANSACTION_COLUMNS,
     TRANSACTION_DTYPES,
@@ -39,6 +47,8 @@ from fraudpipe.contract import (
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
+    canonical_id,
+    id_codes,
     quarantine_table,
     require_columns,
 )
@@ -47,8 +57,14 @@ from fraudpipe.errors import DataError
 OUTLIER_COLUMNS = (TRANSACTION_ID, TX_DATETIME, TX_AMOUNT)
 #: Every quarantine reason of this stage, in the order the columns are checked.
 REASONS: tuple[str, ...] = tuple(f"missing_{c}" for c in TRANSACTION_COLUMNS)
-#: Input dtypes accepted per column: the contract's; a label column with unlabelled rows is nullable.
-INPUT_DTYPES: dict[str, tuple[str, ...]] = {c: (t,) for c, t in TRANSACTION_DTYPES.items()} | {TX_FRAUD: ("int8", "Int8")}
+#: Input dtypes accepted per column: the contract's (ids int64 or text; a label column with
+#: unlabelled rows is nullable; coordinates, when present, float64).
+INPUT_DTYPES: dict[str, tuple[str, ...]] = (
+    {c: (t,) for c, t in TRANSACTION_DTYPES.items()}
+    | {c: ID_DTYPES for c in ID_COLUMNS}
+    | {TX_FRAUD: ("int8", "Int8")}
+    | {c: ("float64",) for c in COORDINATE_COLUMNS}
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +99,8 @@ def _whole(value: Any) -> bool:
 
 #: What a fill value must be, per column that may be filled (the contract's rule for that column).
 _FILL_RULES = {
-    CUSTOMER_ID: ("a whole number", _whole),
-    TERMINAL_ID: ("a whole number", _whole),
+    CUSTOMER_ID: ("a whole number or a string (an id)", lambda v: _whole(v) or isinstance(v, str)),
+    TERMINAL_ID: ("a whole number or a string (an id)", lambda v: _whole(v) or isinstance(v, str)),
     TX_AMOUNT: (
         "a finite number >= 0",
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
@@ -135,9 +151,11 @@ class PreprocessResult:
 
 
 def check_input(tx: pd.DataFrame) -> None:
-    """DataError unless ``tx`` has the contract's columns in the contract's dtypes (what ingest writes)."""
+    """DataError unless ``tx`` has the contract's columns (and any coordinate columns) in the
+    contract's dtypes (what ingest writes)."""
     require_columns(tx, TRANSACTION_COLUMNS, "the input (ingest's output)")
-    wrong = {c: str(tx[c].dtype) for c in TRANSACTION_COLUMNS if str(tx[c].dtype) not in INPUT_DTYPES[c]}
+    columns = [*TRANSACTION_COLUMNS, *(c for c in COORDINATE_COLUMNS if c in tx.columns)]
+    wrong = {c: str(tx[c].dtype) for c in columns if str(tx[c].dtype) not in INPUT_DTYPES[c]}
     if wrong:
         expected = {c: " or ".join(INPUT_DTYPES[c]) for c in wrong}
         raise DataError(
@@ -150,9 +168,11 @@ def _first_rows(mask: np.ndarray, limit: int = 5) -> list[int]:
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Contract dtypes once nulls are gone; the label stays nullable only if unlabelled rows remain."""
+    """Contract dtypes once nulls are gone (ids keep theirs: int64 or text); the label stays
+    nullable only if unlabelled rows remain."""
     label = "Int8" if frame[TX_FRAUD].isna().any() else "int8"
-    return frame.astype({**TRANSACTION_DTYPES, TX_FRAUD: label})
+    others = {c: t for c, t in TRANSACTION_DTYPES.items() if c not in ID_COLUMNS}
+    return frame.astype({**others, TX_FRAUD: label})
 
 
 def _amount_fences(amount: np.ndarray, factor: float) -> tuple[float, float]:
@@ -168,11 +188,12 @@ def preprocess(tx: pd.DataFrame, config: PreprocessConfig) -> PreprocessResult:
     A row with nulls under ``drop`` is quarantined with the reason of its first such column, in
     contract order. Only the contract's columns are carried: anything else (such as the
     simulator's ``tx_fraud_scenario``, which is derived from the label) would otherwise flow into
-    the features.
+    the features. The coordinate columns, when present, are carried unchanged.
     """
     check_input(tx)
     source = tx.reset_index(drop=True)
     frame = source[list(TRANSACTION_COLUMNS)]
+    coordinates = source[[c for c in COORDINATE_COLUMNS if c in source.columns]]
     n = len(frame)
     reason = pd.Series(None, index=frame.index, dtype="object")
     columns: dict[str, pd.Series] = {}
@@ -187,17 +208,19 @@ def preprocess(tx: pd.DataFrame, config: PreprocessConfig) -> PreprocessResult:
                     f"column {column!r}: {int(missing.sum())} missing value(s), first at input rows "
                     f"{_first_rows(missing)}; policy preprocess.missing.{column} = error"
                 )
-            if policy.action == "fill":
-                values = values.fillna(policy.value)
+            if policy.action == "fill":  # an id column with nulls is text: the fill is the id's key
+                values = values.fillna(canonical_id(policy.value) if column in ID_COLUMNS else policy.value)
                 filled += int(missing.sum())
             elif policy.action == "drop":
                 reason = reason.mask(reason.isna().to_numpy() & missing, f"missing_{column}")
         columns[column] = values
     table = pd.DataFrame(columns)
+    if len(coordinates.columns):
+        table = pd.concat([table, coordinates], axis=1)
 
     bad = reason.notna().to_numpy()
     kept = table[~bad]
-    order = np.lexsort((kept[TRANSACTION_ID].to_numpy(), kept[TX_DATETIME].to_numpy()))
+    order = np.lexsort((id_codes(kept[TRANSACTION_ID], TRANSACTION_ID, ordered=True), kept[TX_DATETIME].to_numpy()))
     clean = _typed(kept.iloc[order].reset_index(drop=True))
     quarantined = quarantine_table(source, frame, reason, np.flatnonzero(bad))
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudpipe.contract import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
+from fraudpipe.contract import COORDINATE_COLUMNS, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
 from fraudpipe.model import Bundle
 from fraudpipe.online import OnlineState
 
@@ -28,45 +28,53 @@ class OnlineScorer:
     def __post_init__(self) -> None:
         self.bundle.check_features(self.state.feature_names)  # refuse train/serve skew up front
 
-    def features(self, customer_id: int, terminal_id: int, tx_datetime: Any, tx_amount: float) -> np.ndarray:
-        return self.state.features(customer_id, terminal_id, tx_datetime, tx_amount)
+    # ``coordinates``: the transaction's own customer_x, customer_y, terminal_x, terminal_y, when it
+    # carries them (keyword arguments of ``OnlineState.features``/``update``).
 
-    def score(self, customer_id: int, terminal_id: int, tx_datetime: Any, tx_amount: float) -> float:
+    def features(self, customer_id: int | str, terminal_id: int | str, tx_datetime: Any, tx_amount: float,
+                 **coordinates: float | None) -> np.ndarray:
+        return self.state.features(customer_id, terminal_id, tx_datetime, tx_amount, **coordinates)
+
+    def score(self, customer_id: int | str, terminal_id: int | str, tx_datetime: Any, tx_amount: float,
+              **coordinates: float | None) -> float:
         """P(fraud) of a new transaction, from history only (the transaction is not added)."""
-        x = self.features(customer_id, terminal_id, tx_datetime, tx_amount)
+        x = self.features(customer_id, terminal_id, tx_datetime, tx_amount, **coordinates)
         return float(self.bundle.predict_proba(x[np.newaxis, :])[0])
 
-    def observe(self, transaction_id: int, customer_id: int, terminal_id: int, tx_datetime: Any,
-                tx_amount: float, tx_fraud: int | None = None) -> None:
+    def observe(self, transaction_id: int | str, customer_id: int | str, terminal_id: int | str, tx_datetime: Any,
+                tx_amount: float, tx_fraud: int | None = None, **coordinates: float | None) -> None:
         """Add a transaction (and its label, once known) to the history later scores use."""
-        self.state.update(transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud)
+        self.state.update(transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud, **coordinates)
 
 
 @dataclass(frozen=True)
 class Replay:
     """What replaying transactions one by one through an online scorer produced."""
 
-    transaction_ids: np.ndarray
+    transaction_ids: np.ndarray  # as in the replayed table: int64 or text
     features: np.ndarray  # (n, n_features), bundle feature order
     scores: np.ndarray
     latency_ms: np.ndarray  # features + score, per transaction (wall clock: not reproducible)
 
 
 def replay(scorer: OnlineScorer, transactions: pd.DataFrame) -> Replay:
-    """Score each transaction as it arrives, then add it with its label, in table order."""
+    """Score each transaction as it arrives, then add it with its label, in table order; the
+    coordinate columns, when the table has them, go along with each transaction."""
     n, width = len(transactions), len(scorer.bundle.features)
     feats, scores, latency = np.empty((n, width)), np.empty(n), np.empty(n)
     columns = [transactions[c].to_numpy() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT)]
     labels = transactions[TX_FRAUD].astype("Int8").tolist() if TX_FRAUD in transactions else [None] * n
+    carried = [c for c in COORDINATE_COLUMNS if c in transactions]
+    coordinates = transactions[carried].to_dict("records") if carried else [{}] * n
     for i, (tid, customer, terminal, when, amount) in enumerate(zip(*columns)):
         start = time.perf_counter_ns()
-        x = scorer.features(customer, terminal, when, amount)
+        x = scorer.features(customer, terminal, when, amount, **coordinates[i])
         scores[i] = scorer.bundle.predict_proba(x[np.newaxis, :])[0]
         latency[i] = (time.perf_counter_ns() - start) / 1e6
         feats[i] = x
         label = labels[i]
-        scorer.observe(tid, customer, terminal, when, amount, None if label is pd.NA else label)
-    return Replay(columns[0].astype(np.int64), feats, scores, latency)
+        scorer.observe(tid, customer, terminal, when, amount, None if label is pd.NA else label, **coordinates[i])
+    return Replay(columns[0], feats, scores, latency)
 
 
 def latency_summary(latency_ms: np.ndarray) -> dict[str, float]:

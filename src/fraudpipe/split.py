@@ -17,7 +17,8 @@ train_start (train = days 0..train_days-1), on test day T a card (customer_id) i
 had a fraud on any day in [0, T - delay_days - 1]. On the first test day,
 T = train_days + delay_days, that is exactly the frauds of the training period; each later test
 day adds one more day of labels. Those cards would already be blocked in production, so keeping
-them would make the test easier than reality.
+them would make the test easier than reality. Cards are matched by their id as an opaque key
+(int64 or text, "007" and "7" being two cards).
 """
 
 from __future__ import annotations
