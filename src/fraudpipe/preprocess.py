@@ -32,6 +32,8 @@ from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, fi
 from fraudpipe.config import Config, rule_error
 from fraudpipe.contract import (
     CUSTOMER_ID,
+    ID_COLUMNS,
+    ID_DTYPES,
     TERMINAL_ID,
     TRANSACTION_COLUMNS,
     TRANSACTION_DTYPES,
@@ -47,8 +49,11 @@ from fraudpipe.errors import DataError
 OUTLIER_COLUMNS = (TRANSACTION_ID, TX_DATETIME, TX_AMOUNT)
 #: Every quarantine reason of this stage, in the order the columns are checked.
 REASONS: tuple[str, ...] = tuple(f"missing_{c}" for c in TRANSACTION_COLUMNS)
-#: Input dtypes accepted per column: the contract's; a label column with unlabelled rows is nullable.
-INPUT_DTYPES: dict[str, tuple[str, ...]] = {c: (t,) for c, t in TRANSACTION_DTYPES.items()} | {TX_FRAUD: ("int8", "Int8")}
+#: Input dtypes accepted per column: the contract's; an id column is int64 or text; a label column
+#: with unlabelled rows is nullable.
+INPUT_DTYPES: dict[str, tuple[str, ...]] = (
+    {c: (t,) for c, t in TRANSACTION_DTYPES.items()} | dict.fromkeys(ID_COLUMNS, ID_DTYPES) | {TX_FRAUD: ("int8", "Int8")}
+)
 
 
 @dataclass(frozen=True)
@@ -150,9 +155,11 @@ def _first_rows(mask: np.ndarray, limit: int = 5) -> list[int]:
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Contract dtypes once nulls are gone; the label stays nullable only if unlabelled rows remain."""
+    """Contract dtypes once nulls are gone (ids keep theirs, int64 or text); the label stays
+    nullable only if unlabelled rows remain."""
     label = "Int8" if frame[TX_FRAUD].isna().any() else "int8"
-    return frame.astype({**TRANSACTION_DTYPES, TX_FRAUD: label})
+    ids = {c: str(frame[c].dtype) for c in ID_COLUMNS}
+    return frame.astype({**TRANSACTION_DTYPES, **ids, TX_FRAUD: label})
 
 
 def _amount_fences(amount: np.ndarray, factor: float) -> tuple[float, float]:
