@@ -325,7 +325,7 @@ def test_a_date_without_a_time_is_quarantined_unless_dates_are_expected() -> Non
     raw["WHEN"] = ["2019-01-01", "2019-01-01T00:00:00", "20190101T1030"]
     out = to_contract(raw, MAPPING, None)
     assert out.reasons.tolist() == [f"tx_datetime: '2019-01-01' is {DATE_ONLY}", "", ""]
-    assert out.counts == {"tx_datetime is a date without a time of day": 1}
+    assert out.counts == {"tx_datetime is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the source holds dates only)": 1}
     raw["WHEN"] = ["2019-01-01", "2019-01-02", "2019-01-03"]
     out = to_contract(raw, MAPPING, "%Y-%m-%d")
     assert (out.reasons == "").all() and out.frame["tx_datetime"].iloc[0] == pd.Timestamp("2019-01-01")

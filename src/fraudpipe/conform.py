@@ -178,7 +178,8 @@ def to_contract(
             undated = present & parsed.notna().to_numpy() & _date_only(values)
             if undated.any():
                 parsed = parsed.mask(undated)
-                report(undated, f"{name} is a date without a time of day", lambda pos: (
+                kind = f"{name} is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the source holds dates only)"
+                report(undated, kind, lambda pos: (
                     f"{name}: {_show(values.iat[pos])} is a date without a time of day (if the source "
                     "holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
                 ))
