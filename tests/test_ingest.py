@@ -10,6 +10,8 @@ truncated line, non-UTF-8 bytes, unreachable database, failing API) belong to th
 from __future__ import annotations
 
 import json
+import sqlite3
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _sources import data_config
 
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
 from fraudpipe.errors import BatchValidationError, DataError
 from fraudpipe.ingest import ingest_batch
+from fraudpipe.sources import ApiSource, ingest_source, make_source, refresh_snapshot
 from fraudpipe.validate import ValidationConfig
 
 N = 40
@@ -364,3 +368,75 @@ def test_coordinates_are_carried_after_the_contract() -> None:
     kept = ingest_batch(raw, mapping, None, CONFIG).kept
     assert list(kept.columns) == [*TRANSACTION_DTYPES, "customer_x", "customer_y", "terminal_x", "terminal_y"]
     assert kept["customer_x"].iloc[1] == 4.01 and kept["terminal_y"].dtype == np.float64
+
+
+# --- ids from every kind of source: the same keys whether they come as text or as numbers ----------
+
+SOURCE_COLUMNS = {"transaction_id": "tx", "tx_datetime": "when", "customer_id": "card", "terminal_id": "pos",
+                  "tx_amount": "amount", "tx_fraud": "label"}  # fmt: skip
+CARDS = ["007", "7", "5e3", "9f86d081884c7d65"]
+
+
+def id_records() -> list[dict]:
+    return [
+        {"tx": str(uuid.UUID(int=1000 + i)), "when": f"2018-04-01 {i % 24:02d}:15:00", "card": CARDS[i % 4],
+         "pos": i % 11, "amount": 10.5 + i, "label": int(i % 10 == 3)}  # fmt: skip
+        for i in range(N)
+    ]
+
+
+def read_csv_source(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    pd.DataFrame(records).to_csv(tmp_path / "t.csv", index=False)
+    return make_source(data_config("csv", path=str(tmp_path / "t.csv"), columns=SOURCE_COLUMNS)).read()
+
+
+def read_parquet_source(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    pd.DataFrame(records).to_parquet(tmp_path / "t.parquet")
+    return make_source(data_config("parquet", path=str(tmp_path / "t.parquet"), columns=SOURCE_COLUMNS)).read()
+
+
+def read_sql_snapshot(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    with sqlite3.connect(tmp_path / "w.db") as con:
+        pd.DataFrame(records).to_sql("transactions", con, index=False)
+    config = data_config("sql", url=f"sqlite:///{tmp_path / 'w.db'}", snapshot=str(tmp_path / "s.parquet"), columns=SOURCE_COLUMNS)
+    refresh_snapshot(config)
+    return ingest_source(config).read()
+
+
+def read_api_snapshot(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    url = http_server.serve_pages("/tx", records, default_size=15)
+    config = data_config("api", url=url, snapshot=str(tmp_path / "a.parquet"), columns=SOURCE_COLUMNS)
+    refresh_snapshot(config)
+    return ingest_source(config).read()
+
+
+READERS = [read_csv_source, read_parquet_source, read_sql_snapshot, read_api_snapshot]
+
+
+@pytest.mark.parametrize("read", READERS, ids=["csv", "parquet", "sql", "api"])
+def test_text_ids_are_the_same_keys_from_every_source(tmp_path, http_server, read) -> None:
+    result = ingest_batch(read(tmp_path, id_records(), http_server), SOURCE_COLUMNS, None, CONFIG)
+    kept = result.kept.sort_values("transaction_id", ignore_index=True)
+    assert result.summary["rows_quarantined"] == 0
+    assert (str(kept["transaction_id"].dtype), str(kept["customer_id"].dtype), str(kept["terminal_id"].dtype)) == ("str", "str", "int64")
+    assert kept["transaction_id"].tolist() == sorted(r["tx"] for r in id_records())
+    assert sorted(set(kept["customer_id"])) == sorted(CARDS)  # "007" and "7" two cards, "5e3" text
+
+
+@pytest.mark.parametrize("read", READERS[2:], ids=["sql", "api"])
+def test_an_api_sending_7_and_the_text_7_means_one_card(tmp_path, http_server, read) -> None:
+    records = [r | {"card": 7 if i % 2 else "7"} for i, r in enumerate(id_records())]
+    if read is read_sql_snapshot:
+        records = [r | {"card": str(r["card"])} for r in records]  # one SQL column has one type
+    kept = ingest_batch(read(tmp_path, records, http_server), SOURCE_COLUMNS, None, CONFIG).kept
+    assert kept["customer_id"].dtype == np.int64 and set(kept["customer_id"]) == {7}
+    direct = ApiSource.from_config(data_config("api", url=http_server.serve_pages("/direct", records)))
+    assert set(ingest_batch(direct.read(), SOURCE_COLUMNS, None, CONFIG).kept["customer_id"]) == {7}
+
+
+def test_a_snapshot_of_text_ids_does_not_depend_on_the_sources_row_order(tmp_path, http_server) -> None:
+    records = id_records()
+    first = read_api_snapshot(tmp_path / "a", records, http_server)
+    second = read_api_snapshot(tmp_path / "b", records[::-1], http_server)
+    assert (tmp_path / "a" / "a.parquet").read_bytes() == (tmp_path / "b" / "a.parquet").read_bytes()
+    assert first["tx"].tolist() == sorted(r["tx"] for r in records) and len(second) == N
