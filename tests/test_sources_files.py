@@ -11,6 +11,8 @@ import lzma
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from _sources import data_conf, data_config
 
@@ -277,3 +279,10 @@ def test_bad_input_compressed_bytes_in_a_csv_say_so(tmp_path, compress, kind):
 def test_a_compressed_file_with_its_suffix_is_read_by_pandas(tmp_path):
     path = write(tmp_path / "t.csv.gz", gzip.compress((HEADER + ROWS).encode()))
     assert make_source(csv_cfg(path)).read().shape == (2, 6)
+
+
+def test_bad_input_parquet_with_a_repeated_column_name(tmp_path):
+    table = pa.table([pa.array([1, 2]), pa.array([3.0, 4.0]), pa.array([5.0, 6.0])], names=["id", "amount", "amount"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    with pytest.raises(SourceError, match=r"dup\.parquet: the file has more than one column named \['amount'\]; cannot tell which to use"):
+        make_source(parquet_cfg(tmp_path / "dup.parquet")).read()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from fraudpipe.config import rule_error
@@ -275,6 +276,14 @@ class ParquetSource:
             raise SourceError(self.where, "the file does not exist", self.missing_hint)
         _check_file(self.path, self.where)
         try:
+            names = pq.read_schema(self.path).names
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise SourceError(
+                    self.where,
+                    f"the file has more than one column named {repeated}; cannot tell which to use",
+                    "Rename the repeated columns when writing the file.",
+                )
             return pd.read_parquet(self.path, **self.options)
         except (pa.ArrowException, OSError) as exc:
             raise SourceError(
