@@ -167,36 +167,7 @@ def test_a_bad_config_stops_with_one_line_naming_the_key_and_writes_nothing(tmp_
     assert not (tmp_path / "data/raw").exists()
 
 
-# --- what the stage keeps, as configured: the data.options and ids cases of the corpus -------------
-
-
-def test_string_ids_of_every_kind_are_kept_exactly(tmp_path):
-    """UUID transaction ids, "007" and "7" as two cards, "5e3" as text, merchant names with commas
-    (quoted in the CSV) as terminals: kept as text, nothing quarantined, nothing parsed as a number."""
-    uuids = [str(uuid.UUID(int=i * 7919 + 1)) for i in range(200)]
-    customers = ["007", "7", "5e3", "0x1f", "9f86d081884c7d65"]
-    merchants = ['"fraud_Kirlin and Sons, Inc."', "fraud_Sporer-Keebler", '"Smith, Jones & Co"']
-    lines = [
-        f"{uuids[i]},2018-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,{customers[i % 5]},{merchants[i % 3]},{10 + i % 50}.25,{int(i % 20 == 0)}\n"
-        for i in range(200)
-    ]
-    proc = run_stage(tmp_path, csv_text(lines))
-    assert proc.returncode == 0, proc.stderr
-    tx = kept(tmp_path)
-    assert {c: str(tx[c].dtype) for c in ("transaction_id", "customer_id", "terminal_id")} == dict.fromkeys(
-        ("transaction_id", "customer_id", "terminal_id"), "str")
-    assert tx["transaction_id"].tolist() == uuids
-    assert set(tx["customer_id"]) == set(customers)  # "007" and "7" stay two cards; "5e3" is not 5000
-    assert set(tx["terminal_id"]) == {"fraud_Kirlin and Sons, Inc.", "fraud_Sporer-Keebler", "Smith, Jones & Co"}
-    assert summary(tmp_path)["rows_quarantined"] == 0
-
-
-def test_a_customer_column_of_card_hashes_is_kept_not_quarantined(tmp_path):
-    """The issue's case: all card hashes used to end 99 % quarantined with exit 0."""
-    proc = run_stage(tmp_path, csv_text(with_column(2, lambda i: f"{(i % 13) * 2654435761 % 2**64:016x}")))
-    assert proc.returncode == 0, proc.stderr
-    tx = kept(tmp_path)
-    assert len(tx) == 200 and str(tx["customer_id"].dtype) == "str" and tx["customer_id"].nunique() == 13
+# --- what the stage keeps, as configured: the data.options and ids rows of the corpus ---------------
 
 
 def semicolon_lines(amount: Callable[[int], str]) -> list[str]:
@@ -205,35 +176,63 @@ def semicolon_lines(amount: Callable[[int], str]) -> list[str]:
             for i, line in enumerate(good_lines())]
 
 
-def test_thousands_and_decimal_options_take_effect_on_amounts_only(tmp_path):
-    lines = semicolon_lines(lambda i: "1.020" if i == 0 else f"{10 + i % 50},25")
-    lines[1] = lines[1].replace("1;", "0001.500;", 1)  # an id written like a number stays text
-    data = {"options": {"sep": ";", "encoding": "utf-8", "thousands": ".", "decimal": ","}}
-    proc = run_stage(tmp_path, csv_text(lines, HEADER.replace(",", ";")), data)
+UUIDS = [str(uuid.UUID(int=i * 7919 + 1)) for i in range(200)]
+CUSTOMERS = ["007", "7", "5e3", "0x1f", "9f86d081884c7d65"]
+MERCHANTS = ['"fraud_Kirlin and Sons, Inc."', "fraud_Sporer-Keebler", '"Smith, Jones & Co"']  # quoted: commas inside
+ID_LINES = [
+    f"{UUIDS[i]},2018-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,{CUSTOMERS[i % 5]},{MERCHANTS[i % 3]},{10 + i % 50}.25,{int(i % 20 == 0)}\n"
+    for i in range(200)
+]
+DECIMAL_COMMA = semicolon_lines(lambda i: "1.020" if i == 0 else f"{10 + i % 50},25")
+DECIMAL_COMMA[1] = DECIMAL_COMMA[1].replace("1;", "0001.500;", 1)  # an id written like a number stays text
+SEMICOLONS = {"options": {"sep": ";", "encoding": "utf-8", "thousands": ".", "decimal": ","}}
+
+
+def id_dtypes(tx: pd.DataFrame) -> dict[str, str]:
+    return {c: str(tx[c].dtype) for c in ("transaction_id", "customer_id", "terminal_id")}
+
+
+#: case -> (file content, data.* changes, validation.* changes, what must hold of (kept rows, summary, quarantine))
+KEPT: dict[str, tuple[bytes, dict, dict, Callable[[pd.DataFrame, dict, pd.DataFrame], bool]]] = {
+    "string ids of every kind: UUIDs, '007' and '7', '5e3', hashes, merchant names with commas": (
+        csv_text(ID_LINES), {}, {},
+        lambda tx, s, q: id_dtypes(tx) == dict.fromkeys(id_dtypes(tx), "str")
+        and tx["transaction_id"].tolist() == UUIDS
+        and set(tx["customer_id"]) == set(CUSTOMERS)  # "007" and "7" two cards; "5e3" is not 5000
+        and set(tx["terminal_id"]) == {"fraud_Kirlin and Sons, Inc.", "fraud_Sporer-Keebler", "Smith, Jones & Co"}
+        and s["rows_quarantined"] == 0,
+    ),
+    "a customer column of card hashes (used to end 99 % quarantined, exit 0)": (
+        csv_text(with_column(2, lambda i: f"{(i % 13) * 2654435761 % 2**64:016x}")), {}, {},
+        lambda tx, s, q: len(tx) == 200 and id_dtypes(tx)["customer_id"] == "str" and tx["customer_id"].nunique() == 13,
+    ),
+    "thousands '.' and decimal ',': '1.020' is 1020, never 1.02; ids untouched": (
+        csv_text(DECIMAL_COMMA, HEADER.replace(",", ";")), SEMICOLONS, {},
+        lambda tx, s, q: tx["tx_amount"].iloc[0] == 1020.0 and tx["tx_amount"].iloc[2] == 12.25
+        and tx["transaction_id"].iloc[1] == "0001.500" and id_dtypes(tx)["transaction_id"] == "str",
+    ),
+    "dates only, with a date format: midnight": (
+        csv_text(with_column(1, lambda i: f"2018-04-{1 + i % 28:02d}")), {"datetime_format": "%Y-%m-%d"}, {},
+        lambda tx, s, q: tx["tx_datetime"].iloc[1] == pd.Timestamp("2018-04-02") and s["rows_quarantined"] == 0,
+    ),
+    "2.5 % bad rows under a raised max_quarantine_share": (
+        csv_text(with_column(4, lambda i: "n/a" if i % 40 == 0 else f"{10 + i % 50}.25")), {}, {"max_quarantine_share": 0.05},
+        lambda tx, s, q: s["rows_quarantined"] == 5 and q["reason"].unique().tolist() == ["tx_amount: 'n/a' is not a number"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("content", "data", "validation", "holds"), list(KEPT.values()), ids=list(KEPT))
+def test_files_that_are_right_as_configured_are_kept_exactly(tmp_path, content, data, validation, holds):
+    proc = run_stage(tmp_path, content, data, **validation)
     assert proc.returncode == 0, proc.stderr
-    tx = kept(tmp_path)
-    assert tx["tx_amount"].iloc[0] == 1020.0 and tx["tx_amount"].iloc[2] == 12.25  # never 1.02
-    assert tx["transaction_id"].iloc[1] == "0001.500" and str(tx["transaction_id"].dtype) == "str"
+    assert holds(kept(tmp_path), summary(tmp_path), quarantine(tmp_path))
 
 
-def test_the_same_file_without_those_options_stops(tmp_path):
+def test_the_decimal_comma_file_without_those_options_stops_naming_them(tmp_path):
     lines = semicolon_lines(lambda i: f"{10 + i % 50},25")
     proc = run_stage(tmp_path, csv_text(lines, HEADER.replace(",", ";")), {"options": {"sep": ";"}})
     assert proc.returncode == 1
     assert "200 of 200 rows" not in proc.stderr  # a column where nothing parses is the wrong type, named once
     assert "expect_column_values_to_be_of_type(tx_amount): expected float64, observed str" in proc.stderr
     assert "data.options.decimal and data.options.thousands" in proc.stderr
-
-
-def test_dates_only_are_midnight_when_the_format_says_so(tmp_path):
-    proc = run_stage(tmp_path, csv_text(with_column(1, lambda i: f"2018-04-{1 + i % 28:02d}")), {"datetime_format": "%Y-%m-%d"})
-    assert proc.returncode == 0, proc.stderr
-    assert kept(tmp_path)["tx_datetime"].iloc[1] == pd.Timestamp("2018-04-02")
-
-
-def test_a_higher_max_quarantine_share_lets_the_batch_through(tmp_path):
-    content = csv_text(with_column(4, lambda i: "n/a" if i % 40 == 0 else f"{10 + i % 50}.25"))
-    proc = run_stage(tmp_path, content, max_quarantine_share=0.05)
-    assert proc.returncode == 0, proc.stderr
-    assert summary(tmp_path)["rows_quarantined"] == 5
-    assert quarantine(tmp_path)["reason"].unique().tolist() == ["tx_amount: 'n/a' is not a number"]
