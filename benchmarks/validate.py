@@ -32,6 +32,7 @@ CONFIG = ValidationConfig(
     min_rows=1000,
     min_fraud_rate=0.0005,
     max_fraud_rate=0.05,
+    max_quarantine_share=0.01,
 )
 
 

@@ -78,7 +78,10 @@ def main() -> None:
         f"latency p50 {latency['score_latency_p50_ms']:.3f} ms, p99 {latency['score_latency_p99_ms']:.3f} ms"
     )
     if failures and config.gate.enforce:
-        raise GateFailed("quality gate failed: " + "; ".join(failures) + f" (see {METRICS})")
+        raise GateFailed(
+            "quality gate failed: " + "; ".join(failures) + f" (see {METRICS}). Lower the minimum if it is too "
+            "strict for this data, or set evaluate.gate.enforce: false to record the gate without failing"
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def main() -> None:
     data = load_config("data", SourceConfig)
     validation = load_config("validation", ValidationConfig)
     source = ingest_source(data)
-    result = ingest_batch(source.read(), data.columns, data.datetime_format, validation, DOCS_DIR)
+    result = ingest_batch(source.read(), data.columns, data.datetime_format, validation, DOCS_DIR, data.number_format)
     with atomic_dir(RAW_DIR) as tmp:
         write_parquet(result.kept, tmp / "transactions.parquet")
         for name, table in source.side_tables().items():

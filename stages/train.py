@@ -10,13 +10,16 @@ from fraudpipe.stage import load_config, run
 
 TRAIN = Path("data/split/train.parquet")
 BUNDLE_DIR = Path("models/bundle")
-LIVE_DIR = "reports/train"  # dvclive: metrics.json and plots/metrics/*.tsv (no timestamps)
+LIVE_DIR = Path("reports/train")  # dvclive: metrics.json and plots/metrics/*.tsv (no timestamps)
 
 
 def main() -> None:
     config = load_config("model", ModelConfig)
     train = read_parquet(TRAIN)
-    with Live(dir=LIVE_DIR, dvcyaml=False, save_dvc_exp=False) as live:
+    # dvclive rewrites its files at every step: it writes into a hidden temporary directory
+    # (.train.<random>.tmp, git-ignored) that replaces reports/train only when training has ended,
+    # so a killed run leaves the previous metrics and plots, never step 18 of 49.
+    with atomic_dir(LIVE_DIR) as live_dir, Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
         bundle = train_bundle(train, config, live=live)
         for key, value in training_summary(bundle).items():
             live.log_metric(key, value, plot=False)

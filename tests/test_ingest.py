@@ -10,6 +10,8 @@ truncated line, non-UTF-8 bytes, unreachable database, failing API) belong to th
 from __future__ import annotations
 
 import json
+import sqlite3
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _sources import data_config
 
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
 from fraudpipe.errors import BatchValidationError, DataError
 from fraudpipe.ingest import ingest_batch
+from fraudpipe.sources import ApiSource, ingest_source, make_source, refresh_snapshot
 from fraudpipe.validate import ValidationConfig
 
 N = 40
@@ -31,6 +35,7 @@ CONFIG = ValidationConfig(
     min_rows=30,
     min_fraud_rate=0.01,
     max_fraud_rate=0.2,
+    max_quarantine_share=0.5,  # the corpus breaks a few of 40 rows; its own cases test the share
 )
 MAPPING = {
     "transaction_id": "TX_ID",
@@ -43,6 +48,7 @@ MAPPING = {
 AMOUNT_RULE = "expect_column_values_to_be_between(tx_amount, min=0.0, max=10000.0)"
 TIME_RULE = "expect_column_values_to_be_between(tx_datetime, min=2018-01-01T00:00:00, max=2019-12-31T23:59:59)"
 UNIQUE = "expect_column_values_to_be_unique(transaction_id)"
+DATE_ONLY = "a date without a time of day (if the source holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
 
 
 def csv_batch() -> pd.DataFrame:
@@ -77,6 +83,16 @@ def copy_row(src: int, dst: int, **overrides: str) -> Callable[[pd.DataFrame], p
     return change
 
 
+def repeat_column(column: str, value: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A second column of the same name, as a file with a repeated header gives it."""
+
+    def change(raw: pd.DataFrame) -> pd.DataFrame:
+        raw.insert(len(raw.columns), column, value, allow_duplicates=True)
+        return raw
+
+    return change
+
+
 def whole_column(column: str, values: list) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def change(raw: pd.DataFrame) -> pd.DataFrame:
         raw[column] = values
@@ -87,9 +103,11 @@ def whole_column(column: str, values: list) -> Callable[[pd.DataFrame], pd.DataF
 
 @dataclass(frozen=True)
 class Quarantined:
-    """Expected outcome: these source rows quarantined with exactly these reasons, all others kept."""
+    """Expected outcome: these source rows quarantined with exactly these reasons, all others kept;
+    ``ids``: contract id column -> (its kept dtype, a value it must hold)."""
 
     reasons: dict[int, str]
+    ids: dict[str, tuple[str, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,9 +138,9 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
         put(10, "TX_ID", ""),
         Quarantined({10: "expect_column_values_to_not_be_null(transaction_id)"}),
     ),
-    "non-integer transaction_id": (
+    "transaction_id that is not an integer: the column is text": (
         put(11, "TX_ID", "1011b"),
-        Quarantined({11: "transaction_id: '1011b' is not an integer"}),
+        Quarantined({}, ids={"transaction_id": ("str", "1011b")}),
     ),
     "duplicate transaction id, exact copy": (
         copy_row(12, 30),
@@ -142,7 +160,7 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
     "timestamp just past the maximum": (put(15, "WHEN", "2020-01-01 00:00:00"), Quarantined({15: TIME_RULE})),
     "unparseable timestamp": (
         put(16, "WHEN", "2018-02-30 10:00:00"),
-        Quarantined({16: "tx_datetime: '2018-02-30 10:00:00' is not an ISO 8601 datetime"}),
+        Quarantined({16: "tx_datetime: '2018-02-30 10:00:00' is not an ISO 8601 datetime (data.datetime_format is null)"}),
     ),
     "null timestamp": (put(17, "WHEN", ""), Quarantined({17: "expect_column_values_to_not_be_null(tx_datetime)"})),
     "label 2": (
@@ -150,11 +168,59 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
         Quarantined({18: "expect_column_values_to_be_in_set(tx_fraud, value_set=[0, 1])"}),
     ),
     "label not a number": (put(19, "IS_FRAUD", "fraud"), Quarantined({19: "tx_fraud: 'fraud' is not a 0/1 label"})),
+    "date without a time of day": (
+        put(21, "WHEN", "2018-04-02"),
+        Quarantined({21: f"tx_datetime: '2018-04-02' is {DATE_ONLY}"}),
+    ),
+    # --- ids are opaque keys: kept, as text when any id is not a canonical integer ---
+    "customer ids that are card hashes": (
+        whole_column("CUSTOMER", [f"{(i % 7) * 2654435761:016x}" for i in range(N)]),
+        Quarantined({}, ids={"customer_id": ("str", f"{2654435761:016x}")}),
+    ),
+    "an id with leading zeros is another card than its digits": (
+        lambda raw: put(3, "CUSTOMER", "007")(put(4, "CUSTOMER", "7")(raw)),
+        Quarantined({}, ids={"customer_id": ("str", "007")}),
+    ),
+    "an id in exponent notation is text, not 5000": (
+        put(5, "TERMINAL", "5e3"), Quarantined({}, ids={"terminal_id": ("str", "5e3")})
+    ),
+    "a merchant name as terminal id": (
+        put(6, "TERMINAL", "Kirlin and Sons, Inc."), Quarantined({}, ids={"terminal_id": ("str", "Kirlin and Sons, Inc.")})
+    ),
+    "duplicate text transaction id, rows disagree": (
+        lambda raw: copy_row(12, 31, AMOUNT="99.99")(whole_column("TX_ID", [f"t{i:03d}" for i in range(N)])(raw)),
+        Quarantined(
+            {
+                12: f"{UNIQUE}: transaction_id 't012' shared by rows that disagree",
+                31: f"{UNIQUE}: transaction_id 't012' shared by rows that disagree",
+            },
+            ids={"transaction_id": ("str", "t000")},
+        ),
+    ),
     "several faults in one row": (
         lambda raw: put(20, "AMOUNT", "-1")(put(20, "CUSTOMER", "")(raw)),
         Quarantined({20: f"expect_column_values_to_not_be_null(customer_id); {AMOUNT_RULE}"}),
     ),
     # --- batch-level: the stage stops with a message naming expectation, column and value ---
+    "more rows quarantined than validation.max_quarantine_share": (
+        lambda raw: raw.assign(
+            AMOUNT=["n/a"] * 15 + ["-1"] * 6 + list(raw["AMOUNT"][21:]),
+            IS_FRAUD=list(raw["IS_FRAUD"][:21]) + ["yes"] + list(raw["IS_FRAUD"][22:]),
+        ),
+        Fails(
+            BatchValidationError,
+            (
+                "22 of 40 rows (55.0%) would be quarantined, more than validation.max_quarantine_share = 0.5 allows",
+                f"commonest reasons: tx_amount is not a number (15 rows), {AMOUNT_RULE} (6 rows), "
+                "tx_fraud is not a 0/1 label (1 row)",
+                "raise validation.max_quarantine_share",
+            ),
+        ),
+    ),
+    "a mapped column appears twice": (
+        repeat_column("AMOUNT", "99.00"),
+        Fails(DataError, ("more than one column named ['AMOUNT'] (mapped to ['tx_amount'])", "rename one")),
+    ),
     "missing column": (
         lambda raw: raw.drop(columns=["AMOUNT"]),
         Fails(
@@ -215,6 +281,8 @@ def test_bad_input_corpus(change: Callable[[pd.DataFrame], pd.DataFrame], expect
     assert dict(zip(q["source_row"], q["reason"], strict=True)) == expected.reasons
     assert len(raw) == len(result.kept) + len(q) == result.summary["rows_in"]
     assert result.summary["rows_valid"] == len(raw) - len(expected.reasons)
+    for column, (dtype, value) in expected.ids.items():
+        assert str(result.kept[column].dtype) == dtype and value in set(result.kept[column])
     # nothing is lost: each quarantined row carries its original values
     for row, original in zip(q["source_row"], q["raw"], strict=True):
         values = raw.iloc[row].to_dict()
@@ -243,7 +311,7 @@ def test_quarantine_keeps_what_parsed_in_nullable_columns() -> None:
     q = ingest_batch(raw, MAPPING, None, CONFIG).quarantined
     assert q.dtypes.astype(str).to_dict() == QUARANTINE_DTYPES
     assert q["source_row"].tolist() == [5, 7]
-    assert q["transaction_id"].tolist() == [1005, 1007]
+    assert q["transaction_id"].tolist() == ["1005", "1007"]  # ids are text in every quarantine
     assert q["tx_amount"].iloc[0] == -12.5 and np.isnan(q["tx_amount"].iloc[1])
 
 
@@ -281,3 +349,94 @@ def test_raw_values_survive_repeated_source_column_names() -> None:
     raw.insert(7, "NOTE", "b", allow_duplicates=True)
     q = ingest_batch(raw, MAPPING, None, CONFIG).quarantined
     assert json.loads(q["raw"].iloc[0])["NOTE"] == "a" and json.loads(q["raw"].iloc[0])["NOTE.1"] == "b"
+
+
+def test_text_ids_are_kept_as_text_and_quarantined_as_text() -> None:
+    raw = csv_batch().assign(CUSTOMER=[f"card-{i % 7:03d}" for i in range(N)])
+    raw.loc[5, "AMOUNT"] = "-1"
+    result = ingest_batch(raw, MAPPING, None, CONFIG)
+    assert result.kept.dtypes.astype(str).to_dict() == TRANSACTION_DTYPES | {"customer_id": "str"}
+    assert result.kept["customer_id"].iloc[0] == "card-000"
+    q = result.quarantined
+    assert q.dtypes.astype(str).to_dict() == QUARANTINE_DTYPES
+    assert (q["transaction_id"].iloc[0], q["customer_id"].iloc[0]) == ("1005", "card-005")
+
+
+def test_coordinates_are_carried_after_the_contract() -> None:
+    raw = csv_batch().assign(LON=[f"{4 + i / 100:.2f}" for i in range(N)], LAT="50.85", MLON="4.35", MLAT="50.84")
+    mapping = MAPPING | {"customer_x": "LON", "customer_y": "LAT", "terminal_x": "MLON", "terminal_y": "MLAT"}
+    kept = ingest_batch(raw, mapping, None, CONFIG).kept
+    assert list(kept.columns) == [*TRANSACTION_DTYPES, "customer_x", "customer_y", "terminal_x", "terminal_y"]
+    assert kept["customer_x"].iloc[1] == 4.01 and kept["terminal_y"].dtype == np.float64
+
+
+# --- ids from every kind of source: the same keys whether they come as text or as numbers ----------
+
+SOURCE_COLUMNS = {"transaction_id": "tx", "tx_datetime": "when", "customer_id": "card", "terminal_id": "pos",
+                  "tx_amount": "amount", "tx_fraud": "label"}  # fmt: skip
+CARDS = ["007", "7", "5e3", "9f86d081884c7d65"]
+
+
+def id_records() -> list[dict]:
+    return [
+        {"tx": str(uuid.UUID(int=1000 + i)), "when": f"2018-04-01 {i % 24:02d}:15:00", "card": CARDS[i % 4],
+         "pos": i % 11, "amount": 10.5 + i, "label": int(i % 10 == 3)}  # fmt: skip
+        for i in range(N)
+    ]
+
+
+def read_csv_source(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    pd.DataFrame(records).to_csv(tmp_path / "t.csv", index=False)
+    return make_source(data_config("csv", path=str(tmp_path / "t.csv"), columns=SOURCE_COLUMNS)).read()
+
+
+def read_parquet_source(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    pd.DataFrame(records).to_parquet(tmp_path / "t.parquet")
+    return make_source(data_config("parquet", path=str(tmp_path / "t.parquet"), columns=SOURCE_COLUMNS)).read()
+
+
+def read_sql_snapshot(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    with sqlite3.connect(tmp_path / "w.db") as con:
+        pd.DataFrame(records).to_sql("transactions", con, index=False)
+    config = data_config("sql", url=f"sqlite:///{tmp_path / 'w.db'}", snapshot=str(tmp_path / "s.parquet"), columns=SOURCE_COLUMNS)
+    refresh_snapshot(config)
+    return ingest_source(config).read()
+
+
+def read_api_snapshot(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
+    url = http_server.serve_pages("/tx", records, default_size=15)
+    config = data_config("api", url=url, snapshot=str(tmp_path / "a.parquet"), columns=SOURCE_COLUMNS)
+    refresh_snapshot(config)
+    return ingest_source(config).read()
+
+
+READERS = [read_csv_source, read_parquet_source, read_sql_snapshot, read_api_snapshot]
+
+
+@pytest.mark.parametrize("read", READERS, ids=["csv", "parquet", "sql", "api"])
+def test_text_ids_are_the_same_keys_from_every_source(tmp_path, http_server, read) -> None:
+    result = ingest_batch(read(tmp_path, id_records(), http_server), SOURCE_COLUMNS, None, CONFIG)
+    kept = result.kept.sort_values("transaction_id", ignore_index=True)
+    assert result.summary["rows_quarantined"] == 0
+    assert (str(kept["transaction_id"].dtype), str(kept["customer_id"].dtype), str(kept["terminal_id"].dtype)) == ("str", "str", "int64")
+    assert kept["transaction_id"].tolist() == sorted(r["tx"] for r in id_records())
+    assert sorted(set(kept["customer_id"])) == sorted(CARDS)  # "007" and "7" two cards, "5e3" text
+
+
+@pytest.mark.parametrize("read", READERS[2:], ids=["sql", "api"])
+def test_an_api_sending_7_and_the_text_7_means_one_card(tmp_path, http_server, read) -> None:
+    records = [r | {"card": 7 if i % 2 else "7"} for i, r in enumerate(id_records())]
+    if read is read_sql_snapshot:
+        records = [r | {"card": str(r["card"])} for r in records]  # one SQL column has one type
+    kept = ingest_batch(read(tmp_path, records, http_server), SOURCE_COLUMNS, None, CONFIG).kept
+    assert kept["customer_id"].dtype == np.int64 and set(kept["customer_id"]) == {7}
+    direct = ApiSource.from_config(data_config("api", url=http_server.serve_pages("/direct", records)))
+    assert set(ingest_batch(direct.read(), SOURCE_COLUMNS, None, CONFIG).kept["customer_id"]) == {7}
+
+
+def test_a_snapshot_of_text_ids_does_not_depend_on_the_sources_row_order(tmp_path, http_server) -> None:
+    records = id_records()
+    first = read_api_snapshot(tmp_path / "a", records, http_server)
+    second = read_api_snapshot(tmp_path / "b", records[::-1], http_server)
+    assert (tmp_path / "a" / "a.parquet").read_bytes() == (tmp_path / "b" / "a.parquet").read_bytes()
+    assert first["tx"].tolist() == sorted(r["tx"] for r in records) and len(second) == N

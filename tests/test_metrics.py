@@ -167,11 +167,11 @@ def test_aggregate_folds_mean_and_sample_std():
     assert out["n_fold_mean"] == pytest.approx(20)
 
 
-def test_gate_names_metric_value_and_minimum():
+def test_gate_names_metric_value_minimum_and_its_key():
     metrics = {"average_precision": 0.25, "roc_auc": 0.9, "f1": float("nan")}
     failures = check_gate(metrics, {"average_precision": 0.3, "roc_auc": 0.75})
-    assert failures == ["average_precision = 0.2500 is below the minimum 0.3"]
-    assert check_gate(metrics, {"f1": 0.1}) == ["f1 is undefined (minimum 0.1)"]
+    assert failures == ["average_precision = 0.2500 is below the minimum 0.3 (evaluate.gate.minimums.average_precision)"]
+    assert check_gate(metrics, {"f1": 0.1}) == ["f1 is undefined (minimum 0.1, evaluate.gate.minimums.f1)"]
     assert check_gate(metrics, {}) == []
 
 

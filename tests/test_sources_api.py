@@ -188,3 +188,10 @@ def test_bad_config_names_the_full_key_and_the_value(change, message):
 )
 def test_urls_in_messages_never_carry_secrets(url, shown):
     assert redact_url(url) == shown
+
+
+def test_bad_input_a_record_with_a_key_twice_is_refused_not_last_wins(http_server):
+    body = '{"records": [{"id": 1, "amount": 10.0, "amount": 1020.0}], "next": null}'
+    url = http_server.route("/dup", lambda request: (200, body, {"content-type": "application/json"}))
+    with pytest.raises(SourceError, match=r"returned an object with the key 'amount' twice; cannot tell which value to use"):
+        make_source(api_cfg(url)).read()

@@ -48,7 +48,10 @@ def test_a_kind_refuses_the_keys_of_another():
     ("columns", "message"),
     [
         ({"tx_amout": "AMOUNT"}, "data.columns.tx_amout: not a contract column (did you mean 'tx_amount'? contract columns: "
-                                 "transaction_id, tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud), got 'AMOUNT'"),
+                                 "transaction_id, tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud; optional coordinates: "
+                                 "customer_x, customer_y, terminal_x, terminal_y), got 'AMOUNT'"),
+        ({"customer_x": "lon", "customer_y": "lat"}, "data.columns.customer_x: coordinates are mapped all four or none: "
+                                                     "terminal_x, terminal_y missing, got 'lon'"),
         ({"tx_amount": 5}, "data.columns.tx_amount: must be a string, got 5"),
         (["tx_amount"], "data.columns: must be a mapping, got ['tx_amount']"),
     ],

@@ -5,12 +5,18 @@ The `test_bad_input_*` tests are part of the project's bad-input corpus.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from _sources import data_conf, data_config
 
+from fraudpipe.conform import NumberFormat
 from fraudpipe.errors import ConfigError
 from fraudpipe.sources import CsvConfig, CsvSource, ParquetConfig, ParquetSource, SourceError, ingest_source, make_source
 
@@ -197,3 +203,86 @@ def test_bad_config_names_the_full_key_and_the_value(kind, change, message):
 def test_bad_input_csv_of_blank_lines_has_no_header(tmp_path):
     with pytest.raises(SourceError, match=r"blank\.csv: the file has no header line"):
         make_source(csv_cfg(write(tmp_path / "blank.csv", "\n\n\n"))).read()
+
+
+# --- options take effect, or are refused -------------------------------------------------------
+
+
+def test_decimal_and_thousands_are_kept_for_conform_not_dropped(tmp_path):
+    config = csv_cfg(tmp_path / "t.csv", sep=";", decimal=",", thousands=".")
+    assert config.number_format == NumberFormat(decimal=",", thousands=".")
+    path = write(tmp_path / "t.csv", "id;amount\n007;1.020,50\n")
+    raw = make_source(config).read()
+    assert raw.to_dict("list") == {"id": ["007"], "amount": ["1.020,50"]}  # text: conform applies the format
+    assert data_config("parquet").number_format == NumberFormat() and path.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dtype": {"amount": float}}, "data.options.dtype: not supported: every cell is read as text and parsed by the contract"),
+        ({"parse_dates": ["when"]}, "data.options.parse_dates: not supported: set data.datetime_format (a strftime format) instead"),
+        ({"dayfirst": True}, "data.options.dayfirst: not supported: set data.datetime_format"),
+        ({"true_values": ["yes"]}, "data.options.true_values: not supported: labels are read as the integers 0 and 1"),
+        ({"chunksize": 1000}, "data.options.chunksize: not supported: ingest reads the whole file"),
+        ({"index_col": 0}, "data.options.index_col: not supported: map columns with data.columns"),
+        ({"thousands": "."}, "data.options.thousands: must differ from decimal ('.'), got '.'"),
+        ({"decimal": ",,"}, "data.options.decimal: must be one character, not a digit, letter or sign, got ',,'"),
+        ({"thousands": "1"}, "data.options.thousands: must be one character, not a digit, letter or sign, got '1'"),
+    ],
+)
+def test_options_that_could_not_take_effect_are_refused_by_name(tmp_path, options, message):
+    with pytest.raises(ConfigError) as err:
+        csv_cfg(tmp_path / "t.csv", **options)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_index_col_false_is_pandas_default_and_allowed(tmp_path):
+    assert make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS), index_col=False)).read().shape == (2, 6)
+
+
+def test_a_repeated_header_name_is_kept_not_renamed(tmp_path):
+    raw = make_source(csv_cfg(write(tmp_path / "t.csv", "id,amount,amount\n1,10.00,1020.00\n"))).read()
+    assert list(raw.columns) == ["id", "amount", "amount"]  # pandas alone says amount, amount.1
+    raw = make_source(csv_cfg(write(tmp_path / "u.csv", "x\nid,amount,amount.1\n1,2,3\n"), skiprows=1)).read()
+    assert list(raw.columns) == ["id", "amount", "amount.1"]  # a real "amount.1" stays itself
+
+
+def test_bad_input_repeated_header_with_usecols_cannot_be_lined_up(tmp_path):
+    path = write(tmp_path / "t.csv", "id,amount,amount\n1,10.00,1020.00\n")
+    with pytest.raises(SourceError, match=r"the header names more than one column \['amount'\]"):
+        make_source(csv_cfg(path, usecols=[0, 2])).read()
+
+
+@pytest.mark.parametrize(("sep", "shown"), [(";", '";"'), ("\t", '"\\t"'), ("|", '"|"')])
+def test_bad_input_one_column_whose_header_holds_a_separator_suggests_it(tmp_path, sep, shown):
+    path = write(tmp_path / "t.csv", (HEADER + ROWS).replace(",", sep))
+    with pytest.raises(SourceError) as err:
+        make_source(csv_cfg(path)).read()
+    assert f"whose header holds {sep!r} (data.options.sep is ',')" in str(err.value)
+    assert f"Set data.options.sep: {shown} if that is the file's separator." in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("compress", "kind"),
+    [(gzip.compress, "gzip"), (bz2.compress, "bz2"), (lzma.compress, "xz")],
+)
+def test_bad_input_compressed_bytes_in_a_csv_say_so(tmp_path, compress, kind):
+    path = write(tmp_path / "t.csv", compress((HEADER + ROWS).encode()))
+    with pytest.raises(SourceError) as err:
+        make_source(csv_cfg(path)).read()
+    assert f"t.csv: the file is {kind}-compressed (it starts with the bytes" in str(err.value)
+    assert f"Set data.options.compression: {kind}, or decompress the file." in str(err.value)
+    assert make_source(csv_cfg(path, compression=kind)).read().shape == (2, 6)  # the suggested fix works
+
+
+def test_a_compressed_file_with_its_suffix_is_read_by_pandas(tmp_path):
+    path = write(tmp_path / "t.csv.gz", gzip.compress((HEADER + ROWS).encode()))
+    assert make_source(csv_cfg(path)).read().shape == (2, 6)
+
+
+def test_bad_input_parquet_with_a_repeated_column_name(tmp_path):
+    table = pa.table([pa.array([1, 2]), pa.array([3.0, 4.0]), pa.array([5.0, 6.0])], names=["id", "amount", "amount"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    with pytest.raises(SourceError, match=r"dup\.parquet: the file has more than one column named \['amount'\]; cannot tell which to use"):
+        make_source(parquet_cfg(tmp_path / "dup.parquet")).read()

@@ -5,16 +5,21 @@ The `test_bad_input_*` tests are part of the project's bad-input corpus.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 from _sources import data_conf, data_config
 
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources import SourceError, SqlConfig, make_source
+from fraudpipe.sources import SourceError, SqlConfig, SqlSource, make_source
+from fraudpipe.sources.sql import read_only_problem
 
 ROWS = pd.DataFrame(
     {
@@ -186,3 +191,105 @@ def test_bad_input_postgres_table_that_does_not_exist(postgres_url):
     load_postgres(postgres_url)
     with pytest.raises(SourceError, match=r"table 'payments' does not exist \(tables there: transactions\)"):
         make_source(sql_cfg(postgres_url, "payments")).read()
+
+
+# --- the SQL source only reads ------------------------------------------------------------------
+
+WRITES = [
+    ("DROP TABLE transactions", "is a DROP statement"),
+    ("delete from transactions", "is a DELETE statement"),
+    ("INSERT INTO transactions SELECT * FROM transactions", "is a INSERT statement"),
+    ("UPDATE transactions SET amount = 0", "is a UPDATE statement"),
+    ("SELECT * FROM transactions; DROP TABLE transactions", "holds more than one statement"),
+    ("WITH gone AS (DELETE FROM transactions RETURNING *) SELECT * FROM gone", "contains DELETE"),
+    ("SELECT * INTO backup FROM transactions", "contains INTO"),
+    ("CREATE TABLE t AS SELECT * FROM transactions", "is a CREATE statement"),
+    ("PRAGMA writable_schema = ON", "is a PRAGMA statement"),
+    ("ATTACH DATABASE 'x.db' AS x", "is a ATTACH statement"),
+    ("SELECT * FROM transactions FOR UPDATE", "contains UPDATE"),
+    ("/* a comment */ -- another\n  TRUNCATE transactions", "is a TRUNCATE statement"),
+    ("", "holds no statement"),
+]
+READS = [
+    "SELECT * FROM transactions",
+    "  -- the last week\nselect tx_id from transactions where amount > 10;",
+    "WITH big AS (SELECT * FROM transactions WHERE amount > 10) SELECT * FROM big",
+    "(SELECT tx_id FROM transactions) UNION (SELECT tx_id FROM transactions)",
+    "SELECT * FROM transactions WHERE card <> 'DROP TABLE x; DELETE'",  # words in a literal are data
+    'SELECT "update", replace(pos, \'a\', \'b\') FROM "delete"',  # quoted names; REPLACE() the function
+]
+
+
+@pytest.mark.parametrize(("query", "problem"), WRITES, ids=[q[:30] for q, _ in WRITES])
+def test_bad_input_a_query_that_is_not_one_select_is_refused_before_it_runs(sqlite_url, query, problem):
+    with pytest.raises(ConfigError) as err:
+        sql_cfg(sqlite_url, None, query)
+    assert str(err.value) == (
+        "data.query: must be one SELECT (or WITH ... SELECT) statement: the SQL source only reads, "
+        f"and this query {problem}, got {query!r}"
+    )
+    assert len(make_source(sql_cfg(sqlite_url)).read()) == 3  # the table is still there
+    if query:
+        source = SqlSource(sqlite_url, None, query, {})  # built past the config: refused all the same
+        with pytest.raises(SourceError, match=f"data.query {re.escape(problem)}. The SQL source only reads"):
+            source.read()
+
+
+@pytest.mark.parametrize("query", READS)
+def test_queries_that_only_read_are_accepted(query):
+    assert read_only_problem(query) is None
+
+
+def test_bad_input_drop_table_in_data_query_stops_the_ingest_config_and_the_table_survives(sqlite_url, tmp_path):
+    """The issue's case: `data.query: DROP TABLE x` dropped the table on SQLite."""
+    params = {"data": data_conf("sql", url=sqlite_url, table=None, query="DROP TABLE transactions")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, "-m", "fraudpipe.cli", "snapshot", "--no-track"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "data.query: must be one SELECT (or WITH ... SELECT) statement" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert len(make_source(sql_cfg(sqlite_url)).read()) == 3
+
+
+def test_sqlite_is_opened_read_only(sqlite_url):
+    source = make_source(sql_cfg(sqlite_url))
+    with source.connect() as connection:
+        with pytest.raises(sa.exc.OperationalError, match="attempt to write a readonly database"):
+            connection.exec_driver_sql("DROP TABLE transactions")
+    assert len(source.read()) == 3
+
+
+def test_a_sqlite_path_with_uri_characters_is_still_that_file(tmp_path):
+    path = tmp_path / "odd name #1.db"  # a space and a "#" mean something in a SQLite URI
+    with sqlite3.connect(path) as con:
+        ROWS.to_sql("transactions", con, index=False)
+    assert len(make_source(sql_cfg(f"sqlite:///{path}")).read()) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd name #1.db"]  # no other file created
+
+
+def test_a_list_parameter_binds_as_an_expanding_in(sqlite_url):
+    cfg = sql_cfg(sqlite_url, None, "SELECT * FROM transactions WHERE tx_id IN :ids ORDER BY tx_id", ids=[1, 3])
+    assert make_source(cfg).read()["tx_id"].tolist() == [1, 3]
+    cfg = sql_cfg(sqlite_url, None, cfg.query, ids=[])
+    assert make_source(cfg).read().empty
+
+
+@pytest.mark.postgres
+def test_postgres_reads_in_a_read_only_transaction(postgres_url):
+    load_postgres(postgres_url)
+    source = make_source(sql_cfg(postgres_url))
+    with source.connect() as connection:
+        with pytest.raises(sa.exc.InternalError, match="cannot execute DROP TABLE in a read-only transaction"):
+            connection.exec_driver_sql("DROP TABLE transactions")
+    with source.connect() as connection:  # a data-modifying CTE, which a SELECT check could miss
+        with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
+            connection.exec_driver_sql("WITH gone AS (DELETE FROM transactions RETURNING *) SELECT * FROM gone").all()
+    assert len(source.read()) == 3
+
+
+@pytest.mark.postgres
+def test_postgres_list_parameter_binds_as_an_expanding_in(postgres_url):
+    load_postgres(postgres_url)
+    cfg = sql_cfg(postgres_url, None, "SELECT tx_id FROM transactions WHERE card IN :cards ORDER BY tx_id", cards=[10, 12])
+    assert make_source(cfg).read()["tx_id"].tolist() == [2, 3]

@@ -24,12 +24,17 @@ CONFIG = ValidationConfig(
     min_rows=10,
     min_fraud_rate=0.01,
     max_fraud_rate=0.5,
+    max_quarantine_share=1.0,
 )
 AMOUNT_RULE = "expect_column_values_to_be_between(tx_amount, min=0.0, max=1000.0)"
 TIME_RULE = "expect_column_values_to_be_between(tx_datetime, min=2018-01-01T00:00:00, max=2018-12-31T23:59:59)"
 UNIQUE = "expect_column_values_to_be_unique(transaction_id)"
 ROW_EXPECTATIONS = 19  # 5 columns exist, 6 types, 3 ids not null, unique, amount, datetime not null + range, label
 BATCH_EXPECTATIONS = 2  # row count, fraud rate
+FRAUD_RATE_HINT = (
+    "; if the rate is right for this data, set validation.min_fraud_rate / validation.max_fraud_rate, "
+    "else check data.columns.tx_fraud"
+)
 
 
 def batch(n: int = 20) -> pd.DataFrame:
@@ -172,7 +177,7 @@ def test_too_few_valid_rows_is_a_batch_failure() -> None:
     outcome = validate(frame, CONFIG)
     assert len(reasons_of(outcome)) == 3
     assert outcome.batch_failures == (
-        "expect_table_row_count_to_be_between: observed 9 valid rows, allowed min=10",
+        "expect_table_row_count_to_be_between: observed 9 valid rows, allowed min=10 (validation.min_rows)",
     )
 
 
@@ -180,7 +185,7 @@ def test_too_few_valid_rows_is_a_batch_failure() -> None:
 def test_fraud_rate_out_of_range_is_a_batch_failure(labels: int, observed: str) -> None:
     outcome = validate(batch().assign(tx_fraud=np.int8(labels)), CONFIG)
     assert outcome.batch_failures == (
-        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {observed}, allowed [0.01, 0.5]",
+        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {observed}, allowed [0.01, 0.5]{FRAUD_RATE_HINT}",
     )
 
 
@@ -190,7 +195,7 @@ def test_fraud_rate_is_measured_on_valid_rows_only() -> None:
     frame.loc[2, ["tx_fraud", "tx_amount"]] = [1, -1.0]  # a fraud on an invalid row does not count
     outcome = validate(frame, ValidationConfig.parse(CONFIG.to_dict() | {"min_fraud_rate": 0.06}, "validation"))
     assert outcome.batch_failures == (
-        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {1 / 19}, allowed [0.06, 0.5]",
+        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {1 / 19}, allowed [0.06, 0.5]{FRAUD_RATE_HINT}",
     )
 
 

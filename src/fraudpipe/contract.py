@@ -121,11 +121,12 @@ def empty_transactions() -> pd.DataFrame:
 
 
 #: The one schema of every quarantine table (data/quarantine/<stage>.parquet): the contract's
-#: columns, nullable so that a row keeps whatever of it parsed; ``source_row``, the row's position
+#: columns, nullable so that a row keeps whatever of it parsed, ids as text (``canonical_id``'s
+#: key, whichever dtype the kept rows' ids have); ``source_row``, the row's position
 #: in the stage's input; ``reason``; and ``raw``, the input row's values as a JSON object. Fixed,
 #: so that an empty quarantine has the same Parquet schema as a full one.
 QUARANTINE_DTYPES: dict[str, str] = {
-    **{c: {"int64": "Int64", "int8": "Int8"}.get(t, t) for c, t in TRANSACTION_DTYPES.items()},
+    **{c: "str" if c in ID_COLUMNS else {"int8": "Int8"}.get(t, t) for c, t in TRANSACTION_DTYPES.items()},
     "source_row": "int64",
     "reason": "str",
     "raw": "str",

@@ -7,7 +7,9 @@ quarantined here; amounts, datetimes and labels in range) and the batch-level th
 missing amount or label is left to preprocess's missing-value policy.
 
 Nothing is silently lost: every row of the raw batch ends up either kept or quarantined with a
-reason and its original values (as JSON), and the counts are checked to add up.
+reason and its original values (as JSON), and the counts are checked to add up. Nor is a batch
+mostly quarantined without a word: above ``validation.max_quarantine_share`` the batch stops,
+naming the share and the commonest reasons (a wrong mapping or format shows there first).
 """
 
 from __future__ import annotations
@@ -19,9 +21,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudpipe.conform import to_contract
-from fraudpipe.contract import TRANSACTION_COLUMNS, TRANSACTION_DTYPES, TX_FRAUD, quarantine_table
+from fraudpipe.conform import NumberFormat, to_contract
+from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
+    ID_COLUMNS,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_DTYPES,
+    TX_FRAUD,
+    quarantine_table,
+)
+from fraudpipe.errors import BatchValidationError
 from fraudpipe.validate import ValidationConfig, validate
+
+#: How many of the commonest quarantine reasons a stopped batch names.
+TOP_REASONS = 3
 
 
 @dataclass(frozen=True)
@@ -37,20 +50,23 @@ def ingest_batch(
     datetime_format: str | None,
     config: ValidationConfig,
     docs_dir: Path | None = None,
+    number_format: NumberFormat = NumberFormat(),
 ) -> IngestResult:
     """Conform, validate, split; raises DataError / BatchValidationError for batch-level faults.
 
     Rows whose values do not parse are quarantined with the parse reason and are not shown to the
     suite (their missing values would only repeat the same fault as a not-null failure).
     """
-    conformed = to_contract(raw, columns, datetime_format)
+    conformed = to_contract(raw, columns, datetime_format, number_format)
     frame, reasons = conformed.frame, conformed.reasons
     parsed = (reasons == "").to_numpy()
     outcome = validate(frame if parsed.all() else frame[parsed], config, docs_dir)
-    outcome.raise_for_batch_failures()
     reasons = reasons.copy()
     reasons[parsed] = outcome.row_reasons.to_numpy()
     bad = (reasons != "").to_numpy()
+    share_failure = _quarantine_share_failure(int(bad.sum()), len(raw), {**conformed.counts, **outcome.reason_counts}, config)
+    if share_failure or outcome.batch_failures:
+        raise BatchValidationError([*share_failure, *outcome.batch_failures])
     kept = _contract_dtypes(frame[~bad].reset_index(drop=True))
     quarantined = quarantine_table(raw, frame, reasons, np.flatnonzero(bad))
     if len(raw) != len(kept) + len(quarantined):
@@ -66,8 +82,30 @@ def ingest_batch(
 
 
 def _contract_dtypes(kept: pd.DataFrame) -> pd.DataFrame:
-    """Kept rows passed every id/datetime check, so the contract's numpy dtypes now hold."""
+    """Kept rows passed every id/datetime check, so the contract's numpy dtypes now hold: ids stay
+    int64 or text, as conform found them; coordinates, when the source has them, follow as float64."""
     dtypes = dict(TRANSACTION_DTYPES)
+    for column in ID_COLUMNS:
+        if pd.api.types.is_string_dtype(kept[column]):
+            dtypes[column] = "str"
     if kept[TX_FRAUD].isna().any():
         dtypes[TX_FRAUD] = "Int8"  # unlabelled (live) rows
-    return kept.astype(dtypes)[list(TRANSACTION_COLUMNS)]
+    coordinates = [c for c in COORDINATE_COLUMNS if c in kept.columns]
+    dtypes |= dict.fromkeys(coordinates, "float64")
+    return kept.astype(dtypes)[[*TRANSACTION_COLUMNS, *coordinates]]
+
+
+def _quarantine_share_failure(
+    quarantined: int, rows: int, counts: Mapping[str, int], config: ValidationConfig
+) -> list[str]:
+    """The message that stops a batch with too many quarantined rows, or none."""
+    if rows == 0 or quarantined / rows <= config.max_quarantine_share:
+        return []
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+    listed = ", ".join(f"{reason} ({count:,} row{'s' if count != 1 else ''})" for reason, count in top)
+    return [
+        f"{quarantined:,} of {rows:,} rows ({quarantined / rows:.1%}) would be quarantined, more than "
+        f"validation.max_quarantine_share = {config.max_quarantine_share:g} allows; commonest reasons: {listed}. "
+        "Check the source and its settings (data.columns, data.datetime_format, data.options), "
+        "or raise validation.max_quarantine_share if these rows are expected to be bad"
+    ]

@@ -165,9 +165,9 @@ def check_gate(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> l
     for name, minimum in minimums.items():
         value = metrics[name]
         if value is None or not np.isfinite(value):
-            failures.append(f"{name} is undefined (minimum {minimum:g})")
+            failures.append(f"{name} is undefined (minimum {minimum:g}, evaluate.gate.minimums.{name})")
         elif value < minimum:
-            failures.append(f"{name} = {value:.4f} is below the minimum {minimum:g}")
+            failures.append(f"{name} = {value:.4f} is below the minimum {minimum:g} (evaluate.gate.minimums.{name})")
     return failures
 
 

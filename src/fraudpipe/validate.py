@@ -2,7 +2,8 @@
 
 Two suites run, so that batch-level thresholds judge only the rows that survive:
 
-* ``transactions.rows`` on every row: required columns and their types (batch-level), then
+* ``transactions.rows`` on every row: required columns and their types (batch-level; an id
+  column is int64 or text, see `contract.ID_COLUMNS`), then
   per-row checks whose failing rows are quarantined — ids not null, transaction_id unique,
   tx_amount in [0, max_amount], tx_datetime not null and in [min_datetime, max_datetime],
   tx_fraud in {0, 1}.
@@ -33,7 +34,10 @@ from pydantic import AfterValidator, Field, model_validator
 from fraudpipe.config import Config, IsoText, rule_error
 from fraudpipe.errors import BatchValidationError
 from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
     CUSTOMER_ID,
+    ID_COLUMNS,
+    ID_DTYPES,
     REQUIRED_COLUMNS,
     TERMINAL_ID,
     TRANSACTION_COLUMNS,
@@ -51,7 +55,8 @@ BATCH_SUITE = "transactions.batch"
 DOCS_SITE = "fraudpipe"
 
 #: GX type names per contract column. GX compares the dtype's scalar type, so nullable Int64/Int8
-#: pass as int64/int8 and any datetime64 resolution passes as datetime64.
+#: pass as int64/int8 and any datetime64 resolution passes as datetime64. An id column may be
+#: int64 or text (`_gx_type`); the optional coordinates are float64.
 _GX_TYPES: dict[str, str] = {
     TRANSACTION_ID: "int64",
     TX_DATETIME: "datetime64",
@@ -59,6 +64,16 @@ _GX_TYPES: dict[str, str] = {
     TERMINAL_ID: "int64",
     TX_AMOUNT: "float64",
     TX_FRAUD: "int8",
+    **dict.fromkeys(COORDINATE_COLUMNS, "float64"),
+}
+#: The setting to look at when a column has the wrong type as a whole.
+_TYPE_HINTS: dict[str, str] = {
+    **{c: f"check data.columns.{c}" for c in (*ID_COLUMNS, TX_FRAUD, *COORDINATE_COLUMNS)},
+    TX_DATETIME: (
+        "set data.datetime_format to the values' strftime format (e.g. '%d/%m/%Y %H:%M', or '%Y-%m-%d' "
+        "for dates without a time), or check data.columns.tx_datetime"
+    ),
+    TX_AMOUNT: "check data.columns.tx_amount and, for a CSV file, data.options.decimal and data.options.thousands",
 }
 #: Pinned so that the same data gives byte-identical Data Docs; git and DVC keep the run history.
 _RUN_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -100,6 +115,8 @@ class ValidationConfig(Config):
     min_rows: int = Field(ge=0)
     min_fraud_rate: Rate
     max_fraud_rate: Rate
+    #: above this share of quarantined rows the batch stops (`fraudpipe.ingest`)
+    max_quarantine_share: Rate
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> ValidationConfig:
@@ -120,12 +137,14 @@ class ValidationConfig(Config):
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    """Per row the failed row-level expectations ("" when none), and the batch-level failures."""
+    """Per row the failed row-level expectations ("" when none), how many rows each failed
+    expectation hit, and the batch-level failures."""
 
     row_reasons: pd.Series
     batch_failures: tuple[str, ...]
     expectations_evaluated: int
     expectations_failed: int
+    reason_counts: Mapping[str, int]
 
     def raise_for_batch_failures(self) -> None:
         if self.batch_failures:
@@ -159,19 +178,21 @@ def _validate(frame: pd.DataFrame, config: ValidationConfig, docs_dir: Path | No
     checked = _with_epoch_column(frame)
     rows = runner.run(ROW_SUITE, _row_expectations(checked, config), checked)
     reasons: dict[Any, list[str]] = {}
+    counts: dict[str, int] = {}
     failures: list[str] = []
-    _collect(rows.results, frame, reasons, failures)
+    _collect(rows.results, frame, reasons, failures, counts)
     evaluated, failed = _counts(rows)
     if not failures:
         kept = frame.loc[~frame.index.isin(list(reasons)), [TX_FRAUD] if TX_FRAUD in frame.columns else []]
         batch = runner.run(BATCH_SUITE, _batch_expectations(kept, config), kept)
-        _collect(batch.results, kept, reasons, failures)
+        _collect(batch.results, kept, reasons, failures, counts)
         evaluated, failed = evaluated + _counts(batch)[0], failed + _counts(batch)[1]
     return ValidationOutcome(
         row_reasons=_reason_series(frame.index, reasons),
         batch_failures=tuple(failures),
         expectations_evaluated=evaluated,
         expectations_failed=failed,
+        reason_counts=counts,
     )
 
 
@@ -223,7 +244,7 @@ def _row_expectations(frame: pd.DataFrame, config: ValidationConfig) -> list[Any
     import great_expectations.expectations as gxe
 
     exps: list[Any] = [gxe.ExpectColumnToExist(column=c) for c in REQUIRED_COLUMNS]
-    exps += [gxe.ExpectColumnValuesToBeOfType(column=c, type_=t) for c, t in _GX_TYPES.items() if c in frame.columns]
+    exps += [gxe.ExpectColumnValuesToBeOfType(column=c, type_=_gx_type(frame, c)) for c in _GX_TYPES if c in frame.columns]
     exps += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)]
     exps += [
         gxe.ExpectColumnValuesToBeUnique(column=TRANSACTION_ID),
@@ -242,6 +263,13 @@ def _row_expectations(frame: pd.DataFrame, config: ValidationConfig) -> list[Any
     if TX_FRAUD in frame.columns:
         exps.append(gxe.ExpectColumnValuesToBeInSet(column=TX_FRAUD, value_set=[0, 1]))
     return exps
+
+
+def _gx_type(frame: pd.DataFrame, column: str) -> str:
+    """The type an id column is expected to have: text when conform made it text, else int64."""
+    if column in ID_COLUMNS and pd.api.types.is_string_dtype(frame[column]) and not pd.api.types.is_object_dtype(frame[column]):
+        return "str"
+    return _GX_TYPES[column]
 
 
 def _batch_expectations(kept: pd.DataFrame, config: ValidationConfig) -> list[Any]:
@@ -267,8 +295,15 @@ def _with_epoch_column(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{EPOCH_COLUMN: pd.arrays.IntegerArray(seconds.astype(np.int64), missing)})
 
 
-def _collect(results: Iterable[Any], frame: pd.DataFrame, reasons: dict[Any, list[str]], failures: list[str]) -> None:
-    """Turn failed expectations into row reasons (row-level) or failure messages (batch-level)."""
+def _collect(
+    results: Iterable[Any],
+    frame: pd.DataFrame,
+    reasons: dict[Any, list[str]],
+    failures: list[str],
+    counts: dict[str, int],
+) -> None:
+    """Turn failed expectations into row reasons (row-level, counted per expectation in
+    ``counts``) or failure messages (batch-level)."""
     failed = sorted((r for r in results if not r.success), key=_suite_order)
     batch_level = [r for r in failed if r.expectation_config.type in _BATCH_LEVEL]
     for res in batch_level:  # first: a missing or mistyped column explains the errors below
@@ -291,11 +326,15 @@ def _collect(results: Iterable[Any], frame: pd.DataFrame, reasons: dict[Any, lis
             continue
         label = _label(kind, kwargs)
         if kind == _UNIQUE:
-            for row, reason in _duplicate_reasons(frame, index).items():
+            duplicates = _duplicate_reasons(frame, index)
+            for row, reason in duplicates.items():
                 reasons.setdefault(row, []).append(f"{label}: {reason}")
+            if duplicates:
+                counts[label] = counts.get(label, 0) + len(duplicates)
         else:
             for row in index:
                 reasons.setdefault(row, []).append(label)
+            counts[label] = counts.get(label, 0) + len(index)
 
 
 def _suite_order(res: Any) -> tuple[int, int]:
@@ -318,7 +357,7 @@ def _duplicate_reasons(frame: pd.DataFrame, index: list[Any]) -> dict[Any, str]:
     out: dict[Any, str] = {}
     for row, tid, ok, first_row in zip(rows.index, ids, agree, first, strict=True):
         if not ok:
-            out[row] = f"transaction_id {tid} shared by rows that disagree"
+            out[row] = f"transaction_id {tid!r} shared by rows that disagree"
         elif row != first_row:
             out[row] = f"duplicate of source row {first_row}"
     return out
@@ -344,13 +383,21 @@ def _batch_message(kind: str, kwargs: Mapping[str, Any], result: Mapping[str, An
         return f"{kind}({column}): column missing; the batch has columns {[str(c) for c in frame.columns]}"
     if kind == "expect_column_values_to_be_of_type":
         sample = frame[column].dropna().head(3).tolist() if column in frame.columns else []
-        return f"{kind}({column}): expected {kwargs.get('type_')}, observed {observed} (first values {sample})"
+        expected = " or ".join(ID_DTYPES) if column in ID_COLUMNS else kwargs.get("type_")
+        return (
+            f"{kind}({column}): expected {expected}, observed {observed} (first values {sample}); "
+            f"{_TYPE_HINTS.get(column, 'check data.columns')}"
+        )
     if kind == "expect_table_row_count_to_be_between":
-        return f"{kind}: observed {observed} valid rows, allowed min={kwargs.get('min_value')}"
+        return (
+            f"{kind}: observed {observed} valid rows, allowed min={kwargs.get('min_value')} "
+            "(validation.min_rows)"
+        )
     if kind == "expect_column_mean_to_be_between":
         return (
             f"{kind}({column}): observed fraud rate {observed}, allowed "
-            f"[{kwargs.get('min_value')}, {kwargs.get('max_value')}]"
+            f"[{kwargs.get('min_value')}, {kwargs.get('max_value')}]; if the rate is right for this data, "
+            "set validation.min_fraud_rate / validation.max_fraud_rate, else check data.columns.tx_fraud"
         )
     return f"{_label(kind, kwargs)}: observed {observed}"
 

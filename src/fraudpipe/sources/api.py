@@ -140,7 +140,13 @@ class ApiSource:
                     "Check data.url, data.params and data.headers (an error other than 429/5xx is not retried).",
                 )
             try:
-                return response.json()
+                return json.loads(response.content, object_pairs_hook=_unique_keys)
+            except _RepeatedKey as exc:
+                raise SourceError(
+                    self.where,
+                    f"GET {redact_url(str(url))} returned an object with the key {exc.key!r} twice; cannot tell which value to use",
+                    "Fix the API's records: each key once.",
+                ) from None
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise SourceError(
                     self.where,
@@ -194,3 +200,19 @@ def _retry_after(response: httpx.Response) -> float:
         return min(max(float(response.headers.get("retry-after", 0)), 0.0), MAX_RETRY_AFTER_S)
     except ValueError:
         return 0.0
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key that appears twice (json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out

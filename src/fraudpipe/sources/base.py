@@ -18,7 +18,8 @@ import pandas as pd
 from pydantic import field_validator
 
 from fraudpipe.config import Config, rule_error
-from fraudpipe.contract import TRANSACTION_COLUMNS
+from fraudpipe.conform import NumberFormat
+from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS
 from fraudpipe.errors import ConfigError, SourceError
 
 
@@ -28,19 +29,34 @@ class SourceConfig(Config):
     """
 
     source: str
-    #: contract column -> the source's column; a contract column left out keeps its own name
+    #: contract column -> the source's column; a contract column left out keeps its own name. The
+    #: optional coordinates (customer_x, customer_y, terminal_x, terminal_y) are mapped all four or none.
     columns: dict[str, str]
 
     @field_validator("columns")
     @classmethod
     def _contract_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        known = (*TRANSACTION_COLUMNS, *COORDINATE_COLUMNS)
         for name in columns:
-            if name not in TRANSACTION_COLUMNS:
-                close = difflib.get_close_matches(name, TRANSACTION_COLUMNS, n=1)
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                rule = f"not a contract column ({hint}contract columns: {', '.join(TRANSACTION_COLUMNS)})"
+                rule = (
+                    f"not a contract column ({hint}contract columns: {', '.join(TRANSACTION_COLUMNS)}; "
+                    f"optional coordinates: {', '.join(COORDINATE_COLUMNS)})"
+                )
                 raise rule_error(rule, columns[name], key=name)
+        coordinates = [c for c in COORDINATE_COLUMNS if c in columns]
+        if coordinates and len(coordinates) < len(COORDINATE_COLUMNS):
+            absent = [c for c in COORDINATE_COLUMNS if c not in columns]
+            rule = f"coordinates are mapped all four or none: {', '.join(absent)} missing"
+            raise rule_error(rule, columns[coordinates[0]], key=coordinates[0])
         return columns
+
+    @property
+    def number_format(self) -> NumberFormat:
+        """How numbers written as text look: only a CSV file has a choice (data.options)."""
+        return NumberFormat()
 
     @classmethod
     def parse(cls, data: Any, path: str) -> Self:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,14 +11,44 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
 
+from fraudpipe.config import rule_error
+from fraudpipe.conform import NumberFormat
 from fraudpipe.errors import ConfigError
 from fraudpipe.sources.base import SourceConfig, SourceError
 
 #: Only an empty cell is missing: a literal "NA" or "null" stays text, so that conform reports
 #: it as a bad value of its column instead of it passing silently as a missing one.
 CSV_DEFAULTS: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+
+#: pandas.read_csv options that conform applies instead of pandas (every cell is read as text, so
+#: pandas would ignore them): numbers in the file's format, never ids.
+NUMBER_OPTIONS = ("decimal", "thousands")
+
+#: read_csv options that would be ignored, or would bypass the contract's parsing, with what to do
+#: instead: refused, so that no option is silently without effect.
+REFUSED_CSV_OPTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        ("dtype", "converters"),
+        "every cell is read as text and parsed by the contract (ids stay text; numbers follow "
+        "data.options.decimal and data.options.thousands)",
+    ),
+    **dict.fromkeys(
+        ("parse_dates", "date_format", "date_parser", "dayfirst", "infer_datetime_format", "keep_date_col"),
+        "set data.datetime_format (a strftime format) instead",
+    ),
+    **dict.fromkeys(("true_values", "false_values"), "labels are read as the integers 0 and 1"),
+    **dict.fromkeys(("iterator", "chunksize"), "ingest reads the whole file"),
+    "index_col": "map columns with data.columns (an index column would be dropped)",
+}
+
+#: The first bytes of compressed files, and the data.options.compression that reads them.
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"PK\x03\x04": "zip", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
+#: Separators worth suggesting when a file reads as one column.
+_SEPARATORS = (";", "\t", "|", ",")
 
 
 def _check_file(path: Path, where: str) -> None:
@@ -67,8 +98,29 @@ class CsvConfig(SourceConfig):
     source: Literal["csv"]
     path: str = Field(min_length=1)
     datetime_format: str | None
-    #: passed to pandas.read_csv
+    #: passed to pandas.read_csv, but for ``decimal`` and ``thousands``, which conform applies to
+    #: the numeric columns (never to ids); options that could not take effect are refused
     options: dict[str, Any]
+
+    @field_validator("options")
+    @classmethod
+    def _options_take_effect(cls, options: dict[str, Any]) -> dict[str, Any]:
+        for key, instead in REFUSED_CSV_OPTIONS.items():
+            if key in options and not (key == "index_col" and (options[key] is None or options[key] is False)):
+                raise rule_error(f"not supported: {instead}", options[key], key=key)
+        decimal, thousands = options.get("decimal", "."), options.get("thousands")
+        for key, mark in (("decimal", decimal), ("thousands", thousands)):
+            if key in options and mark is not None and (
+                not isinstance(mark, str) or len(mark) != 1 or mark.isalnum() or mark in "+-"
+            ):
+                raise rule_error("must be one character, not a digit, letter or sign", mark, key=key)
+        if thousands is not None and thousands == decimal:
+            raise rule_error(f"must differ from decimal ({decimal!r})", thousands, key="thousands")
+        return options
+
+    @property
+    def number_format(self) -> NumberFormat:
+        return NumberFormat(decimal=self.options.get("decimal", "."), thousands=self.options.get("thousands"))
 
 
 class ParquetConfig(SourceConfig):
@@ -83,7 +135,11 @@ class ParquetConfig(SourceConfig):
 
 @dataclass(frozen=True)
 class CsvSource:
-    """A CSV file read entirely as text: one bad cell can neither change its column's type nor get lost."""
+    """A CSV file read entirely as text: one bad cell can neither change its column's type nor get lost.
+
+    The columns keep the header's own names, repeats included (pandas would rename a second
+    ``amount`` to ``amount.1``), so that conform can refuse a mapped column that appears twice.
+    """
 
     path: Path
     options: Mapping[str, Any]
@@ -99,10 +155,12 @@ class CsvSource:
 
     def read(self) -> pd.DataFrame:
         _check_file(self.path, self.where)
-        options = {**CSV_DEFAULTS, **self.options, "dtype": str}
+        self._check_not_compressed()
+        options = {**CSV_DEFAULTS, **{k: v for k, v in self.options.items() if k not in NUMBER_OPTIONS}, "dtype": str}
         encoding = str(options.get("encoding") or "utf-8")
         try:
-            return pd.read_csv(self.path, **options)
+            frame = pd.read_csv(self.path, **options)
+            header = self._header(options)
         except UnicodeDecodeError as exc:
             position = _decode_error_position(self.path, encoding)
             at = f"at byte offset {position[0]} (line {position[1]})" if position else f"({exc.reason})"
@@ -121,9 +179,76 @@ class CsvSource:
             ) from None
         except (TypeError, ValueError, LookupError) as exc:  # a bad reader option, or an unknown encoding
             raise _bad_options(self.where, self.options, exc) from None
+        self._check_separator(frame, options)
+        return _own_names(frame, header, self.where)
+
+    def _check_not_compressed(self) -> None:
+        compression = self.options.get("compression", "infer")
+        if compression == "infer" and self.path.suffix.lower() in _COMPRESSED_SUFFIXES:
+            return
+        if compression not in ("infer", None):
+            return
+        with self.path.open("rb") as fh:
+            start = fh.read(6)
+        for magic, kind in _COMPRESSED.items():
+            if start.startswith(magic):
+                raise SourceError(
+                    self.where,
+                    f"the file is {kind}-compressed (it starts with the bytes {magic.hex(' ')}) but is read as plain text",
+                    f"Set data.options.compression: {kind}, or decompress the file.",
+                )
+
+    def _header(self, options: Mapping[str, Any]) -> list[Any] | None:
+        """The header row's cells as the file has them (no renaming of repeats), or None when the
+        names do not come from one header row of the file."""
+        header = options.get("header", "infer")
+        if "names" in options or header is None:
+            return None
+        row = 0 if header == "infer" else header
+        if not isinstance(row, int) or isinstance(row, bool):
+            return None
+        probe = {k: v for k, v in options.items() if k not in ("usecols", "skipfooter", "nrows", "engine", "header")}
+        with warnings.catch_warnings():  # a regex sep makes pandas fall back to its python engine, with a warning
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            first = pd.read_csv(self.path, **probe, header=None, nrows=row + 1)
+        return first.iloc[row].tolist() if len(first) > row else None
+
+    def _check_separator(self, frame: pd.DataFrame, options: Mapping[str, Any]) -> None:
+        """A file read as one column was most likely split on the wrong separator."""
+        if len(frame.columns) != 1:
+            return
+        name = str(frame.columns[0])
+        sep = options.get("sep", options.get("delimiter", ","))
+        for candidate in _SEPARATORS:
+            if candidate != sep and candidate in name:
+                shown = '"\\t"' if candidate == "\t" else f'"{candidate}"'
+                raise SourceError(
+                    self.where,
+                    f"the file reads as one column, {name[:80]!r}, whose header holds {candidate!r} "
+                    f"(data.options.sep is {sep!r})",
+                    f"Set data.options.sep: {shown} if that is the file's separator.",
+                )
 
     def side_tables(self) -> dict[str, pd.DataFrame]:
         return {}
+
+
+def _own_names(frame: pd.DataFrame, header: list[Any] | None, where: str) -> pd.DataFrame:
+    """``frame`` with the header's names where pandas renamed a repeated one (``amount.1``)."""
+    if header is None:
+        return frame
+    names = [str(h) for h in header if isinstance(h, str)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if not repeated:
+        return frame
+    if len(header) != len(frame.columns):  # usecols chose some columns: positions do not line up
+        raise SourceError(
+            where,
+            f"the header names more than one column {repeated}",
+            "Rename the repeated columns in the file (or set data.options.names).",
+        )
+    restored = [h if isinstance(h, str) and h in repeated else c for h, c in zip(header, frame.columns, strict=True)]
+    return frame.set_axis(restored, axis=1)
 
 
 @dataclass(frozen=True)
@@ -151,6 +276,14 @@ class ParquetSource:
             raise SourceError(self.where, "the file does not exist", self.missing_hint)
         _check_file(self.path, self.where)
         try:
+            names = pq.read_schema(self.path).names
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise SourceError(
+                    self.where,
+                    f"the file has more than one column named {repeated}; cannot tell which to use",
+                    "Rename the repeated columns when writing the file.",
+                )
             return pd.read_parquet(self.path, **self.options)
         except (pa.ArrowException, OSError) as exc:
             raise SourceError(

@@ -1,16 +1,22 @@
-"""A table or a query of any database SQLAlchemy speaks to, with bound parameters only.
+"""A table or a query of any database SQLAlchemy speaks to, with bound parameters only, read only.
 
 Table names are checked as identifiers and quoted by SQLAlchemy, query values are bound by the
-driver: nothing from config is ever formatted into SQL text.
+driver (a list binds as an expanding ``IN :name``): nothing from config is ever formatted into
+SQL text. The source never writes: a query must be one SELECT (or WITH ... SELECT) statement,
+checked before anything connects, and the connection itself is read-only where the database can
+say so (SQLite opened with ``mode=ro``, PostgreSQL in a read-only transaction), so that even a
+statement the check misses cannot change data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import pandas as pd
 import sqlalchemy as sa
@@ -21,6 +27,37 @@ from fraudpipe.config import rule_error
 from fraudpipe.sources.base import SourceConfig, SourceError, first_line, redact_url
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+#: What a query may not contain, as a word outside literals, comments and quoted names: statements
+#: and clauses that write, lock or change the session (``SELECT ... INTO`` creates a table).
+_WRITE_WORDS = frozenset(
+    "insert update delete merge upsert drop create alter truncate rename grant revoke into attach "
+    "detach pragma vacuum reindex analyze copy call exec execute do lock set reset begin commit rollback "
+    "savepoint release load import".split()
+)
+#: Literals, quoted names and comments: their text is data, not SQL.
+_NOT_SQL = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/""", re.DOTALL)
+
+
+def read_only_problem(query: str) -> str | None:
+    """Why ``query`` is not a single read-only SELECT statement, or None when it is one.
+
+    The rule is deliberately narrow: one statement that starts with SELECT or WITH (or a
+    parenthesis) and names no word that writes. A query that needs more is a job for the
+    database (a view), not for the pipeline's reader.
+    """
+    sql = _NOT_SQL.sub(" ", query).strip()
+    if ";" in sql.rstrip("; \t\r\n"):
+        return "holds more than one statement"
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", sql.lstrip("( \t\r\n"))
+    if not words:
+        return "holds no statement"
+    if words[0].lower() not in ("select", "with"):
+        return f"is a {words[0].upper()} statement"
+    writes = sorted({w.upper() for w in words if w.lower() in _WRITE_WORDS})
+    if writes:
+        return f"contains {', '.join(writes)}"
+    return None
 
 
 class SqlConfig(SourceConfig):
@@ -50,6 +87,14 @@ class SqlConfig(SourceConfig):
         if table is not None and _split_table(table) is None:
             raise ValueError("must be a plain table name (letters, digits, underscores; optionally schema.table)")
         return table
+
+    @field_validator("query")
+    @classmethod
+    def _reads_only(cls, query: str | None) -> str | None:
+        problem = read_only_problem(query) if query is not None else None
+        if problem:
+            raise ValueError(f"must be one SELECT (or WITH ... SELECT) statement: the SQL source only reads, and this query {problem}")
+        return query
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SqlConfig:
@@ -86,8 +131,15 @@ class SqlSource:
 
     def _statement(self) -> sa.Executable:
         if self.query:
+            problem = read_only_problem(self.query)
+            if problem:
+                raise SourceError(self.where, f"data.query {problem}", "The SQL source only reads: write one SELECT statement.")
+            params = [
+                sa.bindparam(name, list(value), expanding=True) if isinstance(value, (list, tuple)) else sa.bindparam(name, value)
+                for name, value in self.query_params.items()
+            ]
             try:
-                return sa.text(self.query).bindparams(**self.query_params)
+                return sa.text(self.query).bindparams(*params)
             except sa.exc.ArgumentError as exc:
                 raise SourceError(
                     self.where,
@@ -104,7 +156,7 @@ class SqlSource:
 
     def _engine(self) -> sa.Engine:
         try:
-            url = make_url(self.url)
+            url = _read_only_url(make_url(self.url))
             engine = sa.create_engine(url)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
             raise SourceError(
@@ -112,7 +164,7 @@ class SqlSource:
                 f"no database driver for data.url: {first_line(exc)}",
                 "Install the driver the URL names (e.g. psycopg for postgresql+psycopg), or fix data.url.",
             ) from None
-        database = url.database or ""
+        database = make_url(self.url).database or ""
         if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
             if not Path(database).is_file():  # SQLite would create an empty file, then report a missing table
                 engine.dispose()
@@ -123,12 +175,15 @@ class SqlSource:
                 )
         return engine
 
-    def read(self) -> pd.DataFrame:
-        statement = self._statement()
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A read-only connection to the database (SQLite: ``mode=ro``; PostgreSQL: a read-only transaction)."""
         engine = self._engine()
         try:
             try:
                 connection = engine.connect()
+                if connection.dialect.name == "postgresql":
+                    connection = connection.execution_options(postgresql_readonly=True)
             except sa.exc.DBAPIError as exc:
                 raise SourceError(
                     self.where,
@@ -136,20 +191,25 @@ class SqlSource:
                     "Check that the server is up and reachable, and the host, port, database and user in data.url.",
                 ) from None
             with connection:
-                if self.table and not self.query:
-                    self._check_table(connection)
-                try:
-                    return pd.read_sql_query(statement, connection)
-                except (sa.exc.StatementError, pd.errors.DatabaseError) as exc:
-                    exc = exc.__cause__ if isinstance(exc.__cause__, sa.exc.SQLAlchemyError) else exc
-                    what = "the query failed" if self.query else f"reading table {self.table!r} failed"
-                    raise SourceError(
-                        self.where,
-                        f"{what}: {first_line(exc)}",
-                        "Check data.query, data.query_params and that the tables it names exist.",
-                    ) from None
+                yield connection
         finally:
             engine.dispose()
+
+    def read(self) -> pd.DataFrame:
+        statement = self._statement()
+        with self.connect() as connection:
+            if self.table and not self.query:
+                self._check_table(connection)
+            try:
+                return pd.read_sql_query(statement, connection)
+            except (sa.exc.StatementError, pd.errors.DatabaseError) as exc:
+                exc = exc.__cause__ if isinstance(exc.__cause__, sa.exc.SQLAlchemyError) else exc
+                what = "the query failed" if self.query else f"reading table {self.table!r} failed"
+                raise SourceError(
+                    self.where,
+                    f"{what}: {first_line(exc)}",
+                    "Check data.query, data.query_params and that the tables it names exist.",
+                ) from None
 
     def _check_table(self, connection: sa.Connection) -> None:
         schema, name = self._table()
@@ -164,3 +224,18 @@ class SqlSource:
 
     def side_tables(self) -> dict[str, pd.DataFrame]:
         return {}
+
+
+def _read_only_url(url: sa.URL) -> sa.URL:
+    """A SQLite file opened read-only (a SQLite URI with ``mode=ro``); other URLs as they are.
+
+    An in-memory database has nothing to protect; a ``file:`` URI the user wrote gets ``mode=ro``.
+    """
+    if url.get_backend_name() != "sqlite":
+        return url
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        return url
+    if not database.startswith("file:"):
+        database = "file:" + quote(Path(database).resolve().as_posix(), safe="/:")
+    return url.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
