@@ -34,7 +34,8 @@ def test_a_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(tmp_pa
     out = sh(repo, "dvc", "repro", timeout=900).stdout  # 2
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     fraud_rate = metrics["n_frauds"] / metrics["n_test"]
-    assert metrics["n_frauds"] >= 30 and metrics["average_precision"] > 5 * fraud_rate, (metrics, out)
+    # data add gave the test period 30 frauds; the split then drops those on cards already known compromised
+    assert metrics["n_frauds"] >= 15 and metrics["average_precision"] > 5 * fraud_rate, (metrics, out)
     assert metrics["gate_passed"] == 1
     validation = json.loads((repo / "reports/validation/summary.json").read_text())
     assert validation["rows_quarantined"] == 0 and validation["rows_in"] == validation["rows_valid"]
