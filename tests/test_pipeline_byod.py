@@ -30,6 +30,7 @@ def test_a_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(tmp_pa
     config = yaml.safe_load((repo / "conf/config.yaml").read_text())
     assert {"data": "kaggle"} in config["defaults"] and {"split": "relative"} in config["defaults"]
     assert (repo / "data/external/kaggle.csv.dvc").is_file()
+    assert "customer_terminal_distance" in yaml.safe_load((repo / "params.yaml").read_text())["features"]["extras"]
 
     out = sh(repo, "dvc", "repro", timeout=900).stdout  # 2
     metrics = json.loads((repo / "reports/metrics.json").read_text())
@@ -37,6 +38,8 @@ def test_a_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(tmp_pa
     # data add gave the test period 30 frauds; the split then drops those on cards already known compromised
     assert metrics["n_frauds"] >= 15 and metrics["average_precision"] > 5 * fraud_rate, (metrics, out)
     assert metrics["gate_passed"] == 1
+    bundle = json.loads((repo / "models/bundle/bundle.json").read_text())
+    assert "customer_terminal_distance" in bundle["features"]  # coordinates from the file feed the model
     validation = json.loads((repo / "reports/validation/summary.json").read_text())
     assert validation["rows_quarantined"] == 0 and validation["rows_in"] == validation["rows_valid"]
     assert sh(repo, "dvc", "status").stdout.strip().endswith("Data and pipelines are up to date.")

@@ -42,6 +42,7 @@ from fraudpipe.contract import (
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
+    id_array,
 )
 
 #: Integers written as text (labels); anything else must be a number with an integral value.
@@ -283,13 +284,14 @@ def _to_id(values: pd.Series) -> pd.Series | None:
 
 
 def _text_ids(values: pd.Series) -> pd.Series:
-    canonical = values.str.fullmatch(_CANONICAL_INTEGER).fillna(False).astype(bool)
-    if bool(canonical[values.notna()].all()):
-        try:  # canonical text converts exactly; only an overflow fails
-            return _int64(pd.Series(pc.cast(pa.array(values), pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), index=values.index))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    return values.astype("str")
+    """int64 when every present id is a canonical integer (`contract.id_array`'s rule), else text."""
+    present = values.notna().to_numpy()
+    ids = id_array(values[present].to_numpy())
+    if ids.dtype != np.int64:
+        return values.astype("str")
+    out = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    out[present] = ids
+    return _int64(out)
 
 
 def _object_ids(values: pd.Series) -> pd.Series:

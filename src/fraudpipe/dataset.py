@@ -11,20 +11,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
     CUSTOMER_ID,
     TERMINAL_ID,
     TRANSACTION_ID,
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
+    id_array,
 )
 from fraudpipe.errors import ConfigError, DataError
 
 _INTEGER = re.compile(r"[+-]?\d+")
-_CANONICAL_INTEGER = re.compile(r"-?(0|[1-9]\d*)")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
@@ -52,7 +54,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     TERMINAL_ID: ("integer", "text"),
     TX_AMOUNT: ("integer", "number"),
     TX_FRAUD: ("label",),
-    **{c: ("integer", "number") for c in ("customer_x", "customer_y", "terminal_x", "terminal_y")},
+    **{c: ("integer", "number") for c in COORDINATE_COLUMNS},
 }
 
 
@@ -88,7 +90,7 @@ def _kind(values: pd.Series) -> tuple[str, str]:
     if text.str.fullmatch(_INTEGER.pattern).all():
         if text.isin(["0", "1"]).all():
             return "label", ""
-        if not text.str.fullmatch(_CANONICAL_INTEGER.pattern).all():
+        if id_array(text.to_numpy()).dtype != np.int64:  # the contract's rule for ids
             return "text", "digits with leading zeros or signs: kept as text ids, so '007' and '7' stay different"
         return "integer", ""
     if text.str.fullmatch(_NUMBER.pattern).all():
@@ -383,6 +385,13 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     data_config = config_dir / "data" / f"{name}.yaml"
     header = f"# {file.name}, added by `fraudpipe data add` (contract column: the file's column).\n"
     data_config.write_text(header + yaml.safe_dump(source_config(dest, mapping, datetime_format, options), sort_keys=False))
+    if all(c in mapping for c in COORDINATE_COLUMNS):
+        from fraudpipe.features import CUSTOMER_TERMINAL_DISTANCE
+
+        extras = list(compose(config_dir)["features"]["extras"])
+        if CUSTOMER_TERMINAL_DISTANCE not in extras:
+            reason = "the file maps customer and terminal coordinates"
+            derived.append(Derived("features.extras", [*extras, CUSTOMER_TERMINAL_DISTANCE], reason))
     update_composition(config_dir, {"data": name, "split": "relative"}, {d.key: d.value for d in derived})
     write_params(config_dir, root / "params.yaml")
     problems = check_settings(clean, compose(config_dir))
