@@ -292,10 +292,9 @@ def _to_id(values: pd.Series) -> pd.Series | None:
 def _text_ids(values: pd.Series) -> pd.Series:
     canonical = values.str.fullmatch(_CANONICAL_INTEGER).fillna(False).astype(bool)
     if bool(canonical[values.notna()].all()):
-        try:  # canonical text converts exactly; only an overflow fails
-            return _int64(pd.Series(pc.cast(pa.array(values), pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), index=values.index))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
+        exact = _arrow_cast(values, pa.int64())  # canonical text converts exactly; only an overflow fails
+        if exact is not None:
+            return _int64(exact.astype("Int64"))
     return values.astype("str")
 
 
