@@ -359,3 +359,11 @@ def test_mapped_coordinates_must_exist() -> None:
     mapping = {"customer_x": "lon", "customer_y": "lat", "terminal_x": "merch_long", "terminal_y": "merch_lat"}
     with pytest.raises(DataError, match=r"'terminal_x' \(mapped from source column 'merch_long'\)"):
         to_contract(native().assign(lon=1.0, lat=2.0, merch_lat=3.0), mapping, None)
+
+
+def test_categorical_columns_are_parsed_as_their_values() -> None:
+    """A Parquet file written from pandas categories reads back as categories."""
+    raw = native(4).assign(customer_id=pd.Categorical(["007", "7", "007", None]), terminal_id=pd.Categorical([3, 1, 3, 2]))
+    out = to_contract(raw, None, None).frame
+    assert out["customer_id"].tolist()[:3] == ["007", "7", "007"] and pd.isna(out["customer_id"].iloc[3])
+    assert out["terminal_id"].dtype == np.int64 and out["terminal_id"].tolist() == [3, 1, 3, 2]

@@ -169,7 +169,7 @@ def to_contract(
         if source not in raw.columns:  # only tx_fraud may be absent (checked above)
             out[name] = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype="Int8")
             continue
-        values = _blank_to_na(raw[source].reset_index(drop=True))
+        values = _blank_to_na(_plain(raw[source].reset_index(drop=True)))
         parsed = parsers[name](values)
         present = values.notna().to_numpy()
         if parsed is None or (present.any() and not parsed.notna().to_numpy()[present].any()):
@@ -244,6 +244,13 @@ def _show(value: object) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     return str(value)
+
+
+def _plain(values: pd.Series) -> pd.Series:
+    """A categorical column (a Parquet file written from pandas categories) as its values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype(values.dtype.categories.dtype)
+    return values
 
 
 def _blank_to_na(values: pd.Series) -> pd.Series:
