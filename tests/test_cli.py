@@ -115,3 +115,23 @@ def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
     params.write_text(yaml.safe_dump(compose(CONF, ["split=relative", "split.n_folds=1", "evaluate.card_precision_k=5000"])))
     result = CliRunner().invoke(app, ["check", "--params", str(params), "--transactions", str(tmp_path / "tx.parquet")])
     assert result.exit_code == 1 and "evaluate.card_precision_k: 5000 is more than a typical test day's" in result.output
+
+
+def test_data_add_outside_a_dvc_repository_writes_nothing(tmp_path, monkeypatch):
+    import shutil
+
+    from _kaggle import write_kaggle_csv
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    before = (tmp_path / "conf/config.yaml").read_text()
+    csv = write_kaggle_csv(tmp_path / "k.csv")
+    monkeypatch.chdir(tmp_path)
+    maps = ["transaction_id=trans_num", "tx_datetime=trans_date_trans_time", "customer_id=cc_num",
+            "terminal_id=merchant", "tx_amount=amt", "tx_fraud=is_fraud"]
+    args = ["data", "add", str(csv), "--name", "k"] + [a for m in maps for a in ("--map", m)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "not the root of a DVC repository" in result.output
+    assert (tmp_path / "conf/config.yaml").read_text() == before
+    assert not (tmp_path / "data").exists() and not (tmp_path / "conf/data/k.yaml").exists()
+    missing = CliRunner().invoke(app, ["data", "add", str(csv), "--name", "k", "--map", "tx_amount=amt", "--no-track"])
+    assert missing.exit_code == 1 and "--map transaction_id=<column>" in missing.output

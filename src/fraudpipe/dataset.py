@@ -371,6 +371,8 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     file = Path(file)
     if not file.is_file():
         raise ConfigError(f"{file}: no such file")
+    if track and not (root / ".dvc").is_dir():
+        raise ConfigError(f"{root} is not the root of a DVC repository: run data add there, or pass --no-track")
     check_mapping(mapping)
     _, clean = read_contract(source_config(file, mapping, datetime_format, options))
     derived, problems = derive_settings(clean)
@@ -396,5 +398,9 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     write_params(config_dir, root / "params.yaml")
     problems = check_settings(clean, compose(config_dir))
     if track:
-        subprocess.run([sys.executable, "-m", "dvc", "add", "-q", str(dest)], cwd=root, check=True)
+        done = subprocess.run([sys.executable, "-m", "dvc", "add", str(dest)], cwd=root, capture_output=True, text=True)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise ConfigError(f"`dvc add {dest}` failed ({detail[-1] if detail else 'no output'}); run data add at the "
+                              "root of the repository, or pass --no-track")
     return Added(dest, data_config.relative_to(root), derived, problems)
