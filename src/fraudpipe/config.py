@@ -260,6 +260,7 @@ def adopt(params: Mapping[str, Any], config_dir: str | Path) -> tuple[dict[str, 
         update_composition(config_dir, choices, overrides)
     composed = compose(config_dir)
     if composed != dict(params):
-        left = sorted(k for k in set(_flat(composed)) | set(_flat(params)) if _flat(composed).get(k) != _flat(params).get(k))
+        have, want = _flat(composed), _flat(params)
+        left = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
         raise ConfigError(f"conf/ cannot express these keys of params.yaml: {left}; edit conf/ by hand for them")
     return choices, overrides

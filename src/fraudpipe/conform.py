@@ -47,8 +47,6 @@ from fraudpipe.contract import (
 
 #: Integers written as text (labels); anything else must be a number with an integral value.
 _INTEGER_TEXT = r"\s*[+-]?\d+\s*"
-#: An id that is a canonical integer: ``str(int(text)) == text``.
-_CANONICAL_INTEGER = r"0|-?[1-9][0-9]*"
 #: Floats represent every integer up to 2**53 exactly; beyond that an id read as float is unsafe.
 _MAX_EXACT_FLOAT_INT = 2**53
 _INT64 = np.iinfo(np.int64)
@@ -302,23 +300,10 @@ def _text_ids(values: pd.Series) -> pd.Series:
 
 
 def _object_ids(values: pd.Series) -> pd.Series:
-    """Python objects (an API's JSON): ints, integral floats and strings; the rest are bad cells."""
-    keys = np.empty(len(values), dtype=object)
-    integers = True
-    for i, value in enumerate(values.tolist()):
-        key = _object_key(value)
-        if isinstance(key, str):
-            if re.fullmatch(_CANONICAL_INTEGER, key) and _INT64.min <= int(key) <= _INT64.max:
-                key = int(key)
-            else:
-                integers = False
-        elif isinstance(key, int) and not _INT64.min <= key <= _INT64.max:
-            key, integers = str(key), False
-        keys[i] = key
-    if integers:
-        return _int64(pd.Series(keys, index=values.index, dtype="Int64"))
-    text = [k if k is None or isinstance(k, str) else str(k) for k in keys]
-    return pd.Series(text, index=values.index, dtype="str")
+    """Python objects (an API's JSON): ints, integral floats and strings; the rest are bad cells.
+    Each id becomes its text, then the one rule of `_text_ids` decides int64 or text."""
+    keys = [_object_key(value) for value in values.tolist()]
+    return _text_ids(pd.Series([None if k is None else str(k) for k in keys], index=values.index, dtype="str"))
 
 
 def _object_key(value: object) -> int | str | None:
