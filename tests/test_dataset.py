@@ -13,7 +13,6 @@ from fraudpipe.config import compose
 from fraudpipe.dataset import (
     MIN_TEST_FRAUDS,
     MIN_TRAIN_FRAUDS,
-    check_settings,
     derive_settings,
     profile_columns,
     propose_mapping,
@@ -99,15 +98,3 @@ def test_too_few_frauds_is_a_problem_not_a_setting(kaggle):
     table = contract_frame(kaggle).assign(tx_fraud=np.int8(0))
     derived, problems = derive_settings(table)
     assert problems and "a test period needs" in problems[0]
-
-
-def test_check_settings_lists_every_problem_at_once_with_its_key(kaggle):
-    table = contract_frame(kaggle)
-    params = compose(CONF, ["split=relative", "split.train_days=150", "split.n_folds=1", "evaluate.card_precision_k=100000",
-                            "validation.max_fraud_rate=0.001"])
-    problems = check_settings(table, params)
-    text = " | ".join(problems)
-    assert "split.train_days" in text and "evaluate.card_precision_k" in text and "validation.max_fraud_rate" in text
-    assert len(problems) == 3, problems
-    good = compose(CONF, ["split=relative"] + [f"{d.key}={d.value}" for d in derive_settings(table)[0]])
-    assert check_settings(table, good) == []

@@ -19,6 +19,8 @@ SRC = ROOT / "src"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 #: Paths a stage reads because its config names them (file sources, snapshots), not its script.
 CONFIGURED_INPUTS = ("data/external",)
+#: Outputs of the check stages: a stage depends on them to run after a check passed, and never reads them.
+GATES = ("reports/check/",)
 
 
 def _module_file(name: str) -> Path | None:
@@ -133,7 +135,7 @@ def test_a_stage_script_and_dvc_yaml_agree_on_every_path(stage):
     # A named directory is fine when dvc.yaml declares the files the script writes into it.
     undeclared = sorted(p for p in named if not _covered(Path(p), declared) and not any(Path(p) in Path(d).parents for d in declared))
     assert not undeclared, f"stage {stage!r}: the script names {undeclared}, which dvc.yaml does not declare"
-    data = [d for d in declared if d.startswith(("data/", "models/", "reports/")) and not d.startswith(CONFIGURED_INPUTS)]
+    data = [d for d in declared if d.startswith(("data/", "models/", "reports/")) and not d.startswith(CONFIGURED_INPUTS + GATES)]
     unnamed = sorted(d for d in data if not _covered(Path(d), sorted(named)))
     assert not unnamed, f"stage {stage!r}: dvc.yaml declares {unnamed}, which the script never names"
 
@@ -142,3 +144,8 @@ def test_the_import_reader_sees_function_level_imports():
     files = library_files(ROOT / "stages" / "ingest.py")
     assert Path("src/fraudpipe/simulate.py") in files  # imported inside SimulatedSource only
     assert Path("src/fraudpipe/errors.py") in files
+
+
+def test_the_checks_run_before_the_stages_they_protect():
+    assert "reports/check/config.json" in _entries(STAGES["ingest"], "deps")
+    assert "reports/check/data.json" in _entries(STAGES["split"], "deps")

@@ -141,7 +141,8 @@ def test_changing_a_model_param_reruns_train_evaluate_and_backtest_only(experime
     outputs = {"exp run -S model.max_depth=3": experiments.single_output} | experiments.sweep_logs
     assert len(outputs) == 3
     for name, out in outputs.items():
-        assert ran_stages(out) == {"train", "evaluate", "backtest"}, f"{name}:\n{out}"
+        # the two checks read the model group too; each takes about a second
+        assert ran_stages(out) == {"check_config", "check_data", "train", "evaluate", "backtest"}, f"{name}:\n{out}"
         for stage in UPSTREAM:
             assert f"Stage '{stage}' didn't change, skipping" in out, f"{name}:\n{out}"
 
@@ -199,13 +200,16 @@ def test_applying_the_best_experiment_puts_its_params_and_metrics_in_the_workspa
 def test_a_bad_override_fails_the_experiment_with_one_line_naming_the_key(experiments):
     """Runs last: it leaves a failed experiment's params in the workspace."""
     repo = experiments.repo
-    out_of_range = sh(repo, "dvc", "exp", "run", "-S", "model.max_depth=0", check=False)
+    # Two mistakes in two groups: the first stage names both, before anything else runs.
+    out_of_range = sh(repo, "dvc", "exp", "run", "-S", "model.max_depth=0", "-S", "split.test_days=0", check=False)
     text = out_of_range.stdout + out_of_range.stderr
     assert out_of_range.returncode != 0
-    assert "stage 'train' failed: model.max_depth: must be >= 1, got 0" in text, text
+    assert "stage 'check_config' failed: 2 problem(s) in params.yaml" in text, text
+    assert "model.max_depth: must be >= 1, got 0" in text and "split.test_days: must be >= 1, got 0" in text, text
+    assert "Running stage 'ingest'" not in text
     assert "Traceback" not in text
     # Hydra refuses `-S model.max_dept=3` itself; with `+` it adds the key, and the model refuses it.
     typo = sh(repo, "dvc", "exp", "run", "-S", "+model.max_dept=3", check=False)
     text = typo.stdout + typo.stderr
     assert typo.returncode != 0
-    assert "stage 'train' failed: model.max_dept: unknown key (did you mean 'max_depth'?" in text, text
+    assert "model.max_dept: unknown key (did you mean 'max_depth'?" in text, text

@@ -16,7 +16,7 @@ import pytest
 from _model import FEATURES, OPTIONS, feature_table, small_config
 from fraudpipe.errors import BundleError
 from fraudpipe.model import Bundle, load_bundle, save_bundle, train_bundle
-from fraudpipe.model.bundle import METADATA_KEYS
+from fraudpipe.model.bundle import CHECKSUM_FILE, METADATA_KEYS, write_checksums
 from fraudpipe.model.estimators import spec
 
 
@@ -84,12 +84,15 @@ def bundles(table, tmp_path_factory) -> dict[str, tuple[Bundle, Path]]:
 def test_bundle_round_trip_without_pickle(name, table, bundles):
     bundle, directory = bundles[name]
     model_file = spec(small_config(name).estimator).file
-    assert sorted(p.name for p in directory.iterdir()) == sorted(["bundle.json", model_file])
+    assert sorted(p.name for p in directory.iterdir()) == sorted(["bundle.json", model_file, CHECKSUM_FILE])
     for path in directory.iterdir():
+        if path.name == CHECKSUM_FILE:
+            continue
         assert not looks_like_pickle(path.read_bytes()), path.name
         check_file_format(path, len(FEATURES))
 
     loaded = load_bundle(directory)
+    assert loaded.version.startswith(f"{name}-") and len(loaded.version) == len(name) + 13
     X = table[list(bundle.features)].to_numpy()
     np.testing.assert_array_equal(loaded.predict_proba(X), bundle.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict_proba(X.astype(np.float32)[:1]), bundle.predict_proba(X.astype(np.float32)[:1]))
@@ -174,11 +177,57 @@ def test_loading_refuses_no_bundle(tmp_path):
 
 
 @pytest.mark.parametrize("case", DAMAGE)
-def test_loading_refuses_anything_unexpected(case, bundles, tmp_path):
+def test_loading_refuses_any_change_by_its_checksum(case, bundles, tmp_path):
+    option, damage, _ = DAMAGE[case]
+    directory = tmp_path / "bundle"
+    shutil.copytree(bundles[option][1], directory)
+    damage(directory)
+    with pytest.raises(BundleError, match=r"does not match its sha256 in SHA256SUMS|is missing from the bundle|unexpected file"):
+        load_bundle(directory)
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_loading_refuses_anything_unexpected_even_with_fresh_checksums(case, bundles, tmp_path):
+    """A bundle edited by hand and resealed: the loader still checks what it is about to trust."""
     option, damage, message = DAMAGE[case]
     directory = tmp_path / "bundle"
     shutil.copytree(bundles[option][1], directory)
     load_bundle(directory)  # intact: loads
     damage(directory)
+    if (directory / CHECKSUM_FILE).exists() and case != "an extra file":
+        write_checksums(directory)
     with pytest.raises(BundleError, match=message):
         load_bundle(directory)
+
+
+def test_a_truncated_model_or_missing_checksums_is_refused_in_one_line(bundles, tmp_path):
+    directory = tmp_path / "bundle"
+    shutil.copytree(bundles["xgboost"][1], directory)
+    model = directory / "model.ubj"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with pytest.raises(BundleError, match="model.ubj does not match its sha256 in SHA256SUMS: the bundle was changed or truncated"):
+        load_bundle(directory)
+    (directory / CHECKSUM_FILE).unlink()
+    with pytest.raises(BundleError, match="SHA256SUMS is missing"):
+        load_bundle(directory)
+
+
+def test_the_version_is_the_same_for_the_same_files_and_changes_with_them(bundles, tmp_path):
+    _, directory = bundles["xgboost"]
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    assert load_bundle(copy).version == load_bundle(directory).version
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["threshold"] = 0.123
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    write_checksums(copy)
+    assert load_bundle(copy).version != load_bundle(directory).version
+
+
+def test_predict_row_equals_predict_proba_of_one_row(bundles, table):
+    for name in ("xgboost", "logistic_regression"):
+        bundle = load_bundle(bundles[name][1], nthread=1)
+        X = table[list(bundle.features)].to_numpy(np.float64)[:20]
+        rows = [bundle.predict_row(x) for x in X]
+        # a matrix product over one row may round differently from one over twenty (BLAS): 1e-16
+        np.testing.assert_allclose(rows, bundle.predict_proba(X), rtol=0, atol=1e-12)

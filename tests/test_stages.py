@@ -70,6 +70,10 @@ def assert_one_line_failure(proc: subprocess.CompletedProcess, stage: str, *name
 
 CONFIG_CASES = [
     # stage, key, value, what the message must say
+    ("check_config", "model.max_depth", 0, ["model.max_depth: must be >= 1, got 0"]),
+    ("check_config", "modle", {}, ["modle: unknown group", "did you mean 'model'"]),
+    ("check_data", "split.train_days", 400, ["split.train_days"]),
+    ("check_data", "evaluate.card_precision_k", 100000, ["evaluate.card_precision_k: 100000 is more than"]),
     ("ingest", "validation.min_rows", -1, ["validation.min_rows", "got -1"]),
     ("ingest", "validation.min_rowz", 5, ["validation.min_rowz: unknown key", "min_rows"]),
     ("ingest", "data.simulator.n_days", 0, ["data.simulator.n_days", "got 0"]),
@@ -119,6 +123,8 @@ def _csv_without(column: str) -> Callable[[Path], None]:
 
 
 INPUT_CASES = [
+    ("check_config", lambda work: (work / "params.yaml").unlink(), "params.yaml"),
+    ("check_data", _drop("data/interim/transactions.parquet", "tx_fraud"), "tx_fraud"),
     ("ingest", _csv_without("tx_amount"), "tx_amount"),
     ("preprocess", _drop("data/raw/transactions.parquet", "tx_amount"), "tx_amount"),
     ("featurize", _drop("data/interim/transactions.parquet", "customer_id"), "customer_id"),
@@ -134,6 +140,29 @@ def test_a_bad_input_is_one_line_naming_the_column(pipeline, tmp_path, stage, ch
     work = copy_of(pipeline, tmp_path)
     change(work)
     assert_one_line_failure(run_stage(work, stage), stage, column)
+
+
+def test_check_config_lists_every_group_s_mistakes_in_one_run(pipeline, tmp_path):
+    work = copy_of(pipeline, tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for key, value in (("data.simulator.n_days", 0), ("split.train_dayz", 7), ("model.max_depth", 0),
+                       ("evaluate.card_precision_k", 0)):
+        set_key(params, key, value)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    line = assert_one_line_failure(run_stage(work, "check_config"), "check_config", "data.simulator.n_days",
+                                   "split.train_dayz", "model.max_depth", "evaluate.card_precision_k")
+    assert "4 problem(s)" in line
+
+
+def test_check_data_lists_every_setting_problem_in_one_run(pipeline, tmp_path):
+    work = copy_of(pipeline, tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for key, value in (("split.n_folds", 30), ("evaluate.card_precision_k", 100000),
+                       ("validation.max_fraud_rate", 0.0006)):
+        set_key(params, key, value)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert_one_line_failure(run_stage(work, "check_data"), "check_data", "split.n_folds",
+                            "evaluate.card_precision_k", "validation.max_fraud_rate")
 
 
 def test_every_stage_has_a_config_case_and_an_input_case():

@@ -98,29 +98,32 @@ def params(
 @app.command()
 def check(
     params_file: Annotated[Path, typer.Option("--params", help="the composed parameters")] = Path("params.yaml"),
-    transactions: Annotated[Path, typer.Option(help="ingest's output")] = Path("data/raw/transactions.parquet"),
+    transactions: Annotated[Path, typer.Option(help="the preprocessed transactions")] = Path("data/interim/transactions.parquet"),
 ) -> None:
-    """Check every data-dependent setting (periods, folds, threshold days, CP@k budget, fraud-rate band)
-    against the ingested data at once, before a long run fails on one of them."""
+    """Check the whole configuration and, when the transactions exist, every data-dependent setting
+    (periods, folds, threshold days, CP@k budget, fraud-rate band) at once, as the pipeline's
+    check_config and check_data stages do, without running anything."""
     import pandas as pd
 
-    from fraudpipe.dataset import check_settings
     from fraudpipe.errors import PipelineError
+    from fraudpipe.preflight import config_problems, settings_problems
 
-    if not transactions.is_file():
-        typer.echo(f"check failed: {transactions} does not exist; run `dvc repro ingest` first", err=True)
-        raise typer.Exit(1)
-    try:
-        problems = check_settings(pd.read_parquet(transactions), yaml.safe_load(params_file.read_text(encoding="utf-8")))
-    except PipelineError as exc:
-        typer.echo(f"check failed: {exc}", err=True)
-        raise typer.Exit(1) from None
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+    problems = config_problems(params)
+    checked = f"{params_file}"
+    if not problems and transactions.is_file():
+        checked += f" against {transactions}"
+        try:
+            problems = settings_problems(pd.read_parquet(transactions), params)
+        except PipelineError as exc:
+            problems = [str(exc)]
     if problems:
-        typer.echo(f"{len(problems)} setting(s) will not work on {transactions}:", err=True)
+        typer.echo(f"{len(problems)} problem(s) in {checked}:", err=True)
         for problem in problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"every data-dependent setting of {params_file} works on {transactions}")
+    later = "" if transactions.is_file() else f" ({transactions} does not exist yet: the data-dependent settings are checked by `dvc repro`)"
+    typer.echo(f"no problem in {checked}{later}")
 
 
 @app.command()

@@ -248,64 +248,6 @@ def _significant(value: float, digits: int = 2) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Checks of a composed configuration against the data, all at once
-
-
-def check_settings(transactions: pd.DataFrame, params: Mapping[str, object]) -> list[str]:
-    """Every data-dependent setting that cannot work on these transactions, each with the key to
-    change: empty periods, periods without frauds, a threshold slice without frauds, a CP@k
-    budget above the daily cards, a fraud rate or size the validation would refuse."""
-    from fraudpipe.split import SplitConfig, periods
-
-    problems: list[str] = []
-    split = SplitConfig.parse(params["split"], "split")
-    times = transactions[TX_DATETIME]
-    fraud = transactions[TX_FRAUD].fillna(0).to_numpy() == 1
-    first, last = times.min(), times.max()
-    for fold in range(split.n_folds):
-        bounds = periods(split, last, shift_days=fold * split.test_days)
-        what = "the split" if fold == 0 else f"backtest fold {fold} (split.n_folds)"
-        train = ((times >= bounds.train_start) & (times < bounds.delay_start)).to_numpy()
-        test = ((times >= bounds.test_start) & (times < bounds.live_start)).to_numpy()
-        if fold == 0:
-            v = int(params["model"]["threshold_validation_days"])
-            held = ((times >= bounds.delay_start - pd.Timedelta(days=v)) & (times < bounds.delay_start)).to_numpy()
-            if v and not fraud[held].any():
-                problems.append(
-                    f"model.threshold_validation_days: the last {v} training day(s) hold no fraud; raise it or set it to 0"
-                )
-            k = int(params["evaluate"]["card_precision_k"])
-            cards = transactions.loc[test, CUSTOMER_ID].groupby(times[test].dt.floor("D").to_numpy()).nunique()
-            if len(cards) and k > int(cards.median()):
-                problems.append(
-                    f"evaluate.card_precision_k: {k} is more than a typical test day's {int(cards.median())} cards; lower it"
-                )
-        move = "move split.train_start" if split.train_start is not None else "lower split.train_days or split.n_folds"
-        if bounds.train_start < first.normalize():
-            problems.append(
-                f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); {move}"
-            )
-            continue
-        for period, rows, start, end, key in (("training", train, bounds.train_start, bounds.delay_start, "split.train_days"),
-                                              ("test", test, bounds.test_start, bounds.live_start, "split.test_days")):
-            if not rows.any():
-                problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no transactions "
-                                f"(data {first.date()}..{last.date()}); {move}")
-            elif not fraud[rows].any():
-                problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no fraud; raise {key}")
-    validation = params["validation"]
-    rate = float(fraud.mean()) if len(fraud) else 0.0
-    if not float(validation["min_fraud_rate"]) <= rate <= float(validation["max_fraud_rate"]):
-        problems.append(
-            f"validation.min_fraud_rate/validation.max_fraud_rate: the data's fraud rate {rate:.4%} is outside "
-            f"[{validation['min_fraud_rate']}, {validation['max_fraud_rate']}]"
-        )
-    if len(transactions) < int(validation["min_rows"]):
-        problems.append(f"validation.min_rows: {validation['min_rows']} is more than the data's {len(transactions)} rows")
-    return problems
-
-
-# --------------------------------------------------------------------------------------------
 # `fraudpipe data add`
 
 EXTERNAL_DIR = Path("data/external")
@@ -365,6 +307,7 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     import yaml
 
     from fraudpipe.config import compose, update_composition, write_params
+    from fraudpipe.preflight import settings_problems
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it names conf/data/<name>.yaml)")
@@ -396,7 +339,7 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
             derived.append(Derived("features.extras", [*extras, CUSTOMER_TERMINAL_DISTANCE], reason))
     update_composition(config_dir, {"data": name, "split": "relative"}, {d.key: d.value for d in derived})
     write_params(config_dir, root / "params.yaml")
-    problems = check_settings(clean, compose(config_dir))
+    problems = settings_problems(clean, compose(config_dir))
     if track:
         done = subprocess.run([sys.executable, "-m", "dvc", "add", str(dest)], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:

@@ -1,12 +1,17 @@
 """The model bundle: the directory `train` writes to models/bundle/ and every scorer loads.
 
-Two files, never a pickle: bundle.json (format version, ordered feature list, threshold,
-standardiser, metadata) and the model in its estimator's own format (bundle.json's `model` entry
-names it). Loading checks everything it is about to trust and refuses the rest with a BundleError.
+Three files, never a pickle: bundle.json (format version, ordered feature list, threshold,
+standardiser, metadata), the model in its estimator's own format (bundle.json's `model` entry
+names it), and SHA256SUMS (`sha256sum` format) over both, written last. Loading verifies the sums
+first, so a truncated or tampered bundle is refused before any of it is parsed, then checks
+everything it is about to trust and refuses the rest with a BundleError. The version that scores
+carry is the estimator name and the first 12 hex digits of SHA256SUMS' own sha256: the same
+model files give the same version on every machine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -25,6 +30,7 @@ from fraudpipe.model.fit import standardize
 
 BUNDLE_FORMAT = 1
 BUNDLE_FILE = "bundle.json"
+CHECKSUM_FILE = "SHA256SUMS"
 #: The top-level keys of bundle.json, in the order training writes them.
 METADATA_KEYS = (
     "format_version",
@@ -51,6 +57,8 @@ class Bundle:
     predictor: Predictor
     mean: np.ndarray | None
     scale: np.ndarray | None
+    #: "<name>-<12 hex digits>" once saved or loaded (see the module docstring); "unsaved" before.
+    version: str = "unsaved"
 
     @property
     def name(self) -> str:
@@ -85,18 +93,67 @@ class Bundle:
             raise BundleError(f"expected a 2-D array with {len(self.features)} columns {list(self.features)}, got shape {X.shape}")
         return self.predictor.predict(standardize(X, self.mean, self.scale))
 
+    def predict_row(self, row: np.ndarray) -> float:
+        """P(fraud) of one feature row (1-D, `features` order): the serving path, no shape checks."""
+        return float(self.predictor.predict(standardize(row[np.newaxis, :], self.mean, self.scale))[0])
+
     def score(self, table: pd.DataFrame) -> np.ndarray:
         """P(fraud) for every row of a feature table, after checking its features."""
         self.check_features(feature_columns(table))
         return self.predict_proba(table[list(self.features)].to_numpy(dtype=np.float64))
 
 
-def save_bundle(bundle: Bundle, directory: str | Path) -> None:
-    """Write the bundle's files into `directory` (use fraudpipe.io.atomic_dir around it)."""
+def save_bundle(bundle: Bundle, directory: str | Path) -> str:
+    """Write the bundle's files into `directory` (use fraudpipe.io.atomic_dir around it), the
+    checksums last; returns the version."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     bundle.predictor.save(directory)
     write_json(bundle.metadata, directory / BUNDLE_FILE)
+    return _version(bundle.name, write_checksums(directory))
+
+
+def write_checksums(directory: Path) -> str:
+    """SHA256SUMS over every other file of ``directory``; returns its text."""
+    names = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != CHECKSUM_FILE)
+    sums = "".join(f"{_sha256(directory / name)}  {name}\n" for name in names)
+    (directory / CHECKSUM_FILE).write_text(sums, encoding="utf-8")
+    return sums
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _version(name: str, sums: str) -> str:
+    return f"{name}-{hashlib.sha256(sums.encode('utf-8')).hexdigest()[:12]}"
+
+
+def _verify_checksums(directory: Path) -> str:
+    """The SHA256SUMS text after checking every file it lists, and that it lists every file."""
+    path = directory / CHECKSUM_FILE
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: {directory} is not a complete bundle written by the train stage")
+    sums = path.read_text(encoding="utf-8", errors="replace")
+    listed: dict[str, str] = {}
+    for number, line in enumerate(sums.splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name or "/" in name:
+            raise BundleError(f"{path}:{number}: not a `sha256sum` line: {line!r}")
+        listed[name] = digest
+    present = sorted(p.name for p in directory.iterdir() if p.name != CHECKSUM_FILE)
+    unlisted = [n for n in present if n not in listed]
+    if unlisted:
+        raise BundleError(f"{directory}: unexpected file(s) {unlisted} in the bundle (not in {CHECKSUM_FILE})")
+    for name, digest in listed.items():
+        file = directory / name
+        if not file.is_file():
+            raise BundleError(f"{file} is missing from the bundle")
+        if _sha256(file) != digest:
+            raise BundleError(f"{file} does not match its sha256 in {CHECKSUM_FILE}: the bundle was changed or truncated "
+                              "after training; rerun the train stage (dvc repro train)")
+    return sums
 
 
 def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
@@ -105,6 +162,7 @@ def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
     path = directory / BUNDLE_FILE
     if not path.is_file():
         raise BundleError(f"{path} does not exist: no model bundle in {directory} (run the train stage)")
+    sums = _verify_checksums(directory)
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -131,11 +189,13 @@ def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
     model_path = directory / spec.file
     if not model_path.is_file():
         raise BundleError(f"{model_path} is missing from the bundle")
-    unexpected = sorted(p.name for p in directory.iterdir() if p.name not in (BUNDLE_FILE, spec.file))
+    unexpected = sorted(p.name for p in directory.iterdir() if p.name not in (BUNDLE_FILE, spec.file, CHECKSUM_FILE))
     if unexpected:
-        raise BundleError(f"{directory}: unexpected file(s) {unexpected} in the bundle (expected only {BUNDLE_FILE} and {spec.file})")
+        raise BundleError(f"{directory}: unexpected file(s) {unexpected} in the bundle (expected only {BUNDLE_FILE}, "
+                          f"{spec.file} and {CHECKSUM_FILE})")
     mean, scale = _standardizer(meta["standardizer"], len(features), path)
-    return Bundle(meta, Predictor(spec, spec.load(directory, entry, len(features), nthread)), mean, scale)
+    predictor = Predictor(spec, spec.load(directory, entry, len(features), nthread))
+    return Bundle(meta, predictor, mean, scale, _version(str(meta["name"]), sums))
 
 
 def _number(value: Any) -> bool:

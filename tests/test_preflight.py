@@ -1,0 +1,69 @@
+"""fraudpipe.preflight: the whole configuration, then the data-dependent settings, each checked
+at once so a run fails at most once, with every problem and its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _kaggle import kaggle_frame
+from fraudpipe.config import compose
+from fraudpipe.dataset import derive_settings
+from fraudpipe.errors import ConfigError
+from fraudpipe.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
+from test_dataset import contract_frame
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(scope="module")
+def kaggle():
+    return kaggle_frame()
+
+
+def test_the_default_configuration_has_no_problem_and_every_group_has_a_model():
+    params = compose(CONF)
+    assert set(params) == set(GROUPS) | set(VALUES)
+    assert config_problems(params) == []
+
+
+def test_config_problems_lists_every_group_at_once():
+    params = compose(CONF, ["model.max_depth=0", "split.train_days=0", "+evaluate.latency_rowz=3"])
+    params["modle"] = {}
+    del params["preprocess"]
+    problems = config_problems(params)
+    text = " | ".join(problems)
+    assert len(problems) == 5, problems
+    for said in ("model.max_depth: must be >= 1, got 0", "split.train_days", "evaluate.latency_rowz: unknown key",
+                 "modle: unknown group (did you mean 'model'?", "preprocess: missing group"):
+        assert said in text
+
+
+def test_check_settings_lists_every_problem_at_once_with_its_key(kaggle):
+    table = contract_frame(kaggle)
+    params = compose(CONF, ["split=relative", "split.train_days=150", "split.n_folds=1", "evaluate.card_precision_k=100000",
+                            "validation.max_fraud_rate=0.001"])
+    problems = settings_problems(table, params)
+    text = " | ".join(problems)
+    assert "split.train_days" in text and "evaluate.card_precision_k" in text and "validation.max_fraud_rate" in text
+    assert len(problems) == 3, problems
+    good = compose(CONF, ["split=relative"] + [f"{d.key}={d.value}" for d in derive_settings(table)[0]])
+    assert settings_problems(table, good) == []
+
+
+def test_a_period_without_fraud_names_the_key_that_widens_it(kaggle):
+    table = contract_frame(kaggle)
+    last = table["tx_datetime"].max()
+    table.loc[table["tx_datetime"] > last - np.timedelta64(10, "D"), "tx_fraud"] = 0
+    params = compose(CONF, ["split=relative", "split.test_days=7", "split.delay_days=1", "split.n_folds=1",
+                            "evaluate.card_precision_k=1", "validation.min_fraud_rate=0"])
+    text = " | ".join(settings_problems(table, params))
+    assert "the test period" in text and "holds no fraud; raise split.test_days" in text
+
+
+def test_require_no_problems_raises_one_config_error_with_all_of_them():
+    require_no_problems([], "x")
+    with pytest.raises(ConfigError, match=r"2 problem\(s\) in params.yaml.*a: one \| b: two"):
+        require_no_problems(["a: one", "b: two"], "params.yaml")
