@@ -103,19 +103,25 @@ def _kind(values: pd.Series) -> tuple[str, str]:
 
 
 def profile_columns(frame: pd.DataFrame, sample_rows: int = 100_000) -> list[ColumnProfile]:
-    """One profile per column, judged on up to ``sample_rows`` rows spread over the file."""
-    if len(frame) > sample_rows:
-        frame = frame.iloc[:: max(1, len(frame) // sample_rows)]
+    """One profile per column: its kind judged on up to ``sample_rows`` rows spread over the file,
+    its distinct and missing counts over every row (a user reads them as the file's)."""
+    step = max(1, len(frame) // sample_rows) if len(frame) > sample_rows else 1
     profiles = []
     for name in frame.columns:
-        column = frame[name]
-        present = column.dropna()
-        if not pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_datetime64_any_dtype(present):
-            present = present[present.astype(str).str.strip() != ""]
+        full = _present(frame[name])
+        present = full.iloc[::step]
         kind, note = _kind(present)
         examples = tuple(str(v) for v in present.drop_duplicates().head(3))
-        profiles.append(ColumnProfile(str(name), kind, int(present.nunique()), int(len(column) - len(present)), examples, note))
+        profiles.append(ColumnProfile(str(name), kind, int(full.nunique()), int(len(frame) - len(full)), examples, note))
     return profiles
+
+
+def _present(column: pd.Series) -> pd.Series:
+    """The values that are there: not missing, and for text not blank."""
+    present = column.dropna()
+    if not pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_datetime64_any_dtype(present):
+        present = present[present.astype(str).str.strip() != ""]
+    return present
 
 
 def propose_mapping(profiles: Sequence[ColumnProfile], given: Mapping[str, str] | None = None) -> dict[str, str]:
