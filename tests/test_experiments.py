@@ -204,7 +204,7 @@ def test_a_bad_override_fails_the_experiment_with_one_line_naming_the_key(experi
     out_of_range = sh(repo, "dvc", "exp", "run", "-S", "model.max_depth=0", "-S", "split.test_days=0", check=False)
     text = out_of_range.stdout + out_of_range.stderr
     assert out_of_range.returncode != 0
-    assert "stage 'check_config' failed: 2 problem(s) in params.yaml" in text, text
+    assert "stage 'check_config' failed: params.yaml: every problem" in text, text
     assert "model.max_depth: must be >= 1, got 0" in text and "split.test_days: must be >= 1, got 0" in text, text
     assert "Running stage 'ingest'" not in text
     assert "Traceback" not in text

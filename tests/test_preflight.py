@@ -65,5 +65,5 @@ def test_a_period_without_fraud_names_the_key_that_widens_it(kaggle):
 
 def test_require_no_problems_raises_one_config_error_with_all_of_them():
     require_no_problems([], "x")
-    with pytest.raises(ConfigError, match=r"2 problem\(s\) in params.yaml.*a: one \| b: two"):
+    with pytest.raises(ConfigError, match=r"params.yaml: every problem, each with the key to change: a: one \| b: two"):
         require_no_problems(["a: one", "b: two"], "params.yaml")

@@ -110,4 +110,4 @@ def settings_problems(transactions: pd.DataFrame, params: Mapping[str, Any]) -> 
 def require_no_problems(problems: list[str], what: str) -> None:
     """Stop with every problem in one message; `what` says what they were found in."""
     if problems:
-        raise ConfigError(f"{len(problems)} problem(s) in {what}, each with the key to change: " + " | ".join(problems))
+        raise ConfigError(f"{what}: every problem, each with the key to change: " + " | ".join(problems))
