@@ -126,3 +126,15 @@ def test_a_failing_source_leaves_the_previous_snapshot_intact(sql_cfg):
     with pytest.raises(SourceError, match="does not exist"):
         refresh_snapshot(sql_cfg.model_copy(update={"table": "payments"}))
     assert ingest_source(sql_cfg).path.read_bytes() == good
+
+
+def test_an_integral_json_number_beside_text_ids_keeps_its_key_through_the_snapshot(http_server, tmp_path):
+    """Read directly, the API's 7.0 is the id 7; the snapshot must not make it a new card "7.0"."""
+    from fraudpipe.contract import canonical_id
+
+    records = [{"tx_id": 7.0, "amount": 1.0}, {"tx_id": "card-8", "amount": 2.0}, {"tx_id": 9, "amount": 3.0}]
+    url = http_server.route("/mixed", lambda r: (200, {"records": records, "next": None}))
+    cfg = data_config("api", url=url, snapshot=str(tmp_path / "m.parquet"), columns=COLUMNS)
+    refresh_snapshot(cfg)
+    ids = pd.read_parquet(tmp_path / "m.parquet")["tx_id"].tolist()
+    assert sorted(canonical_id(i) for i in ids) == ["7", "9", "card-8"]

@@ -56,15 +56,22 @@ def sort_for_snapshot(raw: pd.DataFrame, id_column: str, where: str) -> pd.DataF
 def arrow_safe(raw: pd.DataFrame) -> pd.DataFrame:
     """Columns Parquet can hold: a column of mixed Python types (e.g. an API sending 12.5 and "12.5")
     becomes text, missing values kept, so conform quarantines the bad rows instead of the
-    snapshot failing as a whole."""
+    snapshot failing as a whole. An integral JSON number (7.0) becomes "7", as conform reads it
+    from the API directly, so an id keeps its key through the snapshot."""
     out = raw.copy()
     for name in out.columns[out.dtypes == object]:
         try:
             pa.array(out[name], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             column = out[name]
-            out[name] = column.astype(str).where(column.notna(), None)
+            out[name] = column.map(_text, na_action="ignore").where(column.notna(), None)
     return out
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def refresh_snapshot(config: SourceConfig, source: Source | None = None) -> SnapshotResult:
