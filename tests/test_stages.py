@@ -91,6 +91,8 @@ CONFIG_CASES = [
     ("evaluate", "evaluate.card_precision_k", 0, ["evaluate.card_precision_k", "got 0"]),
     ("evaluate", "evaluate.latency_rowz", 10, ["evaluate.latency_rowz: unknown key", "latency_rows"]),
     ("evaluate", "evaluate.gate.minimums.not_a_metric", 0.5, ["evaluate.gate.minimums", "not_a_metric"]),
+    ("infer", "evaluate.gate.enforce", "yes", ["evaluate.gate.enforce: must be true or false, got 'yes'"]),
+    ("infer", "features.customer_windowz", [1], ["features.customer_windowz: unknown key", "customer_windows"]),
 ]
 
 
@@ -132,6 +134,7 @@ INPUT_CASES = [
     ("train", _drop("data/split/train.parquet", "tx_fraud"), "tx_fraud"),
     ("backtest", _drop("data/features/features.parquet", "tx_fraud"), "tx_fraud"),
     ("evaluate", _drop("data/split/test.parquet", "tx_amount"), "tx_amount"),
+    ("infer", _drop("data/split/live.parquet", "transaction_id"), "transaction_id"),
 ]
 
 
