@@ -24,8 +24,10 @@ established customer); calibration as mean score against observed fraud rate per
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
@@ -35,7 +37,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
-from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
+from fraudpipe.contract import CUSTOMER_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
 from fraudpipe.errors import DataError
 from fraudpipe.metrics import average_precision, card_precision_at_k, threshold_metrics
 from fraudpipe.split import remove_known_compromised
@@ -472,6 +474,44 @@ def calibration(scores: np.ndarray, labels: np.ndarray, bins: int, sample: str) 
     rows = [{"sample": sample, "decile": i + 1, "n": int(n[i]), "mean_score": float(score_sum[i] / n[i]),
              "fraud_rate": float(fraud_sum[i] / n[i])} for i in range(bins) if n[i]]
     return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+#: The columns of `infer`'s predictions that monitoring reads.
+PREDICTION_COLUMNS = (TRANSACTION_ID, "score", "alert", "model_version")
+
+
+def read_test_metrics(path: str | Path) -> dict[str, Any]:
+    """The test period's metrics as `evaluate` wrote them (reports/metrics.json)."""
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist: run the evaluate stage first (dvc repro evaluate)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not JSON ({exc}); rerun the evaluate stage (dvc repro evaluate)") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"{path}: expected a JSON object of metrics; rerun the evaluate stage (dvc repro evaluate)")
+    return metrics
+
+
+def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version: str) -> None:
+    """The predictions must be `infer`'s of exactly these rows, in order, by this bundle: anything
+    else would compare another model's scores or another window's rows."""
+    require_columns(predictions, PREDICTION_COLUMNS, "the predictions (data/predictions/live.parquet)")
+    require_columns(current, [TRANSACTION_ID], "the live period")
+    rerun = "rerun the infer stage (dvc repro infer)"
+    if len(predictions) != len(current):
+        raise DataError(f"the predictions hold {len(predictions):,} rows, the live period {len(current):,}; {rerun}")
+    same = predictions[TRANSACTION_ID].reset_index(drop=True).equals(current[TRANSACTION_ID].reset_index(drop=True))
+    if not same:
+        raise DataError(f"the predictions' transaction_id column is not the live period's, row for row; {rerun}")
+    versions = pd.unique(predictions["model_version"])
+    if len(versions) and (len(versions) > 1 or versions[0] != version):
+        raise DataError(f"the predictions were made by model version(s) {sorted(map(str, versions))}, the bundle is "
+                        f"{version}; {rerun}")
 
 
 # --------------------------------------------------------------------------------------------
