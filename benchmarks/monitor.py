@@ -9,6 +9,7 @@ three together is that file as it is), from the first live day on.
     python benchmarks/monitor.py                     # full size: 10 stable seeds + each drift, ~15 min
     python benchmarks/monitor.py --size tiny         # the tests' size, ~1 min
     python benchmarks/monitor.py --stage-time        # `python stages/monitor.py` on this checkout's data, best of 3
+    python benchmarks/monitor.py --screenshot reports/monitoring/screenshot.png   # the drifted report in Chromium
 
 Prints one line of drift.json figures per run, the false-alarm rate over the stable seeds, and
 which drifts raised the alert. Tests (tests/test_drift_scenarios.py) import `run_scenario`.
@@ -83,6 +84,7 @@ def run_scenario(overrides: Sequence[str] = (), drift: Sequence[str] = (), seed:
         parts.train, bundle.score(parts.train), parts.live, live_scores, (live_scores >= bundle.threshold).astype("int8"),
         features=bundle.features, threshold=bundle.threshold, test_metrics=test_metrics, delay_days=split.delay_days,
         remove_known=split.remove_known_compromised, config=MonitorConfig.parse(params["monitor"], "monitor"), customers=sim.customers,
+        model_version=f"{bundle.name} (trained by this benchmark run)",
     )
 
 
@@ -107,12 +109,38 @@ def stage_time(repeats: int = 3) -> float:
     return best
 
 
+def screenshot(path: Path, size: Sequence[str]) -> None:
+    """The report of the drifted simulator (simulated_drift.yaml, every knob) as headless Chromium
+    shows it: the README's picture of an alert."""
+    import shutil
+    import tempfile
+
+    from fraudpipe.monitor_report import render
+
+    result = run_scenario(size, drift=["amount_factor", "terminals_per_day", "night_fraud_share"])
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("chromium is not installed (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(render(result), encoding="utf-8")
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp}/profile", "--hide-scrollbars", "--window-size=1200,1900",
+                        f"--screenshot={Path(path).resolve()}", page.as_uri()], check=True, capture_output=True, timeout=120)
+    print(f"{path}: {result.summary}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--seeds", type=int, default=10, help="stable runs, simulator seeds 1..N")
     parser.add_argument("--stage-time", action="store_true", help="only time the monitor stage on this checkout's data")
+    parser.add_argument("--screenshot", type=Path, help="only write a screenshot of the drifted report to this PNG")
     args = parser.parse_args()
+    if args.screenshot:
+        screenshot(args.screenshot, SIZES[args.size])
+        return
     if args.stage_time:
         print(f"monitor stage: {stage_time():.2f} s (best of 3, `python stages/monitor.py`)")
         return

@@ -43,7 +43,7 @@ th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: right; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
 tr.drifted td { background: #fdecea; font-weight: 600; }
 .figures { display: flex; flex-wrap: wrap; gap: 0.8rem; }
-.figures figure { margin: 0; } figcaption { font-size: 0.8rem; color: #555; text-align: center; }
+.figures figure { margin: 0; }
 .note { color: #555; font-size: 0.85rem; }
 """
 
@@ -173,8 +173,7 @@ def render(result: MonitorResult) -> str:
     alert = bool(m["alert"])
     kinds = dict(zip(result.features["feature"], result.features["kind"]))
     feature_plots = "".join(
-        f'<figure><img alt="{_e(name)}: reference against current" src="{_png(distribution_figure(name, kinds[name], ref, cur))}">'
-        f"<figcaption>{_e(name)}</figcaption></figure>"
+        f'<figure><img alt="{_e(name)}: reference against current" src="{_png(distribution_figure(name, kinds[name], ref, cur))}"></figure>'
         for name, (ref, cur) in result.samples.items()
     )
     n_drifted = int(m["n_drifted"])
@@ -206,7 +205,7 @@ def render(result: MonitorResult) -> str:
 <h1>Monitoring report</h1>
 <p class="meta">Model {_e(result.model_version or "n/a")} &middot; reference (training period) {_e(periods.get("reference", ""))},
 {_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {_number(m["n_current"])} rows,
-{_number(m["n_labelled"])} with known labels</p>
+{_number(m["n_labelled"])} labelled rows measured</p>
 <p id="summary" class="{"alert" if alert else "ok"}">{_e(result.summary)}</p>
 {figures}
 <h2>Features</h2>
