@@ -309,9 +309,26 @@ def test_monitor_alerts_and_says_why_only_when_something_crossed_its_threshold(c
     assert list(loud.samples) == ["tx_amount"]  # its distribution is drawn in the report
 
 
-def test_monitor_refuses_an_empty_window_and_misaligned_scores(config):
+def test_monitor_writes_every_key_in_order(config):
     reference = _window(days=7)
-    with pytest.raises(DataError, match="the current window holds no transactions"):
-        _monitor(config, reference.iloc[:0], reference)
+    result = _monitor(config, _window(days=20), reference)
+    assert tuple(result.metrics) == drift.METRIC_KEYS
+
+
+def test_an_empty_window_is_nothing_to_monitor_not_an_error(config):
+    # split=relative without live days gives an empty live period: the pipeline must still reproduce.
+    reference = _window(days=7)
+    result = _monitor(config, reference.iloc[:0], reference)
+    m = result.metrics
+    assert tuple(m) == drift.METRIC_KEYS
+    assert m["alert"] == 0 and m["n_current"] == 0 and m["n_drifted"] == 0 and m["n_features"] == 1
+    assert math.isnan(m["drift_share"]) and math.isnan(m["prediction_psi"]) and math.isnan(m["live_average_precision"])
+    assert m["test_average_precision"] == 0.5 and m["n_reference"] == len(reference)
+    assert result.summary.startswith("No alert: the current window holds no transactions")
+    assert result.features.empty and result.segments.empty and set(result.calibration["sample"]) == {"reference"}
+
+
+def test_monitor_refuses_misaligned_scores(config):
+    reference = _window(days=7)
     with pytest.raises(DataError, match="3 scores and 3 alerts for 70 current rows"):
         _monitor(config, reference, reference, scores=np.zeros(3))

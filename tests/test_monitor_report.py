@@ -88,6 +88,15 @@ def test_the_feature_table_has_every_feature_drifted_ones_first(drifted):
         assert f'<table id="{section}">' in page
 
 
+def test_an_empty_window_still_renders(quiet):
+    from dataclasses import replace
+
+    empty = replace(quiet, features=quiet.features.iloc[:0], segments=quiet.segments.iloc[:0], samples={},
+                    current_scores=np.zeros(0), summary="No alert: the current window holds no transactions.")
+    page = render(empty)
+    assert '<table id="feature-table">' in page and "No feature drifted." in page
+
+
 def test_same_result_same_bytes(drifted):
     assert render(drifted) == render(drifted)
     records = feature_records(drifted)

@@ -566,12 +566,13 @@ def monitor(
     ``delay_days`` is the label delay; ``remove_known`` whether the test period's figures were
     measured without known compromised cards (`split.remove_known_compromised`), so the live ones are too.
     """
-    if current.empty:
-        raise DataError("the current window holds no transactions: nothing to monitor (is the live period empty?)")
     if len(current_scores) != len(current) or len(current_alerts) != len(current):
         raise DataError(f"{len(current_scores)} scores and {len(current_alerts)} alerts for {len(current)} current rows")
     require_columns(current, [TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD], "the current window")
     require_columns(reference, [CUSTOMER_ID, TX_FRAUD], "the reference (training period)")
+    if current.empty:
+        return _empty_window(reference, reference_scores, current, features=features, threshold=threshold,
+                             test_metrics=test_metrics, config=config, model_version=model_version)
 
     table = feature_table(reference, current, features, config.features)
     metrics: dict[str, float] = dataset_drift(table, config.features.drift_share)
@@ -616,10 +617,8 @@ def monitor(
                        f"live rows against {perf['test_average_precision']:.3f} on the test period "
                        f"({drop:.0%} >= {checks.performance.max_drop:.0%})")
 
-    flat = {key: metrics[key] for key in ("drift_share", "dataset_drift", "n_drifted", "n_features", "prediction_psi",
-                                          "prediction_wasserstein", "prediction_drift", "reference_alert_rate",
-                                          "current_alert_rate", "alert_rate_change")}
-    flat |= perf | gaps | {"n_reference": int(len(reference)), "n_current": int(len(current)), "alert": int(bool(reasons))}
+    every = metrics | perf | gaps | {"n_reference": int(len(reference)), "n_current": int(len(current)), "alert": int(bool(reasons))}
+    flat = {key: every[key] for key in METRIC_KEYS}
     drifted = drifted_features(table)
     summary = _summary(reasons, drifted, flat, checks)
     plotted = drifted[: config.report_max_plots]
@@ -629,6 +628,39 @@ def monitor(
         np.asarray(reference_scores, dtype=np.float64), np.asarray(current_scores, dtype=np.float64), float(threshold),
         model_version, {"reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "",
                         "current": _period(current[TX_DATETIME])},
+    )
+
+
+#: The keys of drift.json, in order.
+METRIC_KEYS = (
+    "drift_share", "dataset_drift", "n_drifted", "n_features", "prediction_psi", "prediction_wasserstein",
+    "prediction_drift", "reference_alert_rate", "current_alert_rate", "alert_rate_change", "n_labelled",
+    "n_labelled_frauds", "test_average_precision", "test_card_precision_at_k", "card_precision_k",
+    "live_average_precision", "live_card_precision_at_k", "performance_drop", "max_segment_recall_gap",
+    "max_segment_alert_rate_gap", "n_reference", "n_current", "alert",
+)
+
+
+def _empty_window(reference: pd.DataFrame, reference_scores: np.ndarray, current: pd.DataFrame, *, features: Sequence[str],
+                  threshold: float, test_metrics: Mapping[str, Any], config: MonitorConfig, model_version: str) -> MonitorResult:
+    """No current transactions (a relative split without live days): nothing drifted, nothing to
+    alert on; the statistics are undefined (null), the counts zero. Not an error, so that a
+    pipeline without a live period still reproduces."""
+    ref_scores = np.asarray(reference_scores, dtype=np.float64)
+    perf = performance(current, np.zeros(0), np.zeros(0, dtype=bool), test_metrics, config.performance)
+    metrics = dict.fromkeys(METRIC_KEYS, float("nan")) | perf | {
+        "dataset_drift": 0, "n_drifted": 0, "n_features": len(features), "prediction_drift": 0,
+        "reference_alert_rate": float(np.mean(ref_scores >= threshold)) if len(ref_scores) else float("nan"),
+        "n_reference": int(len(reference)), "n_current": 0, "alert": 0,
+    }
+    summary = ("No alert: the current window holds no transactions (no live period: set split.live_days, or a "
+               "split.train_start that leaves days after the test period), so there is nothing to compare.")
+    return MonitorResult(
+        {key: metrics[key] for key in METRIC_KEYS}, pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
+        pd.DataFrame(columns=list(SEGMENT_COLUMNS)),
+        calibration(ref_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"),
+        [], summary, {}, ref_scores, np.zeros(0), float(threshold), model_version,
+        {"reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "", "current": "empty"},
     )
 
 

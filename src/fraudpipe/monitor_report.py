@@ -91,6 +91,8 @@ def score_figure(reference: np.ndarray, current: np.ndarray, threshold: float) -
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     edges = np.linspace(0.0, 1.0, 51)
     for values, label, color in ((reference, "reference (training period)", REFERENCE_COLOR), (current, "current", CURRENT_COLOR)):
+        if not len(values):
+            continue
         ax.hist(np.clip(values, 0, 1), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=label)
     ax.axvline(threshold, color="black", linestyle=":", label=f"alert threshold {threshold:.3f}")
     ax.set_yscale("log")
