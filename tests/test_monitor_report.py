@@ -91,7 +91,11 @@ def test_the_feature_table_has_every_feature_drifted_ones_first(drifted):
 def test_an_empty_window_still_renders(quiet):
     from dataclasses import replace
 
-    empty = replace(quiet, features=quiet.features.iloc[:0], segments=quiet.segments.iloc[:0], samples={},
+    from fraudpipe.drift import FEATURE_TABLE_COLUMNS, SEGMENT_COLUMNS
+
+    # as the monitor builds it for an empty window: tables with their columns and no rows (object dtypes)
+    empty = replace(quiet, features=pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
+                    segments=pd.DataFrame(columns=list(SEGMENT_COLUMNS)), samples={},
                     current_scores=np.zeros(0), summary="No alert: the current window holds no transactions.")
     page = render(empty)
     assert '<table id="feature-table">' in page and "No feature drifted." in page

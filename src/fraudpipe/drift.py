@@ -290,7 +290,7 @@ def dataset_drift(table: pd.DataFrame, drift_share: float) -> dict[str, float]:
 
 def drifted_features(table: pd.DataFrame) -> list[str]:
     """The drifted features, the most shifted first (by PSI, the one scale every test shares)."""
-    drifted = table[table["drifted"]]
+    drifted = table.loc[table["drifted"].astype(bool)]
     return drifted.sort_values("psi", ascending=False, kind="stable")["feature"].tolist()
 
 

@@ -149,8 +149,8 @@ def _table(table_id: str, header: Sequence[str], rows: Iterable[tuple[Sequence[s
 
 
 def _feature_rows(features: pd.DataFrame) -> list[tuple[list[str], str]]:
-    ordered = pd.concat([features[features["drifted"]].sort_values("psi", ascending=False, kind="stable"),
-                         features[~features["drifted"]]])
+    drifted = features["drifted"].astype(bool)
+    ordered = pd.concat([features.loc[drifted].sort_values("psi", ascending=False, kind="stable"), features.loc[~drifted]])
     rows = []
     for f in ordered.itertuples(index=False):
         rule = "&lt;" if f.test in P_VALUE_TESTS else "&ge;"
