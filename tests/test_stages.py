@@ -93,6 +93,8 @@ CONFIG_CASES = [
     ("evaluate", "evaluate.gate.minimums.not_a_metric", 0.5, ["evaluate.gate.minimums", "not_a_metric"]),
     ("infer", "evaluate.gate.enforce", "yes", ["evaluate.gate.enforce: must be true or false, got 'yes'"]),
     ("infer", "features.customer_windowz", [1], ["features.customer_windowz: unknown key", "customer_windows"]),
+    ("monitor", "monitor.features.drift_share", 0, ["monitor.features.drift_share: must be > 0, got 0"]),
+    ("monitor", "monitor.fail_on_alertt", True, ["monitor.fail_on_alertt: unknown key", "fail_on_alert"]),
 ]
 
 
@@ -135,6 +137,7 @@ INPUT_CASES = [
     ("backtest", _drop("data/features/features.parquet", "tx_fraud"), "tx_fraud"),
     ("evaluate", _drop("data/split/test.parquet", "tx_amount"), "tx_amount"),
     ("infer", _drop("data/split/live.parquet", "transaction_id"), "transaction_id"),
+    ("monitor", _drop("data/predictions/live.parquet", "score"), "score"),
 ]
 
 
@@ -171,3 +174,24 @@ def test_check_data_lists_every_setting_problem_in_one_run(pipeline, tmp_path):
 def test_every_stage_has_a_config_case_and_an_input_case():
     assert {c[0] for c in CONFIG_CASES} == set(STAGES)
     assert {c[0] for c in INPUT_CASES} == set(STAGES)
+
+
+def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pipeline, tmp_path):
+    work = copy_of(pipeline, tmp_path)
+    outputs = ("reports/monitoring/drift.json", "reports/monitoring/features.json", "reports/monitoring/report.html")
+    before = {path: (work / path).read_bytes() for path in outputs}
+    assert run_stage(work, "monitor").returncode == 0
+    assert {path: (work / path).read_bytes() for path in outputs} == before
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    set_key(params, "monitor.features.wasserstein", 1e-9)  # every numeric feature drifts: an alert
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    recorded = run_stage(work, "monitor")
+    assert recorded.returncode == 0, recorded.stderr
+    assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()
+
+    set_key(params, "monitor.fail_on_alert", True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    line = assert_one_line_failure(run_stage(work, "monitor"), "monitor", "ALERT: dataset drift", "monitor.fail_on_alert")
+    assert "report.html" in line
+    assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()  # the reports were written first

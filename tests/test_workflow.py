@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,10 +18,9 @@ import pytest
 import yaml
 
 from _repo import ROOT, env, make_tiny_repo, sh
+from _workflow import FAKE_GH, md_table as _table, run_step as _run_step, steps as _steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
-#: GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
-BASH = ("bash", "--noprofile", "--norc", "-eo", "pipefail")
 #: Tiny data, one split (see test_experiments.py); the PR below changes the model's depth from 3.
 CONF = {"split": {"n_folds": 1}, "evaluate": {"gate": {"enforce": False}}}
 
@@ -31,42 +28,6 @@ CONF = {"split": {"n_folds": 1}, "evaluate": {"gate": {"enforce": False}}}
 @pytest.fixture(scope="module")
 def workflow() -> dict:
     return yaml.safe_load(WORKFLOW.read_text())
-
-
-def _steps(workflow: dict) -> dict[str, dict]:
-    (job,) = workflow["jobs"].values()
-    return {step.get("id") or step["uses"].split("@")[0]: step for step in job["steps"]}  # id, else the action
-
-
-def _run_step(workflow: dict, step_id: str, cwd: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run one `run:` step as the runner would: workflow env, step env (expressions given by the test), bash -eo pipefail."""
-    step = _steps(workflow)[step_id]
-    script = step["run"]
-    assert "${{" not in script, f"step {step_id}: expressions in the script cannot be run here"
-    step_env = {**workflow.get("env", {}), **step.get("env", {}), **extra_env}
-    unresolved = {k: v for k, v in step_env.items() if "${{" in str(v)}
-    assert not unresolved, f"step {step_id}: give values for {unresolved}"
-    proc = subprocess.run(
-        [*BASH, "-c", script], cwd=cwd, env={**env(), **{k: str(v) for k, v in step_env.items()}},
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"step {step_id} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def _table(text: str, header: list[str]) -> list[list[str]]:
-    """The rows of the Markdown table in `text` whose header is `header`."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("|") and [c.strip() for c in line.strip("|").split("|")] == header:
-            assert re.fullmatch(r"\|[-|: ]+\|", lines[i + 1]), lines[i + 1]
-            rows = []
-            for row in lines[i + 2 :]:
-                if not row.startswith("|"):
-                    break
-                rows.append([c.strip() for c in row.strip("|").split("|")])
-            return rows
-    raise AssertionError(f"no table with header {header} in:\n{text}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,10 +129,6 @@ def test_pipeline_and_compare_steps_write_both_diff_tables_to_the_summary(workfl
 # The comment step, against a recording stand-in for the GitHub CLI
 # --------------------------------------------------------------------------------------------
 
-FAKE_GH = """#!/usr/bin/env bash
-printf '%s\\n' "$*" >> "$GH_CALLS"
-if [ "$1" = api ] && [ "$2" = --paginate ]; then printf '%s' "${EXISTING_COMMENT_ID:-}"; fi
-"""
 
 
 @pytest.mark.parametrize("existing", ["", "42"], ids=["first-push", "later-push"])

@@ -36,6 +36,10 @@ class GateFailed(PipelineError):
     """The quality gate rejected the model: which metric, its value and the minimum."""
 
 
+class MonitoringAlert(PipelineError):
+    """Monitoring raised an alert and `monitor.fail_on_alert` asks for the stage to fail on it."""
+
+
 class SourceError(PipelineError):
     """A source could not deliver its batch: which source, what failed, what to do about it."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from fraudpipe.config import Config
+from fraudpipe.drift import MonitorConfig
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import ConfigError
 from fraudpipe.features import FeatureConfig
@@ -34,6 +35,7 @@ GROUPS: dict[str, type[Config]] = {
     "split": SplitConfig,
     "model": ModelConfig,
     "evaluate": EvaluateConfig,
+    "monitor": MonitorConfig,
 }
 #: Top-level values of conf/config.yaml that groups interpolate (``${seed}``), not groups themselves.
 VALUES = ("seed",)

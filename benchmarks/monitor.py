@@ -1,0 +1,168 @@
+"""Proof that monitoring catches simulated drift and stays quiet without it; the monitor stage's time.
+
+Each scenario is the pipeline in one process, with the library's own code and the configuration
+of conf/ (plus overrides): simulate, preprocess, featurize, split, train, score the test period
+(the figures `evaluate` writes) and the live period (what `infer` writes), then
+`drift.monitor`. The drift scenarios turn on one knob of conf/data/simulated_drift.yaml each (all
+three together is that file as it is), from the first live day on.
+
+    python benchmarks/monitor.py                     # full size: 10 stable seeds + each drift, ~15 min
+    python benchmarks/monitor.py --size tiny         # the tests' size, ~1 min
+    python benchmarks/monitor.py --stage-time        # `python stages/monitor.py` on this checkout's data, best of 3
+    python benchmarks/monitor.py --screenshot reports/monitoring/screenshot.png   # the drifted report in Chromium
+
+Prints one line of drift.json figures per run, the false-alarm rate over the stable seeds, and
+which drifts raised the alert. Tests (tests/test_drift_scenarios.py) import `run_scenario`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fraudpipe.config import compose
+from fraudpipe.drift import MonitorConfig, MonitorResult, monitor
+from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.metrics import EvaluateConfig, quality_metrics
+from fraudpipe.model import ModelConfig, train_bundle
+from fraudpipe.preprocess import PreprocessConfig, preprocess
+from fraudpipe.simulate import SimulatorConfig, simulate
+from fraudpipe.split import SplitConfig, time_split
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIFT_FILE = ROOT / "conf" / "data" / "simulated_drift.yaml"
+
+#: Simulator sizes: ``full`` is conf/data/simulated.yaml's (1.75 million transactions); ``tiny``
+#: keeps the handbook's calendar split (train from 2018-07-25, a week each of train, delay and test)
+#: with a month of live data and two months of history before training (so that the 60-day
+#: windows are full in the reference too), about 230,000 transactions.
+SIZES = {
+    "full": [],
+    "tiny": ["data.simulator.n_customers=1000", "data.simulator.n_terminals=4000",
+             "data.simulator.n_days=118", "data.simulator.start_date=2018-05-20"],
+}
+
+
+def drift_knobs() -> dict[str, object]:
+    """The drift settings of conf/data/simulated_drift.yaml (``simulator.drift``)."""
+    return yaml.safe_load(DRIFT_FILE.read_text())["simulator"]["drift"]
+
+
+def drift_overrides(kinds: Sequence[str]) -> list[str]:
+    """Hydra overrides that turn on the named knobs of simulated_drift.yaml (``amount_factor``,
+    ``terminals_per_day``, ``night_fraud_share``) from the first live day; none: no drift."""
+    knobs = drift_knobs()
+    return [f"data.simulator.drift.{k}={knobs[k]}" for k in kinds]
+
+
+def run_scenario(overrides: Sequence[str] = (), drift: Sequence[str] = (), seed: int | None = None) -> MonitorResult:
+    """The monitoring result of one simulated run of the default configuration plus ``overrides``."""
+    extra = list(overrides) + drift_overrides(drift) + ([f"data.simulator.seed={seed}"] if seed is not None else [])
+    params = compose(ROOT / "conf", extra)
+    split = SplitConfig.parse(params["split"], "split")
+    simulator = params["data"]["simulator"]
+    if drift:  # drift from the first live day: its index counted from the simulator's first day
+        first_live = pd.Timestamp(split.train_start) + pd.Timedelta(days=split.train_days + split.delay_days + split.test_days)
+        simulator["drift"]["start_day"] = int((first_live - pd.Timestamp(simulator["start_date"])).days)
+    sim = simulate(SimulatorConfig.parse(simulator, "data.simulator"))
+    clean = preprocess(sim.transactions, PreprocessConfig.parse(params["preprocess"], "preprocess")).clean
+    table = build_features(clean, FeatureConfig.parse(params["features"], "features"), sim.customers, sim.terminals)
+    parts = time_split(table, split)
+    bundle = train_bundle(parts.train, ModelConfig.parse(params["model"], "model"))
+    k = EvaluateConfig.parse(params["evaluate"], "evaluate").card_precision_k
+    test_metrics = quality_metrics(parts.test, bundle.score(parts.test), bundle.threshold, k)
+    live_scores = bundle.score(parts.live)
+    return monitor(
+        parts.train, bundle.score(parts.train), parts.live, live_scores, (live_scores >= bundle.threshold).astype("int8"),
+        features=bundle.features, threshold=bundle.threshold, test_metrics=test_metrics, delay_days=split.delay_days,
+        remove_known=split.remove_known_compromised, config=MonitorConfig.parse(params["monitor"], "monitor"), customers=sim.customers,
+        model_version=f"{bundle.name} (trained by this benchmark run)",
+    )
+
+
+FIGURES = ("drift_share", "n_drifted", "prediction_psi", "alert_rate_change", "live_average_precision",
+           "test_average_precision", "performance_drop", "max_segment_recall_gap", "alert")
+
+
+def _line(name: str, result: MonitorResult, seconds: float) -> str:
+    m = result.metrics
+    figures = " ".join(f"{k}={m[k]:.3f}" if isinstance(m[k], float) else f"{k}={m[k]}" for k in FIGURES)
+    drifted = result.features.loc[result.features["drifted"], "feature"].tolist()
+    return f"{name:<28} {figures} ({seconds:.0f} s)\n    drifted: {drifted}\n    {result.summary}"
+
+
+def stage_time(repeats: int = 3) -> float:
+    """Best wall time of `python stages/monitor.py` on this checkout's data (DVC outputs present)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "stages/monitor.py"], cwd=ROOT, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def screenshot(path: Path, size: Sequence[str]) -> None:
+    """The report of the drifted simulator (simulated_drift.yaml, every knob) as headless Chromium
+    shows it: the README's picture of an alert."""
+    import shutil
+    import tempfile
+
+    from fraudpipe.monitor_report import render
+
+    result = run_scenario(size, drift=["amount_factor", "terminals_per_day", "night_fraud_share"])
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("chromium is not installed (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(render(result), encoding="utf-8")
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp}/profile", "--hide-scrollbars", "--window-size=1200,1900",
+                        f"--screenshot={Path(path).resolve()}", page.as_uri()], check=True, capture_output=True, timeout=120)
+    print(f"{path}: {result.summary}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--seeds", type=int, default=10, help="stable runs, simulator seeds 1..N")
+    parser.add_argument("--stage-time", action="store_true", help="only time the monitor stage on this checkout's data")
+    parser.add_argument("--screenshot", type=Path, help="only write a screenshot of the drifted report to this PNG")
+    args = parser.parse_args()
+    if args.screenshot:
+        screenshot(args.screenshot, SIZES[args.size])
+        return
+    if args.stage_time:
+        print(f"monitor stage: {stage_time():.2f} s (best of 3, `python stages/monitor.py`)")
+        return
+    size = SIZES[args.size]
+    alarms = 0
+    results: dict[str, dict] = {}
+    for seed in range(1, args.seeds + 1):
+        start = time.perf_counter()
+        result = run_scenario(size, seed=seed)
+        alarms += result.metrics["alert"]
+        results[f"stable seed {seed}"] = result.metrics
+        print(_line(f"stable seed {seed}", result, time.perf_counter() - start), flush=True)
+    print(f"false alarms: {alarms} of {args.seeds} stable seeds ({alarms / args.seeds:.0%})", flush=True)
+    for name, kinds in (("amount inflation", ["amount_factor"]), ("compromised terminal wave", ["terminals_per_day"]),
+                        ("new night fraud pattern", ["night_fraud_share"]),
+                        ("all three (simulated_drift.yaml)", ["amount_factor", "terminals_per_day", "night_fraud_share"])):
+        start = time.perf_counter()
+        result = run_scenario(size, drift=kinds, seed=1)
+        results[name] = result.metrics
+        print(_line(name, result, time.perf_counter() - start), flush=True)
+    print(json.dumps({k: {f: v[f] for f in FIGURES} for k, v in results.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
