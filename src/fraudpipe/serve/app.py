@@ -15,6 +15,7 @@ key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import signal
@@ -129,6 +130,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             traceback.print_exc()
             _fail("serve failed: an unexpected error while loading (traceback above)")
             return
+        gc.freeze()  # the loaded state is long-lived: keep the collector from walking it again and again
         holder.service = service
         metrics.loaded(service.version, service.threshold, service.store.size, service.journal.count)
         if threading.current_thread() is threading.main_thread():
@@ -185,6 +187,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         description="Real-time fraud scoring with the features the model was trained on. One worker, in-process state store.",
     )  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
+    app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
 
     def _doc(body: type[BaseModel] | None, ok: type[BaseModel] | None, *statuses: int, error: type[BaseModel] = ErrorOut) -> dict[str, Any]:
         out: dict[str, Any] = {"response_model": ok, "responses": {s: {"model": error, "description": _ERRORS[s]} for s in statuses}}

@@ -6,7 +6,8 @@ the latest snapshot and replays the entries after it, in order, so the state is 
 
 Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepted entry):
 
-    seq             INTEGER PRIMARY KEY AUTOINCREMENT   order of acceptance = replay order; never reused
+    seq             INTEGER PRIMARY KEY   order of acceptance = replay order; never reused (truncation keeps
+                                          the newest row, so SQLite's next rowid stays above every seq given)
     kind            TEXT     'transaction' or 'label'
     transaction_id  TEXT     the key (``contract.canonical_id``)
     -- transaction rows: the transaction as scored and the answer given
@@ -68,7 +69,7 @@ TRANSACTION, LABEL = "transaction", "label"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('{TRANSACTION}', '{LABEL}')),
     transaction_id TEXT NOT NULL,
     customer_id TEXT, terminal_id TEXT, tx_datetime TEXT, tx_amount REAL,
@@ -139,8 +140,9 @@ class Journal:
         return self._db.execute(_INSERT_LABEL, (transaction_id, tx_fraud, _now())).lastrowid
 
     def truncate(self, through: int) -> None:
-        """Delete the entries up to ``through`` (a snapshot holds them) and give the space back."""
-        self._db.execute("DELETE FROM events WHERE seq <= ?", (through,))
+        """Delete the entries up to ``through`` (a snapshot holds them) and give the space back; the
+        newest entry stays, so that seqs are never reused (no AUTOINCREMENT: it costs a page per append)."""
+        self._db.execute("DELETE FROM events WHERE seq <= ? AND seq < (SELECT max(seq) FROM events)", (through,))
         self._db.execute("PRAGMA incremental_vacuum")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -155,12 +157,13 @@ class Journal:
     # --- reading ------------------------------------------------------------------------------
 
     def last_seq(self) -> int:
-        """The seq of the latest entry ever appended (0 for a new journal), truncated or not."""
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return int(row[0]) if row else 0
+        """The seq of the latest entry appended (0 for a new journal)."""
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+        """Entries after the latest snapshot: what a restart replays."""
+        found = self.latest_snapshot()
+        return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (found[1] if found else 0,)).fetchone()[0])
 
     def entries(self, after: int) -> Iterator[Entry]:
         """The entries after seq ``after``, in order."""

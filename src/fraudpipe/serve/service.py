@@ -28,6 +28,7 @@ from fraudpipe.features import feature_names
 from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.online import STATE_FILE, history_features
 from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.fastpath import RowScorer
 from fraudpipe.serve.journal import Journal, latest_snapshot
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.store import InProcessStore, Scored, StateStore, Transaction, epoch_second
@@ -66,6 +67,7 @@ class Service:
         bundle.check_features(store_feature_names(store))
         self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
         self.names = list(bundle.features)
+        self.predict = RowScorer(bundle)
         self.threshold = bundle.threshold
         self.version = bundle.version
 
@@ -111,7 +113,7 @@ class Service:
                                  tx.coordinates, self.names)  # fmt: skip
         except DataError as exc:  # a location the distance feature needs and nobody gave
             raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
-        score = self.bundle.predict_row(x)
+        score = self.predict(x)
         scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
         self._append(self.journal.append_transaction, scored)
         store.add_transaction(scored)
