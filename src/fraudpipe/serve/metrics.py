@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -29,6 +29,7 @@ SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 
 
 class Metrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # no *_created series: a scraper knows when it started
         self.registry = r = CollectorRegistry()
         self.requests = Counter("fraudpipe_http_requests", "HTTP requests answered, by route, method and status", ["route", "method", "status"], registry=r)
         self.latency = Histogram("fraudpipe_http_request_duration_seconds", "Time to answer a request", ["route"], buckets=LATENCY_BUCKETS, registry=r)
