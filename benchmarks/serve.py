@@ -102,20 +102,20 @@ def reference_routes(app) -> None:  # noqa: ANN001
         when = datetime.fromisoformat(tx.tx_datetime)
         t = epoch_second(when)
         history = service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t)
-        x = history_features(service.store.config, history, t, tx.tx_amount, (None,) * 4, service.names)
+        x = history_features(service.store.config, history, t, tx.tx_amount)
         x = (x - service.bundle.mean) / service.bundle.scale
         frame = pd.DataFrame([dict(zip(service.names, x))])
         p = float(classifier[0].predict_proba(frame)[0, 1])
         return {"transaction_id": tx.transaction_id, "fraud_probability": p, "alert": p >= service.threshold}
 
 
-def serve(port: int, journal: Path) -> None:
+def serve(port: int, journal: Path, setup: str) -> None:
     from fraudpipe.serve import app as serve_app
     from fraudpipe.serve.config import ServeConfig
 
     config = ServeConfig.parse(dict(model=MODEL, state=STATE, journal_dir=journal, host="127.0.0.1", port=port, max_batch=100,
                                     max_body_bytes=1 << 20, max_amount=100_000.0, late_days=1, max_future_seconds=300,
-                                    api_key_env="FRAUDPIPE_BENCH_API_KEY", log_level="warning"), "serve")  # fmt: skip
+                                    api_key_env="FRAUDPIPE_BENCH_API_KEY", log_level="warning", **SETUPS[setup]), "serve")  # fmt: skip
     sys.exit(serve_app.run(config, customize=reference_routes))
 
 
@@ -149,6 +149,9 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
+#: uvicorn set-ups: its plain install (h11 parser, asyncio loop), and the C parser and loop (uvloop,
+#: httptools) that `fraudpipe serve` uses when installed (the default).
+SETUPS = {"uvloop+httptools": {"http": "httptools", "loop": "uvloop"}, "asyncio+h11": {"http": "h11", "loop": "asyncio"}}
 RUN_SPACING = 3 * 86_400  # each wrk run starts 3 days of data after the previous one: never "too late"
 
 
@@ -204,7 +207,7 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
             t = epoch_second(when)
             start = time.perf_counter_ns()
             x = history_features(service.store.config, service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t),
-                                 t, tx.tx_amount, (None,) * 4, service.names)  # fmt: skip
+                                 t, tx.tx_amount)
             service.predict(x)
             middle = time.perf_counter_ns()
             service.score(tx)
@@ -226,15 +229,47 @@ def _utc(seconds: float):  # noqa: ANN202
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def http_runs(setup: str, rates: list[float], seconds: int) -> list[tuple[str, str, dict]]:
+    """The real server (this set-up) in its own process, driven by wrk: fixed rates, then saturation."""
+    import httpx
+
+    work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, __file__, "--server", str(port), "--journal", str(work / "journal"), "--setup", setup]
+    proc = subprocess.Popen(command, env=env)
+    rows = []
+    try:
+        wait_ready(port, proc)
+        as_of = json.loads((STATE / "state.json").read_text())["as_of"]
+        base = int(_epoch(as_of)) + 86_400  # a day after the state's newest transaction
+        endpoints = {"score": "/v1/score", "empty": "/bench/empty", "naive": "/bench/naive"}
+        for name, path in endpoints.items():  # warm up (the naive endpoint loads its classifier on first use)
+            wrk(port, path, f"warm{name}", 2, 4, 0.0, base, work)
+        for rate in rates:
+            rows.append(("POST /v1/score", f"{rate:.0f}/s", at_rate(port, "/v1/score", f"r{rate:.0f}", rate, seconds, base, work)))
+        for name, path in endpoints.items():
+            rows.append((f"POST {path}", "saturation", wrk(port, path, f"s{name}", seconds, 16, 0.0, base, work)))
+        errors = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'status="500"' not in errors, "the server answered 500"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
     parser.add_argument("--rates", default="100,300,600", help="fixed request rates, comma-separated")
+    parser.add_argument("--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}")
     parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
     parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", default="uvloop+httptools", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.server:
-        serve(args.server, args.journal)
+        serve(args.server, args.journal, args.setup)
         return
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
@@ -248,40 +283,20 @@ def main() -> None:
     for name, ms in timings.items():
         print(f"  {name:<36} p50 {np.percentile(ms, 50):.3f} ms   p99 {np.percentile(ms, 99):.3f} ms")
 
-    work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
-    port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, __file__, "--server", str(port), "--journal", str(work / "journal")], env=env)
-    rows = []
-    try:
-        wait_ready(port, proc)
-        import httpx
-
-        as_of = json.loads((STATE / "state.json").read_text())["as_of"]
-        base = int(_epoch(as_of)) + 86_400  # a day after the state's newest transaction
-        endpoints = {"score": "/v1/score", "empty": "/bench/empty", "naive": "/bench/naive"}
-        for name, path in endpoints.items():  # warm up (the naive endpoint loads its classifier on first use)
-            wrk(port, path, f"warm{name}", 2, 4, 0.0, base, work)
-        for rate in [float(r) for r in args.rates.split(",") if r]:
-            rows.append(("POST /v1/score", f"{rate:.0f}/s", at_rate(port, "/v1/score", f"r{rate:.0f}", rate, args.seconds, base, work)))
-        for name, path in endpoints.items():
-            rows.append((f"POST {path}", "saturation", wrk(port, path, f"s{name}", args.seconds, 16, 0.0, base, work)))
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
-
-    print("\nover HTTP on loopback (wrk, 1 thread; server: uvicorn, 1 worker, journal on):")
-    print(f"  {'endpoint':<22} {'load':>11} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for endpoint, load, r in rows:
-        print(f"  {endpoint:<22} {load:>11} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7}")
-    saturated = {endpoint: r["rps"] for endpoint, load, r in rows if load == "saturation"}
-    ours, empty, naive = saturated["POST /v1/score"], saturated["POST /bench/empty"], saturated["POST /bench/naive"]
-    print(f"\n  /v1/score at saturation: {ours:.0f} req/s = {ours / empty:.0%} of the empty endpoint, {ours / naive:.1f}x the naive one")
-    scored = re.search(r"^fraudpipe_score_count\{[^}]*\} ([\d.e+]+)$", metrics, re.M)
-    print(f"  transactions scored by the server (its /metrics): {float(scored.group(1)):,.0f}" if scored else "")
-    print(json.dumps({"rows": [{"endpoint": e, "load": ld, **r} for e, ld, r in rows]}))
+    rates = [float(r) for r in args.rates.split(",") if r]
+    results = {setup: http_runs(setup, rates, args.seconds) for setup in args.setups.split(",")}
+    print("\nover HTTP on loopback (wrk 1 thread, separate process; server: uvicorn, 1 worker, journal on):")
+    print(f"  {'server set-up':<17} {'endpoint':<19} {'load':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for setup, rows in results.items():
+        for endpoint, load, r in rows:
+            print(f"  {setup:<17} {endpoint:<19} {load:>10} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['errors']:>6}")
+    print()
+    for setup, rows in results.items():
+        saturated = {endpoint: r["rps"] for endpoint, load, r in rows if load == "saturation"}
+        ours, empty, naive = saturated["POST /v1/score"], saturated["POST /bench/empty"], saturated["POST /bench/naive"]
+        print(f"  {setup:<17} /v1/score at saturation: {ours:,.0f} req/s = {ours / empty:.0%} of the empty endpoint, "
+              f"{ours / naive:.1f}x the naive one")  # fmt: skip
+    print(json.dumps({setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()}))
 
 
 if __name__ == "__main__":

@@ -192,6 +192,8 @@ def serve(
     api_key_env: Annotated[str, typer.Option(help="environment variable whose value, when set, every /v1 request must send as X-API-Key")] = "FRAUDPIPE_API_KEY",
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
     access_log: Annotated[bool, typer.Option(help="log every request (costs throughput)")] = False,
+    http: Annotated[str, typer.Option(help="uvicorn's HTTP implementation: auto (httptools when installed), h11, httptools")] = "auto",
+    loop: Annotated[str, typer.Option(help="uvicorn's event loop: auto (uvloop when installed), asyncio, uvloop")] = "auto",
 ) -> None:
     """Serve fraud scores over HTTP (FastAPI on uvicorn, one worker, in-process state store): POST
     /v1/score, /v1/score/batch, /v1/labels; GET /healthz, /readyz, /metrics; OpenAPI at /docs.
@@ -203,7 +205,8 @@ def serve(
 
     options = dict(model=model, state=state, journal_dir=journal_dir, host=host, port=port, max_batch=max_batch,
                    max_body_bytes=max_body_bytes, max_amount=max_amount, late_days=late_days,
-                   max_future_seconds=max_future_seconds, api_key_env=api_key_env, log_level=log_level, access_log=access_log)  # fmt: skip
+                   max_future_seconds=max_future_seconds, api_key_env=api_key_env, log_level=log_level, access_log=access_log,
+                   http=http, loop=loop)  # fmt: skip
     try:
         config = ServeConfig.parse(options, "serve")
         from fraudpipe.serve.service import preflight

@@ -320,7 +320,8 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
         customize(app)
     server = uvicorn.Server(
         uvicorn.Config(app, host=config.host, port=config.port, workers=1, lifespan="on", log_level=config.log_level,
-                       access_log=config.access_log, server_header=False, timeout_graceful_shutdown=10)  # fmt: skip
+                       access_log=config.access_log, server_header=False, timeout_graceful_shutdown=10, http=config.http,
+                       loop=config.loop)  # fmt: skip
     )
     server.run()
     return 1 if failed else 0

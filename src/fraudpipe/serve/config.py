@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -40,6 +40,8 @@ class ServeConfig(Config):
     api_key_env: Annotated[str, AfterValidator(_env_name)]  # the variable holding the API key, if any
     log_level: str = "info"
     access_log: bool = False
+    http: Literal["auto", "h11", "httptools"] = "auto"  # uvicorn's HTTP parser ("auto": httptools when installed)
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"  # uvicorn's event loop ("auto": uvloop when installed)
 
     def api_key(self) -> bytes | None:
         """The API key from the environment (None: none required); an empty variable is a mistake."""

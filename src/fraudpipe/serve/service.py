@@ -110,7 +110,7 @@ class Service:
         self._check_time_and_amount(tx)
         try:
             x = history_features(store.config, store.get_history(tx.customer_id, tx.terminal_id, tx.t), tx.t, tx.tx_amount,
-                                 tx.coordinates, self.names)  # fmt: skip
+                                 tx.coordinates)  # fmt: skip
         except DataError as exc:  # a location the distance feature needs and nobody gave
             raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
         score = self.predict(x)
