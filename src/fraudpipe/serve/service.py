@@ -233,6 +233,7 @@ def describe(service: Service, config: ServeConfig) -> str:
     key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
     return (f"fraudpipe serve: ready on http://{config.host}:{config.port} with 1 worker and the {STORE_NAME}; model "
             f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); state from {source} + "
-            f"{started.replayed:,} journal entries = {size['transactions']:,} transactions, loaded in {started.seconds:.1f} s; "
+            f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} = {size['transactions']:,} transactions, "
+            f"loaded in {started.seconds:.1f} s; "
             f"journal {service.journal.path} (SQLite WAL); {key}")  # fmt: skip
 
