@@ -12,7 +12,7 @@ It prints:
   whole `Service.score` (+ retry check, journal append, state update);
 - over HTTP: the real server (uvicorn, one worker, `fraudpipe.serve.app.run`) in its own process,
   driven by wrk from another on loopback, at fixed request rates (wrk 4 has no rate option: each
-  connection waits a fixed delay between requests, and the rate achieved is what is printed) and
+  connection waits a random pause, of a fixed mean, between requests; the rate achieved is printed) and
   at saturation: requests/s, p50/p99 latency, errors. In the same run and on the same server set-up
   (same app, middleware and uvicorn settings) it measures two reference endpoints: an empty
   `async def` endpoint (the ceiling) and the common tutorial pattern (a pydantic body parsed by
@@ -49,7 +49,9 @@ MODEL, STATE = ROOT / "models/bundle", ROOT / "data/features/online_state"
 LUA = r"""
 local threads, counter, base, pause = 0, 0, %(base)d, %(pause)f
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
-function delay() return pause end
+function init(args) math.randomseed(tid * 7919) end
+-- a random pause (mean `pause`) per request, so that the connections do not send in step (bursts)
+function delay() if pause > 0 then return pause * 2 * math.random() end return 0 end
 request = function()
   counter = counter + 1
   local t = base + counter * 2 + tid
@@ -173,9 +175,9 @@ def wrk(port: int, path: str, prefix: str, seconds: int, connections: int, pause
 def at_rate(port: int, path: str, prefix: str, rate: float, seconds: int, base: int, work: Path) -> dict:
     """wrk paced to about ``rate`` requests/s: connections that each wait between requests; corrected once."""
     connections = max(4, int(rate // 25))
-    pause = 1000.0 * connections / rate - 1.0
+    pause = 1000.0 * connections / (1.02 * rate) - 1.0  # aim a little above: the answers take time too
     result = wrk(port, path, prefix, seconds, connections, pause, base, work)
-    if result["rps"] < 0.98 * rate:  # the answers took longer than assumed: shorten the pause once
+    if result["rps"] < rate:  # the answers took longer than assumed: shorten the pause once
         pause = max(0.0, pause - 1000.0 * connections * (1 / result["rps"] - 1 / rate))
         result = wrk(port, path, prefix + "b", seconds, connections, pause, base, work)
     return result

@@ -184,6 +184,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
 
     app = FastAPI(
         title="fraudpipe", version="1", lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # /metrics is ours: no per-request OpenTelemetry checks
         description="Real-time fraud scoring with the features the model was trained on. One worker, in-process state store.",
     )  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)

@@ -3,6 +3,9 @@
 SQLite in WAL mode with ``synchronous=NORMAL``: a commit is an append to the write-ahead log
 without an fsync, which survives a killed process (``kill -9``), not a power cut. A restart loads
 the latest snapshot and replays the entries after it, in order, so the state is what it was.
+Checkpoints (copying the log into the database file, with an fsync) would stall the request that
+triggers them for milliseconds; SQLite's automatic ones are off and a background thread runs a
+passive checkpoint every second instead, which never blocks the writer.
 
 Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepted entry):
 
@@ -37,6 +40,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +111,7 @@ class Entry:
 class Journal:
     """The append-only log of one service (one process writes it)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, checkpoint_every: float | None = 1.0) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.path = directory / JOURNAL_FILE
@@ -116,6 +120,7 @@ class Journal:
             self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # effective on a new file: truncation then shrinks it
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")  # see the module docstring
             self._db.executescript(_SCHEMA)
             found = self.get_meta("format")
         except sqlite3.DatabaseError as exc:
@@ -124,6 +129,22 @@ class Journal:
             self.set_meta("format", str(FORMAT))
         elif found != str(FORMAT):
             raise DataError(f"{self.path}: journal format {found}, this code writes {FORMAT}")
+        self._stop = threading.Event()
+        self._checkpointer = None
+        if checkpoint_every:
+            self._checkpointer = threading.Thread(target=self._checkpoint, args=(checkpoint_every,), name="journal-checkpoint", daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint(self, every: float) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(every):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:  # busy or closing: the next round does it
+                    pass
+        finally:
+            db.close()
 
     # --- writing (each call is one committed transaction) -----------------------------------------
 
@@ -172,6 +193,9 @@ class Journal:
             yield _entry(dict(zip(_COLUMNS, row)))
 
     def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
         self._db.close()
 
     # --- snapshots ----------------------------------------------------------------------------
