@@ -375,3 +375,37 @@ def test_a_killed_server_restarts_where_it_was(tmp_path):
     finally:
         for s in (crashing, steady):
             s.stop()
+
+
+def test_readyz_is_503_until_the_model_and_state_are_loaded(tmp_path):
+    """The real app in process: its lifespan starts the load in a thread and returns at once, so the
+    server answers /healthz at once and /readyz (and the /v1 routes) with 503 until the load is done."""
+    import asyncio
+
+    from fraudpipe.serve.app import create_app
+    from fraudpipe.serve.config import ServeConfig
+
+    w = world()
+    config = ServeConfig.parse(dict(model=w.bundle_dir, state=w.state_dir, journal_dir=tmp_path / "journal", host="127.0.0.1",
+                                    port=0, max_batch=100, max_body_bytes=1 << 20, max_amount=1e5, late_days=1,
+                                    max_future_seconds=300, api_key_env="FRAUDPIPE_TEST_UNSET_KEY"), "serve")  # fmt: skip
+    app = create_app(config)
+
+    async def scenario() -> list[tuple[int, dict]]:
+        transport = httpx.ASGITransport(app=app)
+        seen = []
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path, method in (("/readyz", "GET"), ("/healthz", "GET"), ("/v1/score", "POST")):
+                answer = await client.request(method, path, json=body(w.test.iloc[0]) if method == "POST" else None)
+                seen.append((answer.status_code, answer.json(), answer.headers.get("retry-after")))
+            while (await client.get("/readyz")).status_code != 200:
+                await asyncio.sleep(0.05)
+            answer = await client.post("/v1/score", json=body(w.test.iloc[0]))
+            seen.append((answer.status_code, answer.json(), None))
+        return seen
+
+    loading, health, early, scored = asyncio.run(scenario())
+    assert loading[0] == 503 and loading[1]["status"] == "loading"
+    assert health[0] == 200
+    assert early[0] == 503 and early[2] == "1" and "not ready" in early[1]["detail"]
+    assert scored[0] == 200 and abs(scored[1]["fraud_probability"] - float(w.batch_scores([w.test["transaction_id"].iat[0]])[0])) <= 1e-6
