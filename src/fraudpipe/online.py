@@ -76,8 +76,6 @@ from fraudpipe.features import (
     LOCATION_COLUMNS,
     NB_TERMINALS,
     SECONDS_SINCE_PREV_TX,
-    TX_DURING_NIGHT,
-    TX_DURING_WEEKEND,
     FeatureConfig,
     amount_ratio,
     amount_zscore,

@@ -112,7 +112,10 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     async def lifespan(app: FastAPI):  # noqa: ANN202
         print(f"fraudpipe serve: starting 1 worker with the {STORE_NAME} on http://{config.host}:{config.port}; "
               f"loading model {config.model} and state ...", flush=True)  # fmt: skip
-        task = asyncio.create_task(_load(asyncio.get_running_loop()))
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            loop.add_signal_handler(signal.SIGUSR1, _snapshot_on_signal)  # before loading: a signal then must not kill it
+        task = asyncio.create_task(_load())
         try:
             yield
         finally:
@@ -120,7 +123,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             if holder.service is not None:
                 holder.service.close()
 
-    async def _load(loop: asyncio.AbstractEventLoop) -> None:
+    async def _load() -> None:
         try:
             service = await asyncio.to_thread(Service.open, config)
         except (PipelineError, OSError) as exc:
@@ -133,8 +136,6 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         gc.freeze()  # the loaded state is long-lived: keep the collector from walking it again and again
         holder.service = service
         metrics.loaded(service.version, service.threshold, service.store.size, service.journal.count)
-        if threading.current_thread() is threading.main_thread():
-            loop.add_signal_handler(signal.SIGUSR1, _snapshot_on_signal)
         print(describe(service, config), flush=True)
 
     def _fail(message: str) -> None:
@@ -144,6 +145,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             on_fatal(message)
 
     def _snapshot_on_signal() -> None:
+        if holder.service is None:
+            print("fraudpipe serve: SIGUSR1 ignored: the model and the state are not loaded yet", file=sys.stderr, flush=True)
+            return
         try:
             done = holder.service.snapshot()
         except (PipelineError, OSError) as exc:

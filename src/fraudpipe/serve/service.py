@@ -2,9 +2,9 @@
 
 Scoring one transaction: validate its meaning (retry? too late? too far in the future? too
 large?), fetch its customer's and terminal's histories from the store, compute the features
-(``online.history_features``: the training definitions) into one row, score it with the bundle's
-one-row path (``inplace_predict``, one thread), append it with its answer to the journal, add it to
-the store, answer. Nothing builds a DataFrame per request.
+(``online.history_features``: the training definitions) into one row, score it with
+``fastpath.RowScorer`` (a float32 row, XGBoost's in-place prediction, one thread), append it with
+its answer to the journal, add it to the store, answer. Nothing builds a DataFrame per request.
 
 A restart is ``Service.open``: the bundle, then the latest snapshot in the journal directory (or
 ``--state`` when there is none), then every journal entry after that snapshot, in order.
@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
@@ -158,7 +158,7 @@ class Service:
             tmp = target.with_name(f".{target.name}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             self.store.save(tmp)
-            self.journal.mark_snapshot(tmp, seq, model_version=self.version, written_at=_iso(datetime.now().replace(microsecond=0)))
+            self.journal.mark_snapshot(tmp, seq, model_version=self.version, written_at=_iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)))
             os.replace(tmp, target)  # the commit point: a restart loads it and replays what follows seq
         self.journal.drop_other_snapshots(target)
         self.journal.truncate(seq)
