@@ -175,5 +175,50 @@ def snapshot(
         subprocess.run([sys.executable, "-m", "dvc", "add", "-q", str(result.path)], check=True)
 
 
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option(help="the model bundle (the train stage writes models/bundle)")] = Path("models/bundle"),
+    state: Annotated[Path, typer.Option(help="the online state to start from when --journal-dir has no snapshot of its own")] = Path(
+        "data/features/online_state"
+    ),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    journal_dir: Annotated[Path, typer.Option(help="the durable log and the service's own snapshots")] = Path("serving"),
+    max_batch: Annotated[int, typer.Option(help="most transactions per POST /v1/score/batch")] = 100,
+    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1_048_576,
+    max_amount: Annotated[float, typer.Option(help="largest tx_amount accepted (ingest's validation.max_amount)")] = 100_000.0,
+    late_days: Annotated[int, typer.Option(help="how many days after newer ones a transaction may arrive and be scored")] = 1,
+    max_future_seconds: Annotated[int, typer.Option(help="how far past this server's clock a tx_datetime may be")] = 300,
+    api_key_env: Annotated[str, typer.Option(help="environment variable whose value, when set, every /v1 request must send as X-API-Key")] = "FRAUDPIPE_API_KEY",
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
+    access_log: Annotated[bool, typer.Option(help="log every request (costs throughput)")] = False,
+    http: Annotated[str, typer.Option(help="uvicorn's HTTP implementation: auto (httptools when installed), h11, httptools")] = "auto",
+    loop: Annotated[str, typer.Option(help="uvicorn's event loop: auto (uvloop when installed), asyncio, uvloop")] = "auto",
+) -> None:
+    """Serve fraud scores over HTTP (FastAPI on uvicorn, one worker, in-process state store): POST
+    /v1/score, /v1/score/batch, /v1/labels; GET /healthz, /readyz, /metrics; OpenAPI at /docs.
+    Every accepted transaction and label is journalled (SQLite WAL in --journal-dir) before the
+    answer; a restart replays the journal on top of the latest snapshot. SIGUSR1 or POST
+    /v1/admin/snapshot writes a snapshot and truncates the journal."""
+    from fraudpipe.errors import PipelineError
+    from fraudpipe.serve.config import ServeConfig
+
+    options = dict(model=model, state=state, journal_dir=journal_dir, host=host, port=port, max_batch=max_batch,
+                   max_body_bytes=max_body_bytes, max_amount=max_amount, late_days=late_days,
+                   max_future_seconds=max_future_seconds, api_key_env=api_key_env, log_level=log_level, access_log=access_log,
+                   http=http, loop=loop)  # fmt: skip
+    try:
+        config = ServeConfig.parse(options, "serve")
+        from fraudpipe.serve.service import preflight
+
+        preflight(config)
+    except PipelineError as exc:
+        typer.echo(f"serve failed: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(1) from None
+    from fraudpipe.serve.app import run
+
+    raise typer.Exit(run(config))
+
+
 if __name__ == "__main__":
     app()

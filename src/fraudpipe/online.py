@@ -21,10 +21,19 @@ from the side tables, then from every transaction that carries its own (``update
 ``from_history``), never pruned. A transaction's own coordinates, when given, are used for its
 distance; otherwise the last known ones of its customer (terminal); otherwise a DataError.
 
+Lateness (``late_days``, 0 by default): a state that also accepts transactions arriving up to that
+many days after newer ones keeps ``retention_days + late_days`` of history, so that the windows of
+a late transaction are still complete; ``earliest_exact`` says from when on that holds.
+
+One place for the feature math: ``history_features`` computes a transaction's features from a
+``History`` (its customer's and terminal's retained transactions, the frauds among the
+terminal's, the last known locations). ``OnlineState.features`` passes it views of its own dictionaries; a
+shared store (the service's Redis store) fetches the same histories and calls the same function.
+
 The snapshot written by ``save`` is Parquet + JSON (no pickle): the retained transactions (id
 columns int64 when every id is a canonical integer, else text, as in the contract), the known
 locations (``customers.parquet``/``terminals.parquet``: id, x, y) when a feature uses them, and
-the config.
+the config (and ``complete_since`` when it holds more than the retention window).
 """
 
 from __future__ import annotations
@@ -32,7 +41,11 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
+from operator import mul
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +76,6 @@ from fraudpipe.features import (
     LOCATION_COLUMNS,
     NB_TERMINALS,
     SECONDS_SINCE_PREV_TX,
-    TX_DURING_NIGHT,
-    TX_DURING_WEEKEND,
     FeatureConfig,
     amount_ratio,
     amount_zscore,
@@ -95,7 +106,13 @@ def to_epoch_second(value: Any) -> int:
     return int(epoch_seconds(np.array([ts.to_datetime64()]))[0])
 
 
-class _CustomerHistory:
+class CustomerHistory:
+    """One customer's retained transactions in time order (same second: arrival order).
+
+    ``history_features`` reads ``times``, ``cents``, ``residuals`` (the amount as exact cents and a
+    sub-cent residual, ``features.split_cents``) and ``terminals``; the rest is for bookkeeping.
+    """
+
     __slots__ = ("times", "seqs", "tids", "amounts", "cents", "residuals", "terminals")
 
     def __init__(self) -> None:
@@ -116,27 +133,59 @@ class _CustomerHistory:
         ):
             lst.insert(i, v)
 
-    def drop_until(self, horizon: int) -> None:
+    def drop_until(self, horizon: int) -> list[str]:
+        """Forget the transactions at or before ``horizon``; returns their ids."""
         k = bisect_right(self.times, horizon)
+        dropped = self.tids[:k]
         for name in self.__slots__:
             del getattr(self, name)[:k]
+        return dropped
 
 
-class _TerminalHistory:
-    __slots__ = ("times", "tids")
+class TerminalHistory:
+    """One terminal's retained transactions in time order: ``times``, ``tids`` and ``frauds`` (1 for
+    a transaction labelled fraud, else 0: unknown counts as genuine), which a label that arrives
+    later sets in place; the frauds sit beside the times so a window sums a slice."""
+
+    __slots__ = ("times", "tids", "frauds")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.tids: list[str] = []
+        self.frauds: list[int] = []
 
-    def insert(self, t: int, tid: str) -> None:
+    def insert(self, t: int, tid: str, fraud: int = 0) -> None:
         i = bisect_right(self.times, t)
         self.times.insert(i, t)
         self.tids.insert(i, tid)
+        self.frauds.insert(i, fraud)
+
+    def set_fraud(self, tid: str, fraud: int) -> None:
+        self.frauds[self.tids.index(tid)] = fraud
 
     def drop_until(self, horizon: int) -> None:
         k = bisect_right(self.times, horizon)
-        del self.times[:k], self.tids[:k]
+        del self.times[:k], self.tids[:k], self.frauds[:k]
+
+
+_NO_CUSTOMER, _NO_TERMINAL = CustomerHistory(), TerminalHistory()  # a cold start reads these; never written
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the features of one new transaction read (``history_features``).
+
+    ``customer`` and ``terminal`` may hold more than the windows need (the whole retained history,
+    or just the window that a store fetched): every window is found by bisection on ``times``.
+    ``customer_xy``/``terminal_xy``: the last known locations (distance feature only).
+    """
+
+    customer_id: str  # the keys (``contract.canonical_id``), for messages
+    terminal_id: str
+    customer: CustomerHistory
+    terminal: TerminalHistory
+    customer_xy: tuple[float, float] | None = None
+    terminal_xy: tuple[float, float] | None = None
 
 
 def _location_map(table: pd.DataFrame, key: str) -> dict[str, tuple[float, float]]:
@@ -161,6 +210,123 @@ def _given_location(key: str, x: Any, y: Any) -> tuple[float, float] | None:
     return xy
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What ``history_features`` needs of a config, worked out once per config."""
+
+    customer_horizons: tuple[int, ...]  # seconds of each distinct customer window, shortest first
+    customer_at: tuple[int, ...]  # each of config.customer_windows: its place in customer_horizons
+    extra_at: tuple[int, ...]  # each of config.extra_windows (when a windowed extra is asked for): the same
+    terminal_bounds: tuple[tuple[int, int], ...]  # (days, seconds back to the window's start), shortest first
+    delay: int  # seconds
+    ratio: bool
+    zscore: bool
+    distinct: bool
+    gap_cap: int | None  # seconds_since_prev_tx's cap, or None when not asked for
+    locations: bool
+
+
+@lru_cache(maxsize=32)
+def _plan(config: FeatureConfig) -> _Plan:
+    days = sorted(dict.fromkeys(config.customer_windows + config.customer_extra_windows))
+    return _Plan(
+        customer_horizons=tuple(n * SECONDS_PER_DAY for n in days),
+        customer_at=tuple(days.index(n) for n in config.customer_windows),
+        extra_at=tuple(days.index(n) for n in config.customer_extra_windows),
+        terminal_bounds=tuple((n, (config.delay_days + n) * SECONDS_PER_DAY) for n in sorted(config.terminal_windows)),
+        delay=config.delay_days * SECONDS_PER_DAY,
+        ratio=AMOUNT_RATIO in config.extras,
+        zscore=AMOUNT_ZSCORE in config.extras,
+        distinct=NB_TERMINALS in config.extras,
+        gap_cap=config.customer_horizon_days * SECONDS_PER_DAY if SECONDS_SINCE_PREV_TX in config.extras else None,
+        locations=config.needs_locations,
+    )
+
+
+def history_features(
+    config: FeatureConfig, history: History, t: int, amount: float, coordinates: Sequence[Any] = (None, None, None, None)
+) -> np.ndarray:
+    """The feature vector (float64, ``feature_names(config)`` order) of a new transaction at epoch
+    second ``t`` of ``amount`` (finite), from its customer's and terminal's history: the one place
+    the online features are computed. ``coordinates`` are the transaction's own customer_x,
+    customer_y, terminal_x, terminal_y (None or NaN: not carried; the last known ones count).
+
+    Values are appended in ``feature_names`` order (amount, calendar flags, customer windows,
+    terminal windows, then the extras in ``features.EXTRAS`` order)."""
+    plan = _plan(config)
+    cents, residual = (v.item() for v in split_cents(amount))
+    weekend, night = calendar_flags(np.array([t]))
+    out: list[Any] = [amount, weekend.item(), night.item()]
+
+    # Customer windows (t - n days, t] all end at t, so they nest: one pass from the shortest to the
+    # longest adds each older slice once (integer cents are exact in any order).
+    c = history.customer
+    times, all_cents, all_residuals, all_terminals = c.times, c.cents, c.residuals, c.terminals
+    end = bisect_right(times, t)  # known transactions up to and including second t
+    zscore, distinct = plan.zscore, plan.distinct
+    s1, s_res, s2, prev, seen = cents, residual, cents * cents, end, {history.terminal_id}
+    counts, sums, residuals, squares, terminals = [], [], [], [], []
+    for horizon in plan.customer_horizons:
+        start = bisect_right(times, t - horizon, 0, prev)
+        older = all_cents[start:prev]
+        s1 += sum(older)
+        s_res += sum(all_residuals[start:prev])
+        if zscore:
+            s2 += sum(map(mul, older, older))
+        if distinct:
+            seen.update(all_terminals[start:prev])
+        counts.append(end - start + 1), sums.append(s1), residuals.append(s_res), squares.append(s2), terminals.append(len(seen))
+        prev = start
+    count = np.array(counts, dtype=np.int64)
+    means = window_mean(np.array(sums, dtype=np.int64), np.array(residuals), count).tolist()
+    for i in plan.customer_at:
+        out += (counts[i], means[i])
+
+    # Terminal windows (t - d - n days, t - d] all end at t - d: the same single pass over frauds.
+    term = history.terminal
+    stop = bisect_right(term.times, t - plan.delay)
+    frauds, prev, windows = 0, stop, {}
+    for n, bound in plan.terminal_bounds:
+        start = bisect_right(term.times, t - bound, 0, prev)
+        frauds += sum(term.frauds[start:prev])
+        prev = start
+        windows[n] = (stop - start, frauds / (stop - start) if stop > start else 0.0)
+    for n in config.terminal_windows:
+        out += windows[n]
+
+    extra = plan.extra_at  # empty when no windowed extra is asked for
+    if extra and plan.ratio:
+        out += amount_ratio(amount, np.array([means[i] for i in extra])).tolist()
+    if extra and zscore:
+        out += amount_zscore(cents, np.array([sums[i] for i in extra], dtype=np.int64),
+                             np.array([squares[i] for i in extra], dtype=np.int64), count[list(extra)]).tolist()  # fmt: skip
+    if extra and distinct:
+        out += [terminals[i] for i in extra]
+    if plan.gap_cap is not None:
+        out.append(min(t - times[end - 1], plan.gap_cap) if end else plan.gap_cap)
+    if plan.locations:
+        cx, cy, tx_, ty = coordinates
+        cx, cy = _resolve_location(CUSTOMER_ID, history.customer_id, _given_location(CUSTOMER_ID, cx, cy), history.customer_xy)
+        tx_, ty = _resolve_location(TERMINAL_ID, history.terminal_id, _given_location(TERMINAL_ID, tx_, ty), history.terminal_xy)
+        out.append(float(distance(cx, cy, tx_, ty)))
+    return np.array(out, dtype=np.float64)
+
+
+def _resolve_location(
+    key: str, known_id: str, given: tuple[float, float] | None, known: tuple[float, float] | None
+) -> tuple[float, float]:
+    """The transaction's own coordinates of one side, else the last known ones of the id."""
+    if given is not None:
+        return given
+    if known is not None:
+        return known
+    names = ", ".join(COORDINATES[key])
+    raise DataError(
+        f"{key} {known_id} has no location: the transaction carries no {names} and none is known from history, "
+        f"so {CUSTOMER_TERMINAL_DISTANCE} cannot be computed"
+    )
+
+
 def _keyed(ids: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(codes, keys): each row's code and each code's ``canonical_id``, so ``keys[codes]`` are the rows' keys."""
     id_is_text(ids, column)  # int64 or text, nothing else
@@ -173,19 +339,32 @@ class OnlineState:
 
     ``customers``/``terminals`` (id, x, y) are the side tables of locations, when the source has
     them; with the distance feature and transactions that carry no coordinates they are needed.
+    ``late_days``: how late a transaction may arrive and still be featurized exactly (see the
+    module docstring); the history kept grows by as many days.
     """
 
     def __init__(
-        self, config: FeatureConfig, customers: pd.DataFrame | None = None, terminals: pd.DataFrame | None = None
+        self,
+        config: FeatureConfig,
+        customers: pd.DataFrame | None = None,
+        terminals: pd.DataFrame | None = None,
+        *,
+        late_days: int = 0,
     ) -> None:
+        if late_days < 0:
+            raise ConfigError(f"late_days must be >= 0, got {late_days}")
         self.config = config
+        self.late_days = late_days
+        self._kept_seconds = (config.retention_days + late_days) * SECONDS_PER_DAY
         self.feature_names: list[str] = feature_names(config)
-        self._customers: dict[str, _CustomerHistory] = {}
-        self._terminals: dict[str, _TerminalHistory] = {}
+        self._customers: dict[str, CustomerHistory] = {}
+        self._terminals: dict[str, TerminalHistory] = {}
         self._labels: dict[str, int | None] = {}  # every retained transaction_id -> its label (None: unknown)
+        self._terminal_of: dict[str, str] = {}  # every retained transaction_id -> its terminal (for labels)
         self._seq = 0
         self._now: int | None = None
         self._pruned_at: int | None = None
+        self._complete_since: int | None = None  # every transaction seen after this second is kept (None: all)
         #: the last known (x, y) per customer_id and per terminal_id key; only with the distance feature
         self._xy: dict[str, dict[str, tuple[float, float]]] = {}
         if config.needs_locations:
@@ -201,11 +380,13 @@ class OnlineState:
         config: FeatureConfig,
         customers: pd.DataFrame | None = None,
         terminals: pd.DataFrame | None = None,
+        *,
+        late_days: int = 0,
     ) -> OnlineState:
         """The state after seeing ``tx`` (sorted by tx_datetime, transaction_id) with its labels
         (and the coordinates it carries, if any)."""
         seconds = check_transactions(tx)
-        state = cls(config, customers, terminals)
+        state = cls(config, customers, terminals, late_days=late_days)
         if config.needs_locations:  # each row's location, as offline (and with its errors); the last per id stays known
             for key, table in ((CUSTOMER_ID, customers), (TERMINAL_ID, terminals)):
                 codes = id_codes(tx[key], key)
@@ -223,7 +404,7 @@ class OnlineState:
         if not len(tx):
             return
         now = int(seconds.max())
-        keep = seconds > now - self.config.retention_days * SECONDS_PER_DAY
+        keep = seconds > now - self._kept_seconds
         t = seconds[keep]
         tx = tx[keep]
         tid = canonical_ids(tx[TRANSACTION_ID], TRANSACTION_ID)
@@ -232,13 +413,15 @@ class OnlineState:
         if TX_FRAUD in tx:
             labels = tx[TX_FRAUD].astype("Int8")
             fraud = [None if na else int(f) for f, na in zip(labels.fillna(0).tolist(), labels.isna().tolist())]
+            frauds = (labels.fillna(0).to_numpy(np.int64) == 1).astype(np.int64)
         else:
-            fraud = [None] * len(t)
+            fraud, frauds = [None] * len(t), np.zeros(len(t), dtype=np.int64)
         seq = self._seq + np.arange(len(t))
         self._seq += len(t)
         cents, residual = split_cents(amount)
         self._labels.update(zip(tid.tolist(), fraud))
-        groups = ((customer, customer_keys, self._customers, _CustomerHistory), (terminal, terminal_keys, self._terminals, _TerminalHistory))
+        self._terminal_of.update(zip(tid.tolist(), terminal_keys[terminal].tolist()))
+        groups = ((customer, customer_keys, self._customers, CustomerHistory), (terminal, terminal_keys, self._terminals, TerminalHistory))
         for codes, keys, store, make in groups:
             order = np.argsort(codes, kind="stable")
             bounds = np.flatnonzero(np.diff(codes[order])) + 1
@@ -246,7 +429,9 @@ class OnlineState:
                 h = store.setdefault(keys[codes[rows[0]]], make())
                 h.times += t[rows].tolist()
                 h.tids += tid[rows].tolist()
-                if isinstance(h, _CustomerHistory):
+                if isinstance(h, TerminalHistory):
+                    h.frauds += frauds[rows].tolist()
+                else:
                     h.seqs += seq[rows].tolist()
                     h.amounts += amount[rows].tolist()
                     h.cents += cents[rows].tolist()
@@ -254,6 +439,7 @@ class OnlineState:
                     h.terminals += terminal_keys[terminal[rows]].tolist()
         self._now = now
         self._pruned_at = now
+        self._complete_since = now - self._kept_seconds
 
     # --- serving ---------------------------------------------------------------------------
 
@@ -274,69 +460,23 @@ class OnlineState:
         Ids are keys (``contract.canonical_id``). The coordinates are the transaction's own, for the
         distance feature; without them (None or NaN) the last known ones of its customer / terminal count.
         """
-        config = self.config
-        customer, terminal = canonical_id(customer_id), canonical_id(terminal_id)
         t, amount = to_epoch_second(tx_datetime), float(tx_amount)
         if not math.isfinite(amount):
             raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
-        cents, residual = (v.item() for v in split_cents(amount))
-        weekend, night = calendar_flags(np.array([t]))
-        out: dict[str, float] = {TX_AMOUNT: amount, TX_DURING_WEEKEND: weekend[0], TX_DURING_NIGHT: night[0]}
+        history = self.lookup(canonical_id(customer_id), canonical_id(terminal_id))
+        return history_features(self.config, history, t, amount, (customer_x, customer_y, terminal_x, terminal_y))
 
-        c = self._customers.get(customer) or _CustomerHistory()
-        end = bisect_right(c.times, t)  # known transactions up to and including second t
-        windows: dict[int, tuple[int, int, float]] = {}  # days -> start, count, mean
-        for days in dict.fromkeys(config.customer_windows + config.customer_extra_windows):
-            start = bisect_right(c.times, t - days * SECONDS_PER_DAY, 0, end)
-            count = end - start + 1
-            mean = window_mean(sum(c.cents[start:end]) + cents, sum(c.residuals[start:end]) + residual, count)
-            windows[days] = (start, count, float(mean))
-        for days in config.customer_windows:
-            out[f"customer_id_nb_tx_{days}day_window"] = windows[days][1]
-            out[f"customer_id_avg_amount_{days}day_window"] = windows[days][2]
-
-        term = self._terminals.get(terminal) or _TerminalHistory()
-        stop = bisect_right(term.times, t - config.delay_days * SECONDS_PER_DAY)
-        for days in config.terminal_windows:
-            start = bisect_right(term.times, t - (config.delay_days + days) * SECONDS_PER_DAY, 0, stop)
-            count = stop - start
-            frauds = sum(self._labels.get(i) or 0 for i in term.tids[start:stop])
-            out[f"terminal_id_nb_tx_{days}day_window"] = count
-            out[f"terminal_id_risk_{days}day_window"] = frauds / count if count else 0.0
-
-        for days in config.extra_windows if AMOUNT_RATIO in config.extras else ():
-            out[f"customer_id_{AMOUNT_RATIO}_{days}day_window"] = float(amount_ratio(amount, windows[days][2]))
-        for days in config.extra_windows if AMOUNT_ZSCORE in config.extras else ():
-            start, count, _ = windows[days]
-            s1 = sum(c.cents[start:end]) + cents
-            s2 = sum(v * v for v in c.cents[start:end]) + cents * cents
-            out[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"] = float(amount_zscore(cents, s1, s2, count))
-        for days in config.extra_windows if NB_TERMINALS in config.extras else ():
-            start = windows[days][0]
-            out[f"customer_id_{NB_TERMINALS}_{days}day_window"] = len({*c.terminals[start:end], terminal})
-        if SECONDS_SINCE_PREV_TX in config.extras:
-            cap = config.customer_horizon_days * SECONDS_PER_DAY
-            out[f"customer_id_{SECONDS_SINCE_PREV_TX}"] = min(t - c.times[end - 1], cap) if end else cap
-        if config.needs_locations:
-            cx, cy = self._location(CUSTOMER_ID, customer_id, customer_x, customer_y)
-            tx_, ty = self._location(TERMINAL_ID, terminal_id, terminal_x, terminal_y)
-            out[CUSTOMER_TERMINAL_DISTANCE] = float(distance(cx, cy, tx_, ty))
-        return np.array([out[name] for name in self.feature_names], dtype=np.float64)
-
-    def _location(self, key: str, value: int | str, x: Any, y: Any) -> tuple[float, float]:
-        """The transaction's own coordinates of one side, else the last known ones of the id."""
-        given = _given_location(key, x, y)
-        if given is not None:
-            return given
-        known = canonical_id(value)
-        try:
-            return self._xy[key][known]
-        except KeyError:
-            names = ", ".join(COORDINATES[key])
-            raise DataError(
-                f"{key} {known} has no location: the transaction carries no {names} and none is known from history, "
-                f"so {CUSTOMER_TERMINAL_DISTANCE} cannot be computed"
-            ) from None
+    def lookup(self, customer: str, terminal: str) -> History:
+        """Views (not copies) of what the features of a transaction of these keys read; do not modify."""
+        xy = self._xy
+        return History(
+            customer,
+            terminal,
+            self._customers.get(customer) or _NO_CUSTOMER,
+            self._terminals.get(terminal) or _NO_TERMINAL,
+            xy[CUSTOMER_ID].get(customer) if xy else None,
+            xy[TERMINAL_ID].get(terminal) if xy else None,
+        )
 
     def update(
         self,
@@ -356,24 +496,41 @@ class OnlineState:
 
         Coordinates it carries (distance feature only) become the last known ones of its customer / terminal.
         """
-        tid = canonical_id(transaction_id)
+        t, amount = to_epoch_second(tx_datetime), float(tx_amount)
+        if not math.isfinite(amount):
+            raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
+        label = None if tx_fraud is None or pd.isna(tx_fraud) else int(tx_fraud)
+        self.add(canonical_id(transaction_id), canonical_id(customer_id), canonical_id(terminal_id), t, amount, label,
+                 coordinates=(customer_x, customer_y, terminal_x, terminal_y))  # fmt: skip
+
+    def add(
+        self,
+        transaction_id: str,
+        customer_id: str,
+        terminal_id: str,
+        t: int,
+        amount: float,
+        tx_fraud: int | None = None,
+        *,
+        coordinates: Sequence[Any] = (None, None, None, None),
+    ) -> None:
+        """``update`` with ids already keys and the time in epoch seconds (the service's path)."""
+        tid, customer, terminal = transaction_id, customer_id, terminal_id
         if tid in self._labels:
             if tx_fraud is not None:
                 self.label(tid, tx_fraud)
             return
-        customer, terminal = canonical_id(customer_id), canonical_id(terminal_id)
-        t, amount = to_epoch_second(tx_datetime), float(tx_amount)
-        if not math.isfinite(amount):
-            raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
         if self.config.needs_locations:  # both checked before the state changes
-            given = {(CUSTOMER_ID, customer): _given_location(CUSTOMER_ID, customer_x, customer_y),
-                     (TERMINAL_ID, terminal): _given_location(TERMINAL_ID, terminal_x, terminal_y)}  # fmt: skip
+            cx, cy, tx_, ty = coordinates
+            given = {(CUSTOMER_ID, customer): _given_location(CUSTOMER_ID, cx, cy),
+                     (TERMINAL_ID, terminal): _given_location(TERMINAL_ID, tx_, ty)}  # fmt: skip
             for (key, value), xy in given.items():
                 if xy is not None:
                     self._xy[key][value] = xy
-        self._labels[tid] = None if tx_fraud is None or pd.isna(tx_fraud) else int(tx_fraud)
-        self._customers.setdefault(customer, _CustomerHistory()).insert(t, self._seq, tid, amount, terminal)
-        self._terminals.setdefault(terminal, _TerminalHistory()).insert(t, tid)
+        self._labels[tid] = tx_fraud
+        self._terminal_of[tid] = terminal
+        self._customers.setdefault(customer, CustomerHistory()).insert(t, self._seq, tid, amount, terminal)
+        self._terminals.setdefault(terminal, TerminalHistory()).insert(t, tid, int(tx_fraud == 1))
         self._seq += 1
         self._now = t if self._now is None else max(self._now, t)
         if self._pruned_at is None:
@@ -389,22 +546,56 @@ class OnlineState:
         if tid not in self._labels:
             return False
         self._labels[tid] = int(tx_fraud)
+        self._terminals[self._terminal_of[tid]].set_fraud(tid, int(tx_fraud))
         return True
 
     def prune(self) -> None:
         """Forget transactions too old to reach any window of a transaction at or after now."""
         if self._now is None:
             return
-        horizon = self._now - self.config.retention_days * SECONDS_PER_DAY
-        for store in (self._customers, self._terminals):
-            for key in list(store):
-                h = store[key]
-                h.drop_until(horizon)
-                if not h.times:
-                    del store[key]
-        kept = {tid for h in self._customers.values() for tid in h.tids}
-        self._labels = {tid: label for tid, label in self._labels.items() if tid in kept}
+        horizon = self._now - self._kept_seconds
+        for key in list(self._customers):  # every transaction is in one customer's history: forget it there
+            h = self._customers[key]
+            for tid in h.drop_until(horizon):
+                del self._labels[tid], self._terminal_of[tid]
+            if not h.times:
+                del self._customers[key]
+        for key in list(self._terminals):
+            h = self._terminals[key]
+            h.drop_until(horizon)
+            if not h.times:
+                del self._terminals[key]
         self._pruned_at = self._now
+        self._complete_since = horizon if self._complete_since is None else max(self._complete_since, horizon)
+
+    def knows(self, transaction_id: str) -> bool:
+        """Whether a transaction (by its key, ``contract.canonical_id``) is in the retained history."""
+        return transaction_id in self._labels
+
+    def label_of(self, transaction_id: str) -> int | None:
+        """A retained transaction's label (None: unknown)."""
+        return self._labels[transaction_id]
+
+    @property
+    def earliest_exact(self) -> int | None:
+        """The earliest epoch second a new transaction may have for every window of it to be complete:
+        ``late_days`` before the newest transaction seen, or later while the history kept does not
+        reach back that far (a snapshot kept without lateness). None while the state is empty."""
+        if self._now is None:
+            return None
+        earliest = self._now - self.late_days * SECONDS_PER_DAY
+        if self._complete_since is not None:
+            earliest = max(earliest, self._complete_since + self.config.retention_days * SECONDS_PER_DAY)
+        return earliest
+
+    @property
+    def pruned_at(self) -> int | None:
+        """When (newest transaction time) the state last forgot old transactions."""
+        return self._pruned_at
+
+    def size(self) -> dict[str, int]:
+        """How much is kept: transactions, customers, terminals."""
+        return {"transactions": len(self._labels), "customers": len(self._customers), "terminals": len(self._terminals)}
 
     # --- snapshot ----------------------------------------------------------------------------
 
@@ -462,12 +653,23 @@ class OnlineState:
                 "feature_names": self.feature_names,
                 "as_of": None if self.as_of is None else self.as_of.isoformat(),
                 "transactions": len(history),
-            },
+            }
+            | self._extra_history(),
             directory / STATE_FILE,
         )
 
+    def _extra_history(self) -> dict[str, str]:
+        """``complete_since``, when the state keeps more than the retention window (``late_days``)."""
+        if self._now is None or self._complete_since is None:
+            return {}
+        if self._complete_since >= self._now - self.config.retention_days * SECONDS_PER_DAY:
+            return {}
+        return {"complete_since": pd.Timestamp(self._complete_since, unit="s").isoformat()}
+
     @classmethod
-    def load(cls, directory: str | Path) -> OnlineState:
+    def load(cls, directory: str | Path, *, late_days: int = 0) -> OnlineState:
+        """A saved state; ``late_days`` as in the constructor (it may differ from the saved state's: a
+        late transaction is featurized exactly only once the kept history reaches back far enough)."""
         directory = Path(directory)
         meta = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
@@ -479,9 +681,13 @@ class OnlineState:
         if meta["feature_names"] != feature_names(config):
             raise DataError(f"{directory}: saved feature list differs from what this code produces for its config")
         tables = {k: read_parquet(directory / f) for k, f in LOCATION_FILES.items() if (directory / f).exists()}
-        state = cls(config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID))
+        state = cls(config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID), late_days=late_days)
         history = read_parquet(directory / HISTORY_FILE)
         state._add_rows(history, epoch_seconds(history[TX_DATETIME].to_numpy()))  # saved in arrival order
         if meta["as_of"] is not None:
-            state._now = state._pruned_at = to_epoch_second(meta["as_of"])
+            now = state._now = state._pruned_at = to_epoch_second(meta["as_of"])
+            # the saved history is complete since `complete_since`, else since the retention window
+            saved = meta.get("complete_since")
+            since = to_epoch_second(saved) if saved else now - config.retention_days * SECONDS_PER_DAY
+            state._complete_since = max(since, now - state._kept_seconds)
         return state

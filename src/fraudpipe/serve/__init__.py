@@ -1,0 +1,16 @@
+"""`fraudpipe serve`: real-time fraud scores for single transactions, with the training features.
+
+- ``config``: ``ServeConfig``, the command's options.
+- ``schema``: request and response bodies; malformed requests described field by field.
+- ``store``: the ``StateStore`` interface (get history / add transaction / add label / the answer
+  given to a transaction_id) and ``InProcessStore``, the default (one worker).
+- ``journal``: the durable log (SQLite WAL) and ``read_service_log`` for monitoring.
+- ``service``: what a request does, and the restart (snapshot + journal replay).
+- ``metrics``: Prometheus metrics and their ASGI middleware.
+- ``app``: the FastAPI app and ``run`` (uvicorn, one worker).
+"""
+
+from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.journal import ServiceLog, read_service_log
+
+__all__ = ["ServeConfig", "ServiceLog", "read_service_log"]

@@ -1,0 +1,332 @@
+"""The FastAPI app and its uvicorn server: `fraudpipe serve`.
+
+The model and the state load once, in the lifespan, in a thread: until they are loaded /healthz
+answers, /readyz says 503 and the /v1 routes answer 503 with Retry-After. A failed load ends the
+server with one line on stderr. The handlers are ``async def`` (each request's work is well
+under a millisecond of CPU: a thread pool would cost more than it saves) and parse their bodies
+from bytes with pydantic; responses are JSON bytes built directly. Every malformed request gets a
+4xx whose body names the field (``schema.problems``), never a 500.
+
+Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot (these four need the API
+key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
+/openapi.json (/docs renders it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hmac
+import json
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from fraudpipe.errors import PipelineError
+from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.metrics import Metrics, MetricsMiddleware
+from fraudpipe.serve.schema import (
+    BatchErrorOut,
+    ErrorOut,
+    LabelIn,
+    LabelOut,
+    Problem,
+    ScoreBatchIn,
+    ScoreBatchOut,
+    ScoreOut,
+    TransactionIn,
+    one_line,
+    problems,
+)
+from fraudpipe.serve.service import STORE_NAME, Refused, Service, describe
+
+API_KEY_HEADER = "x-api-key"
+ROUTES = frozenset({"/v1/score", "/v1/score/batch", "/v1/labels", "/v1/admin/snapshot", "/healthz", "/readyz",
+                    "/metrics", "/openapi.json", "/docs"})  # fmt: skip
+_ERRORS = {
+    400: "The body is not JSON",
+    401: "Missing or wrong API key (X-API-Key header)",
+    404: "Unknown transaction_id",
+    409: "transaction_id already used for another transaction",
+    413: "Body larger than --max-body-bytes",
+    422: "A field is missing, of the wrong type or out of range (each named in `errors`)",
+    503: "Model and state still loading, or the journal cannot be written",
+}
+
+
+class _Answer(Exception):
+    """Ends a request early with an error answer."""
+
+    def __init__(self, status: int, detail: str, errors: list[Problem] | None = None, **extra: Any) -> None:
+        self.status, self.detail, self.errors, self.extra = status, detail, errors or [], extra
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")).encode(), status, headers, media_type="application/json")
+
+
+def _error(answer: _Answer) -> Response:
+    body = {"detail": answer.detail, "errors": [p.model_dump() for p in answer.errors], **answer.extra}
+    headers = {"Retry-After": "1"} if answer.status == 503 else ({"WWW-Authenticate": "ApiKey"} if answer.status == 401 else None)
+    return _json(answer.status, body, headers)
+
+
+def _refused(exc: Refused, prefix: str = "", **extra: Any) -> _Answer:
+    field = f"{prefix}{exc.field}"
+    return _Answer(exc.status, f"{field}: {exc.message}", [Problem(field=field, message=exc.message)], **extra)
+
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        status, found = problems(exc, model)
+        raise _Answer(status, one_line(found), found) from None
+
+
+def _score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
+    return {"transaction_id": tx.transaction_id, "fraud_probability": scored.score, "alert": scored.alert,
+            "threshold": scored.threshold, "model_version": scored.model_version}  # fmt: skip
+
+
+class _Holder:
+    service: Service | None = None
+    failure: str | None = None
+
+
+def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = None) -> FastAPI:
+    """The app for one worker. ``on_fatal`` is called with the one-line reason when loading fails."""
+    metrics = Metrics()
+    holder = _Holder()
+    api_key = config.api_key()  # a ConfigError now, before anything starts
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        print(f"fraudpipe serve: starting 1 worker with the {STORE_NAME} on http://{config.host}:{config.port}; "
+              f"loading model {config.model} and state ...", flush=True)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            loop.add_signal_handler(signal.SIGUSR1, _snapshot_on_signal)  # before loading: a signal then must not kill it
+        task = asyncio.create_task(_load())
+        try:
+            yield
+        finally:
+            task.cancel()
+            if holder.service is not None:
+                holder.service.close()
+
+    async def _load() -> None:
+        try:
+            service = await asyncio.to_thread(Service.open, config)
+        except (PipelineError, OSError) as exc:
+            _fail(f"serve failed: {' '.join(str(exc).split())}")
+            return
+        except Exception:  # a bug: keep its traceback
+            traceback.print_exc()
+            _fail("serve failed: an unexpected error while loading (traceback above)")
+            return
+        gc.freeze()  # the loaded state is long-lived: keep the collector from walking it again and again
+        holder.service = service
+        metrics.loaded(service.version, service.threshold, service.store.size, service.journal.count)
+        print(describe(service, config), flush=True)
+
+    def _fail(message: str) -> None:
+        holder.failure = message
+        print(message, file=sys.stderr, flush=True)
+        if on_fatal is not None:
+            on_fatal(message)
+
+    def _snapshot_on_signal() -> None:
+        if holder.service is None:
+            print("fraudpipe serve: SIGUSR1 ignored: the model and the state are not loaded yet", file=sys.stderr, flush=True)
+            return
+        try:
+            done = holder.service.snapshot()
+        except (PipelineError, OSError) as exc:
+            print(f"fraudpipe serve: snapshot failed: {exc}", file=sys.stderr, flush=True)
+            return
+        print(f"fraudpipe serve: SIGUSR1: snapshot {done['snapshot']} ({done['transactions']:,} transactions, "
+              f"{done['seconds']} s); journal truncated through entry {done['journal_seq']}", flush=True)  # fmt: skip
+
+    def _service() -> Service:
+        if holder.service is None:
+            raise _Answer(503, holder.failure or "loading: the model and the state are not ready yet (see /readyz)")
+        return holder.service
+
+    def _authorised(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get(API_KEY_HEADER)
+        if given is None or not hmac.compare_digest(given.encode("latin-1"), api_key):
+            raise _Answer(401, f"missing or wrong API key: send it in the X-API-Key header ({config.api_key_env} is set)")
+
+    async def _body(request: Request) -> bytes:
+        limit = config.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_large = _Answer(413, f"body: larger than {limit} bytes (--max-body-bytes)", [Problem(field="body", message=f"larger than {limit} bytes")])
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return body
+
+    async def _prepare(request: Request, model: type[BaseModel]) -> tuple[Service, Any]:
+        service = _service()
+        _authorised(request)
+        return service, _parse(model, await _body(request))
+
+    app = FastAPI(
+        title="fraudpipe", version="1", lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # /metrics is ours: no per-request OpenTelemetry checks
+        description="Real-time fraud scoring with the features the model was trained on. One worker, in-process state store.",
+    )  # fmt: skip
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
+    app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
+
+    def _doc(body: type[BaseModel] | None, ok: type[BaseModel] | None, *statuses: int, error: type[BaseModel] = ErrorOut) -> dict[str, Any]:
+        out: dict[str, Any] = {"response_model": ok, "responses": {s: {"model": error, "description": _ERRORS[s]} for s in statuses}}
+        if body is not None:
+            ref = {"$ref": f"#/components/schemas/{body.__name__}"}
+            out["openapi_extra"] = {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+        return out
+
+    @app.post("/v1/score", summary="Score one transaction, then add it to the history",
+              **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 422, 503))  # fmt: skip
+    async def score(request: Request) -> Response:
+        try:
+            service, tx = await _prepare(request, TransactionIn)
+            try:
+                scored, retry = service.score(tx)
+            except Refused as exc:
+                raise _refused(exc) from None
+        except _Answer as answer:
+            return _error(answer)
+        if retry:
+            metrics.retries.inc()
+            return _json(200, _score_out(tx, scored), {"Idempotent-Replayed": "true"})
+        metrics.scored(scored.score, scored.alert)
+        return _json(200, _score_out(tx, scored))
+
+    @app.post("/v1/score/batch", summary="Score transactions in order, each as if sent alone",
+              **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 422, 503, error=BatchErrorOut))  # fmt: skip
+    async def score_batch(request: Request) -> Response:
+        results: list[dict[str, Any]] = []
+        try:
+            service, batch = await _prepare(request, ScoreBatchIn)
+            n = len(batch.transactions)
+            if n > config.max_batch:
+                message = f"at most {config.max_batch} transactions per call (--max-batch), got {n}"
+                raise _Answer(422, f"transactions: {message}", [Problem(field="transactions", message=message)])
+            for i, tx in enumerate(batch.transactions):
+                try:
+                    scored, retry = service.score(tx)
+                except Refused as exc:
+                    raise _refused(exc, f"transactions[{i}].", results=results) from None
+                if retry:
+                    metrics.retries.inc()
+                else:
+                    metrics.scored(scored.score, scored.alert)
+                results.append(_score_out(tx, scored))
+        except _Answer as answer:
+            return _error(answer)
+        return _json(200, {"results": results})
+
+    @app.post("/v1/labels", summary="Fraud feedback: counts in terminal risk features once older than the delay",
+              **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 422, 503))  # fmt: skip
+    async def labels(request: Request) -> Response:
+        try:
+            service, label = await _prepare(request, LabelIn)
+            try:
+                service.label(label)
+            except Refused as exc:
+                raise _refused(exc) from None
+        except _Answer as answer:
+            return _error(answer)
+        metrics.labels.labels(tx_fraud=str(label.tx_fraud)).inc()
+        return _json(200, {"transaction_id": label.transaction_id, "tx_fraud": label.tx_fraud})
+
+    @app.post("/v1/admin/snapshot", summary="Write a snapshot of the state and truncate the journal (also on SIGUSR1)",
+              **_doc(None, None, 401, 503))  # fmt: skip
+    async def snapshot(request: Request) -> Response:
+        try:
+            service = _service()
+            _authorised(request)
+            try:
+                return _json(200, service.snapshot())
+            except (PipelineError, OSError) as exc:
+                raise _Answer(503, f"snapshot failed: {exc}") from None
+        except _Answer as answer:
+            return _error(answer)
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> Response:
+        return _json(200, {"status": "ok"})
+
+    @app.get("/readyz", summary="200 once the model and the state are loaded, else 503")
+    async def readyz() -> Response:
+        service = holder.service
+        if service is None:
+            status = "failed" if holder.failure else "loading"
+            return _json(503, {"status": status, "detail": holder.failure or "loading the model and the state"})
+        return _json(200, {"status": "ready", "model_version": service.version, "store": STORE_NAME, "workers": 1,
+                           **service.store.size(), "journal_entries": service.journal.count()})  # fmt: skip
+
+    @app.get("/metrics", summary="Prometheus text format")
+    async def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    _add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn))
+    return app
+
+
+def _add_body_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """The request bodies are parsed by hand (from bytes): put their schemas in the OpenAPI components."""
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None) -> int:
+    """Serve until stopped (SIGINT/SIGTERM); exit status 1 when loading failed. ``customize`` may add
+    routes to the app (the benchmark's reference endpoints), on the same server set-up."""
+    import uvicorn
+
+    failed: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def on_fatal(message: str) -> None:
+        failed.append(message)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(config, on_fatal)
+    if customize is not None:
+        customize(app)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, workers=1, lifespan="on", log_level=config.log_level,
+                       access_log=config.access_log, server_header=False, timeout_graceful_shutdown=10, http=config.http,
+                       loop=config.loop)  # fmt: skip
+    )
+    server.run()
+    return 1 if failed else 0

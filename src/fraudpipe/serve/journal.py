@@ -1,0 +1,297 @@
+"""The service's durable log: every accepted transaction and label, written before the answer.
+
+SQLite in WAL mode with ``synchronous=NORMAL``: a commit is an append to the write-ahead log
+without an fsync, which survives a killed process (``kill -9``), not a power cut. A restart loads
+the latest snapshot and replays the entries after it, in order, so the state is what it was.
+Checkpoints (copying the log into the database file, with an fsync) would stall the request that
+triggers them for milliseconds; SQLite's automatic ones are off and a background thread runs a
+passive checkpoint every second instead, which never blocks the writer.
+
+Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepted entry):
+
+    seq             INTEGER PRIMARY KEY   order of acceptance = replay order; never reused (truncation keeps
+                                          the newest row, so SQLite's next rowid stays above every seq given)
+    kind            TEXT     'transaction' or 'label'
+    transaction_id  TEXT     the key (``contract.canonical_id``)
+    -- transaction rows: the transaction as scored and the answer given
+    customer_id, terminal_id              TEXT   keys
+    tx_datetime                           TEXT   ISO 8601, naive UTC, microseconds
+    tx_amount                             REAL
+    customer_x, customer_y, terminal_x, terminal_y   REAL   NULL when not carried
+    score                                 REAL   P(fraud)
+    alert                                 INTEGER  1 when score >= threshold
+    threshold                             REAL
+    model_version                         TEXT   "<estimator>-<12 hex digits>"
+    -- label rows
+    tx_fraud                              INTEGER  0 or 1
+    received_at     TEXT     wall clock (UTC, ISO 8601) when the entry was accepted
+
+Table ``meta`` (key, value) holds the format and the state the journal was started on.
+
+Snapshots (``POST /v1/admin/snapshot`` or SIGUSR1) go to ``<journal dir>/snapshots/<seq>/`` (the
+last seq they hold; complete once ``service.json`` is in them), then the entries up to that seq
+are deleted, so the log holds only what happened since the latest snapshot. ``read_service_log``
+gives monitoring the scored transactions and labels of the latest snapshot (those the service
+still retains) and of the log after it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
+    CUSTOMER_ID,
+    DATETIME_DTYPE,
+    TERMINAL_ID,
+    TRANSACTION_ID,
+    TX_AMOUNT,
+    TX_DATETIME,
+    TX_FRAUD,
+    id_array,
+)
+from fraudpipe.errors import DataError
+from fraudpipe.io import read_parquet
+from fraudpipe.serve.store import SCORED_FILE, Scored, Transaction, epoch_second
+
+JOURNAL_FILE = "journal.sqlite3"
+SNAPSHOTS_DIR = "snapshots"
+SNAPSHOT_MARK = "service.json"  # written last into a snapshot: its journal seq; a snapshot without it is incomplete
+FORMAT = 1
+TRANSACTION, LABEL = "transaction", "label"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('{TRANSACTION}', '{LABEL}')),
+    transaction_id TEXT NOT NULL,
+    customer_id TEXT, terminal_id TEXT, tx_datetime TEXT, tx_amount REAL,
+    customer_x REAL, customer_y REAL, terminal_x REAL, terminal_y REAL,
+    score REAL, alert INTEGER, threshold REAL, model_version TEXT,
+    tx_fraud INTEGER CHECK (tx_fraud IN (0, 1)),
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_INSERT_TX = (
+    "INSERT INTO events (kind, transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, customer_x, customer_y, "
+    f"terminal_x, terminal_y, score, alert, threshold, model_version, received_at) VALUES ('{TRANSACTION}', "
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_LABEL = f"INSERT INTO events (kind, transaction_id, tx_fraud, received_at) VALUES ('{LABEL}', ?, ?, ?)"
+_COLUMNS = ("seq", "kind", TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, *COORDINATE_COLUMNS,
+            "score", "alert", "threshold", "model_version", TX_FRAUD, "received_at")  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal row, as replay needs it: a scored transaction, or a label."""
+
+    seq: int
+    scored: Scored | None = None
+    transaction_id: str = ""
+    tx_fraud: int = 0
+
+
+class Journal:
+    """The append-only log of one service (one process writes it)."""
+
+    def __init__(self, directory: Path, checkpoint_every: float | None = 1.0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.path = directory / JOURNAL_FILE
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # effective on a new file: truncation then shrinks it
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")  # see the module docstring
+            self._db.executescript(_SCHEMA)
+            found = self.get_meta("format")
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: not a journal this service can open ({exc}); move it away to start afresh") from None
+        if found is None:
+            self.set_meta("format", str(FORMAT))
+        elif found != str(FORMAT):
+            raise DataError(f"{self.path}: journal format {found}, this code writes {FORMAT}")
+        self._stop = threading.Event()
+        self._checkpointer = None
+        if checkpoint_every:
+            self._checkpointer = threading.Thread(target=self._checkpoint, args=(checkpoint_every,), name="journal-checkpoint", daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint(self, every: float) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(every):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:  # busy or closing: the next round does it
+                    pass
+        finally:
+            db.close()
+
+    # --- writing (each call is one committed transaction) -----------------------------------------
+
+    def append_transaction(self, scored: Scored) -> int:
+        tx = scored.transaction
+        cursor = self._db.execute(
+            _INSERT_TX,
+            (tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime.isoformat(timespec="microseconds"),
+             tx.tx_amount, *tx.coordinates, scored.score, int(scored.alert), scored.threshold, scored.model_version, _now()),
+        )  # fmt: skip
+        return cursor.lastrowid
+
+    def append_label(self, transaction_id: str, tx_fraud: int) -> int:
+        return self._db.execute(_INSERT_LABEL, (transaction_id, tx_fraud, _now())).lastrowid
+
+    def truncate(self, through: int) -> None:
+        """Delete the entries up to ``through`` (a snapshot holds them) and give the space back; the
+        newest entry stays, so that seqs are never reused (no AUTOINCREMENT: it costs a page per append)."""
+        self._db.execute("DELETE FROM events WHERE seq <= ? AND seq < (SELECT max(seq) FROM events)", (through,))
+        self._db.execute("PRAGMA incremental_vacuum")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         (key, value))  # fmt: skip
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def last_seq(self) -> int:
+        """The seq of the latest entry appended (0 for a new journal)."""
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def count(self) -> int:
+        """Entries after the latest snapshot: what a restart replays."""
+        found = self.latest_snapshot()
+        return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (found[1] if found else 0,)).fetchone()[0])
+
+    def entries(self, after: int) -> Iterator[Entry]:
+        """The entries after seq ``after``, in order."""
+        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,))
+        for row in rows:
+            yield _entry(dict(zip(_COLUMNS, row)))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
+        self._db.close()
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def latest_snapshot(self) -> tuple[Path, int] | None:
+        """The newest complete snapshot in the journal directory and the seq it holds."""
+        return latest_snapshot(self.directory)
+
+    def snapshot_dir(self, seq: int) -> Path:
+        return self.directory / SNAPSHOTS_DIR / f"{seq:012d}"
+
+    def mark_snapshot(self, directory: Path, seq: int, **info: Any) -> None:
+        """Complete a snapshot directory: its journal seq, written last."""
+        (directory / SNAPSHOT_MARK).write_text(json.dumps({"journal_seq": seq, **info}, indent=2) + "\n", encoding="utf-8")
+
+    def drop_other_snapshots(self, keep: Path) -> None:
+        for old in (self.directory / SNAPSHOTS_DIR).iterdir():
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_snapshot(directory: Path) -> tuple[Path, int] | None:
+    """The newest complete snapshot under ``directory/snapshots`` and the journal seq it holds."""
+    root = directory / SNAPSHOTS_DIR
+    complete = [p for p in root.iterdir() if (p / SNAPSHOT_MARK).is_file() and not p.name.startswith(".")] if root.is_dir() else []
+    if not complete:
+        return None
+    newest = max(complete, key=lambda p: p.name)
+    return newest, int(json.loads((newest / SNAPSHOT_MARK).read_text(encoding="utf-8"))["journal_seq"])
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    if row["kind"] == LABEL:
+        return Entry(row["seq"], transaction_id=row[TRANSACTION_ID], tx_fraud=int(row[TX_FRAUD]))
+    when = datetime.fromisoformat(row[TX_DATETIME])
+    tx = Transaction(row[TRANSACTION_ID], row[CUSTOMER_ID], row[TERMINAL_ID], when, epoch_second(when), row[TX_AMOUNT],
+                     tuple(row[c] for c in COORDINATE_COLUMNS))  # fmt: skip
+    return Entry(row["seq"], Scored(tx, row["score"], bool(row["alert"]), row["threshold"], row["model_version"]))
+
+
+# --- for monitoring -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceLog:
+    """What the service scored and the labels it received (``read_service_log``)."""
+
+    #: transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, score, alert, model_version
+    scored: pd.DataFrame
+    #: transaction_id, tx_fraud, received_at (NaT: the label was already known when the snapshot was written)
+    labels: pd.DataFrame
+
+
+SCORED_LOG_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, "score", "alert", "model_version")
+LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at")
+
+
+def read_service_log(directory: str | Path) -> ServiceLog:
+    """The scored transactions and the labels of a service's journal directory, read-only: those of its
+    latest snapshot (still retained by the service) then every entry after it, in order of acceptance.
+    Ids in the contract's dtypes (int64 when every id is a canonical integer, else text)."""
+    directory = Path(directory)
+    path = directory / JOURNAL_FILE
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: no service journal in {directory} (see `fraudpipe serve --journal-dir`)")
+    snapshot = latest_snapshot(directory)
+    after = snapshot[1] if snapshot else 0
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,)).fetchall()
+    finally:
+        db.close()
+    log = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
+    tx_rows, label_rows = log[log["kind"] == TRANSACTION], log[log["kind"] == LABEL]
+    scored = [tx_rows[list(SCORED_LOG_COLUMNS)].assign(**{TX_DATETIME: pd.to_datetime(tx_rows[TX_DATETIME])})]
+    labels = [label_rows[list(LABEL_LOG_COLUMNS)].assign(received_at=pd.to_datetime(label_rows["received_at"]))]
+    if snapshot:
+        kept = read_parquet(snapshot[0] / SCORED_FILE)
+        scored.insert(0, kept[list(SCORED_LOG_COLUMNS)])
+        known = kept[kept[TX_FRAUD].notna()]
+        labels.insert(0, pd.DataFrame({TRANSACTION_ID: known[TRANSACTION_ID], TX_FRAUD: known[TX_FRAUD],
+                                       "received_at": pd.Series(pd.NaT, index=known.index, dtype=DATETIME_DTYPE)}))  # fmt: skip
+    return ServiceLog(_typed(scored, SCORED_LOG_COLUMNS), _typed(labels, LABEL_LOG_COLUMNS))
+
+
+def _typed(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """The parts one after the other, in the contract's dtypes."""
+    dtypes = {TX_DATETIME: DATETIME_DTYPE, "received_at": DATETIME_DTYPE, TX_AMOUNT: np.float64, "score": np.float64,
+              "alert": bool, TX_FRAUD: np.int8}  # fmt: skip
+    out = {}
+    for c in columns:
+        if c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):  # int64 or text: str() is the key either way
+            out[c] = id_array([str(v) for p in parts for v in p[c].tolist()])
+        elif c == "model_version":
+            out[c] = pd.array([str(v) for p in parts for v in p[c].tolist()], dtype="str")
+        else:
+            kind = dtypes[c]
+            out[c] = np.concatenate([np.asarray(p[c].to_numpy(), dtype=kind) for p in parts]) if parts else np.array([], dtype=kind)
+    return pd.DataFrame(out)

@@ -1,0 +1,102 @@
+"""/metrics: what the service did, in Prometheus text format (prometheus-client).
+
+One registry per app (the service runs one worker, so these are the whole service's figures):
+
+- ``fraudpipe_http_requests_total{route, method, status}``: requests answered; ``route`` is the
+  route's path, or ``other`` for any path the service does not serve (so no label explodes);
+- ``fraudpipe_http_request_duration_seconds{route}``: time from request to last byte, a histogram;
+- ``fraudpipe_score{model_version}``: the fraud probabilities answered (retries not counted again);
+- ``fraudpipe_alerts_total{model_version}``: of those, how many were alerts (score >= threshold);
+- ``fraudpipe_retries_total``: transactions sent again and answered from the record;
+- ``fraudpipe_labels_total{tx_fraud}``: labels received;
+- ``fraudpipe_model_info{model_version}`` (1) and ``fraudpipe_model_threshold``;
+- ``fraudpipe_state_transactions`` / ``_customers`` / ``_terminals`` / ``_scored``: what the state
+  store holds; ``fraudpipe_journal_entries``: entries since the latest snapshot;
+- ``fraudpipe_ready``: 1 once the model and state are loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # no *_created series: a scraper knows when it started
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("fraudpipe_http_requests", "HTTP requests answered, by route, method and status", ["route", "method", "status"], registry=r)
+        self.latency = Histogram("fraudpipe_http_request_duration_seconds", "Time to answer a request", ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.scores = Histogram("fraudpipe_score", "Fraud probability of each transaction scored", ["model_version"], buckets=SCORE_BUCKETS, registry=r)
+        self.alerts = Counter("fraudpipe_alerts", "Transactions scored at or above the threshold", ["model_version"], registry=r)
+        self.retries = Counter("fraudpipe_retries", "Transactions sent again, answered from the record", registry=r)
+        self.labels = Counter("fraudpipe_labels", "Labels received", ["tx_fraud"], registry=r)
+        self.model_info = Gauge("fraudpipe_model_info", "The model being served (value 1)", ["model_version"], registry=r)
+        self.threshold = Gauge("fraudpipe_model_threshold", "The alert threshold of the model", registry=r)
+        self.ready = Gauge("fraudpipe_ready", "1 once the model and the state are loaded", registry=r)
+        self.state = {
+            name: Gauge(f"fraudpipe_state_{name}", f"{name.capitalize()} held by the state store", registry=r)
+            for name in ("transactions", "customers", "terminals", "scored")
+        }
+        self.journal = Gauge("fraudpipe_journal_entries", "Journal entries since the latest snapshot", registry=r)
+        self._children: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
+        self._score: Any = None
+        self._alert: Any = None
+
+    def loaded(self, version: str, threshold: float, size: Callable[[], dict[str, int]], journal_entries: Callable[[], int]) -> None:
+        self.model_info.labels(model_version=version).set(1)
+        self.threshold.set(threshold)
+        for name, gauge in self.state.items():
+            gauge.set_function(lambda name=name: size().get(name, 0))
+        self.journal.set_function(journal_entries)
+        self._score, self._alert = self.scores.labels(model_version=version), self.alerts.labels(model_version=version)
+        self.ready.set(1)
+
+    def scored(self, score: float, alert: bool) -> None:
+        self._score.observe(score)
+        if alert:
+            self._alert.inc()
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        counter = self._children.get(key)
+        if counter is None:
+            counter = self._children[key] = self.requests.labels(route=route, method=method, status=str(status))
+        counter.inc()
+        timer = self._timers.get(route)
+        if timer is None:
+            timer = self._timers[route] = self.latency.labels(route=route)
+        timer.observe(seconds)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request (a plain ASGI middleware: no per-request task or copy)."""
+
+    def __init__(self, app: Any, metrics: Metrics, routes: frozenset[str]) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = scope["path"]
+            self.metrics.request(path if path in self.routes else "other", scope["method"], status, time.perf_counter() - start)

@@ -1,0 +1,239 @@
+"""What a request does, without the web framework: score, label, snapshot, and the restart.
+
+Scoring one transaction: validate its meaning (retry? too late? too far in the future? too
+large?), fetch its customer's and terminal's histories from the store, compute the features
+(``online.history_features``: the training definitions) into one row, score it with
+``fastpath.RowScorer`` (a float32 row, XGBoost's in-place prediction, one thread), append it with
+its answer to the journal, add it to the store, answer. Nothing builds a DataFrame per request.
+
+A restart is ``Service.open``: the bundle, then the latest snapshot in the journal directory (or
+``--state`` when there is none), then every journal entry after that snapshot, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fraudpipe.contract import CUSTOMER_ID, canonical_id
+from fraudpipe.errors import BundleError, DataError
+from fraudpipe.features import feature_names
+from fraudpipe.model import Bundle, load_bundle
+from fraudpipe.online import STATE_FILE, history_features
+from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.fastpath import RowScorer
+from fraudpipe.serve.journal import Journal, latest_snapshot
+from fraudpipe.serve.schema import LabelIn, TransactionIn
+from fraudpipe.serve.store import InProcessStore, Scored, StateStore, Transaction, epoch_second
+
+STORE_NAME = "in-process state store"
+
+
+class Refused(DataError):
+    """A well-formed request the service cannot accept: the HTTP status and the field at fault."""
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        self.status, self.field, self.message = status, field, message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Started:
+    """How the state was rebuilt at start, for the start-up line and /readyz."""
+
+    source: Path  # the snapshot loaded
+    own_snapshot: bool  # the service's own (else --state)
+    replayed: int  # journal entries applied after it
+    seconds: float
+
+
+def _iso(when: datetime | int) -> str:
+    if isinstance(when, int):
+        when = datetime(1970, 1, 1) + timedelta(seconds=when)
+    return when.isoformat()
+
+
+class Service:
+    """One worker's model, state store and journal."""
+
+    def __init__(self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal, started: Started) -> None:
+        bundle.check_features(store_feature_names(store))
+        self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
+        self.names = list(bundle.features)
+        self.predict = RowScorer(bundle)
+        self.threshold = bundle.threshold
+        self.version = bundle.version
+
+    @classmethod
+    def open(cls, config: ServeConfig) -> Service:
+        """Load the bundle and the latest state, replay the journal (see the module docstring)."""
+        start = time.perf_counter()
+        bundle = load_bundle(config.model, nthread=1)
+        journal = Journal(config.journal_dir)
+        found = journal.latest_snapshot()
+        if found is None:
+            _check_base(journal, config.state)
+        source, seq = found if found else (config.state, 0)
+        store = InProcessStore.load(source, config.late_days)
+        bundle.check_features(store_feature_names(store))
+        replayed = 0
+        for entry in journal.entries(after=seq):
+            if entry.scored is not None:
+                store.add_transaction(entry.scored)
+            else:
+                store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
+            replayed += 1
+        return cls(config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start))
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def score(self, body: TransactionIn) -> tuple[Scored, bool]:
+        """The answer for one transaction, and whether it is a retry (the answer given before)."""
+        when = body.naive_utc
+        tx = Transaction(canonical_id(body.transaction_id), canonical_id(body.customer_id), canonical_id(body.terminal_id),
+                         when, epoch_second(when), body.tx_amount, body.coordinates)  # fmt: skip
+        store = self.store
+        known = store.get_scored(tx.transaction_id)
+        if known is not None:
+            _check_retry(known.transaction, tx)
+            return known, True
+        if store.has_transaction(tx.transaction_id):
+            raise Refused(409, "transaction_id", f"{tx.transaction_id} is in the history the service started from (not scored "
+                          "here): a transaction_id names one transaction, scored once")  # fmt: skip
+        self._check_time_and_amount(tx)
+        try:
+            x = history_features(store.config, store.get_history(tx.customer_id, tx.terminal_id, tx.t), tx.t, tx.tx_amount,
+                                 tx.coordinates)  # fmt: skip
+        except DataError as exc:  # a location the distance feature needs and nobody gave
+            raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
+        score = self.predict(x)
+        scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
+        self._append(self.journal.append_transaction, scored)
+        store.add_transaction(scored)
+        return scored, False
+
+    def _check_time_and_amount(self, tx: Transaction) -> None:
+        if tx.tx_amount > self.config.max_amount:
+            raise Refused(422, "tx_amount", f"must be <= {self.config.max_amount:g} (--max-amount), got {tx.tx_amount!r}")
+        earliest = self.store.earliest_exact()
+        if earliest is not None and tx.t < earliest:
+            raise Refused(422, "tx_datetime", (
+                f"{_iso(tx.tx_datetime)} is older than the retention window: the service scores a transaction up to "
+                f"{self.config.late_days} day(s) after newer ones (--late-days), so the earliest accepted now is "
+                f"{_iso(earliest)}; an older one could not get the features training would give it"))  # fmt: skip
+        if tx.t > time.time() + self.config.max_future_seconds:
+            raise Refused(422, "tx_datetime", f"{_iso(tx.tx_datetime)} is in the future (more than "
+                          f"{self.config.max_future_seconds} s after this server's clock, --max-future-seconds)")  # fmt: skip
+
+    def label(self, body: LabelIn) -> None:
+        key = canonical_id(body.transaction_id)
+        if not self.store.has_transaction(key):
+            days = self.store.config.retention_days + self.config.late_days
+            raise Refused(404, "transaction_id", f"{key} is not known: never scored here, or older than the "
+                          f"{days} days of history the service keeps")  # fmt: skip
+        self._append(self.journal.append_label, key, body.tx_fraud)
+        self.store.add_label(key, body.tx_fraud)
+
+    def _append(self, write, *args) -> None:  # noqa: ANN001
+        try:
+            write(*args)
+        except sqlite3.Error as exc:  # nothing changed: the client may retry
+            raise Refused(503, "journal", f"could not append to {self.journal.path} ({exc}); nothing was recorded") from None
+
+    # --- snapshot -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """Write the state (and the answers given) as a snapshot, then drop the journal entries it holds."""
+        start = time.perf_counter()
+        seq = self.journal.last_seq()
+        target = self.journal.snapshot_dir(seq)
+        if not target.is_dir():
+            tmp = target.with_name(f".{target.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.store.save(tmp)
+            self.journal.mark_snapshot(tmp, seq, model_version=self.version, written_at=_iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)))
+            os.replace(tmp, target)  # the commit point: a restart loads it and replays what follows seq
+        self.journal.drop_other_snapshots(target)
+        self.journal.truncate(seq)
+        return {"snapshot": str(target), "journal_seq": seq, "transactions": self.store.size()["transactions"],
+                "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+def store_feature_names(store: StateStore) -> list[str]:
+    return feature_names(store.config)
+
+
+def _check_retry(before: Transaction, now: Transaction) -> None:
+    names = ("customer_id", "terminal_id", "tx_datetime", "tx_amount", "coordinates")
+    differ = [f"{n}: {getattr(before, n)!r} then {getattr(now, n)!r}" for n in names if getattr(before, n) != getattr(now, n)]
+    if differ:
+        raise Refused(409, "transaction_id", f"{before.transaction_id} was scored with other values ({'; '.join(differ)}): "
+                      "a retry must resend the same transaction; a new transaction needs a new transaction_id")  # fmt: skip
+
+
+def _base_identity(state: Path) -> str:
+    path = state / STATE_FILE
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: --state must be an online state snapshot (featurize writes data/features/online_state)")
+    return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
+def _check_base(journal: Journal, state: Path) -> None:
+    """Without a snapshot of its own, the journal replays on top of --state: refuse another state than
+    the one it was written on, whose transactions it would count twice or miss."""
+    identity = _base_identity(state)
+    recorded = journal.get_meta("base")
+    if recorded is None:
+        journal.set_meta("base", identity)
+    elif recorded != identity and journal.last_seq() > 0:
+        raise DataError(f"{journal.path} was written on top of {recorded}, not {identity}: start with the same --state, or "
+                        f"with another --journal-dir (or move {journal.directory} away) to start afresh from this one")  # fmt: skip
+    else:
+        journal.set_meta("base", identity)
+
+
+def preflight(config: ServeConfig) -> None:
+    """What `fraudpipe serve` checks before it binds the port, each failure one line: the bundle (its
+    sha256 sums), the state it would start from and its features, the journal directory, the API key."""
+    bundle = load_bundle(config.model, nthread=1)
+    found = latest_snapshot(config.journal_dir)
+    state = found[0] if found else config.state
+    path = state / STATE_FILE
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: --state must be an online state snapshot (the featurize stage writes "
+                        "data/features/online_state)")  # fmt: skip
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))["feature_names"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not an online state snapshot ({type(exc).__name__}: {exc})") from None
+    try:
+        bundle.check_features(names)
+    except BundleError as exc:
+        raise BundleError(f"{config.model} does not fit the state {state}: {exc}") from None
+    config.journal_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(config.journal_dir, os.W_OK):
+        raise DataError(f"{config.journal_dir} is not writable: the journal must be (--journal-dir)")
+    config.api_key()
+
+
+def describe(service: Service, config: ServeConfig) -> str:
+    """The start-up line."""
+    size, started = service.store.size(), service.started
+    source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
+    key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
+    return (f"fraudpipe serve: ready on http://{config.host}:{config.port} with 1 worker and the {STORE_NAME}; model "
+            f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); state from {source} + "
+            f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} = {size['transactions']:,} transactions, "
+            f"loaded in {started.seconds:.1f} s; "
+            f"journal {service.journal.path} (SQLite WAL); {key}")  # fmt: skip
+

@@ -1,0 +1,205 @@
+"""The service's online state behind one small interface: get history, add transaction, add label.
+
+``StateStore`` is what the endpoints use, so that a shared store (Redis, for several workers or
+machines) can replace the in-process one without touching them. A store keeps, per customer and
+per terminal, the transactions of the last ``features.retention_days + late_days`` days as
+structures sorted by time (Redis: sorted sets), the labels by transaction_id, and the known result
+per scored transaction_id (for client retries). It does no feature math: ``get_history`` returns
+``online.History`` views and ``online.history_features`` computes the features, the same
+definitions training used, whichever store fetched them.
+
+``InProcessStore`` (the default) wraps ``online.OnlineState``: one process, one worker; its
+durability comes from the service's journal (``serve.journal``) and snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
+    CUSTOMER_ID,
+    DATETIME_DTYPE,
+    TERMINAL_ID,
+    TRANSACTION_ID,
+    TX_AMOUNT,
+    TX_DATETIME,
+    TX_FRAUD,
+    canonical_ids,
+    id_array,
+)
+from fraudpipe.errors import DataError
+from fraudpipe.features import FeatureConfig
+from fraudpipe.io import read_parquet, write_parquet
+from fraudpipe.online import History, OnlineState
+
+SCORED_FILE = "scored.parquet"
+#: scored.parquet: every retained transaction the service scored, with its answer.
+SCORED_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, *COORDINATE_COLUMNS,
+                  "score", "alert", "threshold", "model_version", TX_FRAUD)  # fmt: skip
+
+
+_EPOCH, _SECOND = datetime(1970, 1, 1), timedelta(seconds=1)
+
+
+def epoch_second(when: datetime) -> int:
+    """Whole epoch seconds of a naive UTC datetime, as ``contract.epoch_seconds`` counts them."""
+    return (when - _EPOCH) // _SECOND
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """An accepted transaction: ids as keys (``contract.canonical_id``), the time naive UTC."""
+
+    transaction_id: str
+    customer_id: str
+    terminal_id: str
+    tx_datetime: datetime
+    t: int  # tx_datetime in whole epoch seconds, as the features count time
+    tx_amount: float
+    coordinates: tuple[float | None, float | None, float | None, float | None] = (None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A transaction and the answer the service gave it (returned again to a retry)."""
+
+    transaction: Transaction
+    score: float
+    alert: bool
+    threshold: float
+    model_version: str
+
+
+class StateStore(Protocol):
+    """The online state as the service uses it. Ids are keys, times epoch seconds."""
+
+    config: FeatureConfig
+
+    def get_history(self, customer_id: str, terminal_id: str, t: int) -> History:
+        """What the features of a transaction at ``t`` read: at least the customer's transactions in
+        (t - customer horizon, t] and the terminal's in (t - terminal horizon, t - delay], their frauds."""
+        ...
+
+    def add_transaction(self, scored: Scored) -> None:
+        """Add a scored transaction to the histories and remember its answer."""
+        ...
+
+    def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
+        """Set a transaction's label; False when the store does not hold the transaction."""
+        ...
+
+    def get_scored(self, transaction_id: str) -> Scored | None:
+        """The answer given to a transaction still held, for a retry; None if none was given."""
+        ...
+
+    def has_transaction(self, transaction_id: str) -> bool:
+        """Whether the transaction is held (scored here, or in the history the store started from)."""
+        ...
+
+    def earliest_exact(self) -> int | None:
+        """The earliest time a new transaction may have for its windows to be complete (None: any)."""
+        ...
+
+    def size(self) -> dict[str, int]:
+        """Counts for /metrics: transactions, customers, terminals held."""
+        ...
+
+    def save(self, directory: Path) -> None:
+        """Write a snapshot that ``load`` of the same kind of store restarts from."""
+        ...
+
+
+class InProcessStore:
+    """The default store: ``OnlineState`` in this process, plus the answers given per transaction_id."""
+
+    def __init__(self, state: OnlineState, scored: dict[str, Scored] | None = None) -> None:
+        self.state = state
+        self.config = state.config
+        self._scored: dict[str, Scored] = scored or {}
+        self._pruned_at = state.pruned_at
+
+    @classmethod
+    def load(cls, directory: Path, late_days: int) -> InProcessStore:
+        """A snapshot written by ``save`` (or a bare ``OnlineState`` snapshot, e.g. featurize's)."""
+        state = OnlineState.load(directory, late_days=late_days)
+        scored = _read_scored(directory / SCORED_FILE) if (directory / SCORED_FILE).is_file() else {}
+        return cls(state, {k: v for k, v in scored.items() if state.knows(k)})
+
+    def get_history(self, customer_id: str, terminal_id: str, t: int) -> History:
+        return self.state.lookup(customer_id, terminal_id)
+
+    def add_transaction(self, scored: Scored) -> None:
+        tx = scored.transaction
+        self.state.add(tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, tx.tx_amount, coordinates=tx.coordinates)
+        self._scored[tx.transaction_id] = scored
+        if self.state.pruned_at != self._pruned_at:  # the state forgot old transactions: so do the answers
+            self._pruned_at = self.state.pruned_at
+            self._scored = {k: v for k, v in self._scored.items() if self.state.knows(k)}
+
+    def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
+        return self.state.label(transaction_id, tx_fraud)
+
+    def get_scored(self, transaction_id: str) -> Scored | None:
+        return self._scored.get(transaction_id)
+
+    def has_transaction(self, transaction_id: str) -> bool:
+        return self.state.knows(transaction_id)
+
+    def earliest_exact(self) -> int | None:
+        return self.state.earliest_exact
+
+    def size(self) -> dict[str, int]:
+        return self.state.size() | {"scored": len(self._scored)}
+
+    def save(self, directory: Path) -> None:
+        self.state.save(directory)  # prunes first
+        self._scored = {k: v for k, v in self._scored.items() if self.state.knows(k)}
+        self._pruned_at = self.state.pruned_at
+        write_parquet(_scored_table(list(self._scored.values()), self.state), directory / SCORED_FILE)
+
+
+def _scored_table(records: list[Scored], state: OnlineState) -> pd.DataFrame:
+    tx = [r.transaction for r in records]
+    columns = {
+        TRANSACTION_ID: id_array([x.transaction_id for x in tx]),
+        CUSTOMER_ID: id_array([x.customer_id for x in tx]),
+        TERMINAL_ID: id_array([x.terminal_id for x in tx]),
+        TX_DATETIME: np.array([x.tx_datetime for x in tx], dtype="datetime64[us]").astype(DATETIME_DTYPE),
+        TX_AMOUNT: np.array([x.tx_amount for x in tx], dtype=np.float64),
+    }
+    for i, name in enumerate(COORDINATE_COLUMNS):
+        columns[name] = np.array([np.nan if x.coordinates[i] is None else x.coordinates[i] for x in tx], dtype=np.float64)
+    columns |= {
+        "score": np.array([r.score for r in records], dtype=np.float64),
+        "alert": np.array([r.alert for r in records], dtype=bool),
+        "threshold": np.array([r.threshold for r in records], dtype=np.float64),
+        "model_version": pd.array([r.model_version for r in records], dtype="str"),
+        TX_FRAUD: pd.array([state.label_of(x.transaction_id) for x in tx], dtype="Int8"),
+    }
+    return pd.DataFrame(columns)
+
+
+def _read_scored(path: Path) -> dict[str, Scored]:
+    table = read_parquet(path)
+    missing = [c for c in SCORED_COLUMNS if c not in table]
+    if missing:
+        raise DataError(f"{path}: lacks column(s) {missing}: not a snapshot written by `fraudpipe serve`")
+    tids, customers, terminals = (canonical_ids(table[c], c).tolist() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID))
+    when = table[TX_DATETIME].dt.to_pydatetime().tolist() if len(table) else []
+    seconds = table[TX_DATETIME].to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
+    xy = table[list(COORDINATE_COLUMNS)].to_numpy(np.float64).tolist()
+    amounts, scores, thresholds = (table[c].to_numpy(np.float64).tolist() for c in (TX_AMOUNT, "score", "threshold"))
+    alerts, versions = table["alert"].to_numpy(bool).tolist(), table["model_version"].astype(str).tolist()
+    out = {}
+    for i, tid in enumerate(tids):
+        coordinates = tuple(None if v != v else v for v in xy[i])  # NaN: not carried
+        tx = Transaction(tid, customers[i], terminals[i], when[i], seconds[i], amounts[i], coordinates)
+        out[tid] = Scored(tx, scores[i], alerts[i], thresholds[i], versions[i])
+    return out

@@ -1,0 +1,79 @@
+"""Request bodies: what is accepted, and how every refusal names its field."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from pydantic import ValidationError
+
+from fraudpipe.serve.schema import LabelIn, ScoreBatchIn, TransactionIn, one_line, problems
+
+GOOD = {"transaction_id": 7, "customer_id": "card-1", "terminal_id": 12, "tx_datetime": "2018-05-01T10:00:00", "tx_amount": 12.5}
+
+
+def refused(model, body) -> tuple[int, str, list[str]]:
+    text = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    with pytest.raises(ValidationError) as info:
+        model.model_validate_json(text)
+    status, found = problems(info.value, model)
+    return status, one_line(found), [p.field for p in found]
+
+
+@pytest.mark.parametrize(
+    ("sent", "utc"),
+    [
+        ("2018-05-01T10:00:00", datetime(2018, 5, 1, 10)),  # naive: UTC, as the training data
+        ("2018-05-01T10:00:00Z", datetime(2018, 5, 1, 10)),
+        ("2018-05-01T12:00:00+02:00", datetime(2018, 5, 1, 10)),
+        ("2018-05-01 10:00:00.123456", datetime(2018, 5, 1, 10, 0, 0, 123456)),
+    ],
+)
+def test_datetimes_are_naive_utc(sent, utc):
+    assert TransactionIn.model_validate_json(json.dumps(GOOD | {"tx_datetime": sent})).naive_utc == utc
+
+
+def test_ids_stay_as_sent_integers_or_text():
+    tx = TransactionIn.model_validate_json(json.dumps(GOOD | {"terminal_id": "007"}))
+    assert (tx.transaction_id, tx.customer_id, tx.terminal_id) == (7, "card-1", "007")
+    assert TransactionIn.model_validate_json(json.dumps(GOOD | {"tx_amount": 0})).tx_amount == 0.0
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"tx_amount": -0.01}, "tx_amount", "must be >= 0"),
+        ({"tx_amount": "5"}, "tx_amount", "must be a number, got '5'"),
+        ({"transaction_id": 1.0}, "transaction_id", "must be an integer or a string"),
+        ({"transaction_id": 2**63}, "transaction_id", "64-bit integer"),
+        ({"customer_id": ""}, "customer_id", "1 to 256 characters"),
+        ({"tx_datetime": "2018-05-01"}, "tx_datetime", "ISO 8601 date and time"),
+        ({"tx_datetime": 1525168800}, "tx_datetime", "as a string"),
+        ({"tx_fraud": 0}, "tx_fraud", "send it to POST /v1/labels"),
+        ({"tx_amout": 1}, "tx_amout", "did you mean 'tx_amount'?"),
+        ({"terminal_x": 1.0}, "terminal_y", "coordinates come in pairs"),
+        ({"customer_x": 1.0, "customer_y": float("inf")}, "customer_y", None),
+    ],
+)
+def test_each_refusal_names_its_field(change, field, says):
+    body = json.dumps(GOOD | change).replace("Infinity", "1e999")
+    status, line, fields = refused(TransactionIn, body)
+    assert status == 422 and fields == [field] and line.startswith(f"{field}: ")
+    assert says is None or says in line, line
+
+
+def test_not_json_is_400_and_nested_fields_have_their_path():
+    assert refused(TransactionIn, "{")[0] == 400 and refused(TransactionIn, "{")[2] == ["body"]
+    assert refused(TransactionIn, "[]")[:1] == (422,) and refused(TransactionIn, "[]")[2] == ["body"]
+    status, line, fields = refused(ScoreBatchIn, {"transactions": [GOOD, GOOD | {"tx_amount": None}, {"transaction_id": 1}]})
+    assert fields[0] == "transactions[1].tx_amount" and "transactions[2].customer_id" in fields
+    assert "transactions[2].customer_id: missing field" in line
+    assert refused(ScoreBatchIn, {"transactions": []})[2] == ["transactions"]
+
+
+def test_labels_are_0_or_1_integers():
+    assert LabelIn.model_validate_json('{"transaction_id": "a", "tx_fraud": 1}').tx_fraud == 1
+    for bad in (2, -1, True, 1.0, "1", None):
+        status, _, fields = refused(LabelIn, {"transaction_id": "a", "tx_fraud": bad})
+        assert status == 422 and fields == ["tx_fraud"], bad
