@@ -3,7 +3,8 @@ prediction drift, performance once labels are known, bias by segment; drift.json
 
 from pathlib import Path
 
-from fraudpipe.drift import MonitorConfig, check_predictions, monitor, read_test_metrics
+from fraudpipe.drift import MonitorConfig, check_predictions, monitor
+from fraudpipe.metrics import read_metrics
 from fraudpipe.errors import MonitoringAlert
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.model import load_bundle
@@ -34,7 +35,7 @@ def main() -> None:
 
     result = monitor(
         reference, bundle.score(reference), current, predictions["score"].to_numpy(), predictions["alert"].to_numpy(),
-        features=bundle.features, threshold=bundle.threshold, test_metrics=read_test_metrics(TEST_METRICS),
+        features=bundle.features, threshold=bundle.threshold, test_metrics=read_metrics(TEST_METRICS),
         delay_days=split.delay_days, remove_known=split.remove_known_compromised, config=config,
         customers=read_parquet_if_exists(RAW / "customers.parquet"), model_version=bundle.version,
     )

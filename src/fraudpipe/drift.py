@@ -24,7 +24,6 @@ established customer); calibration as mean score against observed fraud rate per
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from scipy.spatial import distance
 from fraudpipe.config import AS_TUPLE, Config, rule_error
 from fraudpipe.contract import CUSTOMER_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
 from fraudpipe.errors import DataError
+from fraudpipe.inference import PREDICTION_COLUMNS
 from fraudpipe.metrics import average_precision, card_precision_at_k, threshold_metrics
 from fraudpipe.split import remove_known_compromised
 
@@ -478,24 +478,6 @@ def calibration(scores: np.ndarray, labels: np.ndarray, bins: int, sample: str) 
 
 # --------------------------------------------------------------------------------------------
 # Inputs
-
-#: The columns of `infer`'s predictions that monitoring reads.
-PREDICTION_COLUMNS = (TRANSACTION_ID, "score", "alert", "model_version")
-
-
-def read_test_metrics(path: str | Path) -> dict[str, Any]:
-    """The test period's metrics as `evaluate` wrote them (reports/metrics.json)."""
-    path = Path(path)
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist: run the evaluate stage first (dvc repro evaluate)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not JSON ({exc}); rerun the evaluate stage (dvc repro evaluate)") from None
-    if not isinstance(metrics, dict):
-        raise DataError(f"{path}: expected a JSON object of metrics; rerun the evaluate stage (dvc repro evaluate)")
-    return metrics
-
 
 def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version: str) -> None:
     """The predictions must be `infer`'s of exactly these rows, in order, by this bundle: anything

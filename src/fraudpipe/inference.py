@@ -14,7 +14,6 @@ uses. The summary holds numbers only (DVC metrics); the model version is a colum
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import pandas as pd
 from fraudpipe.contract import TRANSACTION_ID, feature_columns, require_columns
 from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed
 from fraudpipe.features import FeatureConfig, feature_names
-from fraudpipe.metrics import GateConfig
+from fraudpipe.metrics import GateConfig, read_metrics
 from fraudpipe.model import Bundle
 
 #: The predictions table, in column order: ids as in the live table (int64 or text), P(fraud) as
@@ -44,14 +43,7 @@ def gate_config(evaluate: Any) -> GateConfig:
 
 def read_gate_passed(path: str | Path) -> bool:
     """The quality gate's verdict on the bundle, as `evaluate` recorded it (``gate_passed`` 0/1)."""
-    path = Path(path)
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist: run the evaluate stage first (dvc repro evaluate)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not JSON ({exc}); rerun the evaluate stage (dvc repro evaluate)") from None
-    passed = metrics.get("gate_passed") if isinstance(metrics, dict) else None
+    passed = read_metrics(path).get("gate_passed")
     if passed not in (0, 1) or isinstance(passed, bool):
         raise DataError(f"{path}: gate_passed must be 0 or 1, got {passed!r}; rerun the evaluate stage (dvc repro evaluate)")
     return passed == 1

@@ -7,8 +7,10 @@ kept apart from them (the caller writes it to its own file, so metrics.json stay
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 import numpy as np
@@ -18,6 +20,7 @@ from sklearn import metrics as skm
 
 from fraudpipe.config import Config, rule_errors
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
+from fraudpipe.errors import DataError
 
 
 def quality_metric_names(k: int) -> tuple[str, ...]:
@@ -179,3 +182,18 @@ def batch_throughput(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray,
         predict(X)
         best = min(best, time.perf_counter() - start)
     return {"batch_throughput_tx_per_s": float(len(X) / best) if best > 0 else float("nan")}
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """The test period's metrics as `evaluate` wrote them (reports/metrics.json), for the stages
+    after it (the gate's verdict, the figures monitoring compares against)."""
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist: run the evaluate stage first (dvc repro evaluate)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not JSON ({exc}); rerun the evaluate stage (dvc repro evaluate)") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"{path}: expected a JSON object of metrics; rerun the evaluate stage (dvc repro evaluate)")
+    return metrics
