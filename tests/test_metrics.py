@@ -83,17 +83,23 @@ def test_card_precision_breaks_ties_by_text_card_id_in_code_point_order():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_card_precision_on_text_ids_agrees_with_the_naive_implementation_and_with_int_ids(seed):
+    score, label, card, day = _random_days(seed)
+    names = np.array([f"{i:03d}" for i in range(60)], dtype=object)  # same order as the integers
+    text = pd.array(names[card], dtype="str").to_numpy()
+    assert card_precision_at_k(score, label, text, day, k=7) == card_precision_at_k(score, label, card, day, k=7)
+    shuffled = pd.array(np.array([f"card {i * 37 % 61}, x" for i in range(60)], dtype=object)[card], dtype="str").to_numpy()
+    assert card_precision_at_k(score, label, shuffled, day, k=7) == pytest.approx(_naive_card_precision(score, label, shuffled, day, 7))
+
+
+def _random_days(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """400 scored transactions of 60 cards over 5 days, 15 % fraud; scores rounded: many ties."""
     rng = np.random.default_rng(seed)
     n = 400
     card = rng.integers(0, 60, n)
     day = rng.integers(0, 5, n)
     label = (rng.uniform(size=n) < 0.15).astype(int)
     score = np.round(rng.uniform(size=n) + 0.3 * label, 2)
-    names = np.array([f"{i:03d}" for i in range(60)], dtype=object)  # same order as the integers
-    text = pd.array(names[card], dtype="str").to_numpy()
-    assert card_precision_at_k(score, label, text, day, k=7) == card_precision_at_k(score, label, card, day, k=7)
-    shuffled = pd.array(np.array([f"card {i * 37 % 61}, x" for i in range(60)], dtype=object)[card], dtype="str").to_numpy()
-    assert card_precision_at_k(score, label, shuffled, day, k=7) == pytest.approx(_naive_card_precision(score, label, shuffled, day, 7))
+    return score, label, card, day
 
 
 def _naive_card_precision(score, label, card, day, k):
@@ -115,12 +121,7 @@ def _naive_card_precision(score, label, card, day, k):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_card_precision_agrees_with_a_naive_implementation(seed):
-    rng = np.random.default_rng(seed)
-    n = 400
-    card = rng.integers(0, 60, n)
-    day = rng.integers(0, 5, n)
-    label = (rng.uniform(size=n) < 0.15).astype(int)
-    score = np.round(rng.uniform(size=n) + 0.3 * label, 2)  # rounded: many ties
+    score, label, card, day = _random_days(seed)
     assert card_precision_at_k(score, label, card, day, k=7) == pytest.approx(_naive_card_precision(score, label, card, day, 7))
 
 
