@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from fraudpipe.backtest import backtest
-from fraudpipe.io import read_parquet, write_json
+from fraudpipe.io import write_json
 from fraudpipe.metrics import MetricConfig
 from fraudpipe.model import ModelConfig
-from fraudpipe.split import SplitConfig
+from fraudpipe.split import SplitConfig, read_periods
 from fraudpipe.stage import load_params, run
 
 FEATURES = Path("data/features/features.parquet")
@@ -18,7 +18,8 @@ def main() -> None:
     split_config = SplitConfig.parse(params["split"], "split")
     model_config = ModelConfig.parse(params["model"], "model")
     k = MetricConfig.of(params["evaluate"]).card_precision_k  # dvc.yaml declares evaluate.card_precision_k only
-    summary, _ = backtest(read_parquet(FEATURES), split_config, model_config, k)
+    table = read_periods(FEATURES, split_config, split_config.n_folds)  # the folds' weeks only
+    summary, _ = backtest(table, split_config, model_config, k)
     write_json(summary, BACKTEST)
     print(
         f"backtest: {model_config.name} on {summary['n_folds']} folds: "

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from fraudpipe.contract import TX_DATETIME
+from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
 from fraudpipe.errors import GateFailed
 from fraudpipe.features import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.online import OnlineState
+from fraudpipe.online import OnlineState, history_since
 from fraudpipe.plots import (
     calibration_figure,
     confusion_records,
@@ -44,18 +44,28 @@ def main() -> None:
 
     # Single transactions through the serving path: history before the test period, then the first
     # `latency_rows` transactions of the test period replayed one by one (scored, then added).
-    transactions = read_parquet(TRANSACTIONS)
-    test_start = periods(SplitConfig.parse(params["split"], "split"), transactions[TX_DATETIME].max()).test_start
+    # Only the rows the state keeps are read (its retention before the test period, then the test
+    # period on), and only the replayed rows' offline features.
+    features = FeatureConfig.parse(params["features"], "features")
+    times = read_parquet(TRANSACTIONS, columns=[TX_DATETIME])[TX_DATETIME]
+    test_start = periods(SplitConfig.parse(params["split"], "split"), times.max()).test_start
+    since = history_since(features, times, test_start)
+    del times
+    transactions = read_parquet(TRANSACTIONS, filters=None if since is None else [(TX_DATETIME, ">=", since)])
     before = transactions[TX_DATETIME] < test_start
     state = OnlineState.from_history(
         transactions[before],
-        FeatureConfig.parse(params["features"], "features"),
+        features,
         read_parquet_if_exists(RAW / "customers.parquet"),
         read_parquet_if_exists(RAW / "terminals.parquet"),
     )
     scorer = OnlineScorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
-    replayed = replay(scorer, transactions[~before].head(config.latency_rows))
-    metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, read_parquet(FEATURES), list(bundle.features))
+    replayed_rows = transactions[~before].head(config.latency_rows)
+    del transactions, before, state
+    replayed = replay(scorer, replayed_rows)
+    span = [(TX_DATETIME, ">=", replayed_rows[TX_DATETIME].min()), (TX_DATETIME, "<=", replayed_rows[TX_DATETIME].max())]
+    offline = read_parquet(FEATURES, columns=[TRANSACTION_ID, *bundle.features], filters=span if len(replayed_rows) else None)
+    metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, offline, list(bundle.features))
 
     failures = check_gate(metrics, config.gate.minimums)
     metrics["gate_passed"] = int(not failures)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fraudpipe.io import read_parquet, write_json, write_parquet
-from fraudpipe.split import SplitConfig, split_summary, time_split
+from fraudpipe.io import write_json, write_parquet
+from fraudpipe.split import SplitConfig, read_periods, split_summary, time_split
 from fraudpipe.stage import load_config, run
 
 FEATURES = Path("data/features/features.parquet")
@@ -13,7 +13,7 @@ SUMMARY = Path("reports/split/summary.json")
 
 def main() -> None:
     config = load_config("split", SplitConfig)
-    parts = time_split(read_parquet(FEATURES), config)
+    parts = time_split(read_periods(FEATURES, config), config)
     for name in ("train", "test", "live"):
         write_parquet(getattr(parts, name), SPLIT_DIR / f"{name}.parquet")
     summary = split_summary(parts)

@@ -9,22 +9,24 @@ independent of the shipped bundle: this measures the recipe (features + model co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import pandas as pd
 
 from fraudpipe.metrics import aggregate_folds, quality_metrics
 from fraudpipe.model import ModelConfig, train_bundle
-from fraudpipe.split import SplitConfig, SplitParts, prequential_folds
+from fraudpipe.split import SplitConfig, SplitParts, iter_folds
 
 
-def evaluate_folds(folds: Sequence[SplitParts], config: ModelConfig, k: int) -> list[dict[str, float]]:
-    """Train on each fold's train part and score its test part; one metrics dict per fold."""
+def evaluate_folds(folds: Iterable[SplitParts], config: ModelConfig, k: int) -> list[dict[str, float]]:
+    """Train on each fold's train part and score its test part; one metrics dict per fold. Each
+    fold is dropped before the next is taken (`split.iter_folds` then holds one at a time)."""
     results = []
     for i, parts in enumerate(folds):
         bundle = train_bundle(parts.train, config)
         scores = bundle.score(parts.test)
         results.append({"fold": i} | quality_metrics(parts.test, scores, bundle.threshold, k))
+        del parts, bundle, scores
     return results
 
 
@@ -33,6 +35,6 @@ def backtest(
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """`n_folds` and `<metric>_fold_mean` / `_fold_std` over the folds of `split_config`, the
     budget `card_precision_k`, and the per-fold metrics."""
-    per_fold = evaluate_folds(prequential_folds(table, split_config), model_config, k)
+    per_fold = evaluate_folds(iter_folds(table, split_config), model_config, k)
     summary = aggregate_folds([{key: v for key, v in f.items() if key not in ("fold", "card_precision_k")} for f in per_fold])
     return summary | {"card_precision_k": int(k)}, per_fold

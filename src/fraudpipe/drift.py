@@ -32,8 +32,6 @@ from typing import Annotated, Any, Literal, Self
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
-from scipy import stats
-from scipy.spatial import distance
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
 from fraudpipe.contract import CUSTOMER_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
@@ -157,6 +155,8 @@ def is_drifted(test: str, statistic: float, threshold: float) -> bool:
 
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """p-value of the two-sample Kolmogorov-Smirnov test (scipy, exact for small samples)."""
+    from scipy import stats  # imported where used: check_config and check_data import this module for its config
+
     return float(stats.ks_2samp(reference, current).pvalue)
 
 
@@ -174,12 +174,16 @@ def chi2_p_value(reference: pd.Series | np.ndarray, current: pd.Series | np.ndar
     ref, cur = category_counts(reference, current)
     if len(ref) < 2:
         return 1.0
+    from scipy import stats
+
     return float(stats.chi2_contingency(np.vstack([ref, cur]), correction=False).pvalue)
 
 
 def jensen_shannon(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray) -> float:
     """Jensen-Shannon distance (scipy, natural log: 0 to sqrt(ln 2)) between the category shares."""
     ref, cur = category_counts(reference, current)
+    from scipy.spatial import distance
+
     return float(distance.jensenshannon(ref / ref.sum(), cur / cur.sum()))
 
 

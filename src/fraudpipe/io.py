@@ -75,8 +75,13 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         pq.write_table(table, tmp, compression="zstd", compression_level=3, write_statistics=True)
 
 
-def read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_parquet(path, columns=columns)
+def read_parquet(
+    path: str | os.PathLike[str], columns: list[str] | None = None, filters: list[tuple[str, str, Any]] | None = None
+) -> pd.DataFrame:
+    """``filters`` (pyarrow's, e.g. ``[("tx_datetime", ">=", start)]``) skip the row groups their
+    statistics rule out and drop the other rows before pandas sees them: a stage that needs a few
+    weeks of a long history never holds the rest in memory."""
+    return pd.read_parquet(path, columns=columns, filters=filters)
 
 
 def read_parquet_if_exists(path: str | os.PathLike[str]) -> pd.DataFrame | None:

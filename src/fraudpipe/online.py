@@ -334,6 +334,17 @@ def _keyed(ids: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64, copy=False), canonical_ids(pd.Series(uniques, dtype=ids.dtype), column)
 
 
+def history_since(config: FeatureConfig, times: pd.Series, until: pd.Timestamp, *, late_days: int = 0) -> pd.Timestamp | None:
+    """The earliest transaction time that ``OnlineState.from_history`` of the rows before ``until``
+    keeps (the retention back from the last of them), so that a caller reads only those rows of a
+    long history; None when every row counts (the distance feature remembers each id's last
+    location, however old)."""
+    before = times[(times < until).to_numpy()]
+    if config.needs_locations or before.empty:
+        return None
+    return before.max().floor("s") - pd.Timedelta(seconds=(config.retention_days + late_days) * SECONDS_PER_DAY)
+
+
 class OnlineState:
     """Per-customer and per-terminal recent transactions (+ labels) for one-transaction features.
 

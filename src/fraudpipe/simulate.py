@@ -36,7 +36,6 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, Field, model_validator
-from scipy.spatial import cKDTree
 
 from fraudpipe.config import Config, IsoText, rule_error
 from fraudpipe.contract import (
@@ -203,6 +202,8 @@ def _terminals_within_radius(
     customers: pd.DataFrame, terminals: pd.DataFrame, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSR form: customer c reaches ``reachable[offsets[c]:offsets[c+1]]`` (sorted terminal ids)."""
+    from scipy.spatial import cKDTree  # imported where used: config checks import this module
+
     tree = cKDTree(terminals[["x", "y"]].to_numpy())
     lists = tree.query_ball_point(customers[["x", "y"]].to_numpy(), r=radius, return_sorted=True)
     counts = np.fromiter((len(t) for t in lists), dtype=np.int64, count=len(lists))

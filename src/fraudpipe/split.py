@@ -23,7 +23,9 @@ them would make the test easier than reality. Cards are matched by their id as a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -33,6 +35,7 @@ from pydantic import AfterValidator, Field
 from fraudpipe.config import Config, IsoText
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import DataError
+from fraudpipe.io import read_parquet
 
 DAY = pd.Timedelta(days=1)
 
@@ -191,6 +194,16 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0)
     )
 
 
+def read_periods(path: str | Path, config: SplitConfig, n_folds: int = 1) -> pd.DataFrame:
+    """The rows of a feature table that `time_split` (``n_folds`` = 1) or `prequential_folds` can
+    use: those from the earliest fold's training start on. Read with a Parquet filter, so the months
+    before it are neither decoded nor held (most of a long history, and most of split's memory)."""
+    times = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME]
+    start = periods(config, times.max(), shift_days=(n_folds - 1) * config.test_days).train_start
+    del times
+    return read_parquet(path, filters=[(TX_DATETIME, ">=", start)])
+
+
 def prequential_folds(table: pd.DataFrame, config: SplitConfig) -> list[SplitParts]:
     """``n_folds`` blocks, fold k shifted back k * test_days days (fold 0 = the configured split).
 
@@ -198,7 +211,14 @@ def prequential_folds(table: pd.DataFrame, config: SplitConfig) -> list[SplitPar
     overlap other folds' test periods, as in the handbook's prequential validation. A fold's live
     part is whatever follows its own test period.
     """
-    return [time_split(table, config, shift_days=k * config.test_days) for k in range(config.n_folds)]
+    return list(iter_folds(table, config))
+
+
+def iter_folds(table: pd.DataFrame, config: SplitConfig) -> Iterator[SplitParts]:
+    """`prequential_folds` one at a time: a consumer that drops each fold before the next holds one
+    fold's parts in memory, not ``n_folds`` (each with its live part, the rest of the data)."""
+    for k in range(config.n_folds):
+        yield time_split(table, config, shift_days=k * config.test_days)
 
 
 def split_summary(parts: SplitParts) -> dict[str, int]:

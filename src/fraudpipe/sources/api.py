@@ -10,14 +10,16 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import pandas as pd
 from pydantic import Field, field_validator
 
 from fraudpipe.config import rule_error
 from fraudpipe.sources.base import SourceConfig, SourceError, redact_url
+
+if TYPE_CHECKING:  # httpx is imported where an API source is used: every config check imports this module
+    import httpx
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
@@ -48,6 +50,8 @@ class ApiConfig(SourceConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
+        import httpx
+
         try:
             scheme = httpx.URL(url).scheme
         except httpx.InvalidURL:
@@ -98,6 +102,8 @@ class ApiSource:
         return f"api source {redact_url(self.url)}"
 
     def read(self) -> pd.DataFrame:
+        import httpx
+
         records: list[dict[str, Any]] = []
         params = dict(self.params)
         if self.page_size and self.page_size_param:
@@ -120,6 +126,8 @@ class ApiSource:
 
     def _page(self, client: httpx.Client, url: httpx.URL) -> Any:
         """One page as parsed JSON, after retrying transient failures."""
+        import httpx
+
         attempts = self.max_retries + 1
         last, wait = "", 0.0
         for attempt in range(attempts):

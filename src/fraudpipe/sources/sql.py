@@ -15,16 +15,17 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import pandas as pd
-import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy.engine import make_url
 
 from fraudpipe.config import rule_error
 from fraudpipe.sources.base import SourceConfig, SourceError, first_line, redact_url
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where a SQL source is used: every config check imports this module
+    import sqlalchemy as sa
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
@@ -75,6 +76,9 @@ class SqlConfig(SourceConfig):
     @field_validator("url")
     @classmethod
     def _sqlalchemy_url(cls, url: str) -> str:
+        import sqlalchemy as sa
+        from sqlalchemy.engine import make_url
+
         try:
             make_url(url)
         except (sa.exc.ArgumentError, ValueError):
@@ -130,6 +134,8 @@ class SqlSource:
         return f"sql source {redact_url(self.url)}"
 
     def _statement(self) -> sa.Executable:
+        import sqlalchemy as sa
+
         if self.query:
             problem = read_only_problem(self.query)
             if problem:
@@ -155,6 +161,9 @@ class SqlSource:
         return parts
 
     def _engine(self) -> sa.Engine:
+        import sqlalchemy as sa
+        from sqlalchemy.engine import make_url
+
         try:
             url = _read_only_url(make_url(self.url))
             engine = sa.create_engine(url)
@@ -178,6 +187,8 @@ class SqlSource:
     @contextlib.contextmanager
     def connect(self) -> Iterator[sa.Connection]:
         """A read-only connection to the database (SQLite: ``mode=ro``; PostgreSQL: a read-only transaction)."""
+        import sqlalchemy as sa
+
         engine = self._engine()
         try:
             try:
@@ -196,6 +207,8 @@ class SqlSource:
             engine.dispose()
 
     def read(self) -> pd.DataFrame:
+        import sqlalchemy as sa
+
         statement = self._statement()
         with self.connect() as connection:
             if self.table and not self.query:
@@ -212,6 +225,8 @@ class SqlSource:
                 ) from None
 
     def _check_table(self, connection: sa.Connection) -> None:
+        import sqlalchemy as sa
+
         schema, name = self._table()
         inspector = sa.inspect(connection)
         if not inspector.has_table(name, schema=schema):
