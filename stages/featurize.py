@@ -5,6 +5,7 @@ from pathlib import Path
 from fraudpipe.features import FeatureConfig, build_features, feature_names
 from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.online import OnlineState
+from fraudpipe.progress import bar
 from fraudpipe.stage import load_config, run
 
 INTERIM = Path("data/interim/transactions.parquet")
@@ -15,14 +16,20 @@ ONLINE_STATE = Path("data/features/online_state")
 
 def main() -> None:
     config = load_config("features", FeatureConfig)
-    tx = read_parquet(INTERIM)
-    customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
-    terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")
-    table = build_features(tx, config, customers, terminals)
-    state = OnlineState.from_history(tx, config, customers, terminals)
-    write_parquet(table, FEATURES)
-    with atomic_dir(ONLINE_STATE) as tmp:
-        state.save(tmp)
+    with bar(4, desc="featurize", unit="step") as steps:
+        tx = read_parquet(INTERIM)
+        customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
+        terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")
+        steps.update()
+        table = build_features(tx, config, customers, terminals)
+        steps.update()
+        state = OnlineState.from_history(tx, config, customers, terminals)
+        del tx
+        steps.update()
+        write_parquet(table, FEATURES)
+        with atomic_dir(ONLINE_STATE) as tmp:
+            state.save(tmp)
+        steps.update()
     print(
         f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}) -> {FEATURES}; "
         f"online state as of {state.as_of} -> {ONLINE_STATE}"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from fraudpipe.io import atomic_dir, write_json, write_parquet
 from fraudpipe.ingest import ingest_batch
+from fraudpipe.progress import bar
 from fraudpipe.sources import SourceConfig, ingest_source
 from fraudpipe.stage import load_config, run
 from fraudpipe.validate import ValidationConfig
@@ -18,13 +19,19 @@ def main() -> None:
     data = load_config("data", SourceConfig)
     validation = load_config("validation", ValidationConfig)
     source = ingest_source(data)
-    result = ingest_batch(source.read(), data.columns, data.datetime_format, validation, DOCS_DIR, data.number_format)
-    with atomic_dir(RAW_DIR) as tmp:
-        write_parquet(result.kept, tmp / "transactions.parquet")
-        for name, table in source.side_tables().items():
-            write_parquet(table, tmp / f"{name}.parquet")
-    write_parquet(result.quarantined, QUARANTINE)
-    write_json(result.summary, SUMMARY)
+    with bar(3, desc="ingest", unit="step") as steps:
+        batch = source.read()
+        steps.update()
+        result = ingest_batch(batch, data.columns, data.datetime_format, validation, DOCS_DIR, data.number_format)
+        del batch
+        steps.update()
+        with atomic_dir(RAW_DIR) as tmp:
+            write_parquet(result.kept, tmp / "transactions.parquet")
+            for name, table in source.side_tables().items():
+                write_parquet(table, tmp / f"{name}.parquet")
+        write_parquet(result.quarantined, QUARANTINE)
+        write_json(result.summary, SUMMARY)
+        steps.update()
     print(
         f"ingest: {result.summary['rows_in']:,} rows in, {result.summary['rows_valid']:,} kept, "
         f"{result.summary['rows_quarantined']:,} quarantined ({QUARANTINE})"

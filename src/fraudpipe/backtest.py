@@ -15,6 +15,7 @@ import pandas as pd
 
 from fraudpipe.metrics import aggregate_folds, quality_metrics
 from fraudpipe.model import ModelConfig, train_bundle
+from fraudpipe.progress import progress
 from fraudpipe.split import SplitConfig, SplitParts, iter_folds
 
 
@@ -35,6 +36,7 @@ def backtest(
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """`n_folds` and `<metric>_fold_mean` / `_fold_std` over the folds of `split_config`, the
     budget `card_precision_k`, and the per-fold metrics."""
-    per_fold = evaluate_folds(iter_folds(table, split_config), model_config, k)
+    folds = progress(iter_folds(table, split_config), desc="backtest folds", total=split_config.n_folds, unit="fold")
+    per_fold = evaluate_folds(folds, model_config, k)
     summary = aggregate_folds([{key: v for key, v in f.items() if key not in ("fold", "card_precision_k")} for f in per_fold])
     return summary | {"card_precision_k": int(k)}, per_fold

@@ -38,6 +38,7 @@ from fraudpipe.contract import CUSTOMER_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETI
 from fraudpipe.errors import DataError
 from fraudpipe.inference import PREDICTION_COLUMNS
 from fraudpipe.metrics import average_precision, card_precision_at_k, threshold_metrics
+from fraudpipe.progress import progress
 from fraudpipe.split import remove_known_compromised
 
 #: Shares below this count as this in PSI, so an empty bin gives a large but finite term (Evidently's floor).
@@ -280,7 +281,7 @@ def feature_table(reference: pd.DataFrame, current: pd.DataFrame, features: Sequ
     """One row per feature, in the given order: kind, test, statistic, threshold, drifted, PSI."""
     require_columns(reference, features, "the reference (training period)")
     require_columns(current, features, "the current window")
-    rows = [feature_drift(f, reference[f], current[f], checks) for f in features]
+    rows = [feature_drift(f, reference[f], current[f], checks) for f in progress(features, desc="feature drift", unit="feature")]
     return pd.DataFrame([r.__dict__ for r in rows], columns=list(FEATURE_TABLE_COLUMNS))
 
 

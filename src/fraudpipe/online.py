@@ -90,6 +90,7 @@ from fraudpipe.features import (
 )
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import read_parquet, write_json, write_parquet
+from fraudpipe.progress import progress
 
 FORMAT_VERSION = 1
 STATE_FILE, HISTORY_FILE = "state.json", "history.parquet"
@@ -432,11 +433,12 @@ class OnlineState:
         cents, residual = split_cents(amount)
         self._labels.update(zip(tid.tolist(), fraud))
         self._terminal_of.update(zip(tid.tolist(), terminal_keys[terminal].tolist()))
-        groups = ((customer, customer_keys, self._customers, CustomerHistory), (terminal, terminal_keys, self._terminals, TerminalHistory))
-        for codes, keys, store, make in groups:
+        groups = ((customer, customer_keys, self._customers, CustomerHistory, "customers"),
+                  (terminal, terminal_keys, self._terminals, TerminalHistory, "terminals"))
+        for codes, keys, store, make, what in groups:
             order = np.argsort(codes, kind="stable")
             bounds = np.flatnonzero(np.diff(codes[order])) + 1
-            for rows in np.split(order, bounds) if len(order) else []:
+            for rows in progress(np.split(order, bounds) if len(order) else [], desc=f"online state: {what}", unit=what[:-1]):
                 h = store.setdefault(keys[codes[rows[0]]], make())
                 h.times += t[rows].tolist()
                 h.tids += tid[rows].tolist()

@@ -14,6 +14,7 @@ import numpy as np
 
 from fraudpipe.errors import BundleError
 from fraudpipe.model.estimators.base import Estimator, normalised
+from fraudpipe.progress import bar
 
 if TYPE_CHECKING:
     from dvclive import Live
@@ -70,7 +71,10 @@ class XGBoost(Estimator):
             if eval_set is not None:
                 evals.append((xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(features)), "validation"))
             callbacks.append(DVCLiveCallback(live=live))
-        booster = xgb.train(kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
+        with bar(rounds, desc="xgboost fit", unit="round") as rounds_bar:
+            if not rounds_bar.disable:  # on a terminal only: the trees are the same either way
+                callbacks.append(_RoundsBar(rounds_bar))
+            booster = xgb.train(kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
         gain = booster.get_score(importance_type="total_gain")
         return booster, normalised(np.array([gain.get(f, 0.0) for f in features]))
 
@@ -102,6 +106,19 @@ class XGBoost(Estimator):
         if nthread is not None:
             booster.set_param({"nthread": nthread})
         return booster
+
+
+def _RoundsBar(rounds_bar: Any) -> Any:
+    """A training callback that counts boosting rounds on a `progress.bar` (xgboost is imported
+    only when a model is fitted or loaded, so the class is made here)."""
+    import xgboost as xgb
+
+    class RoundsBar(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            rounds_bar.update()
+            return False  # never stop early
+
+    return RoundsBar()
 
 
 SPEC = XGBoost()
