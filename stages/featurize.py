@@ -23,16 +23,15 @@ def main() -> None:
         steps.update()
         table = build_features(tx, config, customers, terminals)
         steps.update()
-        state = OnlineState.from_history(tx, config, customers, terminals)
+        with atomic_dir(ONLINE_STATE) as tmp:
+            as_of = OnlineState.save_history(tx, config, tmp, customers, terminals)
         del tx
         steps.update()
         write_parquet(table, FEATURES)
-        with atomic_dir(ONLINE_STATE) as tmp:
-            state.save(tmp)
         steps.update()
     print(
         f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}) -> {FEATURES}; "
-        f"online state as of {state.as_of} -> {ONLINE_STATE}"
+        f"online state as of {as_of} -> {ONLINE_STATE}"
     )
 
 

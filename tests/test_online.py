@@ -288,3 +288,38 @@ def test_from_history_knows_the_last_coordinates_of_each_id() -> None:
     other = tx.groupby("terminal_id").tail(1).iloc[0]
     expected = np.hypot(last["customer_x"] - other["terminal_x"], last["customer_y"] - other["terminal_y"])
     assert state.features(last["customer_id"], other["terminal_id"], "2018-06-01", 1.0)[-1] == expected
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_save_history_writes_the_files_from_history_then_save_writes(tmp_path: Path, name: str) -> None:
+    """featurize's shortcut: byte for byte the snapshot of the state built row by row, with int64
+    and text ids, with and without labels and locations, and for an empty table."""
+    config = CONFIGS[name]
+    tx = make_transactions(7, n=400, days=90)  # longer than any retention: old rows are left out
+    customers, terminals = location_tables(tx)
+    text, *text_tables = text_ids(tx, customers, terminals)
+    unlabelled = tx.assign(tx_fraud=tx["tx_fraud"].astype("Int8").mask(tx.index % 3 == 0))
+    tables = (customers, terminals)
+    cases = {"int": (tx, tables), "text": (text, text_tables), "unlabelled": (unlabelled, tables),
+             "no labels": (tx.drop(columns="tx_fraud"), tables), "empty": (tx.iloc[:0], tables)}
+    for case, (data, tables) in cases.items():
+        built = OnlineState.from_history(data, config, *tables)
+        built.save(tmp_path / case / "built")
+        as_of = OnlineState.save_history(data, config, tmp_path / case / "direct", *tables)
+        assert as_of == built.as_of, case
+        assert _digests(tmp_path / case / "direct") == _digests(tmp_path / case / "built"), case
+    assert len(pd.read_parquet(tmp_path / "int/direct/history.parquet")) < len(tx)
+
+
+def test_save_history_with_locations_the_transactions_carry(tmp_path: Path) -> None:
+    config = features_config(extras=("customer_terminal_distance",))
+    tx = coordinates(make_transactions(3, n=300, days=60), seed=3, missing=0.3)
+    customers, terminals = location_tables(tx)
+    OnlineState.from_history(tx, config, customers, terminals).save(tmp_path / "built")
+    OnlineState.save_history(tx, config, tmp_path / "direct", customers, terminals)
+    assert _digests(tmp_path / "direct") == _digests(tmp_path / "built")
+    assert sorted(_digests(tmp_path / "direct")) == ["customers.parquet", "history.parquet", "state.json", "terminals.parquet"]

@@ -346,6 +346,23 @@ def history_since(config: FeatureConfig, times: pd.Series, until: pd.Timestamp, 
     return before.max().floor("s") - pd.Timedelta(seconds=(config.retention_days + late_days) * SECONDS_PER_DAY)
 
 
+def _history_table(tid: np.ndarray, t: np.ndarray, customer: np.ndarray, terminal: np.ndarray, amount: np.ndarray,
+                   fraud: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+    """A snapshot's history in the transaction contract, from keys (``canonical_id``), epoch seconds,
+    amounts and nullable labels in arrival order (each id column int64 when all its ids are
+    canonical integers, else text)."""
+    return pd.DataFrame(
+        {
+            TRANSACTION_ID: id_array(tid),
+            TX_DATETIME: t.astype("datetime64[s]").astype(DATETIME_DTYPE),
+            CUSTOMER_ID: id_array(customer),
+            TERMINAL_ID: id_array(terminal),
+            TX_AMOUNT: amount,
+            TX_FRAUD: fraud,
+        }
+    )
+
+
 class OnlineState:
     """Per-customer and per-terminal recent transactions (+ labels) for one-transaction features.
 
@@ -399,16 +416,53 @@ class OnlineState:
         (and the coordinates it carries, if any)."""
         seconds = check_transactions(tx)
         state = cls(config, customers, terminals, late_days=late_days)
-        if config.needs_locations:  # each row's location, as offline (and with its errors); the last per id stays known
-            for key, table in ((CUSTOMER_ID, customers), (TERMINAL_ID, terminals)):
-                codes = id_codes(tx[key], key)
-                x, y = transaction_locations(tx, key, table, codes)
-                _, from_end = np.unique(codes[::-1], return_index=True)
-                last = len(codes) - 1 - from_end  # each id's last row
-                ids = canonical_ids(tx[key].iloc[last], key)
-                state._xy[key].update(zip(ids.tolist(), zip(x[last].tolist(), y[last].tolist())))
+        state._learn_locations(tx, customers, terminals)
         state._add_rows(tx, seconds)
         return state
+
+    @classmethod
+    def save_history(
+        cls,
+        tx: pd.DataFrame,
+        config: FeatureConfig,
+        directory: str | Path,
+        customers: pd.DataFrame | None = None,
+        terminals: pd.DataFrame | None = None,
+    ) -> pd.Timestamp | None:
+        """Write the snapshot that ``from_history(tx, config, customers, terminals).save(directory)``
+        writes, file for file, without building the per-key Python history in between (featurize
+        saves the state and never scores with it: a fraction of the time, and of the memory at 10
+        million rows). Returns its ``as_of``."""
+        seconds = check_transactions(tx)
+        if not len(tx):
+            state = cls.from_history(tx, config, customers, terminals)
+            state.save(directory)
+            return state.as_of
+        state = cls(config, customers, terminals)
+        state._learn_locations(tx, customers, terminals)
+        now = int(seconds.max())
+        keep = seconds > now - state._kept_seconds  # as `_add_rows` keeps; `prune` then forgets nothing more
+        kept = tx[keep]
+        state._now = state._pruned_at = now
+        state._complete_since = now - state._kept_seconds
+        fraud = kept[TX_FRAUD].astype("Int8").array if TX_FRAUD in kept else pd.array([None] * len(kept), dtype="Int8")
+        ids = {c: canonical_ids(kept[c], c) for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)}
+        # tx is in arrival order (check_transactions), which is the order `history` restores
+        state._write(directory, _history_table(ids[TRANSACTION_ID], seconds[keep], ids[CUSTOMER_ID], ids[TERMINAL_ID],
+                                               kept[TX_AMOUNT].to_numpy(np.float64), fraud))
+        return state.as_of
+
+    def _learn_locations(self, tx: pd.DataFrame, customers: pd.DataFrame | None, terminals: pd.DataFrame | None) -> None:
+        """Each row's location, as offline (and with its errors); the last per id stays known."""
+        if not self.config.needs_locations:
+            return
+        for key, table in ((CUSTOMER_ID, customers), (TERMINAL_ID, terminals)):
+            codes = id_codes(tx[key], key)
+            x, y = transaction_locations(tx, key, table, codes)
+            _, from_end = np.unique(codes[::-1], return_index=True)
+            last = len(codes) - 1 - from_end  # each id's last row
+            ids = canonical_ids(tx[key].iloc[last], key)
+            self._xy[key].update(zip(ids.tolist(), zip(x[last].tolist(), y[last].tolist())))
 
     def _add_rows(self, tx: pd.DataFrame, seconds: np.ndarray) -> None:
         """Fill an empty state with rows in arrival order, in bulk (``update`` is the one-by-one path)."""
@@ -628,16 +682,8 @@ class OnlineState:
         customer = np.repeat(np.array([key for key, _ in customers], dtype=object), sizes)
         order = np.lexsort((seq, t))  # arrival order: time, then the order of arrival within a second
         tid = tid[order]
-        return pd.DataFrame(
-            {
-                TRANSACTION_ID: id_array(tid),
-                TX_DATETIME: t[order].astype("datetime64[s]").astype(DATETIME_DTYPE),
-                CUSTOMER_ID: id_array(customer[order]),
-                TERMINAL_ID: id_array(terminal[order]),
-                TX_AMOUNT: amount[order],
-                TX_FRAUD: pd.array([self._labels[i] for i in tid.tolist()], dtype="Int8"),
-            }
-        )
+        fraud = pd.array([self._labels[i] for i in tid.tolist()], dtype="Int8")
+        return _history_table(tid, t[order], customer[order], terminal[order], amount[order], fraud)
 
     def known_locations(self) -> dict[str, pd.DataFrame]:
         """Per key (customer_id, terminal_id), the last known locations as a table (id, x, y) sorted by
@@ -653,9 +699,11 @@ class OnlineState:
     def save(self, directory: str | Path) -> None:
         """Write the snapshot into ``directory`` (wrap it in ``io.atomic_dir`` for an atomic swap)."""
         self.prune()
+        self._write(directory, self.history())
+
+    def _write(self, directory: str | Path, history: pd.DataFrame) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        history = self.history()
         write_parquet(history, directory / HISTORY_FILE)
         for key, table in self.known_locations().items():
             write_parquet(table, directory / LOCATION_FILES[key])
