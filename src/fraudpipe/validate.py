@@ -291,8 +291,10 @@ def _with_epoch_column(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     values = frame[TX_DATETIME]
     missing = values.isna().to_numpy()
-    seconds = np.where(missing, 0, epoch_seconds(values.fillna(pd.Timestamp(0))))
-    return frame.assign(**{EPOCH_COLUMN: pd.arrays.IntegerArray(seconds.astype(np.int64), missing)})
+    seconds = np.where(missing, 0, epoch_seconds(values.fillna(pd.Timestamp(0)))).astype(np.int64)
+    # Plain int64 when nothing is missing: GX compares a numpy column in one vectorised step, but
+    # calls a Python function per value of a nullable one (a third of ingest at 1.75 million rows).
+    return frame.assign(**{EPOCH_COLUMN: pd.arrays.IntegerArray(seconds, missing) if missing.any() else seconds})
 
 
 def _collect(
