@@ -30,7 +30,10 @@ def estimator_params(config: ModelConfig, labels: np.ndarray) -> dict[str, Any]:
 
 def standardize(X: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
-    return X if mean is None else (X - mean) / scale
+    if mean is None:
+        return X
+    out = X - mean  # a new array; dividing it in place saves a second copy of X (same values)
+    return np.divide(out, scale, out=out)
 
 
 @dataclass(frozen=True)
