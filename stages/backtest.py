@@ -1,15 +1,17 @@
-"""Stage `backtest`: the configured model retrained and scored on the prequential folds."""
+"""Stage `backtest`: the configured model retrained and scored on the prequential folds (fold 0, the
+configured split, by the bundle `train` fitted on it when it is that fit)."""
 
 from pathlib import Path
 
 from fraudpipe.backtest import backtest
 from fraudpipe.io import write_json
 from fraudpipe.metrics import MetricConfig
-from fraudpipe.model import ModelConfig
+from fraudpipe.model import ModelConfig, load_bundle
 from fraudpipe.split import SplitConfig, read_periods
 from fraudpipe.stage import load_params, run
 
 FEATURES = Path("data/features/features.parquet")
+BUNDLE_DIR = Path("models/bundle")  # fold 0's fit, when its params and training data are this fold's
 BACKTEST = Path("reports/backtest.json")  # reproducible: byte-identical on rerun
 
 
@@ -19,7 +21,7 @@ def main() -> None:
     model_config = ModelConfig.parse(params["model"], "model")
     k = MetricConfig.of(params["evaluate"]).card_precision_k  # dvc.yaml declares evaluate.card_precision_k only
     table = read_periods(FEATURES, split_config, split_config.n_folds)  # the folds' weeks only
-    summary, _ = backtest(table, split_config, model_config, k)
+    summary, _ = backtest(table, split_config, model_config, k, load_bundle(BUNDLE_DIR))
     write_json(summary, BACKTEST)
     print(
         f"backtest: {model_config.name} on {summary['n_folds']} folds: "

@@ -64,3 +64,21 @@ def test_text_ids_give_the_same_folds(table):
     assert {"007", "7"} <= set(text["customer_id"])
     split, config = SplitConfig.parse(SPLIT, "split"), small_config("logistic_regression")
     assert backtest(text, split, config, k=5) == backtest(table, split, config, k=5)
+
+
+def test_the_bundle_train_fitted_on_fold_0_stands_in_for_its_fit(table, tmp_path):
+    """The shipped bundle (saved and loaded, as the stage reads it) is fold 0's fit when its params
+    and training rows are fold 0's: the folds come out the same; any other bundle is not used."""
+    from fraudpipe.model import fitted_on, load_bundle, save_bundle
+
+    split, config = SplitConfig.parse(SPLIT, "split"), small_config("decision_tree")
+    fold0 = time_split(table, split)
+    save_bundle(train_bundle(fold0.train, config), tmp_path / "bundle")
+    shipped = load_bundle(tmp_path / "bundle")
+    assert fitted_on(shipped, fold0.train, config)
+    assert not fitted_on(shipped, time_split(table, split, shift_days=split.test_days).train, config)  # other rows
+    assert not fitted_on(shipped, fold0.train, config.replace(random_state=config.random_state + 1))  # other params
+    assert backtest(table, split, config, k=5, trained=shipped) == backtest(table, split, config, k=5)
+    other = train_bundle(fold0.train, config.replace(random_state=config.random_state + 1))
+    assert evaluate_folds(prequential_folds(table, split), config, k=5, trained=other) == evaluate_folds(
+        prequential_folds(table, split), config, k=5)

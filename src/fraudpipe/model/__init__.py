@@ -14,6 +14,6 @@ use are importable from here.
 
 from fraudpipe.model.bundle import Bundle, load_bundle, save_bundle
 from fraudpipe.model.config import ModelConfig
-from fraudpipe.model.training import train_bundle, training_summary
+from fraudpipe.model.training import fitted_on, train_bundle, training_summary
 
-__all__ = ["Bundle", "ModelConfig", "load_bundle", "save_bundle", "train_bundle", "training_summary"]
+__all__ = ["Bundle", "ModelConfig", "fitted_on", "load_bundle", "save_bundle", "train_bundle", "training_summary"]

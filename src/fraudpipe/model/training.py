@@ -148,6 +148,16 @@ def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = N
     return Bundle(metadata, final.predictor, final.mean, final.scale)
 
 
+def fitted_on(bundle: Bundle, train: pd.DataFrame, config: ModelConfig) -> bool:
+    """Whether ``bundle`` is what ``train_bundle(train, config)`` returns: the same model config and
+    training rows, by its recorded params and data hash (the fit is deterministic), so a caller
+    that needs that fit can use the bundle instead of fitting again."""
+    return (
+        bundle.metadata.get("params") == config.to_dict()
+        and bundle.metadata.get("training", {}).get("data_sha256") == table_sha256(train)
+    )
+
+
 def log_fit(live: Live, fitted: FittedModel, slices: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """One point per curve for fits without boosting rounds, so every model leaves curves in
     `plots/metrics/<slice>/` (a declared DVC plots output must exist whatever the estimator)."""
