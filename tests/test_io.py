@@ -99,3 +99,20 @@ def test_write_text_and_optional_reads(tmp_path):
     assert (tmp_path / "sub" / "t.txt").read_text() == "hello\n"
     assert read_parquet_if_exists(tmp_path / "absent.parquet") is None
     assert os.listdir(tmp_path / "sub") == ["t.txt"]
+
+
+def test_read_parquet_reads_only_the_rows_a_filter_keeps_and_names_a_missing_column(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from fraudpipe.errors import DataError
+    from fraudpipe.io import read_parquet, write_parquet
+
+    table = pd.DataFrame({"t": pd.date_range("2018-04-01", periods=10, freq="D"), "v": range(10)})
+    write_parquet(table, tmp_path / "t.parquet")
+    since = read_parquet(tmp_path / "t.parquet", filters=[("t", ">=", pd.Timestamp("2018-04-08"))])
+    pd.testing.assert_frame_equal(since, table.iloc[7:].reset_index(drop=True))
+    assert read_parquet(tmp_path / "t.parquet", columns=["v"]).columns.tolist() == ["v"]
+    for kwargs in ({"columns": ["v", "tx_fraud"]}, {"filters": [("tx_fraud", "==", 1)]}):
+        with pytest.raises(DataError, match=r"t.parquet lacks column\(s\) \['tx_fraud'\]; it has t, v"):
+            read_parquet(tmp_path / "t.parquet", **kwargs)

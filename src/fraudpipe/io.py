@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fraudpipe.errors import DataError
+
 
 def _temporary_name(target: Path) -> Path:
     """A fresh hidden name beside ``target`` (the rename onto it is atomic on one file system),
@@ -80,7 +82,14 @@ def read_parquet(
 ) -> pd.DataFrame:
     """``filters`` (pyarrow's, e.g. ``[("tx_datetime", ">=", start)]``) skip the row groups their
     statistics rule out and drop the other rows before pandas sees them: a stage that needs a few
-    weeks of a long history never holds the rest in memory."""
+    weeks of a long history never holds the rest in memory. A column either names that the file
+    lacks is a DataError naming it (pyarrow's own error would be a traceback)."""
+    if columns is not None or filters is not None:
+        names = pq.read_schema(path).names
+        absent = [c for c in dict.fromkeys([*(columns or ()), *(f[0] for f in filters or ())]) if c not in names]
+        if absent:
+            shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+            raise DataError(f"{path} lacks column(s) {absent}; it has {shown}")
     return pd.read_parquet(path, columns=columns, filters=filters)
 
 
