@@ -97,14 +97,14 @@ def service_log_window(
     if logged[TRANSACTION_ID].duplicated().any():  # the service answers a retried id from its state, never twice
         raise DataError(f"{source}: transaction_id {logged[TRANSACTION_ID][logged[TRANSACTION_ID].duplicated()].iloc[0]!r} "
                         "was scored twice: not a log written by `fraudpipe serve`")
+    logged_ids = canonical_ids(logged[TRANSACTION_ID], TRANSACTION_ID)
     labels = log.labels.drop_duplicates(TRANSACTION_ID, keep="last")
     fraud = pd.Series(labels[TX_FRAUD].to_numpy(), index=canonical_ids(labels[TRANSACTION_ID], TRANSACTION_ID))
-    logged[TX_FRAUD] = pd.array(fraud.reindex(canonical_ids(logged[TRANSACTION_ID], TRANSACTION_ID)).to_numpy(), dtype="Int8")
+    logged[TX_FRAUD] = pd.array(fraud.reindex(logged_ids).to_numpy(), dtype="Int8")
 
     start = logged[TX_DATETIME].min() - pd.Timedelta(seconds=config.retention_days * SECONDS_PER_DAY)
     before = history[(history[TX_DATETIME] >= start) & (history[TX_DATETIME] <= logged[TX_DATETIME].max())]
-    before = before[~np.isin(canonical_ids(before[TRANSACTION_ID], TRANSACTION_ID),
-                             canonical_ids(logged[TRANSACTION_ID], TRANSACTION_ID))]  # fmt: skip
+    before = before[~pd.Index(canonical_ids(before[TRANSACTION_ID], TRANSACTION_ID)).isin(logged_ids)]  # hashed, not O(n*m)
     columns = [c for c in (*TRANSACTION_COLUMNS, *COORDINATE_COLUMNS) if c in before or c in logged]
     tx = _union(before.reindex(columns=columns), logged.reindex(columns=columns))
     tx["_logged"] = np.r_[np.zeros(len(before), bool), np.ones(len(logged), bool)]
