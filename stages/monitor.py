@@ -58,7 +58,7 @@ def main() -> None:
     )
     write_json(result.metrics, DRIFT)
     write_json(feature_records(result), FEATURES)
-    write_text(render(result), REPORT)
+    write_text(render(result, window.description), REPORT)
     print(f"monitor: {len(reference):,} reference rows against {window.description} -> {REPORT}\n  {result.summary}")
     if result.metrics["alert"] and config.fail_on_alert:
         raise MonitoringAlert(f"{result.summary} (see {REPORT}; monitor.fail_on_alert is true: set it to false to "
