@@ -52,6 +52,7 @@ from fraudpipe.serve.schema import (
     problems,
 )
 from fraudpipe.serve.service import Refused, Service, describe, store_name
+from fraudpipe.serve.store import StoreUnavailable
 
 CONFIG_ENV = "FRAUDPIPE_SERVE_CONFIG"  # the parent's configuration, for the worker processes (JSON)
 
@@ -65,7 +66,7 @@ _ERRORS = {
     409: "transaction_id already used for another transaction",
     413: "Body larger than --max-body-bytes",
     422: "A field is missing, of the wrong type or out of range (each named in `errors`)",
-    503: "Model and state still loading, or the journal cannot be written",
+    503: "Model and state still loading, or the journal or the Redis state store cannot be reached",
 }
 
 
@@ -102,6 +103,14 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
 def _score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
     return {"transaction_id": tx.transaction_id, "fraud_probability": scored.score, "alert": scored.alert,
             "threshold": scored.threshold, "model_version": scored.model_version}  # fmt: skip
+
+
+def _size(service: Service) -> dict[str, int]:
+    """The store's counts for /metrics; none while a shared store is unreachable (the gauges read 0)."""
+    try:
+        return service.store.size()
+    except StoreUnavailable:
+        return {}
 
 
 class _Holder:
@@ -145,7 +154,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             return
         gc.freeze()  # the loaded state is long-lived: keep the collector from walking it again and again
         holder.service = service
-        metrics.loaded(service.version, service.threshold, service.store.size, service.journal_entries)
+        metrics.loaded(service.version, service.threshold, lambda: _size(service), service.journal_entries)
         print(describe(service, config), flush=True)
 
     def _fail(message: str) -> None:
@@ -289,8 +298,12 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         if service is None:
             status = "failed" if holder.failure else "loading"
             return _json(503, {"status": status, "detail": holder.failure or "loading the model and the state"})
+        try:
+            size = service.store.size()
+        except StoreUnavailable as exc:
+            return _json(503, {"status": "store unavailable", "detail": str(exc)})
         return _json(200, {"status": "ready", "model_version": service.version, "store": store, "workers": config.workers,
-                           "pid": os.getpid(), **service.store.size(), "journal_entries": service.journal_entries()})  # fmt: skip
+                           "pid": os.getpid(), **size, "journal_entries": service.journal_entries()})  # fmt: skip
 
     @app.get("/metrics", summary="Prometheus text format")
     async def prometheus() -> Response:

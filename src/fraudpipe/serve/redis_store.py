@@ -64,7 +64,7 @@ from fraudpipe.contract import (
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features import FeatureConfig, feature_names, split_cents
 from fraudpipe.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
-from fraudpipe.serve.store import InProcessStore, Prepared, Scored, Transaction, epoch_second
+from fraudpipe.serve.store import InProcessStore, Prepared, Scored, StoreUnavailable, Transaction, epoch_second
 
 FORMAT = 1
 SCHEMES = ("redis://", "rediss://", "unix://")
@@ -164,6 +164,22 @@ return prune(ARGV[1], now, tonumber(ARGV[2]))
 
 def is_redis_url(value: str) -> bool:
     return value.startswith(SCHEMES)
+
+
+def _reaching(method):  # noqa: ANN001, ANN202
+    """A request's store call: Redis down or timing out is ``StoreUnavailable`` (503), not a 500."""
+    import functools
+
+    import redis
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            raise StoreUnavailable(f"the Redis state store is unavailable ({type(exc).__name__}: {exc}); nothing was recorded") from None
+
+    return call
 
 
 def connect(url: str):  # noqa: ANN201
@@ -306,11 +322,13 @@ class RedisStore:
         xy = (_xy(found[3]), _xy(found[4])) if self._locations else (None, None)
         return History(customer, terminal, c, term, *xy)
 
+    @_reaching
     def get_history(self, customer_id: str, terminal_id: str, t: int) -> History:
         pipe = self.client.pipeline(transaction=False)
         self._history_reads(pipe, customer_id, terminal_id, t)
         return self._history(customer_id, terminal_id, pipe.execute())
 
+    @_reaching
     def prepare(self, tx: Transaction) -> Prepared:
         """One round trip: the answer given to this id, whether it is held, the clock, the history."""
         p = self.prefix
@@ -323,6 +341,7 @@ class RedisStore:
         scored = None if found[0] is None else _answer(tx.transaction_id, found[0])
         return Prepared(scored, bool(found[1]), self._earliest(found[2]), self._history(tx.customer_id, tx.terminal_id, found[3:]))
 
+    @_reaching
     def add_transaction(self, scored: Scored) -> Scored | None:
         tx = scored.transaction
         cx, cy, tx_, ty = tx.coordinates
@@ -335,16 +354,19 @@ class RedisStore:
             return None
         return _answer(tx.transaction_id, found)  # another worker recorded this transaction_id first
 
+    @_reaching
     def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
         if int(tx_fraud) not in (0, 1):
             raise DataError(f"{TX_FRAUD} must be 0 or 1, got {tx_fraud!r} (transaction_id {transaction_id})")
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
         return bool(self._label(args=[self.prefix, transaction_id, int(tx_fraud), now]))
 
+    @_reaching
     def get_scored(self, transaction_id: str) -> Scored | None:
         raw = self.client.hget(f"{self.prefix}:scored", transaction_id)
         return None if raw is None else _answer(transaction_id, raw)
 
+    @_reaching
     def has_transaction(self, transaction_id: str) -> bool:
         return bool(self.client.hexists(f"{self.prefix}:tx", transaction_id))
 
@@ -357,9 +379,11 @@ class RedisStore:
             earliest = max(earliest, int(since) + self.config.retention_days * SECONDS_PER_DAY)
         return earliest
 
+    @_reaching
     def earliest_exact(self) -> int | None:
         return self._earliest(self.client.hmget(f"{self.prefix}:clock", "now", "complete_since"))
 
+    @_reaching
     def size(self) -> dict[str, int]:
         p = self.prefix
         pipe = self.client.pipeline(transaction=False)

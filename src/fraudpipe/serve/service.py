@@ -34,7 +34,7 @@ from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.fastpath import RowScorer
 from fraudpipe.serve.journal import Journal, latest_snapshot
 from fraudpipe.serve.schema import LabelIn, TransactionIn
-from fraudpipe.serve.store import InProcessStore, Scored, StateStore, Transaction, epoch_second
+from fraudpipe.serve.store import InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 
 STORE_NAME = "in-process state store"
 
@@ -117,6 +117,12 @@ class Service:
 
     def score(self, body: TransactionIn) -> tuple[Scored, bool]:
         """The answer for one transaction, and whether it is a retry (the answer given before)."""
+        try:
+            return self._score(body)
+        except StoreUnavailable as exc:
+            raise Refused(503, "store", str(exc)) from None
+
+    def _score(self, body: TransactionIn) -> tuple[Scored, bool]:
         when = body.naive_utc
         tx = Transaction(canonical_id(body.transaction_id), canonical_id(body.customer_id), canonical_id(body.terminal_id),
                          when, epoch_second(when), body.tx_amount, body.coordinates)  # fmt: skip
@@ -156,6 +162,12 @@ class Service:
                           f"{self.config.max_future_seconds} s after this server's clock, --max-future-seconds)")  # fmt: skip
 
     def label(self, body: LabelIn) -> None:
+        try:
+            self._label(body)
+        except StoreUnavailable as exc:
+            raise Refused(503, "store", str(exc)) from None
+
+    def _label(self, body: LabelIn) -> None:
         key = canonical_id(body.transaction_id)
         if not self.store.has_transaction(key):
             days = self.store.config.retention_days + self.config.late_days

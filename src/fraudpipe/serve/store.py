@@ -78,6 +78,10 @@ class Scored:
     model_version: str
 
 
+class StoreUnavailable(DataError):
+    """A shared store could not be reached for a request (the service answers 503: retry later)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """Everything scoring one transaction reads from the store (``StateStore.prepare``)."""
