@@ -239,7 +239,7 @@ def test_the_service_log_read_from_redis_is_the_journal_s(redis_server, tmp_path
     old = LabelIn(transaction_id=int(w.tx[w.tx[TX_DATETIME] < w.cut]["transaction_id"].iat[-1]), tx_fraud=1)
     journalled.label(old), shared.label(old)  # a label for the history the service started from counts too
     journalled.close(), shared.close()
-    expected, got = read_service_log(tmp_path / "journal"), read_redis_log(redis_server.unix_url, "m")
+    expected, got = read_service_log(tmp_path / "journal"), read_service_log(redis_server.unix_url, redis_prefix="m")
     assert len(got.scored) == 120 and len(got.labels) == 13
     pd.testing.assert_frame_equal(got.scored, expected.scored)
     pd.testing.assert_frame_equal(got.labels.drop(columns="received_at"), expected.labels.drop(columns="received_at"))

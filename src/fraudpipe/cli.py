@@ -218,10 +218,12 @@ def serve(
         config = ServeConfig.parse(options, "serve")
         from fraudpipe.serve.service import preflight
 
-        preflight(config)
+        seeded = preflight(config)
     except PipelineError as exc:
         typer.echo(f"serve failed: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from None
+    if seeded:
+        typer.echo(seeded)
     from fraudpipe.serve.app import run
 
     raise typer.Exit(run(config))

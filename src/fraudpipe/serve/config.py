@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from fraudpipe.config import Config
+from fraudpipe.config import Config, rule_error
 from fraudpipe.errors import ConfigError
 
 
@@ -67,8 +67,9 @@ class ServeConfig(Config):
     @model_validator(mode="after")
     def _shared_state_for_workers(self) -> ServeConfig:
         if self.workers > 1 and not self.shared:
-            raise ValueError(f"--workers {self.workers} needs a shared state store: each worker would keep its own history "
-                             "in process and score from a part of it; add --store redis://host:port/db (or run --workers 1)")  # fmt: skip
+            raise rule_error(f"--workers {self.workers} needs a shared state store: each worker would keep its own history in "
+                             "process and score from a part of it; add --store redis://host:port/db (or run --workers 1)",
+                             self.workers, key="workers")  # fmt: skip
         return self
 
     @property

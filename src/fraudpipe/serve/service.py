@@ -46,8 +46,8 @@ def store_name(config: ServeConfig) -> str:
     from urllib.parse import urlsplit
 
     url = urlsplit(config.store)
-    where = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")) if url.password else url
-    return f"Redis state store {where.geturl()} (prefix {config.redis_prefix})"
+    where = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl() if url.password else config.store
+    return f"Redis state store {where} (prefix {config.redis_prefix})"
 
 
 class Refused(DataError):
@@ -250,11 +250,11 @@ def _check_base(journal: Journal, state: Path) -> None:
         journal.set_meta("base", identity)
 
 
-def preflight(config: ServeConfig) -> None:
+def preflight(config: ServeConfig) -> str | None:
     """What `fraudpipe serve` checks before it binds the port, each failure one line: the bundle (its
     sha256 sums), the state it would start from and its features, the journal directory, the API key.
     With Redis it seeds the shared state (once: a state already there is checked and kept), so that
-    the workers it then starts only attach."""
+    the workers it then starts only attach; it returns the line that says so (None otherwise)."""
     bundle = load_bundle(config.model, nthread=1)
     if config.shared:
         from fraudpipe.serve.redis_store import RedisStore
@@ -267,7 +267,10 @@ def preflight(config: ServeConfig) -> None:
         finally:
             store.close()
         config.api_key()
-        return
+        if not store.seeded:
+            return None
+        return (f"fraudpipe serve: seeded the shared state in the {store_name(config)} from {config.state}: "
+                f"{store.meta['transactions']:,} transactions in {store.meta['seed_seconds']:.1f} s")  # fmt: skip
     found = latest_snapshot(config.journal_dir)
     state = found[0] if found else config.state
     path = state / STATE_FILE
@@ -286,6 +289,7 @@ def preflight(config: ServeConfig) -> None:
     if not os.access(config.journal_dir, os.W_OK):
         raise DataError(f"{config.journal_dir} is not writable: the journal must be (--journal-dir)")
     config.api_key()
+    return None
 
 
 def describe(service: Service, config: ServeConfig) -> str:
