@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 
 import httpx
@@ -78,6 +79,15 @@ def test_two_workers_sharing_redis_score_as_one_in_process_worker(redis_server, 
         assert retry.headers.get("idempotent-replayed") == "true" and retry.json()["fraud_probability"] == got[0]
         conflict = workers[1].score(body(test.iloc[0], tx_amount=1.0))
         assert conflict.status_code == 409 and "was scored with other values" in conflict.json()["detail"]
+        snap = workers[0].client.post("/v1/admin/snapshot")  # with Redis: a rewrite of its append-only file
+        assert snap.status_code == 200 and snap.json()["transactions"] == sizes[2]["transactions"], snap.text
+        assert snap.json()["aof_rewrite"] == "started" or snap.json()["aof_rewrite"].startswith("not started (")  # one running
+        workers[1].proc.send_signal(signal.SIGUSR1)
+        for _ in range(100):
+            if "SIGUSR1: Redis append-only file rewrite" in workers[1].stdout.read_text():
+                break
+            time.sleep(0.1)
+        assert "SIGUSR1: Redis append-only file rewrite" in workers[1].stdout.read_text(), workers[1].output()
     finally:
         for s in (*workers, reference):
             s.stop()

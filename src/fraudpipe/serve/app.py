@@ -172,6 +172,10 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         except (PipelineError, OSError) as exc:
             print(f"fraudpipe serve: snapshot failed: {exc}", file=sys.stderr, flush=True)
             return
+        if "aof_rewrite" in done:  # the state is in Redis
+            print(f"fraudpipe serve: SIGUSR1: Redis append-only file rewrite: {done['aof_rewrite']} "
+                  f"({done['transactions']:,} transactions)", flush=True)  # fmt: skip
+            return
         print(f"fraudpipe serve: SIGUSR1: snapshot {done['snapshot']} ({done['transactions']:,} transactions, "
               f"{done['seconds']} s); journal truncated through entry {done['journal_seq']}", flush=True)  # fmt: skip
 
