@@ -26,7 +26,7 @@ from fraudpipe.serve.redis_store import RedisStore
 from fraudpipe.serve.redis_store import read_service_log as read_redis_log
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.service import Service
-from fraudpipe.serve.store import InProcessStore, Scored, Transaction, epoch_second
+from fraudpipe.serve.store import Conflict, InProcessStore, Scored, Transaction, epoch_second
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -106,6 +106,38 @@ def test_retries_late_arrivals_labels_and_answers_behave_as_in_process(redis_ser
     pd.testing.assert_frame_equal(shared.to_in_process().state.history(), local.state.history())
     later = transaction(rows[-1], tid="probe", when=pd.Timestamp(rows[-1].tx_datetime).to_pydatetime() + timedelta(days=8))
     assert_same_step(local, shared, later, w.config)  # the labels count in the terminal windows alike
+
+
+def test_two_workers_scoring_one_card_at_once_are_serialised(redis_server):
+    """Both read the card's history before either writes: the second write is refused (Conflict), and
+    read again it sees the first, as one worker would have; a label on the terminal does the same."""
+    w = world()
+    a, b = (RedisStore.open(redis_server.unix_url, "c", w.state_dir, 1) for _ in range(2))
+    local = InProcessStore.load(w.state_dir, 1)
+    test = w.test
+    customer = test["customer_id"].value_counts().index[0]
+    first, second = (transaction(r) for r in test[test["customer_id"] == customer].head(2).itertuples())
+    read_a, read_b = a.prepare(first), b.prepare(second)
+    assert a.add_transaction(scored(first), read_a) is None
+    with pytest.raises(Conflict, match=f"customer {customer} or terminal"):
+        b.add_transaction(scored(second), read_b)
+    assert not a.has_transaction(second.transaction_id)  # nothing of it was written
+    local.add_transaction(scored(first))
+    assert_same_step(local, b, second, w.config)  # read again: the first transaction is in its windows
+    assert b.add_transaction(scored(second), b.prepare(second)) is None
+    local.add_transaction(scored(second))
+    third = transaction(test[(test["terminal_id"] == int(second.terminal_id)) & (test[TX_DATETIME] > second.tx_datetime)].iloc[0])
+    read = a.prepare(third)
+    assert b.add_label(second.transaction_id, 1) and local.add_label(second.transaction_id, 1)
+    with pytest.raises(Conflict):
+        a.add_transaction(scored(third), read)
+    assert_same_step(local, a, third, w.config)
+    # a change to other histories does not disturb it: the card's third transaction, on another terminal
+    others = test[(test["customer_id"] != customer) & ~test["terminal_id"].isin(test[test["customer_id"] == customer]["terminal_id"])]
+    unrelated = transaction(others.iloc[0])
+    read = a.prepare(unrelated)
+    b.add_transaction(scored(transaction(test[test["customer_id"] == customer].iloc[2])))
+    assert a.add_transaction(scored(unrelated), read) is None
 
 
 def test_old_transactions_and_their_answers_are_forgotten_at_the_same_moments(redis_server, tmp_path):

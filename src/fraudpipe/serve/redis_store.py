@@ -20,11 +20,16 @@ Keys, under a prefix (``--redis-prefix``, default ``fraudpipe``; one prefix = on
     P:f:<terminal>  the same members, only those labelled fraud (a label adds or removes one)
     P:scored        hash transaction_id -> JSON answer (for retries, and monitoring's service log)
     P:labels        hash transaction_id -> JSON [tx_fraud, received_at, lseq] (labels received)
+    P:ver           hash "c:<customer>" / "t:<terminal>" -> a counter bumped by every change of that history
     P:xy:c, P:xy:t  hash id -> "x y": the last known locations (distance feature only)
 
 Every change is one Lua script (``_ADD``, ``_LABEL``): Redis runs it atomically, so two workers
-racing on one customer, or on one transaction_id, see one order; the pruning that the in-process
-state does once a day of data runs inside the same script at the same moment. A read is one
+racing on one transaction_id see one order; the pruning that the in-process state does once a day
+of data runs inside the same script at the same moment. Scoring reads the histories, computes in
+Python, then writes: optimistic concurrency makes that serializable. ``prepare`` reads the
+customer's and terminal's version counters with the histories; ``_ADD`` refuses (``Conflict``) when
+either moved meanwhile, and the service reads and scores again, so two transactions of one card
+arriving at two workers at once are scored as if one came first (as one worker would). A read is one
 round trip (a pipeline of range queries bounded by the windows). Redis persistence (AOF,
 ``appendonly yes``) is the durable log: a script's writes are in it before the answer is sent.
 Keys are built inside the scripts from the prefix, so this needs one Redis (or a primary with
@@ -64,7 +69,7 @@ from fraudpipe.contract import (
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features import FeatureConfig, feature_names, split_cents
 from fraudpipe.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
-from fraudpipe.serve.store import InProcessStore, Prepared, Scored, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.store import Conflict, InProcessStore, Prepared, Scored, StoreUnavailable, Transaction, epoch_second
 
 FORMAT = 1
 SCHEMES = ("redis://", "rediss://", "unix://")
@@ -111,14 +116,22 @@ end
 """
 
 # KEYS: none (one Redis; keys are built from the prefix). ARGV: prefix, tid, customer, terminal, t, amount (repr),
-# answer (JSON), kept seconds, customer "x y" or '', terminal "x y" or ''.
-# Returns {1, seq} when added; {0, answer or false} when the transaction_id is already held.
+# answer (JSON), kept seconds, customer "x y" or '', terminal "x y" or '', the customer's and the terminal's
+# versions the features were computed at ('' and '': not checked).
+# Returns {1, seq} when added; {0, answer or false} when the transaction_id is already held; {2} when a
+# version moved (another worker changed that history: compute again).
 _ADD = _PRUNE + """
 local p, tid, customer, terminal = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local t, kept = tonumber(ARGV[5]), tonumber(ARGV[8])
 if redis.call('HEXISTS', p..':tx', tid) == 1 then
   return {0, redis.call('HGET', p..':scored', tid)}
 end
+if ARGV[11] ~= '' then
+  local seen = redis.call('HMGET', p..':ver', 'c:'..customer, 't:'..terminal)
+  if (seen[1] or '0') ~= ARGV[11] or (seen[2] or '0') ~= ARGV[12] then return {2} end
+end
+redis.call('HINCRBY', p..':ver', 'c:'..customer, 1)
+redis.call('HINCRBY', p..':ver', 't:'..terminal, 1)
 local seq = redis.call('HINCRBY', p..':clock', 'seq', 1)
 local pad = string.format('%012d', seq)
 local ckey, tkey = p..':c:'..customer, p..':t:'..terminal
@@ -154,6 +167,7 @@ local r = cjson.decode(raw)
 r[3] = fraud
 redis.call('HSET', p..':tx', tid, cjson.encode(r))
 local member = string.format('%012d', r[2])..'|'..tid
+redis.call('HINCRBY', p..':ver', 't:'..r[5], 1)  -- the terminal's frauds change: features read before are stale
 if fraud == 1 then
   redis.call('ZADD', p..':f:'..r[5], r[1], member)
 else
@@ -346,23 +360,29 @@ class RedisStore:
         pipe.hget(f"{p}:scored", tx.transaction_id)
         pipe.hexists(f"{p}:tx", tx.transaction_id)
         pipe.hmget(f"{p}:clock", "now", "complete_since")
+        pipe.hmget(f"{p}:ver", f"c:{tx.customer_id}", f"t:{tx.terminal_id}")
         self._history_reads(pipe, tx.customer_id, tx.terminal_id, tx.t)
         found = pipe.execute()
         scored = None if found[0] is None else _answer(tx.transaction_id, found[0])
-        return Prepared(scored, bool(found[1]), self._earliest(found[2]), self._history(tx.customer_id, tx.terminal_id, found[3:]))
+        version = tuple(v or "0" for v in found[3])
+        return Prepared(scored, bool(found[1]), self._earliest(found[2]), self._history(tx.customer_id, tx.terminal_id, found[4:]),
+                        version)  # fmt: skip
 
     @_reaching
-    def add_transaction(self, scored: Scored) -> Scored | None:
+    def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
         tx = scored.transaction
         cx, cy, tx_, ty = tx.coordinates
         given = ("" if cx is None else f"{float(cx)!r} {float(cy)!r}", "" if tx_ is None else f"{float(tx_)!r} {float(ty)!r}")
         if not self._locations:
             given = ("", "")
-        added, found = self._add(args=[self.prefix, tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, repr(float(tx.tx_amount)),
-                                       _answer_json(scored), self._kept, *given])  # fmt: skip
-        if added or found is None:
+        version = basis.version if basis is not None and basis.version is not None else ("", "")
+        result = self._add(args=[self.prefix, tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, repr(float(tx.tx_amount)),
+                                 _answer_json(scored), self._kept, *given, *version])  # fmt: skip
+        if result[0] == 2:
+            raise Conflict(f"the history of customer {tx.customer_id} or terminal {tx.terminal_id} changed since it was read")
+        if result[0] == 1 or result[1] is None:
             return None
-        return _answer(tx.transaction_id, found)  # another worker recorded this transaction_id first
+        return _answer(tx.transaction_id, result[1])  # another worker recorded this transaction_id first
 
     @_reaching
     def add_label(self, transaction_id: str, tx_fraud: int) -> bool:

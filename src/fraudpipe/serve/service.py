@@ -34,9 +34,10 @@ from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.fastpath import RowScorer
 from fraudpipe.serve.journal import Journal, latest_snapshot
 from fraudpipe.serve.schema import LabelIn, TransactionIn
-from fraudpipe.serve.store import InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.store import Conflict, InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 
 STORE_NAME = "in-process state store"
+_ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories
 
 
 def store_name(config: ServeConfig) -> str:
@@ -127,27 +128,33 @@ class Service:
         tx = Transaction(canonical_id(body.transaction_id), canonical_id(body.customer_id), canonical_id(body.terminal_id),
                          when, epoch_second(when), body.tx_amount, body.coordinates)  # fmt: skip
         store = self.store
-        found = store.prepare(tx)
-        if found.scored is not None:
-            _check_retry(found.scored.transaction, tx)
-            return found.scored, True
-        if found.known:
-            raise Refused(409, "transaction_id", f"{tx.transaction_id} is in the history the service started from (not scored "
-                          "here): a transaction_id names one transaction, scored once")  # fmt: skip
-        self._check_time_and_amount(tx, found.earliest_exact)
-        try:
-            x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
-        except DataError as exc:  # a location the distance feature needs and nobody gave
-            raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
-        score = self.predict(x)
-        scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
-        if self.journal is not None:
-            self._append(self.journal.append_transaction, scored)
-        first = store.add_transaction(scored)
-        if first is not None:  # another worker scored this transaction_id meanwhile: its answer stands
-            _check_retry(first.transaction, tx)
-            return first, True
-        return scored, False
+        for _ in range(_ATTEMPTS):  # more than one only when another worker changes the same history meanwhile
+            found = store.prepare(tx)
+            if found.scored is not None:
+                _check_retry(found.scored.transaction, tx)
+                return found.scored, True
+            if found.known:
+                raise Refused(409, "transaction_id", f"{tx.transaction_id} is in the history the service started from (not "
+                              "scored here): a transaction_id names one transaction, scored once")  # fmt: skip
+            self._check_time_and_amount(tx, found.earliest_exact)
+            try:
+                x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+            except DataError as exc:  # a location the distance feature needs and nobody gave
+                raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
+            score = self.predict(x)
+            scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
+            if self.journal is not None:  # (the in-process store never conflicts: appended once)
+                self._append(self.journal.append_transaction, scored)
+            try:
+                first = store.add_transaction(scored, found)
+            except Conflict:
+                continue
+            if first is not None:  # another worker scored this transaction_id meanwhile: its answer stands
+                _check_retry(first.transaction, tx)
+                return first, True
+            return scored, False
+        raise Refused(503, "store", f"the history of customer {tx.customer_id} / terminal {tx.terminal_id} changed under each "
+                      f"of {_ATTEMPTS} attempts to score it; nothing was recorded, retry")  # fmt: skip
 
     def _check_time_and_amount(self, tx: Transaction, earliest: int | None) -> None:
         if tx.tx_amount > self.config.max_amount:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -82,6 +82,11 @@ class StoreUnavailable(DataError):
     """A shared store could not be reached for a request (the service answers 503: retry later)."""
 
 
+class Conflict(Exception):
+    """Another worker changed the customer's or terminal's history between ``prepare`` and
+    ``add_transaction``: the features read are stale; prepare and score again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """Everything scoring one transaction reads from the store (``StateStore.prepare``)."""
@@ -90,6 +95,7 @@ class Prepared:
     known: bool  # its transaction_id is held (scored, or in the history the store started from)
     earliest_exact: int | None  # ``StateStore.earliest_exact``
     history: History  # ``StateStore.get_history`` at its time
+    version: Any = None  # a shared store: what the history was read at (``add_transaction`` checks it is still current)
 
 
 class StateStore(Protocol):
@@ -106,10 +112,11 @@ class StateStore(Protocol):
         """What scoring ``tx`` reads, at once (a shared store: one round trip)."""
         ...
 
-    def add_transaction(self, scored: Scored) -> Scored | None:
+    def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
         """Add a scored transaction to the histories and remember its answer. A transaction_id already
         held is not added again: the answer recorded for it is returned (a shared store: another worker
-        scored it first), or None when there is none."""
+        scored it first), or None when there is none. ``basis``: what its features were computed from;
+        a shared store raises ``Conflict`` when another worker changed that history since."""
         ...
 
     def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
@@ -161,7 +168,7 @@ class InProcessStore:
         return Prepared(self._scored.get(tx.transaction_id), state.knows(tx.transaction_id), state.earliest_exact,
                         state.lookup(tx.customer_id, tx.terminal_id))  # fmt: skip
 
-    def add_transaction(self, scored: Scored) -> Scored | None:
+    def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
         tx = scored.transaction
         if self.state.knows(tx.transaction_id):
             return self._scored.get(tx.transaction_id)
