@@ -26,7 +26,7 @@ from fraudpipe.serve.redis_store import RedisStore
 from fraudpipe.serve.redis_store import read_service_log as read_redis_log
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.service import Service
-from fraudpipe.serve.store import Conflict, InProcessStore, Scored, Transaction, epoch_second
+from fraudpipe.serve.store import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -276,6 +276,17 @@ def test_the_service_log_read_from_redis_is_the_journal_s(redis_server, tmp_path
     pd.testing.assert_frame_equal(got.scored, expected.scored)
     pd.testing.assert_frame_equal(got.labels.drop(columns="received_at"), expected.labels.drop(columns="received_at"))
     assert got.labels["received_at"].notna().all() and got.labels["received_at"].dtype == expected.labels["received_at"].dtype
+
+
+def test_a_state_gone_from_redis_is_refused_not_scored_from_nothing(redis_server):
+    """Redis flushed (or restarted without its AOF) under a running worker: no score from an empty history."""
+    w = world()
+    store = RedisStore.open(redis_server.unix_url, "g", w.state_dir, 1)
+    tx = transaction(w.test.iloc[0])
+    assert store.prepare(tx).history.customer.times  # a known customer, with history
+    redis_server.client().flushall()
+    with pytest.raises(StoreUnavailable, match=r"the shared state \(prefix 'g'\) is gone from Redis .*restart `fraudpipe serve` to seed"):
+        store.prepare(tx)
 
 
 def test_an_unreachable_redis_is_one_line_naming_the_url(closed_port):

@@ -361,11 +361,15 @@ class RedisStore:
         pipe.hexists(f"{p}:tx", tx.transaction_id)
         pipe.hmget(f"{p}:clock", "now", "complete_since")
         pipe.hmget(f"{p}:ver", f"c:{tx.customer_id}", f"t:{tx.terminal_id}")
+        pipe.exists(f"{p}:meta")
         self._history_reads(pipe, tx.customer_id, tx.terminal_id, tx.t)
         found = pipe.execute()
+        if not found[4]:
+            raise StoreUnavailable(f"the shared state (prefix {p!r}) is gone from Redis (flushed, or restarted without its "
+                                   "append-only file): nothing was recorded; restart `fraudpipe serve` to seed it again")  # fmt: skip
         scored = None if found[0] is None else _answer(tx.transaction_id, found[0])
         version = tuple(v or "0" for v in found[3])
-        return Prepared(scored, bool(found[1]), self._earliest(found[2]), self._history(tx.customer_id, tx.terminal_id, found[4:]),
+        return Prepared(scored, bool(found[1]), self._earliest(found[2]), self._history(tx.customer_id, tx.terminal_id, found[5:]),
                         version)  # fmt: skip
 
     @_reaching
