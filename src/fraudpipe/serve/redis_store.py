@@ -10,7 +10,8 @@ Keys, under a prefix (``--redis-prefix``, default ``fraudpipe``; one prefix = on
     P:meta          JSON: the state it was seeded from (identity, as_of), features config, late_days.
                     Written last by the seeding worker: its presence means "loaded".
     P:seeding       the worker seeding now (SET NX with an expiry: one seeder, a dead one's lock lapses)
-    P:clock         hash: now (newest time seen), pruned_at, complete_since, seq (arrival counter), lseq
+    P:clock         hash: now (newest time seen), pruned_at, complete_since, seq (arrival counter), lseq (labels),
+                    changes (every change of a history: the versions)
     P:count         hash: customers, terminals (keys holding history, for /metrics)
     P:tx            hash transaction_id -> JSON [t, seq, label (-1 unknown), customer, terminal, amount]
     P:all           sorted set of transaction_ids by time (what pruning forgets)
@@ -20,14 +21,14 @@ Keys, under a prefix (``--redis-prefix``, default ``fraudpipe``; one prefix = on
     P:f:<terminal>  the same members, only those labelled fraud (a label adds or removes one)
     P:scored        hash transaction_id -> JSON answer (for retries, and monitoring's service log)
     P:labels        hash transaction_id -> JSON [tx_fraud, received_at, lseq] (labels received)
-    P:ver           hash "c:<customer>" / "t:<terminal>" -> a counter bumped by every change of that history
+    P:ver           hash "c:<customer>" / "t:<terminal>" -> the number (P:clock changes) of the last change of that history
     P:xy:c, P:xy:t  hash id -> "x y": the last known locations (distance feature only)
 
 Every change is one Lua script (``_ADD``, ``_LABEL``): Redis runs it atomically, so two workers
 racing on one transaction_id see one order; the pruning that the in-process state does once a day
 of data runs inside the same script at the same moment. Scoring reads the histories, computes in
 Python, then writes: optimistic concurrency makes that serializable. ``prepare`` reads the
-customer's and terminal's version counters with the histories; ``_ADD`` refuses (``Conflict``) when
+customer's and terminal's versions with the histories; ``_ADD`` refuses (``Conflict``) when
 either moved meanwhile, and the service reads and scores again, so two transactions of one card
 arriving at two workers at once are scored as if one came first (as one worker would). A read is one
 round trip (a pipeline of range queries bounded by the windows). Redis persistence (AOF,
@@ -92,12 +93,14 @@ local function prune(p, now, kept)
           done[ckey] = true
           if redis.call('ZREMRANGEBYSCORE', ckey, '-inf', horizon) > 0 and redis.call('EXISTS', ckey) == 0 then
             redis.call('HINCRBY', p..':count', 'customers', -1)
+            redis.call('HDEL', p..':ver', 'c:'..r[4])  -- a version read before differs from any set later: a retry
           end
         end
         if not done[tkey] then
           done[tkey] = true
           if redis.call('ZREMRANGEBYSCORE', tkey, '-inf', horizon) > 0 and redis.call('EXISTS', tkey) == 0 then
             redis.call('HINCRBY', p..':count', 'terminals', -1)
+            redis.call('HDEL', p..':ver', 't:'..r[5])
           end
           redis.call('ZREMRANGEBYSCORE', p..':f:'..r[5], '-inf', horizon)
         end
@@ -130,8 +133,8 @@ if ARGV[11] ~= '' then
   local seen = redis.call('HMGET', p..':ver', 'c:'..customer, 't:'..terminal)
   if (seen[1] or '0') ~= ARGV[11] or (seen[2] or '0') ~= ARGV[12] then return {2} end
 end
-redis.call('HINCRBY', p..':ver', 'c:'..customer, 1)
-redis.call('HINCRBY', p..':ver', 't:'..terminal, 1)
+local change = redis.call('HINCRBY', p..':clock', 'changes', 1)  -- never reused: a version cannot come back
+redis.call('HSET', p..':ver', 'c:'..customer, change, 't:'..terminal, change)
 local seq = redis.call('HINCRBY', p..':clock', 'seq', 1)
 local pad = string.format('%012d', seq)
 local ckey, tkey = p..':c:'..customer, p..':t:'..terminal
@@ -167,7 +170,8 @@ local r = cjson.decode(raw)
 r[3] = fraud
 redis.call('HSET', p..':tx', tid, cjson.encode(r))
 local member = string.format('%012d', r[2])..'|'..tid
-redis.call('HINCRBY', p..':ver', 't:'..r[5], 1)  -- the terminal's frauds change: features read before are stale
+-- the terminal's frauds change: features read before are stale
+redis.call('HSET', p..':ver', 't:'..r[5], redis.call('HINCRBY', p..':clock', 'changes', 1))
 if fraud == 1 then
   redis.call('ZADD', p..':f:'..r[5], r[1], member)
 else
@@ -230,7 +234,8 @@ def state_identity(state: Path) -> str:
 def _answer_json(scored: Scored) -> str:
     tx = scored.transaction
     return json.dumps([tx.customer_id, tx.terminal_id, tx.tx_datetime.isoformat(timespec="microseconds"), tx.tx_amount,
-                       list(tx.coordinates), scored.score, scored.alert, scored.threshold, scored.model_version])  # fmt: skip
+                       list(tx.coordinates), float(scored.score), bool(scored.alert), float(scored.threshold),
+                       scored.model_version])  # fmt: skip
 
 
 def _answer(tid: str, raw: str) -> Scored:
