@@ -6,6 +6,7 @@ not a test one. Uses the pipeline's outputs (models/bundle, data/features/online
 
     python benchmarks/serve.py                 # everything, about 3 minutes
     python benchmarks/serve.py --seconds 5     # shorter runs
+    python benchmarks/serve.py --json F        # also write the figures to F as JSON (benchmarks/run.py)
 
 It prints:
 - in process: p50/p99 of one transaction's online features + model (the fast path), and of the
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
     parser.add_argument("--rates", default="100,300,600", help="fixed request rates, comma-separated")
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
     parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--setup", default="uvloop+httptools", help=argparse.SUPPRESS)
@@ -281,9 +283,12 @@ def main() -> None:
 
     print("in process, one transaction at a time (3,000 new transactions on the default state):")
     timings = in_process()
-    print(f"  fast path (float32 row -> XGBoost's C entry point): {'on' if timings.pop('fast') else 'OFF (fallback)'}")
+    fast = bool(timings.pop("fast"))
+    print(f"  fast path (float32 row -> XGBoost's C entry point): {'on' if fast else 'OFF (fallback)'}")
     for name, ms in timings.items():
         print(f"  {name:<36} p50 {np.percentile(ms, 50):.3f} ms   p99 {np.percentile(ms, 99):.3f} ms")
+    figures: dict = {"fast_path": fast, "in_process": {name: {"p50_ms": round(float(np.percentile(ms, 50)), 4),
+                                                              "p99_ms": round(float(np.percentile(ms, 99)), 4)} for name, ms in timings.items()}}  # fmt: skip
 
     rates = [float(r) for r in args.rates.split(",") if r]
     results = {setup: http_runs(setup, rates, args.seconds) for setup in args.setups.split(",")}
@@ -298,7 +303,10 @@ def main() -> None:
         ours, empty, naive = saturated["POST /v1/score"], saturated["POST /bench/empty"], saturated["POST /bench/naive"]
         print(f"  {setup:<17} /v1/score at saturation: {ours:,.0f} req/s = {ours / empty:.0%} of the empty endpoint, "
               f"{ours / naive:.1f}x the naive one")  # fmt: skip
-    print(json.dumps({setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()}))
+    figures["http"] = {setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()}
+    print(json.dumps(figures["http"]))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":
