@@ -440,8 +440,9 @@ def noop_against_status(clone: Path, runs: int) -> NoOp:
     return NoOp(repro_seconds=r, status_seconds=s, ratio=round(r / s, 3), repro_runs=times["repro"], status_runs=times["status"])
 
 
-def io_floors(clone: Path) -> dict[str, float]:
-    """Per stage: reading its Parquet inputs and writing its Parquet outputs (as dvc.yaml declares them)."""
+def io_floors(clone: Path, repeats: int = 2) -> dict[str, float]:
+    """Per stage: reading its Parquet inputs and writing its Parquet outputs (as dvc.yaml declares
+    them), best of ``repeats`` (the machine is shared: the best run is the closest to the floor)."""
     from fraudpipe.io import read_parquet, write_parquet
 
     def parquet_files(entries: Iterable[Any]) -> list[Path]:
@@ -455,23 +456,25 @@ def io_floors(clone: Path) -> dict[str, float]:
         return files
 
     stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
-    floors = {}
+    floors: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, stage in stages.items():
-            start = time.perf_counter()
-            for path in parquet_files(stage.get("deps", [])):
-                read_parquet(path)
-            reading = time.perf_counter() - start
-            frames = [read_parquet(path) for path in parquet_files(stage.get("outs", []))]  # not timed: only the writing is
-            start = time.perf_counter()
-            for k, frame in enumerate(frames):
-                write_parquet(frame, Path(tmp) / f"{k}.parquet")
-            floors[name] = reading + time.perf_counter() - start
+            inputs, outputs = parquet_files(stage.get("deps", [])), parquet_files(stage.get("outs", []))
+            frames = [read_parquet(path) for path in outputs]  # not timed: only their writing is
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for path in inputs:
+                    read_parquet(path)
+                for k, frame in enumerate(frames):
+                    write_parquet(frame, Path(tmp) / f"{k}.parquet")
+                floors[name] = min(floors.get(name, math.inf), time.perf_counter() - start)
+            del frames
     return floors
 
 
 def fit_floor(clone: Path) -> dict[str, float]:
-    """One fit of the configured model on the clone's training period, and scoring its test period."""
+    """One fit of the configured model on the clone's training period (the library's `fit_model`:
+    standardising and the estimator, no threshold), and scoring its test period."""
     import numpy as np
 
     from fraudpipe.contract import TX_FRAUD, feature_columns
@@ -484,9 +487,11 @@ def fit_floor(clone: Path) -> dict[str, float]:
     train = read_parquet(clone / "data/split/train.parquet")
     features = feature_columns(train)
     X, y = train[features].to_numpy(dtype=np.float64), train[TX_FRAUD].to_numpy(dtype=np.int8)
-    start = time.perf_counter()
-    fit_model(X, y, config, features)
-    fit = time.perf_counter() - start
+    fit = math.inf
+    for _ in range(2):  # best of two: the machine is shared
+        start = time.perf_counter()
+        fit_model(X, y, config, features)
+        fit = min(fit, time.perf_counter() - start)
     bundle, test = load_bundle(clone / "models/bundle"), read_parquet(clone / "data/split/test.parquet")
     start = time.perf_counter()
     bundle.score(test)
