@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick                  # small data and short runs: a few minutes
     python benchmarks/run.py --only pipeline,serve    # a subset (suites: see --help)
     python benchmarks/run.py --sizes 0.25,1           # the size series, in millions of transactions
+    python benchmarks/run.py --readme                 # also paste results.md into the README
 
 Writes ``reports/benchmarks/results.json`` (machine-readable, schema: ``Results`` below) and
 ``reports/benchmarks/results.md`` (the same as Markdown tables). Both are wall-clock figures that
@@ -54,6 +55,8 @@ from pydantic import BaseModel, ConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "benchmarks"
+README = ROOT / "README.md"
+README_MARKERS = ("<!-- benchmarks:start: reports/benchmarks/results.md -->", "<!-- benchmarks:end -->")
 BENCHMARKS = ("simulate", "features", "validate", "serve", "monitor")
 SUITES = (*BENCHMARKS, "pipeline", "sizes")
 
@@ -322,6 +325,16 @@ def render_markdown(results: Results) -> str:
             rows.append((name, b.status, _fmt(b.seconds, 0), f"`{b.command}`", shown or (b.error or "")))
         lines += _table(("benchmark", "status", "s", "command", "figures (all in results.json)"), rows)
     return "\n".join(lines) + "\n"
+
+
+def in_readme(readme: str, markdown: str) -> str:
+    """The README with results.md between its benchmark markers (headings one level down, no title)."""
+    start, end = README_MARKERS
+    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
+        raise ValueError(f"README.md needs one {start} ... {end} section")
+    body = [("#" + line if line.startswith("## ") else line) for line in markdown.splitlines() if not line.startswith("# ")]
+    head, rest = readme.split(start, 1)
+    return head + start + "\n" + "\n".join(body).strip("\n") + "\n" + end + rest.split(end, 1)[1]
 
 
 def _serve_headlines(figures: Mapping[str, Any]) -> list[str]:
@@ -630,7 +643,15 @@ def main() -> None:
     parser.add_argument("--noop-runs", type=int, help="no-op dvc repro / dvc status runs (median; default 5, --quick 3)")
     parser.add_argument("--out", type=Path, default=OUT, help="where results.json and results.md go")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clones and stage profiles")
+    parser.add_argument("--readme", action="store_true", help="also paste results.md into README.md's benchmark section")
+    parser.add_argument("--from-json", type=Path, help="run nothing: render this results.json into results.md (and --readme)")
     args = parser.parse_args()
+    if args.from_json:
+        results = Results.model_validate_json(args.from_json.read_text())
+        (args.out / "results.md").write_text(render_markdown(results))
+        if args.readme:
+            README.write_text(in_readme(README.read_text(), render_markdown(results)))
+        return
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SUITES))
     if unknown:
@@ -639,6 +660,8 @@ def main() -> None:
     noop_runs = args.noop_runs or (3 if args.quick else 5)
     results = run(only, sizes, args.quick, args.out, noop_runs, keep=args.keep)
     print(render_markdown(results))
+    if args.readme:
+        README.write_text(in_readme(README.read_text(), render_markdown(results)))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
 
 

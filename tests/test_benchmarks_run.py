@@ -180,6 +180,22 @@ def test_markdown_tables_show_every_stage_its_budget_and_the_verdicts():
             assert row.count("|") == width, row
 
 
+def test_results_go_between_the_readme_markers_one_heading_level_down():
+    start, end = RUN.README_MARKERS
+    readme = f"# fraudpipe\n\n## Benchmarks\n\ntext\n\n{start}\nold table\n{end}\n\n## Layout\n"
+    markdown = RUN.render_markdown(_results())
+    pasted = RUN.in_readme(readme, markdown)
+    assert "old table" not in pasted and pasted.startswith("# fraudpipe\n\n## Benchmarks\n\ntext\n\n") and pasted.endswith(f"{end}\n\n## Layout\n")
+    inside = pasted.split(start)[1].split(end)[0]
+    assert "# Benchmark results" not in inside  # the title goes: the README's section has its own
+    assert "\n### Cold `dvc repro`, the default data (params.yaml): 1,754,155 transactions\n" in inside
+    assert "| ingest | 5.00 | 0.70 | 1.00 | 3.50 | **no** |" in inside
+    assert RUN.in_readme(pasted, markdown) == pasted  # pasting again changes nothing
+    with pytest.raises(ValueError, match="benchmarks:start"):
+        RUN.in_readme("# no markers\n", markdown)
+    assert (ROOT / "README.md").read_text().count(start) == 1  # the real README has the section
+
+
 def test_ran_stages_reads_dvc_repro_output():
     out = "Stage 'check_config' didn't change, skipping\nRunning stage 'train':\n> python stages/train.py\nRunning stage 'evaluate':\n"
     assert RUN.ran_stages(out) == ["train", "evaluate"]
