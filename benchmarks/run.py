@@ -537,7 +537,9 @@ def stage_floors(io: Mapping[str, float], fit: Mapping[str, float], bench: Mappi
     for stage, seconds in io.items():
         parts = [("Parquet in + out", seconds), *work.get(stage, [])]
         known = [(what, s) for what, s in parts if s is not None]
-        floors[stage] = Floor(seconds=round(sum(s for _, s in known), 3), source=" + ".join(f"{what} {s:.2f} s" for what, s in known))
+        missing = [what.split(" (")[0] for what, s in parts if s is None]  # its benchmark failed or was not selected
+        source = " + ".join(f"{what} {s:.2f} s" for what, s in known) + "".join(f"; {what}: not measured" for what in missing)
+        floors[stage] = Floor(seconds=round(sum(s for _, s in known), 3), source=source)
     return floors
 
 
