@@ -570,8 +570,9 @@ def _default_simulator() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["simulator"]
 
 
-def measure_sizes(work: Path, sizes: Sequence[float]) -> Sizes:
-    points = []
+def measure_sizes(work: Path, sizes: Sequence[float], progress: Callable[[Sizes], None] = lambda _: None) -> Sizes:
+    """The cold `dvc repro` at each size; ``progress`` gets the series so far after each size."""
+    points: list[SizePoint] = []
     for millions in sizes:
         overrides = {**size_overrides(millions, _default_simulator()), "evaluate.gate.enforce": False}
         print(f"[sizes] cold dvc repro, ~{millions:g} M transactions", flush=True)
@@ -579,6 +580,12 @@ def measure_sizes(work: Path, sizes: Sequence[float]) -> Sizes:
         points.append(SizePoint(millions=millions, overrides=overrides, run=repro(clone, work / f"profile-size-{millions:g}")))
         shutil.rmtree(clone, ignore_errors=True)
         shutil.rmtree(work / f"size-{millions:g}-cache", ignore_errors=True)
+        progress(size_series(points))
+    return size_series(points)
+
+
+def size_series(points: list[SizePoint]) -> Sizes:
+    """The points with the growth exponent, time(10 M) / time(1 M) and the 10 M targets."""
     ok = [pt for pt in points if pt.run.error is None and pt.run.rows]
     exponent = growth_exponent([pt.run.rows for pt in ok], [pt.run.seconds for pt in ok])
     by_size = {pt.millions: pt.run for pt in ok}
@@ -625,7 +632,11 @@ def run(only: Sequence[str], sizes: Sequence[float], quick: bool, out: Path, noo
             results.pipeline = measure_pipeline(work, QUICK_PIPELINE_MILLIONS if quick else None, noop_runs, results.benchmarks)
             write_results(results, out)
         if "sizes" in only:
-            results.sizes = measure_sizes(work, sizes)
+            def progress(series: Sizes) -> None:
+                results.sizes = series
+                write_results(results, out)
+
+            results.sizes = measure_sizes(work, sizes, progress)
     finally:
         results.machine["load_after"] = round(os.getloadavg()[0], 2)
         write_results(results, out)

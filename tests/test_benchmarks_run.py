@@ -54,6 +54,18 @@ def test_growth_exponent_needs_two_distinct_sizes():
     assert RUN.growth_exponent([1e6, 0, 2e6], [10.0, 5.0, 0.0]) is None  # non-positive points are left out
 
 
+def test_size_series_ratio_and_targets_leave_out_a_failed_size():
+    def point(m, seconds, gb, error=None):
+        run = _repro([_stage("ingest", seconds / 2, gb)], seconds, int(m * 1e6)).model_copy(update={"error": error})
+        return RUN.SizePoint(millions=m, overrides={}, run=run)
+
+    series = RUN.size_series([point(1.0, 50, 1.0), point(4.0, 210, 3.0, error="dvc repro exited -9"), point(10.0, 550, 9.0)])
+    assert series.ratio_10m_1m == pytest.approx(11.0)
+    assert series.growth_exponent == pytest.approx(math.log(11.0) / math.log(10.0))  # the failed 4 M point is left out
+    assert series.within_targets == {"10 M total <= 600 s": True, "10 M peak RSS <= 8 GB": False, "time(10 M) / time(1 M) <= 12": True}
+    assert RUN.size_series([point(1.0, 50, 1.0)]).within_targets == {}
+
+
 # --- size scaling ---------------------------------------------------------------------------
 
 
