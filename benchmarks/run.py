@@ -267,7 +267,8 @@ def render_markdown(results: Results) -> str:
         "",
         f"`python benchmarks/run.py{' --quick' if results.quick else ''}` on {results.created}, commit {results.commit[:12]}"
         f"{' (with uncommitted changes)' if results.dirty else ''}; {m.get('cpus')} CPUs, {m.get('memory_gb')} GB, "
-        f"load average {m.get('load_before')} before / {m.get('load_after')} after; OMP_NUM_THREADS={m.get('omp_num_threads')}. "
+        f"load average {m.get('load_before') or '–'} before / {m.get('load_after') or '–'} after (1-minute); "
+        f"OMP_NUM_THREADS={m.get('omp_num_threads') or 'unset'}. "
         "Wall-clock figures: they vary from run to run and with the machine's other load.",
     ]
     p = results.pipeline
