@@ -113,7 +113,7 @@ class StageRun(_Model):
 class ReproRun(_Model):
     rows: int | None = None
     seconds: float  # wall time of `dvc repro`
-    peak_rss_bytes: int  # the largest process of the run (dvc or a stage)
+    peak_rss_bytes: int  # the largest stage process of the run
     stages_seconds: float  # the sum of the stages' own times
     dvc_overhead_seconds: float  # seconds - stages_seconds: DVC's hashing, caching, locking, start-up
     stages_run: list[str]
@@ -419,7 +419,7 @@ def repro(clone: Path, profile: Path, args: Sequence[str] = ()) -> ReproRun:
     """`dvc repro` in the clone with every stage recording its own time and peak RSS into ``profile``."""
     profile.mkdir(parents=True, exist_ok=True)
     env = tool_env(clone / "src", FRAUDPIPE_PROFILE=str(profile))
-    code, seconds, peak, output = timed_process(["dvc", "repro", *args], clone, env, log=profile / "dvc-repro.log")
+    code, seconds, dvc_peak, output = timed_process(["dvc", "repro", *args], clone, env, log=profile / "dvc-repro.log")
     ran = ran_stages(output)
     stages = []
     for name in ran:
@@ -428,6 +428,9 @@ def repro(clone: Path, profile: Path, args: Sequence[str] = ()) -> ReproRun:
             record = json.loads(path.read_text())
             stages.append(StageRun(stage=name, seconds=record["seconds"], peak_rss_bytes=record["peak_rss_bytes"]))
     total = round(sum(s.seconds for s in stages), 3)
+    # The stages' own peaks: the dvc process's ru_maxrss also counts this harness's memory at the
+    # fork (Linux carries it across exec), so it is only the fallback when no stage ran.
+    peak = max((s.peak_rss_bytes for s in stages), default=dvc_peak)
     rows = _rows(clone)
     error = None if code == 0 else f"dvc repro exited {code}: {_tail(output)}"
     return ReproRun(rows=rows, seconds=round(seconds, 3), peak_rss_bytes=peak, stages_seconds=total,
