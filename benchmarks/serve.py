@@ -7,6 +7,7 @@ not a test one. Uses the pipeline's outputs (models/bundle, data/features/online
     python benchmarks/serve.py                 # everything, about 6 minutes
     python benchmarks/serve.py --seconds 5     # shorter runs
     python benchmarks/serve.py --parts scale   # only the workers x stores table
+    python benchmarks/serve.py --json F        # also write the figures to F as JSON (benchmarks/run.py)
 
 From code (``benchmarks/run.py``): ``run(seconds=..., parts=...)`` returns the figures as a dict.
 
@@ -470,6 +471,7 @@ def main() -> None:
     parser.add_argument("--rates", default="100,300,600", help="fixed request rates, comma-separated")
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}")
     parser.add_argument("--parts", default="in_process,http,scale", help="what to measure, of in_process, http, scale")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
     parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--setup", default="uvloop+httptools", help=argparse.SUPPRESS)
@@ -480,6 +482,8 @@ def main() -> None:
     figures = run(args.seconds, tuple(float(r) for r in args.rates.split(",") if r), tuple(args.setups.split(",")),
                   tuple(args.parts.split(",")), echo=True)  # fmt: skip
     print(json.dumps(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":
