@@ -1,7 +1,7 @@
 """Where the data stages compute: pandas in the stage's process (the default), or a Dask cluster.
 
-`engine: dask` runs featurize's windows (`dask_features`) and train's XGBoost fit
-(`dask_training`) on a dask.distributed cluster: a LocalCluster the stage starts and stops
+`engine: dask` runs featurize's windows (`engine_features`) and train's XGBoost fit
+(`engine_training`) on a dask.distributed cluster: a LocalCluster the stage starts and stops
 (``scheduler_address: null``), or an existing one given by its scheduler's address. Either engine
 writes the same outputs in the same formats, so no later stage knows which one ran.
 
@@ -75,9 +75,10 @@ def check_model(engine: EngineConfig, model: Any) -> None:
 
 
 @contextlib.contextmanager
-def cluster(engine: EngineConfig) -> Iterator[Client]:
-    """A client of the configured cluster: the scheduler at ``engine.scheduler_address``, or a
-    LocalCluster started for the block and closed after it."""
+def cluster(engine: EngineConfig, timeout: str = "10s") -> Iterator[Client]:
+    """A client of the configured cluster: the scheduler at ``engine.scheduler_address`` (waited
+    for up to ``timeout``, as a scheduler may be starting), or a LocalCluster started for the block
+    and closed after it."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -85,7 +86,7 @@ def cluster(engine: EngineConfig) -> Iterator[Client]:
     with dask.config.set({"dataframe.convert-string": False}):
         if engine.scheduler_address is not None:
             try:
-                client = Client(engine.scheduler_address, timeout="10s")
+                client = Client(engine.scheduler_address, timeout=timeout)
             except (OSError, TimeoutError) as exc:
                 raise ConfigError(
                     f"engine.scheduler_address: no Dask scheduler answers at {engine.scheduler_address!r} ({exc}); "
