@@ -1,6 +1,7 @@
 """fraudpipe.engine_features: the feature table on a Dask cluster equals the pandas engine's, on
 a real cluster of two worker processes (a LocalCluster, reached by `engine.scheduler_address`),
-and the featurize stage writes the same Parquet file with either engine."""
+and the featurize stage writes the same Parquet file with either engine. (The stage starting a
+LocalCluster of its own is tested in test_engine_training.py.)"""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fraudpipe.engine import EngineConfig
 from fraudpipe.engine_features import featurize, side_columns
 from fraudpipe.errors import DataError
 from fraudpipe.features import EXTRAS, FeatureConfig, build_features, feature_names
+from fraudpipe.io import write_parquet
 from fraudpipe.simulate import SimulatorConfig, simulate
 
 #: Every extra, the distance included, over the default windows.
@@ -107,15 +109,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_the_featurize_stage_writes_the_same_file_with_a_local_cluster(tmp_path):
-    """engine=dask with no address: the stage starts (and stops) a LocalCluster of 2 worker processes."""
+def test_the_featurize_stage_on_the_cluster_writes_the_pandas_engine_s_file_byte_for_byte(engine, tmp_path):
     work = stage_workdir(tmp_path / "work")
-    assert run_stage(work, "featurize").returncode == 0
-    pandas = _sha256(work / "data/features/features.parquet")
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["engine"] = composed("engine=dask")["engine"] | {"partitions": 3}
+    tx, customers, terminals = (pd.read_parquet(work / f"data/{p}.parquet") for p in
+                                ("interim/transactions", "raw/customers", "raw/terminals"))
+    write_parquet(build_features(tx, FeatureConfig.parse(params["features"], "features"), customers, terminals),
+                  tmp_path / "pandas.parquet")
+    params["engine"] = engine.to_dict() | {"partitions": 3}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_stage(work, "featurize")
     assert proc.returncode == 0, proc.stderr
     assert "(extended, dask engine)" in proc.stdout
-    assert _sha256(work / "data/features/features.parquet") == pandas  # byte for byte: split need not rerun
+    assert _sha256(work / "data/features/features.parquet") == _sha256(tmp_path / "pandas.parquet")  # split need not rerun
