@@ -4,8 +4,8 @@ from pathlib import Path
 
 from dvclive import Live
 
-from fraudpipe.engine_training import train_on_engine
-from fraudpipe.engine import EngineConfig, check_model
+from fraudpipe.engine import EngineConfig
+from fraudpipe.engine_training import check_model, train_on_engine
 from fraudpipe.io import atomic_dir, read_parquet
 from fraudpipe.model import ModelConfig, save_bundle, training_summary
 from fraudpipe.stage import load_config, run

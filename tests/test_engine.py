@@ -1,4 +1,4 @@
-"""fraudpipe.engine: the engine group, the rule between engine and model, and the connection to a
+"""fraudpipe.engine: the engine group and the connection to a
 cluster: a LocalCluster of its own, or an existing scheduler given by `engine.scheduler_address`
 (a real LocalCluster started here, with worker processes)."""
 
@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster, get_task_stream
 
-from _model import composed, model_config
-from fraudpipe.engine import EngineConfig, check_model, cluster, model_problems, workers
+from _model import composed
+from fraudpipe.engine import EngineConfig, cluster, workers
 from fraudpipe.errors import ConfigError
-from fraudpipe.preflight import config_problems
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -43,26 +42,6 @@ def test_a_mistake_names_the_engine_key(change, said):
     with pytest.raises(ConfigError) as info:
         engine_config(**change)
     assert said in str(info.value)
-
-
-def test_the_dask_engine_refuses_what_xgboost_dask_cannot_train_naming_both_groups():
-    dask, pandas = engine_config(), engine_config("pandas")
-    hist = model_config(tree_method="hist")
-    assert model_problems(dask, hist) == [] and model_problems(dask, model_config(tree_method="approx")) == []
-    assert model_problems(pandas, model_config("random_forest")) == []
-    [forest] = model_problems(dask, model_config("random_forest"))
-    assert "engine.name: dask trains only model.estimator xgboost" in forest and "'random_forest'" in forest
-    assert "set engine=pandas or model=xgboost" in forest
-    with pytest.raises(ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'.*set model\.tree_method=hist"):
-        check_model(dask, model_config())  # the default model: exact trees need all rows in one process
-    check_model(pandas, model_config())
-
-
-def test_check_config_finds_the_engine_model_rule_with_the_other_groups():
-    problems = config_problems(composed("engine=dask", "model=logistic_regression", "split.train_days=0"))
-    assert len(problems) == 2, problems
-    assert any(p.startswith("engine.name: dask trains only model.estimator xgboost") for p in problems)
-    assert config_problems(composed("engine=dask", "model.tree_method=hist")) == []
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,40 @@ from distributed import LocalCluster
 
 from _model import composed, model_config, run_stage, stage_workdir
 from fraudpipe.engine import EngineConfig
-from fraudpipe.engine_training import train_on_engine
+from fraudpipe.engine_training import check_model, model_problems, train_on_engine
 from fraudpipe.errors import ConfigError
 from fraudpipe.features import FeatureConfig, build_features
 from fraudpipe.metrics import average_precision
 from fraudpipe.model import load_bundle, save_bundle
+from fraudpipe.preflight import config_problems
 from fraudpipe.simulate import SimulatorConfig, simulate
 from fraudpipe.split import SplitConfig, time_split
 
 #: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
 HIST = model_config(tree_method="hist")
+
+
+def engine_config(option: str = "dask", **changes) -> EngineConfig:
+    return EngineConfig.parse(composed(f"engine={option}")["engine"] | changes, "engine")
+
+
+def test_the_dask_engine_refuses_what_xgboost_dask_cannot_train_naming_both_groups():
+    dask, pandas = engine_config(), engine_config("pandas")
+    assert model_problems(dask, HIST) == [] and model_problems(dask, model_config(tree_method="approx")) == []
+    assert model_problems(pandas, model_config("random_forest")) == []
+    [forest] = model_problems(dask, model_config("random_forest"))
+    assert "engine.name: dask trains only model.estimator xgboost" in forest and "'random_forest'" in forest
+    assert "set engine=pandas or model=xgboost" in forest
+    with pytest.raises(ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'.*set model\.tree_method=hist"):
+        check_model(dask, model_config())  # the default model: exact trees need all rows in one process
+    check_model(pandas, model_config())
+
+
+def test_check_config_finds_the_engine_model_rule_with_the_other_groups():
+    problems = config_problems(composed("engine=dask", "model=logistic_regression", "split.train_days=0"))
+    assert len(problems) == 2, problems
+    assert any(p.startswith("engine.name: dask trains only model.estimator xgboost") for p in problems)
+    assert config_problems(composed("engine=dask", "model.tree_method=hist")) == []
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@
 (``scheduler_address: null``), or an existing one given by its scheduler's address. Either engine
 writes the same outputs in the same formats, so no later stage knows which one ran.
 
-This module holds the configuration and the connection only; it imports dask when a cluster is
-asked for, so the pandas engine never pays for the import.
+This module holds the configuration and the connection only (what the Dask engine can train is
+`engine_training.model_problems`); it imports dask when a cluster is asked for, so the pandas
+engine never pays for the import.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -34,10 +35,6 @@ def _memory_limit(value: str) -> str:
     return value
 
 
-#: XGBoost's tree methods that train on several workers ("exact" does not: it needs all rows in one process).
-DISTRIBUTED_TREE_METHODS = ("hist", "approx")
-
-
 class EngineConfig(Config):
     """conf/engine/: which engine, and the LocalCluster to start when no scheduler is given."""
 
@@ -50,28 +47,6 @@ class EngineConfig(Config):
     memory_limit: Annotated[str, AfterValidator(_memory_limit)]
     #: Partitions of each shuffle (by customer, by terminal) and of the training rows.
     partitions: int = Field(ge=1)
-
-
-def model_problems(engine: EngineConfig, model: Any) -> list[str]:
-    """What the Dask engine cannot train of a model config (``model``: a ``ModelConfig``), each with
-    the keys to change; nothing for the pandas engine."""
-    if engine.name != "dask":
-        return []
-    if model.estimator != "xgboost":
-        return [f"engine.name: dask trains only model.estimator xgboost (xgboost.dask), and model is {model.name!r} "
-                f"({model.estimator}); set engine=pandas or model=xgboost"]
-    if model.tree_method not in DISTRIBUTED_TREE_METHODS:
-        return [f"engine.name: dask cannot train model.tree_method {model.tree_method!r} (XGBoost trains only "
-                f"{' or '.join(DISTRIBUTED_TREE_METHODS)} trees on several workers); set model.tree_method=hist "
-                "or engine=pandas"]
-    return []
-
-
-def check_model(engine: EngineConfig, model: Any) -> None:
-    """ConfigError when the engine cannot train this model config."""
-    problems = model_problems(engine, model)
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ import pandas as pd
 
 from fraudpipe.config import Config
 from fraudpipe.drift import MonitorConfig
-from fraudpipe.engine import EngineConfig, model_problems
+from fraudpipe.engine import EngineConfig
+from fraudpipe.engine_training import model_problems
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import ConfigError
 from fraudpipe.features import FeatureConfig
