@@ -96,6 +96,13 @@ def test_text_ids_and_per_transaction_coordinates_give_the_same_features(engine,
     assert_same_table(featurize(engine, tx, ALL), pandas)
 
 
+def test_more_partitions_than_customers_leaves_partitions_empty_and_the_table_whole(engine, simulation):
+    tx, customers, terminals = simulation
+    few = tx[tx[CUSTOMER_ID].isin(tx[CUSTOMER_ID].unique()[:3])].reset_index(drop=True)
+    many = engine.model_copy(update={"partitions": 12})
+    assert_same_table(featurize(many, few, ALL, customers, terminals), build_features(few, ALL, customers, terminals))
+
+
 def test_a_table_out_of_order_is_refused_as_the_pandas_engine_refuses_it(engine, simulation):
     tx = simulation[0].iloc[::-1].reset_index(drop=True)
     with pytest.raises(DataError) as pandas:
