@@ -255,10 +255,17 @@ SCORED_LOG_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_
 LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at")
 
 
-def read_service_log(directory: str | Path) -> ServiceLog:
+def read_service_log(directory: str | Path, redis_prefix: str = "fraudpipe") -> ServiceLog:
     """The scored transactions and the labels of a service's journal directory, read-only: those of its
     latest snapshot (still retained by the service) then every entry after it, in order of acceptance.
-    Ids in the contract's dtypes (int64 when every id is a canonical integer, else text)."""
+    Ids in the contract's dtypes (int64 when every id is a canonical integer, else text).
+
+    Given a Redis URL instead (a service run with ``--store redis://...``, which keeps no journal), the
+    same frames from the shared state under ``redis_prefix`` (``redis_store.read_service_log``)."""
+    if isinstance(directory, str) and directory.startswith(("redis://", "rediss://", "unix://")):
+        from fraudpipe.serve.redis_store import read_service_log as from_redis
+
+        return from_redis(directory, redis_prefix)
     directory = Path(directory)
     path = directory / JOURNAL_FILE
     if not path.is_file():
