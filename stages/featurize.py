@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from fraudpipe.features import FeatureConfig, build_features, feature_names
+from fraudpipe.engine_features import featurize
+from fraudpipe.engine import EngineConfig
+from fraudpipe.features import FeatureConfig, feature_names
 from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.online import OnlineState
 from fraudpipe.stage import load_config, run
@@ -15,16 +17,17 @@ ONLINE_STATE = Path("data/features/online_state")
 
 def main() -> None:
     config = load_config("features", FeatureConfig)
+    engine = load_config("engine", EngineConfig)
     tx = read_parquet(INTERIM)
     customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
     terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")
-    table = build_features(tx, config, customers, terminals)
+    table = featurize(engine, tx, config, customers, terminals)
     state = OnlineState.from_history(tx, config, customers, terminals)
     write_parquet(table, FEATURES)
     with atomic_dir(ONLINE_STATE) as tmp:
         state.save(tmp)
     print(
-        f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}) -> {FEATURES}; "
+        f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}, {engine.name} engine) -> {FEATURES}; "
         f"online state as of {state.as_of} -> {ONLINE_STATE}"
     )
 

@@ -69,8 +69,7 @@ class XGBoost(Estimator):
 
             callbacks.append(DVCLiveCallback(live=live))
         booster = xgb.train(kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
-        gain = booster.get_score(importance_type="total_gain")
-        return booster, normalised(np.array([gain.get(f, 0.0) for f in features]))
+        return booster, importance(booster, features)
 
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
         return np.asarray(model.inplace_predict(X), dtype=np.float64)
@@ -100,6 +99,12 @@ class XGBoost(Estimator):
         if nthread is not None:
             booster.set_param({"nthread": nthread})
         return booster
+
+
+def importance(booster: Any, features: Sequence[str]) -> np.ndarray:
+    """Each feature's share of the total gain of the splits on it (0 for a feature never split on)."""
+    gain = booster.get_score(importance_type="total_gain")
+    return normalised(np.array([gain.get(f, 0.0) for f in features]))
 
 
 SPEC = XGBoost()
