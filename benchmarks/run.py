@@ -12,8 +12,9 @@ differ on every run: no stage writes or reads them, and dvc.yaml never names the
 `dvc metrics diff` never compares them.
 
 Suites:
-- ``simulate``, ``features``, ``validate``, ``serve``, ``monitor``: the scripts beside this one,
-  each in its own process with ``--json`` (their figures, as they print them).
+- ``simulate``, ``features``, ``validate``, ``serve``, ``monitor``, ``engine``: the scripts beside
+  this one, each in its own process with ``--json`` (their figures, as they print them); ``engine``
+  is featurize + train with the pandas and the Dask engine at 4 and 10 million transactions.
 - ``pipeline``: in a temporary clone of this repository's HEAD with a fresh DVC cache of its own
   (so cold means cold; this checkout is never written): a cold `dvc repro` with the time and peak
   RSS of every stage (``FRAUDPIPE_PROFILE``: ``fraudpipe.stage.run`` records each stage's own
@@ -57,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "benchmarks"
 README = ROOT / "README.md"
 README_MARKERS = ("<!-- benchmarks:start: reports/benchmarks/results.md -->", "<!-- benchmarks:end -->")
-BENCHMARKS = ("simulate", "features", "validate", "serve", "monitor")
+BENCHMARKS = ("simulate", "features", "validate", "serve", "monitor", "engine")
 SUITES = (*BENCHMARKS, "pipeline", "sizes")
 
 #: The default simulator run (conf/data/simulated.yaml, seed 1): the handbook's published size.
@@ -79,6 +80,7 @@ BENCHMARK_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "validate": ([], ["--rows", "300000"]),
     "serve": ([], ["--seconds", "3", "--rates", "300", "--setups", "uvloop+httptools", "--parts", "in_process,http"]),
     "monitor": (["--size", "tiny"], ["--size", "tiny", "--seeds", "1"]),
+    "engine": (["--sizes", "4e6", "1e7"], ["--sizes", "2.5e5"]),  # pandas against dask: featurize + train
 }
 
 #: The figures of each benchmark that results.md shows (all of them are in results.json).
@@ -87,6 +89,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "features": ("rows", "handbook_seconds", "extended_seconds", "speedup_over_pandas", "online_from_history_seconds", "online_features_p50_ms"),
     "validate": ("rows", "import_gx_seconds", "validate_seconds", "ingest_batch_seconds", "peak_rss_mib"),
     "serve": (),  # _serve_headlines
+    "engine": (),  # _engine_headlines
     "monitor": ("stable_seeds", "false_alarms", "drifts", "drifts_alerted", "seconds_per_scenario"),
 }
 
@@ -323,6 +326,8 @@ def render_markdown(results: Results) -> str:
             shown = ", ".join(f"{k} {b.figures[k]}" for k in HEADLINES.get(name, ()) if k in b.figures)
             if name == "serve" and b.figures:
                 shown = ", ".join([shown, *_serve_headlines(b.figures)])
+            if name == "engine" and b.figures:
+                shown = ", ".join(_engine_headlines(b.figures))
             rows.append((name, b.status, _fmt(b.seconds, 0), f"`{b.command}`", shown or (b.error or "")))
         lines += _table(("benchmark", "status", "s", "command", "figures (all in results.json)"), rows)
     return "\n".join(lines) + "\n"
@@ -336,6 +341,12 @@ def in_readme(readme: str, markdown: str) -> str:
     body = [("#" + line if line.startswith("## ") else line) for line in markdown.splitlines() if not line.startswith("# ")]
     head, rest = readme.split(start, 1)
     return head + start + "\n" + "\n".join(body).strip("\n") + "\n" + end + rest.split(end, 1)[1]
+
+
+def _engine_headlines(figures: Mapping[str, Any]) -> list[str]:
+    return [f"{entry['rows'] / 1e6:.2f} M {name}: featurize + train {f['featurize_train_s']:.0f} s, client peak "
+            f"{f['client_peak_rss_gib']:.2f} GiB, AP {f['average_precision']:.4f}"
+            for entry in figures.get("sizes", []) for name, f in entry["engines"].items()]  # fmt: skip
 
 
 def _serve_headlines(figures: Mapping[str, Any]) -> list[str]:

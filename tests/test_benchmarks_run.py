@@ -252,3 +252,11 @@ def test_the_serving_headlines_name_each_store_and_worker_count():
     assert RUN._serve_headlines(figures) == [
         "fast path on", "features_model p50 0.123 ms p99 0.500 ms", "uvloop+httptools POST /v1/score 300 req/s: 300 req/s p99 4.3 ms",
         "Redis x2: 676 req/s at saturation, p99 40.0 ms at 300 req/s"]
+
+
+def test_the_engine_headlines_put_each_engine_beside_the_other_at_each_size():
+    f = {"featurize_train_s": 75.1, "client_peak_rss_gib": 4.74, "average_precision": 0.75181}
+    figures = {"sizes": [{"rows": 10_003_000, "engines": {"pandas": f, "dask": f | {"featurize_train_s": 211.3}}}]}
+    assert RUN._engine_headlines(figures) == [
+        "10.00 M pandas: featurize + train 75 s, client peak 4.74 GiB, AP 0.7518",
+        "10.00 M dask: featurize + train 211 s, client peak 4.74 GiB, AP 0.7518"]
