@@ -9,6 +9,7 @@ Targets: the 15 in <= 3 s and <= 2 GB, >= 5x faster than pandas, extended <= 2x 
     python benchmarks/features.py            # the default data of params.yaml
     python benchmarks/features.py --days 30  # a shorter run
     python benchmarks/features.py --text-ids # also the same data with text ids: time ratio text / int
+    python benchmarks/features.py --json F   # also write the figures to F as JSON (benchmarks/run.py)
 
 With ``--text-ids`` the customer and terminal ids become 40-hex hashes and the transaction ids
 zero-padded hex text (which keeps the table's order), so the features must come out identical;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import resource
 import sys
 import time
@@ -134,7 +136,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, help="override data.simulator.n_days")
     parser.add_argument("--text-ids", action="store_true", help="also time the features on the same data with text ids")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args()
+    figures: dict[str, float | int | bool] = {}
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     simulator = dict(params["data"]["simulator"])
     if args.days:
@@ -146,6 +150,7 @@ def main() -> None:
     (tx, customers, terminals, source), t_sim = timed(simulated, simulator)
     print(f"data: {source}, {len(tx):,} transactions, {tx['customer_id'].nunique():,} customers, "
           f"{tx['terminal_id'].nunique():,} terminals, fraud {tx['tx_fraud'].mean():.3%} ({t_sim:.1f} s)")  # fmt: skip
+    figures.update(rows=len(tx), simulate_seconds=round(t_sim, 3))
     print(f"machine: {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}")
 
     # Interleaved runs, best of three each: on this shared VM, memory freed a few seconds earlier
@@ -173,6 +178,9 @@ def main() -> None:
     runs = {k: ", ".join(f"{t:.2f}" for t, _ in v) for k, v in times.items()}
     print(f"handbook 15 features: {t_base:.2f} s, CPU {c_base:.2f} s (runs: {runs['base']}); "
           f"peak allocation {peak / 2**20:,.0f} MiB; process peak RSS so far {rss_after:,.0f} MiB")  # fmt: skip
+    figures.update(handbook_seconds=round(t_base, 3), handbook_cpu_seconds=round(c_base, 3), handbook_peak_alloc_mib=round(peak / 2**20),
+                   peak_rss_mib=round(rss_after), extended_features=len(feature_names(extended)), extended_seconds=round(t_ext, 3),
+                   extended_cpu_seconds=round(c_ext, 3), extended_over_handbook=round(t_ext / t_base, 3))  # fmt: skip
     print(f"extended {len(feature_names(extended))} features: {t_ext:.2f} s, CPU {c_ext:.2f} s (runs: {runs['ext']}); "
           f"{t_ext / t_base:.2f}x the 15 in time, {c_ext / c_base:.2f}x in CPU (target <= 2x)")  # fmt: skip
     if args.text_ids:
@@ -181,6 +189,7 @@ def main() -> None:
         ):
             (t_int, c_int), (t_txt, c_txt) = min(times[key]), min(times[f"{key}_text"])
             same = build_features(tx, config, *extra)[feature_names(config)].equals(build_features(tx_text, config, *text_extra)[feature_names(config)])
+            figures.update({f"{key}_text_seconds": round(t_txt, 3), f"{key}_text_over_int": round(t_txt / t_int, 3), f"{key}_text_identical": bool(same)})
             print(f"text ids, {name} features: {t_txt:.2f} s, CPU {c_txt:.2f} s (runs: {runs[f'{key}_text']}); "
                   f"{t_txt / t_int:.2f}x the int64 ids in time, {c_txt / c_int:.2f}x in CPU (target <= 1.2x); features identical: {same}")  # fmt: skip
 
@@ -189,6 +198,7 @@ def main() -> None:
     print(f"pandas groupby+rolling 15 features: {t_naive:.2f} s; ours is {t_naive / t_base:.1f}x faster (target >= 5x)")
     names = feature_names(base)
     diff = (naive[names].to_numpy() - table[names].to_numpy())
+    figures.update(pandas_seconds=round(t_naive, 3), speedup_over_pandas=round(t_naive / t_base, 2), max_abs_diff_pandas=float(np.abs(diff).max()))
     print(f"max |pandas - ours| over the 15: {np.abs(diff).max():.2e} (rows with any difference > 1e-9: "
           f"{int((np.abs(diff) > 1e-9).any(axis=1).sum())})")  # fmt: skip
 
@@ -206,6 +216,9 @@ def main() -> None:
         state.update(10**12 + k, row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
         upd.append(time.perf_counter() - start)
     lat_ms, upd_ms = np.array(lat) * 1e3, np.array(upd) * 1e3
+    figures.update(online_from_history_seconds=round(t_state, 3), online_features_p50_ms=round(float(np.median(lat_ms)), 4),
+                   online_features_p99_ms=round(float(np.percentile(lat_ms, 99)), 4), online_update_p50_ms=round(float(np.median(upd_ms)), 4),
+                   online_update_p99_ms=round(float(np.percentile(upd_ms, 99)), 4))  # fmt: skip
     print(f"online (extended): from_history {t_state:.2f} s, {kept:,} transactions kept; "
           f"features() p50 {np.median(lat_ms):.3f} ms p99 {np.percentile(lat_ms, 99):.3f} ms; "
           f"update() p50 {np.median(upd_ms):.3f} ms p99 {np.percentile(upd_ms, 99):.3f} ms")  # fmt: skip
@@ -213,6 +226,8 @@ def main() -> None:
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.float_format", "{:,.3f}".format):
         print("\ndescribe() of the extended features (the first 15 are the handbook's):")
         print(ext_table[feature_names(extended)].describe().T.to_string())
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

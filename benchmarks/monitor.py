@@ -8,6 +8,7 @@ three together is that file as it is), from the first live day on.
 
     python benchmarks/monitor.py                     # full size: 10 stable seeds + each drift, ~15 min
     python benchmarks/monitor.py --size tiny         # the tests' size, ~1 min
+    python benchmarks/monitor.py --json F            # also write the figures to F as JSON (benchmarks/run.py)
     python benchmarks/monitor.py --stage-time        # `python stages/monitor.py` on this checkout's data, best of 3
     python benchmarks/monitor.py --screenshot reports/monitoring/screenshot.png   # the drifted report in Chromium
 
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="stable runs, simulator seeds 1..N")
     parser.add_argument("--stage-time", action="store_true", help="only time the monitor stage on this checkout's data")
     parser.add_argument("--screenshot", type=Path, help="only write a screenshot of the drifted report to this PNG")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args()
     if args.screenshot:
         screenshot(args.screenshot, SIZES[args.size])
@@ -147,12 +149,14 @@ def main() -> None:
     size = SIZES[args.size]
     alarms = 0
     results: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
     for seed in range(1, args.seeds + 1):
         start = time.perf_counter()
         result = run_scenario(size, seed=seed)
         alarms += result.metrics["alert"]
         results[f"stable seed {seed}"] = result.metrics
-        print(_line(f"stable seed {seed}", result, time.perf_counter() - start), flush=True)
+        seconds[f"stable seed {seed}"] = time.perf_counter() - start
+        print(_line(f"stable seed {seed}", result, seconds[f"stable seed {seed}"]), flush=True)
     print(f"false alarms: {alarms} of {args.seeds} stable seeds ({alarms / args.seeds:.0%})", flush=True)
     for name, kinds in (("amount inflation", ["amount_factor"]), ("compromised terminal wave", ["terminals_per_day"]),
                         ("new night fraud pattern", ["night_fraud_share"]),
@@ -160,8 +164,16 @@ def main() -> None:
         start = time.perf_counter()
         result = run_scenario(size, drift=kinds, seed=1)
         results[name] = result.metrics
-        print(_line(name, result, time.perf_counter() - start), flush=True)
+        seconds[name] = time.perf_counter() - start
+        print(_line(name, result, seconds[name]), flush=True)
     print(json.dumps({k: {f: v[f] for f in FIGURES} for k, v in results.items()}, indent=1))
+    if args.json:
+        figures = {"size": args.size, "stable_seeds": args.seeds, "false_alarms": int(alarms),
+                   "drifts_alerted": sum(int(results[k]["alert"]) for k in results if not k.startswith("stable")),
+                   "drifts": sum(1 for k in results if not k.startswith("stable")),
+                   "seconds_per_scenario": round(sum(seconds.values()) / len(seconds), 2),
+                   "scenarios": {k: {f: v[f] for f in FIGURES} for k, v in results.items()}}  # fmt: skip
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

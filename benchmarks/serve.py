@@ -4,8 +4,12 @@ Needs wrk, the HTTP load generator (Debian: `apt-get install -y wrk`); a benchma
 not a test one. Uses the pipeline's outputs (models/bundle, data/features/online_state: run
 `dvc repro` first) and a fresh journal in a temporary directory (the durable log is on).
 
-    python benchmarks/serve.py                 # everything, about 3 minutes
+    python benchmarks/serve.py                 # everything, about 6 minutes
     python benchmarks/serve.py --seconds 5     # shorter runs
+    python benchmarks/serve.py --parts scale   # only the workers x stores table
+    python benchmarks/serve.py --json F        # also write the figures to F as JSON (benchmarks/run.py)
+
+From code (``benchmarks/run.py``): ``run(seconds=..., parts=...)`` returns the figures as a dict.
 
 It prints:
 - in process: p50/p99 of one transaction's online features + model (the fast path), and of the
@@ -18,6 +22,12 @@ It prints:
   `async def` endpoint (the ceiling) and the common tutorial pattern (a pydantic body parsed by
   FastAPI, the same online features, a one-row pandas DataFrame, `XGBClassifier.predict_proba`);
   then the ratios. On 2 cores wrk competes with the server: compare the endpoints as ratios.
+
+- scale: the real command (`fraudpipe serve`) with 1 worker and the in-process state, then with
+  the state in Redis (a throwaway redis-server on a unix socket, AOF on, `appendfsync everysec`,
+  seeded once from the state) with 1 and 2 workers behind one port: requests/s and p50/p99 at
+  saturation and p99 at a fixed rate. In-process with 2 workers is refused by the command (each
+  worker would hold its own history), so that row is absent.
 
 Targets: in process p50 <= 0.5 ms; HTTP p99 <= 10 ms at 300 requests/s with no error; at
 saturation >= 1,000 requests/s, >= 45 % of the empty endpoint and >= 4x the naive endpoint.
@@ -44,17 +54,17 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parents[1]
 MODEL, STATE = ROOT / "models/bundle", ROOT / "data/features/online_state"
 
-#: wrk script: a new transaction per request (unique id per wrk thread and request; one second
-#: later each, from the day after the state; existing customers and terminals).
+#: wrk script: a new transaction per request (unique id per wrk thread and request; ``step`` seconds
+#: of data time later each (whole seconds), from the day after the state; existing customers and terminals).
 LUA = r"""
-local threads, counter, base, pause = 0, 0, %(base)d, %(pause)f
+local threads, counter, base, pause, step = 0, 0, %(base)d, %(pause)f, %(step)f
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function init(args) math.randomseed(tid * 7919) end
 -- a random pause (mean `pause`) per request, so that the connections do not send in step (bursts)
 function delay() if pause > 0 then return pause * 2 * math.random() end return 0 end
 request = function()
   counter = counter + 1
-  local t = base + counter * 2 + tid
+  local t = base + math.floor(counter * step) + tid
   local body = string.format('{"transaction_id":"%(prefix)s%%d-%%d","customer_id":%%d,"terminal_id":%%d,"tx_datetime":"%%s","tx_amount":%%.2f}',
     tid, counter, (counter * 7919 + tid * 31) %% %(customers)d, (counter * 104729 + tid * 17) %% %(terminals)d,
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S", t), (counter * 37 %% 20000) / 100.0)
@@ -157,14 +167,17 @@ SETUPS = {"uvloop+httptools": {"http": "httptools", "loop": "uvloop"}, "asyncio+
 RUN_SPACING = 3 * 86_400  # each wrk run starts 3 days of data after the previous one: never "too late"
 
 
-def wrk(port: int, path: str, prefix: str, seconds: int, connections: int, pause_ms: float, base: int, work: Path) -> dict:
-    base += RUN_SPACING * len(list(work.glob("*.lua")))
+def wrk(port: int, path: str, prefix: str, seconds: int, connections: int, pause_ms: float, base: int, work: Path,
+        step: float = 2.0, spacing: int = RUN_SPACING) -> dict:  # fmt: skip
+    base += spacing * len(list(work.glob("*.lua")))
     script = work / f"{prefix}.lua"
-    script.write_text(LUA % dict(base=base, pause=pause_ms, prefix=prefix, customers=4981, terminals=10000, path=path))
+    script.write_text(LUA % dict(base=base, pause=pause_ms, prefix=prefix, customers=4981, terminals=10000, path=path, step=step))
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    if set(latency) != {"50", "99"}:
+        raise SystemExit(f"wrk gave no latency distribution (server down?):\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
@@ -172,14 +185,14 @@ def wrk(port: int, path: str, prefix: str, seconds: int, connections: int, pause
             "p99": _ms(latency["99"]), "errors": errors, "requests": requests}  # fmt: skip
 
 
-def at_rate(port: int, path: str, prefix: str, rate: float, seconds: int, base: int, work: Path) -> dict:
+def at_rate(port: int, path: str, prefix: str, rate: float, seconds: int, base: int, work: Path, **data_time: float) -> dict:
     """wrk paced to about ``rate`` requests/s: connections that each wait between requests; corrected once."""
     connections = max(4, int(rate // 25))
     pause = 1000.0 * connections / (1.02 * rate) - 1.0  # aim a little above: the answers take time too
-    result = wrk(port, path, prefix, seconds, connections, pause, base, work)
+    result = wrk(port, path, prefix, seconds, connections, pause, base, work, **data_time)
     if result["rps"] < rate:  # the answers took longer than assumed: shorten the pause once
         pause = max(0.0, pause - 1000.0 * connections * (1 / result["rps"] - 1 / rate))
-        result = wrk(port, path, prefix + "b", seconds, connections, pause, base, work)
+        result = wrk(port, path, prefix + "b", seconds, connections, pause, base, work, **data_time)
     return result
 
 
@@ -261,32 +274,184 @@ def http_runs(setup: str, rates: list[float], seconds: int) -> list[tuple[str, s
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
-    parser.add_argument("--rates", default="100,300,600", help="fixed request rates, comma-separated")
-    parser.add_argument("--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}")
-    parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
-    parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--setup", default="uvloop+httptools", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.server:
-        serve(args.server, args.journal, args.setup)
-        return
-    if not shutil.which("wrk"):
+# --- scale: workers x stores through the real command ----------------------------------------------
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server on a unix socket in ``directory`` (AOF on, everysec; no RDB)."""
+    import redis
+
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
+                             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(directory),
+                             "--logfile", str(directory / "redis.log")])  # fmt: skip
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            redis.Redis(unix_socket_path=str(sock)).ping()
+            return proc, f"unix://{sock}?db=0"
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("redis-server did not start")
+
+
+def wait_workers(port: int, proc: subprocess.Popen, workers: int, timeout: float = 300) -> None:
+    """Ready, and (several workers) each of them answering: /readyz on new connections until every pid is seen."""
+    import httpx
+
+    wait_ready(port, proc, timeout)
+    pids, end = set(), time.monotonic() + timeout
+    while len(pids) < workers and time.monotonic() < end:
+        answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        if answer.status_code == 200:
+            pids.add(answer.json().get("pid"))
+        time.sleep(0.02)
+    if len(pids) < workers:
+        raise SystemExit(f"only {len(pids)} of {workers} workers answered")
+
+
+def quiet_redis(url: str, timeout: float = 300) -> None:
+    """Wait for a rewrite of the append-only file (which seeding's writes set off) to end: it forks and
+    writes the whole state, which on 2 cores would be measured as the service's latency."""
+    import redis
+
+    client, end = redis.Redis.from_url(url), time.monotonic() + timeout
+    while time.monotonic() < end:
+        info = client.info("persistence")
+        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+            break
+        time.sleep(0.5)
+    client.close()
+
+
+SCALE = (("in-process", 1), ("Redis", 1), ("Redis", 2))
+#: data time in the scale runs: 20 transactions a second (1,000 req/s = 50 s of data a second; the
+#: default state has about 7 a second) and an hour between runs, so that the daily prune (which a real
+#: day of traffic brings once a day) falls in each server's warm-up, not in every measured run;
+#: ``prune_pause`` measures it on its own.
+DATA_TIME = {"step": 0.05, "spacing": 3_600}
+
+
+def prune_pause(url: str) -> dict:
+    """The longest pause of adding one transaction while a day of data passes (it includes the daily
+    prune: forgetting the day that left the retention window), in process and in Redis (the state the
+    scale runs left under the prefix ``bench``), and how many transactions that prune forgot."""
+    from datetime import timedelta
+
+    from fraudpipe.serve.redis_store import RedisStore
+    from fraudpipe.serve.store import InProcessStore, Scored, Transaction, epoch_second
+
+    out = {}
+    for name, store in (("in-process", InProcessStore.load(STATE, 1)), ("Redis", RedisStore.open(url, "bench", STATE, 1))):
+        now = store.earliest_exact() + 86_400  # the newest transaction seen (late_days 1)
+        before, pauses = store.size()["transactions"], []
+        for i in range(1, 26):  # one an hour: a day boundary, so one prune
+            when = _utc(now + 3_600 * i).replace(tzinfo=None)
+            tx = Transaction(f"prune-{name}-{i}", str(i), str(i), when, epoch_second(when), 10.0)
+            started = time.perf_counter()
+            store.add_transaction(Scored(tx, 0.1, False, 0.5, "bench"))
+            pauses.append(time.perf_counter() - started)
+        out[name] = {"max_ms": 1e3 * max(pauses), "median_ms": 1e3 * float(np.median(pauses)),
+                     "forgotten": before + 25 - store.size()["transactions"]}  # fmt: skip
+    return out
+
+
+def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
+    """`fraudpipe serve` per configuration of SCALE, driven by wrk: a fixed rate, then saturation; then
+    ``prune_pause``."""
+    if not shutil.which("redis-server"):
+        raise SystemExit("redis-server not found: apt-get install -y redis-server")
+    work = Path(tempfile.mkdtemp(prefix="fraudpipe-scale-", dir="/tmp"))  # short: a unix socket path is limited
+    redis_proc, url = start_redis(work)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    base = int(_epoch(json.loads((STATE / "state.json").read_text())["as_of"])) + 86_400
+    rows = []
+    try:
+        for store, workers in SCALE:
+            port = free_port()
+            command = [sys.executable, "-m", "fraudpipe.cli", "serve", "--model", str(MODEL), "--state", str(STATE),
+                       "--journal-dir", str(work / f"journal-{store}-{workers}"), "--port", str(port), "--log-level", "warning",
+                       "--workers", str(workers)]  # fmt: skip
+            if store == "Redis":
+                command += ["--store", url, "--redis-prefix", "bench"]  # the second Redis run attaches to the first's state
+            started = time.perf_counter()
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+            try:
+                wait_workers(port, proc, workers)
+                ready = time.perf_counter() - started
+                if store == "Redis":
+                    quiet_redis(url)
+                wrk(port, "/v1/score", f"warm-{store}-{workers}", 2, 4, 0.0, base, work, **DATA_TIME)  # the first prune
+                fixed = at_rate(port, "/v1/score", f"rate-{store}-{workers}", rate, seconds, base, work, **DATA_TIME)
+                saturated = wrk(port, "/v1/score", f"sat-{store}-{workers}", seconds, 16, 0.0, base, work, **DATA_TIME)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                out = proc.communicate(timeout=60)[0]
+            rows.append({"store": store, "workers": workers, "ready_s": round(ready, 1), "rate": rate,
+                         "rate_rps": fixed["rps"], "rate_p50_ms": fixed["p50"], "rate_p99_ms": fixed["p99"],
+                         "saturation_rps": saturated["rps"], "saturation_p50_ms": saturated["p50"],
+                         "saturation_p99_ms": saturated["p99"], "errors": fixed["errors"] + saturated["errors"],
+                         "seeded": "seeded the shared state" in out})  # fmt: skip
+        pauses = prune_pause(url)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows, pauses
+
+
+def print_scale(rows: list[dict], pauses: dict) -> None:
+    print(f"\nscale: `fraudpipe serve` (uvloop+httptools), wrk 1 thread, 16 connections at saturation; {os.cpu_count()} cores shared "
+          "by the workers, Redis and wrk:")  # fmt: skip
+    print(f"  {'store':<11} {'workers':>7} {'ready s':>7} {'rate':>6} {'p99 ms':>7}   {'saturation req/s':>16} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6}")  # fmt: skip
+    for r in rows:
+        print(f"  {r['store']:<11} {r['workers']:>7} {r['ready_s']:>7.1f} {r['rate_rps']:>6.0f} {r['rate_p99_ms']:>7.2f}   "
+              f"{r['saturation_rps']:>16.0f} {r['saturation_p50_ms']:>7.2f} {r['saturation_p99_ms']:>7.2f} {r['errors']:>6}")  # fmt: skip
+    print("  in-process with 2 workers: refused by `fraudpipe serve` (--workers 2 needs --store redis://...)")
+    for name, p in pauses.items():
+        print(f"  the daily prune, {name}: the longest add of a day {p['max_ms']:.0f} ms (forgetting {p['forgotten']:,} "
+              f"transactions; median add {p['median_ms']:.2f} ms)")  # fmt: skip
+
+
+def run(seconds: int = 15, rates: tuple[float, ...] = (100, 300, 600), setups: tuple[str, ...] = tuple(SETUPS),
+        parts: tuple[str, ...] = ("in_process", "http", "scale"), echo: bool = False) -> dict:  # fmt: skip
+    """Every measurement of this benchmark as a dict (for ``benchmarks/run.py``): ``in_process``
+    (p50/p99 ms of the fast path and of ``Service.score``), ``http`` (per uvicorn set-up, the rows of
+    the fixed-rate and saturation runs), ``scale`` (per store x workers: req/s, p50/p99 ms) and
+    ``prune_pause`` (per store: the daily prune's pause, ms). Wall clock:
+    keep the result out of the files `dvc metrics diff` compares. ``echo`` prints the tables too."""
+    if ({"http", "scale"} & set(parts)) and not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
     for path in (MODEL, STATE):
         if not path.exists():
             raise SystemExit(f"{path} is missing: run `dvc repro` first")
+    out: dict = {"cores": os.cpu_count(), "seconds_per_run": seconds}
+    if "in_process" in parts:
+        timings = in_process()
+        out["in_process"] = {"fast_path": bool(timings.pop("fast"))}
+        for name, key in (("features + model", "features_model"), ("Service.score (+ journal, state)", "service_score")):
+            out["in_process"] |= {f"{key}_p50_ms": float(np.percentile(timings[name], 50)),
+                                  f"{key}_p99_ms": float(np.percentile(timings[name], 99))}  # fmt: skip
+        if echo:
+            print("in process, one transaction at a time (3,000 new transactions on the default state):")
+            print(f"  fast path (float32 row -> XGBoost's C entry point): {'on' if out['in_process']['fast_path'] else 'OFF (fallback)'}")
+            for name, key in (("features + model", "features_model"), ("Service.score (+ journal, state)", "service_score")):
+                print(f"  {name:<36} p50 {out['in_process'][key + '_p50_ms']:.3f} ms   p99 {out['in_process'][key + '_p99_ms']:.3f} ms")
+    if "http" in parts:
+        results = {setup: http_runs(setup, list(rates), seconds) for setup in setups}
+        out["http"] = {setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()}
+        if echo:
+            print_http(results)
+    if "scale" in parts:
+        out["scale"], out["prune_pause"] = scale_runs(seconds)
+        if echo:
+            print_scale(out["scale"], out["prune_pause"])
+    return out
 
-    print("in process, one transaction at a time (3,000 new transactions on the default state):")
-    timings = in_process()
-    print(f"  fast path (float32 row -> XGBoost's C entry point): {'on' if timings.pop('fast') else 'OFF (fallback)'}")
-    for name, ms in timings.items():
-        print(f"  {name:<36} p50 {np.percentile(ms, 50):.3f} ms   p99 {np.percentile(ms, 99):.3f} ms")
 
-    rates = [float(r) for r in args.rates.split(",") if r]
-    results = {setup: http_runs(setup, rates, args.seconds) for setup in args.setups.split(",")}
+def print_http(results: dict) -> None:
     print("\nover HTTP on loopback (wrk 1 thread, separate process; server: uvicorn, 1 worker, journal on):")
     print(f"  {'server set-up':<17} {'endpoint':<19} {'load':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for setup, rows in results.items():
@@ -298,7 +463,27 @@ def main() -> None:
         ours, empty, naive = saturated["POST /v1/score"], saturated["POST /bench/empty"], saturated["POST /bench/naive"]
         print(f"  {setup:<17} /v1/score at saturation: {ours:,.0f} req/s = {ours / empty:.0%} of the empty endpoint, "
               f"{ours / naive:.1f}x the naive one")  # fmt: skip
-    print(json.dumps({setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
+    parser.add_argument("--rates", default="100,300,600", help="fixed request rates, comma-separated")
+    parser.add_argument("--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}")
+    parser.add_argument("--parts", default="in_process,http,scale", help="what to measure, of in_process, http, scale")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
+    parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
+    parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", default="uvloop+httptools", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.server:
+        serve(args.server, args.journal, args.setup)
+        return
+    figures = run(args.seconds, tuple(float(r) for r in args.rates.split(",") if r), tuple(args.setups.split(",")),
+                  tuple(args.parts.split(",")), echo=True)  # fmt: skip
+    print(json.dumps(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

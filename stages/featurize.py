@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from fraudpipe.features import FeatureConfig, build_features, feature_names
+from fraudpipe.engine_features import featurize
+from fraudpipe.engine import EngineConfig
+from fraudpipe.features import FeatureConfig, feature_names
 from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.online import OnlineState
 from fraudpipe.progress import bar
@@ -16,12 +18,13 @@ ONLINE_STATE = Path("data/features/online_state")
 
 def main() -> None:
     config = load_config("features", FeatureConfig)
+    engine = load_config("engine", EngineConfig)
     with bar(4, desc="featurize", unit="step") as steps:
         tx = read_parquet(INTERIM)
         customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
         terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")
         steps.update()
-        table = build_features(tx, config, customers, terminals)
+        table = featurize(engine, tx, config, customers, terminals)
         steps.update()
         with atomic_dir(ONLINE_STATE) as tmp:
             as_of = OnlineState.save_history(tx, config, tmp, customers, terminals)
@@ -30,7 +33,7 @@ def main() -> None:
         write_parquet(table, FEATURES)
         steps.update()
     print(
-        f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}) -> {FEATURES}; "
+        f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}, {engine.name} engine) -> {FEATURES}; "
         f"online state as of {as_of} -> {ONLINE_STATE}"
     )
 

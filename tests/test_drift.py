@@ -281,8 +281,11 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
     assert MonitorConfig.parse(DEFAULTS, "monitor").current == "predictions"
     with pytest.raises(ConfigError, match=r"monitor.segments.amount_bands: must be strictly increasing"):
         MonitorConfig.parse({**DEFAULTS, "segments": {**DEFAULTS["segments"], "amount_bands": [50, 20]}}, "monitor")
-    with pytest.raises(ConfigError, match=r"monitor.current: must be one of 'predictions'"):
-        MonitorConfig.parse({**DEFAULTS, "current": "service_log"}, "monitor")
+    assert MonitorConfig.parse({**DEFAULTS, "current": "service_log"}, "monitor").journal_dir == "serving"
+    with pytest.raises(ConfigError, match=r"monitor.current: must be one of 'predictions' or 'service_log', got 'journal'"):
+        MonitorConfig.parse({**DEFAULTS, "current": "journal"}, "monitor")
+    with pytest.raises(ConfigError, match=r"monitor.journal_dir"):
+        MonitorConfig.parse({**DEFAULTS, "journal_dir": ""}, "monitor")
     with pytest.raises(ConfigError, match=r"monitor.features.drift_share: must be <= 1"):
         MonitorConfig.parse({**DEFAULTS, "features": {**DEFAULTS["features"], "drift_share": 1.5}}, "monitor")
 

@@ -457,7 +457,8 @@ def test_featurize_stage(tmp_path: Path, locations: str | None) -> None:
         customers, terminals = location_tables(tx)
         write_parquet(customers, tmp_path / "data/raw/customers.parquet")
         write_parquet(terminals, tmp_path / "data/raw/terminals.parquet")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"features": EXTENDED.to_dict()}))
+    engine = yaml.safe_load((ROOT / "conf/engine/pandas.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"features": EXTENDED.to_dict(), "engine": engine}))
 
     def run() -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(ROOT / "stages/featurize.py")], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -65,6 +65,11 @@ def test_the_page_fetches_nothing_and_runs_no_script(drifted):
     assert len(sources) == 2 + len(drifted.samples) and len(drifted.samples) >= 3
 
 
+def test_the_page_says_what_the_current_window_is(drifted):
+    assert re.search(r'current [^<]*, 4,321 transactions the service scored with m-1 &amp; co,', render(drifted, "4,321 transactions the service scored with m-1 & co"))
+    assert f'{drifted.metrics["n_current"]:,} rows,' in render(drifted)
+
+
 def test_the_verdict_is_the_first_thing_on_the_page(drifted, quiet):
     page = render(drifted)
     body = page[page.index("<body>"):]

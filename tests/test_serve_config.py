@@ -31,3 +31,19 @@ def test_the_api_key_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("FRAUDPIPE_TEST_KEY", " ")
     with pytest.raises(ConfigError, match="FRAUDPIPE_TEST_KEY is set but empty"):
         config.api_key()
+
+
+def test_the_store_is_memory_or_a_redis_url_and_several_workers_need_redis():
+    assert not ServeConfig.parse(OPTIONS, "serve").shared  # the default: in process, one worker
+    for url in ("redis://127.0.0.1:6379/0", "rediss://cache.example:6380/2", "unix:///run/redis.sock?db=1"):
+        config = ServeConfig.parse(OPTIONS | {"store": url, "workers": 4}, "serve")
+        assert config.shared and config.workers == 4
+    with pytest.raises(ConfigError, match=r"serve.store: must be 'memory' \(the in-process store\) or a Redis URL: .*got 'http://x'"):
+        ServeConfig.parse(OPTIONS | {"store": "http://x"}, "serve")
+    with pytest.raises(ConfigError, match=r"^serve.workers: --workers 2 needs a shared state store: .*add --store redis://host:port/db .*got 2$"):
+        ServeConfig.parse(OPTIONS | {"workers": 2}, "serve")
+    with pytest.raises(ConfigError, match=r"serve.redis_prefix: must be letters, digits"):
+        ServeConfig.parse(OPTIONS | {"store": "redis://h/0", "redis_prefix": "a b"}, "serve")
+    # the configuration the parent hands its worker processes comes back the same
+    config = ServeConfig.parse(OPTIONS | {"store": "redis://h:1/0", "workers": 2}, "serve")
+    assert ServeConfig.model_validate_json(config.model_dump_json(), strict=False) == config

@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -85,9 +86,11 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
     journal = Journal(tmp_path)
     rows = w.test.head(6)
     records = []
-    for row in rows.itertuples():
+    given = {1: (1.5, -2.0, 3.0, 4.0), 4: (5.0, 6.0, None, None)}  # coordinates a request carried: one kept by the snapshot, one logged
+    for i, row in enumerate(rows.itertuples()):
         when = pd.Timestamp(row.tx_datetime).to_pydatetime()
-        record = scored(str(row.transaction_id), when.isoformat(), str(row.customer_id), str(row.terminal_id), float(row.tx_amount))
+        record = scored(str(row.transaction_id), when.isoformat(), str(row.customer_id), str(row.terminal_id), float(row.tx_amount),
+                        coordinates=given.get(i, (None, None, None, None)))  # fmt: skip
         records.append(record)
     for record in records[:3]:  # before the snapshot, one labelled
         journal.append_transaction(record)
@@ -104,8 +107,11 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
     journal.append_label(records[4].transaction.transaction_id, 0)
 
     log = read_service_log(tmp_path)
-    assert list(log.scored.columns) == ["transaction_id", "customer_id", "terminal_id", "tx_datetime", "tx_amount", "score",
-                                       "alert", "model_version"]  # fmt: skip
+    assert list(log.scored.columns) == ["transaction_id", "customer_id", "terminal_id", "tx_datetime", "tx_amount", "customer_x",
+                                       "customer_y", "terminal_x", "terminal_y", "score", "alert", "model_version"]  # fmt: skip
+    coordinates = log.scored[["customer_x", "customer_y", "terminal_x", "terminal_y"]].to_numpy()
+    assert coordinates[1].tolist() == [1.5, -2.0, 3.0, 4.0] and coordinates[4, :2].tolist() == [5.0, 6.0]
+    assert np.isnan(coordinates[4, 2:]).all() and np.isnan(coordinates[[0, 2, 3, 5]]).all()
     assert log.scored["transaction_id"].tolist() == rows["transaction_id"].tolist()  # snapshot first, then the log
     assert str(log.scored["transaction_id"].dtype) == "int64" and str(log.scored["tx_datetime"].dtype) == "datetime64[us]"
     assert log.scored["tx_datetime"].tolist() == rows["tx_datetime"].tolist()

@@ -65,3 +65,40 @@ def test_load_params_without_a_params_file_says_how_to_make_one(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="fraudpipe params"):
         load_params("model")
+
+
+def test_with_FRAUDPIPE_PROFILE_a_stage_that_ends_well_records_its_time_and_peak_memory(tmp_path):
+    import json
+    import os
+
+    script = tmp_path / "stage_script.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from fraudpipe.errors import DataError
+        from fraudpipe.stage import run
+        def main():
+            block = b"x" * (200 * 2**20)  # 200 MiB written: the peak must show it
+            time.sleep(0.3)
+            if sys.argv[1] == "fail":
+                raise DataError("no")
+        run(main, sys.argv[1])
+    """))
+    env = dict(os.environ, FRAUDPIPE_PROFILE=str(tmp_path / "profile"))
+    for name, code in (("demo", 0), ("fail", 1)):
+        proc = subprocess.run([sys.executable, str(script), name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == code, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "profile").iterdir()) == ["demo.json"]  # a failed stage records nothing
+    record = json.loads((tmp_path / "profile" / "demo.json").read_text())
+    assert record["stage"] == "demo"
+    assert 0.3 <= record["seconds"] < 60  # from the process's start: the sleep and the imports included
+    assert record["peak_rss_bytes"] >= 200 * 2**20
+
+
+def test_without_FRAUDPIPE_PROFILE_nothing_is_recorded(tmp_path):
+    proc = run_script(tmp_path, """
+        def main():
+            pass
+        run(main, "demo")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage_script.py"]

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -72,6 +73,7 @@ CONFIG_CASES = [
     # stage, key, value, what the message must say
     ("check_config", "model.max_depth", 0, ["model.max_depth: must be >= 1, got 0"]),
     ("check_config", "modle", {}, ["modle: unknown group", "did you mean 'model'"]),
+    ("check_config", "engine.name", "spark", ["engine.name: must be one of 'pandas' or 'dask', got 'spark'"]),
     ("check_data", "split.train_days", 400, ["split.train_days"]),
     ("check_data", "evaluate.card_precision_k", 100000, ["evaluate.card_precision_k: 100000 is more than"]),
     ("ingest", "validation.min_rows", -1, ["validation.min_rows", "got -1"]),
@@ -82,10 +84,12 @@ CONFIG_CASES = [
     ("preprocess", "preprocess.outlier_factor", 3.0, ["preprocess.outlier_factor: unknown key"]),
     ("featurize", "features.delay_days", -1, ["features.delay_days", "got -1"]),
     ("featurize", "features.extra", [], ["features.extra: unknown key", "extras"]),
+    ("featurize", "engine.partitions", 0, ["engine.partitions: must be >= 1, got 0"]),
     ("split", "split.train_days", 0, ["split.train_days", "got 0"]),
     ("split", "split.train_dayz", 7, ["split.train_dayz: unknown key", "train_days"]),
     ("train", "model.max_depth", 0, ["model.max_depth: must be >= 1, got 0"]),
     ("train", "model.max_dept", 3, ["model.max_dept: unknown key", "max_depth"]),
+    ("train", "engine.name", "dask", ["engine.name: dask cannot train model.tree_method 'exact'", "model.tree_method=hist"]),
     ("backtest", "split.n_folds", 0, ["split.n_folds", "got 0"]),
     ("backtest", "model.learning_rate", 0, ["model.learning_rate", "got 0"]),
     ("evaluate", "evaluate.card_precision_k", 0, ["evaluate.card_precision_k", "got 0"]),
@@ -95,6 +99,7 @@ CONFIG_CASES = [
     ("infer", "features.customer_windowz", [1], ["features.customer_windowz: unknown key", "customer_windows"]),
     ("monitor", "monitor.features.drift_share", 0, ["monitor.features.drift_share: must be > 0, got 0"]),
     ("monitor", "monitor.fail_on_alertt", True, ["monitor.fail_on_alertt: unknown key", "fail_on_alert"]),
+    ("monitor", "monitor.current", "service_log", ["serving/journal.sqlite3 does not exist", "fraudpipe serve --journal-dir"]),
 ]
 
 
@@ -195,3 +200,49 @@ def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pip
     line = assert_one_line_failure(run_stage(work, "monitor"), "monitor", "ALERT: dataset drift", "monitor.fail_on_alert")
     assert "report.html" in line
     assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()  # the reports were written first
+
+
+def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipeline, tmp_path):
+    """The service replays the live period (labels arriving after it): monitor.current=service_log then
+    gives the figures monitor.current=predictions gives: the service computed the training features and scores."""
+    from fraudpipe.features import FeatureConfig
+    from fraudpipe.online import OnlineState
+    from fraudpipe.serve.config import ServeConfig
+    from fraudpipe.serve.schema import LabelIn, TransactionIn
+    from fraudpipe.serve.service import Service
+
+    work = copy_of(pipeline, tmp_path / "work")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    live = pd.read_parquet(work / "data/split/live.parquet")
+    interim = pd.read_parquet(work / "data/interim/transactions.parquet")
+    raw = {name: pd.read_parquet(work / "data/raw" / f"{name}.parquet") for name in ("customers", "terminals")}
+    start = live["tx_datetime"].min()
+    OnlineState.from_history(interim[interim["tx_datetime"] < start], FeatureConfig.parse(params["features"], "features"),
+                             raw["customers"], raw["terminals"]).save(tmp_path / "state")  # fmt: skip
+    options = dict(model=work / "models/bundle", state=tmp_path / "state", journal_dir=work / "serving", host="127.0.0.1",
+                   port=8000, max_batch=100, max_body_bytes=1 << 20, max_amount=1e6, late_days=0, max_future_seconds=300,
+                   api_key_env="FRAUDPIPE_TEST_UNSET_KEY")  # fmt: skip
+    service = Service.open(ServeConfig.parse(options, "serve"))
+    labels = [LabelIn(transaction_id=int(t), tx_fraud=int(f)) for t, f in zip(live["transaction_id"], live["tx_fraud"])]
+    due = live["tx_datetime"].to_numpy() + np.timedelta64(params["features"]["delay_days"], "D")
+    sent = 0
+    for row in live.itertuples(index=False):  # each label arrives once older than the delay, as training assumes
+        while sent < len(labels) and due[sent] <= np.datetime64(row.tx_datetime):
+            service.label(labels[sent])
+            sent += 1
+        service.score(TransactionIn.model_validate({
+            "transaction_id": int(row.transaction_id), "customer_id": int(row.customer_id), "terminal_id": int(row.terminal_id),
+            "tx_datetime": row.tx_datetime.to_pydatetime(), "tx_amount": float(row.tx_amount)}))  # fmt: skip
+    for label in labels[sent:]:
+        service.label(label)
+    service.close()
+
+    batch = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())
+    set_key(params, "monitor.current", "service_log")
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run_stage(work, "monitor")
+    assert proc.returncode == 0, proc.stderr
+    assert f"against {len(live):,} transactions the service scored with xgboost-" in proc.stdout
+    served = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())
+    assert served.keys() == batch.keys() and served["n_current"] == batch["n_current"] == len(live) > 1000
+    assert served == batch

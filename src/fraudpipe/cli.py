@@ -194,27 +194,36 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request (costs throughput)")] = False,
     http: Annotated[str, typer.Option(help="uvicorn's HTTP implementation: auto (httptools when installed), h11, httptools")] = "auto",
     loop: Annotated[str, typer.Option(help="uvicorn's event loop: auto (uvloop when installed), asyncio, uvloop")] = "auto",
+    store: Annotated[str, typer.Option(help="where the online state lives: memory (in this process, one worker, journal in "
+                                            "--journal-dir), or a Redis URL shared by every worker: redis://host:port/db, "
+                                            "unix:///path/redis.sock?db=0")] = "memory",
+    redis_prefix: Annotated[str, typer.Option(help="the Redis key prefix of this shared state (one prefix, one state)")] = "fraudpipe",
+    workers: Annotated[int, typer.Option(help="worker processes behind the one port (more than 1 needs --store redis://...)")] = 1,
 ) -> None:
-    """Serve fraud scores over HTTP (FastAPI on uvicorn, one worker, in-process state store): POST
-    /v1/score, /v1/score/batch, /v1/labels; GET /healthz, /readyz, /metrics; OpenAPI at /docs.
-    Every accepted transaction and label is journalled (SQLite WAL in --journal-dir) before the
-    answer; a restart replays the journal on top of the latest snapshot. SIGUSR1 or POST
-    /v1/admin/snapshot writes a snapshot and truncates the journal."""
+    """Serve fraud scores over HTTP (FastAPI on uvicorn): POST /v1/score, /v1/score/batch, /v1/labels;
+    GET /healthz, /readyz, /metrics; OpenAPI at /docs. By default one worker with the state in
+    process: every accepted transaction and label is journalled (SQLite WAL in --journal-dir) before
+    the answer; a restart replays the journal on top of the latest snapshot; SIGUSR1 or POST
+    /v1/admin/snapshot writes a snapshot and truncates the journal. With --store redis://... the
+    state is in Redis, seeded once from --state and shared by --workers N processes (or several
+    machines); Redis's append-only file is then the durable log."""
     from fraudpipe.errors import PipelineError
     from fraudpipe.serve.config import ServeConfig
 
     options = dict(model=model, state=state, journal_dir=journal_dir, host=host, port=port, max_batch=max_batch,
                    max_body_bytes=max_body_bytes, max_amount=max_amount, late_days=late_days,
                    max_future_seconds=max_future_seconds, api_key_env=api_key_env, log_level=log_level, access_log=access_log,
-                   http=http, loop=loop)  # fmt: skip
+                   http=http, loop=loop, store=store, redis_prefix=redis_prefix, workers=workers)  # fmt: skip
     try:
         config = ServeConfig.parse(options, "serve")
         from fraudpipe.serve.service import preflight
 
-        preflight(config)
+        seeded = preflight(config)
     except PipelineError as exc:
         typer.echo(f"serve failed: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from None
+    if seeded:
+        typer.echo(seeded)
     from fraudpipe.serve.app import run
 
     raise typer.Exit(run(config))

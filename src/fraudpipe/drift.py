@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
@@ -34,9 +33,8 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
-from fraudpipe.contract import CUSTOMER_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
+from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
 from fraudpipe.errors import DataError
-from fraudpipe.inference import PREDICTION_COLUMNS
 from fraudpipe.metrics import average_precision, card_precision_at_k, threshold_metrics
 from fraudpipe.progress import progress
 from fraudpipe.split import remove_known_compromised
@@ -105,11 +103,12 @@ class SegmentChecks(Config):
 class MonitorConfig(Config):
     """conf/monitor/: what is compared, the thresholds, and whether an alert fails the stage.
 
-    ``current`` names the window watched; ``predictions`` (the live period as `infer` scored it)
-    is the one source so far.
+    ``current`` names the window watched (`monitor_window`): ``predictions``, the live period as
+    `infer` scored it, or ``service_log``, what the service scored, from its log in ``journal_dir``.
     """
 
-    current: Literal["predictions"]
+    current: Literal["predictions", "service_log"]
+    journal_dir: str = Field(min_length=1)
     fail_on_alert: bool
     features: FeatureChecks
     prediction: PredictionChecks
@@ -483,23 +482,6 @@ def calibration(scores: np.ndarray, labels: np.ndarray, bins: int, sample: str) 
 
 # --------------------------------------------------------------------------------------------
 # Inputs
-
-def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version: str) -> None:
-    """The predictions must be `infer`'s of exactly these rows, in order, by this bundle: anything
-    else would compare another model's scores or another window's rows."""
-    require_columns(predictions, PREDICTION_COLUMNS, "the predictions (data/predictions/live.parquet)")
-    require_columns(current, [TRANSACTION_ID], "the live period")
-    rerun = "rerun the infer stage (dvc repro infer)"
-    if len(predictions) != len(current):
-        raise DataError(f"the predictions hold {len(predictions):,} rows, the live period {len(current):,}; {rerun}")
-    same = predictions[TRANSACTION_ID].reset_index(drop=True).equals(current[TRANSACTION_ID].reset_index(drop=True))
-    if not same:
-        raise DataError(f"the predictions' transaction_id column is not the live period's, row for row; {rerun}")
-    versions = pd.unique(predictions["model_version"])
-    if len(versions) and (len(versions) > 1 or versions[0] != version):
-        raise DataError(f"the predictions were made by model version(s) {sorted(map(str, versions))}, the bundle is "
-                        f"{version}; {rerun}")
-
 
 # --------------------------------------------------------------------------------------------
 # The whole comparison

@@ -169,8 +169,8 @@ FIGURE_LABELS = {
 }
 
 
-def render(result: MonitorResult) -> str:
-    """The report as one HTML document."""
+def render(result: MonitorResult, source: str = "") -> str:
+    """The report as one HTML document; ``source`` says what the current window is (`monitor_window`)."""
     m = result.metrics
     alert = bool(m["alert"])
     kinds = dict(zip(result.features["feature"], result.features["kind"]))
@@ -206,7 +206,7 @@ def render(result: MonitorResult) -> str:
     body = f"""
 <h1>Monitoring report</h1>
 <p class="meta">Model {_e(result.model_version or "n/a")} &middot; reference (training period) {_e(periods.get("reference", ""))},
-{_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {_number(m["n_current"])} rows,
+{_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {_e(source) if source else f'{_number(m["n_current"])} rows'},
 {_number(m["n_labelled"])} labelled rows measured</p>
 <p id="summary" class="{"alert" if alert else "ok"}">{_e(result.summary)}</p>
 {figures}

@@ -656,6 +656,11 @@ class OnlineState:
         return earliest
 
     @property
+    def complete_since(self) -> int | None:
+        """Every transaction seen after this epoch second is kept (None: every one seen)."""
+        return self._complete_since
+
+    @property
     def pruned_at(self) -> int | None:
         """When (newest transaction time) the state last forgot old transactions."""
         return self._pruned_at
@@ -742,13 +747,30 @@ class OnlineState:
         if meta["feature_names"] != feature_names(config):
             raise DataError(f"{directory}: saved feature list differs from what this code produces for its config")
         tables = {k: read_parquet(directory / f) for k, f in LOCATION_FILES.items() if (directory / f).exists()}
-        state = cls(config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID), late_days=late_days)
-        history = read_parquet(directory / HISTORY_FILE)
+        now = None if meta["as_of"] is None else to_epoch_second(meta["as_of"])
+        saved = meta.get("complete_since")
+        return cls.restore(read_parquet(directory / HISTORY_FILE), config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID),
+                           late_days=late_days, now=now, complete_since=to_epoch_second(saved) if saved else None)  # fmt: skip
+
+    @classmethod
+    def restore(
+        cls,
+        history: pd.DataFrame,
+        config: FeatureConfig,
+        customers: pd.DataFrame | None = None,
+        terminals: pd.DataFrame | None = None,
+        *,
+        late_days: int = 0,
+        now: int | None = None,
+        complete_since: int | None = None,
+    ) -> OnlineState:
+        """A state from what ``save`` writes, however it was stored (files, or a shared store exporting
+        one): ``history`` in arrival order, the newest time seen ``now`` and ``complete_since`` (None:
+        the history is complete over the retention window before ``now``)."""
+        state = cls(config, customers, terminals, late_days=late_days)
         state._add_rows(history, epoch_seconds(history[TX_DATETIME].to_numpy()))  # saved in arrival order
-        if meta["as_of"] is not None:
-            now = state._now = state._pruned_at = to_epoch_second(meta["as_of"])
-            # the saved history is complete since `complete_since`, else since the retention window
-            saved = meta.get("complete_since")
-            since = to_epoch_second(saved) if saved else now - config.retention_days * SECONDS_PER_DAY
+        if now is not None:
+            state._now = state._pruned_at = now
+            since = complete_since if complete_since is not None else now - config.retention_days * SECONDS_PER_DAY
             state._complete_since = max(since, now - state._kept_seconds)
         return state

@@ -16,6 +16,8 @@ import pandas as pd
 
 from fraudpipe.config import Config
 from fraudpipe.drift import MonitorConfig
+from fraudpipe.engine import EngineConfig
+from fraudpipe.engine_training import model_problems
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import ConfigError
 from fraudpipe.features import FeatureConfig
@@ -36,6 +38,7 @@ GROUPS: dict[str, type[Config]] = {
     "model": ModelConfig,
     "evaluate": EvaluateConfig,
     "monitor": MonitorConfig,
+    "engine": EngineConfig,
 }
 #: Top-level values of conf/config.yaml that groups interpolate (``${seed}``), not groups themselves.
 VALUES = ("seed",)
@@ -49,14 +52,17 @@ def config_problems(params: Mapping[str, Any]) -> list[str]:
             close = difflib.get_close_matches(str(name), [*GROUPS, *VALUES], n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(f"{name}: unknown group ({hint}known groups: {', '.join(GROUPS)})")
+    parsed = {}
     for name, model in GROUPS.items():
         if name not in params:
             problems.append(f"{name}: missing group; run `fraudpipe params` to recompose params.yaml from conf/")
             continue
         try:
-            model.parse(params[name], name)
+            parsed[name] = model.parse(params[name], name)
         except ConfigError as exc:
             problems.append(str(exc))
+    if "engine" in parsed and "model" in parsed:  # a rule between two groups
+        problems += model_problems(parsed["engine"], parsed["model"])
     return problems
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fraudpipe.model.config import ModelConfig
-from fraudpipe.model.estimators import Predictor, spec
+from fraudpipe.model.estimators import Estimator, Predictor, spec
 
 if TYPE_CHECKING:
     from dvclive import Live
@@ -57,15 +57,19 @@ def fit_model(
     features: Sequence[str],
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
     live: Live | None = None,
+    estimator: Estimator | None = None,
 ) -> FittedModel:
-    """Fit the configured estimator; one that logs its own curves reports them to `live`."""
+    """Fit the configured estimator; one that logs its own curves reports them to `live`.
+
+    ``estimator`` fits in its place another implementation of the same spec (the Dask engine's).
+    """
     mean = scale = None
     if config.standardize:
         from sklearn.preprocessing import StandardScaler
 
         scaler = StandardScaler().fit(X)
         mean, scale = scaler.mean_, scaler.scale_
-    estimator = spec(config.estimator)
+    estimator = spec(config.estimator) if estimator is None else estimator
     params = estimator_params(config, y)
     scaled_eval = None if eval_set is None else (standardize(eval_set[0], mean, scale), eval_set[1])
     model, importance = estimator.fit(standardize(X, mean, scale), y, params, features, eval_set=scaled_eval, live=live)

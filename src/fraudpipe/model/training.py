@@ -20,7 +20,7 @@ from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.metrics import average_precision, threshold_metrics
 from fraudpipe.model.bundle import BUNDLE_FORMAT, Bundle
 from fraudpipe.model.config import ModelConfig
-from fraudpipe.model.estimators import spec
+from fraudpipe.model.estimators import Estimator, spec
 from fraudpipe.model.fit import FittedModel, fit_model
 from fraudpipe.model.threshold import select_threshold
 
@@ -71,7 +71,9 @@ def _check_training_table(table: pd.DataFrame, features: Sequence[str]) -> None:
         raise DataError(f"feature column(s) {cols}: {int(bad.any(axis=1).sum())} training rows are NaN or infinite")
 
 
-def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = None) -> Bundle:
+def train_bundle(
+    train: pd.DataFrame, config: ModelConfig, live: Live | None = None, *, estimator: Estimator | None = None
+) -> Bundle:
     """Fit on the training period and choose the threshold without ever looking at test data.
 
     With `threshold_validation_days` = v > 0, a provisional model is fitted on the training
@@ -79,6 +81,11 @@ def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = N
     honest, out-of-sample choice); the shipped model is then refitted on the whole period with
     the same settings. With v = 0 the threshold is chosen on the final model's in-sample scores.
     dvclive receives the curves of the fit that chose the threshold.
+
+    ``estimator`` fits in place of the configured spec (the Dask engine's `DaskXGBoost`: same
+    model, files and predictions); its ``engine`` description is recorded as ``engine`` in the
+    metadata. A bundle without that key was trained in the stage's process (the pandas engine),
+    so the default bundle stays byte-identical to one trained before engines existed.
     """
     features = feature_columns(train)
     _check_training_table(train, features)
@@ -101,13 +108,13 @@ def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = N
                 f"model.threshold_validation_days: the threshold validation slice (last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
                 "raise model.threshold_validation_days or set it to 0"
             )
-        provisional = fit_model(X[~holdout], y[~holdout], config, features, eval_set=(X[holdout], y[holdout]), live=live)
+        provisional = fit_model(X[~holdout], y[~holdout], config, features, eval_set=(X[holdout], y[holdout]), live=live, estimator=estimator)
         chosen_scores, chosen = provisional.predict(X[holdout]), holdout
         if live is not None and not own_curves:
             log_fit(live, provisional, {"train": (X[~holdout], y[~holdout]), "validation": (X[holdout], y[holdout])})
-        final = fit_model(X, y, config, features)
+        final = fit_model(X, y, config, features, estimator=estimator)
     else:
-        final = fit_model(X, y, config, features, live=live)
+        final = fit_model(X, y, config, features, live=live, estimator=estimator)
         chosen_scores, chosen = final.predict(X), np.ones(len(y), dtype=bool)
         if live is not None and not own_curves:
             log_fit(live, final, {"train": (X, y)})
@@ -145,6 +152,8 @@ def train_bundle(train: pd.DataFrame, config: ModelConfig, live: Live | None = N
         },
         "library_versions": library_versions(),
     }
+    if estimator is not None:
+        metadata["engine"] = estimator.engine
     return Bundle(metadata, final.predictor, final.mean, final.scale)
 
 

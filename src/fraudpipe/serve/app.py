@@ -10,6 +10,10 @@ from bytes with pydantic; responses are JSON bytes built directly. Every malform
 Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot (these four need the API
 key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
 /openapi.json (/docs renders it).
+
+Several workers (``--workers N``, only with the state in Redis): uvicorn's process manager binds
+the port once and starts N worker processes that accept on it; each builds its app with
+``worker_app`` from the configuration the parent puts in ``FRAUDPIPE_SERVE_CONFIG``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import gc
 import hmac
 import json
+import os
 import signal
 import sys
 import threading
@@ -46,7 +51,10 @@ from fraudpipe.serve.schema import (
     one_line,
     problems,
 )
-from fraudpipe.serve.service import STORE_NAME, Refused, Service, describe
+from fraudpipe.serve.service import Refused, Service, describe, store_name
+from fraudpipe.serve.store import StoreUnavailable
+
+CONFIG_ENV = "FRAUDPIPE_SERVE_CONFIG"  # the parent's configuration, for the worker processes (JSON)
 
 API_KEY_HEADER = "x-api-key"
 ROUTES = frozenset({"/v1/score", "/v1/score/batch", "/v1/labels", "/v1/admin/snapshot", "/healthz", "/readyz",
@@ -58,7 +66,7 @@ _ERRORS = {
     409: "transaction_id already used for another transaction",
     413: "Body larger than --max-body-bytes",
     422: "A field is missing, of the wrong type or out of range (each named in `errors`)",
-    503: "Model and state still loading, or the journal cannot be written",
+    503: "Model and state still loading, or the journal or the Redis state store cannot be reached",
 }
 
 
@@ -97,6 +105,14 @@ def _score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
             "threshold": scored.threshold, "model_version": scored.model_version}  # fmt: skip
 
 
+def _size(service: Service) -> dict[str, int]:
+    """The store's counts for /metrics; none while a shared store is unreachable (the gauges read 0)."""
+    try:
+        return service.store.size()
+    except StoreUnavailable:
+        return {}
+
+
 class _Holder:
     service: Service | None = None
     failure: str | None = None
@@ -107,11 +123,14 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     metrics = Metrics()
     holder = _Holder()
     api_key = config.api_key()  # a ConfigError now, before anything starts
+    store = store_name(config)
+    workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        print(f"fraudpipe serve: starting 1 worker with the {STORE_NAME} on http://{config.host}:{config.port}; "
-              f"loading model {config.model} and state ...", flush=True)  # fmt: skip
+        print(f"fraudpipe serve: starting {workers} with the {store} on http://{config.host}:{config.port}"
+              f"{f' (worker pid {os.getpid()})' if config.workers > 1 else ''}; loading model {config.model} and state ...",
+              flush=True)  # fmt: skip
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGUSR1, _snapshot_on_signal)  # before loading: a signal then must not kill it
@@ -135,7 +154,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             return
         gc.freeze()  # the loaded state is long-lived: keep the collector from walking it again and again
         holder.service = service
-        metrics.loaded(service.version, service.threshold, service.store.size, service.journal.count)
+        metrics.loaded(service.version, service.threshold, lambda: _size(service), service.journal_entries)
         print(describe(service, config), flush=True)
 
     def _fail(message: str) -> None:
@@ -152,6 +171,10 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             done = holder.service.snapshot()
         except (PipelineError, OSError) as exc:
             print(f"fraudpipe serve: snapshot failed: {exc}", file=sys.stderr, flush=True)
+            return
+        if "aof_rewrite" in done:  # the state is in Redis
+            print(f"fraudpipe serve: SIGUSR1: Redis append-only file rewrite: {done['aof_rewrite']} "
+                  f"({done['transactions']:,} transactions)", flush=True)  # fmt: skip
             return
         print(f"fraudpipe serve: SIGUSR1: snapshot {done['snapshot']} ({done['transactions']:,} transactions, "
               f"{done['seconds']} s); journal truncated through entry {done['journal_seq']}", flush=True)  # fmt: skip
@@ -189,7 +212,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     app = FastAPI(
         title="fraudpipe", version="1", lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},  # /metrics is ours: no per-request OpenTelemetry checks
-        description="Real-time fraud scoring with the features the model was trained on. One worker, in-process state store.",
+        description=f"Real-time fraud scoring with the features the model was trained on. {workers.capitalize()}, {store}.",
     )  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
     app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
@@ -279,8 +302,12 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         if service is None:
             status = "failed" if holder.failure else "loading"
             return _json(503, {"status": status, "detail": holder.failure or "loading the model and the state"})
-        return _json(200, {"status": "ready", "model_version": service.version, "store": STORE_NAME, "workers": 1,
-                           **service.store.size(), "journal_entries": service.journal.count()})  # fmt: skip
+        try:
+            size = service.store.size()
+        except StoreUnavailable as exc:
+            return _json(503, {"status": "store unavailable", "detail": str(exc)})
+        return _json(200, {"status": "ready", "model_version": service.version, "store": store, "workers": config.workers,
+                           "pid": os.getpid(), **size, "journal_entries": service.journal_entries()})  # fmt: skip
 
     @app.get("/metrics", summary="Prometheus text format")
     async def prometheus() -> Response:
@@ -307,10 +334,31 @@ def _add_body_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes (uvicorn's factory): the parent's configuration from
+    ``FRAUDPIPE_SERVE_CONFIG``. A worker that cannot load stops the whole server (its parent), since
+    uvicorn would otherwise start it again and again."""
+
+    def on_fatal(message: str) -> None:
+        os.kill(os.getppid(), signal.SIGTERM)
+
+    config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV], strict=False)
+    return create_app(config, on_fatal)
+
+
 def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None) -> int:
     """Serve until stopped (SIGINT/SIGTERM); exit status 1 when loading failed. ``customize`` may add
-    routes to the app (the benchmark's reference endpoints), on the same server set-up."""
+    routes to the app (the benchmark's reference endpoints), on the same server set-up; one worker only."""
     import uvicorn
+
+    if config.workers > 1:
+        if customize is not None:
+            raise ValueError("customize needs one worker: the workers build their apps in their own processes")
+        os.environ[CONFIG_ENV] = config.model_dump_json()
+        uvicorn.run("fraudpipe.serve.app:worker_app", factory=True, host=config.host, port=config.port, workers=config.workers,
+                    lifespan="on", log_level=config.log_level, access_log=config.access_log, server_header=False,
+                    timeout_graceful_shutdown=10, http=config.http, loop=config.loop)  # fmt: skip
+        return 0
 
     failed: list[str] = []
     server: uvicorn.Server | None = None

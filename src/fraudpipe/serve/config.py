@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
-from fraudpipe.config import Config
+from fraudpipe.config import Config, rule_error
 from fraudpipe.errors import ConfigError
 
 
@@ -24,8 +24,26 @@ def _env_name(value: str) -> str:
     return value
 
 
+MEMORY = "memory"
+STORE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _store(value: str) -> str:
+    if value != MEMORY and not value.startswith(STORE_SCHEMES):
+        raise ValueError(f"must be {MEMORY!r} (the in-process store) or a Redis URL: redis://host:port/db, rediss://..., "
+                         "unix:///path/redis.sock?db=0")  # fmt: skip
+    return value
+
+
+def _prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+        raise ValueError("must be letters, digits and _ . : - (the Redis key prefix)")
+    return value
+
+
 class ServeConfig(Config):
-    """One worker's configuration (the service runs one uvicorn worker: its state is in-process)."""
+    """The service's configuration: one worker with the in-process state, or ``workers`` processes
+    behind one port sharing the state in Redis (``store``)."""
 
     model: Path  # the bundle directory
     state: Path  # the online state snapshot to start from when the journal directory has none of its own
@@ -42,6 +60,22 @@ class ServeConfig(Config):
     access_log: bool = False
     http: Literal["auto", "h11", "httptools"] = "auto"  # uvicorn's HTTP parser ("auto": httptools when installed)
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"  # uvicorn's event loop ("auto": uvloop when installed)
+    store: Annotated[str, AfterValidator(_store)] = MEMORY  # "memory", or the Redis URL holding the shared state
+    redis_prefix: Annotated[str, AfterValidator(_prefix)] = "fraudpipe"  # the keys of one shared state in that Redis
+    workers: Annotated[int, Field(ge=1, le=64)] = 1  # uvicorn worker processes behind the one port
+
+    @model_validator(mode="after")
+    def _shared_state_for_workers(self) -> ServeConfig:
+        if self.workers > 1 and not self.shared:
+            raise rule_error(f"--workers {self.workers} needs a shared state store: each worker would keep its own history in "
+                             "process and score from a part of it; add --store redis://host:port/db (or run --workers 1)",
+                             self.workers, key="workers")  # fmt: skip
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state is in Redis (shared by the workers) rather than in this process."""
+        return self.store != MEMORY
 
     def api_key(self) -> bytes | None:
         """The API key from the environment (None: none required); an empty variable is a mistake."""

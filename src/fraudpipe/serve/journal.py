@@ -243,20 +243,29 @@ def _entry(row: dict[str, Any]) -> Entry:
 class ServiceLog:
     """What the service scored and the labels it received (``read_service_log``)."""
 
-    #: transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, score, alert, model_version
+    #: transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, the coordinates the request
+    #: carried (NaN where none), score, alert, model_version
     scored: pd.DataFrame
     #: transaction_id, tx_fraud, received_at (NaT: the label was already known when the snapshot was written)
     labels: pd.DataFrame
 
 
-SCORED_LOG_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, "score", "alert", "model_version")
+SCORED_LOG_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, *COORDINATE_COLUMNS, "score", "alert",
+                      "model_version")  # fmt: skip
 LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at")
 
 
-def read_service_log(directory: str | Path) -> ServiceLog:
+def read_service_log(directory: str | Path, redis_prefix: str = "fraudpipe") -> ServiceLog:
     """The scored transactions and the labels of a service's journal directory, read-only: those of its
     latest snapshot (still retained by the service) then every entry after it, in order of acceptance.
-    Ids in the contract's dtypes (int64 when every id is a canonical integer, else text)."""
+    Ids in the contract's dtypes (int64 when every id is a canonical integer, else text).
+
+    Given a Redis URL instead (a service run with ``--store redis://...``, which keeps no journal), the
+    same frames from the shared state under ``redis_prefix`` (``redis_store.read_service_log``)."""
+    if isinstance(directory, str) and directory.startswith(("redis://", "rediss://", "unix://")):
+        from fraudpipe.serve.redis_store import read_service_log as from_redis
+
+        return from_redis(directory, redis_prefix)
     directory = Path(directory)
     path = directory / JOURNAL_FILE
     if not path.is_file():
@@ -284,7 +293,7 @@ def read_service_log(directory: str | Path) -> ServiceLog:
 def _typed(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     """The parts one after the other, in the contract's dtypes."""
     dtypes = {TX_DATETIME: DATETIME_DTYPE, "received_at": DATETIME_DTYPE, TX_AMOUNT: np.float64, "score": np.float64,
-              "alert": bool, TX_FRAUD: np.int8}  # fmt: skip
+              "alert": bool, TX_FRAUD: np.int8} | dict.fromkeys(COORDINATE_COLUMNS, np.float64)  # fmt: skip
     out = {}
     for c in columns:
         if c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):  # int64 or text: str() is the key either way

@@ -7,7 +7,10 @@ large?), fetch its customer's and terminal's histories from the store, compute t
 its answer to the journal, add it to the store, answer. Nothing builds a DataFrame per request.
 
 A restart is ``Service.open``: the bundle, then the latest snapshot in the journal directory (or
-``--state`` when there is none), then every journal entry after that snapshot, in order.
+``--state`` when there is none), then every journal entry after that snapshot, in order. With the
+state in Redis (``--store redis://...``) there is no journal: Redis holds the state, its
+append-only file is the durable log, and a worker (re)starting attaches to it (the first one seeds
+it from ``--state``; ``serve.redis_store``).
 """
 
 from __future__ import annotations
@@ -31,9 +34,21 @@ from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.fastpath import RowScorer
 from fraudpipe.serve.journal import Journal, latest_snapshot
 from fraudpipe.serve.schema import LabelIn, TransactionIn
-from fraudpipe.serve.store import InProcessStore, Scored, StateStore, Transaction, epoch_second
+from fraudpipe.serve.store import Conflict, InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 
 STORE_NAME = "in-process state store"
+_ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories
+
+
+def store_name(config: ServeConfig) -> str:
+    """The store as the start-up line and /readyz name it (a Redis URL without its password)."""
+    if not config.shared:
+        return STORE_NAME
+    from urllib.parse import urlsplit
+
+    url = urlsplit(config.store)
+    where = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl() if url.password else config.store
+    return f"Redis state store {where} (prefix {config.redis_prefix})"
 
 
 class Refused(DataError):
@@ -52,6 +67,7 @@ class Started:
     own_snapshot: bool  # the service's own (else --state)
     replayed: int  # journal entries applied after it
     seconds: float
+    seeded: bool | None = None  # Redis: this worker seeded the shared state (else it found it there); None: in-process
 
 
 def _iso(when: datetime | int) -> str:
@@ -63,7 +79,7 @@ def _iso(when: datetime | int) -> str:
 class Service:
     """One worker's model, state store and journal."""
 
-    def __init__(self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal, started: Started) -> None:
+    def __init__(self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal | None, started: Started) -> None:
         bundle.check_features(store_feature_names(store))
         self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
         self.names = list(bundle.features)
@@ -76,6 +92,12 @@ class Service:
         """Load the bundle and the latest state, replay the journal (see the module docstring)."""
         start = time.perf_counter()
         bundle = load_bundle(config.model, nthread=1)
+        if config.shared:  # the state and its durability are Redis's: no journal
+            from fraudpipe.serve.redis_store import RedisStore
+
+            store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
+            started = Started(config.state, False, 0, time.perf_counter() - start, seeded=store.seeded)
+            return cls(config, bundle, store, None, started)
         journal = Journal(config.journal_dir)
         found = journal.latest_snapshot()
         if found is None:
@@ -96,33 +118,47 @@ class Service:
 
     def score(self, body: TransactionIn) -> tuple[Scored, bool]:
         """The answer for one transaction, and whether it is a retry (the answer given before)."""
+        try:
+            return self._score(body)
+        except StoreUnavailable as exc:
+            raise Refused(503, "store", str(exc)) from None
+
+    def _score(self, body: TransactionIn) -> tuple[Scored, bool]:
         when = body.naive_utc
         tx = Transaction(canonical_id(body.transaction_id), canonical_id(body.customer_id), canonical_id(body.terminal_id),
                          when, epoch_second(when), body.tx_amount, body.coordinates)  # fmt: skip
         store = self.store
-        known = store.get_scored(tx.transaction_id)
-        if known is not None:
-            _check_retry(known.transaction, tx)
-            return known, True
-        if store.has_transaction(tx.transaction_id):
-            raise Refused(409, "transaction_id", f"{tx.transaction_id} is in the history the service started from (not scored "
-                          "here): a transaction_id names one transaction, scored once")  # fmt: skip
-        self._check_time_and_amount(tx)
-        try:
-            x = history_features(store.config, store.get_history(tx.customer_id, tx.terminal_id, tx.t), tx.t, tx.tx_amount,
-                                 tx.coordinates)  # fmt: skip
-        except DataError as exc:  # a location the distance feature needs and nobody gave
-            raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
-        score = self.predict(x)
-        scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
-        self._append(self.journal.append_transaction, scored)
-        store.add_transaction(scored)
-        return scored, False
+        for _ in range(_ATTEMPTS):  # more than one only when another worker changes the same history meanwhile
+            found = store.prepare(tx)
+            if found.scored is not None:
+                _check_retry(found.scored.transaction, tx)
+                return found.scored, True
+            if found.known:
+                raise Refused(409, "transaction_id", f"{tx.transaction_id} is in the history the service started from (not "
+                              "scored here): a transaction_id names one transaction, scored once")  # fmt: skip
+            self._check_time_and_amount(tx, found.earliest_exact)
+            try:
+                x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+            except DataError as exc:  # a location the distance feature needs and nobody gave
+                raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
+            score = self.predict(x)
+            scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
+            if self.journal is not None:  # (the in-process store never conflicts: appended once)
+                self._append(self.journal.append_transaction, scored)
+            try:
+                first = store.add_transaction(scored, found)
+            except Conflict:
+                continue
+            if first is not None:  # another worker scored this transaction_id meanwhile: its answer stands
+                _check_retry(first.transaction, tx)
+                return first, True
+            return scored, False
+        raise Refused(503, "store", f"the history of customer {tx.customer_id} / terminal {tx.terminal_id} changed under each "
+                      f"of {_ATTEMPTS} attempts to score it; nothing was recorded, retry")  # fmt: skip
 
-    def _check_time_and_amount(self, tx: Transaction) -> None:
+    def _check_time_and_amount(self, tx: Transaction, earliest: int | None) -> None:
         if tx.tx_amount > self.config.max_amount:
             raise Refused(422, "tx_amount", f"must be <= {self.config.max_amount:g} (--max-amount), got {tx.tx_amount!r}")
-        earliest = self.store.earliest_exact()
         if earliest is not None and tx.t < earliest:
             raise Refused(422, "tx_datetime", (
                 f"{_iso(tx.tx_datetime)} is older than the retention window: the service scores a transaction up to "
@@ -133,13 +169,21 @@ class Service:
                           f"{self.config.max_future_seconds} s after this server's clock, --max-future-seconds)")  # fmt: skip
 
     def label(self, body: LabelIn) -> None:
+        try:
+            self._label(body)
+        except StoreUnavailable as exc:
+            raise Refused(503, "store", str(exc)) from None
+
+    def _label(self, body: LabelIn) -> None:
         key = canonical_id(body.transaction_id)
         if not self.store.has_transaction(key):
             days = self.store.config.retention_days + self.config.late_days
             raise Refused(404, "transaction_id", f"{key} is not known: never scored here, or older than the "
                           f"{days} days of history the service keeps")  # fmt: skip
-        self._append(self.journal.append_label, key, body.tx_fraud)
-        self.store.add_label(key, body.tx_fraud)
+        if self.journal is not None:
+            self._append(self.journal.append_label, key, body.tx_fraud)
+        if not self.store.add_label(key, body.tx_fraud):  # a shared store: forgotten meanwhile (pruned by another worker)
+            raise Refused(404, "transaction_id", f"{key} is not known: older than the history the service keeps")
 
     def _append(self, write, *args) -> None:  # noqa: ANN001
         try:
@@ -152,6 +196,9 @@ class Service:
     def snapshot(self) -> dict[str, object]:
         """Write the state (and the answers given) as a snapshot, then drop the journal entries it holds."""
         start = time.perf_counter()
+        if self.journal is None:  # Redis: its append-only file is the log; rewriting it is what bounds it
+            return {"aof_rewrite": self.store.compact(), "transactions": self.store.size()["transactions"],
+                    "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
         seq = self.journal.last_seq()
         target = self.journal.snapshot_dir(seq)
         if not target.is_dir():
@@ -165,8 +212,16 @@ class Service:
         return {"snapshot": str(target), "journal_seq": seq, "transactions": self.store.size()["transactions"],
                 "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
 
+    def journal_entries(self) -> int:
+        """Entries a restart would replay (none with Redis: nothing is replayed)."""
+        return 0 if self.journal is None else self.journal.count()
+
     def close(self) -> None:
-        self.journal.close()
+        if self.journal is not None:
+            self.journal.close()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
 
 
 def store_feature_names(store: StateStore) -> list[str]:
@@ -202,10 +257,27 @@ def _check_base(journal: Journal, state: Path) -> None:
         journal.set_meta("base", identity)
 
 
-def preflight(config: ServeConfig) -> None:
+def preflight(config: ServeConfig) -> str | None:
     """What `fraudpipe serve` checks before it binds the port, each failure one line: the bundle (its
-    sha256 sums), the state it would start from and its features, the journal directory, the API key."""
+    sha256 sums), the state it would start from and its features, the journal directory, the API key.
+    With Redis it seeds the shared state (once: a state already there is checked and kept), so that
+    the workers it then starts only attach; it returns the line that says so (None otherwise)."""
     bundle = load_bundle(config.model, nthread=1)
+    if config.shared:
+        from fraudpipe.serve.redis_store import RedisStore
+
+        store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
+        try:
+            bundle.check_features(store_feature_names(store))
+        except BundleError as exc:
+            raise BundleError(f"{config.model} does not fit the shared state in {store_name(config)}: {exc}") from None
+        finally:
+            store.close()
+        config.api_key()
+        if not store.seeded:
+            return None
+        return (f"fraudpipe serve: seeded the shared state in the {store_name(config)} from {config.state}: "
+                f"{store.meta['transactions']:,} transactions in {store.meta['seed_seconds']:.1f} s")  # fmt: skip
     found = latest_snapshot(config.journal_dir)
     state = found[0] if found else config.state
     path = state / STATE_FILE
@@ -224,15 +296,24 @@ def preflight(config: ServeConfig) -> None:
     if not os.access(config.journal_dir, os.W_OK):
         raise DataError(f"{config.journal_dir} is not writable: the journal must be (--journal-dir)")
     config.api_key()
+    return None
 
 
 def describe(service: Service, config: ServeConfig) -> str:
     """The start-up line."""
     size, started = service.store.size(), service.started
-    source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
     key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
-    return (f"fraudpipe serve: ready on http://{config.host}:{config.port} with 1 worker and the {STORE_NAME}; model "
-            f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); state from {source} + "
+    workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
+    head = (f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} and the {store_name(config)}; model "
+            f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); ")  # fmt: skip
+    if service.journal is None:
+        meta = service.store.meta
+        how = "seeded by this worker" if started.seeded else f"already there (seeded at {meta['seeded_at']} UTC)"
+        return (f"{head}worker pid {os.getpid()}; shared state {how} from {meta['source']} ({meta['identity']}) = "
+                f"{size['transactions']:,} transactions now, ready in {started.seconds:.1f} s; durable log: "
+                f"{service.store.persistence()}; {key}")  # fmt: skip
+    source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
+    return (f"{head}state from {source} + "
             f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} = {size['transactions']:,} transactions, "
             f"loaded in {started.seconds:.1f} s; "
             f"journal {service.journal.path} (SQLite WAL); {key}")  # fmt: skip

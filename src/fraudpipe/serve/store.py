@@ -9,7 +9,8 @@ per scored transaction_id (for client retries). It does no feature math: ``get_h
 definitions training used, whichever store fetched them.
 
 ``InProcessStore`` (the default) wraps ``online.OnlineState``: one process, one worker; its
-durability comes from the service's journal (``serve.journal``) and snapshots.
+durability comes from the service's journal (``serve.journal``) and snapshots. ``RedisStore``
+(``serve.redis_store``) holds the same state in Redis, shared by several workers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,26 @@ class Scored:
     model_version: str
 
 
+class StoreUnavailable(DataError):
+    """A shared store could not be reached for a request (the service answers 503: retry later)."""
+
+
+class Conflict(Exception):
+    """Another worker changed the customer's or terminal's history between ``prepare`` and
+    ``add_transaction``: the features read are stale; prepare and score again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything scoring one transaction reads from the store (``StateStore.prepare``)."""
+
+    scored: Scored | None  # the answer already given to its transaction_id (a retry), if any
+    known: bool  # its transaction_id is held (scored, or in the history the store started from)
+    earliest_exact: int | None  # ``StateStore.earliest_exact``
+    history: History  # ``StateStore.get_history`` at its time
+    version: Any = None  # a shared store: what the history was read at (``add_transaction`` checks it is still current)
+
+
 class StateStore(Protocol):
     """The online state as the service uses it. Ids are keys, times epoch seconds."""
 
@@ -87,8 +108,15 @@ class StateStore(Protocol):
         (t - customer horizon, t] and the terminal's in (t - terminal horizon, t - delay], their frauds."""
         ...
 
-    def add_transaction(self, scored: Scored) -> None:
-        """Add a scored transaction to the histories and remember its answer."""
+    def prepare(self, tx: Transaction) -> Prepared:
+        """What scoring ``tx`` reads, at once (a shared store: one round trip)."""
+        ...
+
+    def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
+        """Add a scored transaction to the histories and remember its answer. A transaction_id already
+        held is not added again: the answer recorded for it is returned (a shared store: another worker
+        scored it first), or None when there is none. ``basis``: what its features were computed from;
+        a shared store raises ``Conflict`` when another worker changed that history since."""
         ...
 
     def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
@@ -135,8 +163,15 @@ class InProcessStore:
     def get_history(self, customer_id: str, terminal_id: str, t: int) -> History:
         return self.state.lookup(customer_id, terminal_id)
 
-    def add_transaction(self, scored: Scored) -> None:
+    def prepare(self, tx: Transaction) -> Prepared:
+        state = self.state
+        return Prepared(self._scored.get(tx.transaction_id), state.knows(tx.transaction_id), state.earliest_exact,
+                        state.lookup(tx.customer_id, tx.terminal_id))  # fmt: skip
+
+    def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
         tx = scored.transaction
+        if self.state.knows(tx.transaction_id):
+            return self._scored.get(tx.transaction_id)
         self.state.add(tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, tx.tx_amount, coordinates=tx.coordinates)
         self._scored[tx.transaction_id] = scored
         if self.state.pruned_at != self._pruned_at:  # the state forgot old transactions: so do the answers

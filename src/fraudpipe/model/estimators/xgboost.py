@@ -75,8 +75,7 @@ class XGBoost(Estimator):
             if not rounds_bar.disable:  # on a terminal only: the trees are the same either way
                 callbacks.append(_RoundsBar(rounds_bar))
             booster = xgb.train(kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
-        gain = booster.get_score(importance_type="total_gain")
-        return booster, normalised(np.array([gain.get(f, 0.0) for f in features]))
+        return booster, importance(booster, features)
 
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
         return np.asarray(model.inplace_predict(X), dtype=np.float64)
@@ -106,6 +105,12 @@ class XGBoost(Estimator):
         if nthread is not None:
             booster.set_param({"nthread": nthread})
         return booster
+
+
+def importance(booster: Any, features: Sequence[str]) -> np.ndarray:
+    """Each feature's share of the total gain of the splits on it (0 for a feature never split on)."""
+    gain = booster.get_score(importance_type="total_gain")
+    return normalised(np.array([gain.get(f, 0.0) for f in features]))
 
 
 def _RoundsBar(rounds_bar: Any) -> Any:

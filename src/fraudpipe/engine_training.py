@@ -1,0 +1,120 @@
+"""Training on the configured engine; with `engine: dask`, XGBoost's fit runs on the cluster.
+
+`DaskXGBoost` is the XGBoost spec with its fit replaced by `xgboost.dask.train`: the training rows
+are split into partitions across the workers, which build one booster together. Everything else
+is the XGBoost spec's own (parameters, `inplace_predict`, the UBJSON file, loading), and
+`model.train_bundle` does the rest as for the pandas engine (threshold on held-out days, metadata,
+SHA256SUMS), so evaluate, infer and serve cannot tell which engine trained a bundle but by its
+``engine`` entry. The per-round curves come back with the booster and go to dvclive through
+dvclive's own XGBoost callback, as if it had run during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.engine import EngineConfig, cluster, workers
+from fraudpipe.errors import ConfigError
+from fraudpipe.model import Bundle, ModelConfig, train_bundle
+from fraudpipe.model.estimators.xgboost import XGBoost, importance
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from dvclive import Live
+
+
+class DaskXGBoost(XGBoost):
+    """The XGBoost spec, fitted by xgboost.dask on the workers of ``client``."""
+
+    #: Tree methods XGBoost trains on several workers ("exact" needs every row in one process).
+    tree_methods: ClassVar[tuple[str, ...]] = ("hist", "approx")
+
+    @classmethod
+    def distributed_problems(cls, config: ModelConfig) -> list[str]:
+        """What of ``config`` this fit cannot do, each with the keys to change."""
+        if config.tree_method in cls.tree_methods:
+            return []
+        return [f"engine.name: dask cannot train model.tree_method {config.tree_method!r} (XGBoost trains only "
+                f"{' or '.join(cls.tree_methods)} trees on several workers); set model.tree_method=hist or engine=pandas"]
+
+    def __init__(self, client: Client, partitions: int) -> None:
+        self.client = client
+        self.partitions = partitions
+
+    @property
+    def engine(self) -> dict[str, Any]:
+        """What the bundle records about the fit: the engine and how the rows were spread."""
+        return {"name": "dask", "workers": workers(self.client), "partitions": self.partitions}
+
+    def _matrix(self, X: np.ndarray, y: np.ndarray, features: Sequence[str]) -> Any:
+        import dask.array as da
+        from xgboost import dask as dxgb
+
+        rows = max(1, -(-len(X) // self.partitions))
+        return dxgb.DaskDMatrix(
+            self.client, da.from_array(X, chunks=(rows, X.shape[1])), da.from_array(y, chunks=rows), feature_names=list(features)
+        )
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        params: Mapping[str, Any],
+        features: Sequence[str],
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        live: Live | None = None,
+    ) -> tuple[Any, np.ndarray]:
+        from xgboost import dask as dxgb
+
+        kwargs = dict(params)
+        rounds = kwargs.pop("num_boost_round")
+        dtrain = self._matrix(X, y, features)
+        evals = [(dtrain, "train")]
+        if eval_set is not None:
+            evals.append((self._matrix(*eval_set, features), "validation"))
+        out = dxgb.train(self.client, kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False)
+        booster, history = out["booster"], out["history"]
+        if live is not None:
+            from dvclive.xgb import DVCLiveCallback
+
+            callback = DVCLiveCallback(live=live)
+            for epoch in range(rounds):
+                so_far = {name: {metric: values[: epoch + 1] for metric, values in curves.items()} for name, curves in history.items()}
+                callback.after_iteration(booster, epoch, so_far)
+            callback.after_training(booster)
+        return booster, importance(booster, features)
+
+
+#: The estimators the Dask engine can fit, by `model.estimator`: each a spec with a distributed fit.
+DASK_SPECS: Mapping[str, type[DaskXGBoost]] = {DaskXGBoost.name: DaskXGBoost}
+
+
+def model_problems(engine: EngineConfig, config: ModelConfig) -> list[str]:
+    """What the engine cannot train of a model config, each naming the keys to change (none for pandas)."""
+    if engine.name != "dask":
+        return []
+    dask_spec = DASK_SPECS.get(config.estimator)
+    if dask_spec is None:
+        return [f"engine.name: dask trains only model.estimator {' or '.join(DASK_SPECS)} (xgboost.dask), and model is "
+                f"{config.name!r} ({config.estimator}); set engine=pandas or model=xgboost"]
+    return dask_spec.distributed_problems(config)
+
+
+def check_model(engine: EngineConfig, config: ModelConfig) -> None:
+    """ConfigError when the engine cannot train this model config."""
+    problems = model_problems(engine, config)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def train_on_engine(engine: EngineConfig, train: pd.DataFrame, config: ModelConfig, live: Live | None = None) -> Bundle:
+    """`model.train_bundle` on the configured engine; ConfigError when the engine cannot train ``config``."""
+    check_model(engine, config)
+    if engine.name == "pandas":
+        return train_bundle(train, config, live=live)
+    with cluster(engine) as client:
+        return train_bundle(train, config, live=live, estimator=DASK_SPECS[config.estimator](client, engine.partitions))

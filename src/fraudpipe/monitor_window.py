@@ -1,0 +1,131 @@
+"""The window `monitor` watches, as one table with its scores and alerts.
+
+Two sources (``monitor.current``): ``predictions``, the live period as `infer` scored it, and
+``service_log``, the transactions the real-time service actually scored, read from its durable log,
+so that monitoring watches production traffic and not only a batch. The service logs its scores,
+not its features: they are recomputed here with the training code (`features.build_features`) over
+the history the service knew, the batch transactions of the last ``retention_days`` before the
+first logged one (the service keeps no more) and the logged transactions themselves, with the
+labels the service has received since. A logged transaction replaces a batch row of the same id,
+as the service's state does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
+    CUSTOMER_ID,
+    SECONDS_PER_DAY,
+    TERMINAL_ID,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_ID,
+    TX_DATETIME,
+    TX_FRAUD,
+    canonical_ids,
+    id_array,
+    id_is_text,
+    require_columns,
+)
+from fraudpipe.errors import DataError
+from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.inference import PREDICTION_COLUMNS
+from fraudpipe.serve.journal import ServiceLog
+
+
+@dataclass(frozen=True)
+class Window:
+    """The current window: its rows (contract columns and the model's features), the score and the
+    alert each got, and one line saying where they come from."""
+
+    frame: pd.DataFrame
+    scores: np.ndarray
+    alerts: np.ndarray
+    description: str
+
+
+def predictions_window(live: pd.DataFrame, predictions: pd.DataFrame, version: str) -> Window:
+    """The live period with `infer`'s scores, which must be of exactly these rows, in order, by this
+    bundle: anything else would compare another model's scores or another window's rows."""
+    check_predictions(predictions, live, version)
+    return Window(live, predictions["score"].to_numpy(np.float64), predictions["alert"].to_numpy(),
+                  f"the live period as `infer` scored it ({len(live):,} rows)")  # fmt: skip
+
+
+def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version: str) -> None:
+    require_columns(predictions, PREDICTION_COLUMNS, "the predictions (data/predictions/live.parquet)")
+    require_columns(current, [TRANSACTION_ID], "the live period")
+    rerun = "rerun the infer stage (dvc repro infer)"
+    if len(predictions) != len(current):
+        raise DataError(f"the predictions hold {len(predictions):,} rows, the live period {len(current):,}; {rerun}")
+    same = predictions[TRANSACTION_ID].reset_index(drop=True).equals(current[TRANSACTION_ID].reset_index(drop=True))
+    if not same:
+        raise DataError(f"the predictions' transaction_id column is not the live period's, row for row; {rerun}")
+    versions = pd.unique(predictions["model_version"])
+    if len(versions) and (len(versions) > 1 or versions[0] != version):
+        raise DataError(f"the predictions were made by model version(s) {sorted(map(str, versions))}, the bundle is "
+                        f"{version}; {rerun}")
+
+
+def service_log_window(
+    log: ServiceLog,
+    history: pd.DataFrame,
+    config: FeatureConfig,
+    version: str,
+    customers: pd.DataFrame | None = None,
+    terminals: pd.DataFrame | None = None,
+    source: str = "the service log",
+) -> Window:
+    """What the service scored with model ``version``, in time order, with the training features and
+    the labels received so far (missing where none arrived yet).
+
+    ``history`` is the batch's clean transactions (data/interim). Rows scored by another model version
+    (before a redeploy) are not this model's to judge: they are left out and counted in the description;
+    none of this version is an error naming the versions found.
+    """
+    scored = log.scored
+    ours = (scored["model_version"] == version).to_numpy(bool)
+    if not ours.any():
+        found = sorted(map(str, pd.unique(scored["model_version"])))
+        raise DataError(f"{source} holds no transaction scored by model {version} (found: {found or 'none'}); "
+                        "serve this bundle, or set monitor.current to predictions to watch the batch")
+    logged = scored[ours].reset_index(drop=True)
+    if logged[TRANSACTION_ID].duplicated().any():  # the service answers a retried id from its state, never twice
+        raise DataError(f"{source}: transaction_id {logged[TRANSACTION_ID][logged[TRANSACTION_ID].duplicated()].iloc[0]!r} "
+                        "was scored twice: not a log written by `fraudpipe serve`")
+    logged_ids = canonical_ids(logged[TRANSACTION_ID], TRANSACTION_ID)
+    labels = log.labels.drop_duplicates(TRANSACTION_ID, keep="last")
+    fraud = pd.Series(labels[TX_FRAUD].to_numpy(), index=canonical_ids(labels[TRANSACTION_ID], TRANSACTION_ID))
+    logged[TX_FRAUD] = pd.array(fraud.reindex(logged_ids).to_numpy(), dtype="Int8")
+
+    start = logged[TX_DATETIME].min() - pd.Timedelta(seconds=config.retention_days * SECONDS_PER_DAY)
+    before = history[(history[TX_DATETIME] >= start) & (history[TX_DATETIME] <= logged[TX_DATETIME].max())]
+    before = before[~pd.Index(canonical_ids(before[TRANSACTION_ID], TRANSACTION_ID)).isin(logged_ids)]  # hashed, not O(n*m)
+    columns = [c for c in (*TRANSACTION_COLUMNS, *COORDINATE_COLUMNS) if c in before or c in logged]
+    tx = _union(before.reindex(columns=columns), logged.reindex(columns=columns))
+    tx["_logged"] = np.r_[np.zeros(len(before), bool), np.ones(len(logged), bool)]
+    tx["_row"] = np.r_[np.full(len(before), -1), np.arange(len(logged))]
+    tx = tx.sort_values([TX_DATETIME, TRANSACTION_ID], kind="stable", ignore_index=True)
+
+    features = build_features(tx.drop(columns=["_logged", "_row"]), config, customers, terminals)
+    mine = tx["_logged"].to_numpy()
+    rows = tx["_row"].to_numpy()[mine]
+    frame = features[mine].reset_index(drop=True)
+    others = int((~ours).sum())
+    described = f"{len(logged):,} transactions the service scored with {version}" + (
+        f" ({others:,} scored by other model versions left out)" if others else "")
+    return Window(frame, logged["score"].to_numpy(np.float64)[rows], logged["alert"].to_numpy(np.int8)[rows], described)
+
+
+def _union(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """The rows of both, ids in the contract's dtype of their union (int64 only when both are)."""
+    both = pd.concat([first, second], ignore_index=True)
+    for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):
+        if id_is_text(first[c], c) or id_is_text(second[c], c):
+            both[c] = id_array(np.r_[canonical_ids(first[c], c), canonical_ids(second[c], c)])
+    both[TX_FRAUD] = pd.array(both[TX_FRAUD].to_numpy(dtype=object), dtype="Int8")
+    return both

@@ -1,0 +1,121 @@
+"""fraudpipe.engine_training: XGBoost trained by xgboost.dask on a real cluster of two worker
+processes ranks a held-out period as well as the pandas engine's (average precision within 0.01),
+and its bundle is an ordinary bundle: saved, verified and loaded like any other, the engine named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from distributed import LocalCluster
+
+from _model import composed, model_config, run_stage, stage_workdir
+from fraudpipe.engine import EngineConfig
+from fraudpipe.engine_training import check_model, model_problems, train_on_engine
+from fraudpipe.errors import ConfigError
+from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.metrics import average_precision
+from fraudpipe.model import load_bundle, save_bundle
+from fraudpipe.preflight import config_problems
+from fraudpipe.simulate import SimulatorConfig, simulate
+from fraudpipe.split import SplitConfig, time_split
+
+#: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
+HIST = model_config(tree_method="hist")
+
+
+def engine_config(option: str = "dask", **changes) -> EngineConfig:
+    return EngineConfig.parse(composed(f"engine={option}")["engine"] | changes, "engine")
+
+
+def test_the_dask_engine_refuses_what_xgboost_dask_cannot_train_naming_both_groups():
+    dask, pandas = engine_config(), engine_config("pandas")
+    assert model_problems(dask, HIST) == [] and model_problems(dask, model_config(tree_method="approx")) == []
+    assert model_problems(pandas, model_config("random_forest")) == []
+    [forest] = model_problems(dask, model_config("random_forest"))
+    assert "engine.name: dask trains only model.estimator xgboost" in forest and "'random_forest'" in forest
+    assert "set engine=pandas or model=xgboost" in forest
+    with pytest.raises(ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'.*set model\.tree_method=hist"):
+        check_model(dask, model_config())  # the default model: exact trees need all rows in one process
+    check_model(pandas, model_config())
+
+
+def test_check_config_finds_the_engine_model_rule_with_the_other_groups():
+    problems = config_problems(composed("engine=dask", "model=logistic_regression", "split.train_days=0"))
+    assert len(problems) == 2, problems
+    assert any(p.startswith("engine.name: dask trains only model.estimator xgboost") for p in problems)
+    assert config_problems(composed("engine=dask", "model.tree_method=hist")) == []
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The Dask engine on a running LocalCluster of two worker processes, 4 partitions of rows."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        params = composed("engine=dask")["engine"] | {"scheduler_address": local.scheduler_address, "partitions": 4}
+        yield EngineConfig.parse(params, "engine")
+
+
+@pytest.fixture(scope="module")
+def periods():
+    """Two months of simulated transactions: 14 training days (about 27,000 rows, 1,100 frauds),
+    a week of delay, and a held-out test week (about 4,700 rows, 160 frauds)."""
+    params = composed()
+    simulator = params["data"]["simulator"] | {"n_customers": 1000, "n_terminals": 2000, "n_days": 60,
+                                               "start_date": "2018-07-01", "radius": 10.0}
+    sim = simulate(SimulatorConfig.parse(simulator, "data.simulator"))
+    table = build_features(sim.transactions, FeatureConfig.parse(params["features"], "features"), sim.customers, sim.terminals)
+    split = params["split"] | {"train_start": "2018-08-01", "train_days": 14, "delay_days": 7, "test_days": 7}
+    return time_split(table, SplitConfig.parse(split, "split"))
+
+
+def test_dask_trained_xgboost_ranks_the_test_period_like_the_pandas_engine(engine, periods, tmp_path):
+    assert periods.train["tx_fraud"].sum() > 500 and periods.test["tx_fraud"].sum() > 100
+    y = periods.test["tx_fraud"].to_numpy()
+    pandas = train_on_engine(engine.model_copy(update={"name": "pandas"}), periods.train, HIST)
+    dask = train_on_engine(engine, periods.train, HIST)
+    ap_pandas, ap_dask = average_precision(y, pandas.score(periods.test)), average_precision(y, dask.score(periods.test))
+    print(f"average precision on the test week: pandas engine {ap_pandas:.4f}, dask engine {ap_dask:.4f}")
+    assert ap_pandas > 0.5
+    assert abs(ap_dask - ap_pandas) <= 0.01
+    assert "engine" not in pandas.metadata
+    assert dask.metadata["engine"] == {"name": "dask", "workers": 2, "partitions": 4}
+    assert dask.metadata["estimator_params"] == pandas.metadata["estimator_params"]
+    assert dask.metadata["threshold_selection"]["n_rows"] == pandas.metadata["threshold_selection"]["n_rows"]
+
+    save_bundle(dask, tmp_path / "bundle")  # an ordinary bundle: UBJSON, SHA256SUMS, verified on load
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["SHA256SUMS", "bundle.json", "model.ubj"]
+    loaded = load_bundle(tmp_path / "bundle")
+    assert loaded.metadata["engine"]["name"] == "dask"
+    np.testing.assert_array_equal(loaded.score(periods.test), dask.score(periods.test))
+
+    again = train_on_engine(engine, periods.train, HIST)  # same params and data: the same bytes
+    save_bundle(again, tmp_path / "again")
+    assert (tmp_path / "again/SHA256SUMS").read_bytes() == (tmp_path / "bundle/SHA256SUMS").read_bytes()
+
+
+def test_a_model_the_dask_engine_cannot_train_is_refused_before_any_cluster(periods):
+    nowhere = EngineConfig.parse(composed("engine=dask")["engine"] | {"scheduler_address": "tcp://127.0.0.1:9"}, "engine")
+    with pytest.raises(ConfigError, match=r"engine\.name: dask trains only model\.estimator xgboost.*'logistic_regression'"):
+        train_on_engine(nowhere, periods.train, model_config("logistic_regression"))
+    with pytest.raises(ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'"):
+        train_on_engine(nowhere, periods.train, model_config())
+
+
+def test_the_train_stage_on_a_local_cluster_writes_the_bundle_and_the_curves(tmp_path):
+    work = stage_workdir(tmp_path / "work", model__tree_method="hist")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["engine"] = composed("engine=dask")["engine"] | {"partitions": 2}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run_stage(work, "train")
+    assert proc.returncode == 0, proc.stderr
+    assert "train: xgboost (dask engine) on" in proc.stdout
+    bundle = load_bundle(work / "models/bundle")
+    assert bundle.metadata["engine"] == {"name": "dask", "workers": 2, "partitions": 2}
+    rounds = params["model"]["n_estimators"]
+    for curve in ("train/logloss", "train/aucpr", "validation/logloss", "validation/aucpr"):
+        lines = (work / f"reports/train/plots/metrics/{curve}.tsv").read_text().splitlines()
+        assert len(lines) == rounds + 1, curve  # a header, then one point per boosting round
+    metrics = json.loads((work / "reports/train/metrics.json").read_text())
+    assert metrics["threshold"] == bundle.threshold
