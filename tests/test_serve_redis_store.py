@@ -20,13 +20,13 @@ from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import load_bundle
 from fraudpipe.online import OnlineState, history_features
-from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import read_service_log
 from fraudpipe.serve.redis_store import RedisStore
 from fraudpipe.serve.redis_store import read_service_log as read_redis_log
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.service import Service
 from fraudpipe.serve.store import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
+from test_serve_service import config
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -246,20 +246,12 @@ def test_a_redis_restart_with_its_append_only_file_keeps_the_history(tmp_path):
         server.stop()
 
 
-def _config(tmp_path: Path, **changes) -> ServeConfig:
-    w = world()
-    options = dict(model=w.bundle_dir, state=w.state_dir, journal_dir=tmp_path / "journal", host="127.0.0.1", port=8000,
-                   max_batch=100, max_body_bytes=1 << 20, max_amount=1e5, late_days=1, max_future_seconds=300,
-                   api_key_env="FRAUDPIPE_TEST_UNSET_KEY")  # fmt: skip
-    return ServeConfig.parse(options | changes, "serve")
-
-
 def test_the_service_log_read_from_redis_is_the_journal_s(redis_server, tmp_path):
     """What monitoring reads (``read_service_log``): the same frames from Redis as from the journal
     of an in-process service that was sent the same requests (the label times aside)."""
     w = world()
-    journalled = Service.open(_config(tmp_path))
-    shared = Service.open(_config(tmp_path, store=redis_server.unix_url, redis_prefix="m"))
+    journalled = Service.open(config(tmp_path))
+    shared = Service.open(config(tmp_path, store=redis_server.unix_url, redis_prefix="m"))
     assert shared.journal is None and shared.started.seeded
     rows = w.test.head(120)
     for i, row in enumerate(rows.itertuples()):
