@@ -567,7 +567,9 @@ def measure_pipeline(work: Path, millions: float | None, noop_runs: int, bench: 
     overrides = {} if millions is None else {**size_overrides(millions, _default_simulator()), "evaluate.gate.enforce": False}
     clone = make_clone(work / "pipeline", overrides)
     print("[pipeline] cold dvc repro", flush=True)
-    cold = repro(clone, work / "profile-cold")
+    # --force: a clone's stages whose outputs are all git-tracked (the check stages' records, the
+    # metrics of backtest and monitor) are up to date in it; cold means every stage runs.
+    cold = repro(clone, work / "profile-cold", ["--force"])
     if cold.error:
         return Pipeline(millions=millions, cold=cold)
     print("[pipeline] no-op dvc repro against dvc status", flush=True)
@@ -597,7 +599,7 @@ def measure_sizes(work: Path, sizes: Sequence[float], progress: Callable[[Sizes]
         overrides = {**size_overrides(millions, _default_simulator()), "evaluate.gate.enforce": False}
         print(f"[sizes] cold dvc repro, ~{millions:g} M transactions", flush=True)
         clone = make_clone(work / f"size-{millions:g}", overrides)
-        points.append(SizePoint(millions=millions, overrides=overrides, run=repro(clone, work / f"profile-size-{millions:g}")))
+        points.append(SizePoint(millions=millions, overrides=overrides, run=repro(clone, work / f"profile-size-{millions:g}", ["--force"])))
         shutil.rmtree(clone, ignore_errors=True)
         shutil.rmtree(work / f"size-{millions:g}-cache", ignore_errors=True)
         progress(size_series(points))
