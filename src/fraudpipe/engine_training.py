@@ -73,9 +73,11 @@ class DaskXGBoost(XGBoost):
         kwargs = dict(params)
         rounds = kwargs.pop("num_boost_round")
         dtrain = self._matrix(X, y, features)
-        evals = [(dtrain, "train")]
-        if eval_set is not None:
-            evals.append((self._matrix(*eval_set, features), "validation"))
+        evals = []
+        if live is not None:  # as the in-process fit: the per-round curves only for dvclive (the trees are the same)
+            evals.append((dtrain, "train"))
+            if eval_set is not None:
+                evals.append((self._matrix(*eval_set, features), "validation"))
         out = dxgb.train(self.client, kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False)
         booster, history = out["booster"], out["history"]
         if live is not None:
