@@ -107,12 +107,11 @@ def service_log_window(
     before = before[~pd.Index(canonical_ids(before[TRANSACTION_ID], TRANSACTION_ID)).isin(logged_ids)]  # hashed, not O(n*m)
     columns = [c for c in (*TRANSACTION_COLUMNS, *COORDINATE_COLUMNS) if c in before or c in logged]
     tx = _union(before.reindex(columns=columns), logged.reindex(columns=columns))
-    tx["_logged"] = np.r_[np.zeros(len(before), bool), np.ones(len(logged), bool)]
-    tx["_row"] = np.r_[np.full(len(before), -1), np.arange(len(logged))]
+    tx["_row"] = np.r_[np.full(len(before), -1), np.arange(len(logged))]  # the logged row, -1 for history
     tx = tx.sort_values([TX_DATETIME, TRANSACTION_ID], kind="stable", ignore_index=True)
 
-    features = build_features(tx.drop(columns=["_logged", "_row"]), config, customers, terminals)
-    mine = tx["_logged"].to_numpy()
+    features = build_features(tx.drop(columns="_row"), config, customers, terminals)
+    mine = tx["_row"].to_numpy() >= 0
     rows = tx["_row"].to_numpy()[mine]
     frame = features[mine].reset_index(drop=True)
     others = int((~ours).sum())
