@@ -12,8 +12,8 @@ import yaml
 from distributed import LocalCluster
 
 from _model import composed, model_config, run_stage, stage_workdir
-from fraudpipe.engine import EngineConfig
-from fraudpipe.engine_training import check_model, model_problems, train_on_engine
+from fraudpipe.engine import EngineConfig, worker_addresses
+from fraudpipe.engine_training import DaskXGBoost, check_model, model_problems, train_on_engine
 from fraudpipe.errors import ConfigError
 from fraudpipe.features import FeatureConfig, build_features
 from fraudpipe.metrics import average_precision
@@ -93,6 +93,21 @@ def test_dask_trained_xgboost_ranks_the_test_period_like_the_pandas_engine(engin
     again = train_on_engine(engine, periods.train, HIST)  # same params and data: the same bytes
     save_bundle(again, tmp_path / "again")
     assert (tmp_path / "again/SHA256SUMS").read_bytes() == (tmp_path / "bundle/SHA256SUMS").read_bytes()
+
+
+def test_the_rows_of_a_fit_are_spread_over_the_workers_in_one_fixed_order(engine):
+    """Partition i on the i-th worker by name, every time: which worker sums which rows changes
+    XGBoost's merged histograms, so placement left to the scheduler made two fits of the same rows differ."""
+    from distributed import Client
+
+    X, y = np.arange(40, dtype=float).reshape(20, 2), np.arange(20) % 2
+    with Client(engine.scheduler_address) as client:
+        homes = worker_addresses(client)
+        assert len(homes) == 2
+        for _ in range(3):
+            matrix = DaskXGBoost(client, 4)._matrix(X, y, ["a", "b"])
+            placed = {address: sorted(matrix.partition_order[part.key] for part in parts) for address, parts in matrix.worker_map.items()}
+            assert placed == {homes[0]: [0, 2], homes[1]: [1, 3]}
 
 
 def test_a_model_the_dask_engine_cannot_train_is_refused_before_any_cluster(periods):

@@ -82,7 +82,14 @@ def cluster(engine: EngineConfig, timeout: str = "10s") -> Iterator[Client]:
             ) as local,
             Client(local) as client,
         ):
+            client.wait_for_workers(engine.n_workers)  # a fit spread over fewer workers than configured is another fit
             yield client
+
+
+def worker_addresses(client: Client) -> list[str]:
+    """The cluster's workers, ordered by name (a LocalCluster names them 0, 1, ...; XGBoost ranks them so)."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    return sorted(info, key=lambda address: (str(info[address].get("name", "")), address))
 
 
 def workers(client: Client) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from fraudpipe.engine import EngineConfig, cluster, workers
+from fraudpipe.engine import EngineConfig, cluster, worker_addresses, workers
 from fraudpipe.errors import ConfigError
 from fraudpipe.model import Bundle, ModelConfig, train_bundle
 from fraudpipe.model.estimators.xgboost import XGBoost, importance
@@ -51,13 +51,21 @@ class DaskXGBoost(XGBoost):
         return {"name": "dask", "workers": workers(self.client), "partitions": self.partitions}
 
     def _matrix(self, X: np.ndarray, y: np.ndarray, features: Sequence[str]) -> Any:
+        """The rows as a DaskDMatrix whose partition i lives on the i-th worker (round robin, by
+        worker name): left to the scheduler, which worker holds which rows varies from run to run,
+        and with it XGBoost's merged histograms, so two fits of the same rows would differ."""
         import dask.array as da
         from xgboost import dask as dxgb
 
+        homes = worker_addresses(self.client)
         rows = max(1, -(-len(X) // self.partitions))
-        return dxgb.DaskDMatrix(
-            self.client, da.from_array(X, chunks=(rows, X.shape[1])), da.from_array(y, chunks=rows), feature_names=list(features)
-        )
+        xs, ys = [], []
+        for i, start in enumerate(range(0, len(X), rows)):
+            home = [homes[i % len(homes)]]
+            part_x, part_y = X[start : start + rows], y[start : start + rows]
+            xs.append(da.from_delayed(self.client.scatter(part_x, workers=home, hash=False), part_x.shape, dtype=X.dtype))
+            ys.append(da.from_delayed(self.client.scatter(part_y, workers=home, hash=False), part_y.shape, dtype=y.dtype))
+        return dxgb.DaskDMatrix(self.client, da.concatenate(xs), da.concatenate(ys), feature_names=list(features))
 
     def fit(
         self,
