@@ -7,7 +7,7 @@ from fraudpipe.backtest import backtest
 from fraudpipe.io import write_json
 from fraudpipe.metrics import MetricConfig
 from fraudpipe.model import ModelConfig, load_bundle
-from fraudpipe.split import SplitConfig, read_periods
+from fraudpipe.split import SplitConfig, read_folds
 from fraudpipe.stage import load_params, run
 
 FEATURES = Path("data/features/features.parquet")
@@ -20,8 +20,8 @@ def main() -> None:
     split_config = SplitConfig.parse(params["split"], "split")
     model_config = ModelConfig.parse(params["model"], "model")
     k = MetricConfig.of(params["evaluate"]).card_precision_k  # dvc.yaml declares evaluate.card_precision_k only
-    table = read_periods(FEATURES, split_config, split_config.n_folds)  # the folds' weeks only
-    summary, _ = backtest(table, split_config, model_config, k, load_bundle(BUNDLE_DIR))
+    table, last_time = read_folds(FEATURES, split_config)  # the folds' weeks only
+    summary, _ = backtest(table, split_config, model_config, k, load_bundle(BUNDLE_DIR), last_time)
     write_json(summary, BACKTEST)
     print(
         f"backtest: {model_config.name} on {summary['n_folds']} folds: "

@@ -20,7 +20,10 @@ from fraudpipe.io import write_parquet
 from fraudpipe.split import (
     SplitConfig,
     periods,
+    iter_folds,
     prequential_folds,
+    read_folds,
+    read_periods,
     remove_known_compromised,
     split_summary,
     time_split,
@@ -269,6 +272,33 @@ def test_prequential_folds_shift_back_by_the_test_length_and_tests_do_not_overla
     for later, earlier in zip(folds, folds[1:]):
         assert earlier.live_start == later.test_start  # adjacent test weeks
         assert not ids(earlier.test) & ids(later.test)
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_the_rows_read_for_the_folds_give_the_folds_of_the_whole_table(relative, tmp_path):
+    """`read_periods` drops the history before the earliest fold, `read_folds` the live period
+    too; with the data's last time passed on, a relative split is placed as on the whole table."""
+    base = RELATIVE.to_dict() | {"live_days": None} if relative else HANDBOOK.to_dict()
+    config = SplitConfig.parse(base | {"train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 3}, "split")
+    data = daily(-30, 70)
+    data.loc[data.index % 7 == 0, "tx_fraud"] = 1
+    path = tmp_path / "features.parquet"
+    write_parquet(data, path)
+    whole = prequential_folds(data, config)
+    earliest, fold0 = whole[-1].train_start, whole[0]
+
+    periods_table = read_periods(path, config, config.n_folds)
+    assert periods_table["tx_datetime"].min() >= earliest and len(periods_table) == int((data["tx_datetime"] >= earliest).sum())
+    folds_table, last_time = read_folds(path, config)
+    assert last_time == data["tx_datetime"].max()
+    assert folds_table["tx_datetime"].min() >= earliest and folds_table["tx_datetime"].max() < fold0.live_start
+    assert len(folds_table) == len(periods_table) - len(fold0.live)  # a relative split without live days has none
+    assert relative or len(fold0.live) > 0
+    for full, read in zip(whole, iter_folds(folds_table, config, last_time), strict=True):
+        assert read.test_start == full.test_start
+        pd.testing.assert_frame_equal(read.train, full.train)
+        pd.testing.assert_frame_equal(read.test, full.test)
+        assert read.test_rows_removed == full.test_rows_removed > 0
 
 
 def test_a_fold_before_the_data_is_a_clear_error():

@@ -38,11 +38,17 @@ def evaluate_folds(
 
 
 def backtest(
-    table: pd.DataFrame, split_config: SplitConfig, model_config: ModelConfig, k: int, trained: Bundle | None = None
+    table: pd.DataFrame,
+    split_config: SplitConfig,
+    model_config: ModelConfig,
+    k: int,
+    trained: Bundle | None = None,
+    last_time: pd.Timestamp | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """`n_folds` and `<metric>_fold_mean` / `_fold_std` over the folds of `split_config`, the
-    budget `card_precision_k`, and the per-fold metrics (``trained`` as in `evaluate_folds`)."""
-    folds = progress(iter_folds(table, split_config), desc="backtest folds", total=split_config.n_folds, unit="fold")
+    budget `card_precision_k`, and the per-fold metrics (``trained`` as in `evaluate_folds`;
+    ``last_time`` as in `split.iter_folds`, for a table from `split.read_folds`)."""
+    folds = progress(iter_folds(table, split_config, last_time), desc="backtest folds", total=split_config.n_folds, unit="fold")
     per_fold = evaluate_folds(folds, model_config, k, trained)
     summary = aggregate_folds([{key: v for key, v in f.items() if key not in ("fold", "card_precision_k")} for f in per_fold])
     return summary | {"card_precision_k": int(k)}, per_fold

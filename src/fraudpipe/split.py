@@ -146,14 +146,16 @@ def remove_known_compromised(
     return test[~known].reset_index(drop=True)
 
 
-def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0) -> SplitParts:
+def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0, last_time: pd.Timestamp | None = None) -> SplitParts:
     """The configured periods, all moved ``shift_days`` days earlier (0 = the configured split).
 
     Row order inside each part is the table's order. Train and test must hold rows, and labels:
-    an empty or unlabelled period means the config does not match the data.
+    an empty or unlabelled period means the config does not match the data. ``last_time``: the
+    data's latest time, when ``table`` was read without its last rows (`read_folds`); by default
+    the table's own latest time, which places a relative split.
     """
     require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the feature table")
-    bounds = periods(config, table[TX_DATETIME].max(), shift_days=shift_days)
+    bounds = periods(config, table[TX_DATETIME].max() if last_time is None else last_time, shift_days=shift_days)
     start, delay_start, test_start = bounds.train_start, bounds.delay_start, bounds.test_start
     live_start, live_end = bounds.live_start, bounds.live_end
 
@@ -198,10 +200,20 @@ def read_periods(path: str | Path, config: SplitConfig, n_folds: int = 1) -> pd.
     """The rows of a feature table that `time_split` (``n_folds`` = 1) or `prequential_folds` can
     use: those from the earliest fold's training start on. Read with a Parquet filter, so the months
     before it are neither decoded nor held (most of a long history, and most of split's memory)."""
-    times = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME]
-    start = periods(config, times.max(), shift_days=(n_folds - 1) * config.test_days).train_start
-    del times
+    last_time = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME].max()
+    start = periods(config, last_time, shift_days=(n_folds - 1) * config.test_days).train_start
     return read_parquet(path, filters=[(TX_DATETIME, ">=", start)])
+
+
+def read_folds(path: str | Path, config: SplitConfig) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The rows the prequential folds train and test on, and the data's latest time (pass it to
+    `iter_folds`: it places a relative split). As `read_periods` with ``config.n_folds``, without
+    the rows from fold 0's live start on, which no fold trains or tests on: the open live period
+    is most of the data a backtest would otherwise read, and each fold would copy it."""
+    last_time = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME].max()
+    start = periods(config, last_time, shift_days=(config.n_folds - 1) * config.test_days).train_start
+    end = periods(config, last_time).live_start
+    return read_parquet(path, filters=[(TX_DATETIME, ">=", start), (TX_DATETIME, "<", end)]), last_time
 
 
 def prequential_folds(table: pd.DataFrame, config: SplitConfig) -> list[SplitParts]:
@@ -214,11 +226,12 @@ def prequential_folds(table: pd.DataFrame, config: SplitConfig) -> list[SplitPar
     return list(iter_folds(table, config))
 
 
-def iter_folds(table: pd.DataFrame, config: SplitConfig) -> Iterator[SplitParts]:
+def iter_folds(table: pd.DataFrame, config: SplitConfig, last_time: pd.Timestamp | None = None) -> Iterator[SplitParts]:
     """`prequential_folds` one at a time: a consumer that drops each fold before the next holds one
-    fold's parts in memory, not ``n_folds`` (each with its live part, the rest of the data)."""
+    fold's parts in memory, not ``n_folds`` (each with its live part, the rest of the data).
+    ``last_time`` as in `time_split`, for a table from `read_folds`."""
     for k in range(config.n_folds):
-        yield time_split(table, config, shift_days=k * config.test_days)
+        yield time_split(table, config, shift_days=k * config.test_days, last_time=last_time)
 
 
 def split_summary(parts: SplitParts) -> dict[str, int]:
