@@ -128,13 +128,14 @@ def test_floors_add_parquet_io_to_the_benchmarked_work_scaled_to_the_pipelines_r
         "validate": RUN.BenchmarkRun(status="ok", seconds=9, command="c", figures={"rows": RUN.DEFAULT_ROWS // 2, "ingest_batch_seconds": 1.0}),
         "features": RUN.BenchmarkRun(status="failed", seconds=9, command="c", error="boom"),
     }
-    fit = {"fit": 2.0, "score_test": 0.1, "n_folds": 4, "fits_per_training": 2}
+    fit = {"fit": 2.0, "score_test": 0.1, "fits_per_training": 2, "backtest_fits": 6, "backtest_what": "3 folds x 2 fits (fold 0 is train's bundle)"}
     floors = RUN.stage_floors({"ingest": 0.2, "featurize": 0.3, "train": 0.1, "backtest": 0.4, "split": 0.6}, fit, bench, scale=1.0)
     assert floors["ingest"].seconds == pytest.approx(0.2 + 0.5 + 2.0)  # validation measured on half the rows: doubled
     assert floors["featurize"].seconds == pytest.approx(0.3)  # a failed benchmark contributes nothing (and says so by its absence)
     assert floors["featurize"].source == "Parquet in + out 0.30 s; extended features: not measured; online state: not measured"
     assert floors["train"].seconds == pytest.approx(0.1 + 4.0)
-    assert floors["backtest"].seconds == pytest.approx(0.4 + 16.0)
+    assert floors["backtest"].seconds == pytest.approx(0.4 + 12.0)
+    assert floors["backtest"].source == "Parquet in + out 0.40 s + 3 folds x 2 fits (fold 0 is train's bundle) 12.00 s"
     assert floors["split"].seconds == pytest.approx(0.6) and floors["split"].source.startswith("Parquet")
     half = RUN.stage_floors({"ingest": 0.2}, fit, bench, scale=0.5)
     assert half["ingest"].seconds == pytest.approx(0.2 + 0.25 + 1.0)
