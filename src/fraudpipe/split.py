@@ -196,12 +196,17 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0,
     )
 
 
+def _first_train_start(path: str | Path, config: SplitConfig, n_folds: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The data's latest time (read from one column) and the earliest fold's training start."""
+    last_time = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME].max()
+    return last_time, periods(config, last_time, shift_days=(n_folds - 1) * config.test_days).train_start
+
+
 def read_periods(path: str | Path, config: SplitConfig, n_folds: int = 1) -> pd.DataFrame:
     """The rows of a feature table that `time_split` (``n_folds`` = 1) or `prequential_folds` can
     use: those from the earliest fold's training start on. Read with a Parquet filter, so the months
     before it are neither decoded nor held (most of a long history, and most of split's memory)."""
-    last_time = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME].max()
-    start = periods(config, last_time, shift_days=(n_folds - 1) * config.test_days).train_start
+    _, start = _first_train_start(path, config, n_folds)
     return read_parquet(path, filters=[(TX_DATETIME, ">=", start)])
 
 
@@ -210,8 +215,7 @@ def read_folds(path: str | Path, config: SplitConfig) -> tuple[pd.DataFrame, pd.
     `iter_folds`: it places a relative split). As `read_periods` with ``config.n_folds``, without
     the rows from fold 0's live start on, which no fold trains or tests on: the open live period
     is most of the data a backtest would otherwise read, and each fold would copy it."""
-    last_time = read_parquet(path, columns=[TX_DATETIME])[TX_DATETIME].max()
-    start = periods(config, last_time, shift_days=(config.n_folds - 1) * config.test_days).train_start
+    last_time, start = _first_train_start(path, config, config.n_folds)
     end = periods(config, last_time).live_start
     return read_parquet(path, filters=[(TX_DATETIME, ">=", start), (TX_DATETIME, "<", end)]), last_time
 
