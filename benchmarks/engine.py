@@ -68,12 +68,12 @@ def measure(engine_name: str, data: Path) -> dict:
     import pandas as pd
 
     from fraudpipe.engine import EngineConfig, cluster
-    from fraudpipe.engine_features import build_features_dask
-    from fraudpipe.engine_training import DaskXGBoost
-    from fraudpipe.features import FeatureConfig, build_features
+    from fraudpipe.features.dask import build_features_dask
+    from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost
+    from fraudpipe.features.definitions import FeatureConfig, build_features
     from fraudpipe.metrics import average_precision
     from fraudpipe.model import ModelConfig, train_bundle
-    from fraudpipe.split import SplitConfig, time_split
+    from fraudpipe.data.split import SplitConfig, time_split
 
     params = _params()
     tx = pd.read_parquet(data / "transactions.parquet")
@@ -130,7 +130,7 @@ def measure(engine_name: str, data: Path) -> dict:
 def run(sizes: list[float] | tuple[float, ...] = (1e6,), engines: tuple[str, ...] = ENGINES) -> dict:
     """Figures per size (transactions asked for) and engine, as ``{"sizes": [{...}, ...]}``."""
     from fraudpipe.io import write_parquet
-    from fraudpipe.simulate import SimulatorConfig, simulate
+    from fraudpipe.data.simulate import SimulatorConfig, simulate
 
     params = _params()
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}

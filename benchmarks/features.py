@@ -32,8 +32,8 @@ import pandas as pd
 import yaml
 
 from fraudpipe.contract import TRANSACTION_DTYPES
-from fraudpipe.features import EXTRAS, FeatureConfig, build_features, feature_names
-from fraudpipe.online import OnlineState
+from fraudpipe.features.definitions import EXTRAS, FeatureConfig, build_features, feature_names
+from fraudpipe.features.online import OnlineState
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,11 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def simulated(simulator: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, str]:
     """The simulator's data; a numpy stand-in of the same shape while the simulator is missing."""
     try:
-        from fraudpipe.simulate import SimulatorConfig, simulate
+        from fraudpipe.data.simulate import SimulatorConfig, simulate
     except ImportError:
-        return (*_stand_in(simulator), "numpy stand-in (fraudpipe.simulate not importable)")
+        return (*_stand_in(simulator), "numpy stand-in (fraudpipe.data.simulate not importable)")
     sim = simulate(SimulatorConfig.parse(simulator, "data.simulator"))
-    return sim.transactions, sim.customers, sim.terminals, "fraudpipe.simulate"
+    return sim.transactions, sim.customers, sim.terminals, "fraudpipe.data.simulate"
 
 
 def _stand_in(simulator: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

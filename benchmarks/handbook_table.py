@@ -51,12 +51,12 @@ import yaml
 
 from fraudpipe.config import compose
 from fraudpipe.contract import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
-from fraudpipe.features import CUSTOMER_TERMINAL_DISTANCE, FeatureConfig, build_features
+from fraudpipe.features.definitions import CUSTOMER_TERMINAL_DISTANCE, FeatureConfig, build_features
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import aggregate_folds, quality_metrics
-from fraudpipe.backtest import evaluate_folds
+from fraudpipe.evaluation.backtest import evaluate_folds
 from fraudpipe.model import ModelConfig
-from fraudpipe.split import SplitConfig, SplitParts, split_summary, time_split
+from fraudpipe.data.split import SplitConfig, SplitParts, split_summary, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("roc_auc", "average_precision", "card_precision_at_k")  # k = 100, the handbook's budget
@@ -199,7 +199,7 @@ def cp_oracles(tx: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
     data = params["data"]
     if data.get("source") != "simulated":
         return None
-    from fraudpipe.simulate import TX_FRAUD_SCENARIO, SimulatorConfig, simulate
+    from fraudpipe.data.simulate import TX_FRAUD_SCENARIO, SimulatorConfig, simulate
 
     sim = simulate(SimulatorConfig.parse(data["simulator"], "data.simulator")).transactions
     if len(sim) != len(tx) or not (sim[TRANSACTION_ID].to_numpy() == tx[TRANSACTION_ID].to_numpy()).all() or not (sim[TX_FRAUD].to_numpy() == tx[TX_FRAUD].to_numpy()).all():

@@ -30,13 +30,13 @@ import pandas as pd
 import yaml
 
 from fraudpipe.config import compose
-from fraudpipe.drift import MonitorConfig, MonitorResult, monitor
-from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.monitoring.drift import MonitorConfig, MonitorResult, monitor
+from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.metrics import EvaluateConfig, quality_metrics
 from fraudpipe.model import ModelConfig, train_bundle
-from fraudpipe.preprocess import PreprocessConfig, preprocess
-from fraudpipe.simulate import SimulatorConfig, simulate
-from fraudpipe.split import SplitConfig, time_split
+from fraudpipe.data.preprocess import PreprocessConfig, preprocess
+from fraudpipe.data.simulate import SimulatorConfig, simulate
+from fraudpipe.data.split import SplitConfig, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIFT_FILE = ROOT / "conf" / "data" / "simulated_drift.yaml"
@@ -116,7 +116,7 @@ def screenshot(path: Path, size: Sequence[str]) -> None:
     import shutil
     import tempfile
 
-    from fraudpipe.monitor_report import render
+    from fraudpipe.monitoring.report import render
 
     result = run_scenario(size, drift=["amount_factor", "terminals_per_day", "night_fraud_share"])
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

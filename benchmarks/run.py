@@ -17,7 +17,7 @@ Suites:
   is featurize + train with the pandas and the Dask engine at 4 and 10 million transactions.
 - ``pipeline``: in a temporary clone of this repository's HEAD with a fresh DVC cache of its own
   (so cold means cold; this checkout is never written): a cold `dvc repro` with the time and peak
-  RSS of every stage (``FRAUDPIPE_PROFILE``: ``fraudpipe.stage.run`` records each stage's own
+  RSS of every stage (``FRAUDPIPE_PROFILE``: ``fraudpipe.pipeline.stage.run`` records each stage's own
   process) next to the floor of the work it does, and `dvc repro`'s own overhead; then no-op
   `dvc repro` against `dvc status` (medians, interleaved), and the rerun after a model parameter
   change. Targets: the total <= 45 s; each stage <= 1.5 s + 2 x its floor; no-op <= 1.5 x status.

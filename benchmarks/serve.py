@@ -93,8 +93,8 @@ def reference_routes(app) -> None:  # noqa: ANN001
     import xgboost
     from fastapi import Response
 
-    from fraudpipe.online import history_features
-    from fraudpipe.serve.store import epoch_second
+    from fraudpipe.features.online import history_features
+    from fraudpipe.serve.stores.memory import epoch_second
 
     @app.post("/bench/empty")
     async def empty() -> Response:
@@ -198,11 +198,11 @@ def at_rate(port: int, path: str, prefix: str, rate: float, seconds: int, base: 
 
 def in_process(n: int = 3000) -> dict[str, np.ndarray]:
     """Per transaction: features + model, then the whole Service.score, on a private journal."""
-    from fraudpipe.online import history_features
+    from fraudpipe.features.online import history_features
     from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
-    from fraudpipe.serve.store import epoch_second
+    from fraudpipe.serve.stores.memory import epoch_second
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServeConfig.parse(dict(model=MODEL, state=STATE, journal_dir=Path(tmp), host="127.0.0.1", port=0, max_batch=100,
@@ -339,8 +339,8 @@ def prune_pause(url: str) -> dict:
     scale runs left under the prefix ``bench``), and how many transactions that prune forgot."""
     from datetime import timedelta
 
-    from fraudpipe.serve.redis_store import RedisStore
-    from fraudpipe.serve.store import InProcessStore, Scored, Transaction, epoch_second
+    from fraudpipe.serve.stores.redis import RedisStore
+    from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
 
     out = {}
     for name, store in (("in-process", InProcessStore.load(STATE, 1)), ("Redis", RedisStore.open(url, "bench", STATE, 1))):

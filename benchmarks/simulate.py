@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from fraudpipe.simulate import TX_FRAUD_SCENARIO, SimulatorConfig, simulate
+from fraudpipe.data.simulate import TX_FRAUD_SCENARIO, SimulatorConfig, simulate
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data" / "simulated.yaml"
 PUBLISHED = {"transactions": 1_754_155, "frauds": 14_681, 1: 973, 2: 9_077, 3: 4_631}

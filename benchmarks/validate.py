@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudpipe.conform import to_contract
-from fraudpipe.ingest import ingest_batch
-from fraudpipe.validate import ValidationConfig, validate
+from fraudpipe.data.conform import to_contract
+from fraudpipe.data.ingest import ingest_batch
+from fraudpipe.data.validate import ValidationConfig, validate
 
 CONFIG = ValidationConfig(
     max_amount=100_000.0,

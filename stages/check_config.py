@@ -6,8 +6,8 @@ from pathlib import Path
 import yaml
 
 from fraudpipe.io import write_json
-from fraudpipe.preflight import GROUPS, config_problems, require_no_problems
-from fraudpipe.stage import PARAMS_FILE, load_params, run
+from fraudpipe.pipeline.preflight import GROUPS, config_problems, require_no_problems
+from fraudpipe.pipeline.stage import PARAMS_FILE, load_params, run
 
 PASSED = Path("reports/check/config.json")
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from fraudpipe.io import read_parquet, write_json
-from fraudpipe.preflight import require_no_problems, settings_problems
-from fraudpipe.stage import load_params, run
+from fraudpipe.pipeline.preflight import require_no_problems, settings_problems
+from fraudpipe.pipeline.stage import load_params, run
 
 INTERIM = Path("data/interim/transactions.parquet")
 PASSED = Path("reports/check/data.json")

@@ -4,12 +4,12 @@ from pathlib import Path
 
 from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
 from fraudpipe.errors import GateFailed
-from fraudpipe.features import FeatureConfig
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.online import OnlineState, history_since
-from fraudpipe.plots import (
+from fraudpipe.features.online import OnlineState, history_since
+from fraudpipe.evaluation.plots import (
     calibration_figure,
     confusion_records,
     feature_importance_figure,
@@ -19,9 +19,9 @@ from fraudpipe.plots import (
     save_png,
     score_distribution_figure,
 )
-from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
-from fraudpipe.split import SplitConfig, periods
-from fraudpipe.stage import load_params, run
+from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
+from fraudpipe.data.split import SplitConfig, periods
+from fraudpipe.pipeline.stage import load_params, run
 
 BUNDLE_DIR = Path("models/bundle")
 TEST = Path("data/split/test.parquet")

@@ -3,11 +3,11 @@
 import sys
 from pathlib import Path
 
-from fraudpipe.features import FeatureConfig
-from fraudpipe.inference import check_features, check_gate, gate_config, read_gate_passed, score_live, summary, throughput
+from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.scoring.batch import check_features, check_gate, gate_config, read_gate_passed, score_live, summary, throughput
 from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.model import load_bundle
-from fraudpipe.stage import load_params, run
+from fraudpipe.pipeline.stage import load_params, run
 
 BUNDLE_DIR = Path("models/bundle")
 LIVE = Path("data/split/live.parquet")

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from fraudpipe.io import atomic_dir, write_json, write_parquet
-from fraudpipe.ingest import ingest_batch
+from fraudpipe.data.ingest import ingest_batch
 from fraudpipe.progress import bar
-from fraudpipe.sources import SourceConfig, ingest_source
-from fraudpipe.stage import load_config, run
-from fraudpipe.validate import ValidationConfig
+from fraudpipe.data.sources import SourceConfig, ingest_source
+from fraudpipe.pipeline.stage import load_config, run
+from fraudpipe.data.validate import ValidationConfig
 
 RAW_DIR = Path("data/raw")
 QUARANTINE = Path("data/quarantine/ingest.parquet")

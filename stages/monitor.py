@@ -4,18 +4,18 @@ known, bias by segment; drift.json and an HTML report."""
 
 from pathlib import Path
 
-from fraudpipe.drift import MonitorConfig, monitor
+from fraudpipe.monitoring.drift import MonitorConfig, monitor
 from fraudpipe.errors import MonitoringAlert
-from fraudpipe.features import FeatureConfig
-from fraudpipe.inference import check_features
+from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.scoring.batch import check_features
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import read_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.monitor_report import feature_records, render
-from fraudpipe.monitor_window import Window, predictions_window, service_log_window
+from fraudpipe.monitoring.report import feature_records, render
+from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
 from fraudpipe.serve.journal import read_service_log
-from fraudpipe.split import SplitConfig
-from fraudpipe.stage import load_params, run
+from fraudpipe.data.split import SplitConfig
+from fraudpipe.pipeline.stage import load_params, run
 
 BUNDLE_DIR = Path("models/bundle")
 REFERENCE = Path("data/split/train.parquet")  # the training period: features, and the model's scores on them

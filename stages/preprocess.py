@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from fraudpipe.io import read_parquet, write_json, write_parquet
-from fraudpipe.preprocess import PreprocessConfig, preprocess
-from fraudpipe.stage import load_config, run
+from fraudpipe.data.preprocess import PreprocessConfig, preprocess
+from fraudpipe.pipeline.stage import load_config, run
 
 RAW = Path("data/raw/transactions.parquet")
 INTERIM = Path("data/interim/transactions.parquet")

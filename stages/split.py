@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from fraudpipe.io import write_json, write_parquet
-from fraudpipe.split import SplitConfig, read_periods, split_summary, time_split
-from fraudpipe.stage import load_config, run
+from fraudpipe.data.split import SplitConfig, read_periods, split_summary, time_split
+from fraudpipe.pipeline.stage import load_config, run
 
 FEATURES = Path("data/features/features.parquet")
 SPLIT_DIR = Path("data/split")

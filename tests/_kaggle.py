@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudpipe.simulate import SimulatorConfig, simulate
+from fraudpipe.data.simulate import SimulatorConfig, simulate
 
 SURNAMES = ["Kirlin", "Sporer", "Rippin", "Kub", "Mann", "Heller", "Gutmann", "Zieme", "Lind", "Buckridge",
             "Keeling", "Crist", "Haley", "Abbott", "Koss", "Stracke", "Lesch", "Bauch", "Kuhn", "Romaguera"]

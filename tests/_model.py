@@ -15,11 +15,11 @@ import pandas as pd
 import yaml
 
 from fraudpipe.config import compose
-from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.io import write_parquet
 from fraudpipe.model import ModelConfig
-from fraudpipe.simulate import SimulatorConfig, simulate
-from fraudpipe.split import SplitConfig, time_split
+from fraudpipe.data.simulate import SimulatorConfig, simulate
+from fraudpipe.data.split import SplitConfig, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -21,10 +21,10 @@ import pandas as pd
 from conftest import free_port
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
-from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.online import OnlineState
-from fraudpipe.simulate import SimulatorConfig, simulate
+from fraudpipe.features.online import OnlineState
+from fraudpipe.data.simulate import SimulatorConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from fraudpipe.sources import SourceConfig
+from fraudpipe.data.sources import SourceConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from _model import feature_table, small_config
-from fraudpipe.backtest import backtest, evaluate_folds
+from fraudpipe.evaluation.backtest import backtest, evaluate_folds
 from fraudpipe.metrics import quality_metrics
 from fraudpipe.model import train_bundle
-from fraudpipe.split import SplitConfig, prequential_folds, time_split
+from fraudpipe.data.split import SplitConfig, prequential_folds, time_split
 
 SPLIT = {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "live_days": None,
          "remove_known_compromised": True, "n_folds": 3}

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from fraudpipe.simulate import SimulatorConfig
+from fraudpipe.data.simulate import SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudpipe.conform import NumberFormat, dates_only, source_columns, to_contract
+from fraudpipe.data.conform import NumberFormat, dates_only, source_columns, to_contract
 from fraudpipe.errors import DataError
 from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTION_DTYPES, canonical_id
 

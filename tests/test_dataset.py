@@ -1,4 +1,4 @@
-"""fraudpipe.dataset: a user's file profiled, mapped, and the settings that depend on it derived
+"""fraudpipe.pipeline.onboarding: a user's file profiled, mapped, and the settings that depend on it derived
 from its own daily counts; `fraudpipe data add` as a user types it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import yaml
 
 from _kaggle import kaggle_frame
 from fraudpipe.config import compose
-from fraudpipe.dataset import (
+from fraudpipe.pipeline.onboarding import (
     MIN_TEST_FRAUDS,
     MIN_TRAIN_FRAUDS,
     derive_settings,

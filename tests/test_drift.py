@@ -13,8 +13,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from fraudpipe import drift
-from fraudpipe.drift import MonitorConfig
+from fraudpipe.monitoring import drift
+from fraudpipe.monitoring.drift import MonitorConfig
 from fraudpipe.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,76 +8,17 @@ from the code (transitively, function-level imports included), not from a list k
 from __future__ import annotations
 
 import ast
-from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.imports import ROOT, library_files
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 #: Paths a stage reads because its config names them (file sources, snapshots), not its script.
 CONFIGURED_INPUTS = ("data/external",)
 #: Outputs of the check stages: a stage depends on them to run after a check passed, and never reads them.
 GATES = ("reports/check/",)
-
-
-def _module_file(name: str) -> Path | None:
-    base = SRC.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    while node in parents:
-        node = parents[node]
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            return True
-    return False
-
-
-@cache
-def _direct_imports(path: Path) -> frozenset[str]:
-    """The fraudpipe modules a file imports (each package on the way is imported too)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    package = ".".join(path.relative_to(SRC).with_suffix("").parts) if path.is_relative_to(SRC) else ""
-    if path.name == "__init__.py":
-        package += ".__init__"
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if _type_checking_only(node, parents):
-            continue
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level:
-                module = ".".join(package.split(".")[: -node.level] + ([module] if module else []))
-            names.add(module)
-            names.update(f"{module}.{a.name}" for a in node.names)  # `from pkg import submodule`
-    out = set()
-    for name in names:
-        parts = name.split(".")
-        if parts[0] != "fraudpipe":
-            continue
-        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1) if _module_file(".".join(parts[:i])))
-    return frozenset(out)
-
-
-def library_files(script: Path) -> set[Path]:
-    """Every file of src/fraudpipe that running ``script`` imports, transitively."""
-    seen: set[str] = set()
-    todo = list(_direct_imports(script))
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(_direct_imports(_module_file(name)))
-    return {_module_file(n).relative_to(ROOT) for n in seen}
 
 
 def _entries(stage: dict, *keys: str) -> list[str]:
@@ -142,7 +83,7 @@ def test_a_stage_script_and_dvc_yaml_agree_on_every_path(stage):
 
 def test_the_import_reader_sees_function_level_imports():
     files = library_files(ROOT / "stages" / "ingest.py")
-    assert Path("src/fraudpipe/simulate.py") in files  # imported inside SimulatedSource only
+    assert Path("src/fraudpipe/data/simulate.py") in files  # imported inside SimulatedSource only
     assert Path("src/fraudpipe/errors.py") in files
 
 

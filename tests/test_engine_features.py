@@ -1,4 +1,4 @@
-"""fraudpipe.engine_features: the feature table on a Dask cluster equals the pandas engine's, on
+"""fraudpipe.features.dask: the feature table on a Dask cluster equals the pandas engine's, on
 a real cluster of two worker processes (a LocalCluster, reached by `engine.scheduler_address`),
 and the featurize stage writes the same Parquet file with either engine. (The stage starting a
 LocalCluster of its own is tested in test_engine_training.py.)"""
@@ -17,11 +17,11 @@ from distributed import LocalCluster
 from _model import composed, run_stage, stage_workdir
 from fraudpipe.contract import COORDINATE_COLUMNS, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID
 from fraudpipe.engine import EngineConfig
-from fraudpipe.engine_features import featurize, side_columns
+from fraudpipe.features.dask import featurize, side_columns
 from fraudpipe.errors import DataError
-from fraudpipe.features import EXTRAS, FeatureConfig, build_features, feature_names
+from fraudpipe.features.definitions import EXTRAS, FeatureConfig, build_features, feature_names
 from fraudpipe.io import write_parquet
-from fraudpipe.simulate import SimulatorConfig, simulate
+from fraudpipe.data.simulate import SimulatorConfig, simulate
 
 #: Every extra, the distance included, over the default windows.
 ALL = FeatureConfig.parse(composed()["features"] | {"extras": list(EXTRAS)}, "features")

@@ -1,4 +1,4 @@
-"""fraudpipe.engine_training: XGBoost trained by xgboost.dask on a real cluster of two worker
+"""fraudpipe.model.estimators.xgboost_dask: XGBoost trained by xgboost.dask on a real cluster of two worker
 processes ranks a held-out period as well as the pandas engine's (average precision within 0.01),
 and its bundle is an ordinary bundle: saved, verified and loaded like any other, the engine named."""
 
@@ -13,14 +13,14 @@ from distributed import LocalCluster
 
 from _model import composed, model_config, run_stage, stage_workdir
 from fraudpipe.engine import EngineConfig, worker_addresses
-from fraudpipe.engine_training import DaskXGBoost, check_model, model_problems, train_on_engine
+from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost, check_model, model_problems, train_on_engine
 from fraudpipe.errors import ConfigError
-from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.metrics import average_precision
 from fraudpipe.model import load_bundle, save_bundle
-from fraudpipe.preflight import config_problems
-from fraudpipe.simulate import SimulatorConfig, simulate
-from fraudpipe.split import SplitConfig, time_split
+from fraudpipe.pipeline.preflight import config_problems
+from fraudpipe.data.simulate import SimulatorConfig, simulate
+from fraudpipe.data.split import SplitConfig, time_split
 
 #: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
 HIST = model_config(tree_method="hist")

@@ -16,17 +16,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraudpipe import features as features_module
+from fraudpipe.features import definitions as features_module
 from fraudpipe.contract import KEY_COLUMNS, feature_columns
 from fraudpipe.errors import ConfigError, DataError
-from fraudpipe.features import (
+from fraudpipe.features.definitions import (
     EXTRAS,
     FeatureConfig,
     build_features,
     feature_names,
 )
 from fraudpipe.io import write_parquet
-from fraudpipe.online import OnlineState
+from fraudpipe.features.online import OnlineState
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400

@@ -1,4 +1,4 @@
-"""Batch scoring of the live period: the library (`fraudpipe.inference`) and the `infer` stage run
+"""Batch scoring of the live period: the library (`fraudpipe.scoring.batch`) and the `infer` stage run
 for real on a small simulated month, after the real train and evaluate stages."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import yaml
 from _model import run_stage, stage_workdir, write_params
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed
-from fraudpipe.features import FeatureConfig
-from fraudpipe.inference import (
+from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.scoring.batch import (
     PREDICTION_COLUMNS,
     alerts,
     check_features,
@@ -29,9 +29,9 @@ from fraudpipe.inference import (
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.metrics import threshold_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.online import OnlineState
-from fraudpipe.scoring import OnlineScorer, replay
-from fraudpipe.split import SplitConfig, time_split
+from fraudpipe.features.online import OnlineState
+from fraudpipe.scoring.online import OnlineScorer, replay
+from fraudpipe.data.split import SplitConfig, time_split
 from test_stages import assert_one_line_failure
 from test_stages_model import _only_declared
 

@@ -23,9 +23,9 @@ from _sources import data_config
 
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
 from fraudpipe.errors import BatchValidationError, DataError
-from fraudpipe.ingest import ingest_batch
-from fraudpipe.sources import ApiSource, ingest_source, make_source, refresh_snapshot
-from fraudpipe.validate import ValidationConfig
+from fraudpipe.data.ingest import ingest_batch
+from fraudpipe.data.sources import ApiSource, ingest_source, make_source, refresh_snapshot
+from fraudpipe.data.validate import ValidationConfig
 
 N = 40
 CONFIG = ValidationConfig(

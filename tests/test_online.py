@@ -23,8 +23,8 @@ from test_features import (
 )
 
 from fraudpipe.errors import DataError
-from fraudpipe.features import FeatureConfig, build_features, feature_names
-from fraudpipe.online import OnlineState
+from fraudpipe.features.definitions import FeatureConfig, build_features, feature_names
+from fraudpipe.features.online import OnlineState
 
 TOLERANCE = 1e-9
 

@@ -73,7 +73,7 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     repo = make_tiny_repo(tmp_path / "repo")
     # Switch the copy to the CSV source and give it a file made by the simulator.
     sh(repo, sys.executable, "-m", "fraudpipe.cli", "params", "data=csv", "evaluate.card_precision_k=50")
-    from fraudpipe.simulate import SimulatorConfig, simulate
+    from fraudpipe.data.simulate import SimulatorConfig, simulate
 
     cfg = yaml.safe_load((repo / "params.yaml").read_text())
     sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
@@ -103,7 +103,7 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
 
 def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     """A database DVC cannot see: `fraudpipe snapshot` copies it into a tracked file."""
-    from fraudpipe.simulate import SimulatorConfig, simulate
+    from fraudpipe.data.simulate import SimulatorConfig, simulate
 
     db = tmp_path / "warehouse.db"
     sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]

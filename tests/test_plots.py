@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import auc
 
 from fraudpipe.io import write_json
-from fraudpipe.plots import (
+from fraudpipe.evaluation.plots import (
     calibration_figure,
     confusion_records,
     feature_importance_figure,

@@ -1,4 +1,4 @@
-"""fraudpipe.preflight: the whole configuration, then the data-dependent settings, each checked
+"""fraudpipe.pipeline.preflight: the whole configuration, then the data-dependent settings, each checked
 at once so a run fails at most once, with every problem and its key."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 
 from _kaggle import kaggle_frame
 from fraudpipe.config import compose
-from fraudpipe.dataset import derive_settings
+from fraudpipe.pipeline.onboarding import derive_settings
 from fraudpipe.errors import ConfigError
-from fraudpipe.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
+from fraudpipe.pipeline.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
 from test_dataset import contract_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_COLUMNS, TRANSACTION_DTYPES
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import write_json, write_parquet
-from fraudpipe.preprocess import REASONS, PreprocessConfig, preprocess
+from fraudpipe.data.preprocess import REASONS, PreprocessConfig, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = yaml.safe_load((ROOT / "conf/preprocess/default.yaml").read_text())
@@ -163,7 +163,7 @@ def test_what_ingest_keeps_passes_unchanged_but_for_order():
     """Rules live in one place: rows that passed ingest meet everything preprocess relies on."""
     from test_ingest import CONFIG, MAPPING, csv_batch
 
-    from fraudpipe.ingest import ingest_batch
+    from fraudpipe.data.ingest import ingest_batch
 
     raw = csv_batch().sample(frac=1.0, random_state=0).reset_index(drop=True)
     kept = ingest_batch(pd.concat([raw, raw.iloc[:3]], ignore_index=True), MAPPING, None, CONFIG).kept  # + duplicates

@@ -9,12 +9,12 @@ import pytest
 
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
-from fraudpipe.features import FeatureConfig, build_features
+from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.errors import BundleError
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.online import OnlineState
-from fraudpipe.scoring import OnlineScorer, latency_summary, max_abs_difference, replay
-from fraudpipe.simulate import SimulatorConfig, simulate
+from fraudpipe.features.online import OnlineState
+from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
+from fraudpipe.data.simulate import SimulatorConfig, simulate
 from test_features import text_ids
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

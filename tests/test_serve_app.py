@@ -15,7 +15,7 @@ import pytest
 
 from _serve import Server, body, replay, world
 from fraudpipe.contract import TX_DATETIME
-from fraudpipe.features import build_features, feature_names
+from fraudpipe.features.definitions import build_features, feature_names
 from fraudpipe.model import load_bundle
 
 pytestmark = pytest.mark.timeout(600)
@@ -317,7 +317,7 @@ def test_the_service_never_imports_great_expectations(tmp_path):
     line = next(x for x in server.stdout.read_text().splitlines() if x.startswith("IMPORTED"))
     imported = eval(line.removeprefix("IMPORTED "))  # a list literal printed by the probe
     assert "fraudpipe.serve.app" in imported and not any(m.startswith("great_expectations") for m in imported)
-    assert not {"fraudpipe.validate", "fraudpipe.ingest"} & set(imported)
+    assert not {"fraudpipe.data.validate", "fraudpipe.data.ingest"} & set(imported)
 
 
 def test_parity_with_the_batch_path_over_http(tmp_path):

@@ -8,7 +8,7 @@ from _model import model_config
 from _serve import world
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.model import load_bundle, save_bundle, train_bundle
-from fraudpipe.serve.fastpath import RowScorer
+from fraudpipe.scoring.row import RowScorer
 
 
 def test_the_fast_path_gives_exactly_the_bundle_scores():

@@ -15,7 +15,7 @@ import pytest
 from _serve import world
 from fraudpipe.errors import DataError
 from fraudpipe.serve.journal import Journal, read_service_log
-from fraudpipe.serve.store import InProcessStore, Scored, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
 
 
 def scored(tid: str, when: str = "2018-05-01T10:00:00.250000", customer: str = "7", terminal: str = "card-12",

@@ -19,13 +19,13 @@ from _serve import body, world
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import load_bundle
-from fraudpipe.online import OnlineState, history_features
+from fraudpipe.features.online import OnlineState, history_features
 from fraudpipe.serve.journal import read_service_log
-from fraudpipe.serve.redis_store import RedisStore
-from fraudpipe.serve.redis_store import read_service_log as read_redis_log
+from fraudpipe.serve.stores.redis import RedisStore
+from fraudpipe.serve.stores.redis import read_service_log as read_redis_log
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.service import Service
-from fraudpipe.serve.store import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
 from test_serve_service import config
 
 pytestmark = pytest.mark.timeout(600)

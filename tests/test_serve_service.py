@@ -10,7 +10,7 @@ import pytest
 from _serve import body, world
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import BundleError, DataError
-from fraudpipe.online import OnlineState
+from fraudpipe.features.online import OnlineState
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.schema import TransactionIn
 from fraudpipe.serve.service import Refused, Service, preflight

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from _serve import world
-from fraudpipe.online import History, OnlineState, history_features
-from fraudpipe.serve.store import InProcessStore, Scored, StateStore, Transaction, epoch_second
+from fraudpipe.features.online import History, OnlineState, history_features
+from fraudpipe.serve.stores.memory import InProcessStore, Scored, StateStore, Transaction, epoch_second
 
 
 def record(row, score: float = 0.5, tid: str | None = None) -> Scored:

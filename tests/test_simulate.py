@@ -25,7 +25,7 @@ import yaml
 from fraudpipe.contract import SECONDS_PER_DAY, TRANSACTION_DTYPES, epoch_seconds
 from fraudpipe.errors import ConfigError
 from fraudpipe.io import write_parquet
-from fraudpipe.simulate import (
+from fraudpipe.data.simulate import (
     TX_FRAUD_SCENARIO,
     DriftConfig,
     FraudConfig,

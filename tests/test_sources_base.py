@@ -9,7 +9,7 @@ from _sources import data_config
 
 from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources import CONFIGS, SourceConfig
+from fraudpipe.data.sources import CONFIGS, SourceConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = sorted(p.stem for p in (ROOT / "conf/data").glob("*.yaml"))

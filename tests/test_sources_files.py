@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from _sources import data_conf, data_config
 
-from fraudpipe.conform import NumberFormat
+from fraudpipe.data.conform import NumberFormat
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources import CsvConfig, CsvSource, ParquetConfig, ParquetSource, SourceError, ingest_source, make_source
+from fraudpipe.data.sources import CsvConfig, CsvSource, ParquetConfig, ParquetSource, SourceError, ingest_source, make_source
 
 HEADER = "id,when,card,pos,amount,label\n"
 ROWS = "1,2018-04-01 00:00:31,10,20,57.16,0\n2,2018-04-01 00:02:10,11,21,81.51,1\n"
@@ -96,7 +96,7 @@ def test_bad_input_truncated_last_csv_line_keeps_the_row_with_missing_cells(tmp_
     assert raw.iloc[2][["pos", "amount", "label"]].isna().all()
     # ... and conform passes it on with its required terminal_id missing, for validation's
     # not-null expectation to quarantine (rows in = rows kept + rows quarantined).
-    from fraudpipe.conform import to_contract
+    from fraudpipe.data.conform import to_contract
 
     mapping = {"transaction_id": "id", "tx_datetime": "when", "customer_id": "card",
                "terminal_id": "pos", "tx_amount": "amount", "tx_fraud": "label"}  # fmt: skip

@@ -7,7 +7,7 @@ from _sources import data_conf
 
 from fraudpipe.contract import TRANSACTION_COLUMNS
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources import SimulatedConfig, SimulatedSource, SourceConfig, ingest_source, make_source
+from fraudpipe.data.sources import SimulatedConfig, SimulatedSource, SourceConfig, ingest_source, make_source
 
 
 def small_conf() -> dict:
@@ -32,7 +32,7 @@ def test_simulated_batch_has_the_contract_columns_and_no_scenario_ground_truth(s
 
 
 def test_side_tables_come_from_the_same_simulation(small_cfg, monkeypatch):
-    import fraudpipe.sources.simulated as simulated
+    import fraudpipe.data.sources.simulated as simulated
 
     runs = []
     real = simulated.simulate

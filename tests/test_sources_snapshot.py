@@ -9,7 +9,7 @@ import pytest
 from _sources import data_config
 
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources import ParquetSource, SourceError, SqlConfig, ingest_source, refresh_snapshot
+from fraudpipe.data.sources import ParquetSource, SourceError, SqlConfig, ingest_source, refresh_snapshot
 
 COLUMNS = {
     "transaction_id": "tx_id",

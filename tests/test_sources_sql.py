@@ -18,8 +18,8 @@ import yaml
 from _sources import data_conf, data_config
 
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources import SourceError, SqlConfig, SqlSource, make_source
-from fraudpipe.sources.sql import read_only_problem
+from fraudpipe.data.sources import SourceError, SqlConfig, SqlSource, make_source
+from fraudpipe.data.sources.sql import read_only_problem
 
 ROWS = pd.DataFrame(
     {

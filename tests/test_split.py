@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import write_parquet
-from fraudpipe.split import (
+from fraudpipe.data.split import (
     SplitConfig,
     periods,
     iter_folds,

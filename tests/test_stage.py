@@ -1,4 +1,4 @@
-"""fraudpipe.stage: a pipeline error is one line and exit 1; a bug keeps its traceback."""
+"""fraudpipe.pipeline.stage: a pipeline error is one line and exit 1; a bug keeps its traceback."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed, PipelineError, SourceError
-from fraudpipe.stage import load_params
+from fraudpipe.pipeline.stage import load_params
 
 
 def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
     script = tmp_path / "stage_script.py"
-    script.write_text("from fraudpipe.stage import run\n" + textwrap.dedent(body))
+    script.write_text("from fraudpipe.pipeline.stage import run\n" + textwrap.dedent(body))
     return subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
@@ -75,7 +75,7 @@ def test_with_FRAUDPIPE_PROFILE_a_stage_that_ends_well_records_its_time_and_peak
     script.write_text(textwrap.dedent("""
         import sys, time
         from fraudpipe.errors import DataError
-        from fraudpipe.stage import run
+        from fraudpipe.pipeline.stage import run
         def main():
             block = b"x" * (200 * 2**20)  # 200 MiB written: the peak must show it
             time.sleep(0.3)

@@ -205,8 +205,8 @@ def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pip
 def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipeline, tmp_path):
     """The service replays the live period (labels arriving after it): monitor.current=service_log then
     gives the figures monitor.current=predictions gives: the service computed the training features and scores."""
-    from fraudpipe.features import FeatureConfig
-    from fraudpipe.online import OnlineState
+    from fraudpipe.features.definitions import FeatureConfig
+    from fraudpipe.features.online import OnlineState
     from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import LabelIn, TransactionIn
     from fraudpipe.serve.service import Service

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from fraudpipe.errors import BatchValidationError, ConfigError
-from fraudpipe.validate import ValidationConfig, validate
+from fraudpipe.data.validate import ValidationConfig, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ValidationConfig(
@@ -235,7 +235,7 @@ def test_data_docs_directory_may_be_relative(tmp_path: Path, monkeypatch: pytest
 
 def test_importing_the_pipeline_modules_does_not_import_great_expectations() -> None:
     code = (
-        "import sys, fraudpipe.ingest, fraudpipe.validate, fraudpipe.conform; "
+        "import sys, fraudpipe.data.ingest, fraudpipe.data.validate, fraudpipe.data.conform; "
         "sys.exit('great_expectations' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -39,7 +39,7 @@ def data_add(
     With --map: copy the file under data/external/ and `dvc add` it, write conf/data/<name>.yaml,
     make it and split=relative the defaults with settings derived from the data, recompose
     params.yaml. Then `dvc repro`."""
-    from fraudpipe import dataset
+    from fraudpipe.pipeline import onboarding as dataset
     from fraudpipe.errors import PipelineError
 
     mapping, options = _pairs(map_, "--map"), _pairs(option, "--option")
@@ -61,8 +61,8 @@ def data_add(
 
 
 def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_format: str | None) -> None:
-    from fraudpipe import dataset
-    from fraudpipe.sources import SourceConfig, make_source
+    from fraudpipe.pipeline import onboarding as dataset
+    from fraudpipe.data.sources import SourceConfig, make_source
 
     config = dataset.source_config(Path(file), {}, datetime_format, options)
     raw = make_source(SourceConfig.parse(config, "data")).read()
@@ -106,7 +106,7 @@ def check(
     import pandas as pd
 
     from fraudpipe.errors import PipelineError
-    from fraudpipe.preflight import config_problems, settings_problems
+    from fraudpipe.pipeline.preflight import config_problems, settings_problems
 
     params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
     problems = config_problems(params)
@@ -161,7 +161,7 @@ def snapshot(
     """
     from fraudpipe.config import group
     from fraudpipe.errors import PipelineError
-    from fraudpipe.sources import SourceConfig, refresh_snapshot
+    from fraudpipe.data.sources import SourceConfig, refresh_snapshot
 
     try:
         params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}

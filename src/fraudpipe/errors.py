@@ -1,6 +1,6 @@
 """The one family of errors that mean "the input or the configuration is wrong", not "a bug".
 
-`fraudpipe.stage.run` turns any `PipelineError` into one line, `stage '<name>' failed: …`, and
+`fraudpipe.pipeline.stage.run` turns any `PipelineError` into one line, `stage '<name>' failed: …`, and
 exit code 1; anything else keeps its traceback, because then the code is at fault. Every module
 raises from this family, chosen by what the user has to change.
 """

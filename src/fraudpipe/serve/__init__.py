@@ -2,9 +2,9 @@
 
 - ``config``: ``ServeConfig``, the command's options.
 - ``schema``: request and response bodies; malformed requests described field by field.
-- ``store``: the ``StateStore`` interface (get history / add transaction / add label / the answer
-  given to a transaction_id) and ``InProcessStore``, the default (one worker).
-- ``redis_store``: ``RedisStore``, the same state in Redis, shared by several workers or machines.
+- ``stores/memory``: the ``StateStore`` interface (get history / add transaction / add label / the
+  answer given to a transaction_id) and ``InProcessStore``, the default (one worker).
+- ``stores/redis``: ``RedisStore``, the same state in Redis, shared by several workers or machines.
 - ``journal``: the durable log (SQLite WAL) and ``read_service_log`` for monitoring (from a journal
   directory, or from Redis given its URL).
 - ``service``: what a request does, and the restart (snapshot + journal replay).

@@ -63,7 +63,7 @@ from fraudpipe.contract import (
 )
 from fraudpipe.errors import DataError
 from fraudpipe.io import read_parquet
-from fraudpipe.serve.store import SCORED_FILE, Scored, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import SCORED_FILE, Scored, Transaction, epoch_second
 
 JOURNAL_FILE = "journal.sqlite3"
 SNAPSHOTS_DIR = "snapshots"
@@ -263,7 +263,7 @@ def read_service_log(directory: str | Path, redis_prefix: str = "fraudpipe") -> 
     Given a Redis URL instead (a service run with ``--store redis://...``, which keeps no journal), the
     same frames from the shared state under ``redis_prefix`` (``redis_store.read_service_log``)."""
     if isinstance(directory, str) and directory.startswith(("redis://", "rediss://", "unix://")):
-        from fraudpipe.serve.redis_store import read_service_log as from_redis
+        from fraudpipe.serve.stores.redis import read_service_log as from_redis
 
         return from_redis(directory, redis_prefix)
     directory = Path(directory)

@@ -27,14 +27,14 @@ from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
 from fraudpipe.errors import BundleError, DataError
-from fraudpipe.features import feature_names
+from fraudpipe.features.definitions import feature_names
 from fraudpipe.model import Bundle, load_bundle
-from fraudpipe.online import STATE_FILE, history_features
+from fraudpipe.features.online import STATE_FILE, history_features
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.fastpath import RowScorer
+from fraudpipe.scoring.row import RowScorer
 from fraudpipe.serve.journal import Journal, latest_snapshot
 from fraudpipe.serve.schema import LabelIn, TransactionIn
-from fraudpipe.serve.store import Conflict, InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 
 STORE_NAME = "in-process state store"
 _ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories
@@ -93,7 +93,7 @@ class Service:
         start = time.perf_counter()
         bundle = load_bundle(config.model, nthread=1)
         if config.shared:  # the state and its durability are Redis's: no journal
-            from fraudpipe.serve.redis_store import RedisStore
+            from fraudpipe.serve.stores.redis import RedisStore
 
             store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=store.seeded)
@@ -264,7 +264,7 @@ def preflight(config: ServeConfig) -> str | None:
     the workers it then starts only attach; it returns the line that says so (None otherwise)."""
     bundle = load_bundle(config.model, nthread=1)
     if config.shared:
-        from fraudpipe.serve.redis_store import RedisStore
+        from fraudpipe.serve.stores.redis import RedisStore
 
         store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
         try:

@@ -283,8 +283,8 @@ def source_config(path: Path, mapping: Mapping[str, str], datetime_format: str |
 
 def read_contract(config: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The file read and parsed exactly as `ingest` will: (raw table, rows that parse cleanly)."""
-    from fraudpipe.conform import to_contract
-    from fraudpipe.sources import SourceConfig, make_source
+    from fraudpipe.data.conform import to_contract
+    from fraudpipe.data.sources import SourceConfig, make_source
 
     parsed = SourceConfig.parse(dict(config), "data")
     raw = make_source(parsed).read()
@@ -313,7 +313,7 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     import yaml
 
     from fraudpipe.config import compose, update_composition, write_params
-    from fraudpipe.preflight import settings_problems
+    from fraudpipe.pipeline.preflight import settings_problems
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it names conf/data/<name>.yaml)")
@@ -337,7 +337,7 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     header = f"# {file.name}, added by `fraudpipe data add` (contract column: the file's column).\n"
     data_config.write_text(header + yaml.safe_dump(source_config(dest, mapping, datetime_format, options), sort_keys=False))
     if all(c in mapping for c in COORDINATE_COLUMNS):
-        from fraudpipe.features import CUSTOMER_TERMINAL_DISTANCE
+        from fraudpipe.features.definitions import CUSTOMER_TERMINAL_DISTANCE
 
         extras = list(compose(config_dir)["features"]["extras"])
         if CUSTOMER_TERMINAL_DISTANCE not in extras:

@@ -69,9 +69,9 @@ from fraudpipe.contract import (
     id_array,
 )
 from fraudpipe.errors import ConfigError, DataError
-from fraudpipe.features import FeatureConfig, feature_names, split_cents
-from fraudpipe.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
-from fraudpipe.serve.store import Conflict, InProcessStore, Prepared, Scored, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.features.definitions import FeatureConfig, feature_names, split_cents
+from fraudpipe.features.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
+from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Prepared, Scored, StoreUnavailable, Transaction, epoch_second
 
 FORMAT = 1
 SCHEMES = ("redis://", "rediss://", "unix://")

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from fraudpipe.config import rule_error
-from fraudpipe.sources.base import SourceConfig, SourceError, first_line, redact_url
+from fraudpipe.data.sources.base import SourceConfig, SourceError, first_line, redact_url
 
 if TYPE_CHECKING:  # SQLAlchemy is imported where a SQL source is used: every config check imports this module
     import sqlalchemy as sa

@@ -18,7 +18,7 @@ import pandas as pd
 from fraudpipe.metrics import aggregate_folds, quality_metrics
 from fraudpipe.model import Bundle, ModelConfig, fitted_on, train_bundle
 from fraudpipe.progress import progress
-from fraudpipe.split import SplitConfig, SplitParts, iter_folds
+from fraudpipe.data.split import SplitConfig, SplitParts, iter_folds
 
 
 def evaluate_folds(

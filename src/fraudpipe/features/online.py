@@ -1,6 +1,6 @@
 """Online features: the state a real-time scorer keeps to featurize one transaction at a time.
 
-The definitions are those of ``fraudpipe.features`` (its docstring fixes windows, order and
+The definitions are those of ``fraudpipe.features.definitions`` (its docstring fixes windows, order and
 ties); this module re-derives the windows from per-key histories with ``bisect`` instead of
 sorted composites, and shares only the per-value formulas, so a parity test comparing the two
 paths checks the windows independently.
@@ -68,7 +68,7 @@ from fraudpipe.contract import (
     id_codes,
     id_is_text,
 )
-from fraudpipe.features import (
+from fraudpipe.features.definitions import (
     AMOUNT_RATIO,
     AMOUNT_ZSCORE,
     COORDINATES,

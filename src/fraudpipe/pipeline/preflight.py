@@ -15,18 +15,18 @@ from typing import Any
 import pandas as pd
 
 from fraudpipe.config import Config
-from fraudpipe.drift import MonitorConfig
+from fraudpipe.monitoring.drift import MonitorConfig
 from fraudpipe.engine import EngineConfig
-from fraudpipe.engine_training import model_problems
+from fraudpipe.model.estimators.xgboost_dask import model_problems
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import ConfigError
-from fraudpipe.features import FeatureConfig
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model.config import ModelConfig
-from fraudpipe.preprocess import PreprocessConfig
-from fraudpipe.sources import SourceConfig
-from fraudpipe.split import SplitConfig, periods
-from fraudpipe.validate import ValidationConfig
+from fraudpipe.data.preprocess import PreprocessConfig
+from fraudpipe.data.sources import SourceConfig
+from fraudpipe.data.split import SplitConfig, periods
+from fraudpipe.data.validate import ValidationConfig
 
 #: Every group of params.yaml and the model that parses it.
 GROUPS: dict[str, type[Config]] = {

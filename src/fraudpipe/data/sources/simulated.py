@@ -8,8 +8,8 @@ from typing import Literal
 
 import pandas as pd
 
-from fraudpipe.simulate import Simulation, SimulatorConfig, simulate
-from fraudpipe.sources.base import SourceConfig
+from fraudpipe.data.simulate import Simulation, SimulatorConfig, simulate
+from fraudpipe.data.sources.base import SourceConfig
 
 #: Which scenario made a transaction fraudulent: ground truth no real source has, so it is not
 #: part of the batch (a model must never see it).
@@ -17,7 +17,7 @@ SCENARIO_COLUMN = "tx_fraud_scenario"
 
 
 class SimulatedConfig(SourceConfig):
-    """conf/data/simulated.yaml: the simulator's settings (`fraudpipe.simulate`)."""
+    """conf/data/simulated.yaml: the simulator's settings (`fraudpipe.data.simulate`)."""
 
     source: Literal["simulated"]
     simulator: SimulatorConfig

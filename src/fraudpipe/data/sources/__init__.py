@@ -7,12 +7,12 @@ reads, which for a database or an API is its DVC-tracked snapshot (see `snapshot
 
 from __future__ import annotations
 
-from fraudpipe.sources.api import ApiConfig, ApiSource
-from fraudpipe.sources.base import SnapshotResult, Source, SourceConfig, SourceError, redact_url
-from fraudpipe.sources.files import CsvConfig, CsvSource, ParquetConfig, ParquetSource
-from fraudpipe.sources.simulated import SimulatedConfig, SimulatedSource
-from fraudpipe.sources.snapshot import LiveConfig, refresh_snapshot, snapshot_source
-from fraudpipe.sources.sql import SqlConfig, SqlSource
+from fraudpipe.data.sources.api import ApiConfig, ApiSource
+from fraudpipe.data.sources.base import SnapshotResult, Source, SourceConfig, SourceError, redact_url
+from fraudpipe.data.sources.files import CsvConfig, CsvSource, ParquetConfig, ParquetSource
+from fraudpipe.data.sources.simulated import SimulatedConfig, SimulatedSource
+from fraudpipe.data.sources.snapshot import LiveConfig, refresh_snapshot, snapshot_source
+from fraudpipe.data.sources.sql import SqlConfig, SqlSource
 
 #: The config model of each kind of source, by its ``source`` key.
 CONFIGS: dict[str, type[SourceConfig]] = {

@@ -32,8 +32,8 @@ from fraudpipe.contract import (
     require_columns,
 )
 from fraudpipe.errors import DataError
-from fraudpipe.features import FeatureConfig, build_features
-from fraudpipe.inference import PREDICTION_COLUMNS
+from fraudpipe.features.definitions import FeatureConfig, build_features
+from fraudpipe.scoring.batch import PREDICTION_COLUMNS
 from fraudpipe.serve.journal import ServiceLog
 
 

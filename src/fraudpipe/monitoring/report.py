@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from fraudpipe.drift import NUMERIC, P_VALUE_TESTS, TEST_NAMES, MonitorResult  # noqa: E402
-from fraudpipe.plots import PNG_METADATA  # noqa: E402
+from fraudpipe.monitoring.drift import NUMERIC, P_VALUE_TESTS, TEST_NAMES, MonitorResult  # noqa: E402
+from fraudpipe.evaluation.plots import PNG_METADATA  # noqa: E402
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4C72B0", "#DD8452"
 DPI = 80

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudpipe.conform import NumberFormat, to_contract
+from fraudpipe.data.conform import NumberFormat, to_contract
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     ID_COLUMNS,
@@ -31,7 +31,7 @@ from fraudpipe.contract import (
     quarantine_table,
 )
 from fraudpipe.errors import BatchValidationError
-from fraudpipe.validate import ValidationConfig, validate
+from fraudpipe.data.validate import ValidationConfig, validate
 
 #: How many of the commonest quarantine reasons a stopped batch names.
 TOP_REASONS = 3

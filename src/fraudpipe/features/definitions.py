@@ -1,7 +1,7 @@
 """Transaction features, offline: the handbook's 15 baseline features and our extended set.
 
 Implemented from the definitions in the handbook, ch. 3 "Baseline feature transformation" (its code is GPL and is
-not used). ``fraudpipe.online`` computes the same features one transaction at a time; a parity
+not used). ``fraudpipe.features.online`` computes the same features one transaction at a time; a parity
 test holds the two together.
 
 Time is whole epoch seconds (``contract.epoch_seconds``) and windows are continuous: "n days"

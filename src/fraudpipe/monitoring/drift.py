@@ -37,7 +37,7 @@ from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id
 from fraudpipe.errors import DataError
 from fraudpipe.metrics import average_precision, card_precision_at_k, threshold_metrics
 from fraudpipe.progress import progress
-from fraudpipe.split import remove_known_compromised
+from fraudpipe.data.split import remove_known_compromised
 
 #: Shares below this count as this in PSI, so an empty bin gives a large but finite term (Evidently's floor).
 PSI_FLOOR = 1e-4

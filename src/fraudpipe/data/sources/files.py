@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from fraudpipe.config import rule_error
-from fraudpipe.conform import NumberFormat
+from fraudpipe.data.conform import NumberFormat
 from fraudpipe.errors import ConfigError
-from fraudpipe.sources.base import SourceConfig, SourceError
+from fraudpipe.data.sources.base import SourceConfig, SourceError
 
 #: Only an empty cell is missing: a literal "NA" or "null" stays text, so that conform reports
 #: it as a bad value of its column instead of it passing silently as a missing one.

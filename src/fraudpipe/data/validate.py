@@ -115,7 +115,7 @@ class ValidationConfig(Config):
     min_rows: int = Field(ge=0)
     min_fraud_rate: Rate
     max_fraud_rate: Rate
-    #: above this share of quarantined rows the batch stops (`fraudpipe.ingest`)
+    #: above this share of quarantined rows the batch stops (`fraudpipe.data.ingest`)
     max_quarantine_share: Rate
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ import pandas as pd
 
 from fraudpipe.contract import TRANSACTION_ID, feature_columns, require_columns
 from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed
-from fraudpipe.features import FeatureConfig, feature_names
+from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.metrics import GateConfig, read_metrics
 from fraudpipe.model import Bundle
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from fraudpipe.contract import COORDINATE_COLUMNS, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
 from fraudpipe.model import Bundle
-from fraudpipe.online import OnlineState
+from fraudpipe.features.online import OnlineState
 
 
 @dataclass

@@ -36,9 +36,9 @@ from fraudpipe.contract import (
     id_array,
 )
 from fraudpipe.errors import DataError
-from fraudpipe.features import FeatureConfig
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, write_parquet
-from fraudpipe.online import History, OnlineState
+from fraudpipe.features.online import History, OnlineState
 
 SCORED_FILE = "scored.parquet"
 #: scored.parquet: every retained transaction the service scored, with its answer.

@@ -31,7 +31,7 @@ from fraudpipe.contract import (
     TX_FRAUD,
 )
 from fraudpipe.engine import EngineConfig, cluster
-from fraudpipe.features import (
+from fraudpipe.features.definitions import (
     CUSTOMER_TERMINAL_DISTANCE,
     FeatureConfig,
     build_features,

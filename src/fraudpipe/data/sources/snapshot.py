@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from fraudpipe.conform import source_columns
+from fraudpipe.data.conform import source_columns
 from fraudpipe.contract import TRANSACTION_ID
 from fraudpipe.errors import ConfigError
 from fraudpipe.io import write_parquet
-from fraudpipe.sources.api import ApiConfig, ApiSource
-from fraudpipe.sources.base import SnapshotResult, Source, SourceConfig, SourceError
-from fraudpipe.sources.files import ParquetSource
-from fraudpipe.sources.sql import SqlConfig, SqlSource
+from fraudpipe.data.sources.api import ApiConfig, ApiSource
+from fraudpipe.data.sources.base import SnapshotResult, Source, SourceConfig, SourceError
+from fraudpipe.data.sources.files import ParquetSource
+from fraudpipe.data.sources.sql import SqlConfig, SqlSource
 
 #: Sources DVC cannot see, hence read through a snapshot.
 LIVE_SOURCES = {"sql": SqlSource, "api": ApiSource}

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from fraudpipe.config import rule_error
-from fraudpipe.sources.base import SourceConfig, SourceError, redact_url
+from fraudpipe.data.sources.base import SourceConfig, SourceError, redact_url
 
 if TYPE_CHECKING:  # httpx is imported where an API source is used: every config check imports this module
     import httpx

@@ -1,7 +1,7 @@
 """What every source shares: the contract, the base of the `data` config models, secret-free descriptions.
 
 A source only fetches a raw batch with its own column names; mapping onto the transaction
-contract and parsing types happens afterwards in `fraudpipe.conform`, so one bad cell becomes a
+contract and parsing types happens afterwards in `fraudpipe.data.conform`, so one bad cell becomes a
 quarantined row there instead of a failed read here.
 """
 
@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import field_validator
 
 from fraudpipe.config import Config, rule_error
-from fraudpipe.conform import NumberFormat
+from fraudpipe.data.conform import NumberFormat
 from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS
 from fraudpipe.errors import ConfigError, SourceError
 
@@ -62,7 +62,7 @@ class SourceConfig(Config):
     def parse(cls, data: Any, path: str) -> Self:
         if cls is not SourceConfig:
             return super().parse(data, path)
-        from fraudpipe.sources import CONFIGS  # the package imports every kind of source
+        from fraudpipe.data.sources import CONFIGS  # the package imports every kind of source
 
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must be a mapping, got {data!r}")

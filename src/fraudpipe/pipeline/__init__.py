@@ -1,0 +1,6 @@
+"""Running the pipeline: the stage runner, the checks before it, and bringing in a new dataset.
+
+- ``stage``: what every ``stages/*.py`` script shares (params, one-line errors, profiling).
+- ``preflight``: every config group and every data-dependent setting checked at once.
+- ``onboarding``: ``fraudpipe data add`` (profile a file, propose a mapping, derive the settings).
+"""
