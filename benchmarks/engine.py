@@ -67,13 +67,13 @@ def measure(engine_name: str, data: Path) -> dict:
     """One engine on the data in ``data`` (run in a fresh process by `run`)."""
     import pandas as pd
 
+    from fraudpipe.data.split import SplitConfig, time_split
     from fraudpipe.engine import EngineConfig, cluster
     from fraudpipe.features.dask import build_features_dask
-    from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost
     from fraudpipe.features.definitions import FeatureConfig, build_features
     from fraudpipe.metrics import average_precision
     from fraudpipe.model import ModelConfig, train_bundle
-    from fraudpipe.data.split import SplitConfig, time_split
+    from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost
 
     params = _params()
     tx = pd.read_parquet(data / "transactions.parquet")
@@ -129,8 +129,8 @@ def measure(engine_name: str, data: Path) -> dict:
 
 def run(sizes: list[float] | tuple[float, ...] = (1e6,), engines: tuple[str, ...] = ENGINES) -> dict:
     """Figures per size (transactions asked for) and engine, as ``{"sizes": [{...}, ...]}``."""
-    from fraudpipe.io import write_parquet
     from fraudpipe.data.simulate import SimulatorConfig, simulate
+    from fraudpipe.io import write_parquet
 
     params = _params()
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
@@ -146,8 +146,13 @@ def run(sizes: list[float] | tuple[float, ...] = (1e6,), engines: tuple[str, ...
             entry = {"size": size, "rows": len(sim.transactions), "simulate_s": time.perf_counter() - t0, "engines": {}}
             del sim
             for engine in engines:
-                proc = subprocess.run([sys.executable, __file__, "--measure", engine, str(data)], env=env,
-                                      capture_output=True, text=True, check=False)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--measure", engine, str(data)],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if proc.returncode != 0:
                     raise RuntimeError(f"{engine} at {size:g} rows failed:\n{proc.stderr[-3000:]}")
                 entry["engines"][engine] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,16 +162,20 @@ def run(sizes: list[float] | tuple[float, ...] = (1e6,), engines: tuple[str, ...
 
 def table(figures: dict) -> str:
     """The figures as a Markdown table."""
-    lines = ["| rows | engine | cluster start s | featurize s | train s (hist) | featurize+train s (as stages) | "
-             "client peak GiB | worker peak GiB | AP test | pandas exact train s / AP |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| rows | engine | cluster start s | featurize s | train s (hist) | featurize+train s (as stages) | "
+        "client peak GiB | worker peak GiB | AP test | pandas exact train s / AP |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for entry in figures["sizes"]:
         for name, f in entry["engines"].items():
             worker = f"{f['worker_peak_rss_gib']:.2f}" if "worker_peak_rss_gib" in f else "-"
             exact = f"{f['train_exact_s']:.1f} / {f['average_precision_exact']:.4f}" if "train_exact_s" in f else "-"
-            lines.append(f"| {entry['rows']:,} | {name} | {f['start_s']:.1f} | {f['featurize_s']:.1f} | {f['train_s']:.1f} | "
-                         f"{f['featurize_train_s']:.1f} | {f['client_peak_rss_gib']:.2f} | {worker} | "
-                         f"{f['average_precision']:.4f} | {exact} |")
+            lines.append(
+                f"| {entry['rows']:,} | {name} | {f['start_s']:.1f} | {f['featurize_s']:.1f} | {f['train_s']:.1f} | "
+                f"{f['featurize_train_s']:.1f} | {f['client_peak_rss_gib']:.2f} | {worker} | "
+                f"{f['average_precision']:.4f} | {exact} |"
+            )
     return "\n".join(lines)
 
 

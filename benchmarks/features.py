@@ -72,7 +72,11 @@ def _stand_in(simulator: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         }
     ).astype(TRANSACTION_DTYPES)
     xy = lambda n: {"x": rng.uniform(0, 100, n), "y": rng.uniform(0, 100, n)}  # noqa: E731
-    return tx, pd.DataFrame({"customer_id": np.arange(n_c), **xy(n_c)}), pd.DataFrame({"terminal_id": np.arange(n_t), **xy(n_t)})
+    return (
+        tx,
+        pd.DataFrame({"customer_id": np.arange(n_c), **xy(n_c)}),
+        pd.DataFrame({"terminal_id": np.arange(n_t), **xy(n_t)}),
+    )
 
 
 def pandas_baseline(tx: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
@@ -123,7 +127,9 @@ def text_ids(tx: pd.DataFrame) -> pd.DataFrame:
     """The same transactions with text ids: hex hashes for customers and terminals, zero-padded hex
     for transactions (same order as the integers, so the table stays sorted)."""
     tid = pd.Series([f"{i:016x}" for i in tx["transaction_id"].tolist()], index=tx.index, dtype="str")
-    return tx.assign(transaction_id=tid, customer_id=hashed(tx["customer_id"], "c"), terminal_id=hashed(tx["terminal_id"], "t"))
+    return tx.assign(
+        transaction_id=tid, customer_id=hashed(tx["customer_id"], "c"), terminal_id=hashed(tx["terminal_id"], "t")
+    )
 
 
 def timed(fn, *args):
@@ -145,11 +151,15 @@ def main() -> None:
         simulator["n_days"] = args.days
     base = FeatureConfig.parse(yaml.safe_load((ROOT / "conf/features/handbook.yaml").read_text()), "features")
     # The extended set's windows with every extra (the default leaves out the distance): the worst case.
-    extended = FeatureConfig.parse(yaml.safe_load((ROOT / "conf/features/extended.yaml").read_text()) | {"extras": list(EXTRAS)}, "features")
+    extended = FeatureConfig.parse(
+        yaml.safe_load((ROOT / "conf/features/extended.yaml").read_text()) | {"extras": list(EXTRAS)}, "features"
+    )
 
     (tx, customers, terminals, source), t_sim = timed(simulated, simulator)
-    print(f"data: {source}, {len(tx):,} transactions, {tx['customer_id'].nunique():,} customers, "
-          f"{tx['terminal_id'].nunique():,} terminals, fraud {tx['tx_fraud'].mean():.3%} ({t_sim:.1f} s)")  # fmt: skip
+    print(
+        f"data: {source}, {len(tx):,} transactions, {tx['customer_id'].nunique():,} customers, "
+        f"{tx['terminal_id'].nunique():,} terminals, fraud {tx['tx_fraud'].mean():.3%} ({t_sim:.1f} s)"
+    )
     figures.update(rows=len(tx), simulate_seconds=round(t_sim, 3))
     print(f"machine: {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}")
 
@@ -176,31 +186,59 @@ def main() -> None:
     tracemalloc.stop()
     (t_base, c_base), (t_ext, c_ext) = (min(times[k]) for k in ("base", "ext"))
     runs = {k: ", ".join(f"{t:.2f}" for t, _ in v) for k, v in times.items()}
-    print(f"handbook 15 features: {t_base:.2f} s, CPU {c_base:.2f} s (runs: {runs['base']}); "
-          f"peak allocation {peak / 2**20:,.0f} MiB; process peak RSS so far {rss_after:,.0f} MiB")  # fmt: skip
-    figures.update(handbook_seconds=round(t_base, 3), handbook_cpu_seconds=round(c_base, 3), handbook_peak_alloc_mib=round(peak / 2**20),
-                   peak_rss_mib=round(rss_after), extended_features=len(feature_names(extended)), extended_seconds=round(t_ext, 3),
-                   extended_cpu_seconds=round(c_ext, 3), extended_over_handbook=round(t_ext / t_base, 3))  # fmt: skip
-    print(f"extended {len(feature_names(extended))} features: {t_ext:.2f} s, CPU {c_ext:.2f} s (runs: {runs['ext']}); "
-          f"{t_ext / t_base:.2f}x the 15 in time, {c_ext / c_base:.2f}x in CPU (target <= 2x)")  # fmt: skip
+    print(
+        f"handbook 15 features: {t_base:.2f} s, CPU {c_base:.2f} s (runs: {runs['base']}); "
+        f"peak allocation {peak / 2**20:,.0f} MiB; process peak RSS so far {rss_after:,.0f} MiB"
+    )
+    figures.update(
+        handbook_seconds=round(t_base, 3),
+        handbook_cpu_seconds=round(c_base, 3),
+        handbook_peak_alloc_mib=round(peak / 2**20),
+        peak_rss_mib=round(rss_after),
+        extended_features=len(feature_names(extended)),
+        extended_seconds=round(t_ext, 3),
+        extended_cpu_seconds=round(c_ext, 3),
+        extended_over_handbook=round(t_ext / t_base, 3),
+    )
+    print(
+        f"extended {len(feature_names(extended))} features: {t_ext:.2f} s, CPU {c_ext:.2f} s (runs: {runs['ext']}); "
+        f"{t_ext / t_base:.2f}x the 15 in time, {c_ext / c_base:.2f}x in CPU (target <= 2x)"
+    )
     if args.text_ids:
         for key, name, config, extra, text_extra in (
-            ("base", "handbook 15", base, (), ()), ("ext", f"extended {len(feature_names(extended))}", extended, (customers, terminals), (c_text, t_text))
+            ("base", "handbook 15", base, (), ()),
+            ("ext", f"extended {len(feature_names(extended))}", extended, (customers, terminals), (c_text, t_text)),
         ):
             (t_int, c_int), (t_txt, c_txt) = min(times[key]), min(times[f"{key}_text"])
-            same = build_features(tx, config, *extra)[feature_names(config)].equals(build_features(tx_text, config, *text_extra)[feature_names(config)])
-            figures.update({f"{key}_text_seconds": round(t_txt, 3), f"{key}_text_over_int": round(t_txt / t_int, 3), f"{key}_text_identical": bool(same)})
-            print(f"text ids, {name} features: {t_txt:.2f} s, CPU {c_txt:.2f} s (runs: {runs[f'{key}_text']}); "
-                  f"{t_txt / t_int:.2f}x the int64 ids in time, {c_txt / c_int:.2f}x in CPU (target <= 1.2x); features identical: {same}")  # fmt: skip
+            same = build_features(tx, config, *extra)[feature_names(config)].equals(
+                build_features(tx_text, config, *text_extra)[feature_names(config)]
+            )
+            figures.update(
+                {
+                    f"{key}_text_seconds": round(t_txt, 3),
+                    f"{key}_text_over_int": round(t_txt / t_int, 3),
+                    f"{key}_text_identical": bool(same),
+                }
+            )
+            print(
+                f"text ids, {name} features: {t_txt:.2f} s, CPU {c_txt:.2f} s (runs: {runs[f'{key}_text']}); "
+                f"{t_txt / t_int:.2f}x the int64 ids in time, {c_txt / c_int:.2f}x in CPU (target <= 1.2x); features identical: {same}"
+            )
 
     ext_table = build_features(tx, extended, customers, terminals)
     naive, t_naive = timed(pandas_baseline, tx, base)
     print(f"pandas groupby+rolling 15 features: {t_naive:.2f} s; ours is {t_naive / t_base:.1f}x faster (target >= 5x)")
     names = feature_names(base)
-    diff = (naive[names].to_numpy() - table[names].to_numpy())
-    figures.update(pandas_seconds=round(t_naive, 3), speedup_over_pandas=round(t_naive / t_base, 2), max_abs_diff_pandas=float(np.abs(diff).max()))
-    print(f"max |pandas - ours| over the 15: {np.abs(diff).max():.2e} (rows with any difference > 1e-9: "
-          f"{int((np.abs(diff) > 1e-9).any(axis=1).sum())})")  # fmt: skip
+    diff = naive[names].to_numpy() - table[names].to_numpy()
+    figures.update(
+        pandas_seconds=round(t_naive, 3),
+        speedup_over_pandas=round(t_naive / t_base, 2),
+        max_abs_diff_pandas=float(np.abs(diff).max()),
+    )
+    print(
+        f"max |pandas - ours| over the 15: {np.abs(diff).max():.2e} (rows with any difference > 1e-9: "
+        f"{int((np.abs(diff) > 1e-9).any(axis=1).sum())})"
+    )
 
     state, t_state = timed(OnlineState.from_history, tx, extended, customers, terminals)
     kept = len(state.history())
@@ -216,12 +254,18 @@ def main() -> None:
         state.update(10**12 + k, row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
         upd.append(time.perf_counter() - start)
     lat_ms, upd_ms = np.array(lat) * 1e3, np.array(upd) * 1e3
-    figures.update(online_from_history_seconds=round(t_state, 3), online_features_p50_ms=round(float(np.median(lat_ms)), 4),
-                   online_features_p99_ms=round(float(np.percentile(lat_ms, 99)), 4), online_update_p50_ms=round(float(np.median(upd_ms)), 4),
-                   online_update_p99_ms=round(float(np.percentile(upd_ms, 99)), 4))  # fmt: skip
-    print(f"online (extended): from_history {t_state:.2f} s, {kept:,} transactions kept; "
-          f"features() p50 {np.median(lat_ms):.3f} ms p99 {np.percentile(lat_ms, 99):.3f} ms; "
-          f"update() p50 {np.median(upd_ms):.3f} ms p99 {np.percentile(upd_ms, 99):.3f} ms")  # fmt: skip
+    figures.update(
+        online_from_history_seconds=round(t_state, 3),
+        online_features_p50_ms=round(float(np.median(lat_ms)), 4),
+        online_features_p99_ms=round(float(np.percentile(lat_ms, 99)), 4),
+        online_update_p50_ms=round(float(np.median(upd_ms)), 4),
+        online_update_p99_ms=round(float(np.percentile(upd_ms, 99)), 4),
+    )
+    print(
+        f"online (extended): from_history {t_state:.2f} s, {kept:,} transactions kept; "
+        f"features() p50 {np.median(lat_ms):.3f} ms p99 {np.percentile(lat_ms, 99):.3f} ms; "
+        f"update() p50 {np.median(upd_ms):.3f} ms p99 {np.percentile(upd_ms, 99):.3f} ms"
+    )
 
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.float_format", "{:,.3f}".format):
         print("\ndescribe() of the extended features (the first 15 are the handbook's):")

@@ -37,7 +37,6 @@ instead of two, same scores); the chapter-5 rows use the configs exactly as `dvc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -51,12 +50,12 @@ import yaml
 
 from fraudpipe.config import compose
 from fraudpipe.contract import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
+from fraudpipe.data.split import SplitConfig, SplitParts, split_summary, time_split
+from fraudpipe.evaluation.backtest import evaluate_folds
 from fraudpipe.features.definitions import CUSTOMER_TERMINAL_DISTANCE, FeatureConfig, build_features
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import aggregate_folds, quality_metrics
-from fraudpipe.evaluation.backtest import evaluate_folds
 from fraudpipe.model import ModelConfig
-from fraudpipe.data.split import SplitConfig, SplitParts, split_summary, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("roc_auc", "average_precision", "card_precision_at_k")  # k = 100, the handbook's budget
@@ -82,21 +81,42 @@ EXTRAS4 = ["amount_ratio", "amount_zscore", "nb_terminals", "seconds_since_prev_
 FEATURE_VARIANTS: dict[str, dict[str, Any]] = {
     "handbook 15": {"extras": [], "terminal_windows": [1, 7, 30], "extra_windows": [7, 30]},
     "extended (4 extras, no distance)": {"extras": EXTRAS4, "terminal_windows": [1, 7, 30], "extra_windows": [7, 30]},
-    "+ terminal windows 3, 14, 21": {"extras": EXTRAS4, "terminal_windows": [1, 7, 30, 3, 14, 21], "extra_windows": [7, 30]},
+    "+ terminal windows 3, 14, 21": {
+        "extras": EXTRAS4,
+        "terminal_windows": [1, 7, 30, 3, 14, 21],
+        "extra_windows": [7, 30],
+    },
     "+ extra window 60": {"extras": EXTRAS4, "terminal_windows": [1, 7, 30], "extra_windows": [7, 30, 60]},
     "+ both": {"extras": EXTRAS4, "terminal_windows": [1, 7, 30, 3, 14, 21], "extra_windows": [7, 30, 60]},
-    "+ both, ratio and z-score only": {"extras": EXTRAS4[:2], "terminal_windows": [1, 7, 30, 3, 14, 21], "extra_windows": [7, 30, 60]},
-    "+ both, customer windows 3, 14": {"extras": EXTRAS4, "customer_windows": [1, 7, 30, 3, 14], "terminal_windows": [1, 7, 30, 3, 14, 21], "extra_windows": [7, 30, 60]},
+    "+ both, ratio and z-score only": {
+        "extras": EXTRAS4[:2],
+        "terminal_windows": [1, 7, 30, 3, 14, 21],
+        "extra_windows": [7, 30, 60],
+    },
+    "+ both, customer windows 3, 14": {
+        "extras": EXTRAS4,
+        "customer_windows": [1, 7, 30, 3, 14],
+        "terminal_windows": [1, 7, 30, 3, 14, 21],
+        "extra_windows": [7, 30, 60],
+    },
 }
 # --search, stages B (coarse) and C (finer, in the regularised corner B pointed to): random draws.
 COARSE = {
-    "n_estimators": [50, 100, 200, 300], "learning_rate": [0.05, 0.1, 0.2, 0.3], "max_depth": [2, 3, 4, 5, 6],
-    "min_child_weight": [1.0, 3.0, 10.0], "subsample": [0.7, 0.85, 1.0], "colsample_bytree": [0.5, 0.75, 1.0],
+    "n_estimators": [50, 100, 200, 300],
+    "learning_rate": [0.05, 0.1, 0.2, 0.3],
+    "max_depth": [2, 3, 4, 5, 6],
+    "min_child_weight": [1.0, 3.0, 10.0],
+    "subsample": [0.7, 0.85, 1.0],
+    "colsample_bytree": [0.5, 0.75, 1.0],
     "scale_pos_weight": [1.0, 3.0, 10.0],
 }
 FINE = {
-    "n_estimators": [50, 100, 200], "learning_rate": [0.03, 0.05, 0.1], "max_depth": [3, 4, 5, 6],
-    "min_child_weight": [10.0, 30.0, 100.0], "subsample": [0.7, 0.85, 1.0], "colsample_bytree": [0.5, 0.75, 1.0],
+    "n_estimators": [50, 100, 200],
+    "learning_rate": [0.03, 0.05, 0.1],
+    "max_depth": [3, 4, 5, 6],
+    "min_child_weight": [10.0, 30.0, 100.0],
+    "subsample": [0.7, 0.85, 1.0],
+    "colsample_bytree": [0.5, 0.75, 1.0],
     "scale_pos_weight": [1.0, 3.0, 10.0],
 }
 STAGES = (("coarse", COARSE, 0, 36), ("fine", FINE, 1, 24))  # name, space, seed, draws
@@ -132,7 +152,10 @@ def paired(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
     out = {}
     for m in METRICS:
         d = np.array([a[m] - b[m] for a, b in zip(ours["folds"], base["folds"])])
-        out[f"{m}_diff_mean"], out[f"{m}_diff_std"] = float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else float("nan")
+        out[f"{m}_diff_mean"], out[f"{m}_diff_std"] = (
+            float(d.mean()),
+            float(d.std(ddof=1)) if len(d) > 1 else float("nan"),
+        )
     return out
 
 
@@ -202,13 +225,27 @@ def cp_oracles(tx: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
     from fraudpipe.data.simulate import TX_FRAUD_SCENARIO, SimulatorConfig, simulate
 
     sim = simulate(SimulatorConfig.parse(data["simulator"], "data.simulator")).transactions
-    if len(sim) != len(tx) or not (sim[TRANSACTION_ID].to_numpy() == tx[TRANSACTION_ID].to_numpy()).all() or not (sim[TX_FRAUD].to_numpy() == tx[TX_FRAUD].to_numpy()).all():
+    if (
+        len(sim) != len(tx)
+        or not (sim[TRANSACTION_ID].to_numpy() == tx[TRANSACTION_ID].to_numpy()).all()
+        or not (sim[TX_FRAUD].to_numpy() == tx[TX_FRAUD].to_numpy()).all()
+    ):
         return None
     delay = int(params["features"]["delay_days"])
     scenario = sim[TX_FRAUD_SCENARIO].to_numpy()
     compromise = tx.assign(**{TX_FRAUD: pd.array((scenario == 2).astype(np.int8), dtype="Int8")})
     window = COMPROMISE_DAYS - delay
-    known = build_features(compromise, FeatureConfig(set="oracle", customer_windows=(1,), terminal_windows=(window,), delay_days=delay, extras=(), extra_windows=(7,)))
+    known = build_features(
+        compromise,
+        FeatureConfig(
+            set="oracle",
+            customer_windows=(1,),
+            terminal_windows=(window,),
+            delay_days=delay,
+            extras=(),
+            extra_windows=(7,),
+        ),
+    )
     fraud = tx[TX_FRAUD].to_numpy() == 1
     revealable = fraud & ((scenario != 2) | (known[f"terminal_id_risk_{window}day_window"].to_numpy() > 0))
     return tx[[TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD]].assign(
@@ -219,7 +256,10 @@ def cp_oracles(tx: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
 def oracle_rows(oracles: pd.DataFrame, split: SplitConfig, folds: Sequence[int]) -> dict[str, dict[str, Any]]:
     """Each oracle's metrics over ``folds``, in the shape of ``evaluate``'s rows."""
     parts = fold_parts(oracles, split, folds)
-    return {f"oracle_{name}": fixed_scores(parts, lambda t, name=name: t[name].to_numpy()) for name in ("all_frauds", "revealable_frauds")}
+    return {
+        f"oracle_{name}": fixed_scores(parts, lambda t, name=name: t[name].to_numpy())
+        for name in ("all_frauds", "revealable_frauds")
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,7 +277,12 @@ def selection_score(cand: dict[str, Any], base: dict[str, Any]) -> float:
     return min((cand[f"{m}_fold_mean"] - base[f"{m}_fold_mean"]) / base[f"{m}_fold_std"] for m in METRICS[1:])
 
 
-def search(handbook: dict[str, Any], split: SplitConfig, folds: Sequence[int], features: Callable[[FeatureConfig], pd.DataFrame]) -> dict[str, Any]:
+def search(
+    handbook: dict[str, Any],
+    split: SplitConfig,
+    folds: Sequence[int],
+    features: Callable[[FeatureConfig], pd.DataFrame],
+) -> dict[str, Any]:
     """Stage A: feature sets under the handbook's best model settings, pick the highest mean AP;
     stages B and C: XGBoost settings drawn at random (fixed seeds) on those features, pick the
     highest `selection_score`. Only the validation folds are used."""
@@ -260,8 +305,13 @@ def search(handbook: dict[str, Any], split: SplitConfig, folds: Sequence[int], f
         for i, params in enumerate(draws(space, seed, n)):
             t0 = time.perf_counter()
             row = evaluate(parts, base_model.replace(**params))
-            trials.append({"stage": stage, "draw": i, "params": params, **_means(row), "score": selection_score(row, base)})
-            print(f"  {stage[0].upper()}{i:<3d} {json.dumps(params)}  {_fmt(row)}  score {trials[-1]['score']:+.2f}  {time.perf_counter() - t0:.0f} s", flush=True)
+            trials.append(
+                {"stage": stage, "draw": i, "params": params, **_means(row), "score": selection_score(row, base)}
+            )
+            print(
+                f"  {stage[0].upper()}{i:<3d} {json.dumps(params)}  {_fmt(row)}  score {trials[-1]['score']:+.2f}  {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     best = max(trials, key=lambda t: (t["score"], t["average_precision_fold_mean"]))
     return {
         "validation_folds": list(folds),
@@ -269,7 +319,11 @@ def search(handbook: dict[str, Any], split: SplitConfig, folds: Sequence[int], f
         "feature_variants": variants,
         "chosen_features": chosen["features"],
         "trials": trials,
-        "winner": {"features": chosen["features"], "model": {**{k: v for k, v in base_model.to_dict().items() if k in TODAY}, **best["params"]}, **{k: best[k] for k in best if k.endswith(("_mean", "_std")) or k == "score"}},
+        "winner": {
+            "features": chosen["features"],
+            "model": {**{k: v for k, v in base_model.to_dict().items() if k in TODAY}, **best["params"]},
+            **{k: best[k] for k in best if k.endswith(("_mean", "_std")) or k == "score"},
+        },
     }
 
 
@@ -334,7 +388,9 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
     ]
     for name, row in ch3["models"].items():
         spread = " | ".join(_pm(row, m) for m in METRICS)
-        lines.append(f"| {name} | {_cells([row['folds'][0][m] for m in METRICS])} | {_cells(PUBLISHED_CH3[name])} | {spread} |")
+        lines.append(
+            f"| {name} | {_cells([row['folds'][0][m] for m in METRICS])} | {_cells(PUBLISHED_CH3[name])} | {spread} |"
+        )
     below, above = ch3["hist_amount_cuts_around_220"]
     flagged = ch3["published_outside_2_std"]
     lines += [
@@ -342,7 +398,7 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
         "xgboost_handbook: exact trees, base_score 0.5, 100 trees, learning rate 0.3, depth 6 (XGBoost 1.x defaults); "
         "xgboost_today: the same with XGBoost's current defaults (hist trees, base_score estimated from the data). "
         f"Hist trees split tx_amount only at 256 quantiles: on the baseline training data the cuts nearest the "
-        f"published fraud rule \"amount > 220\" are {below:.2f} and {above:.2f}, so no tree can express it.",
+        f'published fraud rule "amount > 220" are {below:.2f} and {above:.2f}, so no tree can express it.',
         "",
         "Published figures more than 2 fold stds from our mean over folds: "
         + ("; ".join(flagged) if flagged else "none")
@@ -356,9 +412,26 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
         lines += _fold_table(entry, PUBLISHED_CH5 if key == "handbook_folds" else None)
         lines += ["", _verdict("Ours", entry["ours_minus_handbook_best"], entry["beats_handbook_best"])]
         if "oracle_minus_handbook_best" in entry:
-            lines += ["", _verdict("The revealable-frauds oracle", entry["oracle_minus_handbook_best"], entry["oracle_beats_handbook_best"])]
+            lines += [
+                "",
+                _verdict(
+                    "The revealable-frauds oracle",
+                    entry["oracle_minus_handbook_best"],
+                    entry["oracle_beats_handbook_best"],
+                ),
+            ]
         lines.append("")
-    lines += ["Our configuration (params.yaml):", "", "```yaml", yaml.safe_dump({"features": ch5["ours"]["features"], "model": ch5["ours"]["model"]}, sort_keys=False, default_flow_style=None).rstrip(), "```"]
+    lines += [
+        "Our configuration (params.yaml):",
+        "",
+        "```yaml",
+        yaml.safe_dump(
+            {"features": ch5["ours"]["features"], "model": ch5["ours"]["model"]},
+            sort_keys=False,
+            default_flow_style=None,
+        ).rstrip(),
+        "```",
+    ]
     test = sets["test"]
     if "oracles" in test:
         o = test["oracles"]
@@ -381,7 +454,8 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
             + "; ".join(
                 f"{oracle[f'{cp}_fold_mean'] - best[f'{cp}_fold_mean']:+.3f} on folds {e['folds']} "
                 f"(fold std {max(oracle[f'{cp}_fold_std'], best[f'{cp}_fold_std']):.3f})"
-                for e in sets.values() if "oracles" in e
+                for e in sets.values()
+                if "oracles" in e
                 for oracle, best in [(e["oracles"]["oracle_revealable_frauds"], e["rows"]["handbook_best"])]
             )
             + ": where even a perfect ranking of what the data reveals does not clear it, no model can. The spread between "
@@ -416,9 +490,17 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f"\nchapter 5, {key} folds {entry['folds']}")
         for name, row in {**entry["rows"], **entry.get("oracles", {})}.items():
             print(f"  {name:28s} {_fmt(row)}")
-        print("  ours - handbook_best per fold:", {k: round(v, 4) for k, v in entry["ours_minus_handbook_best"].items()}, entry["beats_handbook_best"])
+        print(
+            "  ours - handbook_best per fold:",
+            {k: round(v, 4) for k, v in entry["ours_minus_handbook_best"].items()},
+            entry["beats_handbook_best"],
+        )
         if "oracle_minus_handbook_best" in entry:
-            print("  oracle - handbook_best per fold:", {k: round(v, 4) for k, v in entry["oracle_minus_handbook_best"].items()}, entry["oracle_beats_handbook_best"])
+            print(
+                "  oracle - handbook_best per fold:",
+                {k: round(v, 4) for k, v in entry["oracle_minus_handbook_best"].items()},
+                entry["oracle_beats_handbook_best"],
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,32 +569,49 @@ def main(argv: Sequence[str] | None = None) -> None:
         "ours": (ours_fc, ours_model),
     }
     if locations["customers"] is not None and locations["terminals"] is not None:
-        with_distance = ours_fc.model_copy(update={"extras": tuple(dict.fromkeys((*ours_fc.extras, CUSTOMER_TERMINAL_DISTANCE)))})
+        with_distance = ours_fc.model_copy(
+            update={"extras": tuple(dict.fromkeys((*ours_fc.extras, CUSTOMER_TERMINAL_DISTANCE)))}
+        )
         key = "ours_without_distance" if ours_fc.needs_locations else "ours_with_distance"
-        without_distance = ours_fc.model_copy(update={"extras": tuple(e for e in ours_fc.extras if e != CUSTOMER_TERMINAL_DISTANCE)})
+        without_distance = ours_fc.model_copy(
+            update={"extras": tuple(e for e in ours_fc.extras if e != CUSTOMER_TERMINAL_DISTANCE)}
+        )
         rows_cfg[key] = (without_distance if ours_fc.needs_locations else with_distance, ours_model)
     oracles = timed("CP@100 oracles", cp_oracles, tx, params)
     fold_sets = {
         # name: folds, how they are used, whether the threshold is chosen (as dvc repro does)
         "test": (test_folds, "the project's test folds: the baseline split shifted back 0..n-1 weeks", True),
         "validation": (val_folds, "validation folds, further back: the only folds the model selection saw", False),
-        "handbook_folds": (hb_folds, "the handbook's own chapter-5 test folds: the baseline split shifted forward; unseen by the selection too", False),
+        "handbook_folds": (
+            hb_folds,
+            "the handbook's own chapter-5 test folds: the baseline split shifted forward; unseen by the selection too",
+            False,
+        ),
     }
     chapter5: dict[str, Any] = {"ours": {"features": params["features"], "model": params["model"]}, "fold_sets": {}}
     for key, (folds, about, threshold) in fold_sets.items():
         rows = {}
         for name, (fc, mc) in rows_cfg.items():
-            rows[name] = timed(f"{name} ({key})", evaluate, fold_parts(features(fc), split, folds), mc if threshold else no_threshold(mc))
+            rows[name] = timed(
+                f"{name} ({key})",
+                evaluate,
+                fold_parts(features(fc), split, folds),
+                mc if threshold else no_threshold(mc),
+            )
         entry: dict[str, Any] = {"folds": folds, "about": about, "rows": rows}
         if oracles is not None:
             entry["oracles"] = oracle_rows(oracles, split, folds)
-            entry["oracle_minus_handbook_best"] = paired(entry["oracles"]["oracle_revealable_frauds"], rows["handbook_best"])
-            entry["oracle_beats_handbook_best"] = beats(entry["oracles"]["oracle_revealable_frauds"], rows["handbook_best"])
+            entry["oracle_minus_handbook_best"] = paired(
+                entry["oracles"]["oracle_revealable_frauds"], rows["handbook_best"]
+            )
+            entry["oracle_beats_handbook_best"] = beats(
+                entry["oracles"]["oracle_revealable_frauds"], rows["handbook_best"]
+            )
         entry["ours_minus_handbook_best"] = paired(rows["ours"], rows["handbook_best"])
         entry["beats_handbook_best"] = beats(rows["ours"], rows["handbook_best"])
         chapter5["fold_sets"][key] = entry
     result = {
-        "data": {"source": params["data"].get("source"), "rows": int(len(tx)), "frauds": int(tx[TX_FRAUD].sum())},
+        "data": {"source": params["data"].get("source"), "rows": len(tx), "frauds": int(tx[TX_FRAUD].sum())},
         "chapter3": chapter3,
         "chapter5": chapter5,
     }
@@ -524,7 +623,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         search_result = search(handbook, split, val_folds, features)
         write_json(search_result, out / "search.json")
         w = search_result["winner"]
-        same = FeatureConfig.parse(w["features"], "features") == ours_fc and all(params["model"][k] == v for k, v in w["model"].items())
+        same = FeatureConfig.parse(w["features"], "features") == ours_fc and all(
+            params["model"][k] == v for k, v in w["model"].items()
+        )
         print(f"\nwinner: {json.dumps(w)}\nparams.yaml's default {'IS' if same else 'is NOT'} the winner")
     elif (out / "search.json").exists():
         search_result = json.loads((out / "search.json").read_text(encoding="utf-8"))

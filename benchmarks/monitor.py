@@ -30,13 +30,13 @@ import pandas as pd
 import yaml
 
 from fraudpipe.config import compose
-from fraudpipe.monitoring.drift import MonitorConfig, MonitorResult, monitor
-from fraudpipe.features.definitions import FeatureConfig, build_features
-from fraudpipe.metrics import EvaluateConfig, quality_metrics
-from fraudpipe.model import ModelConfig, train_bundle
 from fraudpipe.data.preprocess import PreprocessConfig, preprocess
 from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.data.split import SplitConfig, time_split
+from fraudpipe.features.definitions import FeatureConfig, build_features
+from fraudpipe.metrics import EvaluateConfig, quality_metrics
+from fraudpipe.model import ModelConfig, train_bundle
+from fraudpipe.monitoring.drift import MonitorConfig, MonitorResult, monitor
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIFT_FILE = ROOT / "conf" / "data" / "simulated_drift.yaml"
@@ -47,8 +47,12 @@ DRIFT_FILE = ROOT / "conf" / "data" / "simulated_drift.yaml"
 #: windows are full in the reference too), about 230,000 transactions.
 SIZES = {
     "full": [],
-    "tiny": ["data.simulator.n_customers=1000", "data.simulator.n_terminals=4000",
-             "data.simulator.n_days=118", "data.simulator.start_date=2018-05-20"],
+    "tiny": [
+        "data.simulator.n_customers=1000",
+        "data.simulator.n_terminals=4000",
+        "data.simulator.n_days=118",
+        "data.simulator.start_date=2018-05-20",
+    ],
 }
 
 
@@ -71,7 +75,9 @@ def run_scenario(overrides: Sequence[str] = (), drift: Sequence[str] = (), seed:
     split = SplitConfig.parse(params["split"], "split")
     simulator = params["data"]["simulator"]
     if drift:  # drift from the first live day: its index counted from the simulator's first day
-        first_live = pd.Timestamp(split.train_start) + pd.Timedelta(days=split.train_days + split.delay_days + split.test_days)
+        first_live = pd.Timestamp(split.train_start) + pd.Timedelta(
+            days=split.train_days + split.delay_days + split.test_days
+        )
         simulator["drift"]["start_day"] = int((first_live - pd.Timestamp(simulator["start_date"])).days)
     sim = simulate(SimulatorConfig.parse(simulator, "data.simulator"))
     clean = preprocess(sim.transactions, PreprocessConfig.parse(params["preprocess"], "preprocess")).clean
@@ -82,15 +88,33 @@ def run_scenario(overrides: Sequence[str] = (), drift: Sequence[str] = (), seed:
     test_metrics = quality_metrics(parts.test, bundle.score(parts.test), bundle.threshold, k)
     live_scores = bundle.score(parts.live)
     return monitor(
-        parts.train, bundle.score(parts.train), parts.live, live_scores, (live_scores >= bundle.threshold).astype("int8"),
-        features=bundle.features, threshold=bundle.threshold, test_metrics=test_metrics, delay_days=split.delay_days,
-        remove_known=split.remove_known_compromised, config=MonitorConfig.parse(params["monitor"], "monitor"), customers=sim.customers,
+        parts.train,
+        bundle.score(parts.train),
+        parts.live,
+        live_scores,
+        (live_scores >= bundle.threshold).astype("int8"),
+        features=bundle.features,
+        threshold=bundle.threshold,
+        test_metrics=test_metrics,
+        delay_days=split.delay_days,
+        remove_known=split.remove_known_compromised,
+        config=MonitorConfig.parse(params["monitor"], "monitor"),
+        customers=sim.customers,
         model_version=f"{bundle.name} (trained by this benchmark run)",
     )
 
 
-FIGURES = ("drift_share", "n_drifted", "prediction_psi", "alert_rate_change", "live_average_precision",
-           "test_average_precision", "performance_drop", "max_segment_recall_gap", "alert")
+FIGURES = (
+    "drift_share",
+    "n_drifted",
+    "prediction_psi",
+    "alert_rate_change",
+    "live_average_precision",
+    "test_average_precision",
+    "performance_drop",
+    "max_segment_recall_gap",
+    "alert",
+)
 
 
 def _line(name: str, result: MonitorResult, seconds: float) -> str:
@@ -125,10 +149,26 @@ def screenshot(path: Path, size: Sequence[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(render(result), encoding="utf-8")
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={tmp}/profile", "--hide-scrollbars", "--window-size=1200,1900",
-                        f"--screenshot={Path(path).resolve()}", page.as_uri()], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp}/profile",
+                "--hide-scrollbars",
+                "--window-size=1200,1900",
+                f"--screenshot={Path(path).resolve()}",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     print(f"{path}: {result.summary}")
 
 
@@ -158,9 +198,12 @@ def main() -> None:
         seconds[f"stable seed {seed}"] = time.perf_counter() - start
         print(_line(f"stable seed {seed}", result, seconds[f"stable seed {seed}"]), flush=True)
     print(f"false alarms: {alarms} of {args.seeds} stable seeds ({alarms / args.seeds:.0%})", flush=True)
-    for name, kinds in (("amount inflation", ["amount_factor"]), ("compromised terminal wave", ["terminals_per_day"]),
-                        ("new night fraud pattern", ["night_fraud_share"]),
-                        ("all three (simulated_drift.yaml)", ["amount_factor", "terminals_per_day", "night_fraud_share"])):
+    for name, kinds in (
+        ("amount inflation", ["amount_factor"]),
+        ("compromised terminal wave", ["terminals_per_day"]),
+        ("new night fraud pattern", ["night_fraud_share"]),
+        ("all three (simulated_drift.yaml)", ["amount_factor", "terminals_per_day", "night_fraud_share"]),
+    ):
         start = time.perf_counter()
         result = run_scenario(size, drift=kinds, seed=1)
         results[name] = result.metrics
@@ -168,11 +211,15 @@ def main() -> None:
         print(_line(name, result, seconds[name]), flush=True)
     print(json.dumps({k: {f: v[f] for f in FIGURES} for k, v in results.items()}, indent=1))
     if args.json:
-        figures = {"size": args.size, "stable_seeds": args.seeds, "false_alarms": int(alarms),
-                   "drifts_alerted": sum(int(results[k]["alert"]) for k in results if not k.startswith("stable")),
-                   "drifts": sum(1 for k in results if not k.startswith("stable")),
-                   "seconds_per_scenario": round(sum(seconds.values()) / len(seconds), 2),
-                   "scenarios": {k: {f: v[f] for f in FIGURES} for k, v in results.items()}}  # fmt: skip
+        figures = {
+            "size": args.size,
+            "stable_seeds": args.seeds,
+            "false_alarms": int(alarms),
+            "drifts_alerted": sum(int(results[k]["alert"]) for k in results if not k.startswith("stable")),
+            "drifts": sum(1 for k in results if not k.startswith("stable")),
+            "seconds_per_scenario": round(sum(seconds.values()) / len(seconds), 2),
+            "scenarios": {k: {f: v[f] for f in FIGURES} for k, v in results.items()},
+        }
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 

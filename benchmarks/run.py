@@ -86,7 +86,14 @@ BENCHMARK_ARGS: dict[str, tuple[list[str], list[str]]] = {
 #: The figures of each benchmark that results.md shows (all of them are in results.json).
 HEADLINES: dict[str, tuple[str, ...]] = {
     "simulate": ("rows", "seconds", "peak_rss_mib", "fraud_rate"),
-    "features": ("rows", "handbook_seconds", "extended_seconds", "speedup_over_pandas", "online_from_history_seconds", "online_features_p50_ms"),
+    "features": (
+        "rows",
+        "handbook_seconds",
+        "extended_seconds",
+        "speedup_over_pandas",
+        "online_from_history_seconds",
+        "online_features_p50_ms",
+    ),
     "validate": ("rows", "import_gx_seconds", "validate_seconds", "ingest_batch_seconds", "peak_rss_mib"),
     "serve": (),  # _serve_headlines
     "engine": (),  # _engine_headlines
@@ -206,7 +213,15 @@ def with_floors(run: ReproRun, floors: Mapping[str, float]) -> ReproRun:
             stages.append(s)
         else:
             budget = stage_budget(floor)
-            stages.append(s.model_copy(update={"floor_seconds": round(floor, 3), "budget_seconds": round(budget, 3), "within_budget": s.seconds <= budget}))
+            stages.append(
+                s.model_copy(
+                    update={
+                        "floor_seconds": round(floor, 3),
+                        "budget_seconds": round(budget, 3),
+                        "within_budget": s.seconds <= budget,
+                    }
+                )
+            )
     return run.model_copy(update={"stages": stages})
 
 
@@ -276,34 +291,66 @@ def render_markdown(results: Results) -> str:
     ]
     p = results.pipeline
     if p is not None:
-        what = "the default data (params.yaml)" if p.millions is None else f"about {p.millions:g} million simulated transactions"
+        what = (
+            "the default data (params.yaml)"
+            if p.millions is None
+            else f"about {p.millions:g} million simulated transactions"
+        )
         lines += ["", f"## Cold `dvc repro`, {what}: {_fmt(p.cold.rows, 0)} transactions", ""]
-        rows = [(s.stage, _fmt(s.seconds, 2), _gb(s.peak_rss_bytes), _fmt(s.floor_seconds, 2), _fmt(s.budget_seconds, 2), _verdict(s.within_budget))
-                for s in p.cold.stages]  # fmt: skip
+        rows = [
+            (
+                s.stage,
+                _fmt(s.seconds, 2),
+                _gb(s.peak_rss_bytes),
+                _fmt(s.floor_seconds, 2),
+                _fmt(s.budget_seconds, 2),
+                _verdict(s.within_budget),
+            )
+            for s in p.cold.stages
+        ]
         rows.append(("stages (sum)", _fmt(p.cold.stages_seconds, 2), "", "", "", ""))
         rows.append(("dvc's own overhead", _fmt(p.cold.dvc_overhead_seconds, 2), "", "", "", ""))
-        rows.append((f"**total** (target <= {TARGET_TOTAL_S:g} s)", f"**{_fmt(p.cold.seconds, 2)}**", _gb(p.cold.peak_rss_bytes), "", "",
-                     _verdict(p.total_within_target)))  # fmt: skip
+        rows.append(
+            (
+                f"**total** (target <= {TARGET_TOTAL_S:g} s)",
+                f"**{_fmt(p.cold.seconds, 2)}**",
+                _gb(p.cold.peak_rss_bytes),
+                "",
+                "",
+                _verdict(p.total_within_target),
+            )
+        )
         lines += _table(("stage", "time s", "peak RSS GB", "floor s", "budget s (1.5 + 2 x floor)", "within"), rows)
         if p.cold.error:
             lines += ["", f"The run failed: `{p.cold.error}`"]
         if p.floors:
             lines += ["", "Floors (the work each stage cannot avoid, measured apart):", ""]
-            lines += _table(("stage", "floor s", "made of"), ((k, _fmt(f.seconds, 2), f.source) for k, f in p.floors.items()))
+            lines += _table(
+                ("stage", "floor s", "made of"), ((k, _fmt(f.seconds, 2), f.source) for k, f in p.floors.items())
+            )
             floor_sum = sum(f.seconds for f in p.floors.values())
-            lines += ["", f"The floors add up to {floor_sum:.1f} s, {floor_sum + p.cold.dvc_overhead_seconds:.1f} s with DVC's own "
-                      f"overhead, before any interpreter start or import: the total's target of {TARGET_TOTAL_S:g} s is "
-                      f"{'above' if floor_sum + p.cold.dvc_overhead_seconds <= TARGET_TOTAL_S else 'below'} the work itself."]  # fmt: skip
+            lines += [
+                "",
+                f"The floors add up to {floor_sum:.1f} s, {floor_sum + p.cold.dvc_overhead_seconds:.1f} s with DVC's own "
+                f"overhead, before any interpreter start or import: the total's target of {TARGET_TOTAL_S:g} s is "
+                f"{'above' if floor_sum + p.cold.dvc_overhead_seconds <= TARGET_TOTAL_S else 'below'} the work itself.",
+            ]
         if p.noop is not None:
             n = p.noop
-            lines += ["", f"No-op `dvc repro` {_fmt(n.repro_seconds, 2)} s against `dvc status` {_fmt(n.status_seconds, 2)} s "
-                      f"(medians of {len(n.repro_runs)} interleaved runs): {n.ratio:.2f}x (target <= {TARGET_NOOP_RATIO:g}x: "
-                      f"{_verdict(n.ratio <= TARGET_NOOP_RATIO)})."]  # fmt: skip
+            lines += [
+                "",
+                f"No-op `dvc repro` {_fmt(n.repro_seconds, 2)} s against `dvc status` {_fmt(n.status_seconds, 2)} s "
+                f"(medians of {len(n.repro_runs)} interleaved runs): {n.ratio:.2f}x (target <= {TARGET_NOOP_RATIO:g}x: "
+                f"{_verdict(n.ratio <= TARGET_NOOP_RATIO)}).",
+            ]
         if p.param_change is not None:
             c = p.param_change
             ran = ", ".join(c.stages_run) or "nothing"
-            lines += ["", f"After `{p.param_change_what}`: {_fmt(c.seconds, 1)} s; reran {ran} "
-                      f"(stages {_fmt(c.stages_seconds, 1)} s, dvc {_fmt(c.dvc_overhead_seconds, 1)} s)."]  # fmt: skip
+            lines += [
+                "",
+                f"After `{p.param_change_what}`: {_fmt(c.seconds, 1)} s; reran {ran} "
+                f"(stages {_fmt(c.stages_seconds, 1)} s, dvc {_fmt(c.dvc_overhead_seconds, 1)} s).",
+            ]
     s = results.sizes
     if s is not None and s.points:
         lines += ["", "## Size series: cold `dvc repro` (time s / peak RSS GB)", ""]
@@ -312,17 +359,28 @@ def render_markdown(results: Results) -> str:
         for pt in s.points:
             names += [st.stage for st in pt.run.stages if st.stage not in names]
         by = [{st.stage: st for st in pt.run.stages} for pt in s.points]
-        rows = [[name, *(f"{_fmt(b[name].seconds, 1)} / {_gb(b[name].peak_rss_bytes)}" if name in b else "–" for b in by)] for name in names]
+        rows = [
+            [name, *(f"{_fmt(b[name].seconds, 1)} / {_gb(b[name].peak_rss_bytes)}" if name in b else "–" for b in by)]
+            for name in names
+        ]
         rows.append(["dvc's own overhead", *(_fmt(pt.run.dvc_overhead_seconds, 1) for pt in s.points)])
-        rows.append(["**total**", *(f"**{_fmt(pt.run.seconds, 1)}** / {_gb(pt.run.peak_rss_bytes)}" for pt in s.points)])
+        rows.append(
+            ["**total**", *(f"**{_fmt(pt.run.seconds, 1)}** / {_gb(pt.run.peak_rss_bytes)}" for pt in s.points)]
+        )
         lines += _table(header, rows)
         failed = [f"~{pt.millions:g} M: `{pt.run.error}`" for pt in s.points if pt.run.error]
         if failed:
             lines += ["", "Failed: " + "; ".join(failed)]
-        lines += ["", f"Growth exponent of total time against transactions (least-squares slope on log-log): {_fmt(s.growth_exponent, 2)}; "
-                  f"time(10 M) / time(1 M): {_fmt(s.ratio_10m_1m, 1)} (target <= {TARGET_10M_OVER_1M:g})."]  # fmt: skip
+        lines += [
+            "",
+            f"Growth exponent of total time against transactions (least-squares slope on log-log): {_fmt(s.growth_exponent, 2)}; "
+            f"time(10 M) / time(1 M): {_fmt(s.ratio_10m_1m, 1)} (target <= {TARGET_10M_OVER_1M:g}).",
+        ]
         if s.within_targets:
-            lines += ["", "10 M targets: " + "; ".join(f"{k}: {_verdict(v)}" for k, v in s.within_targets.items()) + "."]
+            lines += [
+                "",
+                "10 M targets: " + "; ".join(f"{k}: {_verdict(v)}" for k, v in s.within_targets.items()) + ".",
+            ]
     if results.benchmarks:
         lines += ["", "## Benchmarks", ""]
         rows = []
@@ -342,26 +400,41 @@ def in_readme(readme: str, markdown: str) -> str:
     start, end = README_MARKERS
     if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
         raise ValueError(f"README.md needs one {start} ... {end} section")
-    body = [("#" + line if line.startswith("## ") else line) for line in markdown.splitlines() if not line.startswith("# ")]
+    body = [
+        ("#" + line if line.startswith("## ") else line) for line in markdown.splitlines() if not line.startswith("# ")
+    ]
     head, rest = readme.split(start, 1)
     return head + start + "\n" + "\n".join(body).strip("\n") + "\n" + end + rest.split(end, 1)[1]
 
 
 def _engine_headlines(figures: Mapping[str, Any]) -> list[str]:
-    return [f"{entry['rows'] / 1e6:.2f} M {name}: featurize + train {f['featurize_train_s']:.0f} s, client peak "
-            f"{f['client_peak_rss_gib']:.2f} GiB, AP {f['average_precision']:.4f}"
-            for entry in figures.get("sizes", []) for name, f in entry["engines"].items()]  # fmt: skip
+    return [
+        f"{entry['rows'] / 1e6:.2f} M {name}: featurize + train {f['featurize_train_s']:.0f} s, client peak "
+        f"{f['client_peak_rss_gib']:.2f} GiB, AP {f['average_precision']:.4f}"
+        for entry in figures.get("sizes", [])
+        for name, f in entry["engines"].items()
+    ]
 
 
 def _serve_headlines(figures: Mapping[str, Any]) -> list[str]:
     timings = figures.get("in_process", {})
     out = [f"fast path {'on' if timings.get('fast_path') else 'off'}"] if timings else []
-    out += [f"{key.removesuffix('_p50_ms')} p50 {v:.3f} ms p99 {timings[key.replace('_p50_', '_p99_')]:.3f} ms"
-            for key, v in timings.items() if key.endswith("_p50_ms")]  # fmt: skip
+    out += [
+        f"{key.removesuffix('_p50_ms')} p50 {v:.3f} ms p99 {timings[key.replace('_p50_', '_p99_')]:.3f} ms"
+        for key, v in timings.items()
+        if key.endswith("_p50_ms")
+    ]
     for setup, rows in figures.get("http", {}).items():
-        out += [f"{setup} {r['endpoint']} {r['load']}: {r['rps']:.0f} req/s p99 {r['p99']:.1f} ms" for r in rows if r["endpoint"] == "POST /v1/score"]
-    out += [f"{r['store']} x{r['workers']}: {r['saturation_rps']:.0f} req/s at saturation, p99 {r['rate_p99_ms']:.1f} ms at "
-            f"{r['rate']:.0f} req/s" for r in figures.get("scale", [])]  # fmt: skip
+        out += [
+            f"{setup} {r['endpoint']} {r['load']}: {r['rps']:.0f} req/s p99 {r['p99']:.1f} ms"
+            for r in rows
+            if r["endpoint"] == "POST /v1/score"
+        ]
+    out += [
+        f"{r['store']} x{r['workers']}: {r['saturation_rps']:.0f} req/s at saturation, p99 {r['rate_p99_ms']:.1f} ms at "
+        f"{r['rate']:.0f} req/s"
+        for r in figures.get("scale", [])
+    ]
     return out
 
 
@@ -377,7 +450,9 @@ def tool_env(src: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def timed_process(args: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path | None = None) -> tuple[int, float, int, str]:
+def timed_process(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path | None = None
+) -> tuple[int, float, int, str]:
     """Exit code, wall seconds, peak RSS (bytes, of the process or any child it waited for) and output."""
     with tempfile.TemporaryFile("w+") if log is None else open(log, "w+") as out:
         start = time.perf_counter()
@@ -396,17 +471,31 @@ def _tail(text: str, lines: int = 3) -> str:
 def run_benchmark(name: str, quick: bool, work: Path) -> BenchmarkRun:
     """One benchmark script in its own process; its figures from ``--json``."""
     if name == "serve" and not shutil.which("wrk"):
-        return BenchmarkRun(status="skipped", seconds=0.0, command="python benchmarks/serve.py", error="wrk not found (apt-get install wrk)")
+        return BenchmarkRun(
+            status="skipped",
+            seconds=0.0,
+            command="python benchmarks/serve.py",
+            error="wrk not found (apt-get install wrk)",
+        )
     if name == "serve" and not (ROOT / "models/bundle").exists():
-        return BenchmarkRun(status="skipped", seconds=0.0, command="python benchmarks/serve.py", error="models/bundle missing: dvc repro first")
+        return BenchmarkRun(
+            status="skipped",
+            seconds=0.0,
+            command="python benchmarks/serve.py",
+            error="models/bundle missing: dvc repro first",
+        )
     extra = BENCHMARK_ARGS[name][1 if quick else 0]
     out = work / f"{name}.json"
     command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *extra, "--json", str(out)]
     shown = " ".join(["python", f"benchmarks/{name}.py", *extra])
     print(f"[bench] {shown}", flush=True)
-    code, seconds, _, output = timed_process(command, ROOT, tool_env(ROOT / "src", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")))
+    code, seconds, _, output = timed_process(
+        command, ROOT, tool_env(ROOT / "src", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    )
     if code != 0 or not out.exists():
-        return BenchmarkRun(status="failed", seconds=round(seconds, 1), command=shown, error=f"exit {code}: {_tail(output)}")
+        return BenchmarkRun(
+            status="failed", seconds=round(seconds, 1), command=shown, error=f"exit {code}: {_tail(output)}"
+        )
     return BenchmarkRun(status="ok", seconds=round(seconds, 1), command=shown, figures=json.loads(out.read_text()))
 
 
@@ -422,7 +511,12 @@ def make_clone(dest: Path, overrides: Mapping[str, Any] | None = None) -> Path:
     env = tool_env()
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(dest)], check=True, env=env)
     git("checkout", "-q", git("rev-parse", "HEAD"), cwd=dest)
-    subprocess.run(["dvc", "config", "--local", "cache.dir", str(dest.parent / f"{dest.name}-cache")], cwd=dest, check=True, env=env)
+    subprocess.run(
+        ["dvc", "config", "--local", "cache.dir", str(dest.parent / f"{dest.name}-cache")],
+        cwd=dest,
+        check=True,
+        env=env,
+    )
     if overrides:
         path = dest / "params.yaml"
         params = set_keys(yaml.safe_load(path.read_text()), overrides)
@@ -453,8 +547,16 @@ def repro(clone: Path, profile: Path, args: Sequence[str] = ()) -> ReproRun:
     peak = max((s.peak_rss_bytes for s in stages), default=dvc_peak)
     rows = _rows(clone)
     error = None if code == 0 else f"dvc repro exited {code}: {_tail(output)}"
-    return ReproRun(rows=rows, seconds=round(seconds, 3), peak_rss_bytes=peak, stages_seconds=total,
-                    dvc_overhead_seconds=round(seconds - total, 3), stages_run=ran, stages=stages, error=error)  # fmt: skip
+    return ReproRun(
+        rows=rows,
+        seconds=round(seconds, 3),
+        peak_rss_bytes=peak,
+        stages_seconds=total,
+        dvc_overhead_seconds=round(seconds - total, 3),
+        stages_run=ran,
+        stages=stages,
+        error=error,
+    )
 
 
 def _rows(clone: Path) -> int | None:
@@ -474,7 +576,9 @@ def noop_against_status(clone: Path, runs: int) -> NoOp:
             if i:
                 times[what].append(round(seconds, 3))
     r, s = statistics.median(times["repro"]), statistics.median(times["status"])
-    return NoOp(repro_seconds=r, status_seconds=s, ratio=round(r / s, 3), repro_runs=times["repro"], status_runs=times["status"])
+    return NoOp(
+        repro_seconds=r, status_seconds=s, ratio=round(r / s, 3), repro_runs=times["repro"], status_runs=times["status"]
+    )
 
 
 def io_floors(clone: Path, repeats: int = 2) -> dict[str, float]:
@@ -534,14 +638,23 @@ def fit_floor(clone: Path) -> dict[str, float]:
     bundle.score(test)
     per_training = 2 if config.threshold_validation_days > 0 else 1
     folds = params["split"]["n_folds"]
-    reused = fitted_on(bundle, train, config)  # backtest's fold 0 is then train's bundle, not a fit (backtest.evaluate_folds)
-    return {"fit": fit, "score_test": time.perf_counter() - start, "fits_per_training": per_training,
-            "backtest_fits": (folds - int(reused)) * per_training,
-            "backtest_what": f"{folds - 1} folds x {per_training} fits (fold 0 is train's bundle)" if reused
-            else f"{folds} folds x {per_training} fits"}  # fmt: skip
+    reused = fitted_on(
+        bundle, train, config
+    )  # backtest's fold 0 is then train's bundle, not a fit (backtest.evaluate_folds)
+    return {
+        "fit": fit,
+        "score_test": time.perf_counter() - start,
+        "fits_per_training": per_training,
+        "backtest_fits": (folds - int(reused)) * per_training,
+        "backtest_what": f"{folds - 1} folds x {per_training} fits (fold 0 is train's bundle)"
+        if reused
+        else f"{folds} folds x {per_training} fits",
+    }
 
 
-def stage_floors(io: Mapping[str, float], fit: Mapping[str, float], bench: Mapping[str, BenchmarkRun], scale: float) -> dict[str, Floor]:
+def stage_floors(
+    io: Mapping[str, float], fit: Mapping[str, float], bench: Mapping[str, BenchmarkRun], scale: float
+) -> dict[str, Floor]:
     """Each stage's floor: its Parquet I/O plus the benchmarked work it must do (``scale``: the
     pipeline's rows over the benchmarks' rows, when they differ, as in --quick)."""
 
@@ -554,26 +667,39 @@ def stage_floors(io: Mapping[str, float], fit: Mapping[str, float], bench: Mappi
         return value * (scale if rows is None else scale * DEFAULT_ROWS / rows)
 
     work: dict[str, list[tuple[str, float | None]]] = {
-        "ingest": [("simulator (benchmarks/simulate.py)", figure("simulate", "seconds")),
-                   ("conform + validation (benchmarks/validate.py ingest_batch)", figure("validate", "ingest_batch_seconds"))],
-        "featurize": [("extended features (benchmarks/features.py)", figure("features", "extended_seconds")),
-                      ("online state (benchmarks/features.py from_history)", figure("features", "online_from_history_seconds"))],
-        "train": [(f"{fit['fits_per_training']} fits (threshold day held out, then all)", fit["fits_per_training"] * fit["fit"])],
+        "ingest": [
+            ("simulator (benchmarks/simulate.py)", figure("simulate", "seconds")),
+            ("conform + validation (benchmarks/validate.py ingest_batch)", figure("validate", "ingest_batch_seconds")),
+        ],
+        "featurize": [
+            ("extended features (benchmarks/features.py)", figure("features", "extended_seconds")),
+            ("online state (benchmarks/features.py from_history)", figure("features", "online_from_history_seconds")),
+        ],
+        "train": [
+            (
+                f"{fit['fits_per_training']} fits (threshold day held out, then all)",
+                fit["fits_per_training"] * fit["fit"],
+            )
+        ],
         "evaluate": [("scoring the test period", fit["score_test"])],
         "backtest": [(fit["backtest_what"], fit["backtest_fits"] * fit["fit"])],
-    }  # fmt: skip
+    }
     floors = {}
     for stage, seconds in io.items():
         parts = [("Parquet in + out", seconds), *work.get(stage, [])]
         known = [(what, s) for what, s in parts if s is not None]
         missing = [what.split(" (")[0] for what, s in parts if s is None]  # its benchmark failed or was not selected
-        source = " + ".join(f"{what} {s:.2f} s" for what, s in known) + "".join(f"; {what}: not measured" for what in missing)
+        source = " + ".join(f"{what} {s:.2f} s" for what, s in known) + "".join(
+            f"; {what}: not measured" for what in missing
+        )
         floors[stage] = Floor(seconds=round(sum(s for _, s in known), 3), source=source)
     return floors
 
 
 def measure_pipeline(work: Path, millions: float | None, noop_runs: int, bench: Mapping[str, BenchmarkRun]) -> Pipeline:
-    overrides = {} if millions is None else {**size_overrides(millions, _default_simulator()), "evaluate.gate.enforce": False}
+    overrides = (
+        {} if millions is None else {**size_overrides(millions, _default_simulator()), "evaluate.gate.enforce": False}
+    )
     clone = make_clone(work / "pipeline", overrides)
     print("[pipeline] cold dvc repro", flush=True)
     # --force: a clone's stages whose outputs are all git-tracked (the check stages' records, the
@@ -592,9 +718,15 @@ def measure_pipeline(work: Path, millions: float | None, noop_runs: int, bench: 
     path.write_text(yaml.safe_dump(set_keys(yaml.safe_load(path.read_text()), {key: value}), sort_keys=False))
     print(f"[pipeline] dvc repro after {key}={value}", flush=True)
     changed = repro(clone, work / "profile-param")
-    return Pipeline(millions=millions, cold=with_floors(cold, {k: f.seconds for k, f in floors.items()}), noop=noop,
-                    param_change=changed, param_change_what=f"{key}: {value} in params.yaml (as dvc exp run -S {key}={value})",
-                    floors=floors, total_within_target=cold.seconds <= TARGET_TOTAL_S)  # fmt: skip
+    return Pipeline(
+        millions=millions,
+        cold=with_floors(cold, {k: f.seconds for k, f in floors.items()}),
+        noop=noop,
+        param_change=changed,
+        param_change_what=f"{key}: {value} in params.yaml (as dvc exp run -S {key}={value})",
+        floors=floors,
+        total_within_target=cold.seconds <= TARGET_TOTAL_S,
+    )
 
 
 def _default_simulator() -> dict[str, Any]:
@@ -608,7 +740,13 @@ def measure_sizes(work: Path, sizes: Sequence[float], progress: Callable[[Sizes]
         overrides = {**size_overrides(millions, _default_simulator()), "evaluate.gate.enforce": False}
         print(f"[sizes] cold dvc repro, ~{millions:g} M transactions", flush=True)
         clone = make_clone(work / f"size-{millions:g}", overrides)
-        points.append(SizePoint(millions=millions, overrides=overrides, run=repro(clone, work / f"profile-size-{millions:g}", ["--force"])))
+        points.append(
+            SizePoint(
+                millions=millions,
+                overrides=overrides,
+                run=repro(clone, work / f"profile-size-{millions:g}", ["--force"]),
+            )
+        )
         shutil.rmtree(clone, ignore_errors=True)
         shutil.rmtree(work / f"size-{millions:g}-cache", ignore_errors=True)
         progress(size_series(points))
@@ -624,7 +762,9 @@ def size_series(points: list[SizePoint]) -> Sizes:
     targets = {}
     if 10.0 in by_size:
         targets[f"10 M total <= {TARGET_10M_S:g} s"] = by_size[10.0].seconds <= TARGET_10M_S
-        targets[f"10 M peak RSS <= {TARGET_10M_PEAK_GB:g} GB"] = by_size[10.0].peak_rss_bytes <= TARGET_10M_PEAK_GB * 1e9
+        targets[f"10 M peak RSS <= {TARGET_10M_PEAK_GB:g} GB"] = (
+            by_size[10.0].peak_rss_bytes <= TARGET_10M_PEAK_GB * 1e9
+        )
     if ratio is not None:
         targets[f"time(10 M) / time(1 M) <= {TARGET_10M_OVER_1M:g}"] = ratio <= TARGET_10M_OVER_1M
     return Sizes(points=points, growth_exponent=exponent, ratio_10m_1m=ratio, within_targets=targets)
@@ -637,8 +777,14 @@ def machine() -> dict[str, Any]:
     import psutil
 
     dvc = subprocess.run(["dvc", "--version"], capture_output=True, text=True, env=tool_env()).stdout.strip()
-    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1), "python": platform.python_version(),
-            "dvc": dvc, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_before": round(os.getloadavg()[0], 2)}  # fmt: skip
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "python": platform.python_version(),
+        "dvc": dvc,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_before": round(os.getloadavg()[0], 2),
+    }
 
 
 def write_results(results: Results, out: Path) -> None:
@@ -647,11 +793,23 @@ def write_results(results: Results, out: Path) -> None:
     (out / "results.md").write_text(render_markdown(results))
 
 
-def run(only: Sequence[str], sizes: Sequence[float], quick: bool, out: Path, noop_runs: int, keep: bool = False,
-        log: Callable[[str], None] = print) -> Results:  # fmt: skip
+def run(
+    only: Sequence[str],
+    sizes: Sequence[float],
+    quick: bool,
+    out: Path,
+    noop_runs: int,
+    keep: bool = False,
+    log: Callable[[str], None] = print,
+) -> Results:
     """Everything selected, written to ``out`` (also after each part, so a long run can be followed)."""
-    results = Results(created=datetime.now(UTC).isoformat(timespec="seconds"), commit=git("rev-parse", "HEAD"),
-                      dirty=bool(git("status", "--porcelain", "--untracked-files=no")), quick=quick, machine=machine())  # fmt: skip
+    results = Results(
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        commit=git("rev-parse", "HEAD"),
+        dirty=bool(git("status", "--porcelain", "--untracked-files=no")),
+        quick=quick,
+        machine=machine(),
+    )
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
     try:
         for name in BENCHMARKS:
@@ -660,9 +818,12 @@ def run(only: Sequence[str], sizes: Sequence[float], quick: bool, out: Path, noo
                 log(f"[bench] {name}: {results.benchmarks[name].status} ({results.benchmarks[name].seconds:.0f} s)")
                 write_results(results, out)
         if "pipeline" in only:
-            results.pipeline = measure_pipeline(work, QUICK_PIPELINE_MILLIONS if quick else None, noop_runs, results.benchmarks)
+            results.pipeline = measure_pipeline(
+                work, QUICK_PIPELINE_MILLIONS if quick else None, noop_runs, results.benchmarks
+            )
             write_results(results, out)
         if "sizes" in only:
+
             def progress(series: Sizes) -> None:
                 results.sizes = series
                 write_results(results, out)
@@ -681,14 +842,23 @@ def run(only: Sequence[str], sizes: Sequence[float], quick: bool, out: Path, noo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated suites, of: {', '.join(SUITES)}")
-    parser.add_argument("--sizes", help=f"millions of transactions for the size series (default {','.join(f'{s:g}' for s in SIZES)}; --quick: "
-                        f"{','.join(f'{s:g}' for s in QUICK_SIZES)})")  # fmt: skip
+    parser.add_argument(
+        "--sizes",
+        help=f"millions of transactions for the size series (default {','.join(f'{s:g}' for s in SIZES)}; --quick: "
+        f"{','.join(f'{s:g}' for s in QUICK_SIZES)})",
+    )
     parser.add_argument("--quick", action="store_true", help="small data and short benchmark runs: a few minutes")
-    parser.add_argument("--noop-runs", type=int, help="no-op dvc repro / dvc status runs (median; default 5, --quick 3)")
+    parser.add_argument(
+        "--noop-runs", type=int, help="no-op dvc repro / dvc status runs (median; default 5, --quick 3)"
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where results.json and results.md go")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clones and stage profiles")
-    parser.add_argument("--readme", action="store_true", help="also paste results.md into README.md's benchmark section")
-    parser.add_argument("--from-json", type=Path, help="run nothing: render this results.json into results.md (and --readme)")
+    parser.add_argument(
+        "--readme", action="store_true", help="also paste results.md into README.md's benchmark section"
+    )
+    parser.add_argument(
+        "--from-json", type=Path, help="run nothing: render this results.json into results.md (and --readme)"
+    )
     args = parser.parse_args()
     if args.from_json:
         results = Results.model_validate_json(args.from_json.read_text())

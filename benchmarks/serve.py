@@ -86,8 +86,7 @@ class Transaction(BaseModel):
     tx_amount: float
 
 
-
-def reference_routes(app) -> None:  # noqa: ANN001
+def reference_routes(app) -> None:
     """The two reference endpoints, added to the real app (same middleware, same server)."""
     import pandas as pd
     import xgboost
@@ -125,9 +124,24 @@ def serve(port: int, journal: Path, setup: str) -> None:
     from fraudpipe.serve import app as serve_app
     from fraudpipe.serve.config import ServeConfig
 
-    config = ServeConfig.parse(dict(model=MODEL, state=STATE, journal_dir=journal, host="127.0.0.1", port=port, max_batch=100,
-                                    max_body_bytes=1 << 20, max_amount=100_000.0, late_days=1, max_future_seconds=300,
-                                    api_key_env="FRAUDPIPE_BENCH_API_KEY", log_level="warning", **SETUPS[setup]), "serve")  # fmt: skip
+    config = ServeConfig.parse(
+        dict(
+            model=MODEL,
+            state=STATE,
+            journal_dir=journal,
+            host="127.0.0.1",
+            port=port,
+            max_batch=100,
+            max_body_bytes=1 << 20,
+            max_amount=100_000.0,
+            late_days=1,
+            max_future_seconds=300,
+            api_key_env="FRAUDPIPE_BENCH_API_KEY",
+            log_level="warning",
+            **SETUPS[setup],
+        ),
+        "serve",
+    )
     sys.exit(serve_app.run(config, customize=reference_routes))
 
 
@@ -163,17 +177,36 @@ def _ms(text: str) -> float:
 
 #: uvicorn set-ups: its plain install (h11 parser, asyncio loop), and the C parser and loop (uvloop,
 #: httptools) that `fraudpipe serve` uses when installed (the default).
-SETUPS = {"uvloop+httptools": {"http": "httptools", "loop": "uvloop"}, "asyncio+h11": {"http": "h11", "loop": "asyncio"}}
+SETUPS = {
+    "uvloop+httptools": {"http": "httptools", "loop": "uvloop"},
+    "asyncio+h11": {"http": "h11", "loop": "asyncio"},
+}
 RUN_SPACING = 3 * 86_400  # each wrk run starts 3 days of data after the previous one: never "too late"
 
 
-def wrk(port: int, path: str, prefix: str, seconds: int, connections: int, pause_ms: float, base: int, work: Path,
-        step: float = 2.0, spacing: int = RUN_SPACING) -> dict:  # fmt: skip
+def wrk(
+    port: int,
+    path: str,
+    prefix: str,
+    seconds: int,
+    connections: int,
+    pause_ms: float,
+    base: int,
+    work: Path,
+    step: float = 2.0,
+    spacing: int = RUN_SPACING,
+) -> dict:
     base += spacing * len(list(work.glob("*.lua")))
     script = work / f"{prefix}.lua"
-    script.write_text(LUA % dict(base=base, pause=pause_ms, prefix=prefix, customers=4981, terminals=10000, path=path, step=step))
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    script.write_text(
+        LUA % dict(base=base, pause=pause_ms, prefix=prefix, customers=4981, terminals=10000, path=path, step=step)
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if set(latency) != {"50", "99"}:
@@ -181,11 +214,18 @@ def wrk(port: int, path: str, prefix: str, seconds: int, connections: int, pause
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": _ms(latency["50"]),
-            "p99": _ms(latency["99"]), "errors": errors, "requests": requests}  # fmt: skip
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _ms(latency["50"]),
+        "p99": _ms(latency["99"]),
+        "errors": errors,
+        "requests": requests,
+    }
 
 
-def at_rate(port: int, path: str, prefix: str, rate: float, seconds: int, base: int, work: Path, **data_time: float) -> dict:
+def at_rate(
+    port: int, path: str, prefix: str, rate: float, seconds: int, base: int, work: Path, **data_time: float
+) -> dict:
     """wrk paced to about ``rate`` requests/s: connections that each wait between requests; corrected once."""
     connections = max(4, int(rate // 25))
     pause = 1000.0 * connections / (1.02 * rate) - 1.0  # aim a little above: the answers take time too
@@ -205,24 +245,49 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
     from fraudpipe.serve.stores.memory import epoch_second
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = ServeConfig.parse(dict(model=MODEL, state=STATE, journal_dir=Path(tmp), host="127.0.0.1", port=0, max_batch=100,
-                                        max_body_bytes=1 << 20, max_amount=1e5, late_days=1, max_future_seconds=300,
-                                        api_key_env="FRAUDPIPE_BENCH_API_KEY"), "serve")  # fmt: skip
+        config = ServeConfig.parse(
+            dict(
+                model=MODEL,
+                state=STATE,
+                journal_dir=Path(tmp),
+                host="127.0.0.1",
+                port=0,
+                max_batch=100,
+                max_body_bytes=1 << 20,
+                max_amount=1e5,
+                late_days=1,
+                max_future_seconds=300,
+                api_key_env="FRAUDPIPE_BENCH_API_KEY",
+            ),
+            "serve",
+        )
         service = Service.open(config)
         import gc
 
         gc.freeze()
         base = _epoch(service.store.state.as_of.isoformat())
         rng = np.random.default_rng(0)
-        bodies = [TransactionIn(transaction_id=f"p{i}", customer_id=int(rng.integers(4981)), terminal_id=int(rng.integers(10000)),
-                                tx_datetime=_utc(base + 60 + i), tx_amount=round(float(rng.gamma(2, 30)), 2)) for i in range(n)]  # fmt: skip
+        bodies = [
+            TransactionIn(
+                transaction_id=f"p{i}",
+                customer_id=int(rng.integers(4981)),
+                terminal_id=int(rng.integers(10000)),
+                tx_datetime=_utc(base + 60 + i),
+                tx_amount=round(float(rng.gamma(2, 30)), 2),
+            )
+            for i in range(n)
+        ]
         features, whole = np.empty(n), np.empty(n)
         for i, tx in enumerate(bodies):
             when = tx.naive_utc
             t = epoch_second(when)
             start = time.perf_counter_ns()
-            x = history_features(service.store.config, service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t),
-                                 t, tx.tx_amount)
+            x = history_features(
+                service.store.config,
+                service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t),
+                t,
+                tx.tx_amount,
+            )
             service.predict(x)
             middle = time.perf_counter_ns()
             service.score(tx)
@@ -238,7 +303,7 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp()
 
 
-def _utc(seconds: float):  # noqa: ANN202
+def _utc(seconds: float):
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(seconds, UTC)
@@ -262,7 +327,13 @@ def http_runs(setup: str, rates: list[float], seconds: int) -> list[tuple[str, s
         for name, path in endpoints.items():  # warm up (the naive endpoint loads its classifier on first use)
             wrk(port, path, f"warm{name}", 2, 4, 0.0, base, work)
         for rate in rates:
-            rows.append(("POST /v1/score", f"{rate:.0f}/s", at_rate(port, "/v1/score", f"r{rate:.0f}", rate, seconds, base, work)))
+            rows.append(
+                (
+                    "POST /v1/score",
+                    f"{rate:.0f}/s",
+                    at_rate(port, "/v1/score", f"r{rate:.0f}", rate, seconds, base, work),
+                )
+            )
         for name, path in endpoints.items():
             rows.append((f"POST {path}", "saturation", wrk(port, path, f"s{name}", seconds, 16, 0.0, base, work)))
         errors = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -282,9 +353,27 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
     import redis
 
     sock = directory / "redis.sock"
-    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
-                             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(directory),
-                             "--logfile", str(directory / "redis.log")])  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(directory),
+            "--logfile",
+            str(directory / "redis.log"),
+        ]
+    )
     end = time.monotonic() + 30
     while time.monotonic() < end:
         try:
@@ -337,13 +426,15 @@ def prune_pause(url: str) -> dict:
     """The longest pause of adding one transaction while a day of data passes (it includes the daily
     prune: forgetting the day that left the retention window), in process and in Redis (the state the
     scale runs left under the prefix ``bench``), and how many transactions that prune forgot."""
-    from datetime import timedelta
 
-    from fraudpipe.serve.stores.redis import RedisStore
     from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
+    from fraudpipe.serve.stores.redis import RedisStore
 
     out = {}
-    for name, store in (("in-process", InProcessStore.load(STATE, 1)), ("Redis", RedisStore.open(url, "bench", STATE, 1))):
+    for name, store in (
+        ("in-process", InProcessStore.load(STATE, 1)),
+        ("Redis", RedisStore.open(url, "bench", STATE, 1)),
+    ):
         now = store.earliest_exact() + 86_400  # the newest transaction seen (late_days 1)
         before, pauses = store.size()["transactions"], []
         for i in range(1, 26):  # one an hour: a day boundary, so one prune
@@ -352,8 +443,11 @@ def prune_pause(url: str) -> dict:
             started = time.perf_counter()
             store.add_transaction(Scored(tx, 0.1, False, 0.5, "bench"))
             pauses.append(time.perf_counter() - started)
-        out[name] = {"max_ms": 1e3 * max(pauses), "median_ms": 1e3 * float(np.median(pauses)),
-                     "forgotten": before + 25 - store.size()["transactions"]}  # fmt: skip
+        out[name] = {
+            "max_ms": 1e3 * max(pauses),
+            "median_ms": 1e3 * float(np.median(pauses)),
+            "forgotten": before + 25 - store.size()["transactions"],
+        }
     return out
 
 
@@ -370,11 +464,31 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
     try:
         for store, workers in SCALE:
             port = free_port()
-            command = [sys.executable, "-m", "fraudpipe.cli", "serve", "--model", str(MODEL), "--state", str(STATE),
-                       "--journal-dir", str(work / f"journal-{store}-{workers}"), "--port", str(port), "--log-level", "warning",
-                       "--workers", str(workers)]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "fraudpipe.cli",
+                "serve",
+                "--model",
+                str(MODEL),
+                "--state",
+                str(STATE),
+                "--journal-dir",
+                str(work / f"journal-{store}-{workers}"),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--workers",
+                str(workers),
+            ]
             if store == "Redis":
-                command += ["--store", url, "--redis-prefix", "bench"]  # the second Redis run attaches to the first's state
+                command += [
+                    "--store",
+                    url,
+                    "--redis-prefix",
+                    "bench",
+                ]  # the second Redis run attaches to the first's state
             started = time.perf_counter()
             proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
             try:
@@ -388,11 +502,22 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
             finally:
                 proc.send_signal(signal.SIGTERM)
                 out = proc.communicate(timeout=60)[0]
-            rows.append({"store": store, "workers": workers, "ready_s": round(ready, 1), "rate": rate,
-                         "rate_rps": fixed["rps"], "rate_p50_ms": fixed["p50"], "rate_p99_ms": fixed["p99"],
-                         "saturation_rps": saturated["rps"], "saturation_p50_ms": saturated["p50"],
-                         "saturation_p99_ms": saturated["p99"], "errors": fixed["errors"] + saturated["errors"],
-                         "seeded": "seeded the shared state" in out})  # fmt: skip
+            rows.append(
+                {
+                    "store": store,
+                    "workers": workers,
+                    "ready_s": round(ready, 1),
+                    "rate": rate,
+                    "rate_rps": fixed["rps"],
+                    "rate_p50_ms": fixed["p50"],
+                    "rate_p99_ms": fixed["p99"],
+                    "saturation_rps": saturated["rps"],
+                    "saturation_p50_ms": saturated["p50"],
+                    "saturation_p99_ms": saturated["p99"],
+                    "errors": fixed["errors"] + saturated["errors"],
+                    "seeded": "seeded the shared state" in out,
+                }
+            )
         pauses = prune_pause(url)
     finally:
         redis_proc.terminate()
@@ -402,21 +527,34 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
 
 
 def print_scale(rows: list[dict], pauses: dict) -> None:
-    print(f"\nscale: `fraudpipe serve` (uvloop+httptools), wrk 1 thread, 16 connections at saturation; {os.cpu_count()} cores shared "
-          "by the workers, Redis and wrk:")  # fmt: skip
-    print(f"  {'store':<11} {'workers':>7} {'ready s':>7} {'rate':>6} {'p99 ms':>7}   {'saturation req/s':>16} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'errors':>6}")  # fmt: skip
+    print(
+        f"\nscale: `fraudpipe serve` (uvloop+httptools), wrk 1 thread, 16 connections at saturation; {os.cpu_count()} cores shared "
+        "by the workers, Redis and wrk:"
+    )
+    print(
+        f"  {'store':<11} {'workers':>7} {'ready s':>7} {'rate':>6} {'p99 ms':>7}   {'saturation req/s':>16} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6}"
+    )
     for r in rows:
-        print(f"  {r['store']:<11} {r['workers']:>7} {r['ready_s']:>7.1f} {r['rate_rps']:>6.0f} {r['rate_p99_ms']:>7.2f}   "
-              f"{r['saturation_rps']:>16.0f} {r['saturation_p50_ms']:>7.2f} {r['saturation_p99_ms']:>7.2f} {r['errors']:>6}")  # fmt: skip
+        print(
+            f"  {r['store']:<11} {r['workers']:>7} {r['ready_s']:>7.1f} {r['rate_rps']:>6.0f} {r['rate_p99_ms']:>7.2f}   "
+            f"{r['saturation_rps']:>16.0f} {r['saturation_p50_ms']:>7.2f} {r['saturation_p99_ms']:>7.2f} {r['errors']:>6}"
+        )
     print("  in-process with 2 workers: refused by `fraudpipe serve` (--workers 2 needs --store redis://...)")
     for name, p in pauses.items():
-        print(f"  the daily prune, {name}: the longest add of a day {p['max_ms']:.0f} ms (forgetting {p['forgotten']:,} "
-              f"transactions; median add {p['median_ms']:.2f} ms)")  # fmt: skip
+        print(
+            f"  the daily prune, {name}: the longest add of a day {p['max_ms']:.0f} ms (forgetting {p['forgotten']:,} "
+            f"transactions; median add {p['median_ms']:.2f} ms)"
+        )
 
 
-def run(seconds: int = 15, rates: tuple[float, ...] = (100, 300, 600), setups: tuple[str, ...] = tuple(SETUPS),
-        parts: tuple[str, ...] = ("in_process", "http", "scale"), echo: bool = False) -> dict:  # fmt: skip
+def run(
+    seconds: int = 15,
+    rates: tuple[float, ...] = (100, 300, 600),
+    setups: tuple[str, ...] = tuple(SETUPS),
+    parts: tuple[str, ...] = ("in_process", "http", "scale"),
+    echo: bool = False,
+) -> dict:
     """Every measurement of this benchmark as a dict (for ``benchmarks/run.py``): ``in_process``
     (p50/p99 ms of the fast path and of ``Service.score``), ``http`` (per uvicorn set-up, the rows of
     the fixed-rate and saturation runs), ``scale`` (per store x workers: req/s, p50/p99 ms) and
@@ -431,17 +569,31 @@ def run(seconds: int = 15, rates: tuple[float, ...] = (100, 300, 600), setups: t
     if "in_process" in parts:
         timings = in_process()
         out["in_process"] = {"fast_path": bool(timings.pop("fast"))}
-        for name, key in (("features + model", "features_model"), ("Service.score (+ journal, state)", "service_score")):
-            out["in_process"] |= {f"{key}_p50_ms": float(np.percentile(timings[name], 50)),
-                                  f"{key}_p99_ms": float(np.percentile(timings[name], 99))}  # fmt: skip
+        for name, key in (
+            ("features + model", "features_model"),
+            ("Service.score (+ journal, state)", "service_score"),
+        ):
+            out["in_process"] |= {
+                f"{key}_p50_ms": float(np.percentile(timings[name], 50)),
+                f"{key}_p99_ms": float(np.percentile(timings[name], 99)),
+            }
         if echo:
             print("in process, one transaction at a time (3,000 new transactions on the default state):")
-            print(f"  fast path (float32 row -> XGBoost's C entry point): {'on' if out['in_process']['fast_path'] else 'OFF (fallback)'}")
-            for name, key in (("features + model", "features_model"), ("Service.score (+ journal, state)", "service_score")):
-                print(f"  {name:<36} p50 {out['in_process'][key + '_p50_ms']:.3f} ms   p99 {out['in_process'][key + '_p99_ms']:.3f} ms")
+            print(
+                f"  fast path (float32 row -> XGBoost's C entry point): {'on' if out['in_process']['fast_path'] else 'OFF (fallback)'}"
+            )
+            for name, key in (
+                ("features + model", "features_model"),
+                ("Service.score (+ journal, state)", "service_score"),
+            ):
+                print(
+                    f"  {name:<36} p50 {out['in_process'][key + '_p50_ms']:.3f} ms   p99 {out['in_process'][key + '_p99_ms']:.3f} ms"
+                )
     if "http" in parts:
         results = {setup: http_runs(setup, list(rates), seconds) for setup in setups}
-        out["http"] = {setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()}
+        out["http"] = {
+            setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()
+        }
         if echo:
             print_http(results)
     if "scale" in parts:
@@ -453,23 +605,31 @@ def run(seconds: int = 15, rates: tuple[float, ...] = (100, 300, 600), setups: t
 
 def print_http(results: dict) -> None:
     print("\nover HTTP on loopback (wrk 1 thread, separate process; server: uvicorn, 1 worker, journal on):")
-    print(f"  {'server set-up':<17} {'endpoint':<19} {'load':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    print(
+        f"  {'server set-up':<17} {'endpoint':<19} {'load':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+    )
     for setup, rows in results.items():
         for endpoint, load, r in rows:
-            print(f"  {setup:<17} {endpoint:<19} {load:>10} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['errors']:>6}")
+            print(
+                f"  {setup:<17} {endpoint:<19} {load:>10} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['errors']:>6}"
+            )
     print()
     for setup, rows in results.items():
         saturated = {endpoint: r["rps"] for endpoint, load, r in rows if load == "saturation"}
         ours, empty, naive = saturated["POST /v1/score"], saturated["POST /bench/empty"], saturated["POST /bench/naive"]
-        print(f"  {setup:<17} /v1/score at saturation: {ours:,.0f} req/s = {ours / empty:.0%} of the empty endpoint, "
-              f"{ours / naive:.1f}x the naive one")  # fmt: skip
+        print(
+            f"  {setup:<17} /v1/score at saturation: {ours:,.0f} req/s = {ours / empty:.0%} of the empty endpoint, "
+            f"{ours / naive:.1f}x the naive one"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
     parser.add_argument("--rates", default="100,300,600", help="fixed request rates, comma-separated")
-    parser.add_argument("--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}")
+    parser.add_argument(
+        "--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}"
+    )
     parser.add_argument("--parts", default="in_process,http,scale", help="what to measure, of in_process, http, scale")
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
@@ -479,8 +639,13 @@ def main() -> None:
     if args.server:
         serve(args.server, args.journal, args.setup)
         return
-    figures = run(args.seconds, tuple(float(r) for r in args.rates.split(",") if r), tuple(args.setups.split(",")),
-                  tuple(args.parts.split(",")), echo=True)  # fmt: skip
+    figures = run(
+        args.seconds,
+        tuple(float(r) for r in args.rates.split(",") if r),
+        tuple(args.setups.split(",")),
+        tuple(args.parts.split(",")),
+        echo=True,
+    )
     print(json.dumps(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

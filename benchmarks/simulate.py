@@ -45,8 +45,10 @@ def main() -> None:
 
     tx = sim.transactions
     rows, best = len(tx), min(seconds)
-    print(f"default run: {config.n_customers:,} customers, {config.n_terminals:,} terminals, "
-          f"{config.n_days} days from {config.start_date}, r = {config.radius}, seed {config.seed}")
+    print(
+        f"default run: {config.n_customers:,} customers, {config.n_terminals:,} terminals, "
+        f"{config.n_days} days from {config.start_date}, r = {config.radius}, seed {config.seed}"
+    )
     print(f"rows            {rows:,}")
     runs = ", ".join(f"{s:.2f}" for s in seconds)
     print(f"seconds         {best:.2f} (best of {args.repeats}: {runs}; target <= 3 s)")
@@ -65,11 +67,20 @@ def main() -> None:
     print(f"{'fraud rate':16}{frauds / rows:>12.3%}{published_rate:>12.3%}")
     within = abs(rows / PUBLISHED["transactions"] - 1) <= 0.01
     if args.json:
-        figures = {"rows": rows, "seconds": round(best, 3), "rows_per_s": round(rows / best), "traced_peak_mib": round(traced_peak / 2**20),
-                   "peak_rss_mib": round(maxrss_mib), "frauds": frauds, "fraud_rate": round(frauds / rows, 6)}  # fmt: skip
+        figures = {
+            "rows": rows,
+            "seconds": round(best, 3),
+            "rows_per_s": round(rows / best),
+            "traced_peak_mib": round(traced_peak / 2**20),
+            "peak_rss_mib": round(maxrss_mib),
+            "frauds": frauds,
+            "fraud_rate": round(frauds / rows, 6),
+        }
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
-    print(f"transactions within 1 % of published: {within}; rate in [0.75 %, 0.95 %]: "
-          f"{0.0075 <= frauds / rows <= 0.0095}; all three scenarios: {all(by_scenario.get(s, 0) > 0 for s in (1, 2, 3))}")
+    print(
+        f"transactions within 1 % of published: {within}; rate in [0.75 %, 0.95 %]: "
+        f"{0.0075 <= frauds / rows <= 0.0095}; all three scenarios: {all(by_scenario.get(s, 0) > 0 for s in (1, 2, 3))}"
+    )
 
 
 if __name__ == "__main__":

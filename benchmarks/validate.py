@@ -90,16 +90,24 @@ def main() -> None:
     print(f"rows:                 {len(raw):,} ({'text' if args.text else 'native'} columns)")
     print(f"import GX (once):     {t_import:6.2f} s")
     print(f"conform:              {t_conform:6.2f} s")
-    print(f"GX validate:          {t_validate:6.2f} s  ({outcome.expectations_evaluated} expectations"
-          f"{', with Data Docs' if args.docs else ''})")
+    print(
+        f"GX validate:          {t_validate:6.2f} s  ({outcome.expectations_evaluated} expectations"
+        f"{', with Data Docs' if args.docs else ''})"
+    )
     print(f"ingest_batch total:   {t_total:6.2f} s  (conform + validate + split + quarantine)")
     print(f"kept / quarantined:   {s['rows_valid']:,} / {s['rows_quarantined']:,}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS:             {peak_mib:,.0f} MiB")
     if args.json:
-        figures = {"rows": len(raw), "import_gx_seconds": round(t_import, 3), "conform_seconds": round(t_conform, 3),
-                   "validate_seconds": round(t_validate, 3), "ingest_batch_seconds": round(t_total, 3),
-                   "expectations": outcome.expectations_evaluated, "peak_rss_mib": round(peak_mib)}  # fmt: skip
+        figures = {
+            "rows": len(raw),
+            "import_gx_seconds": round(t_import, 3),
+            "conform_seconds": round(t_conform, 3),
+            "validate_seconds": round(t_validate, 3),
+            "ingest_batch_seconds": round(t_total, 3),
+            "expectations": outcome.expectations_evaluated,
+            "peak_rss_mib": round(peak_mib),
+        }
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 

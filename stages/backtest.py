@@ -3,11 +3,11 @@ configured split, by the bundle `train` fitted on it when it is that fit)."""
 
 from pathlib import Path
 
+from fraudpipe.data.split import SplitConfig, read_folds
 from fraudpipe.evaluation.backtest import backtest
 from fraudpipe.io import write_json
 from fraudpipe.metrics import MetricConfig
 from fraudpipe.model import ModelConfig, load_bundle
-from fraudpipe.data.split import SplitConfig, read_folds
 from fraudpipe.pipeline.stage import load_params, run
 
 FEATURES = Path("data/features/features.parquet")

@@ -3,12 +3,8 @@
 from pathlib import Path
 
 from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
+from fraudpipe.data.split import SplitConfig, periods
 from fraudpipe.errors import GateFailed
-from fraudpipe.features.definitions import FeatureConfig
-from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
-from fraudpipe.model import load_bundle
-from fraudpipe.features.online import OnlineState, history_since
 from fraudpipe.evaluation.plots import (
     calibration_figure,
     confusion_records,
@@ -19,9 +15,13 @@ from fraudpipe.evaluation.plots import (
     save_png,
     score_distribution_figure,
 )
-from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
-from fraudpipe.data.split import SplitConfig, periods
+from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.features.online import OnlineState, history_since
+from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
+from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
+from fraudpipe.model import load_bundle
 from fraudpipe.pipeline.stage import load_params, run
+from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
 
 BUNDLE_DIR = Path("models/bundle")
 TEST = Path("data/split/test.parquet")
@@ -63,8 +63,13 @@ def main() -> None:
     replayed_rows = transactions[~before].head(config.latency_rows)
     del transactions, before, state
     replayed = replay(scorer, replayed_rows)
-    span = [(TX_DATETIME, ">=", replayed_rows[TX_DATETIME].min()), (TX_DATETIME, "<=", replayed_rows[TX_DATETIME].max())]
-    offline = read_parquet(FEATURES, columns=[TRANSACTION_ID, *bundle.features], filters=span if len(replayed_rows) else None)
+    span = [
+        (TX_DATETIME, ">=", replayed_rows[TX_DATETIME].min()),
+        (TX_DATETIME, "<=", replayed_rows[TX_DATETIME].max()),
+    ]
+    offline = read_parquet(
+        FEATURES, columns=[TRANSACTION_ID, *bundle.features], filters=span if len(replayed_rows) else None
+    )
     metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, offline, list(bundle.features))
 
     failures = check_gate(metrics, config.gate.minimums)
@@ -77,7 +82,10 @@ def main() -> None:
     write_json(roc_records(labels, scores), PLOTS / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS / "precision_recall.json")
     write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS / "confusion.json")
-    save_png(feature_importance_figure(bundle.feature_importance, f"Feature importance ({bundle.name})"), PLOTS / "feature_importance.png")
+    save_png(
+        feature_importance_figure(bundle.feature_importance, f"Feature importance ({bundle.name})"),
+        PLOTS / "feature_importance.png",
+    )
     save_png(calibration_figure(labels, scores), PLOTS / "calibration.png")
     save_png(score_distribution_figure(labels, scores, bundle.threshold), PLOTS / "score_distribution.png")
 

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from fraudpipe.features.dask import featurize
 from fraudpipe.engine import EngineConfig
+from fraudpipe.features.dask import featurize
 from fraudpipe.features.definitions import FeatureConfig, feature_names
-from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.features.online import OnlineState
-from fraudpipe.progress import bar
+from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
 from fraudpipe.pipeline.stage import load_config, run
+from fraudpipe.progress import bar
 
 INTERIM = Path("data/interim/transactions.parquet")
 RAW_DIR = Path("data/raw")  # customers/terminals locations, when the source has them

@@ -4,10 +4,18 @@ import sys
 from pathlib import Path
 
 from fraudpipe.features.definitions import FeatureConfig
-from fraudpipe.scoring.batch import check_features, check_gate, gate_config, read_gate_passed, score_live, summary, throughput
 from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.model import load_bundle
 from fraudpipe.pipeline.stage import load_params, run
+from fraudpipe.scoring.batch import (
+    check_features,
+    check_gate,
+    gate_config,
+    read_gate_passed,
+    score_live,
+    summary,
+    throughput,
+)
 
 BUNDLE_DIR = Path("models/bundle")
 LIVE = Path("data/split/live.parquet")
@@ -35,8 +43,10 @@ def main() -> None:
     write_json(figures, SUMMARY)
     write_json(speed, THROUGHPUT)
     rate = "n/a" if not figures["rows_scored"] else f"{figures['alert_rate']:.2%}"
-    print(f"infer: {bundle.version} scored {figures['rows_scored']:,} live rows: {figures['alerts']:,} alerts ({rate}) "
-          f"at threshold {bundle.threshold:.4f}; {speed['rows_per_s']:,.0f} rows/s -> {PREDICTIONS}")
+    print(
+        f"infer: {bundle.version} scored {figures['rows_scored']:,} live rows: {figures['alerts']:,} alerts ({rate}) "
+        f"at threshold {bundle.threshold:.4f}; {speed['rows_per_s']:,.0f} rows/s -> {PREDICTIONS}"
+    )
 
 
 if __name__ == "__main__":

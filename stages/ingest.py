@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from fraudpipe.io import atomic_dir, write_json, write_parquet
 from fraudpipe.data.ingest import ingest_batch
-from fraudpipe.progress import bar
 from fraudpipe.data.sources import SourceConfig, ingest_source
-from fraudpipe.pipeline.stage import load_config, run
 from fraudpipe.data.validate import ValidationConfig
+from fraudpipe.io import atomic_dir, write_json, write_parquet
+from fraudpipe.pipeline.stage import load_config, run
+from fraudpipe.progress import bar
 
 RAW_DIR = Path("data/raw")
 QUARANTINE = Path("data/quarantine/ingest.parquet")

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.data.preprocess import PreprocessConfig, preprocess
+from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.pipeline.stage import load_config, run
 
 RAW = Path("data/raw/transactions.parquet")

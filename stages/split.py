@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fraudpipe.io import write_json, write_parquet
 from fraudpipe.data.split import SplitConfig, read_periods, split_summary, time_split
+from fraudpipe.io import write_json, write_parquet
 from fraudpipe.pipeline.stage import load_config, run
 
 FEATURES = Path("data/features/features.parquet")

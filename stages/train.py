@@ -5,9 +5,9 @@ from pathlib import Path
 from dvclive import Live
 
 from fraudpipe.engine import EngineConfig
-from fraudpipe.model.estimators.xgboost_dask import check_model, train_on_engine
 from fraudpipe.io import atomic_dir, read_parquet
 from fraudpipe.model import ModelConfig, save_bundle, training_summary
+from fraudpipe.model.estimators.xgboost_dask import check_model, train_on_engine
 from fraudpipe.pipeline.stage import load_config, run
 
 TRAIN = Path("data/split/train.parquet")

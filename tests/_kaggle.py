@@ -18,23 +18,70 @@ import pandas as pd
 
 from fraudpipe.data.simulate import SimulatorConfig, simulate
 
-SURNAMES = ["Kirlin", "Sporer", "Rippin", "Kub", "Mann", "Heller", "Gutmann", "Zieme", "Lind", "Buckridge",
-            "Keeling", "Crist", "Haley", "Abbott", "Koss", "Stracke", "Lesch", "Bauch", "Kuhn", "Romaguera"]
-CATEGORIES = ["misc_net", "grocery_pos", "entertainment", "gas_transport", "misc_pos", "grocery_net",
-              "shopping_net", "shopping_pos", "food_dining", "personal_care", "health_fitness", "travel",
-              "kids_pets", "home"]
+SURNAMES = [
+    "Kirlin",
+    "Sporer",
+    "Rippin",
+    "Kub",
+    "Mann",
+    "Heller",
+    "Gutmann",
+    "Zieme",
+    "Lind",
+    "Buckridge",
+    "Keeling",
+    "Crist",
+    "Haley",
+    "Abbott",
+    "Koss",
+    "Stracke",
+    "Lesch",
+    "Bauch",
+    "Kuhn",
+    "Romaguera",
+]
+CATEGORIES = [
+    "misc_net",
+    "grocery_pos",
+    "entertainment",
+    "gas_transport",
+    "misc_pos",
+    "grocery_net",
+    "shopping_net",
+    "shopping_pos",
+    "food_dining",
+    "personal_care",
+    "health_fitness",
+    "travel",
+    "kids_pets",
+    "home",
+]
 
 
 def simulator_config(**overrides) -> SimulatorConfig:
     base = {
-        "n_customers": 300, "n_terminals": 1500, "n_days": 120, "start_date": "2019-01-01", "radius": 5.0,
+        "n_customers": 300,
+        "n_terminals": 1500,
+        "n_days": 120,
+        "start_date": "2019-01-01",
+        "radius": 5.0,
         "seed": 7,
-        "fraud": {"amount_threshold": 220.0, "terminals_per_day": 1, "terminal_days": 28, "customers_per_day": 1,
-                  "customer_days": 14, "customer_share": 0.3333333333333333, "customer_amount_factor": 5.0},
+        "fraud": {
+            "amount_threshold": 220.0,
+            "terminals_per_day": 1,
+            "terminal_days": 28,
+            "customers_per_day": 1,
+            "customer_days": 14,
+            "customer_share": 0.3333333333333333,
+            "customer_amount_factor": 5.0,
+        },
         "drift": {"start_day": None, "amount_factor": 1.0, "terminals_per_day": None, "night_fraud_share": 0.0},
     }
-    return SimulatorConfig.model_validate(base | overrides) if hasattr(SimulatorConfig, "model_validate") \
+    return (
+        SimulatorConfig.model_validate(base | overrides)
+        if hasattr(SimulatorConfig, "model_validate")
         else SimulatorConfig.parse(base | overrides, "data.simulator")
+    )
 
 
 def kaggle_frame(config: SimulatorConfig | None = None, seed: int = 11) -> pd.DataFrame:
@@ -49,26 +96,31 @@ def kaggle_frame(config: SimulatorConfig | None = None, seed: int = 11) -> pd.Da
     tx = tx[~thin & ~rare].reset_index(drop=True)
 
     cards = rng.integers(10**15, 10**16, size=len(sim.customers), dtype=np.int64).astype(str)
-    names = [f"fraud_{SURNAMES[i % 20]}, {SURNAMES[(i * 7 + 3) % 20]} and {SURNAMES[(i * 13 + 5) % 20]} {i}"
-             for i in range(len(sim.terminals))]
+    names = [
+        f"fraud_{SURNAMES[i % 20]}, {SURNAMES[(i * 7 + 3) % 20]} and {SURNAMES[(i * 13 + 5) % 20]} {i}"
+        for i in range(len(sim.terminals))
+    ]
     customers = sim.customers.set_index("customer_id")
     terminals = sim.terminals.set_index("terminal_id")
     c, t = tx["customer_id"].to_numpy(), tx["terminal_id"].to_numpy()
-    frame = pd.DataFrame({
-        "trans_date_trans_time": tx["tx_datetime"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-        "cc_num": cards[c],
-        "merchant": np.asarray(names)[t],
-        "category": np.asarray(CATEGORIES)[rng.integers(0, len(CATEGORIES), len(tx))],
-        "amt": tx["tx_amount"].round(2),
-        "lat": (30 + customers.loc[c, "y"].to_numpy() / 5).round(4),
-        "long": (-100 + customers.loc[c, "x"].to_numpy() / 5).round(4),
-        "city_pop": rng.integers(100, 2_000_000, len(tx)),
-        "trans_num": [hashlib.md5(f"{seed}-{i}".encode()).hexdigest() for i in tx["transaction_id"]],
-        "unix_time": (tx["tx_datetime"].astype("int64") // 10**6).to_numpy() - 1_325_376_000,  # the dataset's odd epoch
-        "merch_lat": (30 + terminals.loc[t, "y"].to_numpy() / 5).round(6),
-        "merch_long": (-100 + terminals.loc[t, "x"].to_numpy() / 5).round(6),
-        "is_fraud": tx["tx_fraud"].astype(int),
-    })
+    frame = pd.DataFrame(
+        {
+            "trans_date_trans_time": tx["tx_datetime"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "cc_num": cards[c],
+            "merchant": np.asarray(names)[t],
+            "category": np.asarray(CATEGORIES)[rng.integers(0, len(CATEGORIES), len(tx))],
+            "amt": tx["tx_amount"].round(2),
+            "lat": (30 + customers.loc[c, "y"].to_numpy() / 5).round(4),
+            "long": (-100 + customers.loc[c, "x"].to_numpy() / 5).round(4),
+            "city_pop": rng.integers(100, 2_000_000, len(tx)),
+            "trans_num": [hashlib.md5(f"{seed}-{i}".encode()).hexdigest() for i in tx["transaction_id"]],
+            "unix_time": (tx["tx_datetime"].astype("int64") // 10**6).to_numpy()
+            - 1_325_376_000,  # the dataset's odd epoch
+            "merch_lat": (30 + terminals.loc[t, "y"].to_numpy() / 5).round(6),
+            "merch_long": (-100 + terminals.loc[t, "x"].to_numpy() / 5).round(6),
+            "is_fraud": tx["tx_fraud"].astype(int),
+        }
+    )
     return frame
 
 

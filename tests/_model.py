@@ -15,11 +15,11 @@ import pandas as pd
 import yaml
 
 from fraudpipe.config import compose
+from fraudpipe.data.simulate import SimulatorConfig, simulate
+from fraudpipe.data.split import SplitConfig, time_split
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.io import write_parquet
 from fraudpipe.model import ModelConfig
-from fraudpipe.data.simulate import SimulatorConfig, simulate
-from fraudpipe.data.split import SplitConfig, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -73,7 +73,9 @@ def feature_table(n_days: int = 10, per_day: int = 300, seed: int = 0, start: st
 
 
 def run_stage(cwd: Path, name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def write_params(work: Path, params: dict[str, Any]) -> None:
@@ -86,7 +88,13 @@ def stage_workdir(work: Path, **params: Any) -> Path:
     split)."""
     config = composed("model.n_estimators=20")
     config["split"] |= {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2}
-    config["data"]["simulator"] |= {"n_customers": 100, "n_terminals": 500, "n_days": 20, "start_date": "2018-07-01", "radius": 10.0}
+    config["data"]["simulator"] |= {
+        "n_customers": 100,
+        "n_terminals": 500,
+        "n_days": 20,
+        "start_date": "2018-07-01",
+        "radius": 10.0,
+    }
     for dotted, value in params.items():
         group, key = dotted.split("__")
         config[group][key] = value

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
 
 
@@ -38,9 +37,29 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.port = self.port or free_port()
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--unixsocket", str(self.socket),
-                   "--unixsocketperm", "700", "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync,
-                   "--dir", str(self.directory), "--protected-mode", "no", "--logfile", str(self.directory / "redis.log")]  # fmt: skip
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.fsync,
+            "--dir",
+            str(self.directory),
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         import redis
 
@@ -64,7 +83,7 @@ class RedisServer:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
 
-    def client(self):  # noqa: ANN201
+    def client(self):
         import redis
 
         return redis.Redis(unix_socket_path=str(self.socket), decode_responses=True)

@@ -38,7 +38,9 @@ def sh(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subpr
     """Run a command in `cwd`; on failure show its output in the assertion message."""
     proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
     return proc
 
 
@@ -53,9 +55,13 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def make_tiny_repo(dest: Path, conf: dict | None = None) -> Path:
     """Copy the tracked and untracked-but-not-ignored files into `dest`, shrink the data, commit."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file() and not rel.startswith(("data/", "models/")):

@@ -17,18 +17,23 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-
 from conftest import free_port
+
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
-from fraudpipe.features.definitions import FeatureConfig, build_features
-from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.features.online import OnlineState
 from fraudpipe.data.simulate import SimulatorConfig, simulate
+from fraudpipe.features.definitions import FeatureConfig, build_features
+from fraudpipe.features.online import OnlineState
+from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-SIMULATOR = ["data.simulator.n_customers=100", "data.simulator.n_terminals=500", "data.simulator.n_days=40", "data.simulator.radius=10"]
+SIMULATOR = [
+    "data.simulator.n_customers=100",
+    "data.simulator.n_terminals=500",
+    "data.simulator.n_days=40",
+    "data.simulator.radius=10",
+]
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,23 @@ class Server:
     starts: int = 0
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "fraudpipe.cli", "serve", "--model", str(self.bundle), "--state", str(self.state),
-                "--journal-dir", str(self.journal), "--host", "127.0.0.1", "--port", str(self.port), *self.args]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "fraudpipe.cli",
+            "serve",
+            "--model",
+            str(self.bundle),
+            "--state",
+            str(self.state),
+            "--journal-dir",
+            str(self.journal),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
 
     def start(self, wait: bool = True) -> Server:
         self.port = self.port or free_port()
@@ -161,7 +181,9 @@ def replay(servers: list[Server], rows: pd.DataFrame, labelled: pd.DataFrame, de
         due = np.datetime64(row.tx_datetime) - np.timedelta64(delay_days, "D")
         while sent < len(times) and times[sent] <= due:
             for server in servers:
-                answer = server.client.post("/v1/labels", json={"transaction_id": ids[sent], "tx_fraud": int(frauds[sent])})
+                answer = server.client.post(
+                    "/v1/labels", json={"transaction_id": ids[sent], "tx_fraud": int(frauds[sent])}
+                )
                 assert answer.status_code == 200, answer.text
             sent += 1
         for k, server in enumerate(servers):

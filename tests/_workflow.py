@@ -39,9 +39,13 @@ def run_step(workflow: dict, step_id: str, cwd: Path, extra_env: dict[str, str])
     unresolved = {k: v for k, v in step_env.items() if "${{" in str(v)}
     assert not unresolved, f"step {step_id}: give values for {unresolved}"
     proc = subprocess.run(
-        [*BASH, "-c", script], cwd=cwd, env={**env(), **{k: str(v) for k, v in step_env.items()}},
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [*BASH, "-c", script],
+        cwd=cwd,
+        env={**env(), **{k: str(v) for k, v in step_env.items()}},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"step {step_id} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 

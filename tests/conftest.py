@@ -76,7 +76,9 @@ class PostgresServer:
         import psycopg
 
         name = f"test_{os.getpid()}_{next(self._names)}"
-        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')  # a generated name, not input
         return self.url(name)
 
@@ -98,18 +100,42 @@ def postgres_server() -> Iterator[PostgresServer]:
         proc = subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)
         if proc.returncode:
             details = log.read_text() if log.exists() else ""
-            pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}{details}", pytrace=False)
+            pytest.fail(
+                f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}{details}", pytrace=False
+            )
 
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+    run(
+        str(bindir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "--no-instructions",
+    )
     port = free_port()
     run(
-        str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-        "-o", f"-F -p {port} -k {root} -c listen_addresses=127.0.0.1", "start",
-    )  # fmt: skip
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(log),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-F -p {port} -k {root} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         yield PostgresServer("127.0.0.1", port)
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -7,15 +7,22 @@ import math
 
 import numpy as np
 import pytest
-
 from _model import feature_table, small_config
+
+from fraudpipe.data.split import SplitConfig, prequential_folds, time_split
 from fraudpipe.evaluation.backtest import backtest, evaluate_folds
 from fraudpipe.metrics import quality_metrics
 from fraudpipe.model import train_bundle
-from fraudpipe.data.split import SplitConfig, prequential_folds, time_split
 
-SPLIT = {"train_start": "2018-07-12", "train_days": 3, "delay_days": 1, "test_days": 2, "live_days": None,
-         "remove_known_compromised": True, "n_folds": 3}
+SPLIT = {
+    "train_start": "2018-07-12",
+    "train_days": 3,
+    "delay_days": 1,
+    "test_days": 2,
+    "live_days": None,
+    "remove_known_compromised": True,
+    "n_folds": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +38,11 @@ def test_backtest_reports_mean_and_sample_std_over_folds(table):
     aps = np.array([f["average_precision"] for f in folds])
     assert summary["average_precision_fold_mean"] == pytest.approx(aps.mean())
     assert summary["average_precision_fold_std"] == pytest.approx(aps.std(ddof=1))
-    assert "card_precision_at_k_fold_mean" in summary and summary["card_precision_k"] == 5 and "fold_fold_mean" not in summary
+    assert (
+        "card_precision_at_k_fold_mean" in summary
+        and summary["card_precision_k"] == 5
+        and "fold_fold_mean" not in summary
+    )
 
 
 def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):
@@ -46,7 +57,9 @@ def test_each_fold_is_the_split_shifted_back_and_scored_by_its_own_model(table):
 
 
 def test_one_fold_has_no_spread(table):
-    summary, _ = backtest(table, SplitConfig.parse(SPLIT | {"n_folds": 1}, "split"), small_config("logistic_regression"), k=5)
+    summary, _ = backtest(
+        table, SplitConfig.parse(SPLIT | {"n_folds": 1}, "split"), small_config("logistic_regression"), k=5
+    )
     assert summary["n_folds"] == 1 and math.isnan(summary["roc_auc_fold_std"])
 
 
@@ -81,4 +94,5 @@ def test_the_bundle_train_fitted_on_fold_0_stands_in_for_its_fit(table, tmp_path
     assert backtest(table, split, config, k=5, trained=shipped) == backtest(table, split, config, k=5)
     other = train_bundle(fold0.train, config.replace(random_state=config.random_state + 1))
     assert evaluate_folds(prequential_folds(table, split), config, k=5, trained=other) == evaluate_folds(
-        prequential_folds(table, split), config, k=5)
+        prequential_folds(table, split), config, k=5
+    )

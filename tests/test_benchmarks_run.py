@@ -59,10 +59,16 @@ def test_size_series_ratio_and_targets_leave_out_a_failed_size():
         run = _repro([_stage("ingest", seconds / 2, gb)], seconds, int(m * 1e6)).model_copy(update={"error": error})
         return RUN.SizePoint(millions=m, overrides={}, run=run)
 
-    series = RUN.size_series([point(1.0, 50, 1.0), point(4.0, 210, 3.0, error="dvc repro exited -9"), point(10.0, 550, 9.0)])
+    series = RUN.size_series(
+        [point(1.0, 50, 1.0), point(4.0, 210, 3.0, error="dvc repro exited -9"), point(10.0, 550, 9.0)]
+    )
     assert series.ratio_10m_1m == pytest.approx(11.0)
     assert series.growth_exponent == pytest.approx(math.log(11.0) / math.log(10.0))  # the failed 4 M point is left out
-    assert series.within_targets == {"10 M total <= 600 s": True, "10 M peak RSS <= 8 GB": False, "time(10 M) / time(1 M) <= 12": True}
+    assert series.within_targets == {
+        "10 M total <= 600 s": True,
+        "10 M peak RSS <= 8 GB": False,
+        "time(10 M) / time(1 M) <= 12": True,
+    }
     assert RUN.size_series([point(1.0, 50, 1.0)]).within_targets == {}
 
 
@@ -70,7 +76,9 @@ def test_size_series_ratio_and_targets_leave_out_a_failed_size():
 
 
 def _scaled(millions: float) -> dict:
-    return RUN.set_keys(yaml.safe_load((ROOT / "params.yaml").read_text()), RUN.size_overrides(millions, DEFAULT_SIMULATOR))["data"]["simulator"]
+    return RUN.set_keys(
+        yaml.safe_load((ROOT / "params.yaml").read_text()), RUN.size_overrides(millions, DEFAULT_SIMULATOR)
+    )["data"]["simulator"]
 
 
 def test_the_default_size_gives_the_default_simulator():
@@ -86,7 +94,10 @@ def test_scaled_simulator_is_valid_and_keeps_the_compromise_share(millions):
     assert sim["n_terminals"] == round(DEFAULT_SIMULATOR["n_terminals"] * f)
     assert sim["n_days"] == DEFAULT_SIMULATOR["n_days"] and sim["start_date"] == DEFAULT_SIMULATOR["start_date"]
     fraud, default = sim["fraud"], DEFAULT_SIMULATOR["fraud"]
-    for per_day, days, population in (("terminals_per_day", "terminal_days", "n_terminals"), ("customers_per_day", "customer_days", "n_customers")):
+    for per_day, days, population in (
+        ("terminals_per_day", "terminal_days", "n_terminals"),
+        ("customers_per_day", "customer_days", "n_customers"),
+    ):
         assert fraud[per_day] >= 1
         # compromised terminal-days (customer-days) per terminal (customer) as in the default, within rounding
         share = fraud[per_day] * fraud[days] / sim[population]
@@ -109,13 +120,22 @@ def _stage(name: str, seconds: float, gb: float = 0.5):
 
 def _repro(stages, seconds: float, rows: int = 1_754_155):
     total = sum(s.seconds for s in stages)
-    return RUN.ReproRun(rows=rows, seconds=seconds, peak_rss_bytes=max(s.peak_rss_bytes for s in stages), stages_seconds=total,
-                        dvc_overhead_seconds=seconds - total, stages_run=[s.stage for s in stages], stages=stages)  # fmt: skip
+    return RUN.ReproRun(
+        rows=rows,
+        seconds=seconds,
+        peak_rss_bytes=max(s.peak_rss_bytes for s in stages),
+        stages_seconds=total,
+        dvc_overhead_seconds=seconds - total,
+        stages_run=[s.stage for s in stages],
+        stages=stages,
+    )
 
 
 def test_budget_is_one_and_a_half_seconds_plus_twice_the_floor():
-    run = RUN.with_floors(_repro([_stage("ingest", 5.0), _stage("train", 4.0), _stage("check_config", 1.0)], 12.0),
-                          {"ingest": 1.0, "train": 1.5})  # fmt: skip
+    run = RUN.with_floors(
+        _repro([_stage("ingest", 5.0), _stage("train", 4.0), _stage("check_config", 1.0)], 12.0),
+        {"ingest": 1.0, "train": 1.5},
+    )
     ingest, train, check = run.stages
     assert (ingest.budget_seconds, ingest.within_budget) == (3.5, False)
     assert (train.budget_seconds, train.within_budget) == (4.5, True)
@@ -124,15 +144,32 @@ def test_budget_is_one_and_a_half_seconds_plus_twice_the_floor():
 
 def test_floors_add_parquet_io_to_the_benchmarked_work_scaled_to_the_pipelines_rows():
     bench = {
-        "simulate": RUN.BenchmarkRun(status="ok", seconds=9, command="c", figures={"rows": RUN.DEFAULT_ROWS, "seconds": 0.5}),
-        "validate": RUN.BenchmarkRun(status="ok", seconds=9, command="c", figures={"rows": RUN.DEFAULT_ROWS // 2, "ingest_batch_seconds": 1.0}),
+        "simulate": RUN.BenchmarkRun(
+            status="ok", seconds=9, command="c", figures={"rows": RUN.DEFAULT_ROWS, "seconds": 0.5}
+        ),
+        "validate": RUN.BenchmarkRun(
+            status="ok", seconds=9, command="c", figures={"rows": RUN.DEFAULT_ROWS // 2, "ingest_batch_seconds": 1.0}
+        ),
         "features": RUN.BenchmarkRun(status="failed", seconds=9, command="c", error="boom"),
     }
-    fit = {"fit": 2.0, "score_test": 0.1, "fits_per_training": 2, "backtest_fits": 6, "backtest_what": "3 folds x 2 fits (fold 0 is train's bundle)"}
-    floors = RUN.stage_floors({"ingest": 0.2, "featurize": 0.3, "train": 0.1, "backtest": 0.4, "split": 0.6}, fit, bench, scale=1.0)
+    fit = {
+        "fit": 2.0,
+        "score_test": 0.1,
+        "fits_per_training": 2,
+        "backtest_fits": 6,
+        "backtest_what": "3 folds x 2 fits (fold 0 is train's bundle)",
+    }
+    floors = RUN.stage_floors(
+        {"ingest": 0.2, "featurize": 0.3, "train": 0.1, "backtest": 0.4, "split": 0.6}, fit, bench, scale=1.0
+    )
     assert floors["ingest"].seconds == pytest.approx(0.2 + 0.5 + 2.0)  # validation measured on half the rows: doubled
-    assert floors["featurize"].seconds == pytest.approx(0.3)  # a failed benchmark contributes nothing (and says so by its absence)
-    assert floors["featurize"].source == "Parquet in + out 0.30 s; extended features: not measured; online state: not measured"
+    assert floors["featurize"].seconds == pytest.approx(
+        0.3
+    )  # a failed benchmark contributes nothing (and says so by its absence)
+    assert (
+        floors["featurize"].source
+        == "Parquet in + out 0.30 s; extended features: not measured; online state: not measured"
+    )
     assert floors["train"].seconds == pytest.approx(0.1 + 4.0)
     assert floors["backtest"].seconds == pytest.approx(0.4 + 12.0)
     assert floors["backtest"].source == "Parquet in + out 0.40 s + 3 folds x 2 fits (fold 0 is train's bundle) 12.00 s"
@@ -142,18 +179,47 @@ def test_floors_add_parquet_io_to_the_benchmarked_work_scaled_to_the_pipelines_r
 
 
 def _results():
-    cold = RUN.with_floors(_repro([_stage("ingest", 5.0, 0.7), _stage("train", 4.0, 0.4)], 11.5), {"ingest": 1.0, "train": 1.5})
-    pipeline = RUN.Pipeline(millions=None, cold=cold, floors={"ingest": RUN.Floor(seconds=1.0, source="Parquet in + out 1.00 s")},
-                            noop=RUN.NoOp(repro_seconds=1.2, status_seconds=0.6, ratio=2.0, repro_runs=[1.2], status_runs=[0.6]),
-                            param_change=_repro([_stage("train", 4.0)], 5.0), param_change_what="model.learning_rate: 0.06",
-                            total_within_target=True)  # fmt: skip
-    points = [RUN.SizePoint(millions=m, overrides={}, run=_repro([_stage("ingest", 3 * m), _stage("train", 2 * m, m)], 6 * m, int(m * 1e6)))
-              for m in (1.0, 10.0)]  # fmt: skip
-    sizes = RUN.Sizes(points=points, growth_exponent=1.0, ratio_10m_1m=10.0, within_targets={"10 M peak RSS <= 8 GB": False})
-    bench = {"simulate": RUN.BenchmarkRun(status="ok", seconds=12, command="python benchmarks/simulate.py", figures={"rows": 5, "seconds": 0.51}),
-             "serve": RUN.BenchmarkRun(status="skipped", seconds=0, command="python benchmarks/serve.py", error="wrk not found")}  # fmt: skip
-    return RUN.Results(created="2026-11-29T00:00:00+00:00", commit="a" * 40, dirty=False, quick=False,
-                       machine={"cpus": 2, "memory_gb": 24.0}, benchmarks=bench, pipeline=pipeline, sizes=sizes)  # fmt: skip
+    cold = RUN.with_floors(
+        _repro([_stage("ingest", 5.0, 0.7), _stage("train", 4.0, 0.4)], 11.5), {"ingest": 1.0, "train": 1.5}
+    )
+    pipeline = RUN.Pipeline(
+        millions=None,
+        cold=cold,
+        floors={"ingest": RUN.Floor(seconds=1.0, source="Parquet in + out 1.00 s")},
+        noop=RUN.NoOp(repro_seconds=1.2, status_seconds=0.6, ratio=2.0, repro_runs=[1.2], status_runs=[0.6]),
+        param_change=_repro([_stage("train", 4.0)], 5.0),
+        param_change_what="model.learning_rate: 0.06",
+        total_within_target=True,
+    )
+    points = [
+        RUN.SizePoint(
+            millions=m,
+            overrides={},
+            run=_repro([_stage("ingest", 3 * m), _stage("train", 2 * m, m)], 6 * m, int(m * 1e6)),
+        )
+        for m in (1.0, 10.0)
+    ]
+    sizes = RUN.Sizes(
+        points=points, growth_exponent=1.0, ratio_10m_1m=10.0, within_targets={"10 M peak RSS <= 8 GB": False}
+    )
+    bench = {
+        "simulate": RUN.BenchmarkRun(
+            status="ok", seconds=12, command="python benchmarks/simulate.py", figures={"rows": 5, "seconds": 0.51}
+        ),
+        "serve": RUN.BenchmarkRun(
+            status="skipped", seconds=0, command="python benchmarks/serve.py", error="wrk not found"
+        ),
+    }
+    return RUN.Results(
+        created="2026-11-29T00:00:00+00:00",
+        commit="a" * 40,
+        dirty=False,
+        quick=False,
+        machine={"cpus": 2, "memory_gb": 24.0},
+        benchmarks=bench,
+        pipeline=pipeline,
+        sizes=sizes,
+    )
 
 
 def test_results_round_trip_through_json_and_refuse_unknown_keys():
@@ -185,7 +251,9 @@ def test_markdown_tables_show_every_stage_its_budget_and_the_verdicts():
     assert "time(10 M) / time(1 M): 10.0" in text and "10 M peak RSS <= 8 GB: **no**" in text
     assert "| simulate | ok | 12 | `python benchmarks/simulate.py` | rows 5, seconds 0.51 |" in lines
     assert "| serve | skipped | 0 | `python benchmarks/serve.py` | wrk not found |" in lines
-    for table_start in (i for i, line in enumerate(lines) if line.startswith("|---")):  # every row has the header's cells
+    for table_start in (
+        i for i, line in enumerate(lines) if line.startswith("|---")
+    ):  # every row has the header's cells
         width = lines[table_start].count("|")
         for row in lines[table_start + 1 :]:
             if not row.startswith("|"):
@@ -198,7 +266,11 @@ def test_results_go_between_the_readme_markers_one_heading_level_down():
     readme = f"# fraudpipe\n\n## Benchmarks\n\ntext\n\n{start}\nold table\n{end}\n\n## Layout\n"
     markdown = RUN.render_markdown(_results())
     pasted = RUN.in_readme(readme, markdown)
-    assert "old table" not in pasted and pasted.startswith("# fraudpipe\n\n## Benchmarks\n\ntext\n\n") and pasted.endswith(f"{end}\n\n## Layout\n")
+    assert (
+        "old table" not in pasted
+        and pasted.startswith("# fraudpipe\n\n## Benchmarks\n\ntext\n\n")
+        and pasted.endswith(f"{end}\n\n## Layout\n")
+    )
     inside = pasted.split(start)[1].split(end)[0]
     assert "# Benchmark results" not in inside  # the title goes: the README's section has its own
     assert "\n### Cold `dvc repro`, the default data (params.yaml): 1,754,155 transactions\n" in inside
@@ -246,13 +318,22 @@ def test_repro_collects_each_stages_own_profile(tmp_path):
 
 
 def test_the_serving_headlines_name_each_store_and_worker_count():
-    figures = {"in_process": {"fast_path": True, "features_model_p50_ms": 0.1234, "features_model_p99_ms": 0.5},
-               "http": {"uvloop+httptools": [{"endpoint": "POST /v1/score", "load": "300 req/s", "rps": 299.6, "p99": 4.26},
-                                             {"endpoint": "GET /healthz", "load": "300 req/s", "rps": 300, "p99": 1.0}]},
-               "scale": [{"store": "Redis", "workers": 2, "saturation_rps": 676.4, "rate": 300.0, "rate_p99_ms": 40.04}]}  # fmt: skip
+    figures = {
+        "in_process": {"fast_path": True, "features_model_p50_ms": 0.1234, "features_model_p99_ms": 0.5},
+        "http": {
+            "uvloop+httptools": [
+                {"endpoint": "POST /v1/score", "load": "300 req/s", "rps": 299.6, "p99": 4.26},
+                {"endpoint": "GET /healthz", "load": "300 req/s", "rps": 300, "p99": 1.0},
+            ]
+        },
+        "scale": [{"store": "Redis", "workers": 2, "saturation_rps": 676.4, "rate": 300.0, "rate_p99_ms": 40.04}],
+    }
     assert RUN._serve_headlines(figures) == [
-        "fast path on", "features_model p50 0.123 ms p99 0.500 ms", "uvloop+httptools POST /v1/score 300 req/s: 300 req/s p99 4.3 ms",
-        "Redis x2: 676 req/s at saturation, p99 40.0 ms at 300 req/s"]
+        "fast path on",
+        "features_model p50 0.123 ms p99 0.500 ms",
+        "uvloop+httptools POST /v1/score 300 req/s: 300 req/s p99 4.3 ms",
+        "Redis x2: 676 req/s at saturation, p99 40.0 ms at 300 req/s",
+    ]
 
 
 def test_the_engine_headlines_put_each_engine_beside_the_other_at_each_size():
@@ -260,4 +341,5 @@ def test_the_engine_headlines_put_each_engine_beside_the_other_at_each_size():
     figures = {"sizes": [{"rows": 10_003_000, "engines": {"pandas": f, "dask": f | {"featurize_train_s": 211.3}}}]}
     assert RUN._engine_headlines(figures) == [
         "10.00 M pandas: featurize + train 75 s, client peak 4.74 GiB, AP 0.7518",
-        "10.00 M dask: featurize + train 211 s, client peak 4.74 GiB, AP 0.7518"]
+        "10.00 M dask: featurize + train 211 s, client peak 4.74 GiB, AP 0.7518",
+    ]

@@ -26,8 +26,16 @@ def test_params_rewrites_params_from_conf_with_overrides(tmp_path):
 
 def _sql_params(tmp_path: Path) -> Path:
     db = tmp_path / "warehouse.db"
-    rows = pd.DataFrame({"transaction_id": [2, 1], "tx_datetime": ["2018-04-01 00:00:02", "2018-04-01 00:00:01"],
-                         "customer_id": [1, 1], "terminal_id": [5, 6], "tx_amount": [1.5, 2.5], "tx_fraud": [0, 1]})
+    rows = pd.DataFrame(
+        {
+            "transaction_id": [2, 1],
+            "tx_datetime": ["2018-04-01 00:00:02", "2018-04-01 00:00:01"],
+            "customer_id": [1, 1],
+            "terminal_id": [5, 6],
+            "tx_amount": [1.5, 2.5],
+            "tx_fraud": [0, 1],
+        }
+    )
     with sqlite3.connect(db) as con:
         rows.to_sql("transactions", con, index=False)
     data = compose(CONF, ["data=sql"])["data"] | {"url": f"sqlite:///{db}", "snapshot": str(tmp_path / "snap.parquet")}
@@ -102,9 +110,16 @@ def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
     from _kaggle import kaggle_frame
 
     frame = kaggle_frame()
-    table = pd.DataFrame({"transaction_id": frame["trans_num"], "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
-                          "customer_id": frame["cc_num"], "terminal_id": frame["merchant"], "tx_amount": frame["amt"],
-                          "tx_fraud": frame["is_fraud"].astype("int8")})
+    table = pd.DataFrame(
+        {
+            "transaction_id": frame["trans_num"],
+            "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
+            "customer_id": frame["cc_num"],
+            "terminal_id": frame["merchant"],
+            "tx_amount": frame["amt"],
+            "tx_fraud": frame["is_fraud"].astype("int8"),
+        }
+    )
     table.to_parquet(tmp_path / "tx.parquet")
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(compose(CONF, ["split.train_start=2018-12-01", "evaluate.card_precision_k=5000"])))
@@ -112,9 +127,13 @@ def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
     assert result.exit_code == 1
     assert "before the data (2019-01-01); move split.train_start" in result.output
     assert "backtest fold 3 (split.n_folds)" in result.output
-    params.write_text(yaml.safe_dump(compose(CONF, ["split=relative", "split.n_folds=1", "evaluate.card_precision_k=5000"])))
+    params.write_text(
+        yaml.safe_dump(compose(CONF, ["split=relative", "split.n_folds=1", "evaluate.card_precision_k=5000"]))
+    )
     result = CliRunner().invoke(app, ["check", "--params", str(params), "--transactions", str(tmp_path / "tx.parquet")])
-    assert result.exit_code == 1 and "evaluate.card_precision_k: 5000 is more than a typical test day's" in result.output
+    assert (
+        result.exit_code == 1 and "evaluate.card_precision_k: 5000 is more than a typical test day's" in result.output
+    )
 
 
 def test_data_add_outside_a_dvc_repository_writes_nothing(tmp_path, monkeypatch):
@@ -126,8 +145,14 @@ def test_data_add_outside_a_dvc_repository_writes_nothing(tmp_path, monkeypatch)
     before = (tmp_path / "conf/config.yaml").read_text()
     csv = write_kaggle_csv(tmp_path / "k.csv")
     monkeypatch.chdir(tmp_path)
-    maps = ["transaction_id=trans_num", "tx_datetime=trans_date_trans_time", "customer_id=cc_num",
-            "terminal_id=merchant", "tx_amount=amt", "tx_fraud=is_fraud"]
+    maps = [
+        "transaction_id=trans_num",
+        "tx_datetime=trans_date_trans_time",
+        "customer_id=cc_num",
+        "terminal_id=merchant",
+        "tx_amount=amt",
+        "tx_fraud=is_fraud",
+    ]
     args = ["data", "add", str(csv), "--name", "k"] + [a for m in maps for a in ("--map", m)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "not the root of a DVC repository" in result.output

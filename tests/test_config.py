@@ -61,7 +61,12 @@ class _Demo(Config):
     gate: _Gate
 
 
-GOOD = {"max_depth": 3, "learning_rate": 0.1, "windows": [1, 7], "gate": {"enforce": True, "minimums": {"roc_auc": 0.7}}}
+GOOD = {
+    "max_depth": 3,
+    "learning_rate": 0.1,
+    "windows": [1, 7],
+    "gate": {"enforce": True, "minimums": {"roc_auc": 0.7}},
+}
 
 
 def test_a_config_model_parses_what_conf_gives_and_keeps_it():
@@ -78,8 +83,14 @@ def test_a_config_model_parses_what_conf_gives_and_keeps_it():
         ({"max_depth": "3"}, "model.max_depth: must be a whole number, got '3'"),
         ({"max_depth": True}, "model.max_depth: must be a whole number, got True"),
         ({"windows": [1, "x"]}, "model.windows[1]: must be a whole number, got 'x'"),
-        ({"max_dept": 3}, "model.max_dept: unknown key (did you mean 'max_depth'? known keys: gate, learning_rate, max_depth, windows)"),
-        ({"gate": {"enforce": True, "minimums": {}, "enforced": False}}, "model.gate.enforced: unknown key (did you mean 'enforce'?"),
+        (
+            {"max_dept": 3},
+            "model.max_dept: unknown key (did you mean 'max_depth'? known keys: gate, learning_rate, max_depth, windows)",
+        ),
+        (
+            {"gate": {"enforce": True, "minimums": {}, "enforced": False}},
+            "model.gate.enforced: unknown key (did you mean 'enforce'?",
+        ),
     ],
 )
 def test_a_mistake_names_the_full_key_path_the_rule_and_the_value(change, message):
@@ -116,7 +127,9 @@ def test_rule_errors_name_each_key_path_of_a_check_across_fields():
         @model_validator(mode="after")
         def _ordered(self):
             if self.low > self.high:
-                raise rule_errors([("high", f"must be >= low ({self.low})", self.high), ("low", "must be <= high", self.low)])
+                raise rule_errors(
+                    [("high", f"must be >= low ({self.low})", self.high), ("low", "must be <= high", self.low)]
+                )
             return self
 
     class Outer(Config):
@@ -130,7 +143,9 @@ def test_rule_errors_name_each_key_path_of_a_check_across_fields():
             return self
 
     assert Pair.parse({"low": 1, "high": 2}, "pair").high == 2
-    with pytest.raises(ConfigError, match=r"^pair\.high: must be >= low \(3\), got 2; pair\.low: must be <= high, got 3$"):
+    with pytest.raises(
+        ConfigError, match=r"^pair\.high: must be >= low \(3\), got 2; pair\.low: must be <= high, got 3$"
+    ):
         Pair.parse({"low": 3, "high": 2}, "pair")
     with pytest.raises(ConfigError, match=r"^g\.pair\.high: must be >= low \(3\), got 2; g\.pair\.low"):
         Outer.parse({"pair": {"low": 3, "high": 2}, "name": "y"}, "g")

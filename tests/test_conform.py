@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTION_DTYPES, canonical_id
 from fraudpipe.data.conform import NumberFormat, dates_only, source_columns, to_contract
 from fraudpipe.errors import DataError
-from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTION_DTYPES, canonical_id
 
 ID = "an identifier (an integer or text)"
 ISO = "an ISO 8601 datetime (data.datetime_format is null)"
@@ -74,7 +74,11 @@ def test_float_ids_are_exact_integers_up_to_2_53_only() -> None:
     raw["customer_id"] = np.array([2.0**53, -(2.0**53), 2.0**53 + 2, 3.5, 7.0])
     out = to_contract(raw, None, None)
     assert out.frame["customer_id"].tolist()[:2] == [2**53, -(2**53)]
-    assert out.reasons.tolist()[2:] == [f"customer_id: 9007199254740994.0 is not {ID}", f"customer_id: 3.5 is not {ID}", ""]
+    assert out.reasons.tolist()[2:] == [
+        f"customer_id: 9007199254740994.0 is not {ID}",
+        f"customer_id: 3.5 is not {ID}",
+        "",
+    ]
     assert out.counts == {f"customer_id is not {ID}": 2}
 
 
@@ -197,7 +201,9 @@ def test_datetime_format_is_used_when_given() -> None:
     raw["WHEN"] = ["01/04/2018 10:30", "2018-04-01 10:30"]
     out = to_contract(raw, MAPPING, "%d/%m/%Y %H:%M")
     assert out.frame.at[0, "tx_datetime"] == pd.Timestamp("2018-04-01 10:30")
-    assert out.reasons[1] == "tx_datetime: '2018-04-01 10:30' is not a datetime in data.datetime_format '%d/%m/%Y %H:%M'"
+    assert (
+        out.reasons[1] == "tx_datetime: '2018-04-01 10:30' is not a datetime in data.datetime_format '%d/%m/%Y %H:%M'"
+    )
 
 
 def test_timezones_are_converted_to_naive_utc() -> None:
@@ -248,7 +254,13 @@ def test_canonical_integers_are_int64_and_give_back_their_text() -> None:
 
 
 def test_hashes_names_and_uuids_are_kept_exactly() -> None:
-    values = ["9f86d081884c7d65", "Kirlin and Sons, Inc.", "4f1c8e1a-7c2b-4c55-9d3e-0b3f5a6c7d8e", "ÉPICERIE \u00e9", "9f86d081884c7d65"]
+    values = [
+        "9f86d081884c7d65",
+        "Kirlin and Sons, Inc.",
+        "4f1c8e1a-7c2b-4c55-9d3e-0b3f5a6c7d8e",
+        "ÉPICERIE \u00e9",
+        "9f86d081884c7d65",
+    ]
     out = ids_of(values, "TERMINAL")
     assert out.tolist() == values and str(out.dtype) == "str"
 
@@ -274,7 +286,13 @@ def test_json_values_that_are_no_ids_are_bad_cells() -> None:
     raw = native().astype({"terminal_id": object})
     raw["terminal_id"] = [1, True, {"id": 3}, 4.5, 5]
     out = to_contract(raw, None, None)
-    assert out.reasons.tolist() == ["", f"terminal_id: True is not {ID}", f"terminal_id: {{'id': 3}} is not {ID}", f"terminal_id: 4.5 is not {ID}", ""]
+    assert out.reasons.tolist() == [
+        "",
+        f"terminal_id: True is not {ID}",
+        f"terminal_id: {{'id': 3}} is not {ID}",
+        f"terminal_id: 4.5 is not {ID}",
+        "",
+    ]
 
 
 def test_unsigned_integers_beyond_int64_are_text() -> None:
@@ -291,7 +309,10 @@ def test_decimal_and_thousands_apply_to_amounts_and_coordinates_never_to_ids() -
     raw = text(4).assign(
         AMOUNT=["1.020", "1.020,5", "12", "1.02"],
         TX_ID=["1.020", "2", "3", "4"],
-        cx=["4,5", "-0,25", "1", "2"], cy=["1", "2", "3", "4"], tx=["1", "2", "3", "4"], ty=["1", "2", "3", "4"],
+        cx=["4,5", "-0,25", "1", "2"],
+        cy=["1", "2", "3", "4"],
+        tx=["1", "2", "3", "4"],
+        ty=["1", "2", "3", "4"],
     )
     mapping = MAPPING | {"customer_x": "cx", "customer_y": "cy", "terminal_x": "tx", "terminal_y": "ty"}
     out = to_contract(raw, mapping, None, NumberFormat(decimal=",", thousands="."))
@@ -313,8 +334,16 @@ def test_without_a_number_format_a_thousands_separator_is_a_bad_cell() -> None:
 
 @pytest.mark.parametrize(
     ("fmt", "expected"),
-    [(None, False), ("ISO8601", False), ("mixed", False), ("%Y-%m-%d", True), ("%d/%m/%Y", True),
-     ("%Y-%m-%d %H:%M", False), ("%d.%m.%Y %I%p", False), ("%Y%m%dT%H%M%S", False)],
+    [
+        (None, False),
+        ("ISO8601", False),
+        ("mixed", False),
+        ("%Y-%m-%d", True),
+        ("%d/%m/%Y", True),
+        ("%Y-%m-%d %H:%M", False),
+        ("%d.%m.%Y %I%p", False),
+        ("%Y%m%dT%H%M%S", False),
+    ],
 )
 def test_a_format_without_time_fields_means_dates_only(fmt, expected) -> None:
     assert dates_only(fmt) is expected
@@ -325,7 +354,9 @@ def test_a_date_without_a_time_is_quarantined_unless_dates_are_expected() -> Non
     raw["WHEN"] = ["2019-01-01", "2019-01-01T00:00:00", "20190101T1030"]
     out = to_contract(raw, MAPPING, None)
     assert out.reasons.tolist() == [f"tx_datetime: '2019-01-01' is {DATE_ONLY}", "", ""]
-    assert out.counts == {"tx_datetime is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the source holds dates only)": 1}
+    assert out.counts == {
+        "tx_datetime is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the source holds dates only)": 1
+    }
     raw["WHEN"] = ["2019-01-01", "2019-01-02", "2019-01-03"]
     out = to_contract(raw, MAPPING, "%Y-%m-%d")
     assert (out.reasons == "").all() and out.frame["tx_datetime"].iloc[0] == pd.Timestamp("2019-01-01")
@@ -351,7 +382,9 @@ def test_coordinates_follow_the_contract_as_float64_when_the_source_has_them() -
 
 
 def test_some_coordinates_without_the_others_are_an_error() -> None:
-    with pytest.raises(DataError, match=r"coordinate column\(s\) \['customer_x', 'customer_y'\] but not \['terminal_x', 'terminal_y'\]"):
+    with pytest.raises(
+        DataError, match=r"coordinate column\(s\) \['customer_x', 'customer_y'\] but not \['terminal_x', 'terminal_y'\]"
+    ):
         to_contract(native().assign(customer_x=1.0, customer_y=2.0), None, None)
 
 
@@ -363,7 +396,9 @@ def test_mapped_coordinates_must_exist() -> None:
 
 def test_categorical_columns_are_parsed_as_their_values() -> None:
     """A Parquet file written from pandas categories reads back as categories."""
-    raw = native(4).assign(customer_id=pd.Categorical(["007", "7", "007", None]), terminal_id=pd.Categorical([3, 1, 3, 2]))
+    raw = native(4).assign(
+        customer_id=pd.Categorical(["007", "7", "007", None]), terminal_id=pd.Categorical([3, 1, 3, 2])
+    )
     out = to_contract(raw, None, None).frame
     assert out["customer_id"].tolist()[:3] == ["007", "7", "007"] and pd.isna(out["customer_id"].iloc[3])
     assert out["terminal_id"].dtype == np.int64 and out["terminal_id"].tolist() == [3, 1, 3, 2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 import pytest
 
 from fraudpipe.contract import (
@@ -40,13 +39,17 @@ def test_empty_transactions_has_the_contract_columns_and_dtypes():
 
 
 def test_feature_columns_are_every_column_but_the_keys_in_table_order():
-    table = pd.DataFrame(columns=["transaction_id", "tx_amount", "tx_datetime", "b", "customer_id", "a", "terminal_id", "tx_fraud"])
+    table = pd.DataFrame(
+        columns=["transaction_id", "tx_amount", "tx_datetime", "b", "customer_id", "a", "terminal_id", "tx_fraud"]
+    )
     assert feature_columns(table) == ["tx_amount", "b", "a"]
     assert "tx_amount" not in KEY_COLUMNS
 
 
 def test_coordinates_are_never_feature_columns():
-    table = pd.DataFrame(columns=["transaction_id", "customer_x", "tx_amount", "terminal_y", "terminal_x", "customer_y", "a"])
+    table = pd.DataFrame(
+        columns=["transaction_id", "customer_x", "tx_amount", "terminal_y", "terminal_x", "customer_y", "a"]
+    )
     assert feature_columns(table) == ["tx_amount", "a"]
     assert not set(COORDINATE_COLUMNS) & set(KEY_COLUMNS)  # not keys either: feature tables do not carry them
 

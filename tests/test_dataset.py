@@ -3,13 +3,13 @@ from its own daily counts; `fraudpipe data add` as a user types it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
 from _kaggle import kaggle_frame
-from fraudpipe.config import compose
+
 from fraudpipe.pipeline.onboarding import (
     MIN_TEST_FRAUDS,
     MIN_TRAIN_FRAUDS,
@@ -17,8 +17,6 @@ from fraudpipe.pipeline.onboarding import (
     profile_columns,
     propose_mapping,
 )
-
-from pathlib import Path
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -29,11 +27,16 @@ def kaggle() -> pd.DataFrame:
 
 
 def contract_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "transaction_id": frame["trans_num"], "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
-        "customer_id": frame["cc_num"], "terminal_id": frame["merchant"], "tx_amount": frame["amt"],
-        "tx_fraud": frame["is_fraud"].astype("int8"),
-    })
+    return pd.DataFrame(
+        {
+            "transaction_id": frame["trans_num"],
+            "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
+            "customer_id": frame["cc_num"],
+            "terminal_id": frame["merchant"],
+            "tx_amount": frame["amt"],
+            "tx_fraud": frame["is_fraud"].astype("int8"),
+        }
+    )
 
 
 def test_profiles_tell_ids_numbers_dates_and_labels_apart(kaggle):
@@ -51,9 +54,16 @@ def test_leading_zeros_keep_a_column_text_and_say_why():
 def test_the_proposed_mapping_of_the_kaggle_layout(kaggle):
     mapping = propose_mapping(profile_columns(kaggle.astype(str).rename(columns={"amt": "Amount"})))
     assert mapping == {
-        "transaction_id": "trans_num", "tx_datetime": "trans_date_trans_time", "customer_id": "cc_num",
-        "terminal_id": "merchant", "tx_amount": "Amount", "tx_fraud": "is_fraud",
-        "customer_x": "long", "customer_y": "lat", "terminal_x": "merch_long", "terminal_y": "merch_lat",
+        "transaction_id": "trans_num",
+        "tx_datetime": "trans_date_trans_time",
+        "customer_id": "cc_num",
+        "terminal_id": "merchant",
+        "tx_amount": "Amount",
+        "tx_fraud": "is_fraud",
+        "customer_x": "long",
+        "customer_y": "lat",
+        "terminal_x": "merch_long",
+        "terminal_y": "merch_lat",
     }
 
 
@@ -89,7 +99,9 @@ def test_irregular_density_lengthens_the_period_where_frauds_are_sparse(kaggle):
     table = contract_frame(kaggle)
     base = {d.key: d.value for d in derive_settings(table)[0]}
     day = _days(table)
-    sparse_end = table[~((day >= day.max() - 30) & (table["tx_fraud"].to_numpy() == 1) & (np.arange(len(table)) % 2 == 0))]
+    sparse_end = table[
+        ~((day >= day.max() - 30) & (table["tx_fraud"].to_numpy() == 1) & (np.arange(len(table)) % 2 == 0))
+    ]
     thinner = {d.key: d.value for d in derive_settings(sparse_end.reset_index(drop=True))[0]}
     assert thinner["split.test_days"] > base["split.test_days"]
 

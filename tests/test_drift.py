@@ -13,9 +13,9 @@ import pytest
 import yaml
 from scipy import stats
 
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.monitoring import drift
 from fraudpipe.monitoring.drift import MonitorConfig
-from fraudpipe.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((ROOT / "conf" / "monitor" / "default.yaml").read_text())
@@ -41,7 +41,9 @@ def test_normed_wasserstein_is_scipy_s_distance_over_the_reference_std(seed):
 
 def test_normed_wasserstein_by_hand():
     # Every unit of mass moves by 1; the reference's (population) std is sqrt(1.25).
-    assert drift.wasserstein_normed(np.array([0.0, 1, 2, 3]), np.array([1.0, 2, 3, 4])) == pytest.approx(1 / math.sqrt(1.25))
+    assert drift.wasserstein_normed(np.array([0.0, 1, 2, 3]), np.array([1.0, 2, 3, 4])) == pytest.approx(
+        1 / math.sqrt(1.25)
+    )
     assert drift.wasserstein_normed(np.array([0.0, 1, 2, 3]), np.array([3.0, 2, 1, 0])) == 0.0
 
 
@@ -115,13 +117,16 @@ def test_category_psi_uses_the_categories_as_bins():
 # Choosing the test
 
 
-@pytest.mark.parametrize(("values", "kind"), [
-    ([0.0, 1.0, 1.0, 0.0], drift.BINARY),
-    ([3.0, 3.0, 3.0], drift.BINARY),               # a constant: at most two values
-    ([0.0, 1.0, 2.0, 3.0, 4.0], drift.CATEGORICAL),  # five values: Evidently's categorical rule
-    (list(range(6)), drift.NUMERIC),
-    (["visa", "amex", "visa", "jcb"], drift.CATEGORICAL),
-])
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([0.0, 1.0, 1.0, 0.0], drift.BINARY),
+        ([3.0, 3.0, 3.0], drift.BINARY),  # a constant: at most two values
+        ([0.0, 1.0, 2.0, 3.0, 4.0], drift.CATEGORICAL),  # five values: Evidently's categorical rule
+        (list(range(6)), drift.NUMERIC),
+        (["visa", "amex", "visa", "jcb"], drift.CATEGORICAL),
+    ],
+)
 def test_feature_kind(values, kind):
     assert drift.feature_kind(pd.Series(values), categorical_max_values=5) == kind
 
@@ -142,25 +147,35 @@ def test_p_values_drift_below_and_distances_at_or_above_the_threshold():
 
 
 def _frame(rng: np.random.Generator, n: int, shift: float = 0.0, flag_share: float = 0.3) -> pd.DataFrame:
-    return pd.DataFrame({
-        "amount": rng.lognormal(3 + shift, 0.5, size=n),
-        "flag": (rng.random(n) < flag_share).astype(np.float64),
-        "steady": rng.normal(size=n),
-    })
+    return pd.DataFrame(
+        {
+            "amount": rng.lognormal(3 + shift, 0.5, size=n),
+            "flag": (rng.random(n) < flag_share).astype(np.float64),
+            "steady": rng.normal(size=n),
+        }
+    )
 
 
 @pytest.mark.parametrize("n", [500, 5000], ids=["small-reference", "large-reference"])
 def test_feature_table_flags_exactly_the_shifted_features(config, n):
     rng = np.random.default_rng(7)
-    table = drift.feature_table(_frame(rng, n), _frame(rng, 2 * n, shift=0.5, flag_share=0.5), ["amount", "flag", "steady"],
-                                config.features)
+    table = drift.feature_table(
+        _frame(rng, n), _frame(rng, 2 * n, shift=0.5, flag_share=0.5), ["amount", "flag", "steady"], config.features
+    )
     assert table["feature"].tolist() == ["amount", "flag", "steady"]
     assert dict(zip(table["feature"], table["drifted"])) == {"amount": True, "flag": True, "steady": False}
-    expected_tests = ["ks", "chi2", "ks"] if n <= config.features.large_sample else ["wasserstein", "jensen_shannon", "wasserstein"]
+    expected_tests = (
+        ["ks", "chi2", "ks"] if n <= config.features.large_sample else ["wasserstein", "jensen_shannon", "wasserstein"]
+    )
     assert table["test"].tolist() == expected_tests
     assert table.loc[table["feature"] == "amount", "psi"].item() > 0.1
     assert drift.drifted_features(table)[0] in ("amount", "flag")
-    assert drift.dataset_drift(table, 0.5) == {"drift_share": 2 / 3, "dataset_drift": 1, "n_drifted": 2, "n_features": 3}
+    assert drift.dataset_drift(table, 0.5) == {
+        "drift_share": 2 / 3,
+        "dataset_drift": 1,
+        "n_drifted": 2,
+        "n_features": 3,
+    }
     assert drift.dataset_drift(table, 0.7)["dataset_drift"] == 0
 
 
@@ -188,10 +203,20 @@ def test_prediction_drift_counts_the_alert_rate_change(config):
 
 def _window(days: int = 20, per_day: int = 10) -> pd.DataFrame:
     start = pd.Timestamp("2018-08-15")
-    times = start + pd.to_timedelta(np.repeat(np.arange(days), per_day), unit="D") + pd.to_timedelta(np.tile(np.arange(per_day), days), unit="h")
+    times = (
+        start
+        + pd.to_timedelta(np.repeat(np.arange(days), per_day), unit="D")
+        + pd.to_timedelta(np.tile(np.arange(per_day), days), unit="h")
+    )
     n = len(times)
-    return pd.DataFrame({"tx_datetime": times.astype("datetime64[us]"), "customer_id": np.arange(n) % 37,
-                         "tx_amount": np.linspace(1, 300, n), "tx_fraud": (np.arange(n) % 9 == 0).astype(np.int8)})
+    return pd.DataFrame(
+        {
+            "tx_datetime": times.astype("datetime64[us]"),
+            "customer_id": np.arange(n) % 37,
+            "tx_amount": np.linspace(1, 300, n),
+            "tx_fraud": (np.arange(n) % 9 == 0).astype(np.int8),
+        }
+    )
 
 
 def test_labels_are_known_once_older_than_the_delay_and_present():
@@ -205,9 +230,15 @@ def test_labels_are_known_once_older_than_the_delay_and_present():
 
 
 def test_known_compromised_cards_are_dropped_from_the_delay_plus_one_th_day_on():
-    window = pd.DataFrame({
-        "tx_datetime": pd.to_datetime(["2018-08-15 10:00", "2018-08-16 10:00", "2018-08-17 10:00", "2018-08-17 11:00"]).astype("datetime64[us]"),
-        "customer_id": [1, 1, 1, 2], "tx_fraud": np.array([1, 0, 0, 0], dtype=np.int8)})
+    window = pd.DataFrame(
+        {
+            "tx_datetime": pd.to_datetime(
+                ["2018-08-15 10:00", "2018-08-16 10:00", "2018-08-17 10:00", "2018-08-17 11:00"]
+            ).astype("datetime64[us]"),
+            "customer_id": [1, 1, 1, 2],
+            "tx_fraud": np.array([1, 0, 0, 0], dtype=np.int8),
+        }
+    )
     # Delay 1: the fraud of day 0 is known on day 2 (0 <= 2 - 1 - 1), not on day 1.
     assert drift.known_compromised(window, np.ones(4, dtype=bool), delay_days=1).tolist() == [False, False, True, False]
 
@@ -224,7 +255,9 @@ def test_performance_needs_enough_labelled_frauds(config):
     few = drift.performance(window, scores, known, test, config.performance.model_copy(update={"min_frauds": 10_000}))
     assert math.isnan(few["live_average_precision"]) and math.isnan(few["performance_drop"])
     with pytest.raises(DataError, match="card_precision_k"):
-        drift.performance(window, scores, known, {"average_precision": 0.8, "card_precision_at_k": 0.3}, config.performance)
+        drift.performance(
+            window, scores, known, {"average_precision": 0.8, "card_precision_at_k": 0.3}, config.performance
+        )
 
 
 def test_amount_bands_keep_their_order():
@@ -246,8 +279,10 @@ def test_customer_age_for_integer_and_text_ids():
 
 
 def test_segment_table_by_hand():
-    groups = {"amount band": pd.Categorical(["low", "low", "low", "high", "high", "high"], categories=["low", "mid", "high"]),
-              "customer": np.array(["new", "new", "established", "established", "established", "established"], dtype=object)}
+    groups = {
+        "amount band": pd.Categorical(["low", "low", "low", "high", "high", "high"], categories=["low", "mid", "high"]),
+        "customer": np.array(["new", "new", "established", "established", "established", "established"], dtype=object),
+    }
     alerts = np.array([1, 0, 0, 1, 1, 0])
     labels = np.array([1, 1, 0, 1, 0, 1])
     known = np.array([True, True, True, True, True, False])
@@ -282,7 +317,9 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
     with pytest.raises(ConfigError, match=r"monitor.segments.amount_bands: must be strictly increasing"):
         MonitorConfig.parse({**DEFAULTS, "segments": {**DEFAULTS["segments"], "amount_bands": [50, 20]}}, "monitor")
     assert MonitorConfig.parse({**DEFAULTS, "current": "service_log"}, "monitor").journal_dir == "serving"
-    with pytest.raises(ConfigError, match=r"monitor.current: must be one of 'predictions' or 'service_log', got 'journal'"):
+    with pytest.raises(
+        ConfigError, match=r"monitor.current: must be one of 'predictions' or 'service_log', got 'journal'"
+    ):
         MonitorConfig.parse({**DEFAULTS, "current": "journal"}, "monitor")
     with pytest.raises(ConfigError, match=r"monitor.journal_dir"):
         MonitorConfig.parse({**DEFAULTS, "journal_dir": ""}, "monitor")
@@ -293,10 +330,17 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
 def _monitor(config: MonitorConfig, current: pd.DataFrame, reference: pd.DataFrame, scores: np.ndarray | None = None):
     scores = np.full(len(current), 0.1) if scores is None else scores
     return drift.monitor(
-        reference, np.full(len(reference), 0.1), current, scores, (scores >= 0.5).astype(np.int8),
-        features=["tx_amount"], threshold=0.5, test_metrics={"average_precision": 0.5, "card_precision_at_k": 0.2,
-                                                             "card_precision_k": 3},
-        delay_days=7, remove_known=True, config=config,
+        reference,
+        np.full(len(reference), 0.1),
+        current,
+        scores,
+        (scores >= 0.5).astype(np.int8),
+        features=["tx_amount"],
+        threshold=0.5,
+        test_metrics={"average_precision": 0.5, "card_precision_at_k": 0.2, "card_precision_k": 3},
+        delay_days=7,
+        remove_known=True,
+        config=config,
     )
 
 

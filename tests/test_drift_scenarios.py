@@ -50,7 +50,9 @@ def test_amount_inflation_alerts_and_names_the_amount_features():
     assert {"tx_amount", "customer_id_avg_amount_1day_window", "customer_id_avg_amount_7day_window"} <= _drifted(result)
     assert not any(f.startswith("terminal_id_nb_tx") for f in _drifted(result))  # counts did not change
     assert m["alert_rate_change"] > 0.5
-    assert result.summary.startswith("ALERT") and "customer_id_avg_amount" in result.summary  # the most shifted, by name
+    assert (
+        result.summary.startswith("ALERT") and "customer_id_avg_amount" in result.summary
+    )  # the most shifted, by name
 
 
 def test_compromised_terminal_wave_alerts_and_names_the_terminal_risk_features():
@@ -67,6 +69,9 @@ def test_new_fraud_pattern_shows_as_a_performance_drop():
     result = BENCH.run_scenario(TINY, drift=["night_fraud_share"], seed=1)
     m = result.metrics
     assert m["alert"] == 1, result.summary
-    assert m["performance_drop"] >= BENCH.MonitorConfig.parse(BENCH.compose(ROOT / "conf")["monitor"], "monitor").performance.max_drop
+    assert (
+        m["performance_drop"]
+        >= BENCH.MonitorConfig.parse(BENCH.compose(ROOT / "conf")["monitor"], "monitor").performance.max_drop
+    )
     assert m["live_average_precision"] < stable.metrics["live_average_precision"] - 0.1
     assert "performance drop" in result.summary

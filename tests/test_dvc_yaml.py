@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers.imports import ROOT, library_files
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -45,7 +46,8 @@ def _named_paths(script: Path) -> set[str]:
     return {
         node.value.rstrip("/")
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
         and node.value.startswith(("data/", "models/", "reports/"))
     }
 
@@ -63,8 +65,11 @@ def test_every_library_module_a_stage_imports_is_a_declared_dependency(stage):
 def test_no_declared_library_dependency_is_unused(stage):
     """A listed module the stage never imports reruns it for nothing."""
     used = library_files(_script(stage))
-    extra = [d for d in _entries(STAGES[stage], "deps") if d.startswith("src/")
-             and not any(p == Path(d) or Path(d) in p.parents for p in used)]
+    extra = [
+        d
+        for d in _entries(STAGES[stage], "deps")
+        if d.startswith("src/") and not any(p == Path(d) or Path(d) in p.parents for p in used)
+    ]
     assert not extra, f"stage {stage!r} lists {extra} in its deps but never imports it"
 
 
@@ -74,9 +79,15 @@ def test_a_stage_script_and_dvc_yaml_agree_on_every_path(stage):
     named = _named_paths(_script(stage))
     declared = _entries(spec, "deps", "outs", "metrics", "plots")
     # A named directory is fine when dvc.yaml declares the files the script writes into it.
-    undeclared = sorted(p for p in named if not _covered(Path(p), declared) and not any(Path(p) in Path(d).parents for d in declared))
+    undeclared = sorted(
+        p for p in named if not _covered(Path(p), declared) and not any(Path(p) in Path(d).parents for d in declared)
+    )
     assert not undeclared, f"stage {stage!r}: the script names {undeclared}, which dvc.yaml does not declare"
-    data = [d for d in declared if d.startswith(("data/", "models/", "reports/")) and not d.startswith(CONFIGURED_INPUTS + GATES)]
+    data = [
+        d
+        for d in declared
+        if d.startswith(("data/", "models/", "reports/")) and not d.startswith(CONFIGURED_INPUTS + GATES)
+    ]
     unnamed = sorted(d for d in data if not _covered(Path(d), sorted(named)))
     assert not unnamed, f"stage {stage!r}: dvc.yaml declares {unnamed}, which the script never names"
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _model import composed
 from distributed import LocalCluster, get_task_stream
 
-from _model import composed
 from fraudpipe.engine import EngineConfig, cluster, workers
 from fraudpipe.errors import ConfigError
 

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _model import composed, run_stage, stage_workdir
 from distributed import LocalCluster
 
-from _model import composed, run_stage, stage_workdir
 from fraudpipe.contract import COORDINATE_COLUMNS, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID
+from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.engine import EngineConfig
-from fraudpipe.features.dask import featurize, side_columns
 from fraudpipe.errors import DataError
+from fraudpipe.features.dask import featurize, side_columns
 from fraudpipe.features.definitions import EXTRAS, FeatureConfig, build_features, feature_names
 from fraudpipe.io import write_parquet
-from fraudpipe.data.simulate import SimulatorConfig, simulate
 
 #: Every extra, the distance included, over the default windows.
 ALL = FeatureConfig.parse(composed()["features"] | {"extras": list(EXTRAS)}, "features")
@@ -68,7 +68,9 @@ def test_the_two_sides_cover_every_feature_once_and_the_distance_is_the_client_s
 def test_dask_features_equal_the_pandas_engine_s_on_every_row_and_column(engine, simulation):
     tx, customers, terminals = simulation
     pandas = featurize(engine.model_copy(update={"name": "pandas"}), tx, ALL, customers, terminals)
-    pd.testing.assert_frame_equal(pandas, build_features(tx, ALL, customers, terminals))  # pandas is build_features itself
+    pd.testing.assert_frame_equal(
+        pandas, build_features(tx, ALL, customers, terminals)
+    )  # pandas is build_features itself
     dask = featurize(engine, tx, ALL, customers, terminals)
     assert len(dask) == len(tx) > 20_000
     assert_same_table(dask, pandas)
@@ -86,7 +88,9 @@ def test_text_ids_and_per_transaction_coordinates_give_the_same_features(engine,
     rng = np.random.default_rng(3)
     c = customers.set_index(customers[CUSTOMER_ID].map(lambda i: f"id-{i}"))
     t = terminals.set_index(terminals[TERMINAL_ID].map(lambda i: f"id-{i}"))
-    coords = np.column_stack([c.loc[tx[CUSTOMER_ID], ["x", "y"]].to_numpy(), t.loc[tx[TERMINAL_ID], ["x", "y"]].to_numpy()])
+    coords = np.column_stack(
+        [c.loc[tx[CUSTOMER_ID], ["x", "y"]].to_numpy(), t.loc[tx[TERMINAL_ID], ["x", "y"]].to_numpy()]
+    )
     coords += rng.normal(0, 0.5, coords.shape)  # per transaction: not the side tables' values
     gaps = rng.uniform(size=len(tx)) < 0.3
     first = ~tx.duplicated(CUSTOMER_ID) | ~tx.duplicated(TERMINAL_ID)
@@ -119,13 +123,18 @@ def _sha256(path: Path) -> str:
 def test_the_featurize_stage_on_the_cluster_writes_the_pandas_engine_s_file_byte_for_byte(engine, tmp_path):
     work = stage_workdir(tmp_path / "work")
     params = yaml.safe_load((work / "params.yaml").read_text())
-    tx, customers, terminals = (pd.read_parquet(work / f"data/{p}.parquet") for p in
-                                ("interim/transactions", "raw/customers", "raw/terminals"))
-    write_parquet(build_features(tx, FeatureConfig.parse(params["features"], "features"), customers, terminals),
-                  tmp_path / "pandas.parquet")
+    tx, customers, terminals = (
+        pd.read_parquet(work / f"data/{p}.parquet") for p in ("interim/transactions", "raw/customers", "raw/terminals")
+    )
+    write_parquet(
+        build_features(tx, FeatureConfig.parse(params["features"], "features"), customers, terminals),
+        tmp_path / "pandas.parquet",
+    )
     params["engine"] = engine.to_dict() | {"partitions": 3}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_stage(work, "featurize")
     assert proc.returncode == 0, proc.stderr
     assert "(extended, dask engine)" in proc.stdout
-    assert _sha256(work / "data/features/features.parquet") == _sha256(tmp_path / "pandas.parquet")  # split need not rerun
+    assert _sha256(work / "data/features/features.parquet") == _sha256(
+        tmp_path / "pandas.parquet"
+    )  # split need not rerun

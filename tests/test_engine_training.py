@@ -9,18 +9,18 @@ import json
 import numpy as np
 import pytest
 import yaml
+from _model import composed, model_config, run_stage, stage_workdir
 from distributed import LocalCluster
 
-from _model import composed, model_config, run_stage, stage_workdir
+from fraudpipe.data.simulate import SimulatorConfig, simulate
+from fraudpipe.data.split import SplitConfig, time_split
 from fraudpipe.engine import EngineConfig, worker_addresses
-from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost, check_model, model_problems, train_on_engine
 from fraudpipe.errors import ConfigError
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.metrics import average_precision
 from fraudpipe.model import load_bundle, save_bundle
+from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost, check_model, model_problems, train_on_engine
 from fraudpipe.pipeline.preflight import config_problems
-from fraudpipe.data.simulate import SimulatorConfig, simulate
-from fraudpipe.data.split import SplitConfig, time_split
 
 #: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
 HIST = model_config(tree_method="hist")
@@ -37,7 +37,9 @@ def test_the_dask_engine_refuses_what_xgboost_dask_cannot_train_naming_both_grou
     [forest] = model_problems(dask, model_config("random_forest"))
     assert "engine.name: dask trains only model.estimator xgboost" in forest and "'random_forest'" in forest
     assert "set engine=pandas or model=xgboost" in forest
-    with pytest.raises(ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'.*set model\.tree_method=hist"):
+    with pytest.raises(
+        ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'.*set model\.tree_method=hist"
+    ):
         check_model(dask, model_config())  # the default model: exact trees need all rows in one process
     check_model(pandas, model_config())
 
@@ -62,10 +64,17 @@ def periods():
     """Two months of simulated transactions: 14 training days (about 27,000 rows, 1,100 frauds),
     a week of delay, and a held-out test week (about 4,700 rows, 160 frauds)."""
     params = composed()
-    simulator = params["data"]["simulator"] | {"n_customers": 1000, "n_terminals": 2000, "n_days": 60,
-                                               "start_date": "2018-07-01", "radius": 10.0}
+    simulator = params["data"]["simulator"] | {
+        "n_customers": 1000,
+        "n_terminals": 2000,
+        "n_days": 60,
+        "start_date": "2018-07-01",
+        "radius": 10.0,
+    }
     sim = simulate(SimulatorConfig.parse(simulator, "data.simulator"))
-    table = build_features(sim.transactions, FeatureConfig.parse(params["features"], "features"), sim.customers, sim.terminals)
+    table = build_features(
+        sim.transactions, FeatureConfig.parse(params["features"], "features"), sim.customers, sim.terminals
+    )
     split = params["split"] | {"train_start": "2018-08-01", "train_days": 14, "delay_days": 7, "test_days": 7}
     return time_split(table, SplitConfig.parse(split, "split"))
 
@@ -75,7 +84,10 @@ def test_dask_trained_xgboost_ranks_the_test_period_like_the_pandas_engine(engin
     y = periods.test["tx_fraud"].to_numpy()
     pandas = train_on_engine(engine.model_copy(update={"name": "pandas"}), periods.train, HIST)
     dask = train_on_engine(engine, periods.train, HIST)
-    ap_pandas, ap_dask = average_precision(y, pandas.score(periods.test)), average_precision(y, dask.score(periods.test))
+    ap_pandas, ap_dask = (
+        average_precision(y, pandas.score(periods.test)),
+        average_precision(y, dask.score(periods.test)),
+    )
     print(f"average precision on the test week: pandas engine {ap_pandas:.4f}, dask engine {ap_dask:.4f}")
     assert ap_pandas > 0.5
     assert abs(ap_dask - ap_pandas) <= 0.01
@@ -106,13 +118,20 @@ def test_the_rows_of_a_fit_are_spread_over_the_workers_in_one_fixed_order(engine
         assert len(homes) == 2
         for _ in range(3):
             matrix = DaskXGBoost(client, 4)._matrix(X, y, ["a", "b"])
-            placed = {address: sorted(matrix.partition_order[part.key] for part in parts) for address, parts in matrix.worker_map.items()}
+            placed = {
+                address: sorted(matrix.partition_order[part.key] for part in parts)
+                for address, parts in matrix.worker_map.items()
+            }
             assert placed == {homes[0]: [0, 2], homes[1]: [1, 3]}
 
 
 def test_a_model_the_dask_engine_cannot_train_is_refused_before_any_cluster(periods):
-    nowhere = EngineConfig.parse(composed("engine=dask")["engine"] | {"scheduler_address": "tcp://127.0.0.1:9"}, "engine")
-    with pytest.raises(ConfigError, match=r"engine\.name: dask trains only model\.estimator xgboost.*'logistic_regression'"):
+    nowhere = EngineConfig.parse(
+        composed("engine=dask")["engine"] | {"scheduler_address": "tcp://127.0.0.1:9"}, "engine"
+    )
+    with pytest.raises(
+        ConfigError, match=r"engine\.name: dask trains only model\.estimator xgboost.*'logistic_regression'"
+    ):
         train_on_engine(nowhere, periods.train, model_config("logistic_regression"))
     with pytest.raises(ConfigError, match=r"engine\.name: dask cannot train model\.tree_method 'exact'"):
         train_on_engine(nowhere, periods.train, model_config())

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-
 from _repo import env, make_tiny_repo, ran_stages, sh
+
 from fraudpipe.config import compose
 
 pytestmark = pytest.mark.integration
@@ -58,8 +58,15 @@ def _start_queue(repo: Path) -> None:
     captured stdout pipe open until it exits, so reading from a pipe would wait for the worker."""
     log = repo.parent / "queue-start.log"  # outside the repository: the workspace stays clean
     with log.open("wb") as out:
-        proc = subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=repo, env=env(), stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+        proc = subprocess.run(
+            ["dvc", "queue", "start", "-j", "1"],
+            cwd=repo,
+            env=env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
     assert proc.returncode == 0, log.read_text()
     assert "Started '1' new experiments task queue worker" in log.read_text()
 
@@ -143,7 +150,9 @@ def test_changing_a_model_param_reruns_train_evaluate_backtest_infer_and_monitor
     for name, out in outputs.items():
         # the two checks read the model group too; each takes about a second
         # infer scores the live period with the new bundle, and monitor watches its scores
-        assert ran_stages(out) == {"check_config", "check_data", "train", "evaluate", "backtest", "infer", "monitor"}, f"{name}:\n{out}"
+        assert ran_stages(out) == {"check_config", "check_data", "train", "evaluate", "backtest", "infer", "monitor"}, (
+            f"{name}:\n{out}"
+        )
         for stage in UPSTREAM:
             assert f"Stage '{stage}' didn't change, skipping" in out, f"{name}:\n{out}"
 
@@ -157,9 +166,21 @@ def test_the_sweep_and_the_single_run_are_experiments_with_different_metrics(exp
 
 def test_exp_show_sorts_experiments_by_a_metric(experiments):
     table = sh(
-        experiments.repo, "dvc", "exp", "show", "--no-pager", "--md", "--sort-by", AP, "--sort-order", "desc",
-        "--drop", ".*", "--keep", "Experiment|^average_precision$|model.max_depth",
-    ).stdout  # fmt: skip
+        experiments.repo,
+        "dvc",
+        "exp",
+        "show",
+        "--no-pager",
+        "--md",
+        "--sort-by",
+        AP,
+        "--sort-order",
+        "desc",
+        "--drop",
+        ".*",
+        "--keep",
+        "Experiment|^average_precision$|model.max_depth",
+    ).stdout
     shown = re.findall(r"\[([^\]]+)\]", table)
     expected = sorted(experiments.runs, key=lambda n: experiments.runs[n]["metrics"]["average_precision"], reverse=True)
     assert shown == expected, table

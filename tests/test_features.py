@@ -16,17 +16,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraudpipe.features import definitions as features_module
 from fraudpipe.contract import KEY_COLUMNS, feature_columns
 from fraudpipe.errors import ConfigError, DataError
+from fraudpipe.features import definitions as features_module
 from fraudpipe.features.definitions import (
     EXTRAS,
     FeatureConfig,
     build_features,
     feature_names,
 )
-from fraudpipe.io import write_parquet
 from fraudpipe.features.online import OnlineState
+from fraudpipe.io import write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400
@@ -46,7 +46,9 @@ SMALL = features_config(
 )
 HANDBOOK = features_config()
 EXTENDED = features_config(set="extended", extras=EXTRAS, extra_windows=(7, 30))
-NO_DELAY = features_config(set="no_delay", customer_windows=(1,), terminal_windows=(1, 3), delay_days=0, extras=EXTRAS, extra_windows=(1,))
+NO_DELAY = features_config(
+    set="no_delay", customer_windows=(1,), terminal_windows=(1, 3), delay_days=0, extras=EXTRAS, extra_windows=(1,)
+)
 CONFIGS = {"small": SMALL, "handbook": HANDBOOK, "extended": EXTENDED, "no_delay": NO_DELAY}
 
 
@@ -59,7 +61,9 @@ def frame(seconds, customer, terminal, amount, fraud, tid=None) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "transaction_id": np.asarray(np.arange(n) if tid is None else tid, dtype=np.int64),
-            "tx_datetime": (START + np.asarray(seconds, dtype=np.int64).astype("timedelta64[s]")).astype("datetime64[us]"),
+            "tx_datetime": (START + np.asarray(seconds, dtype=np.int64).astype("timedelta64[s]")).astype(
+                "datetime64[us]"
+            ),
             "customer_id": np.asarray(customer, dtype=np.int64),
             "terminal_id": np.asarray(terminal, dtype=np.int64),
             "tx_amount": np.asarray(amount, dtype=np.float64),
@@ -69,7 +73,9 @@ def frame(seconds, customer, terminal, amount, fraud, tid=None) -> pd.DataFrame:
     return out.sort_values(["tx_datetime", "transaction_id"], kind="stable").reset_index(drop=True)
 
 
-def make_transactions(seed: int, n: int = 300, days: int = 12, n_customers: int = 12, n_terminals: int = 15) -> pd.DataFrame:
+def make_transactions(
+    seed: int, n: int = 300, days: int = 12, n_customers: int = 12, n_terminals: int = 15
+) -> pd.DataFrame:
     """Small random data with every edge the definitions have.
 
     Same-second ties (also within one customer and one terminal), pairs exactly 1..37 days apart
@@ -83,7 +89,10 @@ def make_transactions(seed: int, n: int = 300, days: int = 12, n_customers: int 
     copy_to, copy_from = rng.choice(n, n // 5, replace=False), rng.choice(n, n // 5)
     seconds[copy_to] = seconds[copy_from]  # ties across keys
     copy_to = copy_to[: n // 10]
-    customer[copy_to], terminal[copy_to] = customer[copy_from[: n // 10]], terminal[copy_from[: n // 10]]  # ties within keys
+    customer[copy_to], terminal[copy_to] = (
+        customer[copy_from[: n // 10]],
+        terminal[copy_from[: n // 10]],
+    )  # ties within keys
     for k, lag in enumerate(lag for lag in (1, 2, 3, 4, 7, 8, 9, 30, 37) * 2 if lag < days):
         a, b = 2 * k + 10, 2 * k + 11  # the later one in the last part of the period (the replayed part)
         seconds[b] = days * DAY - 1 - k * 7_919
@@ -99,12 +108,30 @@ def make_transactions(seed: int, n: int = 300, days: int = 12, n_customers: int 
 
 #: Ids a real source has: hex hashes, names with commas and quotes, numbers with leading zeros
 #: beside the same number without them, things that look like numbers, non-ASCII text.
-_ODD_IDS = ["7", "007", "07", "5e3", "-0", " 7", "1_000", "+7", "Kirlin, Sporer and Mann", 'Zieme "Lind", Inc.', "Zürich, Café 3", "ß", "ǅ", "a", "A"]
+_ODD_IDS = [
+    "7",
+    "007",
+    "07",
+    "5e3",
+    "-0",
+    " 7",
+    "1_000",
+    "+7",
+    "Kirlin, Sporer and Mann",
+    'Zieme "Lind", Inc.',
+    "Zürich, Café 3",
+    "ß",
+    "ǅ",
+    "a",
+    "A",
+]
 
 
 def text_names(n: int, salt: str) -> list[str]:
     """``n`` distinct texts: the odd ids above first, then 40-hex hashes and names with commas."""
-    extra = [hashlib.sha1(f"{salt}{i}".encode()).hexdigest() if i % 3 else f"fraud_{salt}, merchant {i}" for i in range(n)]
+    extra = [
+        hashlib.sha1(f"{salt}{i}".encode()).hexdigest() if i % 3 else f"fraud_{salt}, merchant {i}" for i in range(n)
+    ]
     return list(dict.fromkeys(_ODD_IDS + extra))[:n]
 
 
@@ -123,12 +150,18 @@ def text_ids(tx: pd.DataFrame, *tables: pd.DataFrame) -> tuple[pd.DataFrame, ...
 
     maps = {
         "transaction_id": mapping(tx["transaction_id"].to_numpy(), "tx", ordered=True),
-        "customer_id": mapping(np.concatenate([tx["customer_id"], *[t["customer_id"] for t in tables if "customer_id" in t]]), "c", False),
-        "terminal_id": mapping(np.concatenate([tx["terminal_id"], *[t["terminal_id"] for t in tables if "terminal_id" in t]]), "t", False),
+        "customer_id": mapping(
+            np.concatenate([tx["customer_id"], *[t["customer_id"] for t in tables if "customer_id" in t]]), "c", False
+        ),
+        "terminal_id": mapping(
+            np.concatenate([tx["terminal_id"], *[t["terminal_id"] for t in tables if "terminal_id" in t]]), "t", False
+        ),
     }
 
     def convert(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.assign(**{c: pd.array([m[i] for i in frame[c].tolist()], dtype="str") for c, m in maps.items() if c in frame})
+        return frame.assign(
+            **{c: pd.array([m[i] for i in frame[c].tolist()], dtype="str") for c, m in maps.items() if c in frame}
+        )
 
     return tuple(convert(frame) for frame in (tx, *tables))
 
@@ -179,7 +212,11 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
     out = []
     for i, r in enumerate(rows):
         when = pd.Timestamp(r.tx_datetime)
-        f = {"tx_amount": r.tx_amount, "tx_during_weekend": float(when.weekday() >= 5), "tx_during_night": float(when.hour <= 6)}
+        f = {
+            "tx_amount": r.tx_amount,
+            "tx_during_weekend": float(when.weekday() >= 5),
+            "tx_during_night": float(when.hour <= 6),
+        }
 
         def customer_window(n: int) -> list[int]:
             return [j for j in range(i + 1) if rows[j].customer_id == r.customer_id and t[i] - n * DAY < t[j] <= t[i]]
@@ -192,7 +229,11 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
             f[f"customer_id_nb_tx_{n}day_window"] = len(w)
             f[f"customer_id_avg_amount_{n}day_window"] = mean(w)
         for n in config.terminal_windows:
-            w = [j for j in range(i) if rows[j].terminal_id == r.terminal_id and t[i] - (d + n) * DAY < t[j] <= t[i] - d * DAY]
+            w = [
+                j
+                for j in range(i)
+                if rows[j].terminal_id == r.terminal_id and t[i] - (d + n) * DAY < t[j] <= t[i] - d * DAY
+            ]
             f[f"terminal_id_nb_tx_{n}day_window"] = len(w)
             f[f"terminal_id_risk_{n}day_window"] = sum(fraud[j] for j in w) / len(w) if w else 0.0
         for n in config.extra_windows:
@@ -204,7 +245,9 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
                 cents = [round(rows[j].tx_amount * 100) for j in w]
                 mu = Fraction(sum(cents), len(cents))
                 var = sum((Fraction(c) - mu) ** 2 for c in cents) / len(cents)
-                f[f"customer_id_amount_zscore_{n}day_window"] = float(round(r.tx_amount * 100) - mu) / math.sqrt(var) if var else 0.0
+                f[f"customer_id_amount_zscore_{n}day_window"] = (
+                    float(round(r.tx_amount * 100) - mu) / math.sqrt(var) if var else 0.0
+                )
             if "nb_terminals" in config.extras:
                 f[f"customer_id_nb_terminals_{n}day_window"] = len({rows[j].terminal_id for j in w})
         if "seconds_since_prev_tx" in config.extras:
@@ -221,7 +264,9 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
 def assert_same_features(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert list(got.columns) == list(want.columns)
     for column in want.columns:
-        np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            got[column].to_numpy(), want[column].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=column
+        )
 
 
 # --- against the naive reference -----------------------------------------------------------------
@@ -266,7 +311,9 @@ def test_generated_data_has_every_edge() -> None:
 def test_ties_and_edges_by_hand() -> None:
     """The tie rule on a table small enough to read: earlier rows in (time, id) order count, later ones never."""
     s = [0, 0, 0, DAY, DAY + 1]
-    tx = frame(s, customer=[7, 7, 8, 7, 7], terminal=[1, 1, 1, 1, 1], amount=[10, 20, 99, 30, 40], fraud=[1, 0, 0, 0, 0])
+    tx = frame(
+        s, customer=[7, 7, 8, 7, 7], terminal=[1, 1, 1, 1, 1], amount=[10, 20, 99, 30, 40], fraud=[1, 0, 0, 0, 0]
+    )
     config = features_config(customer_windows=(1,), terminal_windows=(1,), delay_days=1)
     got = build_features(tx, config)
     assert got["customer_id_nb_tx_1day_window"].tolist() == [1, 2, 1, 1, 2]  # (t - 1 day, t]: 0 is out at t = 1 day
@@ -275,7 +322,13 @@ def test_ties_and_edges_by_hand() -> None:
     assert got["terminal_id_nb_tx_1day_window"].tolist() == [0, 0, 0, 3, 3]
     assert got["terminal_id_risk_1day_window"].tolist() == [0, 0, 0, 1 / 3, 1 / 3]
     no_delay = build_features(tx, features_config(customer_windows=(), terminal_windows=(1,), delay_days=0))
-    assert no_delay["terminal_id_nb_tx_1day_window"].tolist() == [0, 1, 2, 0, 1]  # strictly earlier rows, (t - 1 day, t]
+    assert no_delay["terminal_id_nb_tx_1day_window"].tolist() == [
+        0,
+        1,
+        2,
+        0,
+        1,
+    ]  # strictly earlier rows, (t - 1 day, t]
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -304,7 +357,10 @@ def _from_rows(rows) -> pd.DataFrame:
 def test_property_matches_naive(rows) -> None:
     tx = _from_rows(rows)
     customers, terminals = location_tables(tx)
-    assert_same_features(build_features(tx, SMALL, customers, terminals)[feature_names(SMALL)], naive_features(tx, SMALL, customers, terminals))
+    assert_same_features(
+        build_features(tx, SMALL, customers, terminals)[feature_names(SMALL)],
+        naive_features(tx, SMALL, customers, terminals),
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -326,7 +382,9 @@ def test_property_ids_are_only_names(rows, new_customer, new_terminal) -> None:
         customer_id=np.asarray(new_customer)[tx["customer_id"]] * 1_000_003,
         terminal_id=np.asarray(new_terminal)[tx["terminal_id"]] - 17,
     )
-    config = features_config(customer_windows=(1, 3), terminal_windows=(1,), delay_days=1, extras=("nb_terminals",), extra_windows=(2,))
+    config = features_config(
+        customer_windows=(1, 3), terminal_windows=(1,), delay_days=1, extras=("nb_terminals",), extra_windows=(2,)
+    )
     a, b = build_features(tx, config), build_features(renamed, config)
     pd.testing.assert_frame_equal(a[feature_names(config)], b[feature_names(config)])
 
@@ -356,14 +414,22 @@ def test_table_contract_and_order() -> None:
 
 def test_handbook_feature_names() -> None:
     assert feature_names(HANDBOOK) == [
-        "tx_amount", "tx_during_weekend", "tx_during_night",
-        "customer_id_nb_tx_1day_window", "customer_id_avg_amount_1day_window",
-        "customer_id_nb_tx_7day_window", "customer_id_avg_amount_7day_window",
-        "customer_id_nb_tx_30day_window", "customer_id_avg_amount_30day_window",
-        "terminal_id_nb_tx_1day_window", "terminal_id_risk_1day_window",
-        "terminal_id_nb_tx_7day_window", "terminal_id_risk_7day_window",
-        "terminal_id_nb_tx_30day_window", "terminal_id_risk_30day_window",
-    ]  # fmt: skip
+        "tx_amount",
+        "tx_during_weekend",
+        "tx_during_night",
+        "customer_id_nb_tx_1day_window",
+        "customer_id_avg_amount_1day_window",
+        "customer_id_nb_tx_7day_window",
+        "customer_id_avg_amount_7day_window",
+        "customer_id_nb_tx_30day_window",
+        "customer_id_avg_amount_30day_window",
+        "terminal_id_nb_tx_1day_window",
+        "terminal_id_risk_1day_window",
+        "terminal_id_nb_tx_7day_window",
+        "terminal_id_risk_7day_window",
+        "terminal_id_nb_tx_30day_window",
+        "terminal_id_risk_30day_window",
+    ]
 
 
 def test_conf_options_share_keys_and_parse() -> None:
@@ -382,14 +448,23 @@ def test_conf_options_share_keys_and_parse() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "red"}, "features.colour: unknown key (known keys: customer_windows, delay_days, extra_windows, extras, set, terminal_windows)"),
-        ({"extras": ["velocity"]}, "features.extras[0]: must be one of 'amount_ratio', 'amount_zscore', 'nb_terminals', 'seconds_since_prev_tx' or 'customer_terminal_distance', got 'velocity'"),
+        (
+            {"colour": "red"},
+            "features.colour: unknown key (known keys: customer_windows, delay_days, extra_windows, extras, set, terminal_windows)",
+        ),
+        (
+            {"extras": ["velocity"]},
+            "features.extras[0]: must be one of 'amount_ratio', 'amount_zscore', 'nb_terminals', 'seconds_since_prev_tx' or 'customer_terminal_distance', got 'velocity'",
+        ),
         ({"extras": "nb_terminals"}, "features.extras: must be a list, got 'nb_terminals'"),
         ({"customer_windows": [7, 0]}, "features.customer_windows[1]: must be >= 1, got 0"),
         ({"terminal_windows": [7, 7]}, "features.terminal_windows: must not repeat a window, got [7, 7]"),
         ({"delay_days": -1}, "features.delay_days: must be >= 0, got -1"),
         ({"delay_days": 1.5}, "features.delay_days: must be a whole number, got 1.5"),
-        ({"customer_windows": [], "extras": ["seconds_since_prev_tx"]}, "features.extras: 'seconds_since_prev_tx' is capped at the longest customer window"),
+        (
+            {"customer_windows": [], "extras": ["seconds_since_prev_tx"]},
+            "features.extras: 'seconds_since_prev_tx' is capped at the longest customer window",
+        ),
     ],
 )
 def test_bad_config_names_the_full_key_and_the_value(change: dict, message: str) -> None:
@@ -409,7 +484,10 @@ def test_unsorted_input_names_the_rows() -> None:
     ("mutate", "message"),
     [
         (lambda tx: tx.drop(columns="terminal_id"), "lacks column.*terminal_id"),
-        (lambda tx: tx.assign(tx_amount=tx["tx_amount"].where(tx.index != 4)), "'tx_amount' is missing in 1 row.*positions \\[4\\]"),
+        (
+            lambda tx: tx.assign(tx_amount=tx["tx_amount"].where(tx.index != 4)),
+            "'tx_amount' is missing in 1 row.*positions \\[4\\]",
+        ),
     ],
 )
 def test_bad_input_is_named(mutate, message: str) -> None:
@@ -435,7 +513,9 @@ def test_unlabelled_rows_count_as_genuine() -> None:
     got = build_features(unlabelled, HANDBOOK)
     assert (got.filter(like="terminal_id_risk") == 0).all().all()
     assert got["tx_fraud"].isna().all()
-    pd.testing.assert_series_equal(got["terminal_id_nb_tx_7day_window"], build_features(tx, HANDBOOK)["terminal_id_nb_tx_7day_window"])
+    pd.testing.assert_series_equal(
+        got["terminal_id_nb_tx_7day_window"], build_features(tx, HANDBOOK)["terminal_id_nb_tx_7day_window"]
+    )
 
 
 # --- the stage -----------------------------------------------------------------------------------
@@ -461,10 +541,20 @@ def test_featurize_stage(tmp_path: Path, locations: str | None) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"features": EXTENDED.to_dict(), "engine": engine}))
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "stages/featurize.py")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "stages/featurize.py")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def digests() -> dict[str, str]:
-        return {str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "data/features").rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((tmp_path / "data/features").rglob("*"))
+            if p.is_file()
+        }
 
     proc = run()
     if not with_locations:
@@ -476,10 +566,16 @@ def test_featurize_stage(tmp_path: Path, locations: str | None) -> None:
     assert proc.returncode == 0, proc.stderr
     table = pd.read_parquet(tmp_path / "data/features/features.parquet")
     assert feature_columns(table) == feature_names(EXTENDED) and len(table) == len(tx)
-    assert table["transaction_id"].tolist() == tx["transaction_id"].tolist() and table["customer_id"].dtype == tx["customer_id"].dtype
+    assert (
+        table["transaction_id"].tolist() == tx["transaction_id"].tolist()
+        and table["customer_id"].dtype == tx["customer_id"].dtype
+    )
     state = OnlineState.load(tmp_path / "data/features/online_state")
     assert state.as_of == tx["tx_datetime"].iat[-1]
-    pd.testing.assert_frame_equal(state.history()[["transaction_id", "customer_id", "terminal_id"]], tx[["transaction_id", "customer_id", "terminal_id"]].iloc[-len(state.history()):].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        state.history()[["transaction_id", "customer_id", "terminal_id"]],
+        tx[["transaction_id", "customer_id", "terminal_id"]].iloc[-len(state.history()) :].reset_index(drop=True),
+    )
     first = digests()
     assert run().returncode == 0 and digests() == first
 
@@ -489,7 +585,9 @@ def test_any_id_range(scale: int) -> None:
     tx = make_transactions(7)
     wide = tx.assign(customer_id=tx["customer_id"] * scale - 5, terminal_id=-tx["terminal_id"] * scale)
     config = features_config(extras=("nb_terminals", "seconds_since_prev_tx"))
-    pd.testing.assert_frame_equal(build_features(wide, config)[feature_names(config)], build_features(tx, config)[feature_names(config)])
+    pd.testing.assert_frame_equal(
+        build_features(wide, config)[feature_names(config)], build_features(tx, config)[feature_names(config)]
+    )
     assert_same_features(build_features(wide, config)[feature_names(config)], naive_features(wide, config))
 
 
@@ -506,7 +604,9 @@ def test_text_ids_give_the_int64_features_row_for_row(name: str, seed: int) -> N
     customers, terminals = location_tables(tx, seed)
     text, text_customers, text_terminals = text_ids(tx, customers, terminals)
     assert all(text[c].dtype == "str" for c in ("transaction_id", "customer_id", "terminal_id"))
-    assert {"7", "007", "Kirlin, Sporer and Mann"} <= set(text["customer_id"]) & set(text["terminal_id"]) & set(text["transaction_id"])
+    assert {"7", "007", "Kirlin, Sporer and Mann"} <= set(text["customer_id"]) & set(text["terminal_id"]) & set(
+        text["transaction_id"]
+    )
     got = build_features(text, config, text_customers, text_terminals)
     want = build_features(tx, config, customers, terminals)
     np.testing.assert_array_equal(got[feature_names(config)].to_numpy(), want[feature_names(config)].to_numpy())
@@ -520,7 +620,10 @@ def test_text_transaction_ids_order_same_second_rows_by_code_point() -> None:
     ordered = tx.assign(transaction_id=pd.array(["007", "10", "7", "9"], dtype="str"))
     assert build_features(ordered, HANDBOOK)["customer_id_nb_tx_1day_window"].tolist() == [1, 2, 3, 4]
     numeric = tx.assign(transaction_id=pd.array(["7", "9", "10", "007"], dtype="str"))
-    with pytest.raises(DataError, match=r"sorted by \(tx_datetime, transaction_id\).*positions \[2, 3\].*transaction_id \['10', '007'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"sorted by \(tx_datetime, transaction_id\).*positions \[2, 3\].*transaction_id \['10', '007'\]",
+    ):
         build_features(numeric, HANDBOOK)
 
 
@@ -554,7 +657,9 @@ def test_distance_from_per_transaction_coordinates_is_numpy_hypot() -> None:
     np.testing.assert_array_equal(got["customer_terminal_distance"].to_numpy(), expected)
     assert not set(got.columns) & {"customer_x", "customer_y", "terminal_x", "terminal_y"}  # no model inputs
     assert feature_columns(got) == feature_names(DISTANCE)
-    assert feature_columns(pd.concat([got, tx.filter(like="_x")], axis=1)) == feature_names(DISTANCE)  # even when carried along
+    assert feature_columns(pd.concat([got, tx.filter(like="_x")], axis=1)) == feature_names(
+        DISTANCE
+    )  # even when carried along
 
 
 def test_per_transaction_coordinates_win_over_the_side_tables() -> None:
@@ -587,11 +692,26 @@ def test_rows_without_coordinates_use_the_last_known_of_their_id(seed: int) -> N
 @pytest.mark.parametrize(
     ("mutate", "tables", "message"),
     [
-        (lambda tx: tx.assign(customer_x=np.nan, customer_y=np.nan), False,
-         r"customer coordinates \(customer_x, customer_y\) are missing in 300 row\(s\).*no customer locations table"),
-        (lambda tx: tx.drop(columns="terminal_y"), True, r"column 'terminal_x' but not 'terminal_y': terminal coordinates come in pairs"),
-        (lambda tx: tx.assign(customer_y=tx["customer_y"].where(tx.index != 3)), True, r"one of the pair is missing in 1 row\(s\), e.g. positions \[3\]"),
-        (lambda tx: tx.assign(terminal_x=tx["terminal_x"].where(tx.index != 5, np.inf)), True, r"must be finite; not in 1 row\(s\), e.g. positions \[5\]"),
+        (
+            lambda tx: tx.assign(customer_x=np.nan, customer_y=np.nan),
+            False,
+            r"customer coordinates \(customer_x, customer_y\) are missing in 300 row\(s\).*no customer locations table",
+        ),
+        (
+            lambda tx: tx.drop(columns="terminal_y"),
+            True,
+            r"column 'terminal_x' but not 'terminal_y': terminal coordinates come in pairs",
+        ),
+        (
+            lambda tx: tx.assign(customer_y=tx["customer_y"].where(tx.index != 3)),
+            True,
+            r"one of the pair is missing in 1 row\(s\), e.g. positions \[3\]",
+        ),
+        (
+            lambda tx: tx.assign(terminal_x=tx["terminal_x"].where(tx.index != 5, np.inf)),
+            True,
+            r"must be finite; not in 1 row\(s\), e.g. positions \[5\]",
+        ),
     ],
 )
 def test_bad_coordinates_are_named(mutate, tables: bool, message: str) -> None:

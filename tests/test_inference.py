@@ -11,11 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from _model import run_stage, stage_workdir, write_params
+from test_stages import assert_one_line_failure
+from test_stages_model import _only_declared
+
 from fraudpipe.contract import TX_DATETIME
+from fraudpipe.data.split import SplitConfig, time_split
 from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.features.online import OnlineState
+from fraudpipe.io import read_parquet, read_parquet_if_exists, write_parquet
+from fraudpipe.metrics import threshold_metrics
+from fraudpipe.model import load_bundle
 from fraudpipe.scoring.batch import (
     PREDICTION_COLUMNS,
     alerts,
@@ -26,14 +33,7 @@ from fraudpipe.scoring.batch import (
     read_gate_passed,
     summary,
 )
-from fraudpipe.io import read_parquet, read_parquet_if_exists, write_parquet
-from fraudpipe.metrics import threshold_metrics
-from fraudpipe.model import load_bundle
-from fraudpipe.features.online import OnlineState
 from fraudpipe.scoring.online import OnlineScorer, replay
-from fraudpipe.data.split import SplitConfig, time_split
-from test_stages import assert_one_line_failure
-from test_stages_model import _only_declared
 
 LIVE = "data/split/live.parquet"
 PREDICTIONS = "data/predictions/live.parquet"
@@ -47,7 +47,9 @@ def evaluated(tmp_path_factory) -> Path:
     (three days after the test period)."""
     work = stage_workdir(tmp_path_factory.mktemp("w") / "w", evaluate__latency_rows=100)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    parts = time_split(read_parquet(work / "data/features/features.parquet"), SplitConfig.parse(params["split"], "split"))
+    parts = time_split(
+        read_parquet(work / "data/features/features.parquet"), SplitConfig.parse(params["split"], "split")
+    )
     write_parquet(parts.live, work / LIVE)
     for stage in ("train", "evaluate"):
         proc = run_stage(work, stage)
@@ -63,7 +65,9 @@ def _copy(evaluated: Path, tmp_path: Path) -> Path:
 
 
 def _edit(work: Path, path: str, change) -> None:
-    data = yaml.safe_load((work / path).read_text()) if path.endswith(".yaml") else json.loads((work / path).read_text())
+    data = (
+        yaml.safe_load((work / path).read_text()) if path.endswith(".yaml") else json.loads((work / path).read_text())
+    )
     change(data)
     (work / path).write_text(yaml.safe_dump(data, sort_keys=False) if path.endswith(".yaml") else json.dumps(data))
 
@@ -142,9 +146,12 @@ def test_batch_scores_equal_the_online_path_transaction_by_transaction(inferred)
     transactions = read_parquet(inferred / "data/interim/transactions.parquet")
     live_start = read_parquet(inferred / LIVE)[TX_DATETIME].min()
     before = transactions[TX_DATETIME] < live_start
-    state = OnlineState.from_history(transactions[before], FeatureConfig.parse(params["features"], "features"),
-                                     read_parquet_if_exists(inferred / "data/raw/customers.parquet"),
-                                     read_parquet_if_exists(inferred / "data/raw/terminals.parquet"))
+    state = OnlineState.from_history(
+        transactions[before],
+        FeatureConfig.parse(params["features"], "features"),
+        read_parquet_if_exists(inferred / "data/raw/customers.parquet"),
+        read_parquet_if_exists(inferred / "data/raw/terminals.parquet"),
+    )
     replayed = replay(OnlineScorer(state, load_bundle(inferred / "models/bundle", nthread=1)), transactions[~before])
     out = read_parquet(inferred / PREDICTIONS)
     np.testing.assert_array_equal(replayed.transaction_ids, out["transaction_id"].to_numpy())
@@ -160,7 +167,12 @@ def test_an_empty_live_period_writes_empty_outputs(evaluated, tmp_path):
     assert len(out) == 0 and list(out.columns) == list(PREDICTION_COLUMNS)
     assert [str(t) for t in out.dtypes] == ["int64", "float64", "int8", "str"]
     figures = json.loads((work / SUMMARY).read_text())
-    assert (figures["rows_scored"], figures["alerts"], figures["alert_rate"], figures["score_mean"]) == (0, 0, None, None)
+    assert (figures["rows_scored"], figures["alerts"], figures["alert_rate"], figures["score_mean"]) == (
+        0,
+        0,
+        None,
+        None,
+    )
     assert json.loads((work / THROUGHPUT).read_text())["rows_per_s"] is None
     assert "scored 0 live rows" in proc.stdout
 
@@ -169,8 +181,14 @@ def test_a_failed_gate_is_refused_when_enforced(evaluated, tmp_path):
     work = _copy(evaluated, tmp_path)
     _edit(work, "reports/metrics.json", lambda m: m.update(gate_passed=0))
     _edit(work, "params.yaml", lambda p: p["evaluate"]["gate"].update(enforce=True))
-    line = assert_one_line_failure(run_stage(work, "infer"), "infer", "failed its quality gate", "gate_passed 0 in reports/metrics.json",
-                                   "evaluate.gate.enforce is true", "evaluate.gate.enforce: false")
+    line = assert_one_line_failure(
+        run_stage(work, "infer"),
+        "infer",
+        "failed its quality gate",
+        "gate_passed 0 in reports/metrics.json",
+        "evaluate.gate.enforce is true",
+        "evaluate.gate.enforce: false",
+    )
     assert "GateFailed" not in line
     assert not (work / PREDICTIONS).exists() and not (work / SUMMARY).exists()
 
@@ -192,9 +210,15 @@ def test_a_failed_gate_not_enforced_scores_with_one_warning(evaluated, tmp_path)
 def test_a_bundle_whose_features_the_feature_code_does_not_produce_is_refused(evaluated, tmp_path):
     work = _copy(evaluated, tmp_path)
     _edit(work, "params.yaml", lambda p: p["features"].update(customer_windows=[1, 7]))
-    assert_one_line_failure(run_stage(work, "infer"), "infer", "models/bundle does not fit the feature code",
-                            "features group", "feature list differs", "missing ['customer_id_nb_tx_30day_window'",
-                            "dvc repro train")
+    assert_one_line_failure(
+        run_stage(work, "infer"),
+        "infer",
+        "models/bundle does not fit the feature code",
+        "features group",
+        "feature list differs",
+        "missing ['customer_id_nb_tx_30day_window'",
+        "dvc repro train",
+    )
     assert not (work / PREDICTIONS).exists()
 
 
@@ -209,7 +233,11 @@ def test_a_damaged_bundle_is_refused(evaluated, tmp_path, damage):
         model.write_bytes(data[: len(data) // 2])
     else:
         shutil.rmtree(work / "models/bundle")
-    said = ["no model bundle in models/bundle"] if damage == "missing" else ["model.ubj does not match its sha256 in SHA256SUMS"]
+    said = (
+        ["no model bundle in models/bundle"]
+        if damage == "missing"
+        else ["model.ubj does not match its sha256 in SHA256SUMS"]
+    )
     assert_one_line_failure(run_stage(work, "infer"), "infer", *said)
     assert not (work / PREDICTIONS).exists()
 
@@ -257,8 +285,12 @@ def test_the_gate_verdict_and_its_config(tmp_path):
     metrics = tmp_path / "metrics.json"
     with pytest.raises(DataError, match="does not exist: run the evaluate stage first"):
         read_gate_passed(metrics)
-    for content, said in (("{", "not JSON"), ('{"roc_auc": 0.9}', "gate_passed must be 0 or 1, got None"),
-                          ('{"gate_passed": true}', "got True"), ('{"gate_passed": 2}', "got 2")):
+    for content, said in (
+        ("{", "not JSON"),
+        ('{"roc_auc": 0.9}', "gate_passed must be 0 or 1, got None"),
+        ('{"gate_passed": true}', "got True"),
+        ('{"gate_passed": 2}', "got 2"),
+    ):
         metrics.write_text(content)
         with pytest.raises(DataError, match=said):
             read_gate_passed(metrics)
@@ -280,6 +312,14 @@ def test_the_gate_verdict_and_its_config(tmp_path):
 
 
 def test_the_summary_of_a_batch():
-    table = pd.DataFrame({"transaction_id": [1, 2, 3, 4], "score": [0.1, 0.9, 0.5, 0.2], "alert": np.array([0, 1, 1, 0], np.int8)})
-    assert summary(table, 0.5, True) == {"rows_scored": 4, "alerts": 2, "alert_rate": 0.5, "score_mean": pytest.approx(0.425),
-                                         "threshold": 0.5, "gate_passed": 1}
+    table = pd.DataFrame(
+        {"transaction_id": [1, 2, 3, 4], "score": [0.1, 0.9, 0.5, 0.2], "alert": np.array([0, 1, 1, 0], np.int8)}
+    )
+    assert summary(table, 0.5, True) == {
+        "rows_scored": 4,
+        "alerts": 2,
+        "alert_rate": 0.5,
+        "score_mean": pytest.approx(0.425),
+        "threshold": 0.5,
+        "gate_passed": 1,
+    }

@@ -22,10 +22,10 @@ import pytest
 from _sources import data_config
 
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
-from fraudpipe.errors import BatchValidationError, DataError
 from fraudpipe.data.ingest import ingest_batch
 from fraudpipe.data.sources import ApiSource, ingest_source, make_source, refresh_snapshot
 from fraudpipe.data.validate import ValidationConfig
+from fraudpipe.errors import BatchValidationError, DataError
 
 N = 40
 CONFIG = ValidationConfig(
@@ -160,7 +160,9 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
     "timestamp just past the maximum": (put(15, "WHEN", "2020-01-01 00:00:00"), Quarantined({15: TIME_RULE})),
     "unparseable timestamp": (
         put(16, "WHEN", "2018-02-30 10:00:00"),
-        Quarantined({16: "tx_datetime: '2018-02-30 10:00:00' is not an ISO 8601 datetime (data.datetime_format is null)"}),
+        Quarantined(
+            {16: "tx_datetime: '2018-02-30 10:00:00' is not an ISO 8601 datetime (data.datetime_format is null)"}
+        ),
     ),
     "null timestamp": (put(17, "WHEN", ""), Quarantined({17: "expect_column_values_to_not_be_null(tx_datetime)"})),
     "label 2": (
@@ -182,10 +184,12 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
         Quarantined({}, ids={"customer_id": ("str", "007")}),
     ),
     "an id in exponent notation is text, not 5000": (
-        put(5, "TERMINAL", "5e3"), Quarantined({}, ids={"terminal_id": ("str", "5e3")})
+        put(5, "TERMINAL", "5e3"),
+        Quarantined({}, ids={"terminal_id": ("str", "5e3")}),
     ),
     "a merchant name as terminal id": (
-        put(6, "TERMINAL", "Kirlin and Sons, Inc."), Quarantined({}, ids={"terminal_id": ("str", "Kirlin and Sons, Inc.")})
+        put(6, "TERMINAL", "Kirlin and Sons, Inc."),
+        Quarantined({}, ids={"terminal_id": ("str", "Kirlin and Sons, Inc.")}),
     ),
     "duplicate text transaction id, rows disagree": (
         lambda raw: copy_row(12, 31, AMOUNT="99.99")(whole_column("TX_ID", [f"t{i:03d}" for i in range(N)])(raw)),
@@ -372,15 +376,27 @@ def test_coordinates_are_carried_after_the_contract() -> None:
 
 # --- ids from every kind of source: the same keys whether they come as text or as numbers ----------
 
-SOURCE_COLUMNS = {"transaction_id": "tx", "tx_datetime": "when", "customer_id": "card", "terminal_id": "pos",
-                  "tx_amount": "amount", "tx_fraud": "label"}  # fmt: skip
+SOURCE_COLUMNS = {
+    "transaction_id": "tx",
+    "tx_datetime": "when",
+    "customer_id": "card",
+    "terminal_id": "pos",
+    "tx_amount": "amount",
+    "tx_fraud": "label",
+}
 CARDS = ["007", "7", "5e3", "9f86d081884c7d65"]
 
 
 def id_records() -> list[dict]:
     return [
-        {"tx": str(uuid.UUID(int=1000 + i)), "when": f"2018-04-01 {i % 24:02d}:15:00", "card": CARDS[i % 4],
-         "pos": i % 11, "amount": 10.5 + i, "label": int(i % 10 == 3)}  # fmt: skip
+        {
+            "tx": str(uuid.UUID(int=1000 + i)),
+            "when": f"2018-04-01 {i % 24:02d}:15:00",
+            "card": CARDS[i % 4],
+            "pos": i % 11,
+            "amount": 10.5 + i,
+            "label": int(i % 10 == 3),
+        }
         for i in range(N)
     ]
 
@@ -398,7 +414,9 @@ def read_parquet_source(tmp_path: Path, records: list[dict], http_server) -> pd.
 def read_sql_snapshot(tmp_path: Path, records: list[dict], http_server) -> pd.DataFrame:
     with sqlite3.connect(tmp_path / "w.db") as con:
         pd.DataFrame(records).to_sql("transactions", con, index=False)
-    config = data_config("sql", url=f"sqlite:///{tmp_path / 'w.db'}", snapshot=str(tmp_path / "s.parquet"), columns=SOURCE_COLUMNS)
+    config = data_config(
+        "sql", url=f"sqlite:///{tmp_path / 'w.db'}", snapshot=str(tmp_path / "s.parquet"), columns=SOURCE_COLUMNS
+    )
     refresh_snapshot(config)
     return ingest_source(config).read()
 
@@ -418,7 +436,11 @@ def test_text_ids_are_the_same_keys_from_every_source(tmp_path, http_server, rea
     result = ingest_batch(read(tmp_path, id_records(), http_server), SOURCE_COLUMNS, None, CONFIG)
     kept = result.kept.sort_values("transaction_id", ignore_index=True)
     assert result.summary["rows_quarantined"] == 0
-    assert (str(kept["transaction_id"].dtype), str(kept["customer_id"].dtype), str(kept["terminal_id"].dtype)) == ("str", "str", "int64")
+    assert (str(kept["transaction_id"].dtype), str(kept["customer_id"].dtype), str(kept["terminal_id"].dtype)) == (
+        "str",
+        "str",
+        "int64",
+    )
     assert kept["transaction_id"].tolist() == sorted(r["tx"] for r in id_records())
     assert sorted(set(kept["customer_id"])) == sorted(CARDS)  # "007" and "7" two cards, "5e3" text
 

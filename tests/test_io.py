@@ -88,7 +88,10 @@ def test_write_parquet_is_byte_identical_on_rerun(tmp_path):
 
 
 def test_write_json_is_strict_json_with_non_finite_numbers_as_null(tmp_path):
-    write_json({"nan": float("nan"), "inf": np.float64("inf"), "n": np.int64(3), "xs": [1.5, float("-inf")]}, tmp_path / "m.json")
+    write_json(
+        {"nan": float("nan"), "inf": np.float64("inf"), "n": np.int64(3), "xs": [1.5, float("-inf")]},
+        tmp_path / "m.json",
+    )
     text = (tmp_path / "m.json").read_text()
     assert text.endswith("}\n")
     assert json.loads(text) == {"nan": None, "inf": None, "n": 3, "xs": [1.5, None]}

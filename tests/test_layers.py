@@ -7,6 +7,7 @@ code (function-level imports included, so an import moved into a function cannot
 from __future__ import annotations
 
 import pytest
+
 from helpers.imports import direct_imports, library_modules
 
 #: Ground modules: everything may import these, and they import only each other.

@@ -34,6 +34,7 @@ def evaluate_config(**changes) -> EvaluateConfig:
     """conf/evaluate/ as composed into params.yaml, with some keys changed."""
     return EvaluateConfig.parse(compose(ROOT / "conf")["evaluate"] | changes, "evaluate")
 
+
 # (day, card, score, label). k = 2.
 #   day 1: cards A(.9,1) B(.8,0 and .05,1 -> max .8, label 1) C(.7,1) D(.1,0)
 #          top 2 = A, B, both fraudulent -> 2/2 = 1.0; detected {A, B}
@@ -43,10 +44,20 @@ def evaluate_config(**changes) -> EvaluateConfig:
 #   day 3: C(.9,1) dropped; D(.5,0) alone: 0 frauds / k = 0.0 (divided by k, not by 1)
 #   mean = (1.0 + 0.5 + 0.0) / 3 = 0.5
 HAND_EXAMPLE = [
-    (1, "A", 0.9, 1), (1, "B", 0.8, 0), (1, "B", 0.05, 1), (1, "C", 0.7, 1), (1, "D", 0.1, 0),
-    (2, "A", 0.95, 1), (2, "B", 0.99, 1), (2, "C", 0.85, 1), (2, "C", 0.2, 0), (2, "D", 0.6, 0), (2, "E", 0.3, 1),
-    (3, "C", 0.9, 1), (3, "D", 0.5, 0),
-]  # fmt: skip
+    (1, "A", 0.9, 1),
+    (1, "B", 0.8, 0),
+    (1, "B", 0.05, 1),
+    (1, "C", 0.7, 1),
+    (1, "D", 0.1, 0),
+    (2, "A", 0.95, 1),
+    (2, "B", 0.99, 1),
+    (2, "C", 0.85, 1),
+    (2, "C", 0.2, 0),
+    (2, "D", 0.6, 0),
+    (2, "E", 0.3, 1),
+    (3, "C", 0.9, 1),
+    (3, "D", 0.5, 0),
+]
 
 
 def _arrays(rows):
@@ -87,8 +98,12 @@ def test_card_precision_on_text_ids_agrees_with_the_naive_implementation_and_wit
     names = np.array([f"{i:03d}" for i in range(60)], dtype=object)  # same order as the integers
     text = pd.array(names[card], dtype="str").to_numpy()
     assert card_precision_at_k(score, label, text, day, k=7) == card_precision_at_k(score, label, card, day, k=7)
-    shuffled = pd.array(np.array([f"card {i * 37 % 61}, x" for i in range(60)], dtype=object)[card], dtype="str").to_numpy()
-    assert card_precision_at_k(score, label, shuffled, day, k=7) == pytest.approx(_naive_card_precision(score, label, shuffled, day, 7))
+    shuffled = pd.array(
+        np.array([f"card {i * 37 % 61}, x" for i in range(60)], dtype=object)[card], dtype="str"
+    ).to_numpy()
+    assert card_precision_at_k(score, label, shuffled, day, k=7) == pytest.approx(
+        _naive_card_precision(score, label, shuffled, day, 7)
+    )
 
 
 def _random_days(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -122,7 +137,9 @@ def _naive_card_precision(score, label, card, day, k):
 @pytest.mark.parametrize("seed", range(5))
 def test_card_precision_agrees_with_a_naive_implementation(seed):
     score, label, card, day = _random_days(seed)
-    assert card_precision_at_k(score, label, card, day, k=7) == pytest.approx(_naive_card_precision(score, label, card, day, 7))
+    assert card_precision_at_k(score, label, card, day, k=7) == pytest.approx(
+        _naive_card_precision(score, label, card, day, 7)
+    )
 
 
 def test_threshold_metrics_by_hand():
@@ -146,13 +163,27 @@ def test_quality_metrics_on_a_table():
     rows = pd.DataFrame(HAND_EXAMPLE, columns=["day", "customer_id", "score", "tx_fraud"])
     table = pd.DataFrame(
         {
-            "tx_datetime": pd.Timestamp("2018-08-08") + pd.to_timedelta(rows["day"] - 1, unit="D") + pd.Timedelta(hours=12),
+            "tx_datetime": pd.Timestamp("2018-08-08")
+            + pd.to_timedelta(rows["day"] - 1, unit="D")
+            + pd.Timedelta(hours=12),
             "customer_id": rows["customer_id"],
             "tx_fraud": rows["tx_fraud"].astype("int8"),
         }
     )
     m = quality_metrics(table, rows["score"].to_numpy(), threshold=0.5, k=2)
-    assert list(m) == ["roc_auc", "average_precision", "card_precision_at_k", "card_precision_k", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds"]
+    assert list(m) == [
+        "roc_auc",
+        "average_precision",
+        "card_precision_at_k",
+        "card_precision_k",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "threshold",
+        "n_test",
+        "n_frauds",
+    ]
     assert list(m) == list(quality_metric_names(2))  # the names the gate accepts are the real ones
     assert m["card_precision_at_k"] == pytest.approx(0.5) and m["card_precision_k"] == 2
     assert (m["n_test"], m["n_frauds"], m["threshold"]) == (13, 8, 0.5)
@@ -171,7 +202,9 @@ def test_aggregate_folds_mean_and_sample_std():
 def test_gate_names_metric_value_minimum_and_its_key():
     metrics = {"average_precision": 0.25, "roc_auc": 0.9, "f1": float("nan")}
     failures = check_gate(metrics, {"average_precision": 0.3, "roc_auc": 0.75})
-    assert failures == ["average_precision = 0.2500 is below the minimum 0.3 (evaluate.gate.minimums.average_precision)"]
+    assert failures == [
+        "average_precision = 0.2500 is below the minimum 0.3 (evaluate.gate.minimums.average_precision)"
+    ]
     assert check_gate(metrics, {"f1": 0.1}) == ["f1 is undefined (minimum 0.1, evaluate.gate.minimums.f1)"]
     assert check_gate(metrics, {}) == []
 
@@ -192,15 +225,25 @@ def test_evaluate_config_reads_the_default_conf_file():
         ({"card_precision_k": 0}, r"^evaluate\.card_precision_k: must be >= 1, got 0$"),
         ({"latency_rows": -1}, r"^evaluate\.latency_rows: must be >= 0, got -1$"),
         ({"gate": {"enforce": "yes", "minimums": {}}}, r"^evaluate\.gate\.enforce: must be true or false, got 'yes'$"),
-        ({"gate": {"enforce": True, "minimums": {"roc_auc": "high"}}}, r"^evaluate\.gate\.minimums\.roc_auc: must be a number, got 'high'$"),
+        (
+            {"gate": {"enforce": True, "minimums": {"roc_auc": "high"}}},
+            r"^evaluate\.gate\.minimums\.roc_auc: must be a number, got 'high'$",
+        ),
         ({"gate": {"enforce": True}}, r"^evaluate\.gate\.minimums: missing key$"),
-        ({"gate": {"enforce": True, "minimum": {}}}, r"evaluate\.gate\.minimum: unknown key \(did you mean 'minimums'\?"),
+        (
+            {"gate": {"enforce": True, "minimum": {}}},
+            r"evaluate\.gate\.minimum: unknown key \(did you mean 'minimums'\?",
+        ),
         # An unknown metric is a configuration mistake, found before anything runs (not a failed gate).
-        ({"gate": {"enforce": True, "minimums": {"auc": 0.5, "roc_auc": 0.7}}},
-         r"^evaluate\.gate\.minimums\.auc: not a metric of the test period \(known: roc_auc, average_precision, card_precision_at_k, .*n_frauds\), got 0\.5$"),
+        (
+            {"gate": {"enforce": True, "minimums": {"auc": 0.5, "roc_auc": 0.7}}},
+            r"^evaluate\.gate\.minimums\.auc: not a metric of the test period \(known: roc_auc, average_precision, card_precision_at_k, .*n_frauds\), got 0\.5$",
+        ),
         # the key of card precision is fixed; a budget-named key is not a metric.
-        ({"card_precision_k": 50, "gate": {"enforce": True, "minimums": {"card_precision_at_100": 0.2}}},
-         r"^evaluate\.gate\.minimums\.card_precision_at_100: not a metric"),
+        (
+            {"card_precision_k": 50, "gate": {"enforce": True, "minimums": {"card_precision_at_100": 0.2}}},
+            r"^evaluate\.gate\.minimums\.card_precision_at_100: not a metric",
+        ),
     ],
 )
 def test_evaluate_config_mistakes_name_the_key(changes, message):
@@ -209,12 +252,16 @@ def test_evaluate_config_mistakes_name_the_key(changes, message):
 
 
 def test_gate_may_name_any_test_metric_including_card_precision_whatever_its_k():
-    config = evaluate_config(card_precision_k=50, gate={"enforce": False, "minimums": {"card_precision_at_k": 0.2, "n_frauds": 10}})
+    config = evaluate_config(
+        card_precision_k=50, gate={"enforce": False, "minimums": {"card_precision_at_k": 0.2, "n_frauds": 10}}
+    )
     assert config.gate.minimums == {"card_precision_at_k": 0.2, "n_frauds": 10.0}
 
 
 def test_metric_config_reads_only_its_keys_of_the_evaluate_group():
-    assert MetricConfig.of({"card_precision_k": 7, "gate": "not read", "latency_rows": "not read"}).card_precision_k == 7
+    assert (
+        MetricConfig.of({"card_precision_k": 7, "gate": "not read", "latency_rows": "not read"}).card_precision_k == 7
+    )
     with pytest.raises(ConfigError, match=r"^evaluate\.card_precision_k: missing key$"):
         MetricConfig.of({"latency_rows": 3})
 

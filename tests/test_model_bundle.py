@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _model import FEATURES, OPTIONS, feature_table, small_config
+
 from fraudpipe.errors import BundleError
 from fraudpipe.model import Bundle, load_bundle, save_bundle, train_bundle
 from fraudpipe.model.bundle import CHECKSUM_FILE, METADATA_KEYS, write_checksums
@@ -54,9 +54,11 @@ def check_file_format(path: Path, n_features: int) -> None:
 
 def test_the_pickle_detector_finds_every_protocol(tmp_path):
     obj = {"coef": np.arange(3.0), "model": [1, 2, 3]}
-    for protocol in range(0, pickle.HIGHEST_PROTOCOL + 1):
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         assert looks_like_pickle(pickle.dumps(obj, protocol=protocol)), protocol
-        assert looks_like_pickle(b"\x93NUMPY header " + pickle.dumps(obj, protocol=protocol)) == (protocol >= 4), protocol
+        assert looks_like_pickle(b"\x93NUMPY header " + pickle.dumps(obj, protocol=protocol)) == (protocol >= 4), (
+            protocol
+        )
     np.save(tmp_path / "objects.npy", np.array([obj], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError):
         check_file_format(tmp_path / "objects.npy", 3)
@@ -95,7 +97,9 @@ def test_bundle_round_trip_without_pickle(name, table, bundles):
     assert loaded.version.startswith(f"{name}-") and len(loaded.version) == len(name) + 13
     X = table[list(bundle.features)].to_numpy()
     np.testing.assert_array_equal(loaded.predict_proba(X), bundle.predict_proba(X))
-    np.testing.assert_array_equal(loaded.predict_proba(X.astype(np.float32)[:1]), bundle.predict_proba(X.astype(np.float32)[:1]))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X.astype(np.float32)[:1]), bundle.predict_proba(X.astype(np.float32)[:1])
+    )
     assert loaded.threshold == bundle.threshold and 0 < bundle.threshold < 1
 
     meta = json.loads((directory / "bundle.json").read_text())
@@ -151,22 +155,54 @@ DAMAGE = {
     # name: (option, damage, message)
     "not json": ("decision_tree", _write("bundle.json", b"{not json"), "not JSON"),
     "other format version": ("decision_tree", _edit_meta(lambda m: m.update(format_version=2)), "bundle format 2"),
-    "missing keys": ("decision_tree", _edit_meta(lambda m: [m.pop("threshold"), m.pop("standardizer")]), r"missing key\(s\) \['threshold', 'standardizer'\]"),
+    "missing keys": (
+        "decision_tree",
+        _edit_meta(lambda m: [m.pop("threshold"), m.pop("standardizer")]),
+        r"missing key\(s\) \['threshold', 'standardizer'\]",
+    ),
     "unknown estimator": ("decision_tree", _edit_meta(lambda m: m.update(estimator="svm")), "unknown estimator 'svm'"),
-    "unknown model format": ("decision_tree", _edit_meta(lambda m: m["model"].update(format="onnx")), "unknown model format"),
-    "format of another estimator": ("decision_tree", _edit_meta(lambda m: m.update(estimator="logistic_regression")), "unknown model format"),
+    "unknown model format": (
+        "decision_tree",
+        _edit_meta(lambda m: m["model"].update(format="onnx")),
+        "unknown model format",
+    ),
+    "format of another estimator": (
+        "decision_tree",
+        _edit_meta(lambda m: m.update(estimator="logistic_regression")),
+        "unknown model format",
+    ),
     "features not names": ("decision_tree", _edit_meta(lambda m: m.update(features="tx_amount")), "features must be"),
-    "threshold not a number": ("decision_tree", _edit_meta(lambda m: m.update(threshold="0.5")), "threshold must be a finite number"),
-    "standardiser of other width": ("decision_tree", _edit_meta(lambda m: m["standardizer"].update(mean=[0.0])), "standardizer needs 3"),
+    "threshold not a number": (
+        "decision_tree",
+        _edit_meta(lambda m: m.update(threshold="0.5")),
+        "threshold must be a finite number",
+    ),
+    "standardiser of other width": (
+        "decision_tree",
+        _edit_meta(lambda m: m["standardizer"].update(mean=[0.0])),
+        "standardizer needs 3",
+    ),
     "model file missing": ("decision_tree", lambda d: (d / "trees.npy").unlink(), "trees.npy is missing"),
     "an extra file": ("decision_tree", _write("model.pkl", pickle.dumps([1])), r"unexpected file\(s\) \['model.pkl'\]"),
     "wrong dtype": ("decision_tree", _npy(np.zeros(3)), "dtype"),
-    "pickled object array": ("decision_tree", _npy(np.array([{"a": 1}], dtype=object), allow_pickle=True), "not a plain .npy"),
+    "pickled object array": (
+        "decision_tree",
+        _npy(np.array([{"a": 1}], dtype=object), allow_pickle=True),
+        "not a plain .npy",
+    ),
     "truncated npy": ("decision_tree", _write("trees.npy", b"\x93NUMPY\x01\x00"), "not a plain .npy"),
     "tree roots missing": ("decision_tree", _edit_meta(lambda m: m["model"].pop("tree_roots")), "tree_roots must be"),
     "corrupt ubjson": ("xgboost", _write("model.ubj", b"{garbage"), "not an XGBoost UBJSON model"),
-    "pickle instead of ubjson": ("xgboost", _write("model.ubj", pickle.dumps({"booster": 1})), "not an XGBoost UBJSON model"),
-    "coefficients of other width": ("logistic_regression", _write("linear.json", b'{"coef": [1.0], "intercept": 0.0}'), "expected 3 finite coefficients"),
+    "pickle instead of ubjson": (
+        "xgboost",
+        _write("model.ubj", pickle.dumps({"booster": 1})),
+        "not an XGBoost UBJSON model",
+    ),
+    "coefficients of other width": (
+        "logistic_regression",
+        _write("linear.json", b'{"coef": [1.0], "intercept": 0.0}'),
+        "expected 3 finite coefficients",
+    ),
     "linear model not json": ("logistic_regression", _write("linear.json", b"\x80\x04K\x01."), r"expected \{\"coef\""),
 }
 
@@ -182,7 +218,9 @@ def test_loading_refuses_any_change_by_its_checksum(case, bundles, tmp_path):
     directory = tmp_path / "bundle"
     shutil.copytree(bundles[option][1], directory)
     damage(directory)
-    with pytest.raises(BundleError, match=r"does not match its sha256 in SHA256SUMS|is missing from the bundle|unexpected file"):
+    with pytest.raises(
+        BundleError, match=r"does not match its sha256 in SHA256SUMS|is missing from the bundle|unexpected file"
+    ):
         load_bundle(directory)
 
 
@@ -205,7 +243,9 @@ def test_a_truncated_model_or_missing_checksums_is_refused_in_one_line(bundles, 
     shutil.copytree(bundles["xgboost"][1], directory)
     model = directory / "model.ubj"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-    with pytest.raises(BundleError, match="model.ubj does not match its sha256 in SHA256SUMS: the bundle was changed or truncated"):
+    with pytest.raises(
+        BundleError, match="model.ubj does not match its sha256 in SHA256SUMS: the bundle was changed or truncated"
+    ):
         load_bundle(directory)
     (directory / CHECKSUM_FILE).unlink()
     with pytest.raises(BundleError, match="SHA256SUMS is missing"):

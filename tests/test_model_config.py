@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from _model import CONF, OPTIONS, composed, model_config
+
 from fraudpipe.errors import ConfigError
 from fraudpipe.model import ModelConfig
 from fraudpipe.model.estimators import NAMES
@@ -29,7 +29,10 @@ def test_the_model_holds_no_defaults_conf_holds_them():
 def test_estimator_names_are_the_registrys():
     assert set(NAMES) == {"xgboost", "logistic_regression", "random_forest", "decision_tree"}
     assert {model_config(name).estimator for name in OPTIONS} == set(NAMES)  # every spec has an option
-    with pytest.raises(ConfigError, match=r"model\.estimator: must be one of 'xgboost', 'logistic_regression', 'random_forest' or 'decision_tree', got 'svm'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.estimator: must be one of 'xgboost', 'logistic_regression', 'random_forest' or 'decision_tree', got 'svm'",
+    ):
         model_config(estimator="svm")
 
 
@@ -59,7 +62,10 @@ def test_a_sweep_key_exists_in_every_option():
         ({"scale_pos_weight": "bal"}, r"model\.scale_pos_weight: must be a positive number or 'balanced', got 'bal'"),
         ({"scale_pos_weight": True}, r"model\.scale_pos_weight: must be a positive number or 'balanced', got True"),
         ({"tree_method": "gpu"}, r"model\.tree_method: must be one of"),
-        ({"max_features": "all"}, r"model\.max_features: must be 'sqrt', 'log2', a whole number >= 1, a fraction in \(0, 1\], or null, got 'all'"),
+        (
+            {"max_features": "all"},
+            r"model\.max_features: must be 'sqrt', 'log2', a whole number >= 1, a fraction in \(0, 1\], or null, got 'all'",
+        ),
         ({"standardize": "yes"}, r"model\.standardize: must be true or false, got 'yes'"),
         ({"max_dept": 3}, r"model\.max_dept: unknown key \(did you mean 'max_depth'\?"),
     ],
@@ -72,7 +78,10 @@ def test_bad_values_name_the_key_and_the_value(changes, message):
 def test_an_estimators_needs_are_config_errors_naming_the_key():
     with pytest.raises(ConfigError, match=r"^model\.n_estimators: xgboost needs a value, got None$"):
         model_config("xgboost", n_estimators=None)
-    with pytest.raises(ConfigError, match=r"model\.C: logistic_regression needs a value, got None; model\.max_iter: logistic_regression needs a value"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.C: logistic_regression needs a value, got None; model\.max_iter: logistic_regression needs a value",
+    ):
         model_config("decision_tree", estimator="logistic_regression")
     with pytest.raises(ConfigError, match=r"model\.min_samples_leaf: random_forest needs a value"):
         model_config("random_forest", min_samples_leaf=None)

@@ -4,12 +4,11 @@ arrays' checks, and no code outside estimators/ that branches on an estimator's 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _model import FEATURES, ROOT, feature_table, model_config, small_config
+
 from fraudpipe.errors import BundleError
 from fraudpipe.model.estimators import NAMES, SPECS, Estimator, spec
 from fraudpipe.model.estimators.trees import TREE_DTYPE, Trees, check_trees
@@ -23,7 +22,7 @@ def data():
 
 
 def test_registry_holds_one_spec_per_name_with_its_own_file():
-    assert NAMES == tuple(SPECS)
+    assert tuple(SPECS) == NAMES
     for name, s in SPECS.items():
         assert isinstance(s, Estimator) and s.name == name and spec(name) is s
         assert set(s.needs) <= set(model_config().to_dict()), name  # needs name real config keys
@@ -56,7 +55,10 @@ def test_parameters_carry_the_config_and_class_weight(data):
     xgb = estimator_params(model_config(), y)
     assert (xgb["eta"], xgb["max_depth"], xgb["num_boost_round"], xgb["tree_method"]) == (0.05, 6, 50, "exact")
     assert "base_score" not in estimator_params(model_config(base_score=None), y)  # null = XGBoost's default
-    assert estimator_params(model_config("logistic_regression", scale_pos_weight=5.0), y)["class_weight"] == {0: 1.0, 1: 5.0}
+    assert estimator_params(model_config("logistic_regression", scale_pos_weight=5.0), y)["class_weight"] == {
+        0: 1.0,
+        1: 5.0,
+    }
     forest = estimator_params(model_config("random_forest"), y)
     assert forest["class_weight"] is None and forest["max_features"] == "sqrt" and forest["n_estimators"] == 100
     assert estimator_params(model_config("decision_tree"), y)["max_depth"] == 2
@@ -68,7 +70,11 @@ def test_saved_form_predicts_what_scikit_learn_predicts(name, data):
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
-    cls = {"random_forest": RandomForestClassifier, "decision_tree": DecisionTreeClassifier, "logistic_regression": LogisticRegression}[name]
+    cls = {
+        "random_forest": RandomForestClassifier,
+        "decision_tree": DecisionTreeClassifier,
+        "logistic_regression": LogisticRegression,
+    }[name]
     X, y = data
     config = small_config(name, **({"max_depth": 8} if name == "decision_tree" else {}))
     fitted = fit_model(X, y, config, FEATURES)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _model import FEATURES, feature_table, model_config, small_config
-from fraudpipe.model.fit import positive_weight, fit_model, standardize
+
+from fraudpipe.model.fit import fit_model, positive_weight, standardize
 
 
 def test_positive_weight():
@@ -37,6 +37,8 @@ def test_eval_set_is_standardised_like_the_training_rows(tmp_path, monkeypatch):
     fit_rows, hold = slice(0, 2400), slice(2400, None)
     monkeypatch.chdir(tmp_path)
     with Live(dir="live", dvcyaml=False, save_dvc_exp=False) as live:
-        fitted = fit_model(X[fit_rows], y[fit_rows], small_config("xgboost"), FEATURES, eval_set=(X[hold], y[hold]), live=live)
+        fitted = fit_model(
+            X[fit_rows], y[fit_rows], small_config("xgboost"), FEATURES, eval_set=(X[hold], y[hold]), live=live
+        )
     last = (tmp_path / "live/plots/metrics/validation/logloss.tsv").read_text().splitlines()[-1].split("\t")
     assert float(last[1]) == pytest.approx(log_loss(y[hold], fitted.predict(X[hold])), abs=1e-5)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from _model import feature_table, small_config
+
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import Bundle, train_bundle, training_summary
 from fraudpipe.model.training import table_sha256
@@ -26,7 +26,9 @@ def test_threshold_is_chosen_on_the_last_training_days_only(table):
     last_day = table["tx_datetime"].max().floor("D")
     assert pd.Timestamp(sel["period"]["start"]) >= last_day
     assert sel["n_rows"] == int((table["tx_datetime"] >= last_day).sum())
-    in_sample = train_bundle(table, small_config("xgboost", threshold_validation_days=0, threshold_rule="top_k_per_day", threshold_k=30))
+    in_sample = train_bundle(
+        table, small_config("xgboost", threshold_validation_days=0, threshold_rule="top_k_per_day", threshold_k=30)
+    )
     sel = in_sample.metadata["threshold_selection"]
     assert sel["n_rows"] == len(table)
     assert 30 <= sel["alerts_per_day"] < 32  # at least the budget; more only where scores tie
@@ -61,7 +63,9 @@ def test_training_refuses_bad_data(table):
         train_bundle(table.assign(tx_fraud=np.int8(0)), config)
     late = table["tx_datetime"] >= table["tx_datetime"].max().floor("D")
     no_late_fraud = table.assign(tx_fraud=table["tx_fraud"].where(~late, 0).astype("int8"))
-    with pytest.raises(ConfigError, match="model.threshold_validation_days: the threshold validation slice .* has no fraud"):
+    with pytest.raises(
+        ConfigError, match="model.threshold_validation_days: the threshold validation slice .* has no fraud"
+    ):
         train_bundle(no_late_fraud, config)
 
 
@@ -72,7 +76,10 @@ def test_table_hash_follows_content_only(table):
     assert table_sha256(changed) != table_sha256(table)
 
 
-@pytest.mark.parametrize(("name", "curve"), [("xgboost", "aucpr"), ("logistic_regression", "average_precision"), ("decision_tree", "average_precision")])
+@pytest.mark.parametrize(
+    ("name", "curve"),
+    [("xgboost", "aucpr"), ("logistic_regression", "average_precision"), ("decision_tree", "average_precision")],
+)
 def test_dvclive_logs_curves_without_timestamps(name, curve, table, tmp_path, monkeypatch):
     from dvclive import Live
 
@@ -83,10 +90,15 @@ def test_dvclive_logs_curves_without_timestamps(name, curve, table, tmp_path, mo
         with Live(dir="live", dvcyaml=False, save_dvc_exp=False) as live:
             train_bundle(table, config, live=live)
             live.log_metric("threshold", 0.5, plot=False)
-        outputs.append({p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()})
+        outputs.append(
+            {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()}
+        )
     assert outputs[0] == outputs[1]  # reruns write the same bytes
     for part in ("train", "validation"):
-        assert f"live/plots/metrics/{part}/{curve}.tsv" in outputs[0] and f"live/plots/metrics/{part}/logloss.tsv" in outputs[0]
+        assert (
+            f"live/plots/metrics/{part}/{curve}.tsv" in outputs[0]
+            and f"live/plots/metrics/{part}/logloss.tsv" in outputs[0]
+        )
     assert not (tmp_path / "dvc.yaml").exists()
     assert all(b"timestamp" not in content for content in outputs[0].values())
     summary = json.loads(outputs[0]["live/metrics.json"])

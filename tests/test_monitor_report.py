@@ -36,7 +36,9 @@ def _benchmark():
 def drifted():
     """The tiny simulator with every drift of conf/data/simulated_drift.yaml on in the live period."""
     bench = _benchmark()
-    return bench.run_scenario(bench.SIZES["tiny"], drift=["amount_factor", "terminals_per_day", "night_fraud_share"], seed=1)
+    return bench.run_scenario(
+        bench.SIZES["tiny"], drift=["amount_factor", "terminals_per_day", "night_fraud_share"], seed=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +47,32 @@ def quiet():
 
     def window(start: str, n: int) -> pd.DataFrame:
         times = pd.Timestamp(start) + pd.to_timedelta(np.sort(rng.integers(0, 14 * 86400, n)), unit="s")
-        return pd.DataFrame({"tx_datetime": times.astype("datetime64[us]"), "customer_id": rng.integers(0, 300, n),
-                             "tx_amount": rng.gamma(2, 30, n), "tx_fraud": (rng.random(n) < 0.02).astype(np.int8)})
+        return pd.DataFrame(
+            {
+                "tx_datetime": times.astype("datetime64[us]"),
+                "customer_id": rng.integers(0, 300, n),
+                "tx_amount": rng.gamma(2, 30, n),
+                "tx_fraud": (rng.random(n) < 0.02).astype(np.int8),
+            }
+        )
 
     reference, current = window("2018-07-25", 3000), window("2018-08-15", 3000)
-    config = MonitorConfig.parse(__import__("yaml").safe_load((ROOT / "conf/monitor/default.yaml").read_text()), "monitor")
-    return monitor(reference, rng.random(3000) * 0.3, current, rng.random(3000) * 0.3, np.zeros(3000, dtype=np.int8),
-                   features=["tx_amount"], threshold=0.5, delay_days=7, remove_known=True, config=config,
-                   test_metrics={"average_precision": 0.5, "card_precision_at_k": 0.2, "card_precision_k": 10})
+    config = MonitorConfig.parse(
+        __import__("yaml").safe_load((ROOT / "conf/monitor/default.yaml").read_text()), "monitor"
+    )
+    return monitor(
+        reference,
+        rng.random(3000) * 0.3,
+        current,
+        rng.random(3000) * 0.3,
+        np.zeros(3000, dtype=np.int8),
+        features=["tx_amount"],
+        threshold=0.5,
+        delay_days=7,
+        remove_known=True,
+        config=config,
+        test_metrics={"average_precision": 0.5, "card_precision_at_k": 0.2, "card_precision_k": 10},
+    )
 
 
 def test_the_page_fetches_nothing_and_runs_no_script(drifted):
@@ -66,13 +86,16 @@ def test_the_page_fetches_nothing_and_runs_no_script(drifted):
 
 
 def test_the_page_says_what_the_current_window_is(drifted):
-    assert re.search(r'current [^<]*, 4,321 transactions the service scored with m-1 &amp; co,', render(drifted, "4,321 transactions the service scored with m-1 & co"))
-    assert f'{drifted.metrics["n_current"]:,} rows,' in render(drifted)
+    assert re.search(
+        r"current [^<]*, 4,321 transactions the service scored with m-1 &amp; co,",
+        render(drifted, "4,321 transactions the service scored with m-1 & co"),
+    )
+    assert f"{drifted.metrics['n_current']:,} rows," in render(drifted)
 
 
 def test_the_verdict_is_the_first_thing_on_the_page(drifted, quiet):
     page = render(drifted)
-    body = page[page.index("<body>"):]
+    body = page[page.index("<body>") :]
     assert body.index('id="summary"') < body.index("<table")
     summary = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', page, re.S)
     assert summary.group(1) == "alert" and summary.group(2).startswith("ALERT: ")
@@ -99,9 +122,14 @@ def test_an_empty_window_still_renders(quiet):
     from fraudpipe.monitoring.drift import FEATURE_TABLE_COLUMNS, SEGMENT_COLUMNS
 
     # as the monitor builds it for an empty window: tables with their columns and no rows (object dtypes)
-    empty = replace(quiet, features=pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
-                    segments=pd.DataFrame(columns=list(SEGMENT_COLUMNS)), samples={},
-                    current_scores=np.zeros(0), summary="No alert: the current window holds no transactions.")
+    empty = replace(
+        quiet,
+        features=pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
+        segments=pd.DataFrame(columns=list(SEGMENT_COLUMNS)),
+        samples={},
+        current_scores=np.zeros(0),
+        summary="No alert: the current window holds no transactions.",
+    )
     page = render(empty)
     assert '<table id="feature-table">' in page and "No feature drifted." in page
 
@@ -120,15 +148,25 @@ def test_same_result_same_bytes(drifted):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)")
+        pytest.skip(
+            "Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1200,2000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,2000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -165,8 +203,10 @@ def test_a_browser_shows_the_report_without_console_errors(browser, drifted, tmp
     assert table.is_displayed()
     rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == len(drifted.features)
-    assert rows[0].find_elements(By.TAG_NAME, "td")[0].text == drifted.features.sort_values("psi", ascending=False)\
-        .loc[lambda t: t["drifted"], "feature"].iloc[0]
+    assert (
+        rows[0].find_elements(By.TAG_NAME, "td")[0].text
+        == drifted.features.sort_values("psi", ascending=False).loc[lambda t: t["drifted"], "feature"].iloc[0]
+    )
     decoded = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
     assert decoded and all(decoded), decoded
     shot = tmp_path / "screenshot.png"

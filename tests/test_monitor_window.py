@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-
 from _serve import world
+from test_serve_service import config, tx
+
 from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.errors import DataError
 from fraudpipe.model import load_bundle
@@ -16,7 +17,6 @@ from fraudpipe.monitoring.window import predictions_window, service_log_window
 from fraudpipe.serve.journal import read_service_log
 from fraudpipe.serve.schema import LabelIn
 from fraudpipe.serve.service import Service
-from test_serve_service import config, tx
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,9 @@ def test_the_service_log_window_has_the_training_features_the_answers_and_the_la
     offline = w.table.set_index("transaction_id").loc[rows["transaction_id"]]
     names = feature_columns(w.table)
     assert list(feature_columns(window.frame)) == names
-    np.testing.assert_allclose(window.frame[names].to_numpy(np.float64), offline[names].to_numpy(np.float64), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        window.frame[names].to_numpy(np.float64), offline[names].to_numpy(np.float64), rtol=0, atol=1e-9
+    )
     np.testing.assert_array_equal(window.scores, answers)  # the scores the service gave, not recomputed ones
     np.testing.assert_allclose(window.scores, w.batch_scores(rows["transaction_id"]), atol=1e-6)
     np.testing.assert_array_equal(window.alerts, (answers >= bundle.threshold).astype(np.int8))
@@ -65,7 +67,10 @@ def test_rows_of_another_model_version_are_left_out_and_counted(served):
     kept = log.scored["transaction_id"][versions == version]
     assert sorted(window.frame["transaction_id"]) == sorted(kept)
     assert f"({int((versions != version).sum()):,} scored by other model versions left out)" in window.description
-    with pytest.raises(DataError, match=r"the service log holds no transaction scored by model xgboost-ffffffffffff \(found: \['xgboost-"):
+    with pytest.raises(
+        DataError,
+        match=r"the service log holds no transaction scored by model xgboost-ffffffffffff \(found: \['xgboost-",
+    ):
         service_log_window(log, w.tx, w.config, "xgboost-ffffffffffff")
 
 
@@ -74,17 +79,28 @@ def test_text_ids_in_the_log_meet_integer_ids_in_the_history(served):
     w = world()
     bundle = load_bundle(w.bundle_dir)
     as_text = {c: pd.array(["c" + str(v) for v in w.tx[c]], dtype="str") for c in ("customer_id",)}
-    log_text = dataclasses.replace(log, scored=log.scored.assign(customer_id=pd.array(["c" + str(v) for v in log.scored["customer_id"]], dtype="str")))
+    log_text = dataclasses.replace(
+        log,
+        scored=log.scored.assign(customer_id=pd.array(["c" + str(v) for v in log.scored["customer_id"]], dtype="str")),
+    )
     window = service_log_window(log_text, w.tx.assign(**as_text), w.config, bundle.version)
     offline = w.table.set_index("transaction_id").loc[rows["transaction_id"]]
     names = feature_columns(w.table)
-    np.testing.assert_allclose(window.frame[names].to_numpy(np.float64), offline[names].to_numpy(np.float64), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        window.frame[names].to_numpy(np.float64), offline[names].to_numpy(np.float64), rtol=0, atol=1e-9
+    )
 
 
 def test_predictions_must_be_infers_of_exactly_these_rows():
     live = pd.DataFrame({"transaction_id": [1, 2, 3]})
-    good = pd.DataFrame({"transaction_id": [1, 2, 3], "score": [0.1, 0.9, 0.2], "alert": np.int8([0, 1, 0]),
-                         "model_version": pd.array(["m-1"] * 3, dtype="str")})  # fmt: skip
+    good = pd.DataFrame(
+        {
+            "transaction_id": [1, 2, 3],
+            "score": [0.1, 0.9, 0.2],
+            "alert": np.int8([0, 1, 0]),
+            "model_version": pd.array(["m-1"] * 3, dtype="str"),
+        }
+    )
     window = predictions_window(live, good, "m-1")
     assert window.scores.tolist() == [0.1, 0.9, 0.2] and window.alerts.tolist() == [0, 1, 0]
     with pytest.raises(DataError, match=r"the predictions hold 2 rows, the live period 3; rerun the infer stage"):

@@ -53,9 +53,14 @@ def replay(
         xy = {c: getattr(row, c) for c in ("customer_x", "customer_y", "terminal_x", "terminal_y") if hasattr(row, c)}
         out[i - cut] = state.features(row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount, **xy)
         state.update(
-            row.transaction_id, row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount,
-            row.tx_fraud if labels_at_once else None, **xy,
-        )  # fmt: skip
+            row.transaction_id,
+            row.customer_id,
+            row.terminal_id,
+            row.tx_datetime,
+            row.tx_amount,
+            row.tx_fraud if labels_at_once else None,
+            **xy,
+        )
     return out, state
 
 
@@ -115,7 +120,10 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert loaded.as_of == state.as_of and loaded.feature_names == state.feature_names
     pd.testing.assert_frame_equal(loaded.history(), state.history())
     end = tx["tx_datetime"].iat[-1]
-    probes = [(c, t, end + pd.Timedelta(seconds=k * 9_000), 12.5 * k) for k, (c, t) in enumerate(zip(tx["customer_id"][:40], tx["terminal_id"][-40:]))]
+    probes = [
+        (c, t, end + pd.Timedelta(seconds=k * 9_000), 12.5 * k)
+        for k, (c, t) in enumerate(zip(tx["customer_id"][:40], tx["terminal_id"][-40:]))
+    ]
     for probe in probes:
         np.testing.assert_array_equal(loaded.features(*probe), state.features(*probe))
     loaded.save(tmp_path / "b")  # deterministic, and no pickle anywhere
@@ -225,7 +233,12 @@ def test_text_ids_are_saved_as_text_without_pickle(tmp_path: Path) -> None:
     loaded = OnlineState.load(tmp_path / "a")
     pd.testing.assert_frame_equal(loaded.history(), state.history())
     later = when + pd.Timedelta(hours=2)
-    for probe in [(c, 1, later, 3.0), (str(c), "1", later, 3.0), ("007", "Zürich, Café 3", later, 1.0), (7, 1, later, 1.0)]:
+    for probe in [
+        (c, 1, later, 3.0),
+        (str(c), "1", later, 3.0),
+        ("007", "Zürich, Café 3", later, 1.0),
+        (7, 1, later, 1.0),
+    ]:
         np.testing.assert_array_equal(loaded.features(*probe), state.features(*probe))
     assert loaded.features("007", 1, later, 1.0)[3] == 2  # its earlier transaction counts
     assert loaded.features(7, 1, later, 1.0)[3] == state.features("7", 1, later, 1.0)[3]
@@ -261,24 +274,41 @@ def test_coordinates_a_transaction_carries_become_the_last_known(tmp_path: Path)
     config = features_config(customer_windows=(1,), terminal_windows=(1,), extras=("customer_terminal_distance",))
     state = OnlineState(config)  # no side tables: locations come with transactions
     at = pd.Timestamp("2018-04-02")
-    with pytest.raises(DataError, match=r"customer_id abc has no location: the transaction carries no customer_x, customer_y"):
+    with pytest.raises(
+        DataError, match=r"customer_id abc has no location: the transaction carries no customer_x, customer_y"
+    ):
         state.features("abc", "m1", at, 1.0)
-    assert state.features("abc", "m1", at, 1.0, customer_x=0.0, customer_y=0.0, terminal_x=3.0, terminal_y=4.0)[-1] == 5.0
+    assert (
+        state.features("abc", "m1", at, 1.0, customer_x=0.0, customer_y=0.0, terminal_x=3.0, terminal_y=4.0)[-1] == 5.0
+    )
     state.update("t1", "abc", "m1", at, 1.0, customer_x=0.0, customer_y=0.0, terminal_x=3.0, terminal_y=4.0)
     assert state.features("abc", "m1", at, 1.0)[-1] == 5.0  # the last known ones
     nan = float("nan")
-    assert state.features("abc", "m1", at, 1.0, customer_x=nan, customer_y=nan, terminal_x=None, terminal_y=None)[-1] == 5.0  # NaN: not carried
+    assert (
+        state.features("abc", "m1", at, 1.0, customer_x=nan, customer_y=nan, terminal_x=None, terminal_y=None)[-1]
+        == 5.0
+    )  # NaN: not carried
     state.update("t2", "abc", "m2", at, 1.0, customer_x=6.0, customer_y=8.0, terminal_x=6.0, terminal_y=8.0)
     assert state.features("abc", "m1", at, 1.0)[-1] == 5.0  # customer moved to (6, 8), m1 is at (3, 4)
     with pytest.raises(DataError, match="customer_x and customer_y come in pairs"):
         state.features("abc", "m1", at, 1.0, customer_x=1.0)
     with pytest.raises(DataError, match="must be finite"):
-        state.update("t3", "abc", "m1", at, 1.0, customer_x=9.0, customer_y=9.0, terminal_x=float("inf"), terminal_y=0.0)
-    assert not state.label("t3", 0) and state.features("abc", "m1", at, 1.0)[-1] == 5.0  # refused whole: nothing changed
+        state.update(
+            "t3", "abc", "m1", at, 1.0, customer_x=9.0, customer_y=9.0, terminal_x=float("inf"), terminal_y=0.0
+        )
+    assert (
+        not state.label("t3", 0) and state.features("abc", "m1", at, 1.0)[-1] == 5.0
+    )  # refused whole: nothing changed
     state.save(tmp_path)
-    assert pd.read_parquet(tmp_path / "customers.parquet").to_dict("list") == {"customer_id": ["abc"], "x": [6.0], "y": [8.0]}
+    assert pd.read_parquet(tmp_path / "customers.parquet").to_dict("list") == {
+        "customer_id": ["abc"],
+        "x": [6.0],
+        "y": [8.0],
+    }
     assert pd.read_parquet(tmp_path / "terminals.parquet")["terminal_id"].tolist() == ["m1", "m2"]
-    np.testing.assert_array_equal(OnlineState.load(tmp_path).features("abc", "m1", at, 1.0), state.features("abc", "m1", at, 1.0))
+    np.testing.assert_array_equal(
+        OnlineState.load(tmp_path).features("abc", "m1", at, 1.0), state.features("abc", "m1", at, 1.0)
+    )
 
 
 def test_from_history_knows_the_last_coordinates_of_each_id() -> None:
@@ -304,8 +334,13 @@ def test_save_history_writes_the_files_from_history_then_save_writes(tmp_path: P
     text, *text_tables = text_ids(tx, customers, terminals)
     unlabelled = tx.assign(tx_fraud=tx["tx_fraud"].astype("Int8").mask(tx.index % 3 == 0))
     tables = (customers, terminals)
-    cases = {"int": (tx, tables), "text": (text, text_tables), "unlabelled": (unlabelled, tables),
-             "no labels": (tx.drop(columns="tx_fraud"), tables), "empty": (tx.iloc[:0], tables)}
+    cases = {
+        "int": (tx, tables),
+        "text": (text, text_tables),
+        "unlabelled": (unlabelled, tables),
+        "no labels": (tx.drop(columns="tx_fraud"), tables),
+        "empty": (tx.iloc[:0], tables),
+    }
     for case, (data, tables) in cases.items():
         built = OnlineState.from_history(data, config, *tables)
         built.save(tmp_path / case / "built")
@@ -322,4 +357,9 @@ def test_save_history_with_locations_the_transactions_carry(tmp_path: Path) -> N
     OnlineState.from_history(tx, config, customers, terminals).save(tmp_path / "built")
     OnlineState.save_history(tx, config, tmp_path / "direct", customers, terminals)
     assert _digests(tmp_path / "direct") == _digests(tmp_path / "built")
-    assert sorted(_digests(tmp_path / "direct")) == ["customers.parquet", "history.parquet", "state.json", "terminals.parquet"]
+    assert sorted(_digests(tmp_path / "direct")) == [
+        "customers.parquet",
+        "history.parquet",
+        "state.json",
+        "terminals.parquet",
+    ]

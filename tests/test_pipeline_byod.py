@@ -9,7 +9,6 @@ import shlex
 
 import pytest
 import yaml
-
 from _kaggle import write_kaggle_csv
 from _repo import make_tiny_repo, sh
 

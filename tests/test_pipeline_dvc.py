@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
 from _repo import make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
@@ -76,7 +74,9 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     from fraudpipe.data.simulate import SimulatorConfig, simulate
 
     cfg = yaml.safe_load((repo / "params.yaml").read_text())
-    sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
+    sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())[
+        "simulator"
+    ]
     sim_cfg.update({"n_customers": 100, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"})
     tx = simulate(SimulatorConfig.parse(sim_cfg, "data.simulator")).transactions.drop(columns="tx_fraud_scenario")
     csv = repo / cfg["data"]["path"]
@@ -106,15 +106,26 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     from fraudpipe.data.simulate import SimulatorConfig, simulate
 
     db = tmp_path / "warehouse.db"
-    sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())["simulator"]
+    sim_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/data/simulated.yaml").read_text())[
+        "simulator"
+    ]
     sim_cfg.update({"n_customers": 100, "n_terminals": 1000, "n_days": 60, "start_date": "2018-07-01"})
     tx = simulate(SimulatorConfig.parse(sim_cfg, "data.simulator")).transactions.drop(columns="tx_fraud_scenario")
     tx.iloc[:-1].assign(tx_datetime=tx["tx_datetime"].astype(str)).to_sql(
-        "transactions", sqlite3.connect(db), index=False)
+        "transactions", sqlite3.connect(db), index=False
+    )
 
     repo = make_tiny_repo(tmp_path / "repo")
-    sh(repo, sys.executable, "-m", "fraudpipe.cli", "params", "data=sql", f"data.url=sqlite:///{db}",
-       "evaluate.card_precision_k=50")  # 100 customers: fewer cards a day than the default budget
+    sh(
+        repo,
+        sys.executable,
+        "-m",
+        "fraudpipe.cli",
+        "params",
+        "data=sql",
+        f"data.url=sqlite:///{db}",
+        "evaluate.card_precision_k=50",
+    )  # 100 customers: fewer cards a day than the default budget
     sh(repo, "fraudpipe", "snapshot")
     ran, out = _repro(repo)
     assert ran == _stages(repo), out
@@ -127,7 +138,9 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     assert ran == set(), out
 
     con = sqlite3.connect(db)
-    tx.iloc[-1:].assign(tx_datetime=tx["tx_datetime"].astype(str)).to_sql("transactions", con, index=False, if_exists="append")
+    tx.iloc[-1:].assign(tx_datetime=tx["tx_datetime"].astype(str)).to_sql(
+        "transactions", con, index=False, if_exists="append"
+    )
     con.close()
     refresh = sh(repo, "fraudpipe", "snapshot")
     assert "changed" in refresh.stdout and "unchanged" not in refresh.stdout

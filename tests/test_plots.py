@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc
 
-from fraudpipe.io import write_json
 from fraudpipe.evaluation.plots import (
     calibration_figure,
     confusion_records,
@@ -19,6 +18,7 @@ from fraudpipe.evaluation.plots import (
     save_png,
     score_distribution_figure,
 )
+from fraudpipe.io import write_json
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,10 @@ def scored():
 def test_roc_records_are_finite_and_span_the_curve(scored, tmp_path):
     labels, scores = scored
     records = roc_records(labels, scores)
-    assert (records[0]["fpr"], records[0]["tpr"]) == (0.0, 0.0) and (records[-1]["fpr"], records[-1]["tpr"]) == (1.0, 1.0)
+    assert (records[0]["fpr"], records[0]["tpr"]) == (0.0, 0.0) and (records[-1]["fpr"], records[-1]["tpr"]) == (
+        1.0,
+        1.0,
+    )
     assert records[0]["threshold"] > scores.max()  # sklearn's inf: "alert nothing"
     assert all(np.isfinite(r["threshold"]) for r in records)
     json.dumps(records, allow_nan=False)
@@ -55,7 +58,11 @@ def test_precision_recall_records(scored):
     labels, scores = scored
     records = precision_recall_records(labels, scores, max_points=200)
     assert len(records) <= 200
-    assert records[0]["recall"] == 1.0 and records[-1] == {"recall": 0.0, "precision": 1.0, "threshold": records[-1]["threshold"]}
+    assert records[0]["recall"] == 1.0 and records[-1] == {
+        "recall": 0.0,
+        "precision": 1.0,
+        "threshold": records[-1]["threshold"],
+    }
     assert records[-1]["threshold"] > scores.max() and np.isfinite(records[-1]["threshold"])
     thresholds = [r["threshold"] for r in records]
     assert thresholds == sorted(thresholds)
@@ -65,15 +72,22 @@ def test_confusion_records_count_every_transaction():
     labels, scores = np.array([1, 1, 0, 0, 0]), np.array([0.9, 0.2, 0.7, 0.1, 0.0])
     records = confusion_records(labels, scores, threshold=0.5)
     assert records == [
-        {"actual": 1, "predicted": 1}, {"actual": 1, "predicted": 0}, {"actual": 0, "predicted": 1},
-        {"actual": 0, "predicted": 0}, {"actual": 0, "predicted": 0},
-    ]  # fmt: skip
+        {"actual": 1, "predicted": 1},
+        {"actual": 1, "predicted": 0},
+        {"actual": 0, "predicted": 1},
+        {"actual": 0, "predicted": 0},
+        {"actual": 0, "predicted": 0},
+    ]
     text = records_json(records)
-    assert json.loads(text) == records and [line.rstrip(",") for line in text.splitlines()[1:-1]] == [json.dumps(r, separators=(",", ":")) for r in records]
+    assert json.loads(text) == records and [line.rstrip(",") for line in text.splitlines()[1:-1]] == [
+        json.dumps(r, separators=(",", ":")) for r in records
+    ]
 
 
 def _render_all(labels, scores, directory):
-    save_png(feature_importance_figure({"tx_amount": 0.6, "terminal_risk": 0.3, "night": 0.1}), directory / "importance.png")
+    save_png(
+        feature_importance_figure({"tx_amount": 0.6, "terminal_risk": 0.3, "night": 0.1}), directory / "importance.png"
+    )
     save_png(calibration_figure(labels, scores), directory / "calibration.png")
     save_png(score_distribution_figure(labels, scores, threshold=0.3), directory / "scores.png")
 

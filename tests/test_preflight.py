@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _kaggle import kaggle_frame
-from fraudpipe.config import compose
-from fraudpipe.pipeline.onboarding import derive_settings
-from fraudpipe.errors import ConfigError
-from fraudpipe.pipeline.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
 from test_dataset import contract_frame
+
+from fraudpipe.config import compose
+from fraudpipe.errors import ConfigError
+from fraudpipe.pipeline.onboarding import derive_settings
+from fraudpipe.pipeline.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -36,15 +36,28 @@ def test_config_problems_lists_every_group_at_once():
     problems = config_problems(params)
     text = " | ".join(problems)
     assert len(problems) == 5, problems
-    for said in ("model.max_depth: must be >= 1, got 0", "split.train_days", "evaluate.latency_rowz: unknown key",
-                 "modle: unknown group (did you mean 'model'?", "preprocess: missing group"):
+    for said in (
+        "model.max_depth: must be >= 1, got 0",
+        "split.train_days",
+        "evaluate.latency_rowz: unknown key",
+        "modle: unknown group (did you mean 'model'?",
+        "preprocess: missing group",
+    ):
         assert said in text
 
 
 def test_check_settings_lists_every_problem_at_once_with_its_key(kaggle):
     table = contract_frame(kaggle)
-    params = compose(CONF, ["split=relative", "split.train_days=150", "split.n_folds=1", "evaluate.card_precision_k=100000",
-                            "validation.max_fraud_rate=0.001"])
+    params = compose(
+        CONF,
+        [
+            "split=relative",
+            "split.train_days=150",
+            "split.n_folds=1",
+            "evaluate.card_precision_k=100000",
+            "validation.max_fraud_rate=0.001",
+        ],
+    )
     problems = settings_problems(table, params)
     text = " | ".join(problems)
     assert "split.train_days" in text and "evaluate.card_precision_k" in text and "validation.max_fraud_rate" in text
@@ -57,8 +70,17 @@ def test_a_period_without_fraud_names_the_key_that_widens_it(kaggle):
     table = contract_frame(kaggle)
     last = table["tx_datetime"].max()
     table.loc[table["tx_datetime"] > last - np.timedelta64(10, "D"), "tx_fraud"] = 0
-    params = compose(CONF, ["split=relative", "split.test_days=7", "split.delay_days=1", "split.n_folds=1",
-                            "evaluate.card_precision_k=1", "validation.min_fraud_rate=0"])
+    params = compose(
+        CONF,
+        [
+            "split=relative",
+            "split.test_days=7",
+            "split.delay_days=1",
+            "split.n_folds=1",
+            "evaluate.card_precision_k=1",
+            "validation.min_fraud_rate=0",
+        ],
+    )
     text = " | ".join(settings_problems(table, params))
     assert "the test period" in text and "holds no fraud; raise split.test_days" in text
 

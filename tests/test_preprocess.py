@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_COLUMNS, TRANSACTION_DTYPES
+from fraudpipe.data.preprocess import REASONS, PreprocessConfig, preprocess
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import write_json, write_parquet
-from fraudpipe.data.preprocess import REASONS, PreprocessConfig, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = yaml.safe_load((ROOT / "conf/preprocess/default.yaml").read_text())
@@ -67,24 +67,46 @@ def test_time_ties_are_broken_by_transaction_id_whatever_the_input_order():
 def text_tx(rows: list[tuple]) -> pd.DataFrame:
     """Like ``tx``, with the id columns as text (what ingest writes for ids that are not all canonical integers)."""
     frame = tx([(0, r[1], 0, 0, *r[4:]) for r in rows])
-    return frame.assign(**{c: pd.array([r[i] for r in rows], dtype="str") for i, c in ((0, "transaction_id"), (2, "customer_id"), (3, "terminal_id"))})
+    return frame.assign(
+        **{
+            c: pd.array([r[i] for r in rows], dtype="str")
+            for i, c in ((0, "transaction_id"), (2, "customer_id"), (3, "terminal_id"))
+        }
+    )
 
 
 def test_text_transaction_ids_break_time_ties_in_code_point_order_whatever_the_input_order():
     ids = ["9", "10", "7", "007", "a,b", "Z", "é", "0x1f"]
-    rows = [(i, "2018-04-01 12:00:00", "card, 1", "m", 1.0, 0) for i in ids] + [("0", "2018-04-01 12:00:01", "c", "m", 1.0, 0)]
+    rows = [(i, "2018-04-01 12:00:00", "card, 1", "m", 1.0, 0) for i in ids] + [
+        ("0", "2018-04-01 12:00:01", "c", "m", 1.0, 0)
+    ]
     result = preprocess(text_tx(rows), DEFAULT)
-    assert result.clean["transaction_id"].tolist() == sorted(ids) + ["0"] == ["007", "0x1f", "10", "7", "9", "Z", "a,b", "é", "0"]
-    assert {c: str(result.clean[c].dtype) for c in ("transaction_id", "customer_id", "terminal_id")} == dict.fromkeys(("transaction_id", "customer_id", "terminal_id"), "str")
+    assert (
+        result.clean["transaction_id"].tolist()
+        == sorted(ids) + ["0"]
+        == ["007", "0x1f", "10", "7", "9", "Z", "a,b", "é", "0"]
+    )
+    assert {c: str(result.clean[c].dtype) for c in ("transaction_id", "customer_id", "terminal_id")} == dict.fromkeys(
+        ("transaction_id", "customer_id", "terminal_id"), "str"
+    )
     for seed in range(3):
-        pd.testing.assert_frame_equal(preprocess(text_tx(rows).sample(frac=1, random_state=seed), DEFAULT).clean, result.clean)
+        pd.testing.assert_frame_equal(
+            preprocess(text_tx(rows).sample(frac=1, random_state=seed), DEFAULT).clean, result.clean
+        )
 
 
 def test_coordinates_are_carried_and_checked():
-    coords = {"customer_x": [1.0, np.nan, 3.0], "customer_y": [4.0, np.nan, 6.0], "terminal_x": [7.0, 8.0, 9.0], "terminal_y": [0.5, 0.25, 0.125]}
+    coords = {
+        "customer_x": [1.0, np.nan, 3.0],
+        "customer_y": [4.0, np.nan, 6.0],
+        "terminal_x": [7.0, 8.0, 9.0],
+        "terminal_y": [0.5, 0.25, 0.125],
+    }
     result = preprocess(tx(BASE).assign(**coords), DEFAULT)
     assert list(result.clean.columns) == [*TRANSACTION_COLUMNS, *coords]
-    assert result.clean["customer_x"].tolist()[1:] == [1.0, 3.0] and np.isnan(result.clean["customer_x"].iat[0])  # in time order
+    assert result.clean["customer_x"].tolist()[1:] == [1.0, 3.0] and np.isnan(
+        result.clean["customer_x"].iat[0]
+    )  # in time order
     with pytest.raises(DataError, match=r"\{'terminal_y': 'str'\}.*'terminal_y': 'float64'"):
         preprocess(tx(BASE).assign(**coords | {"terminal_y": ["1", "2", "3"]}), DEFAULT)
 
@@ -92,7 +114,10 @@ def test_coordinates_are_carried_and_checked():
 def test_a_filled_id_in_a_text_column_is_the_id_as_text():
     rows = [("t1", "2018-04-01", None, "m1", 1.0, 0), ("t2", "2018-04-02", "c, 2", None, 1.0, 0)]
     result = preprocess(text_tx(rows), config(customer_id={"fill": 7}, terminal_id={"fill": "unknown, merchant"}))
-    assert result.clean["customer_id"].tolist() == ["7", "c, 2"] and result.clean["terminal_id"].tolist() == ["m1", "unknown, merchant"]
+    assert result.clean["customer_id"].tolist() == ["7", "c, 2"] and result.clean["terminal_id"].tolist() == [
+        "m1",
+        "unknown, merchant",
+    ]
     assert result.clean["customer_id"].dtype == "str" and result.summary["values_filled"] == 2
 
 
@@ -105,15 +130,24 @@ def test_drop_policy_quarantines_in_the_shared_schema_with_the_column_in_the_rea
     assert q["source_row"].tolist() == [3, 4, 5]  # positions in data/raw/transactions.parquet
     assert q["reason"].tolist() == ["missing_tx_datetime", "missing_tx_amount", "missing_tx_datetime"]  # first column
     assert json.loads(q["raw"].iloc[1]) == {
-        "transaction_id": 5, "tx_datetime": "2018-04-03T00:00:00.000000", "customer_id": 1, "terminal_id": 1,
-        "tx_amount": None, "tx_fraud": 1,
-    }  # fmt: skip
-    assert (result.summary["quarantined_missing_tx_datetime"], result.summary["quarantined_missing_tx_amount"]) == (2, 1)
+        "transaction_id": 5,
+        "tx_datetime": "2018-04-03T00:00:00.000000",
+        "customer_id": 1,
+        "terminal_id": 1,
+        "tx_amount": None,
+        "tx_fraud": 1,
+    }
+    assert (result.summary["quarantined_missing_tx_datetime"], result.summary["quarantined_missing_tx_amount"]) == (
+        2,
+        1,
+    )
     assert result.summary["rows_quarantined"] == 3 and accounted(result)
 
 
 def test_fill_policy_fills_and_counts():
-    result = preprocess(tx(BASE + [(4, "2018-04-03", 1, 2, None, None)]), config(tx_amount={"fill": 0.0}, tx_fraud={"fill": 0}))
+    result = preprocess(
+        tx(BASE + [(4, "2018-04-03", 1, 2, None, None)]), config(tx_amount={"fill": 0.0}, tx_fraud={"fill": 0})
+    )
     row = result.clean.set_index("transaction_id").loc[4]
     assert row["tx_amount"] == 0.0 and row["tx_fraud"] == 0
     assert result.clean["tx_fraud"].dtype == "int8"
@@ -148,7 +182,10 @@ def test_columns_outside_the_contract_are_not_carried():
     [
         (lambda f: f.drop(columns="terminal_id"), r"lacks column\(s\) \['terminal_id'\]"),
         (lambda f: f.drop(columns="tx_fraud"), r"lacks column\(s\) \['tx_fraud'\]"),
-        (lambda f: f.astype({"customer_id": "float64"}), r"\{'customer_id': 'float64'\}.*'customer_id': 'int64 or str'"),
+        (
+            lambda f: f.astype({"customer_id": "float64"}),
+            r"\{'customer_id': 'float64'\}.*'customer_id': 'int64 or str'",
+        ),
         (lambda f: f.astype({"tx_datetime": str}), r"'tx_datetime': 'str'.*datetime64\[us\]"),
         (lambda f: f.astype({"tx_fraud": "float32"}), r"'tx_fraud': 'float32'.*'int8 or Int8'"),
     ],
@@ -215,13 +252,34 @@ def test_the_conf_option_round_trips():
         ({"outlier_iqr_factr": 3.0}, "preprocess.outlier_iqr_factr: unknown key (did you mean 'outlier_iqr_factor'?"),
         ({"outlier_iqr_factor": 0}, "preprocess.outlier_iqr_factor: must be > 0, got 0"),
         ({"outlier_iqr_factor": "3"}, "preprocess.outlier_iqr_factor: must be a number, got '3'"),
-        ({"missing": CONF["missing"] | {"amount": "drop"}}, "preprocess.missing.amount: unknown key (did you mean 'tx_amount'?"),
-        ({"missing": {k: v for k, v in CONF["missing"].items() if k != "tx_fraud"}}, "preprocess.missing.tx_fraud: missing key"),
-        ({"missing": CONF["missing"] | {"tx_amount": "clip"}}, "preprocess.missing.tx_amount: must be drop, error, keep or {fill: value}, got 'clip'"),
-        ({"missing": CONF["missing"] | {"customer_id": "keep"}}, "preprocess.missing.customer_id: 'keep' is only for tx_fraud"),
-        ({"missing": CONF["missing"] | {"transaction_id": {"fill": 0}}}, "preprocess.missing.transaction_id: a filled transaction_id would be invented"),
-        ({"missing": CONF["missing"] | {"tx_fraud": {"fill": 7}}}, "preprocess.missing.tx_fraud.fill: the fill value must be 0 or 1, got 7"),
-        ({"missing": CONF["missing"] | {"tx_amount": {"fill": -1.0}}}, "preprocess.missing.tx_amount.fill: the fill value must be a finite number >= 0, got -1.0"),
+        (
+            {"missing": CONF["missing"] | {"amount": "drop"}},
+            "preprocess.missing.amount: unknown key (did you mean 'tx_amount'?",
+        ),
+        (
+            {"missing": {k: v for k, v in CONF["missing"].items() if k != "tx_fraud"}},
+            "preprocess.missing.tx_fraud: missing key",
+        ),
+        (
+            {"missing": CONF["missing"] | {"tx_amount": "clip"}},
+            "preprocess.missing.tx_amount: must be drop, error, keep or {fill: value}, got 'clip'",
+        ),
+        (
+            {"missing": CONF["missing"] | {"customer_id": "keep"}},
+            "preprocess.missing.customer_id: 'keep' is only for tx_fraud",
+        ),
+        (
+            {"missing": CONF["missing"] | {"transaction_id": {"fill": 0}}},
+            "preprocess.missing.transaction_id: a filled transaction_id would be invented",
+        ),
+        (
+            {"missing": CONF["missing"] | {"tx_fraud": {"fill": 7}}},
+            "preprocess.missing.tx_fraud.fill: the fill value must be 0 or 1, got 7",
+        ),
+        (
+            {"missing": CONF["missing"] | {"tx_amount": {"fill": -1.0}}},
+            "preprocess.missing.tx_amount.fill: the fill value must be a finite number >= 0, got -1.0",
+        ),
     ],
 )
 def test_bad_config_names_the_full_key_and_the_value(change, message):
@@ -254,7 +312,9 @@ POLICIES = st.fixed_dictionaries(
 @given(ROWS, POLICIES, st.randoms(use_true_random=False))
 def test_every_row_is_accounted_for_and_the_output_keeps_the_contract(rows, policies, random):
     ids = random.sample(range(1000), len(rows))  # ingest guarantees unique ids
-    raw = tx([(i, pd.Timestamp("2018-04-01") + pd.Timedelta(seconds=s), c, t, a, f) for i, (s, c, t, a, f) in zip(ids, rows)])
+    raw = tx(
+        [(i, pd.Timestamp("2018-04-01") + pd.Timedelta(seconds=s), c, t, a, f) for i, (s, c, t, a, f) in zip(ids, rows)]
+    )
     result = preprocess(raw, config(**policies))
     assert accounted(result)
     clean = result.clean
@@ -263,7 +323,9 @@ def test_every_row_is_accounted_for_and_the_output_keeps_the_contract(rows, poli
     assert clean["tx_amount"].notna().all()
     if policies["tx_fraud"] != "keep":
         assert clean["tx_fraud"].notna().all()
-    dropped = (raw["tx_amount"].isna() & (policies["tx_amount"] == "drop")) | (raw["tx_fraud"].isna() & (policies["tx_fraud"] == "drop"))
+    dropped = (raw["tx_amount"].isna() & (policies["tx_amount"] == "drop")) | (
+        raw["tx_fraud"].isna() & (policies["tx_fraud"] == "drop")
+    )
     assert set(clean["transaction_id"]) == set(raw.loc[~dropped, "transaction_id"])
     assert set(result.quarantined["reason"]) <= set(REASONS)
     quarantined_ids = set(result.quarantined["transaction_id"].astype(int))  # ids are text in every quarantine
@@ -301,7 +363,11 @@ def test_stage_writes_declared_outputs(tmp_path):
 
 def test_stage_refuses_a_bad_config_in_one_line(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"preprocess": params["preprocess"] | {"outlier_iqr_factor": -1.0}}))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/preprocess.py")], cwd=tmp_path, capture_output=True, text=True)
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"preprocess": params["preprocess"] | {"outlier_iqr_factor": -1.0}})
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/preprocess.py")], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "stage 'preprocess' failed: preprocess.outlier_iqr_factor: must be > 0, got -1.0"

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_features import text_ids
 
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
-from fraudpipe.features.definitions import FeatureConfig, build_features
-from fraudpipe.errors import BundleError
-from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.features.online import OnlineState
-from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
 from fraudpipe.data.simulate import SimulatorConfig, simulate
-from test_features import text_ids
+from fraudpipe.errors import BundleError
+from fraudpipe.features.definitions import FeatureConfig, build_features
+from fraudpipe.features.online import OnlineState
+from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
+from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -23,8 +23,16 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A small simulated month: features, a model trained on the first three weeks, its bundle."""
-    params = compose(CONF, ["data.simulator.n_customers=100", "data.simulator.n_terminals=500",
-                            "data.simulator.n_days=40", "data.simulator.radius=10", "model.n_estimators=20"])
+    params = compose(
+        CONF,
+        [
+            "data.simulator.n_customers=100",
+            "data.simulator.n_terminals=500",
+            "data.simulator.n_days=40",
+            "data.simulator.radius=10",
+            "model.n_estimators=20",
+        ],
+    )
     sim = simulate(SimulatorConfig.parse(params["data"]["simulator"], "data.simulator"))
     tx = sim.transactions.drop(columns="tx_fraud_scenario")
     config = FeatureConfig.parse(params["features"], "features")
@@ -41,14 +49,38 @@ def located(world, tmp_path_factory):
     """The world as a real file has it: text ids and per-transaction coordinates (the simulator's
     locations, copied onto each row), a bundle that uses the distance feature."""
     tx, _, config, cut, _ = world
-    sim = simulate(SimulatorConfig.parse(compose(CONF, ["data.simulator.n_customers=100", "data.simulator.n_terminals=500",
-                                                        "data.simulator.n_days=40", "data.simulator.radius=10"])["data"]["simulator"], "data.simulator"))
-    c, t = sim.customers.set_index("customer_id").loc[tx["customer_id"]], sim.terminals.set_index("terminal_id").loc[tx["terminal_id"]]
-    carried = tx.assign(customer_x=c["x"].to_numpy(), customer_y=c["y"].to_numpy(), terminal_x=t["x"].to_numpy(), terminal_y=t["y"].to_numpy())
+    sim = simulate(
+        SimulatorConfig.parse(
+            compose(
+                CONF,
+                [
+                    "data.simulator.n_customers=100",
+                    "data.simulator.n_terminals=500",
+                    "data.simulator.n_days=40",
+                    "data.simulator.radius=10",
+                ],
+            )["data"]["simulator"],
+            "data.simulator",
+        )
+    )
+    c, t = (
+        sim.customers.set_index("customer_id").loc[tx["customer_id"]],
+        sim.terminals.set_index("terminal_id").loc[tx["terminal_id"]],
+    )
+    carried = tx.assign(
+        customer_x=c["x"].to_numpy(),
+        customer_y=c["y"].to_numpy(),
+        terminal_x=t["x"].to_numpy(),
+        terminal_y=t["y"].to_numpy(),
+    )
     (text,) = text_ids(carried)
-    located_config = FeatureConfig.parse(config.to_dict() | {"extras": [*config.extras, "customer_terminal_distance"]}, "features")
+    located_config = FeatureConfig.parse(
+        config.to_dict() | {"extras": [*config.extras, "customer_terminal_distance"]}, "features"
+    )
     table = build_features(text, located_config)
-    model_config = ModelConfig.parse(compose(CONF, ["model.n_estimators=20"])["model"] | {"threshold_validation_days": 0}, "model")
+    model_config = ModelConfig.parse(
+        compose(CONF, ["model.n_estimators=20"])["model"] | {"threshold_validation_days": 0}, "model"
+    )
     bundle_dir = tmp_path_factory.mktemp("located_bundle")
     save_bundle(train_bundle(table[table[TX_DATETIME] < cut], model_config), bundle_dir)
     return text, table, located_config, cut, bundle_dir
@@ -144,6 +176,9 @@ def test_replay_sends_the_coordinates_a_table_carries(located):
     # without the columns, the last known coordinates from history count (here: the same)
     scorer = OnlineScorer(OnlineState.from_history(text[before], config), load_bundle(bundle_dir, nthread=1))
     head = text[~before].head(200)
-    assert (head["customer_id"].isin(text.loc[before, "customer_id"]) & head["terminal_id"].isin(text.loc[before, "terminal_id"])).all()
+    assert (
+        head["customer_id"].isin(text.loc[before, "customer_id"])
+        & head["terminal_id"].isin(text.loc[before, "terminal_id"])
+    ).all()
     replayed = replay(scorer, head.drop(columns=["customer_x", "customer_y", "terminal_x", "terminal_y"]))
     assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-
 from _serve import Server, body, replay, world
+
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.features.definitions import build_features, feature_names
 from fraudpipe.model import load_bundle
@@ -35,12 +35,18 @@ def test_start_up_health_readiness_and_openapi(server):
     assert "1 worker" in server.stdout.read_text() and "in-process state store" in server.stdout.read_text()
     assert server.client.get("/healthz").json() == {"status": "ok"}
     ready = server.client.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["workers"] == 1 and ready["model_version"] == load_bundle(w.bundle_dir).version
+    assert (
+        ready["status"] == "ready"
+        and ready["workers"] == 1
+        and ready["model_version"] == load_bundle(w.bundle_dir).version
+    )
     schema = server.client.get("/openapi.json").json()
     assert {"/v1/score", "/v1/score/batch", "/v1/labels", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
     request = schema["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert request == {"$ref": "#/components/schemas/TransactionIn"}
-    assert {"transaction_id", "tx_datetime", "tx_amount"} <= set(schema["components"]["schemas"]["TransactionIn"]["properties"])
+    assert {"transaction_id", "tx_datetime", "tx_amount"} <= set(
+        schema["components"]["schemas"]["TransactionIn"]["properties"]
+    )
     assert server.client.get("/docs").status_code == 200
 
 
@@ -54,9 +60,13 @@ def test_score_is_the_batch_score_and_adds_the_transaction(server):
     bundle = load_bundle(w.bundle_dir)
     expected = float(w.batch_scores([row.transaction_id])[0])
     assert abs(got["fraud_probability"] - expected) <= 1e-6
-    assert got == {"transaction_id": int(row.transaction_id), "fraud_probability": got["fraud_probability"],
-                   "alert": got["fraud_probability"] >= bundle.threshold, "threshold": bundle.threshold,
-                   "model_version": bundle.version}  # fmt: skip
+    assert got == {
+        "transaction_id": int(row.transaction_id),
+        "fraud_probability": got["fraud_probability"],
+        "alert": got["fraud_probability"] >= bundle.threshold,
+        "threshold": bundle.threshold,
+        "model_version": bundle.version,
+    }
     assert server.client.get("/readyz").json()["transactions"] == before + 1
 
 
@@ -67,10 +77,20 @@ def test_unknown_customer_and_terminal_are_a_cold_start(server):
     answer = server.score(payload)
     assert answer.status_code == 200, answer.text
     # offline, the same transaction alone: empty histories
-    alone = pd.DataFrame({"transaction_id": [1], "tx_datetime": [row.tx_datetime], "customer_id": [1], "terminal_id": [1],
-                          "tx_amount": [row.tx_amount], "tx_fraud": pd.array([0], dtype="int8")})  # fmt: skip
+    alone = pd.DataFrame(
+        {
+            "transaction_id": [1],
+            "tx_datetime": [row.tx_datetime],
+            "customer_id": [1],
+            "terminal_id": [1],
+            "tx_amount": [row.tx_amount],
+            "tx_fraud": pd.array([0], dtype="int8"),
+        }
+    )
     features = build_features(alone.astype({"tx_datetime": "datetime64[us]"}), w.config)
-    assert features["customer_id_nb_tx_1day_window"].iat[0] == 1 and features["terminal_id_nb_tx_1day_window"].iat[0] == 0
+    assert (
+        features["customer_id_nb_tx_1day_window"].iat[0] == 1 and features["terminal_id_nb_tx_1day_window"].iat[0] == 0
+    )
     expected = float(load_bundle(w.bundle_dir).score(features)[0])
     assert abs(answer.json()["fraud_probability"] - expected) <= 1e-6
 
@@ -80,7 +100,9 @@ def test_a_retry_gets_the_same_answer_and_counts_once(server):
     row = w.test.iloc[2]
     first = server.score(body(row))
     count = server.client.get("/readyz").json()["transactions"]
-    again = server.score(body(row, transaction_id=str(row.transaction_id), tx_datetime=f"{row.tx_datetime.isoformat()}+00:00"))
+    again = server.score(
+        body(row, transaction_id=str(row.transaction_id), tx_datetime=f"{row.tx_datetime.isoformat()}+00:00")
+    )
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert again.json() | {"transaction_id": first.json()["transaction_id"]} == first.json()
     assert "idempotent-replayed" not in first.headers
@@ -116,10 +138,15 @@ def test_late_transactions_are_placed_in_time_order_and_too_late_ones_refused(tm
         assert exact[np.arange(len(rows)) != second].all(), "every other transaction, before and after, is exact"
 
         newest = pd.Timestamp(rows[TX_DATETIME].max())
-        late = body(rows.iloc[0], transaction_id=10**9, tx_datetime=(newest - pd.Timedelta(days=1, hours=1)).isoformat())
+        late = body(
+            rows.iloc[0], transaction_id=10**9, tx_datetime=(newest - pd.Timedelta(days=1, hours=1)).isoformat()
+        )
         refused = server.score(late)
         assert refused.status_code == 422
-        assert refused.json()["errors"][0]["field"] == "tx_datetime" and "older than the retention window" in refused.json()["detail"]
+        assert (
+            refused.json()["errors"][0]["field"] == "tx_datetime"
+            and "older than the retention window" in refused.json()["detail"]
+        )
         within = body(rows.iloc[0], transaction_id=10**9 + 1, tx_datetime=(newest - pd.Timedelta(hours=23)).isoformat())
         assert server.score(within).status_code == 200
 
@@ -129,7 +156,11 @@ def test_a_state_kept_without_lateness_refuses_what_it_cannot_featurize_exactly(
     would miss history, so it is refused (until the service has kept a day more itself)."""
     w = world()
     newest = w.tx[w.tx[TX_DATETIME] < w.cut][TX_DATETIME].max()
-    late = body(w.test.iloc[60], transaction_id="before-the-snapshot", tx_datetime=(newest - pd.Timedelta(minutes=5)).isoformat())
+    late = body(
+        w.test.iloc[60],
+        transaction_id="before-the-snapshot",
+        tx_datetime=(newest - pd.Timedelta(minutes=5)).isoformat(),
+    )
     refused = server.score(late)
     assert refused.status_code == 422 and "older than the retention window" in refused.json()["detail"]
 
@@ -141,7 +172,12 @@ def test_labels(server):
     ok = server.client.post("/v1/labels", json={"transaction_id": int(row.transaction_id), "tx_fraud": 1})
     assert ok.status_code == 200 and ok.json() == {"transaction_id": int(row.transaction_id), "tx_fraud": 1}
     known_before = w.tx[w.tx[TX_DATETIME] < w.cut].iloc[-1]  # in the history the service started from
-    assert server.client.post("/v1/labels", json={"transaction_id": str(known_before.transaction_id), "tx_fraud": 0}).status_code == 200
+    assert (
+        server.client.post(
+            "/v1/labels", json={"transaction_id": str(known_before.transaction_id), "tx_fraud": 0}
+        ).status_code
+        == 200
+    )
     unknown = server.client.post("/v1/labels", json={"transaction_id": "never-seen", "tx_fraud": 1})
     assert unknown.status_code == 404 and unknown.json()["errors"][0]["field"] == "transaction_id"
 
@@ -153,9 +189,14 @@ def test_batch_scores_in_order_like_single_requests(server):
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["transaction_id"] for r in results] == rows["transaction_id"].tolist()
-    assert np.abs(np.array([r["fraud_probability"] for r in results]) - w.batch_scores(rows["transaction_id"])).max() <= 1e-6
+    assert (
+        np.abs(np.array([r["fraud_probability"] for r in results]) - w.batch_scores(rows["transaction_id"])).max()
+        <= 1e-6
+    )
 
-    too_many = server.client.post("/v1/score/batch", json={"transactions": [body(r) for r in w.test.iloc[20:26].itertuples()]})
+    too_many = server.client.post(
+        "/v1/score/batch", json={"transactions": [body(r) for r in w.test.iloc[20:26].itertuples()]}
+    )
     assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "transactions"
     assert "at most 5" in too_many.json()["detail"]
 
@@ -172,7 +213,9 @@ def test_batch_scores_in_order_like_single_requests(server):
 
 def test_api_key(tmp_path):
     w = world()
-    with Server(tmp_path, w.bundle_dir, w.state_dir, tmp_path / "journal", env={"FRAUDPIPE_API_KEY": "s3cret"}) as server:
+    with Server(
+        tmp_path, w.bundle_dir, w.state_dir, tmp_path / "journal", env={"FRAUDPIPE_API_KEY": "s3cret"}
+    ) as server:
         assert "API key required" in server.stdout.read_text()
         payload = body(w.test.iloc[0])
         assert server.score(payload).status_code == 401
@@ -207,35 +250,88 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
         ("empty body", 400, "body", lambda: post("/v1/score", content=b"")),
         ("a JSON list", 422, "body", lambda: post("/v1/score", json=[good])),
         ("a JSON string", 422, "body", lambda: post("/v1/score", json="hello")),
-        ("missing tx_amount", 422, "tx_amount", lambda: post("/v1/score", json={k: v for k, v in good.items() if k != "tx_amount"})),
+        (
+            "missing tx_amount",
+            422,
+            "tx_amount",
+            lambda: post("/v1/score", json={k: v for k, v in good.items() if k != "tx_amount"}),
+        ),
         ("amount as text", 422, "tx_amount", lambda: post("/v1/score", json=good | {"tx_amount": "12.5"})),
         ("negative amount", 422, "tx_amount", lambda: post("/v1/score", json=good | {"tx_amount": -1})),
-        ("NaN amount", 422, "tx_amount", lambda: post("/v1/score", content=json.dumps(good | {"tx_amount": float("nan")}).encode())),
-        ("infinite amount", 422, "tx_amount", lambda: post("/v1/score", content=json.dumps(good).replace(str(good["tx_amount"]), "1e999").encode())),
-        ("huge amount", 422, "tx_amount", lambda: post("/v1/score", json=good | {"transaction_id": "huge", "tx_amount": 1e12})),
+        (
+            "NaN amount",
+            422,
+            "tx_amount",
+            lambda: post("/v1/score", content=json.dumps(good | {"tx_amount": float("nan")}).encode()),
+        ),
+        (
+            "infinite amount",
+            422,
+            "tx_amount",
+            lambda: post("/v1/score", content=json.dumps(good).replace(str(good["tx_amount"]), "1e999").encode()),
+        ),
+        (
+            "huge amount",
+            422,
+            "tx_amount",
+            lambda: post("/v1/score", json=good | {"transaction_id": "huge", "tx_amount": 1e12}),
+        ),
         ("boolean id", 422, "transaction_id", lambda: post("/v1/score", json=good | {"transaction_id": True})),
         ("float id", 422, "customer_id", lambda: post("/v1/score", json=good | {"customer_id": 7.5})),
         ("empty id", 422, "terminal_id", lambda: post("/v1/score", json=good | {"terminal_id": ""})),
-        ("id of 10,000 characters", 422, "customer_id", lambda: post("/v1/score", json=good | {"customer_id": "x" * 300})),
+        (
+            "id of 10,000 characters",
+            422,
+            "customer_id",
+            lambda: post("/v1/score", json=good | {"customer_id": "x" * 300}),
+        ),
         ("date without time", 422, "tx_datetime", lambda: post("/v1/score", json=good | {"tx_datetime": "2018-05-02"})),
         ("unparsable date", 422, "tx_datetime", lambda: post("/v1/score", json=good | {"tx_datetime": "yesterday"})),
-        ("epoch number as date", 422, "tx_datetime", lambda: post("/v1/score", json=good | {"tx_datetime": 1525219200})),
+        (
+            "epoch number as date",
+            422,
+            "tx_datetime",
+            lambda: post("/v1/score", json=good | {"tx_datetime": 1525219200}),
+        ),
         ("month 13", 422, "tx_datetime", lambda: post("/v1/score", json=good | {"tx_datetime": "2018-13-02T00:00:00"})),
-        ("far future", 422, "tx_datetime", lambda: post("/v1/score", json=good | {"transaction_id": "future", "tx_datetime": "9999-12-31T23:59:59"})),
+        (
+            "far future",
+            422,
+            "tx_datetime",
+            lambda: post("/v1/score", json=good | {"transaction_id": "future", "tx_datetime": "9999-12-31T23:59:59"}),
+        ),
         ("label in a score request", 422, "tx_fraud", lambda: post("/v1/score", json=good | {"tx_fraud": 1})),
         ("unknown field", 422, "amount", lambda: post("/v1/score", json=good | {"amount": 3})),
         ("half a coordinate pair", 422, "customer_y", lambda: post("/v1/score", json=good | {"customer_x": 1.0})),
-        ("lone surrogate in an id", 400, "body", lambda: post("/v1/score", content=json.dumps(good).replace('"customer_id": ', '"customer_id": "\\ud800", "x": ').encode())),
+        (
+            "lone surrogate in an id",
+            400,
+            "body",
+            lambda: post(
+                "/v1/score",
+                content=json.dumps(good).replace('"customer_id": ', '"customer_id": "\\ud800", "x": ').encode(),
+            ),
+        ),
         ("deep nesting", 400, "body", lambda: post("/v1/score", content=b"[" * 2000 + b"]" * 2000)),
-        ("body over the limit", 413, "body", lambda: post("/v1/score", content=b" " * 5000 + json.dumps(good).encode())),
+        (
+            "body over the limit",
+            413,
+            "body",
+            lambda: post("/v1/score", content=b" " * 5000 + json.dumps(good).encode()),
+        ),
         ("label 2", 422, "tx_fraud", lambda: post("/v1/labels", json={"transaction_id": 1, "tx_fraud": 2})),
         ("label true", 422, "tx_fraud", lambda: post("/v1/labels", json={"transaction_id": 1, "tx_fraud": True})),
         ("batch not a list", 422, "transactions", lambda: post("/v1/score/batch", json={"transactions": good})),
         ("empty batch", 422, "transactions", lambda: post("/v1/score/batch", json={"transactions": []})),
-        ("bad item in a batch", 422, "transactions[1].tx_amount", lambda: post("/v1/score/batch", json={"transactions": [good, good | {"tx_amount": None}]})),
+        (
+            "bad item in a batch",
+            422,
+            "transactions[1].tx_amount",
+            lambda: post("/v1/score/batch", json={"transactions": [good, good | {"tx_amount": None}]}),
+        ),
         ("wrong method", 405, "", lambda: server.client.get("/v1/score")),
         ("unknown path", 404, "", lambda: post("/v1/scores", json=good)),
-    ]  # fmt: skip
+    ]
     for what, status, field, send in cases:
         answer = send()
         assert answer.status_code == status, (what, answer.status_code, answer.text)
@@ -267,9 +363,15 @@ def test_metrics(server):
     version = load_bundle(w.bundle_dir).version
     assert f'fraudpipe_model_info{{model_version="{version}"}} 1.0' in text
     assert re.search(rf'^fraudpipe_score_count\{{model_version="{version}"\}} [1-9]', text, re.M)
-    assert re.search(r'^fraudpipe_http_requests_total\{method="POST",route="/v1/score",status="200"\} [1-9]', text, re.M)
-    assert re.search(r'^fraudpipe_http_request_duration_seconds_bucket\{le="\+Inf",route="/v1/score"\} [1-9]', text, re.M)
-    assert 'fraudpipe_http_request_duration_seconds_bucket{le="0.0005",route="/v1/score"}' in text  # sub-millisecond buckets
+    assert re.search(
+        r'^fraudpipe_http_requests_total\{method="POST",route="/v1/score",status="200"\} [1-9]', text, re.M
+    )
+    assert re.search(
+        r'^fraudpipe_http_request_duration_seconds_bucket\{le="\+Inf",route="/v1/score"\} [1-9]', text, re.M
+    )
+    assert (
+        'fraudpipe_http_request_duration_seconds_bucket{le="0.0005",route="/v1/score"}' in text
+    )  # sub-millisecond buckets
     assert re.search(rf'^fraudpipe_alerts_total\{{model_version="{version}"\}} \d', text, re.M)
     held = server.client.get("/readyz").json()["transactions"]
     assert f"fraudpipe_state_transactions {float(held)}" in text
@@ -303,13 +405,15 @@ def test_the_service_never_imports_great_expectations(tmp_path):
     w = world()
     server = Server(tmp_path, w.bundle_dir, w.state_dir, tmp_path / "journal")
     # uvicorn restores the SIGTERM handler it found, then raises the signal again once it has shut down
-    probe = ("import runpy, signal, sys\n"
-             "def stopped(*_):\n"
-             "    print('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in ('great_expectations', 'fraudpipe')), flush=True)\n"
-             "    sys.exit(0)\n"
-             "signal.signal(signal.SIGTERM, stopped)\n"
-             "sys.argv = ['fraudpipe'] + sys.argv[1:]\n"
-             "runpy.run_module('fraudpipe.cli', run_name='__main__')\n")  # fmt: skip
+    probe = (
+        "import runpy, signal, sys\n"
+        "def stopped(*_):\n"
+        "    print('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in ('great_expectations', 'fraudpipe')), flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stopped)\n"
+        "sys.argv = ['fraudpipe'] + sys.argv[1:]\n"
+        "runpy.run_module('fraudpipe.cli', run_name='__main__')\n"
+    )
     server.command = lambda: [server.__class__.command(server)[0], "-c", probe, *server.__class__.command(server)[3:]]  # type: ignore[method-assign]
     server.start()
     assert server.score(body(w.test.iloc[0])).status_code == 200
@@ -332,7 +436,9 @@ def test_parity_with_the_batch_path_over_http(tmp_path):
     diff = np.abs(np.array(scores) - expected)
     assert len(scores) == len(test) >= 1500
     assert diff.max() <= 1e-6, f"worst at {test['transaction_id'].iat[diff.argmax()]}: {diff.max()}"
-    assert re.search(r'^fraudpipe_labels_total\{tx_fraud="1"\} [1-9]', labels, re.M)  # labels did arrive, frauds among them
+    assert re.search(
+        r'^fraudpipe_labels_total\{tx_fraud="1"\} [1-9]', labels, re.M
+    )  # labels did arrive, frauds among them
     # and the features really depend on those labels: the risk windows of the last days are not all zero
     risk = [f for f in feature_names(w.config) if f.startswith("terminal_id_risk")]
     assert (w.table.set_index("transaction_id").loc[test["transaction_id"].tail(300), risk].to_numpy() > 0).any()
@@ -386,15 +492,31 @@ def test_readyz_is_503_until_the_model_and_state_are_loaded(tmp_path):
     from fraudpipe.serve.config import ServeConfig
 
     w = world()
-    config = ServeConfig.parse(dict(model=w.bundle_dir, state=w.state_dir, journal_dir=tmp_path / "journal", host="127.0.0.1",
-                                    port=0, max_batch=100, max_body_bytes=1 << 20, max_amount=1e5, late_days=1,
-                                    max_future_seconds=300, api_key_env="FRAUDPIPE_TEST_UNSET_KEY"), "serve")  # fmt: skip
+    config = ServeConfig.parse(
+        dict(
+            model=w.bundle_dir,
+            state=w.state_dir,
+            journal_dir=tmp_path / "journal",
+            host="127.0.0.1",
+            port=0,
+            max_batch=100,
+            max_body_bytes=1 << 20,
+            max_amount=1e5,
+            late_days=1,
+            max_future_seconds=300,
+            api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
+        ),
+        "serve",
+    )
     app = create_app(config)
 
     async def scenario() -> list[tuple[int, dict]]:
         transport = httpx.ASGITransport(app=app)
         seen = []
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
             for path, method in (("/readyz", "GET"), ("/healthz", "GET"), ("/v1/score", "POST")):
                 answer = await client.request(method, path, json=body(w.test.iloc[0]) if method == "POST" else None)
                 seen.append((answer.status_code, answer.json(), answer.headers.get("retry-after")))
@@ -408,4 +530,7 @@ def test_readyz_is_503_until_the_model_and_state_are_loaded(tmp_path):
     assert loading[0] == 503 and loading[1]["status"] == "loading"
     assert health[0] == 200
     assert early[0] == 503 and early[2] == "1" and "not ready" in early[1]["detail"]
-    assert scored[0] == 200 and abs(scored[1]["fraud_probability"] - float(w.batch_scores([w.test["transaction_id"].iat[0]])[0])) <= 1e-6
+    assert (
+        scored[0] == 200
+        and abs(scored[1]["fraud_probability"] - float(w.batch_scores([w.test["transaction_id"].iat[0]])[0])) <= 1e-6
+    )

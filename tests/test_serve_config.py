@@ -9,8 +9,19 @@ import pytest
 from fraudpipe.errors import ConfigError
 from fraudpipe.serve.config import ServeConfig
 
-OPTIONS = dict(model=Path("m"), state=Path("s"), journal_dir=Path("j"), host="127.0.0.1", port=8000, max_batch=100,
-               max_body_bytes=1 << 20, max_amount=1e5, late_days=1, max_future_seconds=300, api_key_env="FRAUDPIPE_API_KEY")  # fmt: skip
+OPTIONS = dict(
+    model=Path("m"),
+    state=Path("s"),
+    journal_dir=Path("j"),
+    host="127.0.0.1",
+    port=8000,
+    max_batch=100,
+    max_body_bytes=1 << 20,
+    max_amount=1e5,
+    late_days=1,
+    max_future_seconds=300,
+    api_key_env="FRAUDPIPE_API_KEY",
+)
 
 
 def test_mistakes_name_the_option():
@@ -38,9 +49,14 @@ def test_the_store_is_memory_or_a_redis_url_and_several_workers_need_redis():
     for url in ("redis://127.0.0.1:6379/0", "rediss://cache.example:6380/2", "unix:///run/redis.sock?db=1"):
         config = ServeConfig.parse(OPTIONS | {"store": url, "workers": 4}, "serve")
         assert config.shared and config.workers == 4
-    with pytest.raises(ConfigError, match=r"serve.store: must be 'memory' \(the in-process store\) or a Redis URL: .*got 'http://x'"):
+    with pytest.raises(
+        ConfigError, match=r"serve.store: must be 'memory' \(the in-process store\) or a Redis URL: .*got 'http://x'"
+    ):
         ServeConfig.parse(OPTIONS | {"store": "http://x"}, "serve")
-    with pytest.raises(ConfigError, match=r"^serve.workers: --workers 2 needs a shared state store: .*add --store redis://host:port/db .*got 2$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^serve.workers: --workers 2 needs a shared state store: .*add --store redis://host:port/db .*got 2$",
+    ):
         ServeConfig.parse(OPTIONS | {"workers": 2}, "serve")
     with pytest.raises(ConfigError, match=r"serve.redis_prefix: must be letters, digits"):
         ServeConfig.parse(OPTIONS | {"store": "redis://h/0", "redis_prefix": "a b"}, "serve")

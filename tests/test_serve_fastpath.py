@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
 from _model import model_config
 from _serve import world
+
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.model import load_bundle, save_bundle, train_bundle
 from fraudpipe.scoring.row import RowScorer

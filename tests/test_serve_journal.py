@@ -11,17 +11,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from _serve import world
+
 from fraudpipe.errors import DataError
 from fraudpipe.serve.journal import Journal, read_service_log
 from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
 
 
-def scored(tid: str, when: str = "2018-05-01T10:00:00.250000", customer: str = "7", terminal: str = "card-12",
-           amount: float = 12.5, coordinates=(None, None, None, None), score: float = 0.25) -> Scored:  # fmt: skip
+def scored(
+    tid: str,
+    when: str = "2018-05-01T10:00:00.250000",
+    customer: str = "7",
+    terminal: str = "card-12",
+    amount: float = 12.5,
+    coordinates=(None, None, None, None),
+    score: float = 0.25,
+) -> Scored:
     dt = datetime.fromisoformat(when)
-    return Scored(Transaction(tid, customer, terminal, dt, epoch_second(dt), amount, coordinates), score, score >= 0.5, 0.5, "xgboost-0123456789ab")
+    return Scored(
+        Transaction(tid, customer, terminal, dt, epoch_second(dt), amount, coordinates),
+        score,
+        score >= 0.5,
+        0.5,
+        "xgboost-0123456789ab",
+    )
 
 
 def test_entries_come_back_in_order_as_they_went_in(tmp_path):
@@ -47,7 +60,10 @@ def test_truncation_never_reuses_a_seq(tmp_path):
     assert again > first[-1]
     journal.close()
     reopened = Journal(tmp_path)
-    assert reopened.append_label("later", 0) > again and [e.seq for e in reopened.entries(after=first[-1])] == [again, again + 1]
+    assert reopened.append_label("later", 0) > again and [e.seq for e in reopened.entries(after=first[-1])] == [
+        again,
+        again + 1,
+    ]
 
 
 def test_what_was_appended_survives_a_killed_writer(tmp_path):
@@ -63,9 +79,13 @@ def test_what_was_appended_survives_a_killed_writer(tmp_path):
         "print('appended', flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent
+    )
     assert proc.returncode == -9 and "appended" in proc.stdout, proc.stderr
-    assert [e.scored.transaction.transaction_id for e in Journal(tmp_path).entries(after=0)] == [f"t{i}" for i in range(200)]
+    assert [e.scored.transaction.transaction_id for e in Journal(tmp_path).entries(after=0)] == [
+        f"t{i}" for i in range(200)
+    ]
 
 
 def test_a_file_that_is_not_a_journal_is_refused_in_one_line(tmp_path):
@@ -86,11 +106,20 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
     journal = Journal(tmp_path)
     rows = w.test.head(6)
     records = []
-    given = {1: (1.5, -2.0, 3.0, 4.0), 4: (5.0, 6.0, None, None)}  # coordinates a request carried: one kept by the snapshot, one logged
+    given = {
+        1: (1.5, -2.0, 3.0, 4.0),
+        4: (5.0, 6.0, None, None),
+    }  # coordinates a request carried: one kept by the snapshot, one logged
     for i, row in enumerate(rows.itertuples()):
         when = pd.Timestamp(row.tx_datetime).to_pydatetime()
-        record = scored(str(row.transaction_id), when.isoformat(), str(row.customer_id), str(row.terminal_id), float(row.tx_amount),
-                        coordinates=given.get(i, (None, None, None, None)))  # fmt: skip
+        record = scored(
+            str(row.transaction_id),
+            when.isoformat(),
+            str(row.customer_id),
+            str(row.terminal_id),
+            float(row.tx_amount),
+            coordinates=given.get(i, (None, None, None, None)),
+        )
         records.append(record)
     for record in records[:3]:  # before the snapshot, one labelled
         journal.append_transaction(record)
@@ -107,15 +136,31 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
     journal.append_label(records[4].transaction.transaction_id, 0)
 
     log = read_service_log(tmp_path)
-    assert list(log.scored.columns) == ["transaction_id", "customer_id", "terminal_id", "tx_datetime", "tx_amount", "customer_x",
-                                       "customer_y", "terminal_x", "terminal_y", "score", "alert", "model_version"]  # fmt: skip
+    assert list(log.scored.columns) == [
+        "transaction_id",
+        "customer_id",
+        "terminal_id",
+        "tx_datetime",
+        "tx_amount",
+        "customer_x",
+        "customer_y",
+        "terminal_x",
+        "terminal_y",
+        "score",
+        "alert",
+        "model_version",
+    ]
     coordinates = log.scored[["customer_x", "customer_y", "terminal_x", "terminal_y"]].to_numpy()
     assert coordinates[1].tolist() == [1.5, -2.0, 3.0, 4.0] and coordinates[4, :2].tolist() == [5.0, 6.0]
     assert np.isnan(coordinates[4, 2:]).all() and np.isnan(coordinates[[0, 2, 3, 5]]).all()
     assert log.scored["transaction_id"].tolist() == rows["transaction_id"].tolist()  # snapshot first, then the log
-    assert str(log.scored["transaction_id"].dtype) == "int64" and str(log.scored["tx_datetime"].dtype) == "datetime64[us]"
+    assert (
+        str(log.scored["transaction_id"].dtype) == "int64" and str(log.scored["tx_datetime"].dtype) == "datetime64[us]"
+    )
     assert log.scored["tx_datetime"].tolist() == rows["tx_datetime"].tolist()
-    assert log.scored["score"].tolist() == [0.25] * 6 and log.scored["model_version"].unique().tolist() == ["xgboost-0123456789ab"]
+    assert log.scored["score"].tolist() == [0.25] * 6 and log.scored["model_version"].unique().tolist() == [
+        "xgboost-0123456789ab"
+    ]
     assert log.labels["transaction_id"].tolist() == rows["transaction_id"].iloc[[0, 4]].tolist()
     assert log.labels["tx_fraud"].tolist() == [1, 0]
     assert pd.isna(log.labels["received_at"].iat[0]) and not pd.isna(log.labels["received_at"].iat[1])

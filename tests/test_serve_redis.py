@@ -12,15 +12,15 @@ from collections import defaultdict
 import httpx
 import numpy as np
 import pytest
-
 from _redis import redis_server  # noqa: F401 (fixture)
 from _serve import ROOT, Server, body, world
+
 from fraudpipe.contract import TX_DATETIME
 
 pytestmark = pytest.mark.timeout(900)
 
 
-def _labels_due(test, delay_days: int):  # noqa: ANN001, ANN202
+def _labels_due(test, delay_days: int):
     """For each transaction of ``test`` in order, the labels (id, fraud) that have come due before it."""
     times, ids, frauds = test[TX_DATETIME].to_numpy(), test["transaction_id"].tolist(), test["tx_fraud"].tolist()
     sent = 0
@@ -71,8 +71,12 @@ def test_two_workers_sharing_redis_score_as_one_in_process_worker(redis_server, 
         assert [{k: r[k] for k in keys} for r in sizes] == [{k: sizes[2][k] for k in keys}] * 3
         assert sizes[0]["store"].startswith("Redis state store unix://") and sizes[0]["journal_entries"] == 0
         outputs = [s.stdout.read_text() for s in workers]
-        assert sum("fraudpipe serve: seeded the shared state in the Redis state store" in o for o in outputs) == 1, outputs
-        assert all("shared state already there" in o for o in outputs), outputs  # the command seeds, then its worker attaches
+        assert sum("fraudpipe serve: seeded the shared state in the Redis state store" in o for o in outputs) == 1, (
+            outputs
+        )
+        assert all("shared state already there" in o for o in outputs), (
+            outputs
+        )  # the command seeds, then its worker attaches
         assert all("durable log: Redis AOF (appendfsync everysec)" in o for o in outputs), outputs
         assert not any((s.journal / "journal.sqlite3").exists() for s in workers)  # Redis is the log
         retry = workers[1].score(body(test.iloc[0]))  # scored by worker a: worker b knows the answer
@@ -81,7 +85,9 @@ def test_two_workers_sharing_redis_score_as_one_in_process_worker(redis_server, 
         assert conflict.status_code == 409 and "was scored with other values" in conflict.json()["detail"]
         snap = workers[0].client.post("/v1/admin/snapshot")  # with Redis: a rewrite of its append-only file
         assert snap.status_code == 200 and snap.json()["transactions"] == sizes[2]["transactions"], snap.text
-        assert snap.json()["aof_rewrite"] == "started" or snap.json()["aof_rewrite"].startswith("not started (")  # one running
+        assert snap.json()["aof_rewrite"] == "started" or snap.json()["aof_rewrite"].startswith(
+            "not started ("
+        )  # one running
         workers[1].proc.send_signal(signal.SIGUSR1)
         for _ in range(100):
             if "SIGUSR1: Redis append-only file rewrite" in workers[1].stdout.read_text():
@@ -96,8 +102,13 @@ def test_two_workers_sharing_redis_score_as_one_in_process_worker(redis_server, 
 def test_several_workers_behind_one_port(redis_server, tmp_path):
     """`--workers 2`: two processes accept on the one port and answer from the one shared state."""
     w = world()
-    server = Server(tmp_path, w.bundle_dir, w.state_dir, tmp_path / "journal",
-                    ("--store", redis_server.url, "--redis-prefix", "port", "--workers", "2"))  # fmt: skip
+    server = Server(
+        tmp_path,
+        w.bundle_dir,
+        w.state_dir,
+        tmp_path / "journal",
+        ("--store", redis_server.url, "--redis-prefix", "port", "--workers", "2"),
+    )
     with server:
         pids = set()
         for _ in range(400):  # a new connection each time: the kernel hands it to either worker
@@ -116,17 +127,40 @@ def test_several_workers_behind_one_port(redis_server, tmp_path):
             scores.append(answer.json()["fraud_probability"])
         assert np.abs(np.array(scores) - w.batch_scores(rows["transaction_id"])).max() <= 1e-6
         out = server.stdout.read_text()
-        assert out.count("fraudpipe serve: ready on") == 2 and "with 2 workers and the Redis state store redis://127.0.0.1" in out, out
+        assert (
+            out.count("fraudpipe serve: ready on") == 2
+            and "with 2 workers and the Redis state store redis://127.0.0.1" in out
+        ), out
         assert server.proc.poll() is None
     assert server.proc.returncode == 0
 
 
 def test_several_workers_need_a_shared_store(tmp_path):
     w = world()
-    proc = subprocess.run([sys.executable, "-m", "fraudpipe.cli", "serve", "--model", str(w.bundle_dir), "--state", str(w.state_dir),
-                           "--journal-dir", str(tmp_path / "j"), "--workers", "2"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraudpipe.cli",
+            "serve",
+            "--model",
+            str(w.bundle_dir),
+            "--state",
+            str(w.state_dir),
+            "--journal-dir",
+            str(tmp_path / "j"),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.startswith("serve failed: serve.workers: --workers 2 needs a shared state store") and "--store redis://" in proc.stderr
+    assert (
+        proc.stderr.startswith("serve failed: serve.workers: --workers 2 needs a shared state store")
+        and "--store redis://" in proc.stderr
+    )
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -136,8 +170,13 @@ def test_redis_going_away_is_a_503_and_its_return_keeps_the_history(redis_server
     carries on with the whole history, as an in-process server that never lost anything."""
     w = world()
     test = w.test
-    worker = Server(tmp_path / "a", w.bundle_dir, w.state_dir, tmp_path / "a" / "journal",
-                    ("--store", redis_server.unix_url, "--redis-prefix", "away"))  # fmt: skip
+    worker = Server(
+        tmp_path / "a",
+        w.bundle_dir,
+        w.state_dir,
+        tmp_path / "a" / "journal",
+        ("--store", redis_server.unix_url, "--redis-prefix", "away"),
+    )
     reference = Server(tmp_path / "r", w.bundle_dir, w.state_dir, tmp_path / "r" / "journal")
     for s in (worker, reference):
         s.workdir.mkdir()
@@ -153,8 +192,15 @@ def test_redis_going_away_is_a_503_and_its_return_keeps_the_history(redis_server
         row = steps[600][0]
         down = worker.score(body(row))
         assert down.status_code == 503 and down.headers["retry-after"] == "1", down.text
-        assert down.json()["errors"][0]["field"] == "store" and "Redis state store is unavailable" in down.json()["detail"]
-        assert worker.client.post("/v1/labels", json={"transaction_id": int(row.transaction_id), "tx_fraud": 1}).status_code == 503
+        assert (
+            down.json()["errors"][0]["field"] == "store" and "Redis state store is unavailable" in down.json()["detail"]
+        )
+        assert (
+            worker.client.post(
+                "/v1/labels", json={"transaction_id": int(row.transaction_id), "tx_fraud": 1}
+            ).status_code
+            == 503
+        )
         assert worker.client.get("/readyz").status_code == 503 and worker.client.get("/metrics").status_code == 200
         redis_server.start()
         got, expected = [], []
@@ -166,7 +212,10 @@ def test_redis_going_away_is_a_503_and_its_return_keeps_the_history(redis_server
             assert answer.status_code == ref.status_code == 200, answer.text
             got.append(answer.json()["fraud_probability"]), expected.append(ref.json()["fraud_probability"])
         assert got == expected and len(got) == 300
-        assert worker.client.get("/readyz").json()["transactions"] == reference.client.get("/readyz").json()["transactions"]
+        assert (
+            worker.client.get("/readyz").json()["transactions"]
+            == reference.client.get("/readyz").json()["transactions"]
+        )
     finally:
         for s in (worker, reference):
             s.stop()

@@ -13,35 +13,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from _redis import RedisServer, redis_server, redis_server_binary  # noqa: F401 (fixture)
 from _serve import body, world
+from test_serve_service import config
+
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import ConfigError, DataError
-from fraudpipe.model import load_bundle
 from fraudpipe.features.online import OnlineState, history_features
+from fraudpipe.model import load_bundle
 from fraudpipe.serve.journal import read_service_log
-from fraudpipe.serve.stores.redis import RedisStore
-from fraudpipe.serve.stores.redis import read_service_log as read_redis_log
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.service import Service
 from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
-from test_serve_service import config
+from fraudpipe.serve.stores.redis import RedisStore
+from fraudpipe.serve.stores.redis import read_service_log as read_redis_log
 
 pytestmark = pytest.mark.timeout(600)
 
 
 def transaction(row, tid: str | None = None, **changes) -> Transaction:
     when = changes.pop("when", None) or pd.Timestamp(row.tx_datetime).to_pydatetime()
-    return Transaction(tid or str(row.transaction_id), str(row.customer_id), str(row.terminal_id), when, epoch_second(when),
-                       float(changes.pop("amount", row.tx_amount)))  # fmt: skip
+    return Transaction(
+        tid or str(row.transaction_id),
+        str(row.customer_id),
+        str(row.terminal_id),
+        when,
+        epoch_second(when),
+        float(changes.pop("amount", row.tx_amount)),
+    )
 
 
 def scored(tx: Transaction, score: float = 0.25) -> Scored:
     return Scored(tx, score, score >= 0.5, 0.5, "xgboost-0123456789ab")
 
 
-def assert_same_step(a: InProcessStore, b: RedisStore, tx: Transaction, config) -> np.ndarray:  # noqa: ANN001
+def assert_same_step(a: InProcessStore, b: RedisStore, tx: Transaction, config) -> np.ndarray:
     """Both stores answer ``prepare`` alike and give the same features; returns them."""
     left, right = a.prepare(tx), b.prepare(tx)
     assert (left.scored, left.known, left.earliest_exact) == (right.scored, right.known, right.earliest_exact), tx
@@ -65,7 +71,9 @@ def test_the_test_period_through_redis_gives_the_batch_features_and_scores(redis
     for row in test.itertuples(index=False):
         due = np.datetime64(row.tx_datetime) - np.timedelta64(w.config.delay_days, "D")
         while sent < len(times) and times[sent] <= due:
-            assert local.add_label(str(ids[sent]), int(frauds[sent])) and shared.add_label(str(ids[sent]), int(frauds[sent]))
+            assert local.add_label(str(ids[sent]), int(frauds[sent])) and shared.add_label(
+                str(ids[sent]), int(frauds[sent])
+            )
             frauds_sent += int(frauds[sent])
             sent += 1
         tx = transaction(row)
@@ -88,7 +96,9 @@ def test_retries_late_arrivals_labels_and_answers_behave_as_in_process(redis_ser
     for i, row in enumerate(rows):
         tx = transaction(row)
         if i == 150:  # a late arrival: six hours before the newest transaction, placed in time order
-            tx = transaction(row, tid="late-1", when=pd.Timestamp(rows[149].tx_datetime).to_pydatetime() - timedelta(hours=6))
+            tx = transaction(
+                row, tid="late-1", when=pd.Timestamp(rows[149].tx_datetime).to_pydatetime() - timedelta(hours=6)
+            )
         assert_same_step(local, shared, tx, w.config)
         local.add_transaction(scored(tx, i / 300)), shared.add_transaction(scored(tx, i / 300))
         assert_same_step(local, shared, tx, w.config)  # now a retry: the answer given is found in both
@@ -96,15 +106,20 @@ def test_retries_late_arrivals_labels_and_answers_behave_as_in_process(redis_ser
     again = scored(first, 0.99)  # another worker scoring the same transaction_id: the first answer stands
     assert shared.add_transaction(again) == local.get_scored(first.transaction_id) == scored(first, 0.0)
     old = str(w.tx[w.tx[TX_DATETIME] < w.cut]["transaction_id"].iat[-1])  # in the starting history, never scored
-    assert shared.has_transaction(old) and shared.get_scored(old) is None and shared.add_transaction(scored(transaction(
-        w.tx[w.tx["transaction_id"] == int(old)].iloc[0]))) is None  # fmt: skip
+    assert (
+        shared.has_transaction(old)
+        and shared.get_scored(old) is None
+        and shared.add_transaction(scored(transaction(w.tx[w.tx["transaction_id"] == int(old)].iloc[0]))) is None
+    )
     for tid, label in ((first.transaction_id, 1), (old, 1), ("late-1", 1), (first.transaction_id, 0), ("nope", 1)):
         assert shared.add_label(tid, label) == local.add_label(tid, label)
     with pytest.raises(DataError, match="tx_fraud must be 0 or 1"):
         shared.add_label(first.transaction_id, 2)
     assert shared.get_scored("nope") is None and not shared.has_transaction("nope")
     pd.testing.assert_frame_equal(shared.to_in_process().state.history(), local.state.history())
-    later = transaction(rows[-1], tid="probe", when=pd.Timestamp(rows[-1].tx_datetime).to_pydatetime() + timedelta(days=8))
+    later = transaction(
+        rows[-1], tid="probe", when=pd.Timestamp(rows[-1].tx_datetime).to_pydatetime() + timedelta(days=8)
+    )
     assert_same_step(local, shared, later, w.config)  # the labels count in the terminal windows alike
 
 
@@ -126,14 +141,19 @@ def test_two_workers_scoring_one_card_at_once_are_serialised(redis_server):
     assert_same_step(local, b, second, w.config)  # read again: the first transaction is in its windows
     assert b.add_transaction(scored(second), b.prepare(second)) is None
     local.add_transaction(scored(second))
-    third = transaction(test[(test["terminal_id"] == int(second.terminal_id)) & (test[TX_DATETIME] > second.tx_datetime)].iloc[0])
+    third = transaction(
+        test[(test["terminal_id"] == int(second.terminal_id)) & (test[TX_DATETIME] > second.tx_datetime)].iloc[0]
+    )
     read = a.prepare(third)
     assert b.add_label(second.transaction_id, 1) and local.add_label(second.transaction_id, 1)
     with pytest.raises(Conflict):
         a.add_transaction(scored(third), read)
     assert_same_step(local, a, third, w.config)
     # a change to other histories does not disturb it: the card's third transaction, on another terminal
-    others = test[(test["customer_id"] != customer) & ~test["terminal_id"].isin(test[test["customer_id"] == customer]["terminal_id"])]
+    others = test[
+        (test["customer_id"] != customer)
+        & ~test["terminal_id"].isin(test[test["customer_id"] == customer]["terminal_id"])
+    ]
     unrelated = transaction(others.iloc[0])
     read = a.prepare(unrelated)
     b.add_transaction(scored(transaction(test[test["customer_id"] == customer].iloc[2])))
@@ -143,10 +163,20 @@ def test_two_workers_scoring_one_card_at_once_are_serialised(redis_server):
 def test_old_transactions_and_their_answers_are_forgotten_at_the_same_moments(redis_server, tmp_path):
     """Retention as in the in-process store: pruned once a day of data, answers with their transactions."""
     w = world()
-    config = w.config.model_copy(update={"customer_windows": (1,), "terminal_windows": (1,), "delay_days": 1, "extras": (),
-                                         "extra_windows": (1,)})  # fmt: skip
+    config = w.config.model_copy(
+        update={
+            "customer_windows": (1,),
+            "terminal_windows": (1,),
+            "delay_days": 1,
+            "extras": (),
+            "extra_windows": (1,),
+        }
+    )
     OnlineState(config).save(tmp_path / "empty")
-    local, shared = InProcessStore(OnlineState(config, late_days=1)), RedisStore.open(redis_server.unix_url, "r", tmp_path / "empty", 1)
+    local, shared = (
+        InProcessStore(OnlineState(config, late_days=1)),
+        RedisStore.open(redis_server.unix_url, "r", tmp_path / "empty", 1),
+    )
     start = datetime(2018, 5, 1)
     for hours in range(0, 6 * 24, 7):
         when = start + timedelta(hours=hours)
@@ -164,7 +194,10 @@ def test_save_exports_what_both_stores_restart_from(redis_server, tmp_path):
     shared = RedisStore.open(redis_server.unix_url, "e", w.state_dir, late_days=1)
     local = InProcessStore.load(w.state_dir, late_days=1)
     for i, row in enumerate(w.test.head(40).itertuples()):
-        shared.add_transaction(scored(transaction(row), i / 40)), local.add_transaction(scored(transaction(row), i / 40))
+        (
+            shared.add_transaction(scored(transaction(row), i / 40)),
+            local.add_transaction(scored(transaction(row), i / 40)),
+        )
     shared.add_label(str(w.test["transaction_id"].iat[3]), 1), local.add_label(str(w.test["transaction_id"].iat[3]), 1)
     shared.save(tmp_path / "export")
     local.save(tmp_path / "local")
@@ -183,8 +216,10 @@ def test_save_exports_what_both_stores_restart_from(redis_server, tmp_path):
 def test_one_worker_seeds_the_others_attach_and_a_different_state_is_refused(redis_server):
     w = world()
     opened: list[RedisStore] = []
-    threads = [threading.Thread(target=lambda: opened.append(RedisStore.open(redis_server.unix_url, "w", w.state_dir, 1)))
-               for _ in range(3)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda: opened.append(RedisStore.open(redis_server.unix_url, "w", w.state_dir, 1)))
+        for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -194,7 +229,10 @@ def test_one_worker_seeds_the_others_attach_and_a_different_state_is_refused(red
     meta = json.loads(client.get("w:meta"))
     assert meta["transactions"] == opened[0].size()["transactions"] and client.get("w:seeding") is None
     assert {s.size()["transactions"] for s in opened} == {meta["transactions"]}
-    with pytest.raises(DataError, match=r"holds the state seeded from .* not .*late_state .*start with the same --state, or another --redis-prefix"):
+    with pytest.raises(
+        DataError,
+        match=r"holds the state seeded from .* not .*late_state .*start with the same --state, or another --redis-prefix",
+    ):
         RedisStore.open(redis_server.unix_url, "w", w.late_state_dir, 1)
     with pytest.raises(ConfigError, match=r"--late-days 2: the shared state .* keeps 1 late day"):
         RedisStore.open(redis_server.unix_url, "w", w.state_dir, 2)
@@ -208,7 +246,7 @@ def test_a_seeder_that_died_half_way_is_replaced(redis_server):
     w = world()
     client = redis_server.client()
     client.set("d:seeding", "dead-host:1:0", ex=1)
-    client.hset("d:tx", "stale", "[0,1,-1,\"c\",\"t\",\"1.0\"]")
+    client.hset("d:tx", "stale", '[0,1,-1,"c","t","1.0"]')
     client.zadd("d:c:stale-customer", {"000000000001|1.0|t": 0})
     store = RedisStore.open(redis_server.unix_url, "d", w.state_dir, 1)
     assert store.seeded and not store.has_transaction("stale") and client.exists("d:c:stale-customer") == 0
@@ -269,7 +307,10 @@ def test_the_service_log_read_from_redis_is_the_journal_s(redis_server, tmp_path
     pd.testing.assert_frame_equal(got.scored, expected.scored)
     assert (got.scored["customer_x"] == 10.5).sum() == len(range(3, 120, 7)) and got.scored["terminal_x"].isna().all()
     pd.testing.assert_frame_equal(got.labels.drop(columns="received_at"), expected.labels.drop(columns="received_at"))
-    assert got.labels["received_at"].notna().all() and got.labels["received_at"].dtype == expected.labels["received_at"].dtype
+    assert (
+        got.labels["received_at"].notna().all()
+        and got.labels["received_at"].dtype == expected.labels["received_at"].dtype
+    )
 
 
 def test_a_state_gone_from_redis_is_refused_not_scored_from_nothing(redis_server):
@@ -279,14 +320,20 @@ def test_a_state_gone_from_redis_is_refused_not_scored_from_nothing(redis_server
     tx = transaction(w.test.iloc[0])
     assert store.prepare(tx).history.customer.times  # a known customer, with history
     redis_server.client().flushall()
-    with pytest.raises(StoreUnavailable, match=r"the shared state \(prefix 'g'\) is gone from Redis .*restart `fraudpipe serve` to seed"):
+    with pytest.raises(
+        StoreUnavailable,
+        match=r"the shared state \(prefix 'g'\) is gone from Redis .*restart `fraudpipe serve` to seed",
+    ):
         store.prepare(tx)
 
 
 def test_an_unreachable_redis_is_one_line_naming_the_url(closed_port):
     w = world()
     url = f"redis://127.0.0.1:{closed_port}/0"
-    with pytest.raises(ConfigError, match=rf"^--store {url}: cannot reach Redis \(ConnectionError: .*start redis-server or fix the URL$"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^--store {url}: cannot reach Redis \(ConnectionError: .*start redis-server or fix the URL$",
+    ):
         RedisStore.open(url, "x", w.state_dir, 1)
     with pytest.raises(ConfigError, match=rf"^--store {url}: cannot reach Redis"):
         read_redis_log(url)

@@ -10,7 +10,13 @@ from pydantic import ValidationError
 
 from fraudpipe.serve.schema import LabelIn, ScoreBatchIn, TransactionIn, one_line, problems
 
-GOOD = {"transaction_id": 7, "customer_id": "card-1", "terminal_id": 12, "tx_datetime": "2018-05-01T10:00:00", "tx_amount": 12.5}
+GOOD = {
+    "transaction_id": 7,
+    "customer_id": "card-1",
+    "terminal_id": 12,
+    "tx_datetime": "2018-05-01T10:00:00",
+    "tx_amount": 12.5,
+}
 
 
 def refused(model, body) -> tuple[int, str, list[str]]:
@@ -66,7 +72,9 @@ def test_each_refusal_names_its_field(change, field, says):
 def test_not_json_is_400_and_nested_fields_have_their_path():
     assert refused(TransactionIn, "{")[0] == 400 and refused(TransactionIn, "{")[2] == ["body"]
     assert refused(TransactionIn, "[]")[:1] == (422,) and refused(TransactionIn, "[]")[2] == ["body"]
-    status, line, fields = refused(ScoreBatchIn, {"transactions": [GOOD, GOOD | {"tx_amount": None}, {"transaction_id": 1}]})
+    status, line, fields = refused(
+        ScoreBatchIn, {"transactions": [GOOD, GOOD | {"tx_amount": None}, {"transaction_id": 1}]}
+    )
     assert fields[0] == "transactions[1].tx_amount" and "transactions[2].customer_id" in fields
     assert "transactions[2].customer_id: missing field" in line
     assert refused(ScoreBatchIn, {"transactions": []})[2] == ["transactions"]

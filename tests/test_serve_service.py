@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _serve import body, world
+
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import BundleError, DataError
 from fraudpipe.features.online import OnlineState
@@ -18,9 +18,19 @@ from fraudpipe.serve.service import Refused, Service, preflight
 
 def config(tmp_path: Path, **changes) -> ServeConfig:
     w = world()
-    options = dict(model=w.bundle_dir, state=w.state_dir, journal_dir=tmp_path / "journal", host="127.0.0.1", port=8000,
-                   max_batch=100, max_body_bytes=1 << 20, max_amount=1e5, late_days=1, max_future_seconds=300,
-                   api_key_env="FRAUDPIPE_TEST_UNSET_KEY")  # fmt: skip
+    options = dict(
+        model=w.bundle_dir,
+        state=w.state_dir,
+        journal_dir=tmp_path / "journal",
+        host="127.0.0.1",
+        port=8000,
+        max_batch=100,
+        max_body_bytes=1 << 20,
+        max_amount=1e5,
+        late_days=1,
+        max_future_seconds=300,
+        api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
+    )
     return ServeConfig.parse(options | changes, "serve")
 
 
@@ -48,7 +58,10 @@ def test_a_journal_replays_only_on_the_state_it_was_written_on(tmp_path):
     service = Service.open(config(tmp_path))
     service.score(tx(w.test.iloc[0]))
     service.close()
-    with pytest.raises(DataError, match=r"journal.sqlite3 was written on top of .*start with the same --state, or with another --journal-dir"):
+    with pytest.raises(
+        DataError,
+        match=r"journal.sqlite3 was written on top of .*start with the same --state, or with another --journal-dir",
+    ):
         Service.open(config(tmp_path, state=w.late_state_dir))
     again = Service.open(config(tmp_path))  # the same state: replayed
     assert again.started.replayed == 1 and again.store.get_scored(str(w.test["transaction_id"].iat[0])) is not None

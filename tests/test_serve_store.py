@@ -6,20 +6,29 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-
 from _serve import world
+
 from fraudpipe.features.online import History, OnlineState, history_features
 from fraudpipe.serve.stores.memory import InProcessStore, Scored, StateStore, Transaction, epoch_second
 
 
 def record(row, score: float = 0.5, tid: str | None = None) -> Scored:
     when = pd.Timestamp(row.tx_datetime).to_pydatetime()
-    tx = Transaction(tid or str(row.transaction_id), str(row.customer_id), str(row.terminal_id), when, epoch_second(when), float(row.tx_amount))
+    tx = Transaction(
+        tid or str(row.transaction_id),
+        str(row.customer_id),
+        str(row.terminal_id),
+        when,
+        epoch_second(when),
+        float(row.tx_amount),
+    )
     return Scored(tx, score, score >= 0.5, 0.5, "xgboost-0123456789ab")
 
 
 def test_epoch_second_counts_time_as_the_features_do():
-    stamps = pd.to_datetime(["2018-05-01 10:00:00.999999", "1970-01-01 00:00:00.000000", "2018-09-30 23:59:48.000000"]).astype("datetime64[us]")
+    stamps = pd.to_datetime(
+        ["2018-05-01 10:00:00.999999", "1970-01-01 00:00:00.000000", "2018-09-30 23:59:48.000000"]
+    ).astype("datetime64[us]")
     expected = stamps.to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
     assert [epoch_second(t.to_pydatetime()) for t in stamps] == expected
 
@@ -33,7 +42,9 @@ def test_the_store_is_a_state_store_whose_histories_give_the_online_features():
         history = store.get_history(str(row.customer_id), str(row.terminal_id), t)
         assert isinstance(history, History)
         features = history_features(store.config, history, t, float(row.tx_amount))
-        np.testing.assert_array_equal(features, state.features(row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount))
+        np.testing.assert_array_equal(
+            features, state.features(row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
+        )
         np.testing.assert_allclose(features, w.offline_row(row.transaction_id), rtol=0, atol=1e-9)
         store.add_transaction(record(row))
         state.update(row.transaction_id, row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
@@ -53,7 +64,9 @@ def test_answers_labels_and_snapshot_round_trip(tmp_path):
     assert store.add_label(first, 1) and not store.add_label("nope", 1)
     store.save(tmp_path / "snap")
     loaded = InProcessStore.load(tmp_path / "snap", late_days=1)
-    assert {k: loaded.get_scored(k) for k in map(str, rows["transaction_id"])} == {k: store.get_scored(k) for k in map(str, rows["transaction_id"])}
+    assert {k: loaded.get_scored(k) for k in map(str, rows["transaction_id"])} == {
+        k: store.get_scored(k) for k in map(str, rows["transaction_id"])
+    }
     assert loaded.state.label_of(first) == 1 and loaded.size() == store.size()
     assert loaded.earliest_exact() == store.earliest_exact()
     pd.testing.assert_frame_equal(loaded.state.history(), store.state.history())
@@ -62,7 +75,15 @@ def test_answers_labels_and_snapshot_round_trip(tmp_path):
 def test_answers_are_forgotten_with_their_transactions():
     """The store keeps the answer to a retry only while the transaction is in the history."""
     w = world()
-    config = w.config.model_copy(update={"customer_windows": (1,), "terminal_windows": (1,), "delay_days": 1, "extras": (), "extra_windows": (1,)})
+    config = w.config.model_copy(
+        update={
+            "customer_windows": (1,),
+            "terminal_windows": (1,),
+            "delay_days": 1,
+            "extras": (),
+            "extra_windows": (1,),
+        }
+    )
     assert config.retention_days == 2
     store = InProcessStore(OnlineState(config, late_days=1))
     start = datetime(2018, 5, 1)

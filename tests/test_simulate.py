@@ -23,20 +23,22 @@ import pytest
 import yaml
 
 from fraudpipe.contract import SECONDS_PER_DAY, TRANSACTION_DTYPES, epoch_seconds
-from fraudpipe.errors import ConfigError
-from fraudpipe.io import write_parquet
 from fraudpipe.data.simulate import (
     TX_FRAUD_SCENARIO,
     DriftConfig,
     FraudConfig,
-    SimulatorConfig,
     Simulation,
+    SimulatorConfig,
     simulate,
 )
+from fraudpipe.errors import ConfigError
+from fraudpipe.io import write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = {"transactions": 1_754_155, "rate": 14_681 / 1_754_155, "by_scenario": (973, 9_077, 4_631)}
-P_KEEP = 0.5 * (math.erf(43_200 / 20_000 / math.sqrt(2)) - math.erf((1 - 43_200) / 20_000 / math.sqrt(2)))  # 0 < t < 86400
+P_KEEP = 0.5 * (
+    math.erf(43_200 / 20_000 / math.sqrt(2)) - math.erf((1 - 43_200) / 20_000 / math.sqrt(2))
+)  # 0 < t < 86400
 
 THIRD = SimulatorConfig(
     n_customers=1_667,
@@ -46,8 +48,13 @@ THIRD = SimulatorConfig(
     radius=5.0 * math.sqrt(2),
     seed=0,
     fraud=FraudConfig(
-        amount_threshold=220.0, terminals_per_day=1, terminal_days=28, customers_per_day=1, customer_days=14,
-        customer_share=1 / 3, customer_amount_factor=5.0,
+        amount_threshold=220.0,
+        terminals_per_day=1,
+        terminal_days=28,
+        customers_per_day=1,
+        customer_days=14,
+        customer_share=1 / 3,
+        customer_amount_factor=5.0,
     ),
     drift=DriftConfig(start_day=None, amount_factor=1.0, terminals_per_day=None, night_fraud_share=0.0),
 )
@@ -279,7 +286,10 @@ def test_config_round_trips_the_committed_conf_and_params() -> None:
     [
         (lambda d: d.pop("radius"), "data.simulator.radius: missing key"),
         (lambda d: d.update(radious=5.0), "data.simulator.radious: unknown key (did you mean 'radius'?"),
-        (lambda d: d["fraud"].update(amount_treshold=1.0), "data.simulator.fraud.amount_treshold: unknown key (did you mean 'amount_threshold'?"),
+        (
+            lambda d: d["fraud"].update(amount_treshold=1.0),
+            "data.simulator.fraud.amount_treshold: unknown key (did you mean 'amount_threshold'?",
+        ),
         (lambda d: d.update(n_customers="5000"), "data.simulator.n_customers: must be a whole number, got '5000'"),
         (lambda d: d.update(n_days=0), "data.simulator.n_days: must be >= 1, got 0"),
         (lambda d: d.update(radius=True), "data.simulator.radius: must be a number, got True"),
@@ -287,9 +297,15 @@ def test_config_round_trips_the_committed_conf_and_params() -> None:
             lambda d: d["fraud"].update(terminals_per_day=20_000),
             "data.simulator.fraud.terminals_per_day: must be <= n_terminals (600), got 20000",
         ),
-        (lambda d: d["drift"].update(night_fraud_share=1.5), "data.simulator.drift.night_fraud_share: must be <= 1, got 1.5"),
+        (
+            lambda d: d["drift"].update(night_fraud_share=1.5),
+            "data.simulator.drift.night_fraud_share: must be <= 1, got 1.5",
+        ),
         (lambda d: d["drift"].update(start_day=-1), "data.simulator.drift.start_day: must be >= 0, got -1"),
-        (lambda d: d.update(start_date="April 1st"), "data.simulator.start_date: must be an ISO date (YYYY-MM-DD), got 'April 1st'"),
+        (
+            lambda d: d.update(start_date="April 1st"),
+            "data.simulator.start_date: must be an ISO date (YYYY-MM-DD), got 'April 1st'",
+        ),
     ],
 )
 def test_bad_config_is_refused_naming_the_key_and_the_value(change, message) -> None:

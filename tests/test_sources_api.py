@@ -10,8 +10,8 @@ import time
 import pytest
 from _sources import data_conf, data_config
 
-from fraudpipe.errors import ConfigError
 from fraudpipe.data.sources import ApiConfig, SourceConfig, SourceError, make_source, redact_url
+from fraudpipe.errors import ConfigError
 
 RECORDS = [
     {"id": i, "when": f"2018-04-01T00:{i:02d}:00", "card": 100 + i % 3, "pos": 7, "amount": 1.5 * i, "label": i % 2}
@@ -127,7 +127,9 @@ def test_bad_input_api_returning_non_json(http_server):
 
 def test_bad_input_api_page_without_the_records_key(http_server):
     url = http_server.route("/tx", lambda r: (200, {"data": [], "next": None}))
-    with pytest.raises(SourceError, match=r"has no 'records' list \(found keys \['data', 'next'\]\).*data\.records_key"):
+    with pytest.raises(
+        SourceError, match=r"has no 'records' list \(found keys \['data', 'next'\]\).*data\.records_key"
+    ):
         make_source(api_cfg(url)).read()
 
 
@@ -193,5 +195,7 @@ def test_urls_in_messages_never_carry_secrets(url, shown):
 def test_bad_input_a_record_with_a_key_twice_is_refused_not_last_wins(http_server):
     body = '{"records": [{"id": 1, "amount": 10.0, "amount": 1020.0}], "next": null}'
     url = http_server.route("/dup", lambda request: (200, body, {"content-type": "application/json"}))
-    with pytest.raises(SourceError, match=r"returned an object with the key 'amount' twice; cannot tell which value to use"):
+    with pytest.raises(
+        SourceError, match=r"returned an object with the key 'amount' twice; cannot tell which value to use"
+    ):
         make_source(api_cfg(url)).read()

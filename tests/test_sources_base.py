@@ -8,8 +8,8 @@ import pytest
 from _sources import data_config
 
 from fraudpipe.config import compose
-from fraudpipe.errors import ConfigError
 from fraudpipe.data.sources import CONFIGS, SourceConfig
+from fraudpipe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = sorted(p.stem for p in (ROOT / "conf/data").glob("*.yaml"))
@@ -47,18 +47,26 @@ def test_the_kind_of_source_is_checked_first(data, message):
 
 
 def test_a_kind_refuses_the_keys_of_another():
-    with pytest.raises(ConfigError, match=r"^data\.url: unknown key \(known keys: columns, datetime_format, options, path, source\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^data\.url: unknown key \(known keys: columns, datetime_format, options, path, source\)$"
+    ):
         data_config("csv", url="http://127.0.0.1/x")
 
 
 @pytest.mark.parametrize(
     ("columns", "message"),
     [
-        ({"tx_amout": "AMOUNT"}, "data.columns.tx_amout: not a contract column (did you mean 'tx_amount'? contract columns: "
-                                 "transaction_id, tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud; optional coordinates: "
-                                 "customer_x, customer_y, terminal_x, terminal_y), got 'AMOUNT'"),
-        ({"customer_x": "lon", "customer_y": "lat"}, "data.columns.customer_x: coordinates are mapped all four or none: "
-                                                     "terminal_x, terminal_y missing, got 'lon'"),
+        (
+            {"tx_amout": "AMOUNT"},
+            "data.columns.tx_amout: not a contract column (did you mean 'tx_amount'? contract columns: "
+            "transaction_id, tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud; optional coordinates: "
+            "customer_x, customer_y, terminal_x, terminal_y), got 'AMOUNT'",
+        ),
+        (
+            {"customer_x": "lon", "customer_y": "lat"},
+            "data.columns.customer_x: coordinates are mapped all four or none: "
+            "terminal_x, terminal_y missing, got 'lon'",
+        ),
         ({"tx_amount": 5}, "data.columns.tx_amount: must be a string, got 5"),
         (["tx_amount"], "data.columns: must be a mapping, got ['tx_amount']"),
     ],

@@ -17,8 +17,16 @@ import pytest
 from _sources import data_conf, data_config
 
 from fraudpipe.data.conform import NumberFormat
+from fraudpipe.data.sources import (
+    CsvConfig,
+    CsvSource,
+    ParquetConfig,
+    ParquetSource,
+    SourceError,
+    ingest_source,
+    make_source,
+)
 from fraudpipe.errors import ConfigError
-from fraudpipe.data.sources import CsvConfig, CsvSource, ParquetConfig, ParquetSource, SourceError, ingest_source, make_source
 
 HEADER = "id,when,card,pos,amount,label\n"
 ROWS = "1,2018-04-01 00:00:31,10,20,57.16,0\n2,2018-04-01 00:02:10,11,21,81.51,1\n"
@@ -98,8 +106,14 @@ def test_bad_input_truncated_last_csv_line_keeps_the_row_with_missing_cells(tmp_
     # not-null expectation to quarantine (rows in = rows kept + rows quarantined).
     from fraudpipe.data.conform import to_contract
 
-    mapping = {"transaction_id": "id", "tx_datetime": "when", "customer_id": "card",
-               "terminal_id": "pos", "tx_amount": "amount", "tx_fraud": "label"}  # fmt: skip
+    mapping = {
+        "transaction_id": "id",
+        "tx_datetime": "when",
+        "customer_id": "card",
+        "terminal_id": "pos",
+        "tx_amount": "amount",
+        "tx_fraud": "label",
+    }
     conformed = to_contract(raw, mapping, None).frame
     assert len(conformed) == 3 and conformed.loc[2, "transaction_id"] == 3
     assert pd.isna(conformed.loc[2, "terminal_id"])
@@ -132,7 +146,10 @@ def test_non_utf8_offset_is_exact_beyond_the_first_megabyte(tmp_path):
 
 
 def test_bad_input_unknown_encoding_setting(tmp_path):
-    with pytest.raises(ConfigError, match=r"^data\.options: the reader of csv source .*t\.csv rejected them \(unknown encoding: no-such-codec\), got \{.*'encoding': 'no-such-codec'\}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^data\.options: the reader of csv source .*t\.csv rejected them \(unknown encoding: no-such-codec\), got \{.*'encoding': 'no-such-codec'\}$",
+    ):
         make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS), encoding="no-such-codec")).read()
 
 
@@ -220,8 +237,14 @@ def test_decimal_and_thousands_are_kept_for_conform_not_dropped(tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"dtype": {"amount": float}}, "data.options.dtype: not supported: every cell is read as text and parsed by the contract"),
-        ({"parse_dates": ["when"]}, "data.options.parse_dates: not supported: set data.datetime_format (a strftime format) instead"),
+        (
+            {"dtype": {"amount": float}},
+            "data.options.dtype: not supported: every cell is read as text and parsed by the contract",
+        ),
+        (
+            {"parse_dates": ["when"]},
+            "data.options.parse_dates: not supported: set data.datetime_format (a strftime format) instead",
+        ),
         ({"dayfirst": True}, "data.options.dayfirst: not supported: set data.datetime_format"),
         ({"true_values": ["yes"]}, "data.options.true_values: not supported: labels are read as the integers 0 and 1"),
         ({"chunksize": 1000}, "data.options.chunksize: not supported: ingest reads the whole file"),
@@ -284,5 +307,8 @@ def test_a_compressed_file_with_its_suffix_is_read_by_pandas(tmp_path):
 def test_bad_input_parquet_with_a_repeated_column_name(tmp_path):
     table = pa.table([pa.array([1, 2]), pa.array([3.0, 4.0]), pa.array([5.0, 6.0])], names=["id", "amount", "amount"])
     pq.write_table(table, tmp_path / "dup.parquet")
-    with pytest.raises(SourceError, match=r"dup\.parquet: the file has more than one column named \['amount'\]; cannot tell which to use"):
+    with pytest.raises(
+        SourceError,
+        match=r"dup\.parquet: the file has more than one column named \['amount'\]; cannot tell which to use",
+    ):
         make_source(parquet_cfg(tmp_path / "dup.parquet")).read()

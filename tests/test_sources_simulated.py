@@ -6,8 +6,8 @@ import pytest
 from _sources import data_conf
 
 from fraudpipe.contract import TRANSACTION_COLUMNS
-from fraudpipe.errors import ConfigError
 from fraudpipe.data.sources import SimulatedConfig, SimulatedSource, SourceConfig, ingest_source, make_source
+from fraudpipe.errors import ConfigError
 
 
 def small_conf() -> dict:
@@ -57,8 +57,14 @@ def test_the_conf_option_round_trips(small_cfg):
         (lambda d: d.update(simulater={}), "data.simulater: unknown key (did you mean 'simulator'?"),
         (lambda d: d.update(datetime_format=None), "data.datetime_format: unknown key"),
         (lambda d: d["simulator"].update(n_days=0), "data.simulator.n_days: must be >= 1, got 0"),
-        (lambda d: d["simulator"]["drift"].update(amount_factr=2.0), "data.simulator.drift.amount_factr: unknown key (did you mean 'amount_factor'?"),
-        (lambda d: d["simulator"]["fraud"].update(customer_share=2.0), "data.simulator.fraud.customer_share: must be <= 1, got 2.0"),
+        (
+            lambda d: d["simulator"]["drift"].update(amount_factr=2.0),
+            "data.simulator.drift.amount_factr: unknown key (did you mean 'amount_factor'?",
+        ),
+        (
+            lambda d: d["simulator"]["fraud"].update(customer_share=2.0),
+            "data.simulator.fraud.customer_share: must be <= 1, got 2.0",
+        ),
     ],
 )
 def test_a_bad_simulator_config_names_the_full_key_and_the_value(change, message):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from _sources import data_config
 
-from fraudpipe.errors import ConfigError
 from fraudpipe.data.sources import ParquetSource, SourceError, SqlConfig, ingest_source, refresh_snapshot
+from fraudpipe.errors import ConfigError
 
 COLUMNS = {
     "transaction_id": "tx_id",
@@ -85,7 +85,9 @@ def test_ingest_reads_the_snapshot_not_the_live_database(sql_cfg):
 
 
 def test_ingest_without_a_snapshot_tells_the_user_to_run_fraudpipe_snapshot(sql_cfg):
-    with pytest.raises(SourceError, match=r"sql snapshot .*sql_snapshot\.parquet: the file does not exist\. Run `fraudpipe snapshot`"):
+    with pytest.raises(
+        SourceError, match=r"sql snapshot .*sql_snapshot\.parquet: the file does not exist\. Run `fraudpipe snapshot`"
+    ):
         ingest_source(sql_cfg).read()
 
 
@@ -93,9 +95,15 @@ def test_api_snapshot_pages_through_the_api_deterministically(http_server, tmp_p
     records = ROWS.sample(frac=1, random_state=1).to_dict("records")
     url = http_server.serve_pages("/tx", records, fail_once=[1])
     cfg = data_config(
-        "api", url=url, page_size=2, timeout_s=2.0, max_retries=2, backoff_s=0.01,
-        snapshot=str(tmp_path / "api_snapshot.parquet"), columns=COLUMNS,
-    )  # fmt: skip
+        "api",
+        url=url,
+        page_size=2,
+        timeout_s=2.0,
+        max_retries=2,
+        backoff_s=0.01,
+        snapshot=str(tmp_path / "api_snapshot.parquet"),
+        columns=COLUMNS,
+    )
     first, second = refresh_snapshot(cfg), refresh_snapshot(cfg)
     assert (first.changed, second.changed, second.rows) == (True, False, 5)
     assert ingest_source(cfg).read()["tx_id"].tolist() == [1, 2, 3, 4, 5]

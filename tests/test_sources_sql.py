@@ -17,9 +17,9 @@ import sqlalchemy as sa
 import yaml
 from _sources import data_conf, data_config
 
-from fraudpipe.errors import ConfigError
 from fraudpipe.data.sources import SourceError, SqlConfig, SqlSource, make_source
 from fraudpipe.data.sources.sql import read_only_problem
+from fraudpipe.errors import ConfigError
 
 ROWS = pd.DataFrame(
     {
@@ -81,7 +81,10 @@ def test_query_parameters_are_values_never_sql(sqlite_url):
 def test_table_names_must_be_plain_identifiers(sqlite_url, name):
     with pytest.raises(ConfigError) as err:
         sql_cfg(sqlite_url, name)
-    assert str(err.value) == f"data.table: must be a plain table name (letters, digits, underscores; optionally schema.table), got {name!r}"
+    assert (
+        str(err.value)
+        == f"data.table: must be a plain table name (letters, digits, underscores; optionally schema.table), got {name!r}"
+    )
     assert len(make_source(sql_cfg(sqlite_url)).read()) == 3
 
 
@@ -102,7 +105,9 @@ def test_bad_input_sql_table_that_does_not_exist_lists_the_tables(sqlite_url):
 
 
 def test_bad_input_sql_query_referencing_a_missing_table(sqlite_url):
-    with pytest.raises(SourceError, match=r"sql source sqlite:///.*warehouse\.db: the query failed: no such table: payments"):
+    with pytest.raises(
+        SourceError, match=r"sql source sqlite:///.*warehouse\.db: the query failed: no such table: payments"
+    ):
         make_source(sql_cfg(sqlite_url, None, "SELECT * FROM payments")).read()
 
 
@@ -122,7 +127,9 @@ def test_bad_input_unreachable_database_names_the_url_without_its_password(close
 
 
 def test_a_url_with_an_unknown_driver_is_a_clear_error():
-    with pytest.raises(SourceError, match=r"sql source nosuchdb://user:\*\*\*@host/db: no database driver for data\.url"):
+    with pytest.raises(
+        SourceError, match=r"sql source nosuchdb://user:\*\*\*@host/db: no database driver for data\.url"
+    ):
         make_source(sql_cfg("nosuchdb://user:pw@host/db")).read()
 
 
@@ -137,8 +144,14 @@ def test_the_conf_option_parses_into_its_model():
         ({"querry": "SELECT 1"}, "data.querry: unknown key (did you mean 'query'?"),
         ({"table": None, "query": None}, "data.query: must be set when table is null (or set table), got None"),
         ({"query_params": "since=1"}, "data.query_params: must be a mapping, got 'since=1'"),
-        ({"url": "not a url :pw@"}, "data.url: must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db, got "),
-        ({"url": "postgresql://u:s3cret@h:abc/db"}, "data.url: must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db, got 'postgresql://u:***@h:abc/db'"),
+        (
+            {"url": "not a url :pw@"},
+            "data.url: must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db, got ",
+        ),
+        (
+            {"url": "postgresql://u:s3cret@h:abc/db"},
+            "data.url: must be a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db, got 'postgresql://u:***@h:abc/db'",
+        ),
     ],
 )
 def test_bad_config_names_the_full_key_and_the_value(change, message):
@@ -175,8 +188,12 @@ def test_postgres_mixed_case_and_schema_table_names_are_quoted(postgres_url):
 @pytest.mark.postgres
 def test_postgres_query_with_a_bound_datetime(postgres_url):
     load_postgres(postgres_url)
-    cfg = sql_cfg(postgres_url, None, "SELECT tx_id FROM transactions WHERE tx_time > :since ORDER BY tx_id",
-                  since=datetime(2018, 4, 1, 0, 1))  # fmt: skip
+    cfg = sql_cfg(
+        postgres_url,
+        None,
+        "SELECT tx_id FROM transactions WHERE tx_time > :since ORDER BY tx_id",
+        since=datetime(2018, 4, 1, 0, 1),
+    )
     assert make_source(cfg).read()["tx_id"].tolist() == [2, 3]
 
 
@@ -216,7 +233,7 @@ READS = [
     "WITH big AS (SELECT * FROM transactions WHERE amount > 10) SELECT * FROM big",
     "(SELECT tx_id FROM transactions) UNION (SELECT tx_id FROM transactions)",
     "SELECT * FROM transactions WHERE card <> 'DROP TABLE x; DELETE'",  # words in a literal are data
-    'SELECT "update", replace(pos, \'a\', \'b\') FROM "delete"',  # quoted names; REPLACE() the function
+    "SELECT \"update\", replace(pos, 'a', 'b') FROM \"delete\"",  # quoted names; REPLACE() the function
 ]
 
 
@@ -244,8 +261,13 @@ def test_bad_input_drop_table_in_data_query_stops_the_ingest_config_and_the_tabl
     """The issue's case: `data.query: DROP TABLE x` dropped the table on SQLite."""
     params = {"data": data_conf("sql", url=sqlite_url, table=None, query="DROP TABLE transactions")}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, "-m", "fraudpipe.cli", "snapshot", "--no-track"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudpipe.cli", "snapshot", "--no-track"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "data.query: must be one SELECT (or WITH ... SELECT) statement" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -291,5 +313,7 @@ def test_postgres_reads_in_a_read_only_transaction(postgres_url):
 @pytest.mark.postgres
 def test_postgres_list_parameter_binds_as_an_expanding_in(postgres_url):
     load_postgres(postgres_url)
-    cfg = sql_cfg(postgres_url, None, "SELECT tx_id FROM transactions WHERE card IN :cards ORDER BY tx_id", cards=[10, 12])
+    cfg = sql_cfg(
+        postgres_url, None, "SELECT tx_id FROM transactions WHERE card IN :cards ORDER BY tx_id", cards=[10, 12]
+    )
     assert make_source(cfg).read()["tx_id"].tolist() == [2, 3]

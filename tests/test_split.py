@@ -15,12 +15,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudpipe.errors import ConfigError, DataError
-from fraudpipe.io import write_parquet
 from fraudpipe.data.split import (
     SplitConfig,
-    periods,
     iter_folds,
+    periods,
     prequential_folds,
     read_folds,
     read_periods,
@@ -28,6 +26,8 @@ from fraudpipe.data.split import (
     split_summary,
     time_split,
 )
+from fraudpipe.errors import ConfigError, DataError
+from fraudpipe.io import write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = yaml.safe_load((ROOT / "conf/split/handbook.yaml").read_text())
@@ -67,9 +67,14 @@ def ids(part: pd.DataFrame) -> set[int]:
 
 def test_handbook_config_is_the_published_protocol():
     assert HANDBOOK.to_dict() == {
-        "train_start": "2018-07-25", "train_days": 7, "delay_days": 7, "test_days": 7, "live_days": None,
-        "remove_known_compromised": True, "n_folds": 4,
-    }  # fmt: skip
+        "train_start": "2018-07-25",
+        "train_days": 7,
+        "delay_days": 7,
+        "test_days": 7,
+        "live_days": None,
+        "remove_known_compromised": True,
+        "n_folds": 4,
+    }
     assert periods(HANDBOOK, None).train_start == START
 
 
@@ -97,7 +102,9 @@ def test_a_relative_split_counts_back_from_the_last_day_of_the_data(live_days):
 
 
 def test_relative_folds_shift_back_by_the_test_period():
-    config = SplitConfig.parse(RELATIVE.to_dict() | {"train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 3}, "split")
+    config = SplitConfig.parse(
+        RELATIVE.to_dict() | {"train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 3}, "split"
+    )
     data = daily(0, 59)
     folds = prequential_folds(data, config)
     starts = [f.test_start for f in folds]
@@ -121,12 +128,21 @@ def test_period_bounds_are_midnights():
 def test_periods_are_the_boundaries_time_split_uses():
     bounds = periods(HANDBOOK, None)
     assert bounds.test_start == START + pd.Timedelta(days=7 + 7)  # train_start + train_days + delay_days
-    assert (bounds.delay_start, bounds.live_start, bounds.live_end) == (START + pd.Timedelta(days=7), START + pd.Timedelta(days=21), None)
+    assert (bounds.delay_start, bounds.live_start, bounds.live_end) == (
+        START + pd.Timedelta(days=7),
+        START + pd.Timedelta(days=21),
+        None,
+    )
     data = daily(-30, 40)
     for shift in (0, 7, 10):
         parts, moved = time_split(data, HANDBOOK, shift_days=shift), periods(HANDBOOK, None, shift_days=shift)
         assert (parts.train_start, parts.delay_start, parts.test_start, parts.live_start, parts.live_end) == (
-            moved.train_start, moved.delay_start, moved.test_start, moved.live_start, moved.live_end)
+            moved.train_start,
+            moved.delay_start,
+            moved.test_start,
+            moved.live_start,
+            moved.live_end,
+        )
         assert moved.train_start == START - pd.Timedelta(days=shift)
     three_live_days = SplitConfig.parse(CONF | {"live_days": 3}, "split")
     assert periods(three_live_days, None).live_end == START + pd.Timedelta(days=24)
@@ -154,7 +170,9 @@ def test_a_transaction_at_midnight_belongs_to_the_later_period():
 def test_every_row_from_train_start_is_in_exactly_one_part_and_history_in_none():
     rng = np.random.default_rng(1)
     seconds = rng.integers(-5 * 86_400, 40 * 86_400, size=2_000)
-    frame = table([(START + pd.Timedelta(seconds=int(s)), int(c), 0) for s, c in zip(seconds, rng.integers(0, 50, 2_000))])
+    frame = table(
+        [(START + pd.Timedelta(seconds=int(s)), int(c), 0) for s, c in zip(seconds, rng.integers(0, 50, 2_000))]
+    )
     parts = time_split(frame, KEEP_ALL)
     found = [ids(getattr(parts, p)) for p in ("train", "delay", "test", "live")]
     assert sum(map(len, found)) == len(set().union(*found))  # no overlap
@@ -224,13 +242,21 @@ def test_removal_can_be_turned_off():
 
 def _naive_removal(frame: pd.DataFrame, train_days: int, delay_days: int, test_days: int) -> set[int]:
     """The rule as the handbook states it, day by day: the known set grows by one day of labels."""
-    known = {c for t, c, f in zip(frame.tx_datetime, frame.customer_id, frame.tx_fraud) if f and START <= t < day(train_days, "00:00:00")}
+    known = {
+        c
+        for t, c, f in zip(frame.tx_datetime, frame.customer_id, frame.tx_fraud)
+        if f and START <= t < day(train_days, "00:00:00")
+    }
     kept = set()
     for i in range(test_days):
         test_day = train_days + delay_days + i
         newly = test_day - delay_days - 1  # the day whose labels arrive today
         if newly >= train_days:
-            known |= {c for t, c, f in zip(frame.tx_datetime, frame.customer_id, frame.tx_fraud) if f and (t - START).days == newly and t >= START}
+            known |= {
+                c
+                for t, c, f in zip(frame.tx_datetime, frame.customer_id, frame.tx_fraud)
+                if f and (t - START).days == newly and t >= START
+            }
         kept |= {
             tid
             for tid, t, c in zip(frame.transaction_id, frame.tx_datetime, frame.customer_id)
@@ -288,7 +314,9 @@ def test_the_rows_read_for_the_folds_give_the_folds_of_the_whole_table(relative,
     earliest, fold0 = whole[-1].train_start, whole[0]
 
     periods_table = read_periods(path, config, config.n_folds)
-    assert periods_table["tx_datetime"].min() >= earliest and len(periods_table) == int((data["tx_datetime"] >= earliest).sum())
+    assert periods_table["tx_datetime"].min() >= earliest and len(periods_table) == int(
+        (data["tx_datetime"] >= earliest).sum()
+    )
     folds_table, last_time = read_folds(path, config)
     assert last_time == data["tx_datetime"].max()
     assert folds_table["tx_datetime"].min() >= earliest and folds_table["tx_datetime"].max() < fold0.live_start
@@ -327,7 +355,10 @@ def test_unlabelled_test_rows_are_refused():
         ({"live_days": -2}, "split.live_days: must be >= 0, got -2"),
         ({"n_folds": "4"}, "split.n_folds: must be a whole number, got '4'"),
         ({"remove_known_compromised": "yes"}, "split.remove_known_compromised: must be true or false, got 'yes'"),
-        ({"train_start": "2018-07-25 06:00"}, "split.train_start: must be a date (midnight, no time zone), got '2018-07-25 06:00'"),
+        (
+            {"train_start": "2018-07-25 06:00"},
+            "split.train_start: must be a date (midnight, no time zone), got '2018-07-25 06:00'",
+        ),
         ({"train_start": "someday"}, "split.train_start: must be a date (YYYY-MM-DD), got 'someday'"),
     ],
 )
@@ -366,7 +397,9 @@ def test_stage_writes_declared_outputs_deterministically(tmp_path):
     write_parquet(frame, tmp_path / "data/features/features.parquet")
     digests = []
     for _ in range(2):
-        proc = subprocess.run([sys.executable, str(ROOT / "stages/split.py")], cwd=tmp_path, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "stages/split.py")], cwd=tmp_path, capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
         digests.append([(tmp_path / f"data/split/{p}.parquet").read_bytes() for p in ("train", "test", "live")])
     assert digests[0] == digests[1]

@@ -20,17 +20,26 @@ def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("error", ["ConfigError('model.max_depth: must be >= 1, got 0')",
-                                   "DataError('column tx_amount:\\n  3 rows are negative')",
-                                   "SourceError('csv source x.csv', 'the file does not exist', 'Fix data.path.')",
-                                   "BundleError('no bundle')", "GateFailed('gate')"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        "ConfigError('model.max_depth: must be >= 1, got 0')",
+        "DataError('column tx_amount:\\n  3 rows are negative')",
+        "SourceError('csv source x.csv', 'the file does not exist', 'Fix data.path.')",
+        "BundleError('no bundle')",
+        "GateFailed('gate')",
+    ],
+)
 def test_every_pipeline_error_ends_in_one_line_and_exit_1(tmp_path, error):
-    proc = run_script(tmp_path, f"""
+    proc = run_script(
+        tmp_path,
+        f"""
         from fraudpipe.errors import *
         def main():
             raise {error}
         run(main, "demo")
-    """)
+    """,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -38,11 +47,14 @@ def test_every_pipeline_error_ends_in_one_line_and_exit_1(tmp_path, error):
 
 
 def test_a_bug_keeps_its_traceback(tmp_path):
-    proc = run_script(tmp_path, """
+    proc = run_script(
+        tmp_path,
+        """
         def main():
             {}["missing"]
         run(main, "demo")
-    """)
+    """,
+    )
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "KeyError" in proc.stderr
 
@@ -72,7 +84,8 @@ def test_with_FRAUDPIPE_PROFILE_a_stage_that_ends_well_records_its_time_and_peak
     import os
 
     script = tmp_path / "stage_script.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, time
         from fraudpipe.errors import DataError
         from fraudpipe.pipeline.stage import run
@@ -82,10 +95,13 @@ def test_with_FRAUDPIPE_PROFILE_a_stage_that_ends_well_records_its_time_and_peak
             if sys.argv[1] == "fail":
                 raise DataError("no")
         run(main, sys.argv[1])
-    """))
+    """)
+    )
     env = dict(os.environ, FRAUDPIPE_PROFILE=str(tmp_path / "profile"))
     for name, code in (("demo", 0), ("fail", 1)):
-        proc = subprocess.run([sys.executable, str(script), name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, str(script), name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == code, proc.stderr
     assert sorted(p.name for p in (tmp_path / "profile").iterdir()) == ["demo.json"]  # a failed stage records nothing
     record = json.loads((tmp_path / "profile" / "demo.json").read_text())
@@ -95,10 +111,13 @@ def test_with_FRAUDPIPE_PROFILE_a_stage_that_ends_well_records_its_time_and_peak
 
 
 def test_without_FRAUDPIPE_PROFILE_nothing_is_recorded(tmp_path):
-    proc = run_script(tmp_path, """
+    proc = run_script(
+        tmp_path,
+        """
         def main():
             pass
         run(main, "demo")
-    """)
+    """,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stage_script.py"]

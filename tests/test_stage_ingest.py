@@ -25,8 +25,10 @@ HEADER = "transaction_id,tx_datetime,customer_id,terminal_id,tx_amount,tx_fraud\
 
 
 def good_lines(n: int = 200) -> list[str]:
-    return [f"{i},2018-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,{i % 13},{i % 17},{10 + i % 50}.25,{int(i % 20 == 0)}\n"
-            for i in range(n)]
+    return [
+        f"{i},2018-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,{i % 13},{i % 17},{10 + i % 50}.25,{int(i % 20 == 0)}\n"
+        for i in range(n)
+    ]
 
 
 def run_stage(tmp_path: Path, content: bytes, data: dict | None = None, **validation) -> subprocess.CompletedProcess:
@@ -37,8 +39,9 @@ def run_stage(tmp_path: Path, content: bytes, data: dict | None = None, **valida
     csv = tmp_path / params["data"]["path"]
     csv.parent.mkdir(parents=True, exist_ok=True)
     csv.write_bytes(content)
-    return subprocess.run([sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
 
 
 def quarantine(tmp_path: Path) -> pd.DataFrame:
@@ -86,9 +89,17 @@ def test_truncated_last_line_is_quarantined_not_lost(tmp_path):
         ("negative amount", lambda r: r.replace(",10.25,", ",-10.25,"), "tx_amount"),
         ("non-numeric amount", lambda r: r.replace(",10.25,", ",ten,"), "tx_amount: 'ten'"),
         ("label 2", lambda r: r[:-2] + "2\n", "tx_fraud"),
-        ("null customer id", lambda r: ",".join(p if i != 2 else "" for i, p in enumerate(r.split(","))), "customer_id"),
+        (
+            "null customer id",
+            lambda r: ",".join(p if i != 2 else "" for i, p in enumerate(r.split(","))),
+            "customer_id",
+        ),
         ("far future", lambda r: r.replace("2018-04-01", "2099-04-01"), "tx_datetime"),
-        ("date without a time", lambda r: r.replace(" 00:00:00", ""), "tx_datetime: '2018-04-01' is a date without a time of day"),
+        (
+            "date without a time",
+            lambda r: r.replace(" 00:00:00", ""),
+            "tx_datetime: '2018-04-01' is a date without a time of day",
+        ),
     ],
 )
 def test_row_level_faults_are_quarantined_with_a_reason(tmp_path, case, mutate, reason):
@@ -106,30 +117,65 @@ def test_row_level_faults_are_quarantined_with_a_reason(tmp_path, case, mutate, 
     ("case", "content", "message"),
     [
         ("empty file", b"", "empty"),
-        ("missing column", (HEADER.replace(",tx_amount", "") + "".join(
-            ",".join(p for i, p in enumerate(line.split(",")) if i != 4) for line in good_lines())).encode(), "tx_amount"),
-        ("non-UTF-8 bytes", (HEADER + "".join(good_lines())).encode() + b"201,2018-04-01 23:00:00,1,1,\xff\xfe,0\n", "not valid utf-8 at byte offset 7313 (line 202)"),
-        ("too few rows", (HEADER + "".join(good_lines(20))).encode(), "expect_table_row_count_to_be_between: observed 20 valid rows, allowed min=100"),
-        ("fraud rate out of range", (HEADER + "".join(line[:-2] + "1\n" for line in good_lines())).encode(),
-         "observed fraud rate 1.0, allowed [0.0005, 0.2]; if the rate is right for this data, set "
-         "validation.min_fraud_rate / validation.max_fraud_rate"),
-        ("a mapped column appears twice", csv_text(good_lines(), HEADER.replace("tx_fraud", "tx_amount")),
-         "more than one column named ['tx_amount']"),
-        ("one column: the separator is ';'", csv_text([line.replace(",", ";") for line in good_lines()], HEADER.replace(",", ";")),
-         'whose header holds \';\' (data.options.sep is \',\'). Set data.options.sep: ";"'),
-        ("gzip bytes in a .csv", gzip.compress(csv_text(good_lines()), mtime=0),
-         "the file is gzip-compressed (it starts with the bytes 1f 8b) but is read as plain text. "
-         "Set data.options.compression: gzip, or decompress the file."),
-        ("more than 1 % quarantined", csv_text(with_column(4, lambda i: "n/a" if i % 40 == 0 else f"{10 + i % 50}.25")),
-         "5 of 200 rows (2.5%) would be quarantined, more than validation.max_quarantine_share = 0.01 allows; "
-         "commonest reasons: tx_amount is not a number (5 rows)"),
-        ("dates in another format", csv_text(with_column(1, lambda i: f"01/04/2018 {i // 60 % 24:02d}:{i % 60:02d}")),
-         "expect_column_values_to_be_of_type(tx_datetime): expected datetime64, observed str (first values "
-         "['01/04/2018 00:00', '01/04/2018 00:01', '01/04/2018 00:02']); set data.datetime_format"),
-        ("dates only, no datetime_format", csv_text(with_column(1, lambda i: "2018-04-01")),
-         "200 of 200 rows (100.0%) would be quarantined, more than validation.max_quarantine_share = 0.01 allows; "
-         "commonest reasons: tx_datetime is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the "
-         "source holds dates only) (200 rows)"),
+        (
+            "missing column",
+            (
+                HEADER.replace(",tx_amount", "")
+                + "".join(",".join(p for i, p in enumerate(line.split(",")) if i != 4) for line in good_lines())
+            ).encode(),
+            "tx_amount",
+        ),
+        (
+            "non-UTF-8 bytes",
+            (HEADER + "".join(good_lines())).encode() + b"201,2018-04-01 23:00:00,1,1,\xff\xfe,0\n",
+            "not valid utf-8 at byte offset 7313 (line 202)",
+        ),
+        (
+            "too few rows",
+            (HEADER + "".join(good_lines(20))).encode(),
+            "expect_table_row_count_to_be_between: observed 20 valid rows, allowed min=100",
+        ),
+        (
+            "fraud rate out of range",
+            (HEADER + "".join(line[:-2] + "1\n" for line in good_lines())).encode(),
+            "observed fraud rate 1.0, allowed [0.0005, 0.2]; if the rate is right for this data, set "
+            "validation.min_fraud_rate / validation.max_fraud_rate",
+        ),
+        (
+            "a mapped column appears twice",
+            csv_text(good_lines(), HEADER.replace("tx_fraud", "tx_amount")),
+            "more than one column named ['tx_amount']",
+        ),
+        (
+            "one column: the separator is ';'",
+            csv_text([line.replace(",", ";") for line in good_lines()], HEADER.replace(",", ";")),
+            "whose header holds ';' (data.options.sep is ','). Set data.options.sep: \";\"",
+        ),
+        (
+            "gzip bytes in a .csv",
+            gzip.compress(csv_text(good_lines()), mtime=0),
+            "the file is gzip-compressed (it starts with the bytes 1f 8b) but is read as plain text. "
+            "Set data.options.compression: gzip, or decompress the file.",
+        ),
+        (
+            "more than 1 % quarantined",
+            csv_text(with_column(4, lambda i: "n/a" if i % 40 == 0 else f"{10 + i % 50}.25")),
+            "5 of 200 rows (2.5%) would be quarantined, more than validation.max_quarantine_share = 0.01 allows; "
+            "commonest reasons: tx_amount is not a number (5 rows)",
+        ),
+        (
+            "dates in another format",
+            csv_text(with_column(1, lambda i: f"01/04/2018 {i // 60 % 24:02d}:{i % 60:02d}")),
+            "expect_column_values_to_be_of_type(tx_datetime): expected datetime64, observed str (first values "
+            "['01/04/2018 00:00', '01/04/2018 00:01', '01/04/2018 00:02']); set data.datetime_format",
+        ),
+        (
+            "dates only, no datetime_format",
+            csv_text(with_column(1, lambda i: "2018-04-01")),
+            "200 of 200 rows (100.0%) would be quarantined, more than validation.max_quarantine_share = 0.01 allows; "
+            "commonest reasons: tx_datetime is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the "
+            "source holds dates only) (200 rows)",
+        ),
     ],
 )
 def test_batch_level_faults_stop_with_one_clear_message_and_write_nothing(tmp_path, case, content, message):
@@ -145,22 +191,35 @@ def test_batch_level_faults_stop_with_one_clear_message_and_write_nothing(tmp_pa
 @pytest.mark.parametrize(
     ("group", "change", "message"),
     [
-        ("data", {"pth": "x.csv"}, "data.pth: unknown key (did you mean 'path'? known keys: columns, datetime_format, options, path, source)"),
-        ("data", {"columns": {"tx_amout": "amount"}}, "data.columns.tx_amout: not a contract column (did you mean 'tx_amount'?"),
+        (
+            "data",
+            {"pth": "x.csv"},
+            "data.pth: unknown key (did you mean 'path'? known keys: columns, datetime_format, options, path, source)",
+        ),
+        (
+            "data",
+            {"columns": {"tx_amout": "amount"}},
+            "data.columns.tx_amout: not a contract column (did you mean 'tx_amount'?",
+        ),
         ("validation", {"min_rowz": 1}, "validation.min_rowz: unknown key (did you mean 'min_rows'?"),
         ("validation", {"min_rows": -1}, "validation.min_rows: must be >= 0, got -1"),
         ("validation", {"max_quarantine_share": 2}, "validation.max_quarantine_share: must be <= 1, got 2"),
         ("data", {"options": {"dtype": "str"}}, "data.options.dtype: not supported: every cell is read as text"),
         ("data", {"options": {"thousands": "."}}, "data.options.thousands: must differ from decimal ('.'), got '.'"),
-        ("data", {"columns": {"customer_x": "lon"}}, "data.columns.customer_x: coordinates are mapped all four or none"),
+        (
+            "data",
+            {"columns": {"customer_x": "lon"}},
+            "data.columns.customer_x: coordinates are mapped all four or none",
+        ),
     ],
 )
 def test_a_bad_config_stops_with_one_line_naming_the_key_and_writes_nothing(tmp_path, group, change, message):
     params = compose(ROOT / "conf", ["data=csv"])
     params[group] |= change
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"stage 'ingest' failed: {message}"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -172,8 +231,10 @@ def test_a_bad_config_stops_with_one_line_naming_the_key_and_writes_nothing(tmp_
 
 def semicolon_lines(amount: Callable[[int], str]) -> list[str]:
     """good_lines() separated by ";", with amounts as ``amount(i)`` (which may hold "," and ".")."""
-    return [";".join([*line.rstrip("\n").split(",")[:4], amount(i), line.rstrip("\n").split(",")[5]]) + "\n"
-            for i, line in enumerate(good_lines())]
+    return [
+        ";".join([*line.rstrip("\n").split(",")[:4], amount(i), line.rstrip("\n").split(",")[5]]) + "\n"
+        for i, line in enumerate(good_lines())
+    ]
 
 
 UUIDS = [str(uuid.UUID(int=i * 7919 + 1)) for i in range(200)]
@@ -195,29 +256,47 @@ def id_dtypes(tx: pd.DataFrame) -> dict[str, str]:
 #: case -> (file content, data.* changes, validation.* changes, what must hold of (kept rows, summary, quarantine))
 KEPT: dict[str, tuple[bytes, dict, dict, Callable[[pd.DataFrame, dict, pd.DataFrame], bool]]] = {
     "string ids of every kind: UUIDs, '007' and '7', '5e3', hashes, merchant names with commas": (
-        csv_text(ID_LINES), {}, {},
-        lambda tx, s, q: id_dtypes(tx) == dict.fromkeys(id_dtypes(tx), "str")
-        and tx["transaction_id"].tolist() == UUIDS
-        and set(tx["customer_id"]) == set(CUSTOMERS)  # "007" and "7" two cards; "5e3" is not 5000
-        and set(tx["terminal_id"]) == {"fraud_Kirlin and Sons, Inc.", "fraud_Sporer-Keebler", "Smith, Jones & Co"}
-        and s["rows_quarantined"] == 0,
+        csv_text(ID_LINES),
+        {},
+        {},
+        lambda tx, s, q: (
+            id_dtypes(tx) == dict.fromkeys(id_dtypes(tx), "str")
+            and tx["transaction_id"].tolist() == UUIDS
+            and set(tx["customer_id"]) == set(CUSTOMERS)  # "007" and "7" two cards; "5e3" is not 5000
+            and set(tx["terminal_id"]) == {"fraud_Kirlin and Sons, Inc.", "fraud_Sporer-Keebler", "Smith, Jones & Co"}
+            and s["rows_quarantined"] == 0
+        ),
     ),
     "a customer column of card hashes (used to end 99 % quarantined, exit 0)": (
-        csv_text(with_column(2, lambda i: f"{(i % 13) * 2654435761 % 2**64:016x}")), {}, {},
+        csv_text(with_column(2, lambda i: f"{(i % 13) * 2654435761 % 2**64:016x}")),
+        {},
+        {},
         lambda tx, s, q: len(tx) == 200 and id_dtypes(tx)["customer_id"] == "str" and tx["customer_id"].nunique() == 13,
     ),
     "thousands '.' and decimal ',': '1.020' is 1020, never 1.02; ids untouched": (
-        csv_text(DECIMAL_COMMA, HEADER.replace(",", ";")), SEMICOLONS, {},
-        lambda tx, s, q: tx["tx_amount"].iloc[0] == 1020.0 and tx["tx_amount"].iloc[2] == 12.25
-        and tx["transaction_id"].iloc[1] == "0001.500" and id_dtypes(tx)["transaction_id"] == "str",
+        csv_text(DECIMAL_COMMA, HEADER.replace(",", ";")),
+        SEMICOLONS,
+        {},
+        lambda tx, s, q: (
+            tx["tx_amount"].iloc[0] == 1020.0
+            and tx["tx_amount"].iloc[2] == 12.25
+            and tx["transaction_id"].iloc[1] == "0001.500"
+            and id_dtypes(tx)["transaction_id"] == "str"
+        ),
     ),
     "dates only, with a date format: midnight": (
-        csv_text(with_column(1, lambda i: f"2018-04-{1 + i % 28:02d}")), {"datetime_format": "%Y-%m-%d"}, {},
+        csv_text(with_column(1, lambda i: f"2018-04-{1 + i % 28:02d}")),
+        {"datetime_format": "%Y-%m-%d"},
+        {},
         lambda tx, s, q: tx["tx_datetime"].iloc[1] == pd.Timestamp("2018-04-02") and s["rows_quarantined"] == 0,
     ),
     "2.5 % bad rows under a raised max_quarantine_share": (
-        csv_text(with_column(4, lambda i: "n/a" if i % 40 == 0 else f"{10 + i % 50}.25")), {}, {"max_quarantine_share": 0.05},
-        lambda tx, s, q: s["rows_quarantined"] == 5 and q["reason"].unique().tolist() == ["tx_amount: 'n/a' is not a number"],
+        csv_text(with_column(4, lambda i: "n/a" if i % 40 == 0 else f"{10 + i % 50}.25")),
+        {},
+        {"max_quarantine_share": 0.05},
+        lambda tx, s, q: (
+            s["rows_quarantined"] == 5 and q["reason"].unique().tolist() == ["tx_amount: 'n/a' is not a number"]
+        ),
     ),
 }
 

@@ -24,15 +24,21 @@ from fraudpipe.config import compose
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 TINY = [
-    "data.simulator.n_customers=200", "data.simulator.n_terminals=1000", "data.simulator.n_days=60",
-    "data.simulator.start_date=2018-07-01", "validation.min_rows=100", "validation.max_fraud_rate=0.25",
-    "split.n_folds=2", "evaluate.gate.enforce=false",
+    "data.simulator.n_customers=200",
+    "data.simulator.n_terminals=1000",
+    "data.simulator.n_days=60",
+    "data.simulator.start_date=2018-07-01",
+    "validation.min_rows=100",
+    "validation.max_fraud_rate=0.25",
+    "split.n_folds=2",
+    "evaluate.gate.enforce=false",
 ]
 
 
 def run_stage(cwd: Path, stage: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,12 @@ CONFIG_CASES = [
     ("split", "split.train_dayz", 7, ["split.train_dayz: unknown key", "train_days"]),
     ("train", "model.max_depth", 0, ["model.max_depth: must be >= 1, got 0"]),
     ("train", "model.max_dept", 3, ["model.max_dept: unknown key", "max_depth"]),
-    ("train", "engine.name", "dask", ["engine.name: dask cannot train model.tree_method 'exact'", "model.tree_method=hist"]),
+    (
+        "train",
+        "engine.name",
+        "dask",
+        ["engine.name: dask cannot train model.tree_method 'exact'", "model.tree_method=hist"],
+    ),
     ("backtest", "split.n_folds", 0, ["split.n_folds", "got 0"]),
     ("backtest", "model.learning_rate", 0, ["model.learning_rate", "got 0"]),
     ("evaluate", "evaluate.card_precision_k", 0, ["evaluate.card_precision_k", "got 0"]),
@@ -99,7 +110,12 @@ CONFIG_CASES = [
     ("infer", "features.customer_windowz", [1], ["features.customer_windowz: unknown key", "customer_windows"]),
     ("monitor", "monitor.features.drift_share", 0, ["monitor.features.drift_share: must be > 0, got 0"]),
     ("monitor", "monitor.fail_on_alertt", True, ["monitor.fail_on_alertt: unknown key", "fail_on_alert"]),
-    ("monitor", "monitor.current", "service_log", ["serving/journal.sqlite3 does not exist", "fraudpipe serve --journal-dir"]),
+    (
+        "monitor",
+        "monitor.current",
+        "service_log",
+        ["serving/journal.sqlite3 does not exist", "fraudpipe serve --journal-dir"],
+    ),
 ]
 
 
@@ -117,6 +133,7 @@ def _drop(path: str, column: str) -> Callable[[Path], None]:
     def change(work: Path) -> None:
         table = pd.read_parquet(work / path)
         table.drop(columns=[column]).to_parquet(work / path)
+
     return change
 
 
@@ -128,6 +145,7 @@ def _csv_without(column: str) -> Callable[[Path], None]:
         params = yaml.safe_load((work / "params.yaml").read_text())
         params["data"] = compose(ROOT / "conf", ["data=csv"])["data"]
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
     return change
 
 
@@ -156,24 +174,42 @@ def test_a_bad_input_is_one_line_naming_the_column(pipeline, tmp_path, stage, ch
 def test_check_config_lists_every_group_s_mistakes_in_one_run(pipeline, tmp_path):
     work = copy_of(pipeline, tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    for key, value in (("data.simulator.n_days", 0), ("split.train_dayz", 7), ("model.max_depth", 0),
-                       ("evaluate.card_precision_k", 0)):
+    for key, value in (
+        ("data.simulator.n_days", 0),
+        ("split.train_dayz", 7),
+        ("model.max_depth", 0),
+        ("evaluate.card_precision_k", 0),
+    ):
         set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    line = assert_one_line_failure(run_stage(work, "check_config"), "check_config", "data.simulator.n_days",
-                                   "split.train_dayz", "model.max_depth", "evaluate.card_precision_k")
+    line = assert_one_line_failure(
+        run_stage(work, "check_config"),
+        "check_config",
+        "data.simulator.n_days",
+        "split.train_dayz",
+        "model.max_depth",
+        "evaluate.card_precision_k",
+    )
     assert line.count(" | ") == 3, line  # one entry per group
 
 
 def test_check_data_lists_every_setting_problem_in_one_run(pipeline, tmp_path):
     work = copy_of(pipeline, tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    for key, value in (("split.n_folds", 30), ("evaluate.card_precision_k", 100000),
-                       ("validation.max_fraud_rate", 0.0006)):
+    for key, value in (
+        ("split.n_folds", 30),
+        ("evaluate.card_precision_k", 100000),
+        ("validation.max_fraud_rate", 0.0006),
+    ):
         set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert_one_line_failure(run_stage(work, "check_data"), "check_data", "split.n_folds",
-                            "evaluate.card_precision_k", "validation.max_fraud_rate")
+    assert_one_line_failure(
+        run_stage(work, "check_data"),
+        "check_data",
+        "split.n_folds",
+        "evaluate.card_precision_k",
+        "validation.max_fraud_rate",
+    )
 
 
 def test_every_stage_has_a_config_case_and_an_input_case():
@@ -197,7 +233,9 @@ def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pip
 
     set_key(params, "monitor.fail_on_alert", True)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    line = assert_one_line_failure(run_stage(work, "monitor"), "monitor", "ALERT: dataset drift", "monitor.fail_on_alert")
+    line = assert_one_line_failure(
+        run_stage(work, "monitor"), "monitor", "ALERT: dataset drift", "monitor.fail_on_alert"
+    )
     assert "report.html" in line
     assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()  # the reports were written first
 
@@ -217,11 +255,25 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
     interim = pd.read_parquet(work / "data/interim/transactions.parquet")
     raw = {name: pd.read_parquet(work / "data/raw" / f"{name}.parquet") for name in ("customers", "terminals")}
     start = live["tx_datetime"].min()
-    OnlineState.from_history(interim[interim["tx_datetime"] < start], FeatureConfig.parse(params["features"], "features"),
-                             raw["customers"], raw["terminals"]).save(tmp_path / "state")  # fmt: skip
-    options = dict(model=work / "models/bundle", state=tmp_path / "state", journal_dir=work / "serving", host="127.0.0.1",
-                   port=8000, max_batch=100, max_body_bytes=1 << 20, max_amount=1e6, late_days=0, max_future_seconds=300,
-                   api_key_env="FRAUDPIPE_TEST_UNSET_KEY")  # fmt: skip
+    OnlineState.from_history(
+        interim[interim["tx_datetime"] < start],
+        FeatureConfig.parse(params["features"], "features"),
+        raw["customers"],
+        raw["terminals"],
+    ).save(tmp_path / "state")
+    options = dict(
+        model=work / "models/bundle",
+        state=tmp_path / "state",
+        journal_dir=work / "serving",
+        host="127.0.0.1",
+        port=8000,
+        max_batch=100,
+        max_body_bytes=1 << 20,
+        max_amount=1e6,
+        late_days=0,
+        max_future_seconds=300,
+        api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
+    )
     service = Service.open(ServeConfig.parse(options, "serve"))
     labels = [LabelIn(transaction_id=int(t), tx_fraud=int(f)) for t, f in zip(live["transaction_id"], live["tx_fraud"])]
     due = live["tx_datetime"].to_numpy() + np.timedelta64(params["features"]["delay_days"], "D")
@@ -230,9 +282,17 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
         while sent < len(labels) and due[sent] <= np.datetime64(row.tx_datetime):
             service.label(labels[sent])
             sent += 1
-        service.score(TransactionIn.model_validate({
-            "transaction_id": int(row.transaction_id), "customer_id": int(row.customer_id), "terminal_id": int(row.terminal_id),
-            "tx_datetime": row.tx_datetime.to_pydatetime(), "tx_amount": float(row.tx_amount)}))  # fmt: skip
+        service.score(
+            TransactionIn.model_validate(
+                {
+                    "transaction_id": int(row.transaction_id),
+                    "customer_id": int(row.customer_id),
+                    "terminal_id": int(row.terminal_id),
+                    "tx_datetime": row.tx_datetime.to_pydatetime(),
+                    "tx_amount": float(row.tx_amount),
+                }
+            )
+        )
     for label in labels[sent:]:
         service.label(label)
     service.close()

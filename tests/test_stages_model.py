@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from _model import ROOT, run_stage, stage_workdir, write_params
 
 FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
@@ -53,8 +52,15 @@ def _copy(trained: Path, tmp_path: Path) -> Path:
 
 def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     work = _copy(trained, tmp_path)
-    files = ("models/bundle/model.ubj", "models/bundle/bundle.json", "reports/train/metrics.json", "reports/metrics.json",
-             "reports/plots/roc.json", "reports/plots/calibration.png", "reports/backtest.json")
+    files = (
+        "models/bundle/model.ubj",
+        "models/bundle/bundle.json",
+        "reports/train/metrics.json",
+        "reports/metrics.json",
+        "reports/plots/roc.json",
+        "reports/plots/calibration.png",
+        "reports/backtest.json",
+    )
     runs = []
     for _ in range(2):
         for name in ("train", "evaluate", "backtest"):
@@ -65,7 +71,20 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert runs[0]["models/bundle/bundle.json"] == (trained / "models/bundle/bundle.json").read_bytes()
 
     metrics = json.loads((work / "reports/metrics.json").read_text())
-    for key in ("roc_auc", "average_precision", "card_precision_at_k", "card_precision_k", "precision", "recall", "f1", "accuracy", "threshold", "n_test", "n_frauds", "gate_passed"):
+    for key in (
+        "roc_auc",
+        "average_precision",
+        "card_precision_at_k",
+        "card_precision_k",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "threshold",
+        "n_test",
+        "n_frauds",
+        "gate_passed",
+    ):
         assert isinstance(metrics[key], (int, float)), key
     assert not [k for k in metrics if k.endswith(FOLD_KEY) or k == "n_folds"]  # the folds are backtest's
     assert metrics["gate_passed"] == 1
@@ -108,7 +127,10 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
     proc = run_stage(work, "evaluate")
     assert proc.returncode == 1
     ap = json.loads((work / "reports/metrics.json").read_text())["average_precision"]
-    assert f"average_precision = {ap:.4f} is below the minimum 0.99 (evaluate.gate.minimums.average_precision)" in proc.stderr
+    assert (
+        f"average_precision = {ap:.4f} is below the minimum 0.99 (evaluate.gate.minimums.average_precision)"
+        in proc.stderr
+    )
     assert "set evaluate.gate.enforce: false to record the gate without failing" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads((work / "reports/metrics.json").read_text())["gate_passed"] == 0
@@ -122,10 +144,24 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
     ("stage", "group", "change", "message"),
     [
         ("train", "model", {"max_depth": 0}, "stage 'train' failed: model.max_depth: must be >= 1, got 0"),
-        ("train", "model", {"n_estimators": None}, "stage 'train' failed: model.n_estimators: xgboost needs a value, got None"),
-        ("evaluate", "evaluate", {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
-         "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_k,"),
-        ("backtest", "evaluate", {"card_precision_k": 0}, "stage 'backtest' failed: evaluate.card_precision_k: must be >= 1, got 0"),
+        (
+            "train",
+            "model",
+            {"n_estimators": None},
+            "stage 'train' failed: model.n_estimators: xgboost needs a value, got None",
+        ),
+        (
+            "evaluate",
+            "evaluate",
+            {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
+            "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_k,",
+        ),
+        (
+            "backtest",
+            "evaluate",
+            {"card_precision_k": 0},
+            "stage 'backtest' failed: evaluate.card_precision_k: must be >= 1, got 0",
+        ),
     ],
 )
 def test_a_bad_config_fails_the_stage_in_one_line(stage, group, change, message, trained, tmp_path):
@@ -147,8 +183,9 @@ def test_a_killed_training_leaves_the_previous_reports_intact(trained, tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["model"] |= {"n_estimators": 20_000, "learning_rate": 0.001}  # slow: minutes, not seconds
     write_params(work, params)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "stages/train.py")], cwd=work,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "stages/train.py")], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 240
         partial: list[Path] = []
@@ -163,8 +200,11 @@ def test_a_killed_training_leaves_the_previous_reports_intact(trained, tmp_path)
     after = {p.relative_to(work): p.read_bytes() for p in (work / "reports/train").rglob("*") if p.is_file()}
     assert after == before
     assert [p.name for p in (work / "reports").glob(".train.*.tmp")]  # the leftover is hidden and git-ignored ...
-    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", partial[0].relative_to(work).as_posix()],
-                             cwd=ROOT, capture_output=True)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", partial[0].relative_to(work).as_posix()],
+        cwd=ROOT,
+        capture_output=True,
+    )
     assert ignored.returncode == 0
     write_params(work, yaml.safe_load((trained / "params.yaml").read_text()))
     assert run_stage(work, "train").returncode == 0

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fraudpipe.errors import BatchValidationError, ConfigError
 from fraudpipe.data.validate import ValidationConfig, validate
+from fraudpipe.errors import BatchValidationError, ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ValidationConfig(
@@ -78,7 +78,10 @@ def test_config_takes_yaml_dates_as_iso_text() -> None:
         ({"max_amout": 1.0}, "validation.max_amout: unknown key (did you mean 'max_amount'?"),
         ({"max_amount": -1.0}, "validation.max_amount: must be >= 0, got -1.0"),
         ({"min_rows": "10"}, "validation.min_rows: must be a whole number, got '10'"),
-        ({"min_datetime": "2019-01-01T00:00:00"}, "validation.min_datetime: must not be after max_datetime (2018-12-31T23:59:59), got '2019-01-01T00:00:00'"),
+        (
+            {"min_datetime": "2019-01-01T00:00:00"},
+            "validation.min_datetime: must not be after max_datetime (2018-12-31T23:59:59), got '2019-01-01T00:00:00'",
+        ),
         ({"max_datetime": "soon"}, "validation.max_datetime: must be an ISO 8601 datetime, got 'soon'"),
         ({"min_fraud_rate": 0.6}, "validation.min_fraud_rate: must be <= max_fraud_rate (0.5), got 0.6"),
         ({"max_fraud_rate": 1.5}, "validation.max_fraud_rate: must be <= 1, got 1.5"),

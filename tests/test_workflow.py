@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from _repo import ROOT, env, make_tiny_repo, sh
-from _workflow import FAKE_GH, md_table as _table, run_step as _run_step, steps as _steps
+from _workflow import FAKE_GH
+from _workflow import md_table as _table
+from _workflow import run_step as _run_step
+from _workflow import steps as _steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
 #: Tiny data, one split (see test_experiments.py); the PR below changes the model's depth from 3.
@@ -112,7 +114,9 @@ def test_pipeline_and_compare_steps_write_both_diff_tables_to_the_summary(workfl
     assert change == pytest.approx(after - before, abs=2e-5)
 
     params = _table(text, ["Path", "Param", "main", "workspace"])
-    main_depth = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/model/xgboost.yaml").read_text())["max_depth"]
+    main_depth = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/model/xgboost.yaml").read_text())[
+        "max_depth"
+    ]
     assert ["params.yaml", "model.max_depth", str(main_depth), "2"] in params
     assert len(params) == 1, params  # nothing else differs from main
 
@@ -130,7 +134,6 @@ def test_pipeline_and_compare_steps_write_both_diff_tables_to_the_summary(workfl
 # --------------------------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("existing", ["", "42"], ids=["first-push", "later-push"])
 def test_comment_step_creates_one_comment_then_updates_it(workflow, tmp_path, existing):
     bin_dir, runner_temp = tmp_path / "bin", tmp_path / "runner"
@@ -143,10 +146,19 @@ def test_comment_step_creates_one_comment_then_updates_it(workflow, tmp_path, ex
     report.write_text("<!-- fraudpipe-pr-report -->\n## Metrics\n")
     calls = tmp_path / "calls.txt"
     _run_step(
-        workflow, "comment", tmp_path,
-        {"GH_TOKEN": "t", "PR": "7", "REPO": "acme/fraudpipe", "RUNNER_TEMP": str(runner_temp),
-         "GH_CALLS": str(calls), "EXISTING_COMMENT_ID": existing, "PATH": f"{bin_dir}{os.pathsep}{env()['PATH']}"},
-    )  # fmt: skip
+        workflow,
+        "comment",
+        tmp_path,
+        {
+            "GH_TOKEN": "t",
+            "PR": "7",
+            "REPO": "acme/fraudpipe",
+            "RUNNER_TEMP": str(runner_temp),
+            "GH_CALLS": str(calls),
+            "EXISTING_COMMENT_ID": existing,
+            "PATH": f"{bin_dir}{os.pathsep}{env()['PATH']}",
+        },
+    )
     lookup, action = calls.read_text().splitlines()
     assert "repos/acme/fraudpipe/issues/7/comments" in lookup and "fraudpipe-pr-report" in lookup
     if existing:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from _repo import ROOT, env, make_tiny_repo, sh
 from _workflow import FAKE_GH, md_table, run_step, steps
 
@@ -56,7 +55,13 @@ def test_retrains_only_on_an_alert_and_compares_only_a_retrained_model(workflow)
     assert s["propose"]["if"] == "${{ steps.compare.outcome == 'success' }}"
     assert s["actions/upload-artifact"]["with"]["path"] == "reports/monitoring/"
     order = list(s)
-    assert order.index("data") < order.index("monitor") < order.index("retrain") < order.index("compare") < order.index("propose")
+    assert (
+        order.index("data")
+        < order.index("monitor")
+        < order.index("retrain")
+        < order.index("compare")
+        < order.index("propose")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +124,13 @@ def test_drifted_data_alerts_retrains_and_proposes_a_reviewed_change(workflow, o
     gh.write_text(FAKE_GH)
     gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
     calls = tmp_path / "gh_calls.txt"
-    github |= {"RUN_ID": "4242", "GH_TOKEN": "t", "REPO": "acme/fraudpipe", "GH_CALLS": str(calls),
-               "PATH": f"{bin_dir}{os.pathsep}{env()['PATH']}"}
+    github |= {
+        "RUN_ID": "4242",
+        "GH_TOKEN": "t",
+        "REPO": "acme/fraudpipe",
+        "GH_CALLS": str(calls),
+        "PATH": f"{bin_dir}{os.pathsep}{env()['PATH']}",
+    }
 
     run_step(workflow, "data", ci, github)
     run_step(workflow, "monitor", ci, github)
@@ -147,5 +157,7 @@ def test_drifted_data_alerts_retrains_and_proposes_a_reviewed_change(workflow, o
     retrained = yaml.safe_load(sh(origin, "git", "show", f"{branch}:params.yaml").stdout)
     assert retrained["split"]["train_start"] is None and retrained["split"]["live_days"] == 7
     (call,) = calls.read_text().splitlines()
-    assert call == (f"pr create --repo acme/fraudpipe --base main --head {branch} --title Retrain after a monitoring alert "
-                    f"(run 4242) --body-file {github['RUNNER_TEMP']}/retrain-report.md")
+    assert call == (
+        f"pr create --repo acme/fraudpipe --base main --head {branch} --title Retrain after a monitoring alert "
+        f"(run 4242) --body-file {github['RUNNER_TEMP']}/retrain-report.md"
+    )

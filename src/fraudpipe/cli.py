@@ -30,8 +30,12 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 def data_add(
     file: Annotated[Path, typer.Argument(help="a CSV or Parquet file of labelled transactions")],
     name: Annotated[str, typer.Option(help="the dataset's name: conf/data/<name>.yaml")],
-    map_: Annotated[list[str] | None, typer.Option("--map", help="contract column=file column, e.g. tx_amount=amt")] = None,
-    datetime_format: Annotated[str | None, typer.Option(help="strftime format of the datetime column (default ISO 8601)")] = None,
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="contract column=file column, e.g. tx_amount=amt")
+    ] = None,
+    datetime_format: Annotated[
+        str | None, typer.Option(help="strftime format of the datetime column (default ISO 8601)")
+    ] = None,
     option: Annotated[list[str] | None, typer.Option(help="a reader option, e.g. sep=;")] = None,
     track: Annotated[bool, typer.Option(help="`dvc add` the copied file")] = True,
 ) -> None:
@@ -39,8 +43,8 @@ def data_add(
     With --map: copy the file under data/external/ and `dvc add` it, write conf/data/<name>.yaml,
     make it and split=relative the defaults with settings derived from the data, recompose
     params.yaml. Then `dvc repro`."""
-    from fraudpipe.pipeline import onboarding as dataset
     from fraudpipe.errors import PipelineError
+    from fraudpipe.pipeline import onboarding as dataset
 
     mapping, options = _pairs(map_, "--map"), _pairs(option, "--option")
     try:
@@ -61,8 +65,8 @@ def data_add(
 
 
 def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_format: str | None) -> None:
-    from fraudpipe.pipeline import onboarding as dataset
     from fraudpipe.data.sources import SourceConfig, make_source
+    from fraudpipe.pipeline import onboarding as dataset
 
     config = dataset.source_config(Path(file), {}, datetime_format, options)
     raw = make_source(SourceConfig.parse(config, "data")).read()
@@ -70,7 +74,9 @@ def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_form
     typer.echo(f"{file}: {len(raw):,} rows, {len(profiles)} columns")
     for p in profiles:
         note = f"  ({p.note})" if p.note else ""
-        typer.echo(f"  {p.name:<28} {p.kind:<9} {p.distinct:>10,} distinct {p.missing:>8,} missing  e.g. {', '.join(p.examples)}{note}")
+        typer.echo(
+            f"  {p.name:<28} {p.kind:<9} {p.distinct:>10,} distinct {p.missing:>8,} missing  e.g. {', '.join(p.examples)}{note}"
+        )
     proposal = dataset.propose_mapping(profiles)
     missing = [c for c in dataset.REQUIRED_MAPPING if c not in proposal]
     typer.echo("proposed mapping (contract column = file column):")
@@ -98,7 +104,9 @@ def params(
 @app.command()
 def check(
     params_file: Annotated[Path, typer.Option("--params", help="the composed parameters")] = Path("params.yaml"),
-    transactions: Annotated[Path, typer.Option(help="the preprocessed transactions")] = Path("data/interim/transactions.parquet"),
+    transactions: Annotated[Path, typer.Option(help="the preprocessed transactions")] = Path(
+        "data/interim/transactions.parquet"
+    ),
 ) -> None:
     """Check the whole configuration and, when the transactions exist, every data-dependent setting
     (periods, folds, threshold days, CP@k budget, fraud-rate band) at once, as the pipeline's
@@ -122,13 +130,19 @@ def check(
         for problem in problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1)
-    later = "" if transactions.is_file() else f" ({transactions} does not exist yet: the data-dependent settings are checked by `dvc repro`)"
+    later = (
+        ""
+        if transactions.is_file()
+        else f" ({transactions} does not exist yet: the data-dependent settings are checked by `dvc repro`)"
+    )
     typer.echo(f"no problem in {checked}{later}")
 
 
 @app.command()
 def adopt(
-    params_file: Annotated[Path, typer.Option("--params", help="the params to adopt (after `dvc exp apply`)")] = Path("params.yaml"),
+    params_file: Annotated[Path, typer.Option("--params", help="the params to adopt (after `dvc exp apply`)")] = Path(
+        "params.yaml"
+    ),
     config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = Path("conf"),
 ) -> None:
     """Make conf/ compose to params.yaml (run after `dvc exp apply`, before committing): group
@@ -160,8 +174,8 @@ def snapshot(
     Unchanged source data gives a byte-identical snapshot, so `dvc repro` then reruns nothing.
     """
     from fraudpipe.config import group
-    from fraudpipe.errors import PipelineError
     from fraudpipe.data.sources import SourceConfig, refresh_snapshot
+    from fraudpipe.errors import PipelineError
 
     try:
         params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
@@ -177,28 +191,53 @@ def snapshot(
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Option(help="the model bundle (the train stage writes models/bundle)")] = Path("models/bundle"),
-    state: Annotated[Path, typer.Option(help="the online state to start from when --journal-dir has no snapshot of its own")] = Path(
-        "data/features/online_state"
+    model: Annotated[Path, typer.Option(help="the model bundle (the train stage writes models/bundle)")] = Path(
+        "models/bundle"
     ),
+    state: Annotated[
+        Path, typer.Option(help="the online state to start from when --journal-dir has no snapshot of its own")
+    ] = Path("data/features/online_state"),
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    journal_dir: Annotated[Path, typer.Option(help="the durable log and the service's own snapshots")] = Path("serving"),
+    journal_dir: Annotated[Path, typer.Option(help="the durable log and the service's own snapshots")] = Path(
+        "serving"
+    ),
     max_batch: Annotated[int, typer.Option(help="most transactions per POST /v1/score/batch")] = 100,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1_048_576,
-    max_amount: Annotated[float, typer.Option(help="largest tx_amount accepted (ingest's validation.max_amount)")] = 100_000.0,
-    late_days: Annotated[int, typer.Option(help="how many days after newer ones a transaction may arrive and be scored")] = 1,
-    max_future_seconds: Annotated[int, typer.Option(help="how far past this server's clock a tx_datetime may be")] = 300,
-    api_key_env: Annotated[str, typer.Option(help="environment variable whose value, when set, every /v1 request must send as X-API-Key")] = "FRAUDPIPE_API_KEY",
+    max_amount: Annotated[
+        float, typer.Option(help="largest tx_amount accepted (ingest's validation.max_amount)")
+    ] = 100_000.0,
+    late_days: Annotated[
+        int, typer.Option(help="how many days after newer ones a transaction may arrive and be scored")
+    ] = 1,
+    max_future_seconds: Annotated[
+        int, typer.Option(help="how far past this server's clock a tx_datetime may be")
+    ] = 300,
+    api_key_env: Annotated[
+        str, typer.Option(help="environment variable whose value, when set, every /v1 request must send as X-API-Key")
+    ] = "FRAUDPIPE_API_KEY",
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
     access_log: Annotated[bool, typer.Option(help="log every request (costs throughput)")] = False,
-    http: Annotated[str, typer.Option(help="uvicorn's HTTP implementation: auto (httptools when installed), h11, httptools")] = "auto",
-    loop: Annotated[str, typer.Option(help="uvicorn's event loop: auto (uvloop when installed), asyncio, uvloop")] = "auto",
-    store: Annotated[str, typer.Option(help="where the online state lives: memory (in this process, one worker, journal in "
-                                            "--journal-dir), or a Redis URL shared by every worker: redis://host:port/db, "
-                                            "unix:///path/redis.sock?db=0")] = "memory",
-    redis_prefix: Annotated[str, typer.Option(help="the Redis key prefix of this shared state (one prefix, one state)")] = "fraudpipe",
-    workers: Annotated[int, typer.Option(help="worker processes behind the one port (more than 1 needs --store redis://...)")] = 1,
+    http: Annotated[
+        str, typer.Option(help="uvicorn's HTTP implementation: auto (httptools when installed), h11, httptools")
+    ] = "auto",
+    loop: Annotated[
+        str, typer.Option(help="uvicorn's event loop: auto (uvloop when installed), asyncio, uvloop")
+    ] = "auto",
+    store: Annotated[
+        str,
+        typer.Option(
+            help="where the online state lives: memory (in this process, one worker, journal in "
+            "--journal-dir), or a Redis URL shared by every worker: redis://host:port/db, "
+            "unix:///path/redis.sock?db=0"
+        ),
+    ] = "memory",
+    redis_prefix: Annotated[
+        str, typer.Option(help="the Redis key prefix of this shared state (one prefix, one state)")
+    ] = "fraudpipe",
+    workers: Annotated[
+        int, typer.Option(help="worker processes behind the one port (more than 1 needs --store redis://...)")
+    ] = 1,
 ) -> None:
     """Serve fraud scores over HTTP (FastAPI on uvicorn): POST /v1/score, /v1/score/batch, /v1/labels;
     GET /healthz, /readyz, /metrics; OpenAPI at /docs. By default one worker with the state in
@@ -210,10 +249,26 @@ def serve(
     from fraudpipe.errors import PipelineError
     from fraudpipe.serve.config import ServeConfig
 
-    options = dict(model=model, state=state, journal_dir=journal_dir, host=host, port=port, max_batch=max_batch,
-                   max_body_bytes=max_body_bytes, max_amount=max_amount, late_days=late_days,
-                   max_future_seconds=max_future_seconds, api_key_env=api_key_env, log_level=log_level, access_log=access_log,
-                   http=http, loop=loop, store=store, redis_prefix=redis_prefix, workers=workers)  # fmt: skip
+    options = dict(
+        model=model,
+        state=state,
+        journal_dir=journal_dir,
+        host=host,
+        port=port,
+        max_batch=max_batch,
+        max_body_bytes=max_body_bytes,
+        max_amount=max_amount,
+        late_days=late_days,
+        max_future_seconds=max_future_seconds,
+        api_key_env=api_key_env,
+        log_level=log_level,
+        access_log=access_log,
+        http=http,
+        loop=loop,
+        store=store,
+        redis_prefix=redis_prefix,
+        workers=workers,
+    )
     try:
         config = ServeConfig.parse(options, "serve")
         from fraudpipe.serve.service import preflight

@@ -137,7 +137,11 @@ def _known_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
         field = _keys(current).get(part)
         if field is None:
             return []
-        nested = [a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a
+            for a in (field.annotation, *get_args(field.annotation))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if not nested:
             return []
         current = nested[0]
@@ -242,12 +246,14 @@ def adopt(params: Mapping[str, Any], config_dir: str | Path) -> tuple[dict[str, 
         if isinstance(wanted, Mapping):
             for option in _group_options(config_dir, name):
                 candidates[option] = compose(config_dir, [f"{name}={option}"])[name]
+
         def cost(item: tuple[str | None, Any]) -> tuple[int, bool]:
             base = item[1]
             if not isinstance(wanted, Mapping) or not isinstance(base, Mapping):
                 return (0 if base == wanted else 1, item[0] is not None)
             flat_base, flat_wanted = _flat(base), _flat(wanted)
             return (sum(flat_base.get(k, object()) != v for k, v in flat_wanted.items()), item[0] is not None)
+
         option, base = min(candidates.items(), key=cost)
         if option is not None:
             choices[name] = option

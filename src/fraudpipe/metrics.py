@@ -26,8 +26,19 @@ def quality_metric_names(k: int) -> tuple[str, ...]:
     """The keys `quality_metrics` returns, in its order: the names a quality gate may set minimums
     on. The key of card precision does not change with k (``card_precision_k`` records k), so runs
     with different budgets line up in `dvc exp show` and `dvc metrics diff`."""
-    return ("roc_auc", "average_precision", "card_precision_at_k", "card_precision_k", "precision", "recall", "f1",
-            "accuracy", "threshold", "n_test", "n_frauds")
+    return (
+        "roc_auc",
+        "average_precision",
+        "card_precision_at_k",
+        "card_precision_k",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "threshold",
+        "n_test",
+        "n_frauds",
+    )
 
 
 class GateConfig(Config):
@@ -104,7 +115,12 @@ def card_precision_at_k(
     same as UTF-8 bytes: "007" < "7" < "9" < "Z" < "a") for text ids. Cards are opaque keys.
     """
     frame = pd.DataFrame(
-        {"score": np.asarray(scores, dtype=np.float64), "label": np.asarray(labels), "card": np.asarray(cards), "day": np.asarray(days)}
+        {
+            "score": np.asarray(scores, dtype=np.float64),
+            "label": np.asarray(labels),
+            "card": np.asarray(cards),
+            "day": np.asarray(days),
+        }
     )
     if frame.empty:
         return float("nan")
@@ -150,14 +166,14 @@ def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k
         "card_precision_k": int(k),
     }
     out |= threshold_metrics(labels, scores, threshold)
-    out |= {"threshold": float(threshold), "n_test": int(len(table)), "n_frauds": int(labels.sum())}
+    out |= {"threshold": float(threshold), "n_test": len(table), "n_frauds": int(labels.sum())}
     return out
 
 
 def aggregate_folds(per_fold: Sequence[Mapping[str, float]], suffix: str = "fold") -> dict[str, float]:
     """`<metric>_<suffix>_mean` and `_std` over folds (sample std, ddof=1, as pandas reports it)."""
     frame = pd.DataFrame(list(per_fold), dtype=np.float64)
-    out: dict[str, float] = {f"n_{suffix}s": int(len(frame))}
+    out: dict[str, float] = {f"n_{suffix}s": len(frame)}
     for key in frame.columns:
         out[f"{key}_{suffix}_mean"] = float(frame[key].mean())
         out[f"{key}_{suffix}_std"] = float(frame[key].std(ddof=1)) if len(frame) > 1 else float("nan")

@@ -21,13 +21,20 @@ def bar(total: int | None = None, *, desc: str, unit: str = "it", stream: IO[str
     """A bar to ``update(n)`` by hand (chunks, boosting rounds, steps), on stderr unless ``stream``
     is given; a no-op when that stream is not a terminal. Use it as a context manager."""
     return tqdm(
-        total=total, desc=desc, unit=unit, file=stream if stream is not None else sys.stderr,
-        disable=None, leave=False, dynamic_ncols=True, mininterval=0.5,
-    )  # fmt: skip
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=stream if stream is not None else sys.stderr,
+        disable=None,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
 
 
-def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it",
-             stream: IO[str] | None = None) -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it", stream: IO[str] | None = None
+) -> Iterator[T]:
     """``iterable``'s items, counted on a `bar` (``total`` defaults to its length, when it has one)."""
     if total is None and isinstance(iterable, Sized):
         total = len(iterable)

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from fraudpipe.data.split import SplitConfig, SplitParts, iter_folds
 from fraudpipe.metrics import aggregate_folds, quality_metrics
 from fraudpipe.model import Bundle, ModelConfig, fitted_on, train_bundle
 from fraudpipe.progress import progress
-from fraudpipe.data.split import SplitConfig, SplitParts, iter_folds
 
 
 def evaluate_folds(
@@ -48,7 +48,11 @@ def backtest(
     """`n_folds` and `<metric>_fold_mean` / `_fold_std` over the folds of `split_config`, the
     budget `card_precision_k`, and the per-fold metrics (``trained`` as in `evaluate_folds`;
     ``last_time`` as in `split.iter_folds`, for a table from `split.read_folds`)."""
-    folds = progress(iter_folds(table, split_config, last_time), desc="backtest folds", total=split_config.n_folds, unit="fold")
+    folds = progress(
+        iter_folds(table, split_config, last_time), desc="backtest folds", total=split_config.n_folds, unit="fold"
+    )
     per_fold = evaluate_folds(folds, model_config, k, trained)
-    summary = aggregate_folds([{key: v for key, v in f.items() if key not in ("fold", "card_precision_k")} for f in per_fold])
+    summary = aggregate_folds(
+        [{key: v for key, v in f.items() if key not in ("fold", "card_precision_k")} for f in per_fold]
+    )
     return summary | {"card_precision_k": int(k)}, per_fold

@@ -16,13 +16,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from fraudpipe.io import atomic_path  # noqa: E402
+from fraudpipe.io import atomic_path
 
 #: PNG metadata without the matplotlib version, so a library upgrade alone does not change files.
 PNG_METADATA = {"Software": None}
@@ -47,7 +47,10 @@ def roc_records(labels: np.ndarray, scores: np.ndarray, max_points: int = 1000) 
     """ROC curve as `{fpr, tpr, threshold}` records, thresholds finite, from (0, 0) to (1, 1)."""
     fpr, tpr, thresholds = roc_curve(labels, scores)
     thresholds = _finite_thresholds(thresholds)
-    return [{"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(thresholds[i])} for i in _thin(len(fpr), max_points)]
+    return [
+        {"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(thresholds[i])}
+        for i in _thin(len(fpr), max_points)
+    ]
 
 
 def precision_recall_records(labels: np.ndarray, scores: np.ndarray, max_points: int = 1000) -> list[dict[str, float]]:
@@ -104,14 +107,24 @@ def calibration_figure(labels: np.ndarray, scores: np.ndarray, n_bins: int = 10)
     return fig
 
 
-def score_distribution_figure(labels: np.ndarray, scores: np.ndarray, threshold: float | None = None, bins: int = 50) -> Figure:
+def score_distribution_figure(
+    labels: np.ndarray, scores: np.ndarray, threshold: float | None = None, bins: int = 50
+) -> Figure:
     """Score histograms per class, each normalised to its own count (frauds are <1 % of rows)."""
     labels = np.asarray(labels).astype(bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for mask, name, color in ((~labels, "genuine", "#4C72B0"), (labels, "fraud", "#C44E52")):
         if mask.any():
-            ax.hist(np.clip(scores[mask], 0, 1), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=f"{name} ({int(mask.sum()):,})")
+            ax.hist(
+                np.clip(scores[mask], 0, 1),
+                bins=edges,
+                density=True,
+                histtype="step",
+                linewidth=1.5,
+                color=color,
+                label=f"{name} ({int(mask.sum()):,})",
+            )
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle=":", label=f"threshold {threshold:.3f}")
     ax.set_yscale("log")

@@ -122,7 +122,11 @@ def build_features_dask(
     n = len(tx)
     names = feature_names(config)
     with_locations = config.needs_locations
-    inputs = [c for c in (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD, *COORDINATE_COLUMNS) if c in tx]
+    inputs = [
+        c
+        for c in (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD, *COORDINATE_COLUMNS)
+        if c in tx
+    ]
     work = tx[inputs].assign(**{POSITION: np.arange(n, dtype=np.int64)})
     chunk = -(-n // partitions) if n else 1
     chunks = client.scatter([work.iloc[a : a + chunk] for a in range(0, max(n, 1), chunk)])
@@ -140,7 +144,9 @@ def build_features_dask(
         if not columns[side] and not with_locations:
             continue
         parts = data.shuffle(on=side, npartitions=partitions).to_delayed()
-        side_futures = client.compute([compute(p, side, sides[side], columns[side], tables, with_locations) for p in parts])
+        side_futures = client.compute(
+            [compute(p, side, sides[side], columns[side], tables, with_locations) for p in parts]
+        )
         outputs |= {f.key: side_outputs(columns[side], side, with_locations) for f in side_futures}
         futures += side_futures
     for future in as_completed(futures):  # each partition into its rows as it arrives, then freed
@@ -151,7 +157,10 @@ def build_features_dask(
         future.release()
     client.cancel(chunks)
     if with_locations:
-        distance(*(xy[c] for c in (*SIDE_XY[CUSTOMER_ID], *SIDE_XY[TERMINAL_ID])), out=values[row[CUSTOMER_TERMINAL_DISTANCE]])
+        distance(
+            *(xy[c] for c in (*SIDE_XY[CUSTOMER_ID], *SIDE_XY[TERMINAL_ID])),
+            out=values[row[CUSTOMER_TERMINAL_DISTANCE]],
+        )
     features = pd.DataFrame(values.T, columns=names, copy=False)
     return pd.concat([_key_frame(tx), features], axis=1)
 

@@ -42,14 +42,13 @@ without the columns uses the side tables ``customers``/``terminals`` (id, x, y) 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
-from fraudpipe.errors import DataError
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     CUSTOMER_ID,
@@ -67,6 +66,7 @@ from fraudpipe.contract import (
     id_is_text,
     require_columns,
 )
+from fraudpipe.errors import DataError
 
 TX_DURING_WEEKEND = "tx_during_weekend"
 TX_DURING_NIGHT = "tx_during_night"
@@ -113,7 +113,6 @@ class FeatureConfig(Config):
             rule = f"{SECONDS_SINCE_PREV_TX!r} is capped at the longest customer window, and customer_windows has none"
             raise rule_error(rule, list(self.extras), key="extras")
         return self
-
 
     @property
     def customer_extra_windows(self) -> tuple[int, ...]:
@@ -219,7 +218,9 @@ def amount_zscore(
     return z
 
 
-def distance(cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def distance(
+    cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Euclidean distance between (cx, cy) and (tx, ty), in the units of the coordinates."""
     return np.hypot(np.asarray(cx, dtype=np.float64) - tx, np.asarray(cy, dtype=np.float64) - ty, out=out)
 
@@ -310,17 +311,27 @@ def transaction_locations(
         return locations(tx[key], table, key, what)
     if len(present) == 1:
         absent = next(c for c in columns if c not in present)
-        raise DataError(f"the transactions have column {present[0]!r} but not {absent!r}: {what} coordinates come in pairs")
+        raise DataError(
+            f"the transactions have column {present[0]!r} but not {absent!r}: {what} coordinates come in pairs"
+        )
     x, y = (np.array(tx[c].to_numpy(np.float64, na_value=np.nan)) for c in columns)
     missing = np.isnan(x)
     half = missing != np.isnan(y)
     if half.any():
-        raise DataError(f"{what} coordinates {columns[0]!r}, {columns[1]!r}: one of the pair is missing in {_rows(tx, half)}")
+        raise DataError(
+            f"{what} coordinates {columns[0]!r}, {columns[1]!r}: one of the pair is missing in {_rows(tx, half)}"
+        )
     infinite = np.isinf(x) | np.isinf(y)
     if infinite.any():
-        raise DataError(f"{what} coordinates {columns[0]!r}, {columns[1]!r} must be finite; not in {_rows(tx, infinite)}")
+        raise DataError(
+            f"{what} coordinates {columns[0]!r}, {columns[1]!r} must be finite; not in {_rows(tx, infinite)}"
+        )
     if missing.any():  # the last coordinates an earlier row of the same id carried
-        filled = pd.DataFrame({"x": x, "y": y}).groupby(id_codes(tx[key], key) if codes is None else codes, sort=False).ffill()
+        filled = (
+            pd.DataFrame({"x": x, "y": y})
+            .groupby(id_codes(tx[key], key) if codes is None else codes, sort=False)
+            .ffill()
+        )
         x, y = filled["x"].to_numpy(np.float64, copy=True), filled["y"].to_numpy(np.float64, copy=True)
         unknown = np.isnan(x)
         if unknown.any():
@@ -471,7 +482,9 @@ class _Repeats:
         return np.add(self.firsts_to, gone_to, out=out)
 
 
-def _customer_features(features: _Columns, config: FeatureConfig, by: _ByKey, terminals: _ByKey, amount: np.ndarray) -> None:
+def _customer_features(
+    features: _Columns, config: FeatureConfig, by: _ByKey, terminals: _ByKey, amount: np.ndarray
+) -> None:
     """Customer windows (t - n, t]: rows start..i of the customer in grouped order, i included.
 
     A window's extras are computed with it, from its arrays, and every window reuses the same
@@ -485,7 +498,9 @@ def _customer_features(features: _Columns, config: FeatureConfig, by: _ByKey, te
     del residual
     if AMOUNT_ZSCORE in extras:
         if len(cents) and int(np.abs(cents).max()) > 3_000_000_000:
-            raise DataError(f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares")
+            raise DataError(
+                f"{AMOUNT_ZSCORE}: column {TX_AMOUNT!r} exceeds 30,000,000, too large for exact sums of squares"
+            )
         squares_prefix = _prefix(cents * cents)  # int64 wraps; window differences stay exact
         squares = np.empty(n, dtype=np.int64)
     repeats = _Repeats(by, terminals) if NB_TERMINALS in extras else None
@@ -495,7 +510,9 @@ def _customer_features(features: _Columns, config: FeatureConfig, by: _ByKey, te
         by.after(days * SECONDS_PER_DAY, out=start)
         np.subtract(end, start, out=count, dtype=np.float64)
         np.subtract(cents_prefix[1:], np.take(cents_prefix, start, out=sums), out=sums)
-        window_mean(sums, 0.0 if residual_prefix is None else residual_prefix[1:] - residual_prefix[start], count, out=mean)
+        window_mean(
+            sums, 0.0 if residual_prefix is None else residual_prefix[1:] - residual_prefix[start], count, out=mean
+        )
         if days in config.customer_windows:
             by.to_table(count, features[f"customer_id_nb_tx_{days}day_window"])
             table_mean = by.to_table(mean, features[f"customer_id_avg_amount_{days}day_window"])
@@ -503,11 +520,16 @@ def _customer_features(features: _Columns, config: FeatureConfig, by: _ByKey, te
             continue
         if AMOUNT_RATIO in extras:
             column = features[f"customer_id_{AMOUNT_RATIO}_{days}day_window"]
-            amount_ratio(amount, table_mean if days in config.customer_windows else by.to_table(mean, column), out=column)
+            amount_ratio(
+                amount, table_mean if days in config.customer_windows else by.to_table(mean, column), out=column
+            )
         # the mean is spent: its array takes the other extras in turn
         if AMOUNT_ZSCORE in extras:
             np.subtract(squares_prefix[1:], np.take(squares_prefix, start, out=squares), out=squares)
-            by.to_table(amount_zscore(cents, sums, squares, count, out=mean), features[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"])
+            by.to_table(
+                amount_zscore(cents, sums, squares, count, out=mean),
+                features[f"customer_id_{AMOUNT_ZSCORE}_{days}day_window"],
+            )
         if repeats is not None:
             by.to_table(repeats.distinct(start, out=mean), features[f"customer_id_{NB_TERMINALS}_{days}day_window"])
     if SECONDS_SINCE_PREV_TX in extras:
@@ -528,7 +550,9 @@ def _terminal_features(features: _Columns, config: FeatureConfig, by: _ByKey, fr
     start, prefix, values = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.int64), np.empty(n)
     for days in config.terminal_windows:
         by.after((config.delay_days + days) * SECONDS_PER_DAY, out=start)
-        count = by.to_table(np.subtract(stop, start, out=values, dtype=np.float64), features[f"terminal_id_nb_tx_{days}day_window"])
+        count = by.to_table(
+            np.subtract(stop, start, out=values, dtype=np.float64), features[f"terminal_id_nb_tx_{days}day_window"]
+        )
         frauds = np.subtract(frauds_to_stop, np.take(fraud_prefix, start, out=prefix), out=values, dtype=np.float64)
         risk = by.to_table(frauds, features[f"terminal_id_risk_{days}day_window"])
         np.divide(risk, count, out=risk, where=count > 0)  # an empty window has no frauds: risk 0

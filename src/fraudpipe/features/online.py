@@ -68,6 +68,7 @@ from fraudpipe.contract import (
     id_codes,
     id_is_text,
 )
+from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features.definitions import (
     AMOUNT_RATIO,
     AMOUNT_ZSCORE,
@@ -88,7 +89,6 @@ from fraudpipe.features.definitions import (
     transaction_locations,
     window_mean,
 )
-from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.progress import progress
 
@@ -114,7 +114,7 @@ class CustomerHistory:
     sub-cent residual, ``features.split_cents``) and ``terminals``; the rest is for bookkeeping.
     """
 
-    __slots__ = ("times", "seqs", "tids", "amounts", "cents", "residuals", "terminals")
+    __slots__ = ("amounts", "cents", "residuals", "seqs", "terminals", "tids", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -148,7 +148,7 @@ class TerminalHistory:
     a transaction labelled fraud, else 0: unknown counts as genuine), which a label that arrives
     later sets in place; the frauds sit beside the times so a window sums a slice."""
 
-    __slots__ = ("times", "tids", "frauds")
+    __slots__ = ("frauds", "tids", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -245,7 +245,11 @@ def _plan(config: FeatureConfig) -> _Plan:
 
 
 def history_features(
-    config: FeatureConfig, history: History, t: int, amount: float, coordinates: Sequence[Any] = (None, None, None, None)
+    config: FeatureConfig,
+    history: History,
+    t: int,
+    amount: float,
+    coordinates: Sequence[Any] = (None, None, None, None),
 ) -> np.ndarray:
     """The feature vector (float64, ``feature_names(config)`` order) of a new transaction at epoch
     second ``t`` of ``amount`` (finite), from its customer's and terminal's history: the one place
@@ -276,7 +280,13 @@ def history_features(
             s2 += sum(map(mul, older, older))
         if distinct:
             seen.update(all_terminals[start:prev])
-        counts.append(end - start + 1), sums.append(s1), residuals.append(s_res), squares.append(s2), terminals.append(len(seen))
+        (
+            counts.append(end - start + 1),
+            sums.append(s1),
+            residuals.append(s_res),
+            squares.append(s2),
+            terminals.append(len(seen)),
+        )
         prev = start
     count = np.array(counts, dtype=np.int64)
     means = window_mean(np.array(sums, dtype=np.int64), np.array(residuals), count).tolist()
@@ -299,16 +309,24 @@ def history_features(
     if extra and plan.ratio:
         out += amount_ratio(amount, np.array([means[i] for i in extra])).tolist()
     if extra and zscore:
-        out += amount_zscore(cents, np.array([sums[i] for i in extra], dtype=np.int64),
-                             np.array([squares[i] for i in extra], dtype=np.int64), count[list(extra)]).tolist()  # fmt: skip
+        out += amount_zscore(
+            cents,
+            np.array([sums[i] for i in extra], dtype=np.int64),
+            np.array([squares[i] for i in extra], dtype=np.int64),
+            count[list(extra)],
+        ).tolist()
     if extra and distinct:
         out += [terminals[i] for i in extra]
     if plan.gap_cap is not None:
         out.append(min(t - times[end - 1], plan.gap_cap) if end else plan.gap_cap)
     if plan.locations:
         cx, cy, tx_, ty = coordinates
-        cx, cy = _resolve_location(CUSTOMER_ID, history.customer_id, _given_location(CUSTOMER_ID, cx, cy), history.customer_xy)
-        tx_, ty = _resolve_location(TERMINAL_ID, history.terminal_id, _given_location(TERMINAL_ID, tx_, ty), history.terminal_xy)
+        cx, cy = _resolve_location(
+            CUSTOMER_ID, history.customer_id, _given_location(CUSTOMER_ID, cx, cy), history.customer_xy
+        )
+        tx_, ty = _resolve_location(
+            TERMINAL_ID, history.terminal_id, _given_location(TERMINAL_ID, tx_, ty), history.terminal_xy
+        )
         out.append(float(distance(cx, cy, tx_, ty)))
     return np.array(out, dtype=np.float64)
 
@@ -335,7 +353,9 @@ def _keyed(ids: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64, copy=False), canonical_ids(pd.Series(uniques, dtype=ids.dtype), column)
 
 
-def history_since(config: FeatureConfig, times: pd.Series, until: pd.Timestamp, *, late_days: int = 0) -> pd.Timestamp | None:
+def history_since(
+    config: FeatureConfig, times: pd.Series, until: pd.Timestamp, *, late_days: int = 0
+) -> pd.Timestamp | None:
     """The earliest transaction time that ``OnlineState.from_history`` of the rows before ``until``
     keeps (the retention back from the last of them), so that a caller reads only those rows of a
     long history; None when every row counts (the distance feature remembers each id's last
@@ -346,8 +366,14 @@ def history_since(config: FeatureConfig, times: pd.Series, until: pd.Timestamp, 
     return before.max().floor("s") - pd.Timedelta(seconds=(config.retention_days + late_days) * SECONDS_PER_DAY)
 
 
-def _history_table(tid: np.ndarray, t: np.ndarray, customer: np.ndarray, terminal: np.ndarray, amount: np.ndarray,
-                   fraud: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+def _history_table(
+    tid: np.ndarray,
+    t: np.ndarray,
+    customer: np.ndarray,
+    terminal: np.ndarray,
+    amount: np.ndarray,
+    fraud: pd.api.extensions.ExtensionArray,
+) -> pd.DataFrame:
     """A snapshot's history in the transaction contract, from keys (``canonical_id``), epoch seconds,
     amounts and nullable labels in arrival order (each id column int64 when all its ids are
     canonical integers, else text)."""
@@ -448,11 +474,22 @@ class OnlineState:
         fraud = kept[TX_FRAUD].astype("Int8").array if TX_FRAUD in kept else pd.array([None] * len(kept), dtype="Int8")
         ids = {c: canonical_ids(kept[c], c) for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)}
         # tx is in arrival order (check_transactions), which is the order `history` restores
-        state._write(directory, _history_table(ids[TRANSACTION_ID], seconds[keep], ids[CUSTOMER_ID], ids[TERMINAL_ID],
-                                               kept[TX_AMOUNT].to_numpy(np.float64), fraud))
+        state._write(
+            directory,
+            _history_table(
+                ids[TRANSACTION_ID],
+                seconds[keep],
+                ids[CUSTOMER_ID],
+                ids[TERMINAL_ID],
+                kept[TX_AMOUNT].to_numpy(np.float64),
+                fraud,
+            ),
+        )
         return state.as_of
 
-    def _learn_locations(self, tx: pd.DataFrame, customers: pd.DataFrame | None, terminals: pd.DataFrame | None) -> None:
+    def _learn_locations(
+        self, tx: pd.DataFrame, customers: pd.DataFrame | None, terminals: pd.DataFrame | None
+    ) -> None:
         """Each row's location, as offline (and with its errors); the last per id stays known."""
         if not self.config.needs_locations:
             return
@@ -487,12 +524,16 @@ class OnlineState:
         cents, residual = split_cents(amount)
         self._labels.update(zip(tid.tolist(), fraud))
         self._terminal_of.update(zip(tid.tolist(), terminal_keys[terminal].tolist()))
-        groups = ((customer, customer_keys, self._customers, CustomerHistory, "customers"),
-                  (terminal, terminal_keys, self._terminals, TerminalHistory, "terminals"))
+        groups = (
+            (customer, customer_keys, self._customers, CustomerHistory, "customers"),
+            (terminal, terminal_keys, self._terminals, TerminalHistory, "terminals"),
+        )
         for codes, keys, store, make, what in groups:
             order = np.argsort(codes, kind="stable")
             bounds = np.flatnonzero(np.diff(codes[order])) + 1
-            for rows in progress(np.split(order, bounds) if len(order) else [], desc=f"online state: {what}", unit=what[:-1]):
+            for rows in progress(
+                np.split(order, bounds) if len(order) else [], desc=f"online state: {what}", unit=what[:-1]
+            ):
                 h = store.setdefault(keys[codes[rows[0]]], make())
                 h.times += t[rows].tolist()
                 h.tids += tid[rows].tolist()
@@ -567,8 +608,15 @@ class OnlineState:
         if not math.isfinite(amount):
             raise DataError(f"{TX_AMOUNT} must be a finite number, got {tx_amount!r}")
         label = None if tx_fraud is None or pd.isna(tx_fraud) else int(tx_fraud)
-        self.add(canonical_id(transaction_id), canonical_id(customer_id), canonical_id(terminal_id), t, amount, label,
-                 coordinates=(customer_x, customer_y, terminal_x, terminal_y))  # fmt: skip
+        self.add(
+            canonical_id(transaction_id),
+            canonical_id(customer_id),
+            canonical_id(terminal_id),
+            t,
+            amount,
+            label,
+            coordinates=(customer_x, customer_y, terminal_x, terminal_y),
+        )
 
     def add(
         self,
@@ -589,8 +637,10 @@ class OnlineState:
             return
         if self.config.needs_locations:  # both checked before the state changes
             cx, cy, tx_, ty = coordinates
-            given = {(CUSTOMER_ID, customer): _given_location(CUSTOMER_ID, cx, cy),
-                     (TERMINAL_ID, terminal): _given_location(TERMINAL_ID, tx_, ty)}  # fmt: skip
+            given = {
+                (CUSTOMER_ID, customer): _given_location(CUSTOMER_ID, cx, cy),
+                (TERMINAL_ID, terminal): _given_location(TERMINAL_ID, tx_, ty),
+            }
             for (key, value), xy in given.items():
                 if xy is not None:
                     self._xy[key][value] = xy
@@ -681,9 +731,15 @@ class OnlineState:
         each id column int64 when all its ids are canonical integers, else text)."""
         customers = list(self._customers.items())
         sizes = [len(h.times) for _, h in customers]
-        t, seq = (np.fromiter(chain.from_iterable(getattr(h, a) for _, h in customers), np.int64, sum(sizes)) for a in ("times", "seqs"))
+        t, seq = (
+            np.fromiter(chain.from_iterable(getattr(h, a) for _, h in customers), np.int64, sum(sizes))
+            for a in ("times", "seqs")
+        )
         amount = np.fromiter(chain.from_iterable(h.amounts for _, h in customers), np.float64, sum(sizes))
-        tid, terminal = (np.array(list(chain.from_iterable(getattr(h, a) for _, h in customers)), dtype=object) for a in ("tids", "terminals"))
+        tid, terminal = (
+            np.array(list(chain.from_iterable(getattr(h, a) for _, h in customers)), dtype=object)
+            for a in ("tids", "terminals")
+        )
         customer = np.repeat(np.array([key for key, _ in customers], dtype=object), sizes)
         order = np.lexsort((seq, t))  # arrival order: time, then the order of arrival within a second
         tid = tid[order]
@@ -698,7 +754,9 @@ class OnlineState:
             ids = id_array(list(known))
             xy = np.array(list(known.values()), dtype=np.float64).reshape(-1, 2)
             order = np.argsort(id_codes(pd.Series(ids), key, ordered=True), kind="stable")
-            tables[key] = pd.DataFrame({key: ids[order], LOCATION_COLUMNS[0]: xy[order, 0], LOCATION_COLUMNS[1]: xy[order, 1]})
+            tables[key] = pd.DataFrame(
+                {key: ids[order], LOCATION_COLUMNS[0]: xy[order, 0], LOCATION_COLUMNS[1]: xy[order, 1]}
+            )
         return tables
 
     def save(self, directory: str | Path) -> None:
@@ -739,7 +797,9 @@ class OnlineState:
         directory = Path(directory)
         meta = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
-            raise DataError(f"{directory / STATE_FILE}: format {meta.get('format')!r}, this code reads {FORMAT_VERSION}")
+            raise DataError(
+                f"{directory / STATE_FILE}: format {meta.get('format')!r}, this code reads {FORMAT_VERSION}"
+            )
         try:
             config = FeatureConfig.parse(meta["features"], "features")
         except ConfigError as exc:
@@ -749,8 +809,15 @@ class OnlineState:
         tables = {k: read_parquet(directory / f) for k, f in LOCATION_FILES.items() if (directory / f).exists()}
         now = None if meta["as_of"] is None else to_epoch_second(meta["as_of"])
         saved = meta.get("complete_since")
-        return cls.restore(read_parquet(directory / HISTORY_FILE), config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID),
-                           late_days=late_days, now=now, complete_since=to_epoch_second(saved) if saved else None)  # fmt: skip
+        return cls.restore(
+            read_parquet(directory / HISTORY_FILE),
+            config,
+            tables.get(CUSTOMER_ID),
+            tables.get(TERMINAL_ID),
+            late_days=late_days,
+            now=now,
+            complete_since=to_epoch_second(saved) if saved else None,
+        )
 
     @classmethod
     def restore(

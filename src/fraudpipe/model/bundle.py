@@ -83,14 +83,20 @@ class Bundle:
             return
         missing = [f for f in expected if f not in names]
         extra = [f for f in names if f not in expected]
-        detail = f"missing {missing}, unexpected {extra}" if missing or extra else f"same names in a different order: {names}"
+        detail = (
+            f"missing {missing}, unexpected {extra}"
+            if missing or extra
+            else f"same names in a different order: {names}"
+        )
         raise BundleError(f"feature list differs from the bundle's ({len(expected)} features {expected}): {detail}")
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(fraud) per row of a 2-D array whose columns are `features`, in order."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != len(self.features):
-            raise BundleError(f"expected a 2-D array with {len(self.features)} columns {list(self.features)}, got shape {X.shape}")
+            raise BundleError(
+                f"expected a 2-D array with {len(self.features)} columns {list(self.features)}, got shape {X.shape}"
+            )
         return self.predictor.predict(standardize(X, self.mean, self.scale))
 
     def predict_row(self, row: np.ndarray) -> float:
@@ -151,8 +157,10 @@ def _verify_checksums(directory: Path) -> str:
         if not file.is_file():
             raise BundleError(f"{file} is missing from the bundle")
         if _sha256(file) != digest:
-            raise BundleError(f"{file} does not match its sha256 in {CHECKSUM_FILE}: the bundle was changed or truncated "
-                              "after training; rerun the train stage (dvc repro train)")
+            raise BundleError(
+                f"{file} does not match its sha256 in {CHECKSUM_FILE}: the bundle was changed or truncated "
+                "after training; rerun the train stage (dvc repro train)"
+            )
     return sums
 
 
@@ -170,7 +178,9 @@ def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
     if not isinstance(meta, dict):
         raise BundleError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     if meta.get("format_version") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: bundle format {meta.get('format_version')!r}, this code reads format {BUNDLE_FORMAT}")
+        raise BundleError(
+            f"{path}: bundle format {meta.get('format_version')!r}, this code reads format {BUNDLE_FORMAT}"
+        )
     missing = [k for k in METADATA_KEYS if k not in meta]
     if missing:
         raise BundleError(f"{path}: missing key(s) {missing}")
@@ -191,8 +201,10 @@ def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
         raise BundleError(f"{model_path} is missing from the bundle")
     unexpected = sorted(p.name for p in directory.iterdir() if p.name not in (BUNDLE_FILE, spec.file, CHECKSUM_FILE))
     if unexpected:
-        raise BundleError(f"{directory}: unexpected file(s) {unexpected} in the bundle (expected only {BUNDLE_FILE}, "
-                          f"{spec.file} and {CHECKSUM_FILE})")
+        raise BundleError(
+            f"{directory}: unexpected file(s) {unexpected} in the bundle (expected only {BUNDLE_FILE}, "
+            f"{spec.file} and {CHECKSUM_FILE})"
+        )
     mean, scale = _standardizer(meta["standardizer"], len(features), path)
     predictor = Predictor(spec, spec.load(directory, entry, len(features), nthread))
     return Bundle(meta, predictor, mean, scale, _version(str(meta["name"]), sums))
@@ -203,7 +215,12 @@ def _number(value: Any) -> bool:
 
 
 def _features(value: Any, path: Path) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(f, str) for f in value) or len(set(value)) != len(value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(f, str) for f in value)
+        or len(set(value)) != len(value)
+    ):
         raise BundleError(f"{path}: features must be a non-empty list of distinct names, got {value!r}")
     return value
 
@@ -215,7 +232,16 @@ def _standardizer(value: Any, n_features: int, path: Path) -> tuple[np.ndarray |
         mean = np.array(value["mean"], dtype=np.float64)
         scale = np.array(value["scale"], dtype=np.float64)
     except (TypeError, KeyError, ValueError) as exc:
-        raise BundleError(f"{path}: standardizer must be null or {{\"mean\": [...], \"scale\": [...]}} ({type(exc).__name__}: {exc})") from None
-    if mean.shape != (n_features,) or scale.shape != (n_features,) or not np.isfinite(mean).all() or not (np.isfinite(scale) & (scale > 0)).all():
-        raise BundleError(f"{path}: standardizer needs {n_features} finite means and positive scales, got shapes {mean.shape}, {scale.shape}")
+        raise BundleError(
+            f'{path}: standardizer must be null or {{"mean": [...], "scale": [...]}} ({type(exc).__name__}: {exc})'
+        ) from None
+    if (
+        mean.shape != (n_features,)
+        or scale.shape != (n_features,)
+        or not np.isfinite(mean).all()
+        or not (np.isfinite(scale) & (scale > 0)).all()
+    ):
+        raise BundleError(
+            f"{path}: standardizer needs {n_features} finite means and positive scales, got shapes {mean.shape}, {scale.shape}"
+        )
     return mean, scale

@@ -63,7 +63,9 @@ def _check_training_table(table: pd.DataFrame, features: Sequence[str]) -> None:
     if labels.isna().any():
         raise DataError(f"column {TX_FRAUD!r}: {int(labels.isna().sum())} training rows have no label")
     if labels.nunique() < 2:
-        raise DataError(f"column {TX_FRAUD!r}: training data holds only class {labels.unique().tolist()}; both classes are needed")
+        raise DataError(
+            f"column {TX_FRAUD!r}: training data holds only class {labels.unique().tolist()}; both classes are needed"
+        )
     values = table[list(features)].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -108,7 +110,15 @@ def train_bundle(
                 f"model.threshold_validation_days: the threshold validation slice (last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
                 "raise model.threshold_validation_days or set it to 0"
             )
-        provisional = fit_model(X[~holdout], y[~holdout], config, features, eval_set=(X[holdout], y[holdout]), live=live, estimator=estimator)
+        provisional = fit_model(
+            X[~holdout],
+            y[~holdout],
+            config,
+            features,
+            eval_set=(X[holdout], y[holdout]),
+            live=live,
+            estimator=estimator,
+        )
         chosen_scores, chosen = provisional.predict(X[holdout]), holdout
         if live is not None and not own_curves:
             log_fit(live, provisional, {"train": (X[~holdout], y[~holdout]), "validation": (X[holdout], y[holdout])})
@@ -146,7 +156,7 @@ def train_bundle(
         "feature_importance": dict(zip(features, final.importance.tolist())),
         "training": {
             **_period(times),
-            "n_rows": int(len(train)),
+            "n_rows": len(train),
             "n_frauds": int(y.sum()),
             "data_sha256": table_sha256(train),
         },
@@ -161,10 +171,9 @@ def fitted_on(bundle: Bundle, train: pd.DataFrame, config: ModelConfig) -> bool:
     """Whether ``bundle`` is what ``train_bundle(train, config)`` returns: the same model config and
     training rows, by its recorded params and data hash (the fit is deterministic), so a caller
     that needs that fit can use the bundle instead of fitting again."""
-    return (
-        bundle.metadata.get("params") == config.to_dict()
-        and bundle.metadata.get("training", {}).get("data_sha256") == table_sha256(train)
-    )
+    return bundle.metadata.get("params") == config.to_dict() and bundle.metadata.get("training", {}).get(
+        "data_sha256"
+    ) == table_sha256(train)
 
 
 def log_fit(live: Live, fitted: FittedModel, slices: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -185,5 +194,8 @@ def training_summary(bundle: Bundle) -> dict[str, float]:
         "threshold": bundle.threshold,
         "n_train": bundle.metadata["training"]["n_rows"],
         "n_train_frauds": bundle.metadata["training"]["n_frauds"],
-        **{f"threshold_selection/{k}": sel[k] for k in ("n_rows", "average_precision", "precision", "recall", "f1", "alerts_per_day")},
+        **{
+            f"threshold_selection/{k}": sel[k]
+            for k in ("n_rows", "average_precision", "precision", "recall", "f1", "alerts_per_day")
+        },
     }

@@ -34,10 +34,10 @@ from pydantic import Field, model_validator
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
 from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, id_codes, require_columns
+from fraudpipe.data.split import remove_known_compromised
 from fraudpipe.errors import DataError
 from fraudpipe.metrics import average_precision, card_precision_at_k, threshold_metrics
 from fraudpipe.progress import progress
-from fraudpipe.data.split import remove_known_compromised
 
 #: Shares below this count as this in PSI, so an empty bin gives a large but finite term (Evidently's floor).
 PSI_FLOOR = 1e-4
@@ -160,12 +160,16 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     return float(stats.ks_2samp(reference, current).pvalue)
 
 
-def category_counts(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def category_counts(
+    reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts per category in each sample, over the union of the categories, in sorted order."""
     ref, cur = pd.Series(reference).dropna(), pd.Series(current).dropna()
     categories = pd.Index(pd.unique(pd.concat([ref, cur], ignore_index=True))).sort_values()
-    return (ref.value_counts().reindex(categories, fill_value=0).to_numpy(np.float64),
-            cur.value_counts().reindex(categories, fill_value=0).to_numpy(np.float64))
+    return (
+        ref.value_counts().reindex(categories, fill_value=0).to_numpy(np.float64),
+        cur.value_counts().reindex(categories, fill_value=0).to_numpy(np.float64),
+    )
 
 
 def chi2_p_value(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray) -> float:
@@ -276,11 +280,16 @@ def feature_drift(name: str, reference: pd.Series, current: pd.Series, checks: F
 FEATURE_TABLE_COLUMNS = ("feature", "kind", "test", "statistic", "threshold", "drifted", "psi")
 
 
-def feature_table(reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[str], checks: FeatureChecks) -> pd.DataFrame:
+def feature_table(
+    reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[str], checks: FeatureChecks
+) -> pd.DataFrame:
     """One row per feature, in the given order: kind, test, statistic, threshold, drifted, PSI."""
     require_columns(reference, features, "the reference (training period)")
     require_columns(current, features, "the current window")
-    rows = [feature_drift(f, reference[f], current[f], checks) for f in progress(features, desc="feature drift", unit="feature")]
+    rows = [
+        feature_drift(f, reference[f], current[f], checks)
+        for f in progress(features, desc="feature drift", unit="feature")
+    ]
     return pd.DataFrame([r.__dict__ for r in rows], columns=list(FEATURE_TABLE_COLUMNS))
 
 
@@ -289,7 +298,12 @@ def dataset_drift(table: pd.DataFrame, drift_share: float) -> dict[str, float]:
     n = len(table)
     n_drifted = int(table["drifted"].sum())
     share = n_drifted / n if n else 0.0
-    return {"drift_share": share, "dataset_drift": int(n > 0 and share >= drift_share), "n_drifted": n_drifted, "n_features": n}
+    return {
+        "drift_share": share,
+        "dataset_drift": int(n > 0 and share >= drift_share),
+        "n_drifted": n_drifted,
+        "n_features": n,
+    }
 
 
 def drifted_features(table: pd.DataFrame) -> list[str]:
@@ -302,8 +316,9 @@ def drifted_features(table: pd.DataFrame) -> list[str]:
 # Predictions
 
 
-def prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray, threshold: float,
-                     checks: PredictionChecks, bins: int) -> dict[str, float]:
+def prediction_drift(
+    reference_scores: np.ndarray, current_scores: np.ndarray, threshold: float, checks: PredictionChecks, bins: int
+) -> dict[str, float]:
     """PSI and normed Wasserstein distance of the scores, the alert rates (``score >= threshold``)
     and the alert rate's relative change; ``prediction_drift`` when any crosses its threshold."""
     ref = np.asarray(reference_scores, dtype=np.float64)
@@ -318,7 +333,8 @@ def prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray, t
         "alert_rate_change": change,
     }
     out["prediction_drift"] = int(
-        out["prediction_psi"] >= checks.psi or out["prediction_wasserstein"] >= checks.wasserstein
+        out["prediction_psi"] >= checks.psi
+        or out["prediction_wasserstein"] >= checks.wasserstein
         or abs(change) >= checks.alert_rate_change
     )
     return out
@@ -354,8 +370,13 @@ def known_compromised(current: pd.DataFrame, known: np.ndarray, delay_days: int)
     return out
 
 
-def performance(current: pd.DataFrame, scores: np.ndarray, known: np.ndarray, test_metrics: Mapping[str, Any],
-                checks: PerformanceChecks) -> dict[str, float]:
+def performance(
+    current: pd.DataFrame,
+    scores: np.ndarray,
+    known: np.ndarray,
+    test_metrics: Mapping[str, Any],
+    checks: PerformanceChecks,
+) -> dict[str, float]:
     """AP and card precision@k (k as `evaluate` used it) on the ``known`` rows, and the relative
     drop of AP against the test period's. Null (NaN) with fewer than ``min_frauds`` labelled frauds."""
     for key in ("average_precision", "card_precision_at_k", "card_precision_k"):
@@ -381,7 +402,8 @@ def performance(current: pd.DataFrame, scores: np.ndarray, known: np.ndarray, te
     ap = average_precision(labels, s)
     out["live_average_precision"] = ap
     out["live_card_precision_at_k"] = card_precision_at_k(
-        s, labels, part[CUSTOMER_ID].to_numpy(), part[TX_DATETIME].dt.floor("D").to_numpy(), k)
+        s, labels, part[CUSTOMER_ID].to_numpy(), part[TX_DATETIME].dt.floor("D").to_numpy(), k
+    )
     test_ap = out["test_average_precision"]
     out["performance_drop"] = (test_ap - ap) / test_ap if test_ap > 0 else float("nan")
     return out
@@ -410,7 +432,9 @@ def regions(customer_ids: pd.Series, customers: pd.DataFrame, grid: int) -> np.n
     y_edges = np.linspace(y.min(), y.max(), grid + 1)
     col = np.clip(np.searchsorted(x_edges, x, side="right") - 1, 0, grid - 1)
     row = np.clip(np.searchsorted(y_edges, y, side="right") - 1, 0, grid - 1)
-    names[:-1] = [f"x {x_edges[c]:.0f}-{x_edges[c + 1]:.0f}, y {y_edges[r]:.0f}-{y_edges[r + 1]:.0f}" for c, r in zip(col, row)]
+    names[:-1] = [
+        f"x {x_edges[c]:.0f}-{x_edges[c + 1]:.0f}, y {y_edges[r]:.0f}-{y_edges[r + 1]:.0f}" for c, r in zip(col, row)
+    ]
     position = pd.Index(customers[CUSTOMER_ID]).get_indexer(customer_ids)  # -1 (not found) -> "unknown"
     return names[position]
 
@@ -419,12 +443,17 @@ def customer_age(customer_ids: pd.Series, reference_ids: pd.Series) -> np.ndarra
     """``established`` for a customer the reference period saw, ``new`` otherwise (new to the model)."""
     both = pd.concat([reference_ids, customer_ids], ignore_index=True)
     codes = id_codes(both, CUSTOMER_ID)
-    seen = np.isin(codes[len(reference_ids):], codes[: len(reference_ids)])
+    seen = np.isin(codes[len(reference_ids) :], codes[: len(reference_ids)])
     return np.where(seen, "established", "new").astype(object)
 
 
-def segment_table(segments: Mapping[str, np.ndarray | pd.Categorical], alerts: np.ndarray, labels: np.ndarray,
-                  known: np.ndarray, min_frauds: int) -> pd.DataFrame:
+def segment_table(
+    segments: Mapping[str, np.ndarray | pd.Categorical],
+    alerts: np.ndarray,
+    labels: np.ndarray,
+    known: np.ndarray,
+    min_frauds: int,
+) -> pd.DataFrame:
     """Per segment and group (a categorical's groups in its order, others sorted; empty groups left
     out): rows, alert rate and, on the labelled rows, frauds, recall and precision (recall null
     below ``min_frauds`` frauds, precision null without an alert)."""
@@ -442,12 +471,18 @@ def segment_table(segments: Mapping[str, np.ndarray | pd.Categorical], alerts: n
             frauds = int(labels[lab].sum())
             alerted = int(alerts[lab].sum())
             figures = threshold_metrics(labels[lab], alerts[lab].astype(np.float64), 0.5)
-            rows.append({
-                "segment": segment, "group": str(group), "n": int(rows_in.sum()),
-                "alert_rate": float(alerts[rows_in].mean()), "n_labelled": int(lab.sum()), "frauds": frauds,
-                "recall": figures["recall"] if frauds >= min_frauds else float("nan"),
-                "precision": figures["precision"] if alerted else float("nan"),
-            })
+            rows.append(
+                {
+                    "segment": segment,
+                    "group": str(group),
+                    "n": int(rows_in.sum()),
+                    "alert_rate": float(alerts[rows_in].mean()),
+                    "n_labelled": int(lab.sum()),
+                    "frauds": frauds,
+                    "recall": figures["recall"] if frauds >= min_frauds else float("nan"),
+                    "precision": figures["precision"] if alerted else float("nan"),
+                }
+            )
     return pd.DataFrame(rows, columns=list(SEGMENT_COLUMNS))
 
 
@@ -456,7 +491,11 @@ def largest_gaps(table: pd.DataFrame) -> dict[str, float]:
     and of alert rate; NaN when no segment has two comparable groups."""
     out = {}
     for column, key in (("recall", "max_segment_recall_gap"), ("alert_rate", "max_segment_alert_rate_gap")):
-        spread = table.dropna(subset=[column]).groupby("segment")[column].agg(lambda s: s.max() - s.min() if len(s) > 1 else np.nan)
+        spread = (
+            table.dropna(subset=[column])
+            .groupby("segment")[column]
+            .agg(lambda s: s.max() - s.min() if len(s) > 1 else np.nan)
+        )
         out[key] = float(spread.max()) if spread.notna().any() else float("nan")
     return out
 
@@ -475,8 +514,17 @@ def calibration(scores: np.ndarray, labels: np.ndarray, bins: int, sample: str) 
     n = np.bincount(which, minlength=bins)
     score_sum = np.bincount(which, weights=scores, minlength=bins)
     fraud_sum = np.bincount(which, weights=labels, minlength=bins)
-    rows = [{"sample": sample, "decile": i + 1, "n": int(n[i]), "mean_score": float(score_sum[i] / n[i]),
-             "fraud_rate": float(fraud_sum[i] / n[i])} for i in range(bins) if n[i]]
+    rows = [
+        {
+            "sample": sample,
+            "decile": i + 1,
+            "n": int(n[i]),
+            "mean_score": float(score_sum[i] / n[i]),
+            "fraud_rate": float(fraud_sum[i] / n[i]),
+        }
+        for i in range(bins)
+        if n[i]
+    ]
     return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
 
 
@@ -536,16 +584,28 @@ def monitor(
     measured without known compromised cards (`split.remove_known_compromised`), so the live ones are too.
     """
     if len(current_scores) != len(current) or len(current_alerts) != len(current):
-        raise DataError(f"{len(current_scores)} scores and {len(current_alerts)} alerts for {len(current)} current rows")
+        raise DataError(
+            f"{len(current_scores)} scores and {len(current_alerts)} alerts for {len(current)} current rows"
+        )
     require_columns(current, [TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD], "the current window")
     require_columns(reference, [CUSTOMER_ID, TX_FRAUD], "the reference (training period)")
     if current.empty:
-        return _empty_window(reference, reference_scores, current, features=features, threshold=threshold,
-                             test_metrics=test_metrics, config=config, model_version=model_version)
+        return _empty_window(
+            reference,
+            reference_scores,
+            current,
+            features=features,
+            threshold=threshold,
+            test_metrics=test_metrics,
+            config=config,
+            model_version=model_version,
+        )
 
     table = feature_table(reference, current, features, config.features)
     metrics: dict[str, float] = dataset_drift(table, config.features.drift_share)
-    metrics |= prediction_drift(reference_scores, current_scores, threshold, config.prediction, config.features.psi_bins)
+    metrics |= prediction_drift(
+        reference_scores, current_scores, threshold, config.prediction, config.features.psi_bins
+    )
     known = labelled_mask(current, delay_days)
     # Performance like the test period's: without the cards already known compromised, when split drops them there.
     measured = known & ~known_compromised(current, known, delay_days) if remove_known else known
@@ -560,75 +620,148 @@ def monitor(
     segments = segment_table(groups, np.asarray(current_alerts), labels, known, config.segments.min_frauds)
     gaps = largest_gaps(segments)
 
-    calib = pd.concat([
-        calibration(reference_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"),
-        calibration(np.asarray(current_scores)[known], labels[known], config.calibration_bins, "current (labelled)"),
-    ], ignore_index=True)
+    calib = pd.concat(
+        [
+            calibration(
+                reference_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"
+            ),
+            calibration(
+                np.asarray(current_scores)[known], labels[known], config.calibration_bins, "current (labelled)"
+            ),
+        ],
+        ignore_index=True,
+    )
 
     checks = config
     reasons = []
     if metrics["dataset_drift"]:
-        reasons.append(f"dataset drift: {metrics['n_drifted']} of {metrics['n_features']} features drifted "
-                       f"(share {metrics['drift_share']:.2f} >= {checks.features.drift_share:g})")
+        reasons.append(
+            f"dataset drift: {metrics['n_drifted']} of {metrics['n_features']} features drifted "
+            f"(share {metrics['drift_share']:.2f} >= {checks.features.drift_share:g})"
+        )
     if metrics["prediction_drift"]:
         parts = []
         if metrics["prediction_psi"] >= checks.prediction.psi:
             parts.append(f"score PSI {metrics['prediction_psi']:.3f} >= {checks.prediction.psi:g}")
         if metrics["prediction_wasserstein"] >= checks.prediction.wasserstein:
-            parts.append(f"score Wasserstein {metrics['prediction_wasserstein']:.3f} >= {checks.prediction.wasserstein:g}")
+            parts.append(
+                f"score Wasserstein {metrics['prediction_wasserstein']:.3f} >= {checks.prediction.wasserstein:g}"
+            )
         if abs(metrics["alert_rate_change"]) >= checks.prediction.alert_rate_change:
-            parts.append(f"alert rate {_pct(metrics['reference_alert_rate'])} -> {_pct(metrics['current_alert_rate'])} "
-                         f"({metrics['alert_rate_change']:+.0%}, limit ±{checks.prediction.alert_rate_change:.0%})")
+            parts.append(
+                f"alert rate {_pct(metrics['reference_alert_rate'])} -> {_pct(metrics['current_alert_rate'])} "
+                f"({metrics['alert_rate_change']:+.0%}, limit ±{checks.prediction.alert_rate_change:.0%})"
+            )
         reasons.append("prediction drift: " + ", ".join(parts))
     drop = perf["performance_drop"]
     if np.isfinite(drop) and drop >= checks.performance.max_drop:
-        reasons.append(f"performance drop: average precision {perf['live_average_precision']:.3f} on the labelled "
-                       f"live rows against {perf['test_average_precision']:.3f} on the test period "
-                       f"({drop:.0%} >= {checks.performance.max_drop:.0%})")
+        reasons.append(
+            f"performance drop: average precision {perf['live_average_precision']:.3f} on the labelled "
+            f"live rows against {perf['test_average_precision']:.3f} on the test period "
+            f"({drop:.0%} >= {checks.performance.max_drop:.0%})"
+        )
 
-    every = metrics | perf | gaps | {"n_reference": int(len(reference)), "n_current": int(len(current)), "alert": int(bool(reasons))}
+    every = (
+        metrics | perf | gaps | {"n_reference": len(reference), "n_current": len(current), "alert": int(bool(reasons))}
+    )
     flat = {key: every[key] for key in METRIC_KEYS}
     drifted = drifted_features(table)
     summary = _summary(reasons, drifted, flat, checks)
     plotted = drifted[: config.report_max_plots]
     samples = {f: (reference[f].dropna().to_numpy(), current[f].dropna().to_numpy()) for f in plotted}
     return MonitorResult(
-        flat, table, segments, calib, reasons, summary, samples,
-        np.asarray(reference_scores, dtype=np.float64), np.asarray(current_scores, dtype=np.float64), float(threshold),
-        model_version, {"reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "",
-                        "current": _period(current[TX_DATETIME])},
+        flat,
+        table,
+        segments,
+        calib,
+        reasons,
+        summary,
+        samples,
+        np.asarray(reference_scores, dtype=np.float64),
+        np.asarray(current_scores, dtype=np.float64),
+        float(threshold),
+        model_version,
+        {
+            "reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "",
+            "current": _period(current[TX_DATETIME]),
+        },
     )
 
 
 #: The keys of drift.json, in order.
 METRIC_KEYS = (
-    "drift_share", "dataset_drift", "n_drifted", "n_features", "prediction_psi", "prediction_wasserstein",
-    "prediction_drift", "reference_alert_rate", "current_alert_rate", "alert_rate_change", "n_labelled",
-    "n_labelled_frauds", "test_average_precision", "test_card_precision_at_k", "card_precision_k",
-    "live_average_precision", "live_card_precision_at_k", "performance_drop", "max_segment_recall_gap",
-    "max_segment_alert_rate_gap", "n_reference", "n_current", "alert",
+    "drift_share",
+    "dataset_drift",
+    "n_drifted",
+    "n_features",
+    "prediction_psi",
+    "prediction_wasserstein",
+    "prediction_drift",
+    "reference_alert_rate",
+    "current_alert_rate",
+    "alert_rate_change",
+    "n_labelled",
+    "n_labelled_frauds",
+    "test_average_precision",
+    "test_card_precision_at_k",
+    "card_precision_k",
+    "live_average_precision",
+    "live_card_precision_at_k",
+    "performance_drop",
+    "max_segment_recall_gap",
+    "max_segment_alert_rate_gap",
+    "n_reference",
+    "n_current",
+    "alert",
 )
 
 
-def _empty_window(reference: pd.DataFrame, reference_scores: np.ndarray, current: pd.DataFrame, *, features: Sequence[str],
-                  threshold: float, test_metrics: Mapping[str, Any], config: MonitorConfig, model_version: str) -> MonitorResult:
+def _empty_window(
+    reference: pd.DataFrame,
+    reference_scores: np.ndarray,
+    current: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    threshold: float,
+    test_metrics: Mapping[str, Any],
+    config: MonitorConfig,
+    model_version: str,
+) -> MonitorResult:
     """No current transactions (a relative split without live days): nothing drifted, nothing to
     alert on; the statistics are undefined (null), the counts zero. Not an error, so that a
     pipeline without a live period still reproduces."""
     ref_scores = np.asarray(reference_scores, dtype=np.float64)
     perf = performance(current, np.zeros(0), np.zeros(0, dtype=bool), test_metrics, config.performance)
-    metrics = dict.fromkeys(METRIC_KEYS, float("nan")) | perf | {
-        "dataset_drift": 0, "n_drifted": 0, "n_features": len(features), "prediction_drift": 0,
-        "reference_alert_rate": float(np.mean(ref_scores >= threshold)) if len(ref_scores) else float("nan"),
-        "n_reference": int(len(reference)), "n_current": 0, "alert": 0,
-    }
-    summary = ("No alert: the current window holds no transactions (no live period: set split.live_days, or a "
-               "split.train_start that leaves days after the test period), so there is nothing to compare.")
+    metrics = (
+        dict.fromkeys(METRIC_KEYS, float("nan"))
+        | perf
+        | {
+            "dataset_drift": 0,
+            "n_drifted": 0,
+            "n_features": len(features),
+            "prediction_drift": 0,
+            "reference_alert_rate": float(np.mean(ref_scores >= threshold)) if len(ref_scores) else float("nan"),
+            "n_reference": len(reference),
+            "n_current": 0,
+            "alert": 0,
+        }
+    )
+    summary = (
+        "No alert: the current window holds no transactions (no live period: set split.live_days, or a "
+        "split.train_start that leaves days after the test period), so there is nothing to compare."
+    )
     return MonitorResult(
-        {key: metrics[key] for key in METRIC_KEYS}, pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
+        {key: metrics[key] for key in METRIC_KEYS},
+        pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
         pd.DataFrame(columns=list(SEGMENT_COLUMNS)),
         calibration(ref_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"),
-        [], summary, {}, ref_scores, np.zeros(0), float(threshold), model_version,
+        [],
+        summary,
+        {},
+        ref_scores,
+        np.zeros(0),
+        float(threshold),
+        model_version,
         {"reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "", "current": "empty"},
     )
 
@@ -642,8 +775,13 @@ def _summary(reasons: list[str], drifted: list[str], metrics: Mapping[str, float
     if reasons:
         return "ALERT: " + "; ".join(reasons) + "." + named
     drop = metrics["performance_drop"]
-    perf = (f"average precision drop {drop:+.0%} against the test period" if np.isfinite(drop)
-            else "too few labelled frauds to judge performance")
-    return (f"No alert: {metrics['n_drifted']} of {metrics['n_features']} features drifted (share "
-            f"{metrics['drift_share']:.2f} < {config.features.drift_share:g}), score PSI {metrics['prediction_psi']:.3f}, "
-            f"alert rate {metrics['alert_rate_change']:+.0%}, {perf}.{named}")
+    perf = (
+        f"average precision drop {drop:+.0%} against the test period"
+        if np.isfinite(drop)
+        else "too few labelled frauds to judge performance"
+    )
+    return (
+        f"No alert: {metrics['n_drifted']} of {metrics['n_features']} features drifted (share "
+        f"{metrics['drift_share']:.2f} < {config.features.drift_share:g}), score PSI {metrics['prediction_psi']:.3f}, "
+        f"alert rate {metrics['alert_rate_change']:+.0%}, {perf}.{named}"
+    )

@@ -19,13 +19,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from fraudpipe.monitoring.drift import NUMERIC, P_VALUE_TESTS, TEST_NAMES, MonitorResult  # noqa: E402
-from fraudpipe.evaluation.plots import PNG_METADATA  # noqa: E402
+from fraudpipe.evaluation.plots import PNG_METADATA
+from fraudpipe.monitoring.drift import NUMERIC, P_VALUE_TESTS, TEST_NAMES, MonitorResult
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4C72B0", "#DD8452"
 DPI = 80
@@ -69,12 +69,23 @@ def distribution_figure(name: str, kind: str, reference: np.ndarray, current: np
             low, high = float(both.min()), float(both.max()) + 1.0
         edges = np.linspace(low, high, 41)
         for values, label, color in ((reference, "reference", REFERENCE_COLOR), (current, "current", CURRENT_COLOR)):
-            ax.hist(np.clip(values, low, high), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=label)
+            ax.hist(
+                np.clip(values, low, high),
+                bins=edges,
+                density=True,
+                histtype="step",
+                linewidth=1.5,
+                color=color,
+                label=label,
+            )
         ax.set_ylabel("density")
     else:
         categories = np.unique(np.concatenate([reference, current]))
         positions = np.arange(len(categories))
-        for offset, values, label, color in ((-0.2, reference, "reference", REFERENCE_COLOR), (0.2, current, "current", CURRENT_COLOR)):
+        for offset, values, label, color in (
+            (-0.2, reference, "reference", REFERENCE_COLOR),
+            (0.2, current, "current", CURRENT_COLOR),
+        ):
             shares = np.array([np.mean(values == c) for c in categories])
             ax.bar(positions + offset, shares, width=0.4, color=color, label=label)
         ax.set_xticks(positions, [f"{c:g}" if isinstance(c, (float, np.floating)) else str(c) for c in categories])
@@ -90,10 +101,15 @@ def score_figure(reference: np.ndarray, current: np.ndarray, threshold: float) -
     """Score histograms, reference against current, on a log scale (almost every score is low)."""
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     edges = np.linspace(0.0, 1.0, 51)
-    for values, label, color in ((reference, "reference (training period)", REFERENCE_COLOR), (current, "current", CURRENT_COLOR)):
+    for values, label, color in (
+        (reference, "reference (training period)", REFERENCE_COLOR),
+        (current, "current", CURRENT_COLOR),
+    ):
         if not len(values):
             continue
-        ax.hist(np.clip(values, 0, 1), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=label)
+        ax.hist(
+            np.clip(values, 0, 1), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=label
+        )
     ax.axvline(threshold, color="black", linestyle=":", label=f"alert threshold {threshold:.3f}")
     ax.set_yscale("log")
     ax.set_xlabel("predicted fraud probability")
@@ -138,34 +154,61 @@ def _number(value: object, digits: int = 4) -> str:
     return f"{float(value):.{digits}g}" if abs(float(value)) < 1e-3 and value != 0 else f"{float(value):.{digits}f}"
 
 
-def _table(table_id: str, header: Sequence[str], rows: Iterable[tuple[Sequence[str], str]], text_columns: int = 1) -> str:
+def _table(
+    table_id: str, header: Sequence[str], rows: Iterable[tuple[Sequence[str], str]], text_columns: int = 1
+) -> str:
     """A table whose first ``text_columns`` columns are left-aligned text; rows as (cells, css class)."""
-    head = "".join(f'<th class="text">{_e(h)}</th>' if i < text_columns else f"<th>{_e(h)}</th>" for i, h in enumerate(header))
+    head = "".join(
+        f'<th class="text">{_e(h)}</th>' if i < text_columns else f"<th>{_e(h)}</th>" for i, h in enumerate(header)
+    )
     body = []
     for cells, css in rows:
-        tds = "".join(f'<td class="text">{c}</td>' if i < text_columns else f"<td>{c}</td>" for i, c in enumerate(cells))
+        tds = "".join(
+            f'<td class="text">{c}</td>' if i < text_columns else f"<td>{c}</td>" for i, c in enumerate(cells)
+        )
         body.append(f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>")
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def _feature_rows(features: pd.DataFrame) -> list[tuple[list[str], str]]:
     drifted = features["drifted"].astype(bool)
-    ordered = pd.concat([features.loc[drifted].sort_values("psi", ascending=False, kind="stable"), features.loc[~drifted]])
+    ordered = pd.concat(
+        [features.loc[drifted].sort_values("psi", ascending=False, kind="stable"), features.loc[~drifted]]
+    )
     rows = []
     for f in ordered.itertuples(index=False):
         rule = "&lt;" if f.test in P_VALUE_TESTS else "&ge;"
-        rows.append(([_e(f.feature), _e(f.kind), _e(TEST_NAMES[f.test]), _number(f.statistic), f"{rule} {f.threshold:g}",
-                      "yes" if f.drifted else "no", _number(f.psi)], "drifted" if f.drifted else ""))
+        rows.append(
+            (
+                [
+                    _e(f.feature),
+                    _e(f.kind),
+                    _e(TEST_NAMES[f.test]),
+                    _number(f.statistic),
+                    f"{rule} {f.threshold:g}",
+                    "yes" if f.drifted else "no",
+                    _number(f.psi),
+                ],
+                "drifted" if f.drifted else "",
+            )
+        )
     return rows
 
 
 FIGURE_LABELS = {
-    "drift_share": "share of drifted features", "dataset_drift": "dataset drift", "n_drifted": "drifted features",
-    "prediction_psi": "score PSI", "prediction_wasserstein": "score Wasserstein (normed)",
-    "reference_alert_rate": "alert rate, reference", "current_alert_rate": "alert rate, current",
-    "alert_rate_change": "alert rate change (relative)", "live_average_precision": "average precision, live (labelled)",
-    "test_average_precision": "average precision, test period", "performance_drop": "performance drop (relative AP)",
-    "max_segment_recall_gap": "largest recall gap between segments", "alert": "alert",
+    "drift_share": "share of drifted features",
+    "dataset_drift": "dataset drift",
+    "n_drifted": "drifted features",
+    "prediction_psi": "score PSI",
+    "prediction_wasserstein": "score Wasserstein (normed)",
+    "reference_alert_rate": "alert rate, reference",
+    "current_alert_rate": "alert rate, current",
+    "alert_rate_change": "alert rate change (relative)",
+    "live_average_precision": "average precision, live (labelled)",
+    "test_average_precision": "average precision, test period",
+    "performance_drop": "performance drop (relative AP)",
+    "max_segment_recall_gap": "largest recall gap between segments",
+    "alert": "alert",
 }
 
 
@@ -186,27 +229,58 @@ def render(result: MonitorResult, source: str = "") -> str:
     else:
         feature_plots_note = ""
 
-    figures = _table("figures", ["figure", "value"],
-                     (([_e(label), _number(m[key])], "") for key, label in FIGURE_LABELS.items()))
+    figures = _table(
+        "figures", ["figure", "value"], (([_e(label), _number(m[key])], "") for key, label in FIGURE_LABELS.items())
+    )
     k = int(m["card_precision_k"])
-    performance = _table("performance", ["", "test period (evaluate)", "live, labelled part"], [
-        (["average precision", _number(m["test_average_precision"]), _number(m["live_average_precision"])], ""),
-        ([f"card precision@{k}", _number(m["test_card_precision_at_k"]), _number(m["live_card_precision_at_k"])], ""),
-        (["relative drop of average precision", "", _number(m["performance_drop"])], ""),
-    ])
-    segments = _table("segment-table", ["segment", "group", "rows", "alert rate", "labelled rows", "frauds", "recall", "precision"], (
-        ([_e(s.segment), _e(s.group), _number(s.n), _number(s.alert_rate), _number(s.n_labelled), _number(s.frauds),
-          _number(s.recall), _number(s.precision)], "") for s in result.segments.itertuples(index=False)
-    ), text_columns=2)
-    calibration = _table("calibration-table", ["sample", "decile", "rows", "mean score", "fraud rate"], (
-        ([_e(c.sample), _number(c.decile), _number(c.n), _number(c.mean_score), _number(c.fraud_rate)], "")
-        for c in result.calibration.itertuples(index=False)
-    ), text_columns=1)
+    performance = _table(
+        "performance",
+        ["", "test period (evaluate)", "live, labelled part"],
+        [
+            (["average precision", _number(m["test_average_precision"]), _number(m["live_average_precision"])], ""),
+            (
+                [f"card precision@{k}", _number(m["test_card_precision_at_k"]), _number(m["live_card_precision_at_k"])],
+                "",
+            ),
+            (["relative drop of average precision", "", _number(m["performance_drop"])], ""),
+        ],
+    )
+    segments = _table(
+        "segment-table",
+        ["segment", "group", "rows", "alert rate", "labelled rows", "frauds", "recall", "precision"],
+        (
+            (
+                [
+                    _e(s.segment),
+                    _e(s.group),
+                    _number(s.n),
+                    _number(s.alert_rate),
+                    _number(s.n_labelled),
+                    _number(s.frauds),
+                    _number(s.recall),
+                    _number(s.precision),
+                ],
+                "",
+            )
+            for s in result.segments.itertuples(index=False)
+        ),
+        text_columns=2,
+    )
+    calibration = _table(
+        "calibration-table",
+        ["sample", "decile", "rows", "mean score", "fraud rate"],
+        (
+            ([_e(c.sample), _number(c.decile), _number(c.n), _number(c.mean_score), _number(c.fraud_rate)], "")
+            for c in result.calibration.itertuples(index=False)
+        ),
+        text_columns=1,
+    )
     periods = result.periods
+    current_rows = _e(source) if source else f"{_number(m['n_current'])} rows"
     body = f"""
 <h1>Monitoring report</h1>
 <p class="meta">Model {_e(result.model_version or "n/a")} &middot; reference (training period) {_e(periods.get("reference", ""))},
-{_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {_e(source) if source else f'{_number(m["n_current"])} rows'},
+{_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {current_rows},
 {_number(m["n_labelled"])} labelled rows measured</p>
 <p id="summary" class="{"alert" if alert else "ok"}">{_e(result.summary)}</p>
 {figures}
@@ -226,10 +300,12 @@ def render(result: MonitorResult, source: str = "") -> str:
 <div class="figures"><figure><img alt="calibration, reference against current" src="{_png(calibration_figure(result.calibration))}"></figure>
 {calibration}</div>
 """
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>fraudpipe monitoring: {'ALERT' if alert else 'no alert'}</title>\n<style>{STYLE}</style>\n</head>\n"
-            f"<body>{body}</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>fraudpipe monitoring: {'ALERT' if alert else 'no alert'}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<body>{body}</body>\n</html>\n"
+    )
 
 
 def feature_records(result: MonitorResult) -> list[Mapping[str, object]]:

@@ -52,8 +52,12 @@ def predictions_window(live: pd.DataFrame, predictions: pd.DataFrame, version: s
     """The live period with `infer`'s scores, which must be of exactly these rows, in order, by this
     bundle: anything else would compare another model's scores or another window's rows."""
     check_predictions(predictions, live, version)
-    return Window(live, predictions["score"].to_numpy(np.float64), predictions["alert"].to_numpy(),
-                  f"the live period as `infer` scored it ({len(live):,} rows)")  # fmt: skip
+    return Window(
+        live,
+        predictions["score"].to_numpy(np.float64),
+        predictions["alert"].to_numpy(),
+        f"the live period as `infer` scored it ({len(live):,} rows)",
+    )
 
 
 def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version: str) -> None:
@@ -67,8 +71,10 @@ def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version:
         raise DataError(f"the predictions' transaction_id column is not the live period's, row for row; {rerun}")
     versions = pd.unique(predictions["model_version"])
     if len(versions) and (len(versions) > 1 or versions[0] != version):
-        raise DataError(f"the predictions were made by model version(s) {sorted(map(str, versions))}, the bundle is "
-                        f"{version}; {rerun}")
+        raise DataError(
+            f"the predictions were made by model version(s) {sorted(map(str, versions))}, the bundle is "
+            f"{version}; {rerun}"
+        )
 
 
 def service_log_window(
@@ -91,12 +97,16 @@ def service_log_window(
     ours = (scored["model_version"] == version).to_numpy(bool)
     if not ours.any():
         found = sorted(map(str, pd.unique(scored["model_version"])))
-        raise DataError(f"{source} holds no transaction scored by model {version} (found: {found or 'none'}); "
-                        "serve this bundle, or set monitor.current to predictions to watch the batch")
+        raise DataError(
+            f"{source} holds no transaction scored by model {version} (found: {found or 'none'}); "
+            "serve this bundle, or set monitor.current to predictions to watch the batch"
+        )
     logged = scored[ours].reset_index(drop=True)
     if logged[TRANSACTION_ID].duplicated().any():  # the service answers a retried id from its state, never twice
-        raise DataError(f"{source}: transaction_id {logged[TRANSACTION_ID][logged[TRANSACTION_ID].duplicated()].iloc[0]!r} "
-                        "was scored twice: not a log written by `fraudpipe serve`")
+        raise DataError(
+            f"{source}: transaction_id {logged[TRANSACTION_ID][logged[TRANSACTION_ID].duplicated()].iloc[0]!r} "
+            "was scored twice: not a log written by `fraudpipe serve`"
+        )
     logged_ids = canonical_ids(logged[TRANSACTION_ID], TRANSACTION_ID)
     labels = log.labels.drop_duplicates(TRANSACTION_ID, keep="last")
     fraud = pd.Series(labels[TX_FRAUD].to_numpy(), index=canonical_ids(labels[TRANSACTION_ID], TRANSACTION_ID))
@@ -104,7 +114,9 @@ def service_log_window(
 
     start = logged[TX_DATETIME].min() - pd.Timedelta(seconds=config.retention_days * SECONDS_PER_DAY)
     before = history[(history[TX_DATETIME] >= start) & (history[TX_DATETIME] <= logged[TX_DATETIME].max())]
-    before = before[~pd.Index(canonical_ids(before[TRANSACTION_ID], TRANSACTION_ID)).isin(logged_ids)]  # hashed, not O(n*m)
+    before = before[
+        ~pd.Index(canonical_ids(before[TRANSACTION_ID], TRANSACTION_ID)).isin(logged_ids)
+    ]  # hashed, not O(n*m)
     columns = [c for c in (*TRANSACTION_COLUMNS, *COORDINATE_COLUMNS) if c in before or c in logged]
     tx = _union(before.reindex(columns=columns), logged.reindex(columns=columns))
     tx["_row"] = np.r_[np.full(len(before), -1), np.arange(len(logged))]  # the logged row, -1 for history
@@ -116,7 +128,8 @@ def service_log_window(
     frame = features[mine].reset_index(drop=True)
     others = int((~ours).sum())
     described = f"{len(logged):,} transactions the service scored with {version}" + (
-        f" ({others:,} scored by other model versions left out)" if others else "")
+        f" ({others:,} scored by other model versions left out)" if others else ""
+    )
     return Window(frame, logged["score"].to_numpy(np.float64)[rows], logged["alert"].to_numpy(np.int8)[rows], described)
 
 

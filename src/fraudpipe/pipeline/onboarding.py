@@ -34,10 +34,28 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-
 #: Contract column -> normalised source names that usually hold it, most specific first.
 _NAMES: dict[str, tuple[str, ...]] = {
     TRANSACTION_ID: ("transactionid", "transnum", "txid", "transid", "transactionnumber", "id"),
-    TX_DATETIME: ("txdatetime", "transdatetranstime", "transactiondatetime", "timestamp", "datetime", "transactiontime",
-                  "time", "date"),
-    CUSTOMER_ID: ("customerid", "ccnum", "cardid", "cardnumber", "card", "customer", "accountid", "account", "clientid",
-                  "userid"),
+    TX_DATETIME: (
+        "txdatetime",
+        "transdatetranstime",
+        "transactiondatetime",
+        "timestamp",
+        "datetime",
+        "transactiontime",
+        "time",
+        "date",
+    ),
+    CUSTOMER_ID: (
+        "customerid",
+        "ccnum",
+        "cardid",
+        "cardnumber",
+        "card",
+        "customer",
+        "accountid",
+        "account",
+        "clientid",
+        "userid",
+    ),
     TERMINAL_ID: ("terminalid", "merchantid", "merchant", "merchantname", "terminal", "posid", "pos", "shop"),
     TX_AMOUNT: ("txamount", "amt", "amount", "transactionamount", "value"),
     TX_FRAUD: ("txfraud", "isfraud", "fraud", "fraudlabel", "label", "class", "target"),
@@ -54,7 +72,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     TERMINAL_ID: ("integer", "text"),
     TX_AMOUNT: ("integer", "number"),
     TX_FRAUD: ("label",),
-    **{c: ("integer", "number") for c in COORDINATE_COLUMNS},
+    **dict.fromkeys(COORDINATE_COLUMNS, ("integer", "number")),
 }
 
 
@@ -112,7 +130,9 @@ def profile_columns(frame: pd.DataFrame, sample_rows: int = 100_000) -> list[Col
         present = full.iloc[::step]
         kind, note = _kind(present)
         examples = tuple(str(v) for v in present.drop_duplicates().head(3))
-        profiles.append(ColumnProfile(str(name), kind, int(full.nunique()), int(len(frame) - len(full)), examples, note))
+        profiles.append(
+            ColumnProfile(str(name), kind, int(full.nunique()), int(len(frame) - len(full)), examples, note)
+        )
     return profiles
 
 
@@ -191,50 +211,100 @@ def derive_settings(transactions: pd.DataFrame) -> tuple[list[Derived], list[str
 
     test_days = _suffix_days(daily_frauds, n_days, MIN_TEST_FRAUDS, MIN_PERIOD_DAYS)
     if test_days is None:
-        problems.append(f"the file holds {total_frauds} frauds over {n_days} days; a test period needs {MIN_TEST_FRAUDS}")
+        problems.append(
+            f"the file holds {total_frauds} frauds over {n_days} days; a test period needs {MIN_TEST_FRAUDS}"
+        )
         return out, problems
     test_start = n_days - test_days
-    out.append(Derived("split.test_days", test_days, f"the last {test_days} days hold {int(daily_frauds.iloc[test_start:].sum())} frauds (>= {MIN_TEST_FRAUDS})"))
+    out.append(
+        Derived(
+            "split.test_days",
+            test_days,
+            f"the last {test_days} days hold {int(daily_frauds.iloc[test_start:].sum())} frauds (>= {MIN_TEST_FRAUDS})",
+        )
+    )
     delay = LABEL_DELAY_DAYS
-    out.append(Derived("split.delay_days", delay, "labels arrive about a week after the transaction (the handbook's delay)"))
+    out.append(
+        Derived("split.delay_days", delay, "labels arrive about a week after the transaction (the handbook's delay)")
+    )
     train_end = test_start - delay
-    train_days = _suffix_days(daily_frauds, max(train_end, 0), MIN_TRAIN_FRAUDS, MIN_PERIOD_DAYS) if train_end > 0 else None
+    train_days = (
+        _suffix_days(daily_frauds, max(train_end, 0), MIN_TRAIN_FRAUDS, MIN_PERIOD_DAYS) if train_end > 0 else None
+    )
     if train_days is None:
         problems.append(
-            f"before the test and delay periods the file holds {int(daily_frauds.iloc[:max(train_end, 0)].sum())} frauds over "
+            f"before the test and delay periods the file holds {int(daily_frauds.iloc[: max(train_end, 0)].sum())} frauds over "
             f"{max(train_end, 0)} days; training needs {MIN_TRAIN_FRAUDS}"
         )
         return out, problems
     train_start = train_end - train_days
-    out.append(Derived("split.train_days", train_days, f"days {train_start}..{train_end - 1} hold {int(daily_frauds.iloc[train_start:train_end].sum())} frauds (>= {MIN_TRAIN_FRAUDS})"))
+    out.append(
+        Derived(
+            "split.train_days",
+            train_days,
+            f"days {train_start}..{train_end - 1} hold {int(daily_frauds.iloc[train_start:train_end].sum())} frauds (>= {MIN_TRAIN_FRAUDS})",
+        )
+    )
 
     v = _suffix_days(daily_frauds, train_end, MIN_THRESHOLD_FRAUDS, 1)
     if v is None or v > train_days // 3:
-        out.append(Derived("model.threshold_validation_days", 0, f"fewer than {MIN_THRESHOLD_FRAUDS} frauds in the last third of training: the threshold is chosen in-sample"))
+        out.append(
+            Derived(
+                "model.threshold_validation_days",
+                0,
+                f"fewer than {MIN_THRESHOLD_FRAUDS} frauds in the last third of training: the threshold is chosen in-sample",
+            )
+        )
     else:
-        out.append(Derived("model.threshold_validation_days", v, f"the last {v} training days hold {int(daily_frauds.iloc[train_end - v:train_end].sum())} frauds (>= {MIN_THRESHOLD_FRAUDS})"))
+        out.append(
+            Derived(
+                "model.threshold_validation_days",
+                v,
+                f"the last {v} training days hold {int(daily_frauds.iloc[train_end - v : train_end].sum())} frauds (>= {MIN_THRESHOLD_FRAUDS})",
+            )
+        )
 
     folds = 1
     while folds < MAX_FOLDS:
         shift = folds * test_days
         start, t_start = train_start - shift, test_start - shift
-        if start < 0 or daily_frauds.iloc[start:train_end - shift].sum() < MIN_TRAIN_FRAUDS \
-                or daily_frauds.iloc[t_start:t_start + test_days].sum() < MIN_TEST_FRAUDS:
+        if (
+            start < 0
+            or daily_frauds.iloc[start : train_end - shift].sum() < MIN_TRAIN_FRAUDS
+            or daily_frauds.iloc[t_start : t_start + test_days].sum() < MIN_TEST_FRAUDS
+        ):
             break
         folds += 1
-    out.append(Derived("split.n_folds", folds, f"{folds} backtest fold(s) fit in the data with enough frauds in each (at most {MAX_FOLDS})"))
+    out.append(
+        Derived(
+            "split.n_folds",
+            folds,
+            f"{folds} backtest fold(s) fit in the data with enough frauds in each (at most {MAX_FOLDS})",
+        )
+    )
 
     test_rows = day >= test_start
     daily_cards = transactions.loc[test_rows, CUSTOMER_ID].groupby(day[test_rows]).nunique()
     typical = int(daily_cards.median())
     k = max(1, min(MAX_CARD_BUDGET, typical))
-    out.append(Derived("evaluate.card_precision_k", k, f"a typical test day has {typical} distinct cards (budget at most {MAX_CARD_BUDGET})"))
+    out.append(
+        Derived(
+            "evaluate.card_precision_k",
+            k,
+            f"a typical test day has {typical} distinct cards (budget at most {MAX_CARD_BUDGET})",
+        )
+    )
 
     low, high = _significant(rate / 4), min(1.0, _significant(rate * 4))
     out.append(Derived("validation.min_fraud_rate", low, f"a quarter of the file's fraud rate {rate:.4%}"))
     out.append(Derived("validation.max_fraud_rate", high, f"four times the file's fraud rate {rate:.4%}"))
-    out.append(Derived("validation.min_rows", min(1000, len(transactions)), "a batch may not be smaller than this (the file has "
-                       f"{len(transactions):,} rows)"))
+    out.append(
+        Derived(
+            "validation.min_rows",
+            min(1000, len(transactions)),
+            f"a batch may not be smaller than this (the file has {len(transactions):,} rows)",
+        )
+    )
     amount = float(transactions[TX_AMOUNT].max())
     if amount > 100_000:
         ceiling = float(10 ** len(str(int(amount))))
@@ -244,7 +314,13 @@ def derive_settings(transactions: pd.DataFrame) -> tuple[list[Derived], list[str
         out.append(Derived("validation.min_datetime", f"{first.year}-01-01T00:00:00", f"the file starts {first}"))
         out.append(Derived("validation.max_datetime", f"{last.year + 5}-12-31T23:59:59", f"the file ends {last}"))
     floor = _significant(max(2 * rate, 0.001))
-    out.append(Derived("evaluate.gate.minimums.average_precision", floor, f"twice the AP of a random ranking (the fraud rate {rate:.4%})"))
+    out.append(
+        Derived(
+            "evaluate.gate.minimums.average_precision",
+            floor,
+            f"twice the AP of a random ranking (the fraud rate {rate:.4%})",
+        )
+    )
     out.append(Derived("evaluate.gate.minimums.roc_auc", 0.6, "clearly better than a random ranking (0.5)"))
     return out, problems
 
@@ -271,14 +347,22 @@ class Added:
     problems: list[str]
 
 
-def source_config(path: Path, mapping: Mapping[str, str], datetime_format: str | None,
-                  options: Mapping[str, object] | None = None) -> dict[str, object]:
+def source_config(
+    path: Path, mapping: Mapping[str, str], datetime_format: str | None, options: Mapping[str, object] | None = None
+) -> dict[str, object]:
     """The conf/data/ option of a file: its kind by suffix, its path, its column mapping."""
     kind = _KINDS.get(path.suffix.lower())
     if kind is None:
-        raise ConfigError(f"{path}: a file ending in {path.suffix!r} is not a known source; use one of {sorted(_KINDS)}")
-    return {"source": kind, "path": path.as_posix(), "columns": dict(mapping), "datetime_format": datetime_format,
-            "options": dict(options or {})}
+        raise ConfigError(
+            f"{path}: a file ending in {path.suffix!r} is not a known source; use one of {sorted(_KINDS)}"
+        )
+    return {
+        "source": kind,
+        "path": path.as_posix(),
+        "columns": dict(mapping),
+        "datetime_format": datetime_format,
+        "options": dict(options or {}),
+    }
 
 
 def read_contract(config: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -300,8 +384,15 @@ def check_mapping(mapping: Mapping[str, str]) -> None:
         raise ConfigError("missing " + ", ".join(f"--map {c}=<column>" for c in missing))
 
 
-def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, datetime_format: str | None = None,
-                options: Mapping[str, object] | None = None, track: bool = True) -> Added:
+def add_dataset(
+    file: Path,
+    name: str,
+    mapping: Mapping[str, str],
+    root: Path,
+    datetime_format: str | None = None,
+    options: Mapping[str, object] | None = None,
+    track: bool = True,
+) -> Added:
     """Bring a user's file into the pipeline: copy it under data/external/ (``dvc add``-ed), write
     conf/data/<name>.yaml, make it and split=relative the defaults with the settings derived from
     the data as overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when
@@ -335,7 +426,9 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
     config_dir = root / "conf"
     data_config = config_dir / "data" / f"{name}.yaml"
     header = f"# {file.name}, added by `fraudpipe data add` (contract column: the file's column).\n"
-    data_config.write_text(header + yaml.safe_dump(source_config(dest, mapping, datetime_format, options), sort_keys=False))
+    data_config.write_text(
+        header + yaml.safe_dump(source_config(dest, mapping, datetime_format, options), sort_keys=False)
+    )
     if all(c in mapping for c in COORDINATE_COLUMNS):
         from fraudpipe.features.definitions import CUSTOMER_TERMINAL_DISTANCE
 
@@ -350,6 +443,8 @@ def add_dataset(file: Path, name: str, mapping: Mapping[str, str], root: Path, d
         done = subprocess.run([sys.executable, "-m", "dvc", "add", str(dest)], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
-            raise ConfigError(f"`dvc add {dest}` failed ({detail[-1] if detail else 'no output'}); run data add at the "
-                              "root of the repository, or pass --no-track")
+            raise ConfigError(
+                f"`dvc add {dest}` failed ({detail[-1] if detail else 'no output'}); run data add at the "
+                "root of the repository, or pass --no-track"
+            )
     return Added(dest, data_config.relative_to(root), derived, problems)

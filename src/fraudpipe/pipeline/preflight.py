@@ -15,18 +15,18 @@ from typing import Any
 import pandas as pd
 
 from fraudpipe.config import Config
-from fraudpipe.monitoring.drift import MonitorConfig
-from fraudpipe.engine import EngineConfig
-from fraudpipe.model.estimators.xgboost_dask import model_problems
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
-from fraudpipe.errors import ConfigError
-from fraudpipe.features.definitions import FeatureConfig
-from fraudpipe.metrics import EvaluateConfig
-from fraudpipe.model.config import ModelConfig
 from fraudpipe.data.preprocess import PreprocessConfig
 from fraudpipe.data.sources import SourceConfig
 from fraudpipe.data.split import SplitConfig, periods
 from fraudpipe.data.validate import ValidationConfig
+from fraudpipe.engine import EngineConfig
+from fraudpipe.errors import ConfigError
+from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.metrics import EvaluateConfig
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.model.estimators.xgboost_dask import model_problems
+from fraudpipe.monitoring.drift import MonitorConfig
 
 #: Every group of params.yaml and the model that parses it.
 GROUPS: dict[str, type[Config]] = {
@@ -86,30 +86,47 @@ def settings_problems(transactions: pd.DataFrame, params: Mapping[str, Any]) -> 
         train = ((times >= bounds.train_start) & (times < bounds.delay_start)).to_numpy()
         test = ((times >= bounds.test_start) & (times < bounds.live_start)).to_numpy()
         if fold == 0:
-            held = ((times >= bounds.delay_start - pd.Timedelta(days=validation_days)) & (times < bounds.delay_start)).to_numpy()
+            held = (
+                (times >= bounds.delay_start - pd.Timedelta(days=validation_days)) & (times < bounds.delay_start)
+            ).to_numpy()
             if validation_days and not fraud[held].any():
-                problems.append(f"model.threshold_validation_days: the last {validation_days} training day(s) hold no fraud; "
-                                "raise it or set it to 0")
+                problems.append(
+                    f"model.threshold_validation_days: the last {validation_days} training day(s) hold no fraud; "
+                    "raise it or set it to 0"
+                )
             cards = transactions.loc[test, CUSTOMER_ID].groupby(times[test].dt.floor("D").to_numpy()).nunique()
             if len(cards) and k > int(cards.median()):
-                problems.append(f"evaluate.card_precision_k: {k} is more than a typical test day's {int(cards.median())} "
-                                "cards; lower it")
-        move = ("move split.train_start or lower split.train_days" if split.train_start is not None
-                else "lower split.train_days or split.n_folds")
+                problems.append(
+                    f"evaluate.card_precision_k: {k} is more than a typical test day's {int(cards.median())} "
+                    "cards; lower it"
+                )
+        move = (
+            "move split.train_start or lower split.train_days"
+            if split.train_start is not None
+            else "lower split.train_days or split.n_folds"
+        )
         if bounds.train_start < first.normalize():
-            problems.append(f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); {move}")
+            problems.append(
+                f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); {move}"
+            )
             continue
-        for period, rows, start, end, key in (("training", train, bounds.train_start, bounds.delay_start, "split.train_days"),
-                                              ("test", test, bounds.test_start, bounds.live_start, "split.test_days")):
+        for period, rows, start, end, key in (
+            ("training", train, bounds.train_start, bounds.delay_start, "split.train_days"),
+            ("test", test, bounds.test_start, bounds.live_start, "split.test_days"),
+        ):
             if not rows.any():
-                problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no transactions "
-                                f"(data {first.date()}..{last.date()}); {move}")
+                problems.append(
+                    f"{what}: the {period} period {start.date()}..{end.date()} holds no transactions "
+                    f"(data {first.date()}..{last.date()}); {move}"
+                )
             elif not fraud[rows].any():
                 problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no fraud; raise {key}")
     rate = float(fraud.mean()) if len(fraud) else 0.0
     if not validation.min_fraud_rate <= rate <= validation.max_fraud_rate:
-        problems.append(f"validation.min_fraud_rate/validation.max_fraud_rate: the data's fraud rate {rate:.4%} is outside "
-                        f"[{validation.min_fraud_rate}, {validation.max_fraud_rate}]")
+        problems.append(
+            f"validation.min_fraud_rate/validation.max_fraud_rate: the data's fraud rate {rate:.4%} is outside "
+            f"[{validation.min_fraud_rate}, {validation.max_fraud_rate}]"
+        )
     if len(transactions) < validation.min_rows:
         problems.append(f"validation.min_rows: {validation.min_rows} is more than the data's {len(transactions)} rows")
     return problems

@@ -34,7 +34,9 @@ def load_params(*groups: str) -> dict[str, Any]:
     try:
         params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{PARAMS_FILE} not found in {Path.cwd()}; run `fraudpipe params` to compose it from conf/") from None
+        raise ConfigError(
+            f"{PARAMS_FILE} not found in {Path.cwd()}; run `fraudpipe params` to compose it from conf/"
+        ) from None
     if not isinstance(params, dict):
         raise ConfigError(f"{PARAMS_FILE} is not a mapping of config groups; run `fraudpipe params` to recompose it")
     return {g: group(params, g, str(PARAMS_FILE)) for g in groups}
@@ -64,8 +66,12 @@ def write_profile(directory: Path, stage: str) -> Path:
 
     seconds = time.time() - psutil.Process().create_time()
     # ru_maxrss is in KiB on Linux; children count for stages that start subprocesses.
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stage}.json"
-    path.write_text(json.dumps({"stage": stage, "seconds": round(seconds, 3), "peak_rss_bytes": peak_kib * 1024}) + "\n")
+    path.write_text(
+        json.dumps({"stage": stage, "seconds": round(seconds, 3), "peak_rss_bytes": peak_kib * 1024}) + "\n"
+    )
     return path

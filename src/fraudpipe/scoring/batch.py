@@ -45,7 +45,9 @@ def read_gate_passed(path: str | Path) -> bool:
     """The quality gate's verdict on the bundle, as `evaluate` recorded it (``gate_passed`` 0/1)."""
     passed = read_metrics(path).get("gate_passed")
     if passed not in (0, 1) or isinstance(passed, bool):
-        raise DataError(f"{path}: gate_passed must be 0 or 1, got {passed!r}; rerun the evaluate stage (dvc repro evaluate)")
+        raise DataError(
+            f"{path}: gate_passed must be 0 or 1, got {passed!r}; rerun the evaluate stage (dvc repro evaluate)"
+        )
     return passed == 1
 
 
@@ -55,11 +57,15 @@ def check_gate(passed: bool, gate: GateConfig, source: str | Path) -> str | None
     if passed:
         return None
     if gate.enforce:
-        raise GateFailed(f"the model bundle failed its quality gate (gate_passed 0 in {source}) and evaluate.gate.enforce "
-                         "is true, so its scores are not written; improve the model, lower evaluate.gate.minimums, or set "
-                         "evaluate.gate.enforce: false to score with a warning")
-    return (f"the model bundle failed its quality gate (gate_passed 0 in {source}); scoring anyway because "
-            "evaluate.gate.enforce is false")
+        raise GateFailed(
+            f"the model bundle failed its quality gate (gate_passed 0 in {source}) and evaluate.gate.enforce "
+            "is true, so its scores are not written; improve the model, lower evaluate.gate.minimums, or set "
+            "evaluate.gate.enforce: false to score with a warning"
+        )
+    return (
+        f"the model bundle failed its quality gate (gate_passed 0 in {source}); scoring anyway because "
+        "evaluate.gate.enforce is false"
+    )
 
 
 def check_features(bundle: Bundle, config: FeatureConfig, source: str | Path) -> None:
@@ -67,8 +73,10 @@ def check_features(bundle: Bundle, config: FeatureConfig, source: str | Path) ->
     try:
         bundle.check_features(feature_names(config))
     except BundleError as exc:
-        raise BundleError(f"{source} does not fit the feature code of params.yaml's features group: {exc}; retrain "
-                          "(dvc repro train) or set features to what the bundle was trained on") from None
+        raise BundleError(
+            f"{source} does not fit the feature code of params.yaml's features group: {exc}; retrain "
+            "(dvc repro train) or set features to what the bundle was trained on"
+        ) from None
 
 
 def alerts(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -84,12 +92,14 @@ def predictions(bundle: Bundle, live: pd.DataFrame, source: str = "the live tabl
         scores = np.zeros(0, dtype=np.float64)
     else:
         scores = np.asarray(bundle.score(live), dtype=np.float64)
-    return pd.DataFrame({
-        TRANSACTION_ID: live[TRANSACTION_ID].reset_index(drop=True),  # its dtype kept: int64 or text
-        "score": scores,
-        "alert": alerts(scores, bundle.threshold),
-        "model_version": pd.array([bundle.version] * len(live), dtype="str"),
-    })
+    return pd.DataFrame(
+        {
+            TRANSACTION_ID: live[TRANSACTION_ID].reset_index(drop=True),  # its dtype kept: int64 or text
+            "score": scores,
+            "alert": alerts(scores, bundle.threshold),
+            "model_version": pd.array([bundle.version] * len(live), dtype="str"),
+        }
+    )
 
 
 @dataclass(frozen=True)

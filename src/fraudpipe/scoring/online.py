@@ -13,9 +13,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudpipe.contract import COORDINATE_COLUMNS, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
-from fraudpipe.model import Bundle
+from fraudpipe.contract import (
+    COORDINATE_COLUMNS,
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TRANSACTION_ID,
+    TX_AMOUNT,
+    TX_DATETIME,
+    TX_FRAUD,
+)
 from fraudpipe.features.online import OnlineState
+from fraudpipe.model import Bundle
 
 
 @dataclass
@@ -31,18 +39,38 @@ class OnlineScorer:
     # ``coordinates``: the transaction's own customer_x, customer_y, terminal_x, terminal_y, when it
     # carries them (keyword arguments of ``OnlineState.features``/``update``).
 
-    def features(self, customer_id: int | str, terminal_id: int | str, tx_datetime: Any, tx_amount: float,
-                 **coordinates: float | None) -> np.ndarray:
+    def features(
+        self,
+        customer_id: int | str,
+        terminal_id: int | str,
+        tx_datetime: Any,
+        tx_amount: float,
+        **coordinates: float | None,
+    ) -> np.ndarray:
         return self.state.features(customer_id, terminal_id, tx_datetime, tx_amount, **coordinates)
 
-    def score(self, customer_id: int | str, terminal_id: int | str, tx_datetime: Any, tx_amount: float,
-              **coordinates: float | None) -> float:
+    def score(
+        self,
+        customer_id: int | str,
+        terminal_id: int | str,
+        tx_datetime: Any,
+        tx_amount: float,
+        **coordinates: float | None,
+    ) -> float:
         """P(fraud) of a new transaction, from history only (the transaction is not added)."""
         x = self.features(customer_id, terminal_id, tx_datetime, tx_amount, **coordinates)
         return float(self.bundle.predict_proba(x[np.newaxis, :])[0])
 
-    def observe(self, transaction_id: int | str, customer_id: int | str, terminal_id: int | str, tx_datetime: Any,
-                tx_amount: float, tx_fraud: int | None = None, **coordinates: float | None) -> None:
+    def observe(
+        self,
+        transaction_id: int | str,
+        customer_id: int | str,
+        terminal_id: int | str,
+        tx_datetime: Any,
+        tx_amount: float,
+        tx_fraud: int | None = None,
+        **coordinates: float | None,
+    ) -> None:
         """Add a transaction (and its label, once known) to the history later scores use."""
         self.state.update(transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud, **coordinates)
 
@@ -84,7 +112,7 @@ def latency_summary(latency_ms: np.ndarray) -> dict[str, float]:
     return {
         "score_latency_p50_ms": float(np.percentile(latency_ms, 50)),
         "score_latency_p99_ms": float(np.percentile(latency_ms, 99)),
-        "score_latency_rows": int(len(latency_ms)),
+        "score_latency_rows": len(latency_ms),
     }
 
 

@@ -48,10 +48,12 @@ class RowScorer:
         centre = np.zeros(len(self.bundle.features)) if self.mean is None else self.mean
         spread = np.ones(len(self.bundle.features)) if self.scale is None else self.scale
         self.fast = True
-        probes = [centre + spread * rng.normal(size=len(centre)) * k for k in (0.0, 0.5, 1.0, 2.0, 4.0) for _ in range(4)]
+        probes = [
+            centre + spread * rng.normal(size=len(centre)) * k for k in (0.0, 0.5, 1.0, 2.0, 4.0) for _ in range(4)
+        ]
         try:
             return all(self(p) == self.bundle.predict_row(p) for p in probes)
-        except Exception:  # noqa: BLE001 - a private entry point that changed: use the public path
+        except Exception:
             return False
 
 
@@ -59,15 +61,22 @@ def _xgboost_call(model: Any, buffer: np.ndarray) -> Any:
     """A no-argument function predicting ``buffer``'s row with ``model``, or None if not an XGBoost booster."""
     try:
         import xgboost
-        from xgboost.core import _LIB, _check_call, c_bst_ulong, make_jcargs
         from xgboost._data_utils import array_interface
+        from xgboost.core import _LIB, _check_call, c_bst_ulong, make_jcargs
     except ImportError:
         return None
     if not isinstance(model, xgboost.Booster) or not hasattr(_LIB, "XGBoosterPredictFromDense"):
         return None
     data = array_interface(buffer)  # the buffer's address: fixed for the scorer's life
-    args = make_jcargs(type=0, training=False, iteration_begin=0, iteration_end=0, missing=np.nan, strict_shape=False, cache_id=0)
-    handle, shape, dims, preds = model.handle, ctypes.POINTER(c_bst_ulong)(), c_bst_ulong(), ctypes.POINTER(ctypes.c_float)()
+    args = make_jcargs(
+        type=0, training=False, iteration_begin=0, iteration_end=0, missing=np.nan, strict_shape=False, cache_id=0
+    )
+    handle, shape, dims, preds = (
+        model.handle,
+        ctypes.POINTER(c_bst_ulong)(),
+        c_bst_ulong(),
+        ctypes.POINTER(ctypes.c_float)(),
+    )
     predict, refs = _LIB.XGBoosterPredictFromDense, (ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(preds))
 
     def call() -> float:

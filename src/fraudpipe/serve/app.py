@@ -57,8 +57,19 @@ from fraudpipe.serve.stores.memory import StoreUnavailable
 CONFIG_ENV = "FRAUDPIPE_SERVE_CONFIG"  # the parent's configuration, for the worker processes (JSON)
 
 API_KEY_HEADER = "x-api-key"
-ROUTES = frozenset({"/v1/score", "/v1/score/batch", "/v1/labels", "/v1/admin/snapshot", "/healthz", "/readyz",
-                    "/metrics", "/openapi.json", "/docs"})  # fmt: skip
+ROUTES = frozenset(
+    {
+        "/v1/score",
+        "/v1/score/batch",
+        "/v1/labels",
+        "/v1/admin/snapshot",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    }
+)
 _ERRORS = {
     400: "The body is not JSON",
     401: "Missing or wrong API key (X-API-Key header)",
@@ -83,7 +94,11 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 def _error(answer: _Answer) -> Response:
     body = {"detail": answer.detail, "errors": [p.model_dump() for p in answer.errors], **answer.extra}
-    headers = {"Retry-After": "1"} if answer.status == 503 else ({"WWW-Authenticate": "ApiKey"} if answer.status == 401 else None)
+    headers = (
+        {"Retry-After": "1"}
+        if answer.status == 503
+        else ({"WWW-Authenticate": "ApiKey"} if answer.status == 401 else None)
+    )
     return _json(answer.status, body, headers)
 
 
@@ -101,8 +116,13 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
 
 
 def _score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
-    return {"transaction_id": tx.transaction_id, "fraud_probability": scored.score, "alert": scored.alert,
-            "threshold": scored.threshold, "model_version": scored.model_version}  # fmt: skip
+    return {
+        "transaction_id": tx.transaction_id,
+        "fraud_probability": scored.score,
+        "alert": scored.alert,
+        "threshold": scored.threshold,
+        "model_version": scored.model_version,
+    }
 
 
 def _size(service: Service) -> dict[str, int]:
@@ -127,13 +147,17 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
-        print(f"fraudpipe serve: starting {workers} with the {store} on http://{config.host}:{config.port}"
-              f"{f' (worker pid {os.getpid()})' if config.workers > 1 else ''}; loading model {config.model} and state ...",
-              flush=True)  # fmt: skip
+    async def lifespan(app: FastAPI):
+        print(
+            f"fraudpipe serve: starting {workers} with the {store} on http://{config.host}:{config.port}"
+            f"{f' (worker pid {os.getpid()})' if config.workers > 1 else ''}; loading model {config.model} and state ...",
+            flush=True,
+        )
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
-            loop.add_signal_handler(signal.SIGUSR1, _snapshot_on_signal)  # before loading: a signal then must not kill it
+            loop.add_signal_handler(
+                signal.SIGUSR1, _snapshot_on_signal
+            )  # before loading: a signal then must not kill it
         task = asyncio.create_task(_load())
         try:
             yield
@@ -165,7 +189,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
 
     def _snapshot_on_signal() -> None:
         if holder.service is None:
-            print("fraudpipe serve: SIGUSR1 ignored: the model and the state are not loaded yet", file=sys.stderr, flush=True)
+            print(
+                "fraudpipe serve: SIGUSR1 ignored: the model and the state are not loaded yet",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         try:
             done = holder.service.snapshot()
@@ -173,11 +201,17 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             print(f"fraudpipe serve: snapshot failed: {exc}", file=sys.stderr, flush=True)
             return
         if "aof_rewrite" in done:  # the state is in Redis
-            print(f"fraudpipe serve: SIGUSR1: Redis append-only file rewrite: {done['aof_rewrite']} "
-                  f"({done['transactions']:,} transactions)", flush=True)  # fmt: skip
+            print(
+                f"fraudpipe serve: SIGUSR1: Redis append-only file rewrite: {done['aof_rewrite']} "
+                f"({done['transactions']:,} transactions)",
+                flush=True,
+            )
             return
-        print(f"fraudpipe serve: SIGUSR1: snapshot {done['snapshot']} ({done['transactions']:,} transactions, "
-              f"{done['seconds']} s); journal truncated through entry {done['journal_seq']}", flush=True)  # fmt: skip
+        print(
+            f"fraudpipe serve: SIGUSR1: snapshot {done['snapshot']} ({done['transactions']:,} transactions, "
+            f"{done['seconds']} s); journal truncated through entry {done['journal_seq']}",
+            flush=True,
+        )
 
     def _service() -> Service:
         if holder.service is None:
@@ -189,12 +223,18 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             return
         given = request.headers.get(API_KEY_HEADER)
         if given is None or not hmac.compare_digest(given.encode("latin-1"), api_key):
-            raise _Answer(401, f"missing or wrong API key: send it in the X-API-Key header ({config.api_key_env} is set)")
+            raise _Answer(
+                401, f"missing or wrong API key: send it in the X-API-Key header ({config.api_key_env} is set)"
+            )
 
     async def _body(request: Request) -> bytes:
         limit = config.max_body_bytes
         declared = request.headers.get("content-length", "")
-        too_large = _Answer(413, f"body: larger than {limit} bytes (--max-body-bytes)", [Problem(field="body", message=f"larger than {limit} bytes")])
+        too_large = _Answer(
+            413,
+            f"body: larger than {limit} bytes (--max-body-bytes)",
+            [Problem(field="body", message=f"larger than {limit} bytes")],
+        )
         if declared.isdigit() and int(declared) > limit:
             raise too_large
         body = b""
@@ -210,22 +250,36 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         return service, _parse(model, await _body(request))
 
     app = FastAPI(
-        title="fraudpipe", version="1", lifespan=lifespan,
-        telemetry={"tracing": False, "metrics": False, "logs": False},  # /metrics is ours: no per-request OpenTelemetry checks
+        title="fraudpipe",
+        version="1",
+        lifespan=lifespan,
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+        },  # /metrics is ours: no per-request OpenTelemetry checks
         description=f"Real-time fraud scoring with the features the model was trained on. {workers.capitalize()}, {store}.",
-    )  # fmt: skip
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
     app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
 
-    def _doc(body: type[BaseModel] | None, ok: type[BaseModel] | None, *statuses: int, error: type[BaseModel] = ErrorOut) -> dict[str, Any]:
-        out: dict[str, Any] = {"response_model": ok, "responses": {s: {"model": error, "description": _ERRORS[s]} for s in statuses}}
+    def _doc(
+        body: type[BaseModel] | None, ok: type[BaseModel] | None, *statuses: int, error: type[BaseModel] = ErrorOut
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "response_model": ok,
+            "responses": {s: {"model": error, "description": _ERRORS[s]} for s in statuses},
+        }
         if body is not None:
             ref = {"$ref": f"#/components/schemas/{body.__name__}"}
             out["openapi_extra"] = {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
         return out
 
-    @app.post("/v1/score", summary="Score one transaction, then add it to the history",
-              **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 422, 503))  # fmt: skip
+    @app.post(
+        "/v1/score",
+        summary="Score one transaction, then add it to the history",
+        **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 422, 503),
+    )
     async def score(request: Request) -> Response:
         try:
             service, tx = await _prepare(request, TransactionIn)
@@ -241,8 +295,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         metrics.scored(scored.score, scored.alert)
         return _json(200, _score_out(tx, scored))
 
-    @app.post("/v1/score/batch", summary="Score transactions in order, each as if sent alone",
-              **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 422, 503, error=BatchErrorOut))  # fmt: skip
+    @app.post(
+        "/v1/score/batch",
+        summary="Score transactions in order, each as if sent alone",
+        **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 422, 503, error=BatchErrorOut),
+    )
     async def score_batch(request: Request) -> Response:
         results: list[dict[str, Any]] = []
         try:
@@ -265,8 +322,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             return _error(answer)
         return _json(200, {"results": results})
 
-    @app.post("/v1/labels", summary="Fraud feedback: counts in terminal risk features once older than the delay",
-              **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 422, 503))  # fmt: skip
+    @app.post(
+        "/v1/labels",
+        summary="Fraud feedback: counts in terminal risk features once older than the delay",
+        **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 422, 503),
+    )
     async def labels(request: Request) -> Response:
         try:
             service, label = await _prepare(request, LabelIn)
@@ -279,8 +339,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         metrics.labels.labels(tx_fraud=str(label.tx_fraud)).inc()
         return _json(200, {"transaction_id": label.transaction_id, "tx_fraud": label.tx_fraud})
 
-    @app.post("/v1/admin/snapshot", summary="Write a snapshot of the state and truncate the journal (also on SIGUSR1)",
-              **_doc(None, None, 401, 503))  # fmt: skip
+    @app.post(
+        "/v1/admin/snapshot",
+        summary="Write a snapshot of the state and truncate the journal (also on SIGUSR1)",
+        **_doc(None, None, 401, 503),
+    )
     async def snapshot(request: Request) -> Response:
         try:
             service = _service()
@@ -306,8 +369,18 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             size = service.store.size()
         except StoreUnavailable as exc:
             return _json(503, {"status": "store unavailable", "detail": str(exc)})
-        return _json(200, {"status": "ready", "model_version": service.version, "store": store, "workers": config.workers,
-                           "pid": os.getpid(), **size, "journal_entries": service.journal_entries()})  # fmt: skip
+        return _json(
+            200,
+            {
+                "status": "ready",
+                "model_version": service.version,
+                "store": store,
+                "workers": config.workers,
+                "pid": os.getpid(),
+                **size,
+                "journal_entries": service.journal_entries(),
+            },
+        )
 
     @app.get("/metrics", summary="Prometheus text format")
     async def prometheus() -> Response:
@@ -355,9 +428,20 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
         if customize is not None:
             raise ValueError("customize needs one worker: the workers build their apps in their own processes")
         os.environ[CONFIG_ENV] = config.model_dump_json()
-        uvicorn.run("fraudpipe.serve.app:worker_app", factory=True, host=config.host, port=config.port, workers=config.workers,
-                    lifespan="on", log_level=config.log_level, access_log=config.access_log, server_header=False,
-                    timeout_graceful_shutdown=10, http=config.http, loop=config.loop)  # fmt: skip
+        uvicorn.run(
+            "fraudpipe.serve.app:worker_app",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            lifespan="on",
+            log_level=config.log_level,
+            access_log=config.access_log,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+            http=config.http,
+            loop=config.loop,
+        )
         return 0
 
     failed: list[str] = []
@@ -372,9 +456,19 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
     if customize is not None:
         customize(app)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, workers=1, lifespan="on", log_level=config.log_level,
-                       access_log=config.access_log, server_header=False, timeout_graceful_shutdown=10, http=config.http,
-                       loop=config.loop)  # fmt: skip
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            workers=1,
+            lifespan="on",
+            log_level=config.log_level,
+            access_log=config.access_log,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+            http=config.http,
+            loop=config.loop,
+        )
     )
     server.run()
     return 1 if failed else 0

@@ -30,8 +30,10 @@ STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 def _store(value: str) -> str:
     if value != MEMORY and not value.startswith(STORE_SCHEMES):
-        raise ValueError(f"must be {MEMORY!r} (the in-process store) or a Redis URL: redis://host:port/db, rediss://..., "
-                         "unix:///path/redis.sock?db=0")  # fmt: skip
+        raise ValueError(
+            f"must be {MEMORY!r} (the in-process store) or a Redis URL: redis://host:port/db, rediss://..., "
+            "unix:///path/redis.sock?db=0"
+        )
     return value
 
 
@@ -67,9 +69,12 @@ class ServeConfig(Config):
     @model_validator(mode="after")
     def _shared_state_for_workers(self) -> ServeConfig:
         if self.workers > 1 and not self.shared:
-            raise rule_error(f"--workers {self.workers} needs a shared state store: each worker would keep its own history in "
-                             "process and score from a part of it; add --store redis://host:port/db (or run --workers 1)",
-                             self.workers, key="workers")  # fmt: skip
+            raise rule_error(
+                f"--workers {self.workers} needs a shared state store: each worker would keep its own history in "
+                "process and score from a part of it; add --store redis://host:port/db (or run --workers 1)",
+                self.workers,
+                key="workers",
+            )
         return self
 
     @property
@@ -83,5 +88,7 @@ class ServeConfig(Config):
         if value is None:
             return None
         if not value.strip():
-            raise ConfigError(f"{self.api_key_env} is set but empty: unset it to serve without an API key, or set a key")
+            raise ConfigError(
+                f"{self.api_key_env} is set but empty: unset it to serve without an API key, or set a key"
+            )
         return value.encode("utf-8")

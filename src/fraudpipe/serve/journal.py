@@ -90,8 +90,22 @@ _INSERT_TX = (
     "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_LABEL = f"INSERT INTO events (kind, transaction_id, tx_fraud, received_at) VALUES ('{LABEL}', ?, ?, ?)"
-_COLUMNS = ("seq", "kind", TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, *COORDINATE_COLUMNS,
-            "score", "alert", "threshold", "model_version", TX_FRAUD, "received_at")  # fmt: skip
+_COLUMNS = (
+    "seq",
+    "kind",
+    TRANSACTION_ID,
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TX_DATETIME,
+    TX_AMOUNT,
+    *COORDINATE_COLUMNS,
+    "score",
+    "alert",
+    "threshold",
+    "model_version",
+    TX_FRAUD,
+    "received_at",
+)
 
 
 def _now() -> str:
@@ -124,7 +138,9 @@ class Journal:
             self._db.executescript(_SCHEMA)
             found = self.get_meta("format")
         except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: not a journal this service can open ({exc}); move it away to start afresh") from None
+            raise DataError(
+                f"{self.path}: not a journal this service can open ({exc}); move it away to start afresh"
+            ) from None
         if found is None:
             self.set_meta("format", str(FORMAT))
         elif found != str(FORMAT):
@@ -132,7 +148,9 @@ class Journal:
         self._stop = threading.Event()
         self._checkpointer = None
         if checkpoint_every:
-            self._checkpointer = threading.Thread(target=self._checkpoint, args=(checkpoint_every,), name="journal-checkpoint", daemon=True)
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint, args=(checkpoint_every,), name="journal-checkpoint", daemon=True
+            )
             self._checkpointer.start()
 
     def _checkpoint(self, every: float) -> None:
@@ -152,9 +170,20 @@ class Journal:
         tx = scored.transaction
         cursor = self._db.execute(
             _INSERT_TX,
-            (tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime.isoformat(timespec="microseconds"),
-             tx.tx_amount, *tx.coordinates, scored.score, int(scored.alert), scored.threshold, scored.model_version, _now()),
-        )  # fmt: skip
+            (
+                tx.transaction_id,
+                tx.customer_id,
+                tx.terminal_id,
+                tx.tx_datetime.isoformat(timespec="microseconds"),
+                tx.tx_amount,
+                *tx.coordinates,
+                scored.score,
+                int(scored.alert),
+                scored.threshold,
+                scored.model_version,
+                _now(),
+            ),
+        )
         return cursor.lastrowid
 
     def append_label(self, transaction_id: str, tx_fraud: int) -> int:
@@ -172,8 +201,10 @@ class Journal:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                         (key, value))  # fmt: skip
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -184,7 +215,9 @@ class Journal:
     def count(self) -> int:
         """Entries after the latest snapshot: what a restart replays."""
         found = self.latest_snapshot()
-        return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (found[1] if found else 0,)).fetchone()[0])
+        return int(
+            self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (found[1] if found else 0,)).fetchone()[0]
+        )
 
     def entries(self, after: int) -> Iterator[Entry]:
         """The entries after seq ``after``, in order."""
@@ -209,7 +242,9 @@ class Journal:
 
     def mark_snapshot(self, directory: Path, seq: int, **info: Any) -> None:
         """Complete a snapshot directory: its journal seq, written last."""
-        (directory / SNAPSHOT_MARK).write_text(json.dumps({"journal_seq": seq, **info}, indent=2) + "\n", encoding="utf-8")
+        (directory / SNAPSHOT_MARK).write_text(
+            json.dumps({"journal_seq": seq, **info}, indent=2) + "\n", encoding="utf-8"
+        )
 
     def drop_other_snapshots(self, keep: Path) -> None:
         for old in (self.directory / SNAPSHOTS_DIR).iterdir():
@@ -220,7 +255,11 @@ class Journal:
 def latest_snapshot(directory: Path) -> tuple[Path, int] | None:
     """The newest complete snapshot under ``directory/snapshots`` and the journal seq it holds."""
     root = directory / SNAPSHOTS_DIR
-    complete = [p for p in root.iterdir() if (p / SNAPSHOT_MARK).is_file() and not p.name.startswith(".")] if root.is_dir() else []
+    complete = (
+        [p for p in root.iterdir() if (p / SNAPSHOT_MARK).is_file() and not p.name.startswith(".")]
+        if root.is_dir()
+        else []
+    )
     if not complete:
         return None
     newest = max(complete, key=lambda p: p.name)
@@ -231,8 +270,15 @@ def _entry(row: dict[str, Any]) -> Entry:
     if row["kind"] == LABEL:
         return Entry(row["seq"], transaction_id=row[TRANSACTION_ID], tx_fraud=int(row[TX_FRAUD]))
     when = datetime.fromisoformat(row[TX_DATETIME])
-    tx = Transaction(row[TRANSACTION_ID], row[CUSTOMER_ID], row[TERMINAL_ID], when, epoch_second(when), row[TX_AMOUNT],
-                     tuple(row[c] for c in COORDINATE_COLUMNS))  # fmt: skip
+    tx = Transaction(
+        row[TRANSACTION_ID],
+        row[CUSTOMER_ID],
+        row[TERMINAL_ID],
+        when,
+        epoch_second(when),
+        row[TX_AMOUNT],
+        tuple(row[c] for c in COORDINATE_COLUMNS),
+    )
     return Entry(row["seq"], Scored(tx, row["score"], bool(row["alert"]), row["threshold"], row["model_version"]))
 
 
@@ -250,8 +296,17 @@ class ServiceLog:
     labels: pd.DataFrame
 
 
-SCORED_LOG_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, *COORDINATE_COLUMNS, "score", "alert",
-                      "model_version")  # fmt: skip
+SCORED_LOG_COLUMNS = (
+    TRANSACTION_ID,
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TX_DATETIME,
+    TX_AMOUNT,
+    *COORDINATE_COLUMNS,
+    "score",
+    "alert",
+    "model_version",
+)
 LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at")
 
 
@@ -269,7 +324,9 @@ def read_service_log(directory: str | Path, redis_prefix: str = "fraudpipe") -> 
     directory = Path(directory)
     path = directory / JOURNAL_FILE
     if not path.is_file():
-        raise DataError(f"{path} does not exist: no service journal in {directory} (see `fraudpipe serve --journal-dir`)")
+        raise DataError(
+            f"{path} does not exist: no service journal in {directory} (see `fraudpipe serve --journal-dir`)"
+        )
     snapshot = latest_snapshot(directory)
     after = snapshot[1] if snapshot else 0
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -285,15 +342,29 @@ def read_service_log(directory: str | Path, redis_prefix: str = "fraudpipe") -> 
         kept = read_parquet(snapshot[0] / SCORED_FILE)
         scored.insert(0, kept[list(SCORED_LOG_COLUMNS)])
         known = kept[kept[TX_FRAUD].notna()]
-        labels.insert(0, pd.DataFrame({TRANSACTION_ID: known[TRANSACTION_ID], TX_FRAUD: known[TX_FRAUD],
-                                       "received_at": pd.Series(pd.NaT, index=known.index, dtype=DATETIME_DTYPE)}))  # fmt: skip
+        labels.insert(
+            0,
+            pd.DataFrame(
+                {
+                    TRANSACTION_ID: known[TRANSACTION_ID],
+                    TX_FRAUD: known[TX_FRAUD],
+                    "received_at": pd.Series(pd.NaT, index=known.index, dtype=DATETIME_DTYPE),
+                }
+            ),
+        )
     return ServiceLog(_typed(scored, SCORED_LOG_COLUMNS), _typed(labels, LABEL_LOG_COLUMNS))
 
 
 def _typed(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     """The parts one after the other, in the contract's dtypes."""
-    dtypes = {TX_DATETIME: DATETIME_DTYPE, "received_at": DATETIME_DTYPE, TX_AMOUNT: np.float64, "score": np.float64,
-              "alert": bool, TX_FRAUD: np.int8} | dict.fromkeys(COORDINATE_COLUMNS, np.float64)  # fmt: skip
+    dtypes = {
+        TX_DATETIME: DATETIME_DTYPE,
+        "received_at": DATETIME_DTYPE,
+        TX_AMOUNT: np.float64,
+        "score": np.float64,
+        "alert": bool,
+        TX_FRAUD: np.int8,
+    } | dict.fromkeys(COORDINATE_COLUMNS, np.float64)
     out = {}
     for c in columns:
         if c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):  # int64 or text: str() is the key either way
@@ -302,5 +373,9 @@ def _typed(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
             out[c] = pd.array([str(v) for p in parts for v in p[c].tolist()], dtype="str")
         else:
             kind = dtypes[c]
-            out[c] = np.concatenate([np.asarray(p[c].to_numpy(), dtype=kind) for p in parts]) if parts else np.array([], dtype=kind)
+            out[c] = (
+                np.concatenate([np.asarray(p[c].to_numpy(), dtype=kind) for p in parts])
+                if parts
+                else np.array([], dtype=kind)
+            )
     return pd.DataFrame(out)

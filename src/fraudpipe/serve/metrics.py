@@ -31,13 +31,34 @@ class Metrics:
     def __init__(self) -> None:
         disable_created_metrics()  # no *_created series: a scraper knows when it started
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("fraudpipe_http_requests", "HTTP requests answered, by route, method and status", ["route", "method", "status"], registry=r)
-        self.latency = Histogram("fraudpipe_http_request_duration_seconds", "Time to answer a request", ["route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.scores = Histogram("fraudpipe_score", "Fraud probability of each transaction scored", ["model_version"], buckets=SCORE_BUCKETS, registry=r)
-        self.alerts = Counter("fraudpipe_alerts", "Transactions scored at or above the threshold", ["model_version"], registry=r)
+        self.requests = Counter(
+            "fraudpipe_http_requests",
+            "HTTP requests answered, by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "fraudpipe_http_request_duration_seconds",
+            "Time to answer a request",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.scores = Histogram(
+            "fraudpipe_score",
+            "Fraud probability of each transaction scored",
+            ["model_version"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.alerts = Counter(
+            "fraudpipe_alerts", "Transactions scored at or above the threshold", ["model_version"], registry=r
+        )
         self.retries = Counter("fraudpipe_retries", "Transactions sent again, answered from the record", registry=r)
         self.labels = Counter("fraudpipe_labels", "Labels received", ["tx_fraud"], registry=r)
-        self.model_info = Gauge("fraudpipe_model_info", "The model being served (value 1)", ["model_version"], registry=r)
+        self.model_info = Gauge(
+            "fraudpipe_model_info", "The model being served (value 1)", ["model_version"], registry=r
+        )
         self.threshold = Gauge("fraudpipe_model_threshold", "The alert threshold of the model", registry=r)
         self.ready = Gauge("fraudpipe_ready", "1 once the model and the state are loaded", registry=r)
         self.state = {
@@ -50,7 +71,9 @@ class Metrics:
         self._score: Any = None
         self._alert: Any = None
 
-    def loaded(self, version: str, threshold: float, size: Callable[[], dict[str, int]], journal_entries: Callable[[], int]) -> None:
+    def loaded(
+        self, version: str, threshold: float, size: Callable[[], dict[str, int]], journal_entries: Callable[[], int]
+    ) -> None:
         self.model_info.labels(model_version=version).set(1)
         self.threshold.set(threshold)
         for name, gauge in self.state.items():
@@ -99,4 +122,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             path = scope["path"]
-            self.metrics.request(path if path in self.routes else "other", scope["method"], status, time.perf_counter() - start)
+            self.metrics.request(
+                path if path in self.routes else "other", scope["method"], status, time.perf_counter() - start
+            )

@@ -181,7 +181,10 @@ def problems(exc: ValidationError, model: type[BaseModel]) -> tuple[int, list[Pr
             name = str(loc[-1])
             known = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(name, known, n=1)
-            hint = _EXTRA_HINT.get(name) or (f"did you mean {close[0]!r}? " if close else "") + f"fields: {', '.join(known)}"
+            hint = (
+                _EXTRA_HINT.get(name)
+                or (f"did you mean {close[0]!r}? " if close else "") + f"fields: {', '.join(known)}"
+            )
             out.append(Problem(field=_path(loc), message=f"unknown field ({hint})"))
             continue
         template = _MESSAGES.get(kind)

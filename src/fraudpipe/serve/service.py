@@ -28,13 +28,21 @@ from pathlib import Path
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
 from fraudpipe.errors import BundleError, DataError
 from fraudpipe.features.definitions import feature_names
-from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.features.online import STATE_FILE, history_features
-from fraudpipe.serve.config import ServeConfig
+from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.scoring.row import RowScorer
+from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal, latest_snapshot
 from fraudpipe.serve.schema import LabelIn, TransactionIn
-from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import (
+    Conflict,
+    InProcessStore,
+    Scored,
+    StateStore,
+    StoreUnavailable,
+    Transaction,
+    epoch_second,
+)
 
 STORE_NAME = "in-process state store"
 _ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories
@@ -47,7 +55,11 @@ def store_name(config: ServeConfig) -> str:
     from urllib.parse import urlsplit
 
     url = urlsplit(config.store)
-    where = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl() if url.password else config.store
+    where = (
+        url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
+        if url.password
+        else config.store
+    )
     return f"Redis state store {where} (prefix {config.redis_prefix})"
 
 
@@ -79,7 +91,9 @@ def _iso(when: datetime | int) -> str:
 class Service:
     """One worker's model, state store and journal."""
 
-    def __init__(self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal | None, started: Started) -> None:
+    def __init__(
+        self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal | None, started: Started
+    ) -> None:
         bundle.check_features(store_feature_names(store))
         self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
         self.names = list(bundle.features)
@@ -112,7 +126,9 @@ class Service:
             else:
                 store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
             replayed += 1
-        return cls(config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start))
+        return cls(
+            config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
+        )
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -125,8 +141,15 @@ class Service:
 
     def _score(self, body: TransactionIn) -> tuple[Scored, bool]:
         when = body.naive_utc
-        tx = Transaction(canonical_id(body.transaction_id), canonical_id(body.customer_id), canonical_id(body.terminal_id),
-                         when, epoch_second(when), body.tx_amount, body.coordinates)  # fmt: skip
+        tx = Transaction(
+            canonical_id(body.transaction_id),
+            canonical_id(body.customer_id),
+            canonical_id(body.terminal_id),
+            when,
+            epoch_second(when),
+            body.tx_amount,
+            body.coordinates,
+        )
         store = self.store
         for _ in range(_ATTEMPTS):  # more than one only when another worker changes the same history meanwhile
             found = store.prepare(tx)
@@ -134,13 +157,19 @@ class Service:
                 _check_retry(found.scored.transaction, tx)
                 return found.scored, True
             if found.known:
-                raise Refused(409, "transaction_id", f"{tx.transaction_id} is in the history the service started from (not "
-                              "scored here): a transaction_id names one transaction, scored once")  # fmt: skip
+                raise Refused(
+                    409,
+                    "transaction_id",
+                    f"{tx.transaction_id} is in the history the service started from (not "
+                    "scored here): a transaction_id names one transaction, scored once",
+                )
             self._check_time_and_amount(tx, found.earliest_exact)
             try:
                 x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
             except DataError as exc:  # a location the distance feature needs and nobody gave
-                raise Refused(422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)) from None
+                raise Refused(
+                    422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)
+                ) from None
             score = self.predict(x)
             scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
             if self.journal is not None:  # (the in-process store never conflicts: appended once)
@@ -153,20 +182,35 @@ class Service:
                 _check_retry(first.transaction, tx)
                 return first, True
             return scored, False
-        raise Refused(503, "store", f"the history of customer {tx.customer_id} / terminal {tx.terminal_id} changed under each "
-                      f"of {_ATTEMPTS} attempts to score it; nothing was recorded, retry")  # fmt: skip
+        raise Refused(
+            503,
+            "store",
+            f"the history of customer {tx.customer_id} / terminal {tx.terminal_id} changed under each "
+            f"of {_ATTEMPTS} attempts to score it; nothing was recorded, retry",
+        )
 
     def _check_time_and_amount(self, tx: Transaction, earliest: int | None) -> None:
         if tx.tx_amount > self.config.max_amount:
-            raise Refused(422, "tx_amount", f"must be <= {self.config.max_amount:g} (--max-amount), got {tx.tx_amount!r}")
+            raise Refused(
+                422, "tx_amount", f"must be <= {self.config.max_amount:g} (--max-amount), got {tx.tx_amount!r}"
+            )
         if earliest is not None and tx.t < earliest:
-            raise Refused(422, "tx_datetime", (
-                f"{_iso(tx.tx_datetime)} is older than the retention window: the service scores a transaction up to "
-                f"{self.config.late_days} day(s) after newer ones (--late-days), so the earliest accepted now is "
-                f"{_iso(earliest)}; an older one could not get the features training would give it"))  # fmt: skip
+            raise Refused(
+                422,
+                "tx_datetime",
+                (
+                    f"{_iso(tx.tx_datetime)} is older than the retention window: the service scores a transaction up to "
+                    f"{self.config.late_days} day(s) after newer ones (--late-days), so the earliest accepted now is "
+                    f"{_iso(earliest)}; an older one could not get the features training would give it"
+                ),
+            )
         if tx.t > time.time() + self.config.max_future_seconds:
-            raise Refused(422, "tx_datetime", f"{_iso(tx.tx_datetime)} is in the future (more than "
-                          f"{self.config.max_future_seconds} s after this server's clock, --max-future-seconds)")  # fmt: skip
+            raise Refused(
+                422,
+                "tx_datetime",
+                f"{_iso(tx.tx_datetime)} is in the future (more than "
+                f"{self.config.max_future_seconds} s after this server's clock, --max-future-seconds)",
+            )
 
     def label(self, body: LabelIn) -> None:
         try:
@@ -178,18 +222,25 @@ class Service:
         key = canonical_id(body.transaction_id)
         if not self.store.has_transaction(key):
             days = self.store.config.retention_days + self.config.late_days
-            raise Refused(404, "transaction_id", f"{key} is not known: never scored here, or older than the "
-                          f"{days} days of history the service keeps")  # fmt: skip
+            raise Refused(
+                404,
+                "transaction_id",
+                f"{key} is not known: never scored here, or older than the {days} days of history the service keeps",
+            )
         if self.journal is not None:
             self._append(self.journal.append_label, key, body.tx_fraud)
-        if not self.store.add_label(key, body.tx_fraud):  # a shared store: forgotten meanwhile (pruned by another worker)
+        if not self.store.add_label(
+            key, body.tx_fraud
+        ):  # a shared store: forgotten meanwhile (pruned by another worker)
             raise Refused(404, "transaction_id", f"{key} is not known: older than the history the service keeps")
 
-    def _append(self, write, *args) -> None:  # noqa: ANN001
+    def _append(self, write, *args) -> None:
         try:
             write(*args)
         except sqlite3.Error as exc:  # nothing changed: the client may retry
-            raise Refused(503, "journal", f"could not append to {self.journal.path} ({exc}); nothing was recorded") from None
+            raise Refused(
+                503, "journal", f"could not append to {self.journal.path} ({exc}); nothing was recorded"
+            ) from None
 
     # --- snapshot -----------------------------------------------------------------------------
 
@@ -197,20 +248,32 @@ class Service:
         """Write the state (and the answers given) as a snapshot, then drop the journal entries it holds."""
         start = time.perf_counter()
         if self.journal is None:  # Redis: its append-only file is the log; rewriting it is what bounds it
-            return {"aof_rewrite": self.store.compact(), "transactions": self.store.size()["transactions"],
-                    "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
+            return {
+                "aof_rewrite": self.store.compact(),
+                "transactions": self.store.size()["transactions"],
+                "seconds": round(time.perf_counter() - start, 3),
+            }
         seq = self.journal.last_seq()
         target = self.journal.snapshot_dir(seq)
         if not target.is_dir():
             tmp = target.with_name(f".{target.name}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             self.store.save(tmp)
-            self.journal.mark_snapshot(tmp, seq, model_version=self.version, written_at=_iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)))
+            self.journal.mark_snapshot(
+                tmp,
+                seq,
+                model_version=self.version,
+                written_at=_iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)),
+            )
             os.replace(tmp, target)  # the commit point: a restart loads it and replays what follows seq
         self.journal.drop_other_snapshots(target)
         self.journal.truncate(seq)
-        return {"snapshot": str(target), "journal_seq": seq, "transactions": self.store.size()["transactions"],
-                "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
+        return {
+            "snapshot": str(target),
+            "journal_seq": seq,
+            "transactions": self.store.size()["transactions"],
+            "seconds": round(time.perf_counter() - start, 3),
+        }
 
     def journal_entries(self) -> int:
         """Entries a restart would replay (none with Redis: nothing is replayed)."""
@@ -230,16 +293,24 @@ def store_feature_names(store: StateStore) -> list[str]:
 
 def _check_retry(before: Transaction, now: Transaction) -> None:
     names = ("customer_id", "terminal_id", "tx_datetime", "tx_amount", "coordinates")
-    differ = [f"{n}: {getattr(before, n)!r} then {getattr(now, n)!r}" for n in names if getattr(before, n) != getattr(now, n)]
+    differ = [
+        f"{n}: {getattr(before, n)!r} then {getattr(now, n)!r}" for n in names if getattr(before, n) != getattr(now, n)
+    ]
     if differ:
-        raise Refused(409, "transaction_id", f"{before.transaction_id} was scored with other values ({'; '.join(differ)}): "
-                      "a retry must resend the same transaction; a new transaction needs a new transaction_id")  # fmt: skip
+        raise Refused(
+            409,
+            "transaction_id",
+            f"{before.transaction_id} was scored with other values ({'; '.join(differ)}): "
+            "a retry must resend the same transaction; a new transaction needs a new transaction_id",
+        )
 
 
 def _base_identity(state: Path) -> str:
     path = state / STATE_FILE
     if not path.is_file():
-        raise DataError(f"{path} does not exist: --state must be an online state snapshot (featurize writes data/features/online_state)")
+        raise DataError(
+            f"{path} does not exist: --state must be an online state snapshot (featurize writes data/features/online_state)"
+        )
     return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
 
@@ -251,8 +322,10 @@ def _check_base(journal: Journal, state: Path) -> None:
     if recorded is None:
         journal.set_meta("base", identity)
     elif recorded != identity and journal.last_seq() > 0:
-        raise DataError(f"{journal.path} was written on top of {recorded}, not {identity}: start with the same --state, or "
-                        f"with another --journal-dir (or move {journal.directory} away) to start afresh from this one")  # fmt: skip
+        raise DataError(
+            f"{journal.path} was written on top of {recorded}, not {identity}: start with the same --state, or "
+            f"with another --journal-dir (or move {journal.directory} away) to start afresh from this one"
+        )
     else:
         journal.set_meta("base", identity)
 
@@ -276,14 +349,18 @@ def preflight(config: ServeConfig) -> str | None:
         config.api_key()
         if not store.seeded:
             return None
-        return (f"fraudpipe serve: seeded the shared state in the {store_name(config)} from {config.state}: "
-                f"{store.meta['transactions']:,} transactions in {store.meta['seed_seconds']:.1f} s")  # fmt: skip
+        return (
+            f"fraudpipe serve: seeded the shared state in the {store_name(config)} from {config.state}: "
+            f"{store.meta['transactions']:,} transactions in {store.meta['seed_seconds']:.1f} s"
+        )
     found = latest_snapshot(config.journal_dir)
     state = found[0] if found else config.state
     path = state / STATE_FILE
     if not path.is_file():
-        raise DataError(f"{path} does not exist: --state must be an online state snapshot (the featurize stage writes "
-                        "data/features/online_state)")  # fmt: skip
+        raise DataError(
+            f"{path} does not exist: --state must be an online state snapshot (the featurize stage writes "
+            "data/features/online_state)"
+        )
     try:
         names = json.loads(path.read_text(encoding="utf-8"))["feature_names"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -304,17 +381,22 @@ def describe(service: Service, config: ServeConfig) -> str:
     size, started = service.store.size(), service.started
     key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
     workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
-    head = (f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} and the {store_name(config)}; model "
-            f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); ")  # fmt: skip
+    head = (
+        f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} and the {store_name(config)}; model "
+        f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); "
+    )
     if service.journal is None:
         meta = service.store.meta
         how = "seeded by this worker" if started.seeded else f"already there (seeded at {meta['seeded_at']} UTC)"
-        return (f"{head}worker pid {os.getpid()}; shared state {how} from {meta['source']} ({meta['identity']}) = "
-                f"{size['transactions']:,} transactions now, ready in {started.seconds:.1f} s; durable log: "
-                f"{service.store.persistence()}; {key}")  # fmt: skip
+        return (
+            f"{head}worker pid {os.getpid()}; shared state {how} from {meta['source']} ({meta['identity']}) = "
+            f"{size['transactions']:,} transactions now, ready in {started.seconds:.1f} s; durable log: "
+            f"{service.store.persistence()}; {key}"
+        )
     source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
-    return (f"{head}state from {source} + "
-            f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} = {size['transactions']:,} transactions, "
-            f"loaded in {started.seconds:.1f} s; "
-            f"journal {service.journal.path} (SQLite WAL); {key}")  # fmt: skip
-
+    return (
+        f"{head}state from {source} + "
+        f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} = {size['transactions']:,} transactions, "
+        f"loaded in {started.seconds:.1f} s; "
+        f"journal {service.journal.path} (SQLite WAL); {key}"
+    )

@@ -76,9 +76,13 @@ class LogisticRegression(Estimator):
             coef = np.array(data["coef"], dtype=np.float64)
             intercept = float(data["intercept"])
         except (ValueError, TypeError, KeyError) as exc:
-            raise BundleError(f"{path}: expected {{\"coef\": [numbers], \"intercept\": number}} ({type(exc).__name__}: {exc})") from None
+            raise BundleError(
+                f'{path}: expected {{"coef": [numbers], "intercept": number}} ({type(exc).__name__}: {exc})'
+            ) from None
         if coef.shape != (n_features,) or not np.isfinite(coef).all() or not np.isfinite(intercept):
-            raise BundleError(f"{path}: expected {n_features} finite coefficients and a finite intercept, got coef shape {coef.shape}")
+            raise BundleError(
+                f"{path}: expected {n_features} finite coefficients and a finite intercept, got coef shape {coef.shape}"
+            )
         return Linear(coef, intercept)
 
 

@@ -70,7 +70,11 @@ class Trees:
 
 def check_trees(nodes: np.ndarray, roots: Any, n_features: int, where: str) -> None:
     """Refuse node arrays the walk could not score correctly or could loop on."""
-    if not isinstance(roots, list) or not roots or not all(isinstance(r, int) and not isinstance(r, bool) for r in roots):
+    if (
+        not isinstance(roots, list)
+        or not roots
+        or not all(isinstance(r, int) and not isinstance(r, bool) for r in roots)
+    ):
         raise BundleError(f"{where}: tree_roots must be a non-empty list of node indices, got {roots!r}")
     n = len(nodes)
     index = np.arange(n)
@@ -80,7 +84,9 @@ def check_trees(nodes: np.ndarray, roots: Any, n_features: int, where: str) -> N
     if any(r < 0 or r >= n for r in roots):
         problems.append(f"a root is outside the {n} nodes")
     # Children always come after their parent (scikit-learn's depth-first order): the walk ends.
-    if (internal & ((nodes["left"] <= index) | (nodes["right"] <= index) | (nodes["right"] >= n) | (nodes["left"] >= n))).any():
+    if (
+        internal & ((nodes["left"] <= index) | (nodes["right"] <= index) | (nodes["right"] >= n) | (nodes["left"] >= n))
+    ).any():
         problems.append("an internal node's children are not later nodes of the array")
     if (leaf & (nodes["right"] >= 0)).any():
         problems.append("a leaf has a right child")
@@ -115,6 +121,8 @@ class TreeEstimator(Estimator):
         except (ValueError, OSError, EOFError) as exc:  # an object array, a bad header, a short file
             raise BundleError(f"{path}: not a plain .npy node array ({exc})") from None
         if nodes.dtype != TREE_DTYPE or nodes.ndim != 1 or not len(nodes):
-            raise BundleError(f"{path}: expected a non-empty 1-D array of dtype {TREE_DTYPE}, got dtype {nodes.dtype} shape {nodes.shape}")
+            raise BundleError(
+                f"{path}: expected a non-empty 1-D array of dtype {TREE_DTYPE}, got dtype {nodes.dtype} shape {nodes.shape}"
+            )
         check_trees(nodes, entry.get("tree_roots"), n_features, str(path))
         return Trees(nodes, entry["tree_roots"])

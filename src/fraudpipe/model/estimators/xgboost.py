@@ -74,7 +74,9 @@ class XGBoost(Estimator):
         with bar(rounds, desc="xgboost fit", unit="round") as rounds_bar:
             if not rounds_bar.disable:  # on a terminal only: the trees are the same either way
                 callbacks.append(_RoundsBar(rounds_bar))
-            booster = xgb.train(kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
+            booster = xgb.train(
+                kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks
+            )
         return booster, importance(booster, features)
 
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
@@ -101,7 +103,9 @@ class XGBoost(Estimator):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BundleError(f"{path}: not an XGBoost UBJSON model ({first})") from None
         if booster.num_features() != n_features:
-            raise BundleError(f"{path}: the model takes {booster.num_features()} features, bundle.json lists {n_features}")
+            raise BundleError(
+                f"{path}: the model takes {booster.num_features()} features, bundle.json lists {n_features}"
+            )
         if nthread is not None:
             booster.set_param({"nthread": nthread})
         return booster

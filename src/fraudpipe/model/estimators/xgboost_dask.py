@@ -38,8 +38,10 @@ class DaskXGBoost(XGBoost):
         """What of ``config`` this fit cannot do, each with the keys to change."""
         if config.tree_method in cls.tree_methods:
             return []
-        return [f"engine.name: dask cannot train model.tree_method {config.tree_method!r} (XGBoost trains only "
-                f"{' or '.join(cls.tree_methods)} trees on several workers); set model.tree_method=hist or engine=pandas"]
+        return [
+            f"engine.name: dask cannot train model.tree_method {config.tree_method!r} (XGBoost trains only "
+            f"{' or '.join(cls.tree_methods)} trees on several workers); set model.tree_method=hist or engine=pandas"
+        ]
 
     def __init__(self, client: Client, partitions: int) -> None:
         self.client = client
@@ -63,8 +65,12 @@ class DaskXGBoost(XGBoost):
         for i, start in enumerate(range(0, len(X), rows)):
             home = [homes[i % len(homes)]]
             part_x, part_y = X[start : start + rows], y[start : start + rows]
-            xs.append(da.from_delayed(self.client.scatter(part_x, workers=home, hash=False), part_x.shape, dtype=X.dtype))
-            ys.append(da.from_delayed(self.client.scatter(part_y, workers=home, hash=False), part_y.shape, dtype=y.dtype))
+            xs.append(
+                da.from_delayed(self.client.scatter(part_x, workers=home, hash=False), part_x.shape, dtype=X.dtype)
+            )
+            ys.append(
+                da.from_delayed(self.client.scatter(part_y, workers=home, hash=False), part_y.shape, dtype=y.dtype)
+            )
         return dxgb.DaskDMatrix(self.client, da.concatenate(xs), da.concatenate(ys), feature_names=list(features))
 
     def fit(
@@ -93,7 +99,10 @@ class DaskXGBoost(XGBoost):
 
             callback = DVCLiveCallback(live=live)
             for epoch in range(rounds):
-                so_far = {name: {metric: values[: epoch + 1] for metric, values in curves.items()} for name, curves in history.items()}
+                so_far = {
+                    name: {metric: values[: epoch + 1] for metric, values in curves.items()}
+                    for name, curves in history.items()
+                }
                 callback.after_iteration(booster, epoch, so_far)
             callback.after_training(booster)
         return booster, importance(booster, features)
@@ -109,8 +118,10 @@ def model_problems(engine: EngineConfig, config: ModelConfig) -> list[str]:
         return []
     dask_spec = DASK_SPECS.get(config.estimator)
     if dask_spec is None:
-        return [f"engine.name: dask trains only model.estimator {' or '.join(DASK_SPECS)} (xgboost.dask), and model is "
-                f"{config.name!r} ({config.estimator}); set engine=pandas or model=xgboost"]
+        return [
+            f"engine.name: dask trains only model.estimator {' or '.join(DASK_SPECS)} (xgboost.dask), and model is "
+            f"{config.name!r} ({config.estimator}); set engine=pandas or model=xgboost"
+        ]
     return dask_spec.distributed_problems(config)
 
 

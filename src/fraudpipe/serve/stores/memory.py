@@ -37,13 +37,24 @@ from fraudpipe.contract import (
 )
 from fraudpipe.errors import DataError
 from fraudpipe.features.definitions import FeatureConfig
-from fraudpipe.io import read_parquet, write_parquet
 from fraudpipe.features.online import History, OnlineState
+from fraudpipe.io import read_parquet, write_parquet
 
 SCORED_FILE = "scored.parquet"
 #: scored.parquet: every retained transaction the service scored, with its answer.
-SCORED_COLUMNS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT, *COORDINATE_COLUMNS,
-                  "score", "alert", "threshold", "model_version", TX_FRAUD)  # fmt: skip
+SCORED_COLUMNS = (
+    TRANSACTION_ID,
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TX_DATETIME,
+    TX_AMOUNT,
+    *COORDINATE_COLUMNS,
+    "score",
+    "alert",
+    "threshold",
+    "model_version",
+    TX_FRAUD,
+)
 
 
 _EPOCH, _SECOND = datetime(1970, 1, 1), timedelta(seconds=1)
@@ -165,14 +176,20 @@ class InProcessStore:
 
     def prepare(self, tx: Transaction) -> Prepared:
         state = self.state
-        return Prepared(self._scored.get(tx.transaction_id), state.knows(tx.transaction_id), state.earliest_exact,
-                        state.lookup(tx.customer_id, tx.terminal_id))  # fmt: skip
+        return Prepared(
+            self._scored.get(tx.transaction_id),
+            state.knows(tx.transaction_id),
+            state.earliest_exact,
+            state.lookup(tx.customer_id, tx.terminal_id),
+        )
 
     def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
         tx = scored.transaction
         if self.state.knows(tx.transaction_id):
             return self._scored.get(tx.transaction_id)
-        self.state.add(tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, tx.tx_amount, coordinates=tx.coordinates)
+        self.state.add(
+            tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, tx.tx_amount, coordinates=tx.coordinates
+        )
         self._scored[tx.transaction_id] = scored
         if self.state.pruned_at != self._pruned_at:  # the state forgot old transactions: so do the answers
             self._pruned_at = self.state.pruned_at
@@ -210,7 +227,9 @@ def _scored_table(records: list[Scored], state: OnlineState) -> pd.DataFrame:
         TX_AMOUNT: np.array([x.tx_amount for x in tx], dtype=np.float64),
     }
     for i, name in enumerate(COORDINATE_COLUMNS):
-        columns[name] = np.array([np.nan if x.coordinates[i] is None else x.coordinates[i] for x in tx], dtype=np.float64)
+        columns[name] = np.array(
+            [np.nan if x.coordinates[i] is None else x.coordinates[i] for x in tx], dtype=np.float64
+        )
     columns |= {
         "score": np.array([r.score for r in records], dtype=np.float64),
         "alert": np.array([r.alert for r in records], dtype=bool),
@@ -226,7 +245,9 @@ def _read_scored(path: Path) -> dict[str, Scored]:
     missing = [c for c in SCORED_COLUMNS if c not in table]
     if missing:
         raise DataError(f"{path}: lacks column(s) {missing}: not a snapshot written by `fraudpipe serve`")
-    tids, customers, terminals = (canonical_ids(table[c], c).tolist() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID))
+    tids, customers, terminals = (
+        canonical_ids(table[c], c).tolist() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)
+    )
     when = table[TX_DATETIME].dt.to_pydatetime().tolist() if len(table) else []
     seconds = table[TX_DATETIME].to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
     xy = table[list(COORDINATE_COLUMNS)].to_numpy(np.float64).tolist()

@@ -71,7 +71,15 @@ from fraudpipe.contract import (
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features.definitions import FeatureConfig, feature_names, split_cents
 from fraudpipe.features.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
-from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Prepared, Scored, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import (
+    Conflict,
+    InProcessStore,
+    Prepared,
+    Scored,
+    StoreUnavailable,
+    Transaction,
+    epoch_second,
+)
 
 FORMAT = 1
 SCHEMES = ("redis://", "rediss://", "unix://")
@@ -124,7 +132,9 @@ end
 # versions the features were computed at ('' and '': not checked).
 # Returns {1, seq} when added; {0, answer or false} when the transaction_id is already held; {2} when a
 # version moved (another worker changed that history: compute again).
-_ADD = _PRUNE + """
+_ADD = (
+    _PRUNE
+    + """
 local p, tid, customer, terminal = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local t, kept = tonumber(ARGV[5]), tonumber(ARGV[8])
 if redis.call('HEXISTS', p..':tx', tid) == 1 then
@@ -161,6 +171,7 @@ elseif now - pruned >= 86400 then
 end
 return {1, seq}
 """
+)
 
 # ARGV: prefix, tid, tx_fraud (0/1), received_at. Returns 1, or 0 when the transaction is not held.
 _LABEL = """
@@ -184,34 +195,39 @@ return 1
 """
 
 # ARGV: prefix, kept seconds. Prunes now (before an export), as OnlineState.save does.
-_PRUNE_NOW = _PRUNE + """
+_PRUNE_NOW = (
+    _PRUNE
+    + """
 local now = tonumber(redis.call('HGET', ARGV[1]..':clock', 'now'))
 if now == nil then return 0 end
 return prune(ARGV[1], now, tonumber(ARGV[2]))
 """
+)
 
 
 def is_redis_url(value: str) -> bool:
     return value.startswith(SCHEMES)
 
 
-def _reaching(method):  # noqa: ANN001, ANN202
+def _reaching(method):
     """A request's store call: Redis down or timing out is ``StoreUnavailable`` (503), not a 500."""
     import functools
 
     import redis
 
     @functools.wraps(method)
-    def call(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def call(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-            raise StoreUnavailable(f"the Redis state store is unavailable ({type(exc).__name__}: {exc}); nothing was recorded") from None
+            raise StoreUnavailable(
+                f"the Redis state store is unavailable ({type(exc).__name__}: {exc}); nothing was recorded"
+            ) from None
 
     return call
 
 
-def connect(url: str):  # noqa: ANN201
+def connect(url: str):
     """A client for ``url`` (redis://host:port/db, rediss://..., unix:///path.sock?db=N), checked with
     a PING: an unreachable Redis is a one-line ConfigError naming the URL."""
     import redis
@@ -220,7 +236,9 @@ def connect(url: str):  # noqa: ANN201
         client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30)
         client.ping()
     except (redis.RedisError, ValueError, OSError) as exc:
-        raise ConfigError(f"--store {url}: cannot reach Redis ({type(exc).__name__}: {exc}); start redis-server or fix the URL") from None
+        raise ConfigError(
+            f"--store {url}: cannot reach Redis ({type(exc).__name__}: {exc}); start redis-server or fix the URL"
+        ) from None
     return client
 
 
@@ -228,15 +246,27 @@ def state_identity(state: Path) -> str:
     """What a seeded state is known by: the snapshot's state.json (its as_of, config, count) hashed."""
     path = state / STATE_FILE
     if not path.is_file():
-        raise DataError(f"{path} does not exist: --state must be an online state snapshot (featurize writes data/features/online_state)")
+        raise DataError(
+            f"{path} does not exist: --state must be an online state snapshot (featurize writes data/features/online_state)"
+        )
     return f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
 
 def _answer_json(scored: Scored) -> str:
     tx = scored.transaction
-    return json.dumps([tx.customer_id, tx.terminal_id, tx.tx_datetime.isoformat(timespec="microseconds"), tx.tx_amount,
-                       list(tx.coordinates), float(scored.score), bool(scored.alert), float(scored.threshold),
-                       scored.model_version])  # fmt: skip
+    return json.dumps(
+        [
+            tx.customer_id,
+            tx.terminal_id,
+            tx.tx_datetime.isoformat(timespec="microseconds"),
+            tx.tx_amount,
+            list(tx.coordinates),
+            float(scored.score),
+            bool(scored.alert),
+            float(scored.threshold),
+            scored.model_version,
+        ]
+    )
 
 
 def _answer(tid: str, raw: str) -> Scored:
@@ -256,7 +286,9 @@ def _xy(raw: str | None) -> tuple[float, float] | None:
 class RedisStore:
     """The state shared by every worker that opens the same Redis and prefix."""
 
-    def __init__(self, client: Any, prefix: str, config: FeatureConfig, late_days: int, meta: dict[str, Any], seeded: bool) -> None:
+    def __init__(
+        self, client: Any, prefix: str, config: FeatureConfig, late_days: int, meta: dict[str, Any], seeded: bool
+    ) -> None:
         self.client, self.prefix, self.config, self.late_days = client, prefix, config, late_days
         self.meta, self.seeded = meta, seeded  # seeded: this worker wrote the state (else it found it there)
         self._kept = (config.retention_days + late_days) * SECONDS_PER_DAY
@@ -298,22 +330,39 @@ class RedisStore:
                     _release(client, lock_key, token)
                 continue
             if time.monotonic() > deadline:
-                raise DataError(f"--store {url}: another worker ({client.get(lock_key)}) is still seeding prefix {prefix!r} "
-                                f"after {wait:.0f} s; wait for it or delete the key {lock_key} if it died")  # fmt: skip
+                raise DataError(
+                    f"--store {url}: another worker ({client.get(lock_key)}) is still seeding prefix {prefix!r} "
+                    f"after {wait:.0f} s; wait for it or delete the key {lock_key} if it died"
+                )
             time.sleep(0.2)
 
     @classmethod
-    def _attach(cls, client: Any, url: str, prefix: str, meta: dict[str, Any], state: Path, identity: str | None,
-                late_days: int, seeded: bool) -> RedisStore:  # fmt: skip
+    def _attach(
+        cls,
+        client: Any,
+        url: str,
+        prefix: str,
+        meta: dict[str, Any],
+        state: Path,
+        identity: str | None,
+        late_days: int,
+        seeded: bool,
+    ) -> RedisStore:
         where = f"--store {url} (prefix {prefix!r})"
         if meta.get("format") != FORMAT:
-            raise DataError(f"{where} holds a state of format {meta.get('format')!r}; this code reads {FORMAT}: use another --redis-prefix")
+            raise DataError(
+                f"{where} holds a state of format {meta.get('format')!r}; this code reads {FORMAT}: use another --redis-prefix"
+            )
         if identity is not None and meta["identity"] != identity:
-            raise DataError(f"{where} holds the state seeded from {meta['source']} ({meta['identity']}), not {state} ({identity}): "
-                            "start with the same --state, or another --redis-prefix to seed a new shared state")  # fmt: skip
+            raise DataError(
+                f"{where} holds the state seeded from {meta['source']} ({meta['identity']}), not {state} ({identity}): "
+                "start with the same --state, or another --redis-prefix to seed a new shared state"
+            )
         if meta["late_days"] != late_days:
-            raise ConfigError(f"--late-days {late_days}: the shared state in {where} keeps {meta['late_days']} late day(s); "
-                              "every worker must use the same --late-days")  # fmt: skip
+            raise ConfigError(
+                f"--late-days {late_days}: the shared state in {where} keeps {meta['late_days']} late day(s); "
+                "every worker must use the same --late-days"
+            )
         try:
             config = FeatureConfig.parse(meta["features"], "features")
         except ConfigError as exc:
@@ -371,25 +420,49 @@ class RedisStore:
         self._history_reads(pipe, tx.customer_id, tx.terminal_id, tx.t)
         found = pipe.execute()
         if not found[4]:
-            raise StoreUnavailable(f"the shared state (prefix {p!r}) is gone from Redis (flushed, or restarted without its "
-                                   "append-only file): nothing was recorded; restart `fraudpipe serve` to seed it again")  # fmt: skip
+            raise StoreUnavailable(
+                f"the shared state (prefix {p!r}) is gone from Redis (flushed, or restarted without its "
+                "append-only file): nothing was recorded; restart `fraudpipe serve` to seed it again"
+            )
         scored = None if found[0] is None else _answer(tx.transaction_id, found[0])
         version = tuple(v or "0" for v in found[3])
-        return Prepared(scored, bool(found[1]), self._earliest(found[2]), self._history(tx.customer_id, tx.terminal_id, found[5:]),
-                        version)  # fmt: skip
+        return Prepared(
+            scored,
+            bool(found[1]),
+            self._earliest(found[2]),
+            self._history(tx.customer_id, tx.terminal_id, found[5:]),
+            version,
+        )
 
     @_reaching
     def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
         tx = scored.transaction
         cx, cy, tx_, ty = tx.coordinates
-        given = ("" if cx is None else f"{float(cx)!r} {float(cy)!r}", "" if tx_ is None else f"{float(tx_)!r} {float(ty)!r}")
+        given = (
+            "" if cx is None else f"{float(cx)!r} {float(cy)!r}",
+            "" if tx_ is None else f"{float(tx_)!r} {float(ty)!r}",
+        )
         if not self._locations:
             given = ("", "")
         version = basis.version if basis is not None and basis.version is not None else ("", "")
-        result = self._add(args=[self.prefix, tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t, repr(float(tx.tx_amount)),
-                                 _answer_json(scored), self._kept, *given, *version])  # fmt: skip
+        result = self._add(
+            args=[
+                self.prefix,
+                tx.transaction_id,
+                tx.customer_id,
+                tx.terminal_id,
+                tx.t,
+                repr(float(tx.tx_amount)),
+                _answer_json(scored),
+                self._kept,
+                *given,
+                *version,
+            ]
+        )
         if result[0] == 2:
-            raise Conflict(f"the history of customer {tx.customer_id} or terminal {tx.terminal_id} changed since it was read")
+            raise Conflict(
+                f"the history of customer {tx.customer_id} or terminal {tx.terminal_id} changed since it was read"
+            )
         if result[0] == 1 or result[1] is None:
             return None
         return _answer(tx.transaction_id, result[1])  # another worker recorded this transaction_id first
@@ -429,7 +502,12 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.hlen(f"{p}:tx"), pipe.hmget(f"{p}:count", "customers", "terminals"), pipe.hlen(f"{p}:scored")
         transactions, (customers, terminals), scored = pipe.execute()
-        return {"transactions": transactions, "customers": int(customers or 0), "terminals": int(terminals or 0), "scored": scored}
+        return {
+            "transactions": transactions,
+            "customers": int(customers or 0),
+            "terminals": int(terminals or 0),
+            "scored": scored,
+        }
 
     def save(self, directory: Path) -> None:
         """Export the shared state as an ``InProcessStore`` snapshot (prunes first, as it does): what
@@ -449,23 +527,37 @@ class RedisStore:
         t = np.array([r[0] for r in rows], dtype=np.int64)
         order = np.lexsort((np.array([r[1] for r in rows], dtype=np.int64), t))  # arrival order
         labels = pd.array([None if r[2] < 0 else r[2] for r in rows], dtype="Int8")
-        history = pd.DataFrame({
-            TRANSACTION_ID: id_array(np.array(tids, dtype=object)[order]),
-            TX_DATETIME: t[order].astype("datetime64[s]").astype(DATETIME_DTYPE),
-            CUSTOMER_ID: id_array(np.array([r[3] for r in rows], dtype=object)[order]),
-            TERMINAL_ID: id_array(np.array([r[4] for r in rows], dtype=object)[order]),
-            TX_AMOUNT: np.array([float(r[5]) for r in rows], dtype=np.float64)[order],
-            TX_FRAUD: labels[order],
-        })  # fmt: skip
+        history = pd.DataFrame(
+            {
+                TRANSACTION_ID: id_array(np.array(tids, dtype=object)[order]),
+                TX_DATETIME: t[order].astype("datetime64[s]").astype(DATETIME_DTYPE),
+                CUSTOMER_ID: id_array(np.array([r[3] for r in rows], dtype=object)[order]),
+                TERMINAL_ID: id_array(np.array([r[4] for r in rows], dtype=object)[order]),
+                TX_AMOUNT: np.array([float(r[5]) for r in rows], dtype=np.float64)[order],
+                TX_FRAUD: labels[order],
+            }
+        )
         tables = {}
         if self._locations:
             for key, name in ((CUSTOMER_ID, "c"), (TERMINAL_ID, "t")):
                 known = {k: _xy(v) for k, v in client.hgetall(f"{p}:xy:{name}").items()}
-                tables[key] = pd.DataFrame({key: id_array(list(known)), "x": [v[0] for v in known.values()],
-                                            "y": [v[1] for v in known.values()]})  # fmt: skip
+                tables[key] = pd.DataFrame(
+                    {
+                        key: id_array(list(known)),
+                        "x": [v[0] for v in known.values()],
+                        "y": [v[1] for v in known.values()],
+                    }
+                )
         now, since = client.hmget(f"{p}:clock", "now", "complete_since")
-        state = OnlineState.restore(history, self.config, tables.get(CUSTOMER_ID), tables.get(TERMINAL_ID), late_days=self.late_days,
-                                    now=None if now is None else int(now), complete_since=None if since is None else int(since))  # fmt: skip
+        state = OnlineState.restore(
+            history,
+            self.config,
+            tables.get(CUSTOMER_ID),
+            tables.get(TERMINAL_ID),
+            late_days=self.late_days,
+            now=None if now is None else int(now),
+            complete_since=None if since is None else int(since),
+        )
         scored = {k: _answer(k, v) for k, v in client.hgetall(f"{p}:scored").items()}
         return InProcessStore(state, {k: v for k, v in scored.items() if state.knows(k)})
 
@@ -485,7 +577,7 @@ class RedisStore:
         if info.get("aof_enabled"):
             try:
                 fsync = self.client.config_get("appendfsync").get("appendfsync", "?")
-            except Exception:  # noqa: BLE001 (CONFIG may be disabled on a managed Redis)
+            except Exception:
                 fsync = "?"
             return f"Redis AOF (appendfsync {fsync})"
         return "Redis WITHOUT AOF (appendonly no: a Redis restart loses what the service added since its last RDB save)"
@@ -495,7 +587,12 @@ class RedisStore:
 
 
 def _release(client: Any, lock_key: str, token: str) -> None:
-    client.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lock_key, token)
+    client.eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        1,
+        lock_key,
+        token,
+    )
 
 
 def _clear(client: Any, prefix: str) -> None:
@@ -511,7 +608,9 @@ def _clear(client: Any, prefix: str) -> None:
         client.unlink(*batch)
 
 
-def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, lock_key: str, token: str) -> dict[str, Any]:
+def _seed(
+    client: Any, prefix: str, state: Path, identity: str, late_days: int, lock_key: str, token: str
+) -> dict[str, Any]:
     """Write the snapshot ``state`` under ``prefix`` in bulk (pipelines of whole sorted sets and hash
     chunks), then ``P:meta`` last. Seqs follow the snapshot's arrival order."""
     start = time.perf_counter()
@@ -521,8 +620,10 @@ def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, 
     history = online.history()  # arrival order, ids as in the contract
     n = len(history)
     seconds = history[TX_DATETIME].to_numpy().astype("datetime64[s]").astype(np.int64)
-    tids, customers, terminals = (np.array([str(v) for v in history[c].tolist()], dtype=object)
-                                  for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID))  # fmt: skip
+    tids, customers, terminals = (
+        np.array([str(v) for v in history[c].tolist()], dtype=object)
+        for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)
+    )
     amounts = [repr(v) for v in history[TX_AMOUNT].to_numpy(np.float64).tolist()]
     labels = history[TX_FRAUD].fillna(-1).astype(np.int64).to_numpy()
     pads = [f"{s:012d}" for s in range(1, n + 1)]
@@ -537,8 +638,10 @@ def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, 
             client.expire(lock_key, 300)  # still alive: keep the lock
 
     t_list, l_list = seconds.tolist(), labels.tolist()
-    members = {"c": [f"{a}|{b}|{c}" for a, b, c in zip(pads, amounts, terminals)],
-               "t": [f"{a}|{b}" for a, b in zip(pads, tids)]}  # fmt: skip
+    members = {
+        "c": [f"{a}|{b}|{c}" for a, b, c in zip(pads, amounts, terminals)],
+        "t": [f"{a}|{b}" for a, b in zip(pads, tids)],
+    }
     quoted = {}  # each id's JSON text, once per id
     for key, ids in (("c", customers), ("t", terminals)):
         codes, uniques = pd.factorize(ids)
@@ -566,7 +669,9 @@ def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, 
         flush()
     scored = list(store._scored.values())
     for lo in range(0, len(scored), 5000):
-        pipe.hset(f"{p}:scored", mapping={s.transaction.transaction_id: _answer_json(s) for s in scored[lo:lo + 5000]})
+        pipe.hset(
+            f"{p}:scored", mapping={s.transaction.transaction_id: _answer_json(s) for s in scored[lo : lo + 5000]}
+        )
         pending += 1
         flush()
     if online.config.needs_locations:
@@ -575,7 +680,10 @@ def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, 
             ids = [str(v) for v in table[key].tolist()]
             xs, ys = table["x"].tolist(), table["y"].tolist()
             for lo in range(0, len(ids), 5000):
-                pipe.hset(f"{p}:xy:{name}", mapping={ids[i]: f"{xs[i]!r} {ys[i]!r}" for i in range(lo, min(len(ids), lo + 5000))})
+                pipe.hset(
+                    f"{p}:xy:{name}",
+                    mapping={ids[i]: f"{xs[i]!r} {ys[i]!r}" for i in range(lo, min(len(ids), lo + 5000))},
+                )
                 pending += 1
                 flush()
     clock = {"seq": n, "lseq": 0}
@@ -584,11 +692,19 @@ def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, 
         clock |= {"now": now, "pruned_at": now, "complete_since": online.complete_since}
     pipe.hset(f"{p}:clock", mapping=clock)
     flush(force=True)
-    meta = {"format": FORMAT, "identity": identity, "source": str(state.resolve()), "late_days": late_days,
-            "features": online.config.to_dict(), "feature_names": feature_names(online.config),
-            "as_of": None if online.as_of is None else online.as_of.isoformat(), "transactions": n,
-            "seeded_by": token, "seeded_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat(),
-            "seed_seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
+    meta = {
+        "format": FORMAT,
+        "identity": identity,
+        "source": str(state.resolve()),
+        "late_days": late_days,
+        "features": online.config.to_dict(),
+        "feature_names": feature_names(online.config),
+        "as_of": None if online.as_of is None else online.as_of.isoformat(),
+        "transactions": n,
+        "seeded_by": token,
+        "seeded_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat(),
+        "seed_seconds": round(time.perf_counter() - start, 3),
+    }
     client.set(f"{p}:meta", json.dumps(meta))  # the commit point: from now on every worker attaches
     return meta
 
@@ -596,7 +712,7 @@ def _seed(client: Any, prefix: str, state: Path, identity: str, late_days: int, 
 # --- for monitoring -----------------------------------------------------------------------------
 
 
-def read_service_log(url: str, prefix: str = "fraudpipe"):  # noqa: ANN201
+def read_service_log(url: str, prefix: str = "fraudpipe"):
     """``journal.read_service_log`` for a service whose state is in Redis: the scored transactions
     it still retains (acceptance order) and the labels it received for retained transactions
     (order of arrival), as ``journal.ServiceLog`` frames."""
@@ -615,18 +731,30 @@ def read_service_log(url: str, prefix: str = "fraudpipe"):  # noqa: ANN201
     finally:
         client.close()
     tx = [s.transaction for s in scored]
-    scored_frame = pd.DataFrame({
-        TRANSACTION_ID: [x.transaction_id for x in tx], CUSTOMER_ID: [x.customer_id for x in tx],
-        TERMINAL_ID: [x.terminal_id for x in tx],
-        TX_DATETIME: np.array([x.tx_datetime for x in tx], dtype="datetime64[us]"),
-        TX_AMOUNT: [x.tx_amount for x in tx],
-        **{c: [np.nan if x.coordinates[i] is None else x.coordinates[i] for x in tx] for i, c in enumerate(COORDINATE_COLUMNS)},
-        "score": [s.score for s in scored], "alert": [s.alert for s in scored],
-        "model_version": [s.model_version for s in scored],
-    }, columns=list(SCORED_LOG_COLUMNS))  # fmt: skip
+    scored_frame = pd.DataFrame(
+        {
+            TRANSACTION_ID: [x.transaction_id for x in tx],
+            CUSTOMER_ID: [x.customer_id for x in tx],
+            TERMINAL_ID: [x.terminal_id for x in tx],
+            TX_DATETIME: np.array([x.tx_datetime for x in tx], dtype="datetime64[us]"),
+            TX_AMOUNT: [x.tx_amount for x in tx],
+            **{
+                c: [np.nan if x.coordinates[i] is None else x.coordinates[i] for x in tx]
+                for i, c in enumerate(COORDINATE_COLUMNS)
+            },
+            "score": [s.score for s in scored],
+            "alert": [s.alert for s in scored],
+            "model_version": [s.model_version for s in scored],
+        },
+        columns=list(SCORED_LOG_COLUMNS),
+    )
     entries = sorted(((k, *json.loads(v)) for k, v in received.items()), key=lambda e: e[3])
-    labels_frame = pd.DataFrame({TRANSACTION_ID: [e[0] for e in entries], TX_FRAUD: [e[1] for e in entries],
-                                 "received_at": np.array([e[2] for e in entries], dtype="datetime64[us]")},
-                                columns=list(LABEL_LOG_COLUMNS))  # fmt: skip
+    labels_frame = pd.DataFrame(
+        {
+            TRANSACTION_ID: [e[0] for e in entries],
+            TX_FRAUD: [e[1] for e in entries],
+            "received_at": np.array([e[2] for e in entries], dtype="datetime64[us]"),
+        },
+        columns=list(LABEL_LOG_COLUMNS),
+    )
     return ServiceLog(_typed([scored_frame], SCORED_LOG_COLUMNS), _typed([labels_frame], LABEL_LOG_COLUMNS))
-
