@@ -3,7 +3,7 @@
 Each scenario is the pipeline in one process, with the library's own code and the configuration
 of conf/ (plus overrides): simulate, preprocess, featurize, split, train, score the test period
 (the figures `evaluate` writes) and the live period (what `infer` writes), then
-`drift.monitor`. The drift scenarios turn on one knob of conf/data/simulated_drift.yaml each (all
+`monitor.monitor`. The drift scenarios turn on one knob of conf/data/simulated_drift.yaml each (all
 three together is that file as it is), from the first live day on.
 
     python benchmarks/monitor.py                     # full size: 10 stable seeds + each drift, ~15 min
@@ -36,7 +36,8 @@ from fraudpipe.data.split import SplitConfig, time_split
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.metrics import EvaluateConfig, quality_metrics
 from fraudpipe.model import ModelConfig, train_bundle
-from fraudpipe.monitoring.drift import MonitorConfig, MonitorResult, monitor
+from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.monitor import MonitorResult, monitor
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIFT_FILE = ROOT / "conf" / "data" / "simulated_drift.yaml"

@@ -10,7 +10,8 @@ from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import read_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.monitoring.drift import MonitorConfig, monitor
+from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
 from fraudpipe.pipeline.stage import load_params, run

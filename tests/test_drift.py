@@ -1,6 +1,5 @@
-"""The monitoring statistics against independent references: scipy's own functions where we call
-something else, the textbook formula computed by hand where we call scipy, hand-built samples
-whose answer is known."""
+"""The monitoring checks, segments and the whole comparison on hand-built samples whose answer is
+known (the statistics themselves: tests/test_monitor_statistics.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +10,27 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from scipy import stats
 
 from fraudpipe.errors import ConfigError, DataError
-from fraudpipe.monitoring import drift
-from fraudpipe.monitoring.drift import MonitorConfig
+from fraudpipe.monitoring.checks import (
+    choose_test,
+    dataset_drift,
+    drifted_features,
+    feature_kind,
+    feature_table,
+    known_compromised,
+    labelled_mask,
+    performance,
+    prediction_drift,
+)
+from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.monitor import METRIC_KEYS, monitor
+from fraudpipe.monitoring.segments import amount_bands, calibration, customer_age, largest_gaps, regions, segment_table
+from fraudpipe.monitoring.statistics import BINARY, CATEGORICAL, NUMERIC
+from fraudpipe.monitoring.statistics.chi2 import CHI2
+from fraudpipe.monitoring.statistics.jensen_shannon import JENSEN_SHANNON
+from fraudpipe.monitoring.statistics.ks import KS
+from fraudpipe.monitoring.statistics.wasserstein import WASSERSTEIN
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((ROOT / "conf" / "monitor" / "default.yaml").read_text())
@@ -27,123 +42,30 @@ def config() -> MonitorConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# The statistics
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_normed_wasserstein_is_scipy_s_distance_over_the_reference_std(seed):
-    rng = np.random.default_rng(seed)
-    reference = rng.normal(0, 2, size=700)
-    current = np.round(rng.normal(0.5, 2.5, size=1300), 1)  # ties, and a different size
-    expected = stats.wasserstein_distance(reference, current) / np.std(reference)
-    assert drift.wasserstein_normed(reference, current) == pytest.approx(expected, rel=1e-12, abs=1e-15)
-
-
-def test_normed_wasserstein_by_hand():
-    # Every unit of mass moves by 1; the reference's (population) std is sqrt(1.25).
-    assert drift.wasserstein_normed(np.array([0.0, 1, 2, 3]), np.array([1.0, 2, 3, 4])) == pytest.approx(
-        1 / math.sqrt(1.25)
-    )
-    assert drift.wasserstein_normed(np.array([0.0, 1, 2, 3]), np.array([3.0, 2, 1, 0])) == 0.0
-
-
-def test_ks_p_value_is_scipy_s_and_separates_shifted_samples():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=300), rng.normal(size=400)
-    assert drift.ks_p_value(a, b) == stats.ks_2samp(a, b).pvalue
-    assert drift.ks_p_value(a, b + 1.0) < 1e-6
-    assert drift.ks_p_value(a, a) == 1.0
-
-
-def test_chi2_p_value_is_pearson_s_statistic_by_hand():
-    reference = np.array([0] * 30 + [1] * 70)
-    current = np.array([0] * 50 + [1] * 50)
-    observed = np.array([[30.0, 70.0], [50.0, 50.0]])
-    expected = observed.sum(axis=1, keepdims=True) * observed.sum(axis=0, keepdims=True) / observed.sum()
-    statistic = ((observed - expected) ** 2 / expected).sum()
-    assert drift.chi2_p_value(reference, current) == pytest.approx(stats.chi2.sf(statistic, df=1), rel=1e-12)
-
-
-def test_chi2_takes_a_category_the_reference_never_had():
-    reference = pd.Series(["a"] * 40 + ["b"] * 60)
-    current = pd.Series(["a"] * 40 + ["b"] * 40 + ["c"] * 20)
-    p = drift.chi2_p_value(reference, current)
-    assert 0 < p < 1e-4
-    assert drift.chi2_p_value(pd.Series(["a"] * 5), pd.Series(["a"] * 9)) == 1.0  # one category: nothing to test
-
-
-def test_jensen_shannon_distance_by_hand():
-    reference = np.array([0] * 25 + [1] * 75)
-    current = np.array([0] * 60 + [1] * 40)
-    p, q = np.array([0.25, 0.75]), np.array([0.6, 0.4])
-    m = (p + q) / 2
-    kl = lambda x, y: float(np.sum(x * np.log(x / y)))  # noqa: E731
-    assert drift.jensen_shannon(reference, current) == pytest.approx(math.sqrt((kl(p, m) + kl(q, m)) / 2), rel=1e-12)
-    assert drift.jensen_shannon(reference, reference) == 0.0
-
-
-def test_psi_by_hand():
-    # Two quantile bins of the reference split at its median 2.5: shares 0.5/0.5, current 0.75/0.25.
-    expected = 0.25 * math.log(0.75 / 0.5) + (-0.25) * math.log(0.25 / 0.5)
-    assert drift.psi(np.array([1.0, 2, 3, 4]), np.array([1.0, 1, 1, 4]), bins=2) == pytest.approx(expected, rel=1e-12)
-    assert drift.psi(np.arange(100.0), np.arange(100.0), bins=10) == 0.0
-
-
-def test_psi_floors_an_empty_bin_instead_of_dividing_by_zero():
-    # The current sample leaves the reference's upper bin empty: its share counts as 1e-4.
-    r, c = np.array([0.5, 0.5]), np.array([1.0, 1e-4])
-    expected = (1.0 - 0.5) * math.log(1.0 / 0.5) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
-    assert drift.psi(np.array([1.0, 2, 3, 4]), np.array([1.0, 1, 2, 2]), bins=2) == pytest.approx(expected, rel=1e-12)
-    assert drift.psi_from_shares(r, np.array([1.0, 0.0])) == pytest.approx(expected, rel=1e-12)
-
-
-def test_psi_sees_a_zero_inflated_feature_move_away_from_zero():
-    # 90 % zeros: the zero is a bin of its own (bins closed on the right), so more non-zero rows show.
-    reference = np.concatenate([np.zeros(900), np.linspace(0.1, 1, 100)])
-    current = np.concatenate([np.zeros(700), np.linspace(0.1, 1, 300)])
-    edges = drift.quantile_edges(reference, 10)
-    assert edges[0] == 0.0
-    assert drift.binned_shares(reference, edges)[0] == pytest.approx(0.9)
-    assert drift.binned_shares(current, edges)[0] == pytest.approx(0.7)
-    assert drift.psi(reference, current, 10) > 0.1
-
-
-def test_category_psi_uses_the_categories_as_bins():
-    expected = (0.6 - 0.25) * math.log(0.6 / 0.25) + (0.4 - 0.75) * math.log(0.4 / 0.75)
-    assert drift.category_psi(np.array([0] * 25 + [1] * 75), np.array([0] * 60 + [1] * 40)) == pytest.approx(expected)
-
-
-# --------------------------------------------------------------------------------------------
 # Choosing the test
 
 
 @pytest.mark.parametrize(
     ("values", "kind"),
     [
-        ([0.0, 1.0, 1.0, 0.0], drift.BINARY),
-        ([3.0, 3.0, 3.0], drift.BINARY),  # a constant: at most two values
-        ([0.0, 1.0, 2.0, 3.0, 4.0], drift.CATEGORICAL),  # five values: Evidently's categorical rule
-        (list(range(6)), drift.NUMERIC),
-        (["visa", "amex", "visa", "jcb"], drift.CATEGORICAL),
+        ([0.0, 1.0, 1.0, 0.0], BINARY),
+        ([3.0, 3.0, 3.0], BINARY),  # a constant: at most two values
+        ([0.0, 1.0, 2.0, 3.0, 4.0], CATEGORICAL),  # five values: Evidently's categorical rule
+        (list(range(6)), NUMERIC),
+        (["visa", "amex", "visa", "jcb"], CATEGORICAL),
     ],
 )
 def test_feature_kind(values, kind):
-    assert drift.feature_kind(pd.Series(values), categorical_max_values=5) == kind
+    assert feature_kind(pd.Series(values), categorical_max_values=5) == kind
 
 
 def test_choose_test_by_type_and_reference_size(config):
     checks = config.features
     small, large = checks.large_sample, checks.large_sample + 1
-    assert drift.choose_test(drift.NUMERIC, small, checks) == (drift.KS, checks.p_value)
-    assert drift.choose_test(drift.NUMERIC, large, checks) == (drift.WASSERSTEIN, checks.wasserstein)
-    assert drift.choose_test(drift.BINARY, small, checks) == (drift.CHI2, checks.p_value)
-    assert drift.choose_test(drift.CATEGORICAL, large, checks) == (drift.JENSEN_SHANNON, checks.jensen_shannon)
-
-
-def test_p_values_drift_below_and_distances_at_or_above_the_threshold():
-    assert drift.is_drifted(drift.KS, 0.049, 0.05) and not drift.is_drifted(drift.KS, 0.05, 0.05)
-    assert drift.is_drifted(drift.WASSERSTEIN, 0.1, 0.1) and not drift.is_drifted(drift.WASSERSTEIN, 0.099, 0.1)
-    assert not drift.is_drifted(drift.JENSEN_SHANNON, float("nan"), 0.1)
+    assert choose_test(NUMERIC, small, checks) == (KS, checks.p_value)
+    assert choose_test(NUMERIC, large, checks) == (WASSERSTEIN, checks.wasserstein)
+    assert choose_test(BINARY, small, checks) == (CHI2, checks.p_value)
+    assert choose_test(CATEGORICAL, large, checks) == (JENSEN_SHANNON, checks.jensen_shannon)
 
 
 def _frame(rng: np.random.Generator, n: int, shift: float = 0.0, flag_share: float = 0.3) -> pd.DataFrame:
@@ -159,7 +81,7 @@ def _frame(rng: np.random.Generator, n: int, shift: float = 0.0, flag_share: flo
 @pytest.mark.parametrize("n", [500, 5000], ids=["small-reference", "large-reference"])
 def test_feature_table_flags_exactly_the_shifted_features(config, n):
     rng = np.random.default_rng(7)
-    table = drift.feature_table(
+    table = feature_table(
         _frame(rng, n), _frame(rng, 2 * n, shift=0.5, flag_share=0.5), ["amount", "flag", "steady"], config.features
     )
     assert table["feature"].tolist() == ["amount", "flag", "steady"]
@@ -169,22 +91,22 @@ def test_feature_table_flags_exactly_the_shifted_features(config, n):
     )
     assert table["test"].tolist() == expected_tests
     assert table.loc[table["feature"] == "amount", "psi"].item() > 0.1
-    assert drift.drifted_features(table)[0] in ("amount", "flag")
-    assert drift.dataset_drift(table, 0.5) == {
+    assert drifted_features(table)[0] in ("amount", "flag")
+    assert dataset_drift(table, 0.5) == {
         "drift_share": 2 / 3,
         "dataset_drift": 1,
         "n_drifted": 2,
         "n_features": 3,
     }
-    assert drift.dataset_drift(table, 0.7)["dataset_drift"] == 0
+    assert dataset_drift(table, 0.7)["dataset_drift"] == 0
 
 
 def test_feature_table_refuses_a_missing_feature_or_an_empty_one(config):
     frame = _frame(np.random.default_rng(0), 50)
     with pytest.raises(DataError, match=r"the current window lacks column\(s\) \['nope'\]"):
-        drift.feature_table(frame.assign(nope=1.0), frame, ["nope"], config.features)
+        feature_table(frame.assign(nope=1.0), frame, ["nope"], config.features)
     with pytest.raises(DataError, match="'steady' has no value in the current window"):
-        drift.feature_table(frame, frame.assign(steady=np.nan), ["steady"], config.features)
+        feature_table(frame, frame.assign(steady=np.nan), ["steady"], config.features)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,8 +116,8 @@ def test_feature_table_refuses_a_missing_feature_or_an_empty_one(config):
 def test_prediction_drift_counts_the_alert_rate_change(config):
     checks = config.prediction
     ref = np.r_[np.zeros(980), np.ones(20)]  # 2 % alerts
-    assert drift.prediction_drift(ref, ref, 0.5, checks, 10)["prediction_drift"] == 0
-    doubled = drift.prediction_drift(ref, np.r_[np.zeros(960), np.ones(40)], 0.5, checks, 10)
+    assert prediction_drift(ref, ref, 0.5, checks, 10)["prediction_drift"] == 0
+    doubled = prediction_drift(ref, np.r_[np.zeros(960), np.ones(40)], 0.5, checks, 10)
     assert doubled["reference_alert_rate"] == 0.02 and doubled["current_alert_rate"] == 0.04
     assert doubled["alert_rate_change"] == pytest.approx(1.0)
     assert doubled["prediction_drift"] == 1
@@ -223,7 +145,7 @@ def test_labels_are_known_once_older_than_the_delay_and_present():
     window = _window()
     labels = window["tx_fraud"].astype("Int8")
     labels.iloc[0] = pd.NA
-    known = drift.labelled_mask(window.assign(tx_fraud=labels), delay_days=7)
+    known = labelled_mask(window.assign(tx_fraud=labels), delay_days=7)
     cutoff = window["tx_datetime"].max() - pd.Timedelta(days=7)
     assert known.tolist() == ((window["tx_datetime"] <= cutoff) & labels.notna()).tolist()
     assert not known[0] and known[1] and not known[-1]
@@ -240,7 +162,7 @@ def test_known_compromised_cards_are_dropped_from_the_delay_plus_one_th_day_on()
         }
     )
     # Delay 1: the fraud of day 0 is known on day 2 (0 <= 2 - 1 - 1), not on day 1.
-    assert drift.known_compromised(window, np.ones(4, dtype=bool), delay_days=1).tolist() == [False, False, True, False]
+    assert known_compromised(window, np.ones(4, dtype=bool), delay_days=1).tolist() == [False, False, True, False]
 
 
 def test_performance_needs_enough_labelled_frauds(config):
@@ -248,34 +170,32 @@ def test_performance_needs_enough_labelled_frauds(config):
     scores = window["tx_fraud"].to_numpy() * 0.8 + 0.1
     test = {"average_precision": 0.8, "card_precision_at_k": 0.3, "card_precision_k": 5}
     known = np.ones(len(window), dtype=bool)
-    perf = drift.performance(window, scores, known, test, config.performance.model_copy(update={"min_frauds": 5}))
+    perf = performance(window, scores, known, test, config.performance.model_copy(update={"min_frauds": 5}))
     assert perf["live_average_precision"] == 1.0  # every fraud ranked first
     assert perf["performance_drop"] == pytest.approx((0.8 - 1.0) / 0.8)
     assert perf["card_precision_k"] == 5 and 0 < perf["live_card_precision_at_k"] <= 1
-    few = drift.performance(window, scores, known, test, config.performance.model_copy(update={"min_frauds": 10_000}))
+    few = performance(window, scores, known, test, config.performance.model_copy(update={"min_frauds": 10_000}))
     assert math.isnan(few["live_average_precision"]) and math.isnan(few["performance_drop"])
     with pytest.raises(DataError, match="card_precision_k"):
-        drift.performance(
-            window, scores, known, {"average_precision": 0.8, "card_precision_at_k": 0.3}, config.performance
-        )
+        performance(window, scores, known, {"average_precision": 0.8, "card_precision_at_k": 0.3}, config.performance)
 
 
 def test_amount_bands_keep_their_order():
-    bands = drift.amount_bands(np.array([5.0, 20.0, 75.0, 500.0]), [20, 50, 100, 220])
+    bands = amount_bands(np.array([5.0, 20.0, 75.0, 500.0]), [20, 50, 100, 220])
     assert list(bands) == ["< 20", "20-50", "50-100", ">= 220"]
     assert list(bands.categories) == ["< 20", "20-50", "50-100", "100-220", ">= 220"]
 
 
 def test_regions_split_the_customers_area_and_name_unknown_customers():
     customers = pd.DataFrame({"customer_id": [0, 1, 2, 3], "x": [0.0, 100, 0, 100], "y": [0.0, 0, 100, 100]})
-    names = drift.regions(pd.Series([0, 1, 2, 3, 9]), customers, grid=2)
+    names = regions(pd.Series([0, 1, 2, 3, 9]), customers, grid=2)
     assert list(names) == ["x 0-50, y 0-50", "x 50-100, y 0-50", "x 0-50, y 50-100", "x 50-100, y 50-100", "unknown"]
 
 
 def test_customer_age_for_integer_and_text_ids():
-    assert list(drift.customer_age(pd.Series([1, 2, 3]), pd.Series([2, 5]))) == ["new", "established", "new"]
+    assert list(customer_age(pd.Series([1, 2, 3]), pd.Series([2, 5]))) == ["new", "established", "new"]
     text = pd.Series(["007", "7"], dtype="str")
-    assert list(drift.customer_age(text, pd.Series(["7"], dtype="str"))) == ["new", "established"]
+    assert list(customer_age(text, pd.Series(["7"], dtype="str"))) == ["new", "established"]
 
 
 def test_segment_table_by_hand():
@@ -286,14 +206,14 @@ def test_segment_table_by_hand():
     alerts = np.array([1, 0, 0, 1, 1, 0])
     labels = np.array([1, 1, 0, 1, 0, 1])
     known = np.array([True, True, True, True, True, False])
-    table = drift.segment_table(groups, alerts, labels, known, min_frauds=1)
+    table = segment_table(groups, alerts, labels, known, min_frauds=1)
     low = table[(table["segment"] == "amount band") & (table["group"] == "low")].iloc[0]
     assert (low["n"], low["alert_rate"], low["frauds"], low["recall"], low["precision"]) == (3, 1 / 3, 2, 0.5, 1.0)
     high = table[(table["segment"] == "amount band") & (table["group"] == "high")].iloc[0]
     assert (high["n_labelled"], high["frauds"], high["recall"], high["precision"]) == (2, 1, 1.0, 0.5)
     assert "mid" not in table["group"].tolist()  # an empty group is left out
     assert table["segment"].tolist()[:2] == ["amount band", "amount band"]
-    gaps = drift.largest_gaps(table)
+    gaps = largest_gaps(table)
     assert gaps["max_segment_recall_gap"] == pytest.approx(0.5)  # amount band: 1.0 - 0.5 (customer: 0.5 vs 1.0 too)
     assert gaps["max_segment_alert_rate_gap"] == pytest.approx(max(2 / 3 - 1 / 3, 0.5 - 0.5))
 
@@ -301,7 +221,7 @@ def test_segment_table_by_hand():
 def test_calibration_by_hand():
     scores = np.array([0.01, 0.02, 0.03, 0.95, 1.0])
     labels = np.array([0, 0, 1, 1, 1])
-    table = drift.calibration(scores, labels, bins=10, sample="current")
+    table = calibration(scores, labels, bins=10, sample="current")
     assert table["decile"].tolist() == [1, 10]
     assert table["n"].tolist() == [3, 2]
     assert table["mean_score"].tolist() == pytest.approx([0.02, 0.975])
@@ -329,7 +249,7 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
 
 def _monitor(config: MonitorConfig, current: pd.DataFrame, reference: pd.DataFrame, scores: np.ndarray | None = None):
     scores = np.full(len(current), 0.1) if scores is None else scores
-    return drift.monitor(
+    return monitor(
         reference,
         np.full(len(reference), 0.1),
         current,
@@ -359,7 +279,7 @@ def test_monitor_alerts_and_says_why_only_when_something_crossed_its_threshold(c
 def test_monitor_writes_every_key_in_order(config):
     reference = _window(days=7)
     result = _monitor(config, _window(days=20), reference)
-    assert tuple(result.metrics) == drift.METRIC_KEYS
+    assert tuple(result.metrics) == METRIC_KEYS
 
 
 def test_an_empty_window_is_nothing_to_monitor_not_an_error(config):
@@ -367,7 +287,7 @@ def test_an_empty_window_is_nothing_to_monitor_not_an_error(config):
     reference = _window(days=7)
     result = _monitor(config, reference.iloc[:0], reference)
     m = result.metrics
-    assert tuple(m) == drift.METRIC_KEYS
+    assert tuple(m) == METRIC_KEYS
     assert m["alert"] == 0 and m["n_current"] == 0 and m["n_drifted"] == 0 and m["n_features"] == 1
     assert math.isnan(m["drift_share"]) and math.isnan(m["prediction_psi"]) and math.isnan(m["live_average_precision"])
     assert m["test_average_precision"] == 0.5 and m["n_reference"] == len(reference)

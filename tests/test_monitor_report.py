@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudpipe.monitoring.drift import MonitorConfig, monitor
+from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,8 @@ def test_the_feature_table_has_every_feature_drifted_ones_first(drifted):
 def test_an_empty_window_still_renders(quiet):
     from dataclasses import replace
 
-    from fraudpipe.monitoring.drift import FEATURE_TABLE_COLUMNS, SEGMENT_COLUMNS
+    from fraudpipe.monitoring.checks import FEATURE_TABLE_COLUMNS
+    from fraudpipe.monitoring.segments import SEGMENT_COLUMNS
 
     # as the monitor builds it for an empty window: tables with their columns and no rows (object dtypes)
     empty = replace(

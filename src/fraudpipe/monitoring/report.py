@@ -25,7 +25,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from fraudpipe.evaluation.plots import PNG_METADATA
-from fraudpipe.monitoring.drift import NUMERIC, P_VALUE_TESTS, TEST_NAMES, MonitorResult
+from fraudpipe.monitoring.monitor import MonitorResult
+from fraudpipe.monitoring.statistics import NUMERIC, STATISTICS
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4C72B0", "#DD8452"
 DPI = 80
@@ -177,13 +178,14 @@ def _feature_rows(features: pd.DataFrame) -> list[tuple[list[str], str]]:
     )
     rows = []
     for f in ordered.itertuples(index=False):
-        rule = "&lt;" if f.test in P_VALUE_TESTS else "&ge;"
+        test = STATISTICS[f.test]
+        rule = "&lt;" if test.p_value else "&ge;"
         rows.append(
             (
                 [
                     _e(f.feature),
                     _e(f.kind),
-                    _e(TEST_NAMES[f.test]),
+                    _e(test.title),
                     _number(f.statistic),
                     f"{rule} {f.threshold:g}",
                     "yes" if f.drifted else "no",

@@ -26,7 +26,7 @@ from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.estimators.xgboost_dask import model_problems
-from fraudpipe.monitoring.drift import MonitorConfig
+from fraudpipe.monitoring.config import MonitorConfig
 
 #: Every group of params.yaml and the model that parses it.
 GROUPS: dict[str, type[Config]] = {

@@ -1,0 +1,73 @@
+"""``monitor`` configuration (conf/monitor/): what is compared, each check's thresholds, and whether
+an alert fails the stage. Its own module so that `check_config` parses it without the statistics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from fraudpipe.config import AS_TUPLE, Config, rule_error
+
+Share = Annotated[float, Field(gt=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class FeatureChecks(Config):
+    """``monitor.features``: how each feature's test is chosen, its thresholds, the dataset rule."""
+
+    large_sample: int = Field(ge=1)
+    categorical_max_values: int = Field(ge=2)
+    p_value: Annotated[float, Field(gt=0, lt=1)]
+    wasserstein: Positive
+    jensen_shannon: Positive
+    psi_bins: int = Field(ge=2)
+    drift_share: Share
+
+
+class PredictionChecks(Config):
+    """``monitor.prediction``: when the score distribution or the alert rate has drifted."""
+
+    psi: Positive
+    wasserstein: Positive
+    alert_rate_change: Positive
+
+
+class PerformanceChecks(Config):
+    """``monitor.performance``: the relative drop of average precision that alerts, and how many
+    labelled frauds the figure needs before it means anything (fewer: null, never an alert)."""
+
+    max_drop: Share
+    min_frauds: int = Field(ge=1)
+
+
+class SegmentChecks(Config):
+    """``monitor.segments``: amount band edges, the region grid, frauds a segment needs for its recall."""
+
+    amount_bands: Annotated[tuple[Positive, ...], AS_TUPLE]
+    region_grid: int = Field(ge=1)
+    min_frauds: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bands_increase(self) -> Self:
+        if list(self.amount_bands) != sorted(set(self.amount_bands)):
+            raise rule_error("must be strictly increasing", list(self.amount_bands), key="amount_bands")
+        return self
+
+
+class MonitorConfig(Config):
+    """conf/monitor/: what is compared, the thresholds, and whether an alert fails the stage.
+
+    ``current`` names the window watched (`monitor_window`): ``predictions``, the live period as
+    `infer` scored it, or ``service_log``, what the service scored, from its log in ``journal_dir``.
+    """
+
+    current: Literal["predictions", "service_log"]
+    journal_dir: str = Field(min_length=1)
+    fail_on_alert: bool
+    features: FeatureChecks
+    prediction: PredictionChecks
+    performance: PerformanceChecks
+    segments: SegmentChecks
+    calibration_bins: int = Field(ge=2)
+    report_max_plots: int = Field(ge=0)

@@ -1,0 +1,308 @@
+"""The monitor stage's comparison as one call: is the current window still the world the model was
+trained on?
+
+Reference is the training period (its features, and the model's scores on them); current is the
+window being watched (by default the live period as `infer` scored it, see ``window``). ``monitor``
+runs every check (``checks``: features, dataset, scores, performance; ``segments``: bias and
+calibration), decides the alert and says why in one sentence. Everything here is a pure function of
+arrays and tables; the `monitor` stage reads and writes, ``report`` draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD, require_columns
+from fraudpipe.errors import DataError
+from fraudpipe.monitoring.checks import (
+    FEATURE_TABLE_COLUMNS,
+    dataset_drift,
+    drifted_features,
+    feature_table,
+    known_compromised,
+    labelled_mask,
+    performance,
+    prediction_drift,
+)
+from fraudpipe.monitoring.config import MonitorConfig, PredictionChecks, SegmentChecks
+from fraudpipe.monitoring.segments import (
+    SEGMENT_COLUMNS,
+    amount_bands,
+    calibration,
+    customer_age,
+    largest_gaps,
+    regions,
+    segment_table,
+)
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """Everything the stage writes and the report shows."""
+
+    metrics: dict[str, float]
+    features: pd.DataFrame
+    segments: pd.DataFrame
+    calibration: pd.DataFrame
+    reasons: list[str]
+    summary: str
+    #: For the report's plots: the reference and current values of the features to draw, the scores.
+    samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    reference_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    current_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    threshold: float = 0.5
+    model_version: str = ""
+    periods: dict[str, str] = field(default_factory=dict)
+
+
+def _period(times: pd.Series) -> str:
+    return f"{times.min():%Y-%m-%d %H:%M} .. {times.max():%Y-%m-%d %H:%M}" if len(times) else "empty"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def monitor(
+    reference: pd.DataFrame,
+    reference_scores: np.ndarray,
+    current: pd.DataFrame,
+    current_scores: np.ndarray,
+    current_alerts: np.ndarray,
+    *,
+    features: Sequence[str],
+    threshold: float,
+    test_metrics: Mapping[str, Any],
+    delay_days: int,
+    remove_known: bool,
+    config: MonitorConfig,
+    customers: pd.DataFrame | None = None,
+    model_version: str = "",
+) -> MonitorResult:
+    """Compare the current window with the reference; the flat metrics end with ``alert`` (0/1).
+
+    ``delay_days`` is the label delay; ``remove_known`` whether the test period's figures were
+    measured without known compromised cards (`split.remove_known_compromised`), so the live ones are too.
+    """
+    if len(current_scores) != len(current) or len(current_alerts) != len(current):
+        raise DataError(
+            f"{len(current_scores)} scores and {len(current_alerts)} alerts for {len(current)} current rows"
+        )
+    require_columns(current, [TX_DATETIME, CUSTOMER_ID, TX_AMOUNT, TX_FRAUD], "the current window")
+    require_columns(reference, [CUSTOMER_ID, TX_FRAUD], "the reference (training period)")
+    if current.empty:
+        return _empty_window(
+            reference,
+            reference_scores,
+            current,
+            features=features,
+            threshold=threshold,
+            test_metrics=test_metrics,
+            config=config,
+            model_version=model_version,
+        )
+
+    table = feature_table(reference, current, features, config.features)
+    metrics: dict[str, float] = dataset_drift(table, config.features.drift_share)
+    metrics |= prediction_drift(
+        reference_scores, current_scores, threshold, config.prediction, config.features.psi_bins
+    )
+    known = labelled_mask(current, delay_days)
+    # Performance like the test period's: without the cards already known compromised, when split drops them there.
+    measured = known & ~known_compromised(current, known, delay_days) if remove_known else known
+    perf = performance(current, current_scores, measured, test_metrics, config.performance)
+
+    labels = current[TX_FRAUD].fillna(0).to_numpy(dtype=np.int8)
+    groups = _segment_groups(reference, current, customers, config.segments)
+    segments = segment_table(groups, np.asarray(current_alerts), labels, known, config.segments.min_frauds)
+    gaps = largest_gaps(segments)
+    calib = pd.concat(
+        [
+            calibration(
+                reference_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"
+            ),
+            calibration(
+                np.asarray(current_scores)[known], labels[known], config.calibration_bins, "current (labelled)"
+            ),
+        ],
+        ignore_index=True,
+    )
+
+    reasons = _reasons(metrics, perf, config)
+    every = (
+        metrics | perf | gaps | {"n_reference": len(reference), "n_current": len(current), "alert": int(bool(reasons))}
+    )
+    flat = {key: every[key] for key in METRIC_KEYS}
+    drifted = drifted_features(table)
+    summary = _summary(reasons, drifted, flat, config)
+    plotted = drifted[: config.report_max_plots]
+    samples = {f: (reference[f].dropna().to_numpy(), current[f].dropna().to_numpy()) for f in plotted}
+    return MonitorResult(
+        flat,
+        table,
+        segments,
+        calib,
+        reasons,
+        summary,
+        samples,
+        np.asarray(reference_scores, dtype=np.float64),
+        np.asarray(current_scores, dtype=np.float64),
+        float(threshold),
+        model_version,
+        {
+            "reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "",
+            "current": _period(current[TX_DATETIME]),
+        },
+    )
+
+
+def _segment_groups(
+    reference: pd.DataFrame, current: pd.DataFrame, customers: pd.DataFrame | None, checks: SegmentChecks
+) -> dict[str, np.ndarray | pd.Categorical]:
+    """The current rows' group in each segment: region (when the customers' locations are known),
+    amount band, new or established customer."""
+    groups: dict[str, np.ndarray | pd.Categorical] = {}
+    if customers is not None:
+        groups["customer region"] = regions(current[CUSTOMER_ID], customers, checks.region_grid)
+    groups["amount band"] = amount_bands(current[TX_AMOUNT].to_numpy(np.float64), checks.amount_bands)
+    groups["customer"] = customer_age(current[CUSTOMER_ID], reference[CUSTOMER_ID])
+    return groups
+
+
+def _reasons(metrics: Mapping[str, float], perf: Mapping[str, float], config: MonitorConfig) -> list[str]:
+    """One line per check that crossed its threshold, naming the figure and the limit: the alert's why."""
+    reasons = []
+    if metrics["dataset_drift"]:
+        reasons.append(
+            f"dataset drift: {metrics['n_drifted']} of {metrics['n_features']} features drifted "
+            f"(share {metrics['drift_share']:.2f} >= {config.features.drift_share:g})"
+        )
+    if metrics["prediction_drift"]:
+        reasons.append("prediction drift: " + ", ".join(_prediction_parts(metrics, config.prediction)))
+    drop = perf["performance_drop"]
+    if np.isfinite(drop) and drop >= config.performance.max_drop:
+        reasons.append(
+            f"performance drop: average precision {perf['live_average_precision']:.3f} on the labelled "
+            f"live rows against {perf['test_average_precision']:.3f} on the test period "
+            f"({drop:.0%} >= {config.performance.max_drop:.0%})"
+        )
+    return reasons
+
+
+def _prediction_parts(metrics: Mapping[str, float], checks: PredictionChecks) -> list[str]:
+    """Which of the score checks crossed its threshold."""
+    parts = []
+    if metrics["prediction_psi"] >= checks.psi:
+        parts.append(f"score PSI {metrics['prediction_psi']:.3f} >= {checks.psi:g}")
+    if metrics["prediction_wasserstein"] >= checks.wasserstein:
+        parts.append(f"score Wasserstein {metrics['prediction_wasserstein']:.3f} >= {checks.wasserstein:g}")
+    if abs(metrics["alert_rate_change"]) >= checks.alert_rate_change:
+        parts.append(
+            f"alert rate {_pct(metrics['reference_alert_rate'])} -> {_pct(metrics['current_alert_rate'])} "
+            f"({metrics['alert_rate_change']:+.0%}, limit ±{checks.alert_rate_change:.0%})"
+        )
+    return parts
+
+
+#: The keys of drift.json, in order.
+METRIC_KEYS = (
+    "drift_share",
+    "dataset_drift",
+    "n_drifted",
+    "n_features",
+    "prediction_psi",
+    "prediction_wasserstein",
+    "prediction_drift",
+    "reference_alert_rate",
+    "current_alert_rate",
+    "alert_rate_change",
+    "n_labelled",
+    "n_labelled_frauds",
+    "test_average_precision",
+    "test_card_precision_at_k",
+    "card_precision_k",
+    "live_average_precision",
+    "live_card_precision_at_k",
+    "performance_drop",
+    "max_segment_recall_gap",
+    "max_segment_alert_rate_gap",
+    "n_reference",
+    "n_current",
+    "alert",
+)
+
+
+def _empty_window(
+    reference: pd.DataFrame,
+    reference_scores: np.ndarray,
+    current: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    threshold: float,
+    test_metrics: Mapping[str, Any],
+    config: MonitorConfig,
+    model_version: str,
+) -> MonitorResult:
+    """No current transactions (a relative split without live days): nothing drifted, nothing to
+    alert on; the statistics are undefined (null), the counts zero. Not an error, so that a
+    pipeline without a live period still reproduces."""
+    ref_scores = np.asarray(reference_scores, dtype=np.float64)
+    perf = performance(current, np.zeros(0), np.zeros(0, dtype=bool), test_metrics, config.performance)
+    metrics = (
+        dict.fromkeys(METRIC_KEYS, float("nan"))
+        | perf
+        | {
+            "dataset_drift": 0,
+            "n_drifted": 0,
+            "n_features": len(features),
+            "prediction_drift": 0,
+            "reference_alert_rate": float(np.mean(ref_scores >= threshold)) if len(ref_scores) else float("nan"),
+            "n_reference": len(reference),
+            "n_current": 0,
+            "alert": 0,
+        }
+    )
+    summary = (
+        "No alert: the current window holds no transactions (no live period: set split.live_days, or a "
+        "split.train_start that leaves days after the test period), so there is nothing to compare."
+    )
+    return MonitorResult(
+        {key: metrics[key] for key in METRIC_KEYS},
+        pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
+        pd.DataFrame(columns=list(SEGMENT_COLUMNS)),
+        calibration(ref_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"),
+        [],
+        summary,
+        {},
+        ref_scores,
+        np.zeros(0),
+        float(threshold),
+        model_version,
+        {"reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "", "current": "empty"},
+    )
+
+
+def _summary(reasons: list[str], drifted: list[str], metrics: Mapping[str, float], config: MonitorConfig) -> str:
+    """One sentence: alert or not, and why."""
+    named = ""
+    if drifted:
+        shown = ", ".join(drifted[:5]) + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")
+        named = f" Drifted features: {shown}."
+    if reasons:
+        return "ALERT: " + "; ".join(reasons) + "." + named
+    drop = metrics["performance_drop"]
+    perf = (
+        f"average precision drop {drop:+.0%} against the test period"
+        if np.isfinite(drop)
+        else "too few labelled frauds to judge performance"
+    )
+    return (
+        f"No alert: {metrics['n_drifted']} of {metrics['n_features']} features drifted (share "
+        f"{metrics['drift_share']:.2f} < {config.features.drift_share:g}), score PSI {metrics['prediction_psi']:.3f}, "
+        f"alert rate {metrics['alert_rate_change']:+.0%}, {perf}.{named}"
+    )

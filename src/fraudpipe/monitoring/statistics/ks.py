@@ -1,0 +1,16 @@
+"""The two-sample Kolmogorov-Smirnov test: numeric features against a small reference."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from fraudpipe.monitoring.statistics.registry import NUMERIC, register
+
+KS = "ks"
+
+
+@register(KS, "Kolmogorov-Smirnov p-value", NUMERIC, p_value=True)
+def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
+    """p-value of the two-sample Kolmogorov-Smirnov test (scipy, exact for small samples)."""
+    return float(stats.ks_2samp(reference, current).pvalue)
