@@ -93,7 +93,7 @@ def reference_routes(app) -> None:
     from fastapi import Response
 
     from fraudpipe.features.online import history_features
-    from fraudpipe.serve.stores.memory import epoch_second
+    from fraudpipe.serve.stores.base import epoch_second
 
     @app.post("/bench/empty")
     async def empty() -> Response:
@@ -242,7 +242,7 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
     from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
-    from fraudpipe.serve.stores.memory import epoch_second
+    from fraudpipe.serve.stores.base import epoch_second
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServeConfig.parse(
@@ -427,7 +427,8 @@ def prune_pause(url: str) -> dict:
     prune: forgetting the day that left the retention window), in process and in Redis (the state the
     scale runs left under the prefix ``bench``), and how many transactions that prune forgot."""
 
-    from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
+    from fraudpipe.serve.stores.base import Scored, Transaction, epoch_second
+    from fraudpipe.serve.stores.memory import InProcessStore
     from fraudpipe.serve.stores.redis import RedisStore
 
     out = {}

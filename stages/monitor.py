@@ -16,7 +16,7 @@ from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
 from fraudpipe.pipeline.stage import load_params, run
 from fraudpipe.scoring.batch import check_features
-from fraudpipe.serve.journal import read_service_log
+from fraudpipe.servicelog import read_service_log
 
 BUNDLE_DIR = Path("models/bundle")
 REFERENCE = Path("data/split/train.parquet")  # the training period: features, and the model's scores on them

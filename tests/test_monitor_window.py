@@ -14,9 +14,9 @@ from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.errors import DataError
 from fraudpipe.model import load_bundle
 from fraudpipe.monitoring.window import predictions_window, service_log_window
-from fraudpipe.serve.journal import read_service_log
 from fraudpipe.serve.schema import LabelIn
 from fraudpipe.serve.service import Service
+from fraudpipe.servicelog import read_service_log
 
 
 @pytest.fixture(scope="module")

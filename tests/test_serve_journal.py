@@ -14,8 +14,10 @@ import pytest
 from _serve import world
 
 from fraudpipe.errors import DataError
-from fraudpipe.serve.journal import Journal, read_service_log
-from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
+from fraudpipe.serve.journal import Journal
+from fraudpipe.serve.stores.base import Scored, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import InProcessStore
+from fraudpipe.servicelog import read_service_log
 
 
 def scored(

@@ -21,12 +21,12 @@ from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features.online import OnlineState, history_features
 from fraudpipe.model import load_bundle
-from fraudpipe.serve.journal import read_service_log
 from fraudpipe.serve.schema import LabelIn, TransactionIn
 from fraudpipe.serve.service import Service
-from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.base import Conflict, Scored, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.serve.stores.redis import RedisStore
-from fraudpipe.serve.stores.redis import read_service_log as read_redis_log
+from fraudpipe.servicelog import read_redis_log, read_service_log
 
 pytestmark = pytest.mark.timeout(600)
 

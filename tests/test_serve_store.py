@@ -9,7 +9,8 @@ import pandas as pd
 from _serve import world
 
 from fraudpipe.features.online import History, OnlineState, history_features
-from fraudpipe.serve.stores.memory import InProcessStore, Scored, StateStore, Transaction, epoch_second
+from fraudpipe.serve.stores.base import Scored, StateStore, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import InProcessStore
 
 
 def record(row, score: float = 0.5, tid: str | None = None) -> Scored:

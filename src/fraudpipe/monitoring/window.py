@@ -34,7 +34,7 @@ from fraudpipe.contract import (
 from fraudpipe.errors import DataError
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.scoring.batch import PREDICTION_COLUMNS
-from fraudpipe.serve.journal import ServiceLog
+from fraudpipe.servicelog import ServiceLog
 
 
 @dataclass(frozen=True)

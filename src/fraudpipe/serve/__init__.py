@@ -2,17 +2,22 @@
 
 - ``config``: ``ServeConfig``, the command's options.
 - ``schema``: request and response bodies; malformed requests described field by field.
-- ``stores/memory``: the ``StateStore`` interface (get history / add transaction / add label / the
-  answer given to a transaction_id) and ``InProcessStore``, the default (one worker).
-- ``stores/redis``: ``RedisStore``, the same state in Redis, shared by several workers or machines.
-- ``journal``: the durable log (SQLite WAL) and ``read_service_log`` for monitoring (from a journal
-  directory, or from Redis given its URL).
+- ``stores/base``: the ``StateStore`` interface (get history / add transaction / add label / the
+  answer given to a transaction_id) and the types every store and the journal share.
+- ``stores/memory``: ``InProcessStore``, the default (one worker).
+- ``stores/redis``: ``RedisStore``, the same state in Redis, shared by several workers or machines
+  (the store, its seeding, its Lua scripts).
+- ``journal``: the durable log (SQLite WAL) of the in-process store.
 - ``service``: what a request does, and the restart (snapshot + journal replay).
 - ``metrics``: Prometheus metrics and their ASGI middleware.
 - ``app``: the FastAPI app and ``run`` (uvicorn: one worker, or several with the state in Redis).
+
+What monitoring reads of the service (``read_service_log``: from a journal directory, or from
+Redis given its URL) is ``fraudpipe.servicelog``, a ground module, so that monitoring does not
+import the service; it is re-exported here.
 """
 
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.journal import ServiceLog, read_service_log
+from fraudpipe.servicelog import ServiceLog, read_service_log
 
 __all__ = ["ServeConfig", "ServiceLog", "read_service_log"]

@@ -52,7 +52,7 @@ from fraudpipe.serve.schema import (
     problems,
 )
 from fraudpipe.serve.service import Refused, Service, describe, store_name
-from fraudpipe.serve.stores.memory import StoreUnavailable
+from fraudpipe.serve.stores.base import StoreUnavailable
 
 CONFIG_ENV = "FRAUDPIPE_SERVE_CONFIG"  # the parent's configuration, for the worker processes (JSON)
 

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from fraudpipe.config import Config, rule_error
 from fraudpipe.errors import ConfigError
+from fraudpipe.servicelog import is_redis_url
 
 
 def _env_name(value: str) -> str:
@@ -25,11 +26,10 @@ def _env_name(value: str) -> str:
 
 
 MEMORY = "memory"
-STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _store(value: str) -> str:
-    if value != MEMORY and not value.startswith(STORE_SCHEMES):
+    if value != MEMORY and not is_redis_url(value):
         raise ValueError(
             f"must be {MEMORY!r} (the in-process store) or a Redis URL: redis://host:port/db, rediss://..., "
             "unix:///path/redis.sock?db=0"

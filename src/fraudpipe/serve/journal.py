@@ -30,9 +30,9 @@ Table ``meta`` (key, value) holds the format and the state the journal was start
 
 Snapshots (``POST /v1/admin/snapshot`` or SIGUSR1) go to ``<journal dir>/snapshots/<seq>/`` (the
 last seq they hold; complete once ``service.json`` is in them), then the entries up to that seq
-are deleted, so the log holds only what happened since the latest snapshot. ``read_service_log``
-gives monitoring the scored transactions and labels of the latest snapshot (those the service
-still retains) and of the log after it.
+are deleted, so the log holds only what happened since the latest snapshot. The file names and
+columns are ``servicelog``'s, whose ``read_service_log`` gives monitoring the scored transactions and
+labels of the latest snapshot (those the service still retains) and of the log after it.
 """
 
 from __future__ import annotations
@@ -47,29 +47,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     CUSTOMER_ID,
-    DATETIME_DTYPE,
     TERMINAL_ID,
     TRANSACTION_ID,
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
-    id_array,
 )
 from fraudpipe.errors import DataError
-from fraudpipe.io import read_parquet
-from fraudpipe.serve.stores.memory import SCORED_FILE, Scored, Transaction, epoch_second
+from fraudpipe.serve.stores.base import Scored, Transaction, epoch_second
+from fraudpipe.servicelog import (
+    EVENT_COLUMNS,
+    JOURNAL_FILE,
+    LABEL,
+    SNAPSHOT_MARK,
+    SNAPSHOTS_DIR,
+    TRANSACTION,
+    latest_snapshot,
+)
 
-JOURNAL_FILE = "journal.sqlite3"
-SNAPSHOTS_DIR = "snapshots"
-SNAPSHOT_MARK = "service.json"  # written last into a snapshot: its journal seq; a snapshot without it is incomplete
 FORMAT = 1
-TRANSACTION, LABEL = "transaction", "label"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -90,22 +89,6 @@ _INSERT_TX = (
     "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_LABEL = f"INSERT INTO events (kind, transaction_id, tx_fraud, received_at) VALUES ('{LABEL}', ?, ?, ?)"
-_COLUMNS = (
-    "seq",
-    "kind",
-    TRANSACTION_ID,
-    CUSTOMER_ID,
-    TERMINAL_ID,
-    TX_DATETIME,
-    TX_AMOUNT,
-    *COORDINATE_COLUMNS,
-    "score",
-    "alert",
-    "threshold",
-    "model_version",
-    TX_FRAUD,
-    "received_at",
-)
 
 
 def _now() -> str:
@@ -221,9 +204,9 @@ class Journal:
 
     def entries(self, after: int) -> Iterator[Entry]:
         """The entries after seq ``after``, in order."""
-        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,))
+        rows = self._db.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,))
         for row in rows:
-            yield _entry(dict(zip(_COLUMNS, row)))
+            yield _entry(dict(zip(EVENT_COLUMNS, row)))
 
     def close(self) -> None:
         self._stop.set()
@@ -252,20 +235,6 @@ class Journal:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def latest_snapshot(directory: Path) -> tuple[Path, int] | None:
-    """The newest complete snapshot under ``directory/snapshots`` and the journal seq it holds."""
-    root = directory / SNAPSHOTS_DIR
-    complete = (
-        [p for p in root.iterdir() if (p / SNAPSHOT_MARK).is_file() and not p.name.startswith(".")]
-        if root.is_dir()
-        else []
-    )
-    if not complete:
-        return None
-    newest = max(complete, key=lambda p: p.name)
-    return newest, int(json.loads((newest / SNAPSHOT_MARK).read_text(encoding="utf-8"))["journal_seq"])
-
-
 def _entry(row: dict[str, Any]) -> Entry:
     if row["kind"] == LABEL:
         return Entry(row["seq"], transaction_id=row[TRANSACTION_ID], tx_fraud=int(row[TX_FRAUD]))
@@ -280,102 +249,3 @@ def _entry(row: dict[str, Any]) -> Entry:
         tuple(row[c] for c in COORDINATE_COLUMNS),
     )
     return Entry(row["seq"], Scored(tx, row["score"], bool(row["alert"]), row["threshold"], row["model_version"]))
-
-
-# --- for monitoring -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceLog:
-    """What the service scored and the labels it received (``read_service_log``)."""
-
-    #: transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, the coordinates the request
-    #: carried (NaN where none), score, alert, model_version
-    scored: pd.DataFrame
-    #: transaction_id, tx_fraud, received_at (NaT: the label was already known when the snapshot was written)
-    labels: pd.DataFrame
-
-
-SCORED_LOG_COLUMNS = (
-    TRANSACTION_ID,
-    CUSTOMER_ID,
-    TERMINAL_ID,
-    TX_DATETIME,
-    TX_AMOUNT,
-    *COORDINATE_COLUMNS,
-    "score",
-    "alert",
-    "model_version",
-)
-LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at")
-
-
-def read_service_log(directory: str | Path, redis_prefix: str = "fraudpipe") -> ServiceLog:
-    """The scored transactions and the labels of a service's journal directory, read-only: those of its
-    latest snapshot (still retained by the service) then every entry after it, in order of acceptance.
-    Ids in the contract's dtypes (int64 when every id is a canonical integer, else text).
-
-    Given a Redis URL instead (a service run with ``--store redis://...``, which keeps no journal), the
-    same frames from the shared state under ``redis_prefix`` (``redis_store.read_service_log``)."""
-    if isinstance(directory, str) and directory.startswith(("redis://", "rediss://", "unix://")):
-        from fraudpipe.serve.stores.redis import read_service_log as from_redis
-
-        return from_redis(directory, redis_prefix)
-    directory = Path(directory)
-    path = directory / JOURNAL_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: no service journal in {directory} (see `fraudpipe serve --journal-dir`)"
-        )
-    snapshot = latest_snapshot(directory)
-    after = snapshot[1] if snapshot else 0
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,)).fetchall()
-    finally:
-        db.close()
-    log = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
-    tx_rows, label_rows = log[log["kind"] == TRANSACTION], log[log["kind"] == LABEL]
-    scored = [tx_rows[list(SCORED_LOG_COLUMNS)].assign(**{TX_DATETIME: pd.to_datetime(tx_rows[TX_DATETIME])})]
-    labels = [label_rows[list(LABEL_LOG_COLUMNS)].assign(received_at=pd.to_datetime(label_rows["received_at"]))]
-    if snapshot:
-        kept = read_parquet(snapshot[0] / SCORED_FILE)
-        scored.insert(0, kept[list(SCORED_LOG_COLUMNS)])
-        known = kept[kept[TX_FRAUD].notna()]
-        labels.insert(
-            0,
-            pd.DataFrame(
-                {
-                    TRANSACTION_ID: known[TRANSACTION_ID],
-                    TX_FRAUD: known[TX_FRAUD],
-                    "received_at": pd.Series(pd.NaT, index=known.index, dtype=DATETIME_DTYPE),
-                }
-            ),
-        )
-    return ServiceLog(_typed(scored, SCORED_LOG_COLUMNS), _typed(labels, LABEL_LOG_COLUMNS))
-
-
-def _typed(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
-    """The parts one after the other, in the contract's dtypes."""
-    dtypes = {
-        TX_DATETIME: DATETIME_DTYPE,
-        "received_at": DATETIME_DTYPE,
-        TX_AMOUNT: np.float64,
-        "score": np.float64,
-        "alert": bool,
-        TX_FRAUD: np.int8,
-    } | dict.fromkeys(COORDINATE_COLUMNS, np.float64)
-    out = {}
-    for c in columns:
-        if c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):  # int64 or text: str() is the key either way
-            out[c] = id_array([str(v) for p in parts for v in p[c].tolist()])
-        elif c == "model_version":
-            out[c] = pd.array([str(v) for p in parts for v in p[c].tolist()], dtype="str")
-        else:
-            kind = dtypes[c]
-            out[c] = (
-                np.concatenate([np.asarray(p[c].to_numpy(), dtype=kind) for p in parts])
-                if parts
-                else np.array([], dtype=kind)
-            )
-    return pd.DataFrame(out)

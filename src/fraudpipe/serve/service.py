@@ -32,17 +32,11 @@ from fraudpipe.features.online import STATE_FILE, history_features
 from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.scoring.row import RowScorer
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.journal import Journal, latest_snapshot
+from fraudpipe.serve.journal import Journal
 from fraudpipe.serve.schema import LabelIn, TransactionIn
-from fraudpipe.serve.stores.memory import (
-    Conflict,
-    InProcessStore,
-    Scored,
-    StateStore,
-    StoreUnavailable,
-    Transaction,
-    epoch_second,
-)
+from fraudpipe.serve.stores.base import Conflict, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.memory import InProcessStore
+from fraudpipe.servicelog import latest_snapshot
 
 STORE_NAME = "in-process state store"
 _ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories

@@ -1,24 +1,13 @@
-"""The service's online state behind one small interface: get history, add transaction, add label.
+"""The default state store: ``online.OnlineState`` in this process, one worker.
 
-``StateStore`` is what the endpoints use, so that a shared store (Redis, for several workers or
-machines) can replace the in-process one without touching them. A store keeps, per customer and
-per terminal, the transactions of the last ``features.retention_days + late_days`` days as
-structures sorted by time (Redis: sorted sets), the labels by transaction_id, and the known result
-per scored transaction_id (for client retries). It does no feature math: ``get_history`` returns
-``online.History`` views and ``online.history_features`` computes the features, the same
-definitions training used, whichever store fetched them.
-
-``InProcessStore`` (the default) wraps ``online.OnlineState``: one process, one worker; its
-durability comes from the service's journal (``serve.journal``) and snapshots. ``RedisStore``
-(``serve.redis_store``) holds the same state in Redis, shared by several workers.
+Its durability comes from the service's journal (``serve.journal``) and snapshots: ``save`` writes
+the state and ``scored.parquet`` (every retained answer, ``servicelog.SCORED_COLUMNS``), ``load``
+restarts from them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,123 +25,10 @@ from fraudpipe.contract import (
     id_array,
 )
 from fraudpipe.errors import DataError
-from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.features.online import History, OnlineState
 from fraudpipe.io import read_parquet, write_parquet
-
-SCORED_FILE = "scored.parquet"
-#: scored.parquet: every retained transaction the service scored, with its answer.
-SCORED_COLUMNS = (
-    TRANSACTION_ID,
-    CUSTOMER_ID,
-    TERMINAL_ID,
-    TX_DATETIME,
-    TX_AMOUNT,
-    *COORDINATE_COLUMNS,
-    "score",
-    "alert",
-    "threshold",
-    "model_version",
-    TX_FRAUD,
-)
-
-
-_EPOCH, _SECOND = datetime(1970, 1, 1), timedelta(seconds=1)
-
-
-def epoch_second(when: datetime) -> int:
-    """Whole epoch seconds of a naive UTC datetime, as ``contract.epoch_seconds`` counts them."""
-    return (when - _EPOCH) // _SECOND
-
-
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """An accepted transaction: ids as keys (``contract.canonical_id``), the time naive UTC."""
-
-    transaction_id: str
-    customer_id: str
-    terminal_id: str
-    tx_datetime: datetime
-    t: int  # tx_datetime in whole epoch seconds, as the features count time
-    tx_amount: float
-    coordinates: tuple[float | None, float | None, float | None, float | None] = (None, None, None, None)
-
-
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """A transaction and the answer the service gave it (returned again to a retry)."""
-
-    transaction: Transaction
-    score: float
-    alert: bool
-    threshold: float
-    model_version: str
-
-
-class StoreUnavailable(DataError):
-    """A shared store could not be reached for a request (the service answers 503: retry later)."""
-
-
-class Conflict(Exception):
-    """Another worker changed the customer's or terminal's history between ``prepare`` and
-    ``add_transaction``: the features read are stale; prepare and score again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """Everything scoring one transaction reads from the store (``StateStore.prepare``)."""
-
-    scored: Scored | None  # the answer already given to its transaction_id (a retry), if any
-    known: bool  # its transaction_id is held (scored, or in the history the store started from)
-    earliest_exact: int | None  # ``StateStore.earliest_exact``
-    history: History  # ``StateStore.get_history`` at its time
-    version: Any = None  # a shared store: what the history was read at (``add_transaction`` checks it is still current)
-
-
-class StateStore(Protocol):
-    """The online state as the service uses it. Ids are keys, times epoch seconds."""
-
-    config: FeatureConfig
-
-    def get_history(self, customer_id: str, terminal_id: str, t: int) -> History:
-        """What the features of a transaction at ``t`` read: at least the customer's transactions in
-        (t - customer horizon, t] and the terminal's in (t - terminal horizon, t - delay], their frauds."""
-        ...
-
-    def prepare(self, tx: Transaction) -> Prepared:
-        """What scoring ``tx`` reads, at once (a shared store: one round trip)."""
-        ...
-
-    def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
-        """Add a scored transaction to the histories and remember its answer. A transaction_id already
-        held is not added again: the answer recorded for it is returned (a shared store: another worker
-        scored it first), or None when there is none. ``basis``: what its features were computed from;
-        a shared store raises ``Conflict`` when another worker changed that history since."""
-        ...
-
-    def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
-        """Set a transaction's label; False when the store does not hold the transaction."""
-        ...
-
-    def get_scored(self, transaction_id: str) -> Scored | None:
-        """The answer given to a transaction still held, for a retry; None if none was given."""
-        ...
-
-    def has_transaction(self, transaction_id: str) -> bool:
-        """Whether the transaction is held (scored here, or in the history the store started from)."""
-        ...
-
-    def earliest_exact(self) -> int | None:
-        """The earliest time a new transaction may have for its windows to be complete (None: any)."""
-        ...
-
-    def size(self) -> dict[str, int]:
-        """Counts for /metrics: transactions, customers, terminals held."""
-        ...
-
-    def save(self, directory: Path) -> None:
-        """Write a snapshot that ``load`` of the same kind of store restarts from."""
-        ...
+from fraudpipe.serve.stores.base import Prepared, Scored, Transaction
+from fraudpipe.servicelog import SCORED_COLUMNS, SCORED_FILE
 
 
 class InProcessStore:
@@ -200,6 +76,10 @@ class InProcessStore:
 
     def get_scored(self, transaction_id: str) -> Scored | None:
         return self._scored.get(transaction_id)
+
+    def answers(self) -> list[Scored]:
+        """Every answer still held (what a shared store is seeded with)."""
+        return list(self._scored.values())
 
     def has_transaction(self, transaction_id: str) -> bool:
         return self.state.knows(transaction_id)
