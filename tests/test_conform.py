@@ -241,10 +241,16 @@ def test_leading_zeros_make_another_card_and_the_column_text() -> None:
     assert out.nunique() == 4 and out.iloc[0] != out.iloc[1]  # "007" and "7" are two cards
 
 
-@pytest.mark.parametrize("value", ["5e3", "1.0", "+7", " 7", "-0", "0x1F", "1_000"])
+@pytest.mark.parametrize("value", ["5e3", "1.0", "+7", "-0", "0x1F", "1_000", "7 7"])
 def test_text_that_looks_numeric_is_never_parsed_as_a_number(value: str) -> None:
     out = ids_of(["1", value, "3", "4", "5"])
     assert str(out.dtype) == "str" and out.tolist() == ["1", value, "3", "4", "5"]
+
+
+def test_surrounding_whitespace_is_not_part_of_an_id() -> None:
+    out = ids_of(["1", " 7", "3\t", "4", "5"])
+    assert str(out.dtype) == "int64" and out.tolist() == [1, 7, 3, 4, 5]
+    assert ids_of(["card-1 ", "card-1", "a", "b", "c"]).nunique() == 4
 
 
 def test_canonical_integers_are_int64_and_give_back_their_text() -> None:

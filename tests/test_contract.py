@@ -18,6 +18,7 @@ from fraudpipe.contract import (
     feature_columns,
     id_array,
     id_codes,
+    strip_ids,
 )
 from fraudpipe.errors import DataError
 
@@ -85,3 +86,12 @@ def test_id_codes_group_equal_ids_and_order_text_by_code_point():
     for bad in (pd.Series([7, "7"], dtype=object), pd.Series([1.0]), pd.Series([True])):
         with pytest.raises(DataError, match="column 'c' has dtype .*: ids are int64 or str"):
             id_codes(bad, "c")
+
+
+def test_surrounding_whitespace_is_not_part_of_an_id():
+    assert canonical_id(" 123 ") == canonical_id(123) == "123"
+    assert canonical_id("\tcard-7 ") == "card-7"
+    ids, changed = strip_ids(pd.Series([" 1", "2", None, "3\n", "a b"], dtype="str"))
+    assert ids.tolist()[:2] == ["1", "2"] and ids.tolist()[3:] == ["3", "a b"] and changed == 2
+    untouched, none = strip_ids(pd.Series([1, 2], dtype="int64"))
+    assert untouched.tolist() == [1, 2] and none == 0

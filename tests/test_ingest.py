@@ -307,7 +307,26 @@ def test_clean_batch_is_kept_whole_in_contract_dtypes_and_order() -> None:
         "rows_quarantined": 0,
         "expectations_evaluated": 21,
         "expectations_failed": 0,
+        "ids_whitespace_stripped": 0,
     }
+
+
+def test_ids_with_stray_whitespace_are_the_same_cards_and_counted() -> None:
+    raw = csv_batch()
+    padded = raw.assign(CUSTOMER=[f" {v}" if i % 5 == 0 else v for i, v in enumerate(raw["CUSTOMER"])])
+    padded.loc[3, "TERMINAL"] = f"{raw.loc[3, 'TERMINAL']}\t"
+    plain, stripped = ingest_batch(raw, MAPPING, None, CONFIG), ingest_batch(padded, MAPPING, None, CONFIG)
+    assert stripped.kept.equals(plain.kept)  # the same int64 ids: one card, not two
+    assert stripped.kept["customer_id"].nunique() == plain.kept["customer_id"].nunique()
+    assert stripped.summary["ids_whitespace_stripped"] == len(range(0, N, 5)) + 1
+    assert stripped.summary["rows_quarantined"] == 0
+
+
+def test_text_ids_with_stray_whitespace_stay_one_key() -> None:
+    raw = csv_batch().assign(CUSTOMER=[f"card-{i % 7:03d}" + ("  " if i % 2 else "") for i in range(N)])
+    result = ingest_batch(raw, MAPPING, None, CONFIG)
+    assert result.kept["customer_id"].nunique() == 7
+    assert result.summary["ids_whitespace_stripped"] == N // 2
 
 
 def test_quarantine_keeps_what_parsed_in_nullable_columns() -> None:

@@ -79,3 +79,15 @@ def test_a_transaction_of_the_starting_history_is_not_scored_again(tmp_path):
         service.score(tx(w.test.iloc[0], tx_amount=2e5))
     assert info.value.status == 422 and info.value.field == "tx_amount" and "--max-amount" in info.value.message
     service.close()
+
+
+def test_an_id_with_stray_whitespace_is_the_same_card_as_in_training(tmp_path):
+    w = world()
+    row = w.test.iloc[0]
+    plain = Service.open(config(tmp_path / "a"))
+    padded = Service.open(config(tmp_path / "b"))
+    expected = plain.score(tx(row))[0].score
+    got = padded.score(tx(row, customer_id=f" {row.customer_id} ", terminal_id=f"{row.terminal_id}\t"))[0].score
+    plain.close()
+    padded.close()
+    assert got == expected  # the card's and terminal's histories were found, not started afresh

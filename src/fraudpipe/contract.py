@@ -61,11 +61,27 @@ def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarr
 
 def canonical_id(value: object) -> str:
     """The key of an identifier wherever it comes from: an integer and its canonical text are the
-    same key ("7" and 7), any other text is itself ("007", "5e3", "card-12"). Keyed state (online
-    features, the service) uses it, so an id sent as JSON text finds the history an int64 column built."""
+    same key ("7" and 7), any other text is itself ("007", "5e3", "card-12") without its surrounding
+    whitespace (``strip_ids``). Keyed state (online features, the service) uses it, so an id sent as
+    JSON text finds the history an int64 column built."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, str)):
         raise DataError(f"an identifier must be an integer or a string, got {value!r}")
-    return value if isinstance(value, str) else str(int(value))
+    return value.strip() if isinstance(value, str) else str(int(value))
+
+
+def strip_ids(values: pd.Series) -> tuple[pd.Series, int]:
+    """Surrounding whitespace is not part of an id: " 123" and "123" are one card (a padded export
+    column would otherwise split a card's history in two). Returns the ids stripped and how many
+    changed, which ingest reports. Values that are not text are left as they are."""
+    if isinstance(values.dtype, pd.StringDtype):
+        stripped = values.str.strip()
+    elif values.dtype == object:
+        stripped = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    else:
+        return values, 0
+    present = values.notna().to_numpy()
+    changed = present & (values.to_numpy(dtype=object) != stripped.to_numpy(dtype=object))
+    return stripped, int(changed.sum())
 
 
 def id_is_text(values: pd.Series, column: str) -> bool:

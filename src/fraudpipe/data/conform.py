@@ -43,6 +43,7 @@ from fraudpipe.contract import (
     TX_DATETIME,
     TX_FRAUD,
     id_array,
+    strip_ids,
 )
 
 #: Integers written as text (labels); anything else must be a number with an integral value.
@@ -93,6 +94,8 @@ class Conformed:
     frame: pd.DataFrame
     reasons: pd.Series
     counts: Mapping[str, int]
+    #: ids whose surrounding whitespace was removed (``contract.strip_ids``), summed over id columns
+    ids_stripped: int = 0
 
 
 def source_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
@@ -156,6 +159,7 @@ def to_contract(
     out: dict[str, pd.Series] = {}
     messages: dict[int, list[str]] = {}
     counts: dict[str, int] = {}
+    ids_stripped = 0
 
     def report(rows: np.ndarray, kind: str, message: Callable[[int], str]) -> None:
         for pos in np.flatnonzero(rows):
@@ -168,6 +172,9 @@ def to_contract(
             out[name] = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype="Int8")
             continue
         values = _blank_to_na(_plain(raw[source].reset_index(drop=True)))
+        if name in ID_COLUMNS:
+            values, stripped = strip_ids(values)
+            ids_stripped += stripped
         parsed = parsers[name](values)
         present = values.notna().to_numpy()
         if parsed is None or (present.any() and not parsed.notna().to_numpy()[present].any()):
@@ -188,7 +195,7 @@ def to_contract(
         report(bad, f"{name} is not {what[name]}", lambda pos: f"{name}: {_show(values.iat[pos])} is not {what[name]}")
         out[name] = parsed
     frame = pd.DataFrame(out, index=pd.RangeIndex(n))
-    return Conformed(frame, _reasons(n, messages), counts)
+    return Conformed(frame, _reasons(n, messages), counts, ids_stripped)
 
 
 def _with_coordinates(mapping: dict[str, str], raw: pd.DataFrame, columns: Mapping[str, str] | None) -> dict[str, str]:

@@ -77,6 +77,7 @@ def ingest_batch(
         "rows_quarantined": len(quarantined),
         "expectations_evaluated": outcome.expectations_evaluated,
         "expectations_failed": outcome.expectations_failed,
+        "ids_whitespace_stripped": conformed.ids_stripped,
     }
     return IngestResult(kept, quarantined, summary)
 
