@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fraudpipe.contract import KEY_COLUMNS, feature_columns
 from fraudpipe.errors import ConfigError, DataError
-from fraudpipe.features import definitions as features_module
+from fraudpipe.features import windows
 from fraudpipe.features.definitions import (
     EXTRAS,
     FeatureConfig,
@@ -286,7 +286,7 @@ def test_matches_naive_implementation(name: str, seed: int) -> None:
 @pytest.mark.parametrize("chunk", [1, 3, 64])
 def test_chunked_window_search_matches_naive(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     """Window starts are searched a chunk of rows at a time (4,096 on real data); small chunks put chunk edges everywhere."""
-    monkeypatch.setattr(features_module, "_SEARCH_CHUNK", chunk)
+    monkeypatch.setattr(windows, "_SEARCH_CHUNK", chunk)
     tx = make_transactions(2, days=45)
     customers, terminals = location_tables(tx, 2)
     got = build_features(tx, EXTENDED, customers, terminals)[feature_names(EXTENDED)]

@@ -10,7 +10,7 @@ its position in the input table, the key that joins the two sides back into the 
 The table is assembled on the client, column block by column block as the partitions arrive,
 since featurize writes it as the one Parquet file the later stages read (like the pandas engine).
 The distance feature needs each side's coordinates filled forward within its own key (see
-`features` "Locations"), so each side returns its coordinates and the client takes the distance.
+`features.inputs` "Locations"), so each side returns its coordinates and the client takes the distance.
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ from fraudpipe.features.definitions import (
     CUSTOMER_TERMINAL_DISTANCE,
     FeatureConfig,
     build_features,
-    check_transactions,
     distance,
     feature_names,
-    transaction_locations,
 )
+from fraudpipe.features.inputs import check_transactions, transaction_locations
 
 if TYPE_CHECKING:
     from distributed import Client
