@@ -71,7 +71,7 @@ def test_canonical_ids_is_canonical_id_of_each_value():
     ints = pd.Series([7, -3, 0, 2**63 - 1], dtype="int64")
     text = pd.Series(ODD, dtype="str")
     assert canonical_ids(ints, "c").tolist() == [canonical_id(v) for v in ints] == ["7", "-3", "0", str(2**63 - 1)]
-    assert canonical_ids(text, "c").tolist() == ODD
+    assert canonical_ids(text, "c").tolist() == [canonical_id(v) for v in ODD] == [v.strip() for v in ODD]
     assert id_array(canonical_ids(ints, "c")).tolist() == ints.tolist()  # the keys give back the column
 
 

@@ -114,7 +114,6 @@ _ODD_IDS = [
     "07",
     "5e3",
     "-0",
-    " 7",
     "1_000",
     "+7",
     "Kirlin, Sporer and Mann",

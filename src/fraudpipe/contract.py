@@ -112,7 +112,7 @@ def id_codes(values: pd.Series, column: str, *, ordered: bool = False) -> np.nda
 def canonical_ids(values: pd.Series, column: str) -> np.ndarray:
     """``canonical_id`` of every value of a column of ids, vectorised: an object array of str."""
     if id_is_text(values, column):
-        return values.to_numpy(dtype=object)
+        return values.str.strip().to_numpy(dtype=object)
     return pc.cast(pa.array(values.to_numpy(np.int64)), pa.string()).to_numpy(zero_copy_only=False)
 
 
