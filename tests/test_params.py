@@ -1,0 +1,108 @@
+"""fraudpipe.pipeline.params: one root model of params.yaml, one loader by dotted key; a mistake
+names the full key path and the value, and a stage reads only the keys it loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fraudpipe.config import compose, parse
+from fraudpipe.data.sources import CONFIGS
+from fraudpipe.errors import ConfigError
+from fraudpipe.metrics import EvaluateConfig, GateConfig
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.pipeline.params import GROUPS, VALUES, Params, load, read_params, value_at
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A directory with the committed params.yaml, as a stage's working directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    return tmp_path
+
+
+def _rewrite(workdir: Path, change) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    change(params)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_the_root_model_has_a_field_for_every_group_of_conf():
+    groups = {p.name for p in (ROOT / "conf").iterdir() if p.is_dir()}
+    assert set(GROUPS) == groups and set(Params.model_fields) == groups | set(VALUES)
+    params = parse(Params, compose(ROOT / "conf"), "")
+    assert type(params.data) is CONFIGS[params.data.source] and isinstance(params.model, ModelConfig)
+
+
+def test_load_gives_the_typed_object_of_a_group_or_a_key(workdir):
+    assert isinstance(load("model"), ModelConfig) and isinstance(load("evaluate"), EvaluateConfig)
+    assert type(load("data")) is CONFIGS["simulated"]
+    assert isinstance(load("evaluate.gate"), GateConfig) and load("evaluate.gate") == load("evaluate").gate
+    assert load("evaluate.card_precision_k") == 100 and load("seed") == 0
+
+
+def test_a_key_reads_only_itself_not_the_rest_of_its_group():
+    """backtest declares evaluate.card_precision_k and infer evaluate.gate, not the whole group."""
+    evaluate = {"card_precision_k": 7, "gate": "not read", "latency_rows": "not read"}
+    assert value_at({"evaluate": evaluate}, "evaluate.card_precision_k") == 7
+    gate = {"enforce": True, "minimums": {}}
+    assert value_at({"evaluate": {"gate": gate, "latency_rows": "not read"}}, "evaluate.gate").enforce is True
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "message"),
+    [
+        (lambda p: p["model"].update(max_depth=0), "model", "model.max_depth: must be >= 1, got 0"),
+        (lambda p: p["evaluate"].update(card_precision_k="7"), "evaluate.card_precision_k", "must be a whole number"),
+        (
+            lambda p: p["evaluate"]["gate"].update(enforce="yes"),
+            "evaluate.gate",
+            "evaluate.gate.enforce: must be true or false, got 'yes'",
+        ),
+        (
+            lambda p: p.update(data={"source": "excel"}),
+            "data",
+            "data.source: must be one of 'simulated', 'csv', 'parquet', 'sql', 'api', got 'excel'",
+        ),
+        (lambda p: p["data"].update(url="http://x"), "data", "data.url: unknown key (known keys: columns, simulator"),
+        (lambda p: p["data"]["simulator"].update(n_days=0), "data", "data.simulator.n_days: must be >= 1, got 0"),
+        (lambda p: p["evaluate"].pop("gate"), "evaluate.gate", "evaluate.gate: missing key; run `fraudpipe params`"),
+        (lambda p: p.pop("split"), "split", "params.yaml has no group 'split'; run `fraudpipe params`"),
+        (lambda p: p.update(evaluate=[1]), "evaluate.gate", "evaluate: must be a mapping, got [1]"),
+    ],
+)
+def test_a_mistake_names_the_full_key_path_and_the_value(workdir, change, key, message):
+    _rewrite(workdir, change)
+    with pytest.raises(ConfigError) as err:
+        load(key)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_tagged_union_error_inside_the_root_model_names_params_yaml_keys():
+    params = compose(ROOT / "conf", ["data=csv", "+data.url=http://x", "model.max_depth=0"])
+    with pytest.raises(ConfigError) as err:
+        parse(Params, params, "")
+    text = str(err.value)
+    assert "data.url: unknown key (known keys: columns, datetime_format, options, path, source)" in text
+    assert "model.max_depth: must be >= 1, got 0" in text and ".csv." not in text
+
+
+def test_a_key_the_root_model_does_not_have_is_a_bug(workdir):
+    with pytest.raises(KeyError, match=r"evaluate\.gates"):
+        load("evaluate.gates")
+    with pytest.raises(KeyError, match=r"data\.path"):  # inside the union: its keys depend on the kind
+        load("data.path")
+
+
+def test_without_a_params_file_the_message_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"params\.yaml not found .*fraudpipe params"):
+        load("model")
+    (tmp_path / "params.yaml").write_text("- a list\n")
+    with pytest.raises(ConfigError, match="not a mapping of config groups"):
+        read_params()
