@@ -1,26 +1,23 @@
 """Stage `backtest`: the configured model retrained and scored on the prequential folds (fold 0, the
 configured split, by the bundle `train` fitted on it when it is that fit)."""
 
-from pathlib import Path
-
 from fraudpipe.data.split import SplitConfig, read_folds
 from fraudpipe.evaluation.backtest import backtest
 from fraudpipe.io import write_json
-from fraudpipe.metrics import MetricConfig
-from fraudpipe.model import ModelConfig, load_bundle
-from fraudpipe.pipeline.stage import load_params, run
-
-FEATURES = Path("data/features/features.parquet")
-BUNDLE_DIR = Path("models/bundle")  # fold 0's fit, when its params and training data are this fold's
-BACKTEST = Path("reports/backtest.json")  # reproducible: byte-identical on rerun
+from fraudpipe.metrics import EvaluateConfig
+from fraudpipe.model import load_bundle
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.paths import BACKTEST, BUNDLE_DIR, FEATURES
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
 
 
 def main() -> None:
-    params = load_params("split", "model", "evaluate")
-    split_config = SplitConfig.parse(params["split"], "split")
-    model_config = ModelConfig.parse(params["model"], "model")
-    k = MetricConfig.of(params["evaluate"]).card_precision_k  # dvc.yaml declares evaluate.card_precision_k only
+    split_config = load("split", SplitConfig)
+    model_config = load("model", ModelConfig)
+    k = load("evaluate.card_precision_k", EvaluateConfig)  # dvc.yaml declares this key of evaluate only
     table, last_time = read_folds(FEATURES, split_config)  # the folds' weeks only
+    # The bundle is fold 0's fit, when its params and training data are this fold's.
     summary, _ = backtest(table, split_config, model_config, k, load_bundle(BUNDLE_DIR), last_time)
     write_json(summary, BACKTEST)
     print(

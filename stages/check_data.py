@@ -1,22 +1,28 @@
 """Stage `check_data`: the data-dependent settings against the preprocessed transactions, all
 problems in one line, before split, train, evaluate and backtest can fail on them one by one."""
 
-from pathlib import Path
-
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from fraudpipe.data.split import SplitConfig
+from fraudpipe.data.validate import ValidationConfig
 from fraudpipe.io import read_parquet, write_json
+from fraudpipe.metrics import EvaluateConfig
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.paths import CHECK_DATA, INTERIM
+from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.preflight import require_no_problems, settings_problems
-from fraudpipe.pipeline.stage import load_params, run
-
-INTERIM = Path("data/interim/transactions.parquet")
-PASSED = Path("reports/check/data.json")
+from fraudpipe.pipeline.stage import run
 
 
 def main() -> None:
-    params = load_params("split", "model", "evaluate", "validation")
+    configs = (
+        load("split", SplitConfig),
+        load("model", ModelConfig),
+        load("evaluate", EvaluateConfig),
+        load("validation", ValidationConfig),
+    )
     transactions = read_parquet(INTERIM, columns=[TX_DATETIME, CUSTOMER_ID, TX_FRAUD])  # all the checks read
-    require_no_problems(settings_problems(transactions, params), f"the settings for {INTERIM}")
-    write_json({"problems": 0}, PASSED)
+    require_no_problems(settings_problems(transactions, *configs), f"the settings for {INTERIM}")
+    write_json({"problems": 0}, CHECK_DATA)
     print(f"check_data: periods, folds, threshold days, CP@k budget and fraud-rate band all work on {INTERIM}")
 
 

@@ -1,7 +1,5 @@
 """Stage `evaluate`: score the test period, write metrics and plots, apply the quality gate."""
 
-from pathlib import Path
-
 from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
 from fraudpipe.data.split import SplitConfig, periods
 from fraudpipe.errors import GateFailed
@@ -20,44 +18,36 @@ from fraudpipe.features.online import OnlineState, history_since
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.pipeline.stage import load_params, run
+from fraudpipe.paths import BUNDLE_DIR, CUSTOMERS, FEATURES, INTERIM, LATENCY, METRICS, PLOTS_DIR, TERMINALS, TEST
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
-
-BUNDLE_DIR = Path("models/bundle")
-TEST = Path("data/split/test.parquet")
-FEATURES = Path("data/features/features.parquet")  # offline features: online/offline parity
-TRANSACTIONS = Path("data/interim/transactions.parquet")  # replayed through the online scoring path
-RAW = Path("data/raw")  # customer and terminal locations, when the source has them
-METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
-LATENCY = Path("reports/latency.json")  # wall-clock: changes on every run
-PLOTS = Path("reports/plots")
 
 
 def main() -> None:
-    params = load_params("evaluate", "split", "features")
-    config = EvaluateConfig.parse(params["evaluate"], "evaluate")
+    config = load("evaluate", EvaluateConfig)
     bundle = load_bundle(BUNDLE_DIR)
     test = read_parquet(TEST)
     scores = bundle.score(test)
     labels = test["tx_fraud"].to_numpy()
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
 
-    # Single transactions through the serving path: history before the test period, then the first
-    # `latency_rows` transactions of the test period replayed one by one (scored, then added).
-    # Only the rows the state keeps are read (its retention before the test period, then the test
-    # period on), and only the replayed rows' offline features.
-    features = FeatureConfig.parse(params["features"], "features")
-    times = read_parquet(TRANSACTIONS, columns=[TX_DATETIME])[TX_DATETIME]
-    test_start = periods(SplitConfig.parse(params["split"], "split"), times.max()).test_start
+    # Single transactions through the serving path: history (INTERIM) before the test period, then
+    # the first `latency_rows` transactions of the test period replayed one by one (scored, then
+    # added). Only the rows the state keeps are read (its retention before the test period, then the
+    # test period on), and only the replayed rows' offline features (FEATURES: online/offline parity).
+    features = load("features", FeatureConfig)
+    times = read_parquet(INTERIM, columns=[TX_DATETIME])[TX_DATETIME]
+    test_start = periods(load("split", SplitConfig), times.max()).test_start
     since = history_since(features, times, test_start)
     del times
-    transactions = read_parquet(TRANSACTIONS, filters=None if since is None else [(TX_DATETIME, ">=", since)])
+    transactions = read_parquet(INTERIM, filters=None if since is None else [(TX_DATETIME, ">=", since)])
     before = transactions[TX_DATETIME] < test_start
     state = OnlineState.from_history(
         transactions[before],
         features,
-        read_parquet_if_exists(RAW / "customers.parquet"),
-        read_parquet_if_exists(RAW / "terminals.parquet"),
+        read_parquet_if_exists(CUSTOMERS),
+        read_parquet_if_exists(TERMINALS),
     )
     scorer = OnlineScorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
     replayed_rows = transactions[~before].head(config.latency_rows)
@@ -79,15 +69,15 @@ def main() -> None:
 
     write_json(metrics, METRICS)
     write_json(latency, LATENCY)
-    write_json(roc_records(labels, scores), PLOTS / "roc.json")
-    write_json(precision_recall_records(labels, scores), PLOTS / "precision_recall.json")
-    write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS / "confusion.json")
+    write_json(roc_records(labels, scores), PLOTS_DIR / "roc.json")
+    write_json(precision_recall_records(labels, scores), PLOTS_DIR / "precision_recall.json")
+    write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS_DIR / "confusion.json")
     save_png(
         feature_importance_figure(bundle.feature_importance, f"Feature importance ({bundle.name})"),
-        PLOTS / "feature_importance.png",
+        PLOTS_DIR / "feature_importance.png",
     )
-    save_png(calibration_figure(labels, scores), PLOTS / "calibration.png")
-    save_png(score_distribution_figure(labels, scores, bundle.threshold), PLOTS / "score_distribution.png")
+    save_png(calibration_figure(labels, scores), PLOTS_DIR / "calibration.png")
+    save_png(score_distribution_figure(labels, scores, bundle.threshold), PLOTS_DIR / "score_distribution.png")
 
     k = config.card_precision_k
     print(

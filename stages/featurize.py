@@ -1,28 +1,23 @@
 """Stage `featurize`: clean transactions -> the feature table, and the online state the service loads."""
 
-from pathlib import Path
-
 from fraudpipe.engine import EngineConfig
 from fraudpipe.features.dask import featurize
 from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.features.online import OnlineState
 from fraudpipe.io import atomic_dir, read_parquet, read_parquet_if_exists, write_parquet
-from fraudpipe.pipeline.stage import load_config, run
+from fraudpipe.paths import CUSTOMERS, FEATURES, INTERIM, ONLINE_STATE, TERMINALS
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
 from fraudpipe.progress import bar
-
-INTERIM = Path("data/interim/transactions.parquet")
-RAW_DIR = Path("data/raw")  # customers/terminals locations, when the source has them
-FEATURES = Path("data/features/features.parquet")
-ONLINE_STATE = Path("data/features/online_state")
 
 
 def main() -> None:
-    config = load_config("features", FeatureConfig)
-    engine = load_config("engine", EngineConfig)
+    config = load("features", FeatureConfig)
+    engine = load("engine", EngineConfig)
     with bar(4, desc="featurize", unit="step") as steps:
         tx = read_parquet(INTERIM)
-        customers = read_parquet_if_exists(RAW_DIR / "customers.parquet")
-        terminals = read_parquet_if_exists(RAW_DIR / "terminals.parquet")
+        customers = read_parquet_if_exists(CUSTOMERS)
+        terminals = read_parquet_if_exists(TERMINALS)
         steps.update()
         table = featurize(engine, tx, config, customers, terminals)
         steps.update()

@@ -1,36 +1,22 @@
 """Stage `infer`: score the live period with the model bundle (batch), after the gate and feature checks."""
 
 import sys
-from pathlib import Path
 
 from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, write_json, write_parquet
+from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model import load_bundle
-from fraudpipe.pipeline.stage import load_params, run
-from fraudpipe.scoring.batch import (
-    check_features,
-    check_gate,
-    gate_config,
-    read_gate_passed,
-    score_live,
-    summary,
-    throughput,
-)
-
-BUNDLE_DIR = Path("models/bundle")
-LIVE = Path("data/split/live.parquet")
-METRICS = Path("reports/metrics.json")  # the quality gate's verdict (gate_passed), from evaluate
-PREDICTIONS = Path("data/predictions/live.parquet")
-SUMMARY = Path("reports/infer/summary.json")  # reproducible: byte-identical on rerun
-THROUGHPUT = Path("reports/infer/throughput.json")  # wall-clock: changes on every run
+from fraudpipe.paths import BUNDLE_DIR, INFER_SUMMARY, INFER_THROUGHPUT, LIVE, METRICS, PREDICTIONS
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
+from fraudpipe.scoring.batch import check_features, check_gate, read_gate_passed, score_live, summary, throughput
 
 
 def main() -> None:
-    params = load_params("features", "evaluate")  # dvc.yaml declares evaluate.gate only
-    gate = gate_config(params["evaluate"])
-    features = FeatureConfig.parse(params["features"], "features")
+    gate = load("evaluate.gate", EvaluateConfig)  # dvc.yaml declares this key of evaluate only
+    features = load("features", FeatureConfig)
     bundle = load_bundle(BUNDLE_DIR)
-    passed = read_gate_passed(METRICS)
+    passed = read_gate_passed(METRICS)  # the quality gate's verdict, from evaluate
     warning = check_gate(passed, gate, METRICS)
     check_features(bundle, features, BUNDLE_DIR)
     if warning:
@@ -40,8 +26,8 @@ def main() -> None:
     figures = summary(scored.predictions, bundle.threshold, passed)
     speed = throughput(scored)
     write_parquet(scored.predictions, PREDICTIONS)
-    write_json(figures, SUMMARY)
-    write_json(speed, THROUGHPUT)
+    write_json(figures, INFER_SUMMARY)
+    write_json(speed, INFER_THROUGHPUT)
     rate = "n/a" if not figures["rows_scored"] else f"{figures['alert_rate']:.2%}"
     print(
         f"infer: {bundle.version} scored {figures['rows_scored']:,} live rows: {figures['alerts']:,} alerts ({rate}) "

@@ -14,20 +14,28 @@ from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
-from fraudpipe.pipeline.stage import load_params, run
+from fraudpipe.paths import (
+    BUNDLE_DIR,
+    CUSTOMERS,
+    DRIFT,
+    INTERIM,
+    LIVE,
+    METRICS,
+    MONITOR_FEATURES,
+    MONITOR_REPORT,
+    PREDICTIONS,
+    TERMINALS,
+    TRAIN,
+)
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.batch import check_features
 from fraudpipe.servicelog import read_service_log
 
-BUNDLE_DIR = Path("models/bundle")
-REFERENCE = Path("data/split/train.parquet")  # the training period: features, and the model's scores on them
-LIVE = Path("data/split/live.parquet")  # the current window's transactions, labels and features
-PREDICTIONS = Path("data/predictions/live.parquet")  # infer's scores and alerts of those rows
-HISTORY = Path("data/interim/transactions.parquet")  # the history the service's features start from
-TEST_METRICS = Path("reports/metrics.json")  # the test period's figures, the performance baseline
-RAW = Path("data/raw")  # customer and terminal locations (regions, distances), when the source has them
-DRIFT = Path("reports/monitoring/drift.json")  # the flat metrics, byte-identical on rerun
-FEATURES = Path("reports/monitoring/features.json")  # the per-feature table
-REPORT = Path("reports/monitoring/report.html")
+# The reference is the training period (TRAIN: features, and the model's scores on them); the
+# current window is LIVE with infer's PREDICTIONS, or the service's log on top of the INTERIM
+# history; METRICS (the test period's figures) is the performance baseline; CUSTOMERS and
+# TERMINALS give regions and distances, when the source has them.
 
 
 def current_window(config: MonitorConfig, features: FeatureConfig, version: str) -> Window:
@@ -36,23 +44,22 @@ def current_window(config: MonitorConfig, features: FeatureConfig, version: str)
     journal = Path(config.journal_dir)
     return service_log_window(
         read_service_log(journal),
-        read_parquet(HISTORY),
+        read_parquet(INTERIM),
         features,
         version,
-        read_parquet_if_exists(RAW / "customers.parquet"),
-        read_parquet_if_exists(RAW / "terminals.parquet"),
+        read_parquet_if_exists(CUSTOMERS),
+        read_parquet_if_exists(TERMINALS),
         source=f"the service log in {journal} (monitor.journal_dir)",
     )
 
 
 def main() -> None:
-    params = load_params("monitor", "split", "features")
-    config = MonitorConfig.parse(params["monitor"], "monitor")
-    split = SplitConfig.parse(params["split"], "split")
-    features = FeatureConfig.parse(params["features"], "features")
+    config = load("monitor", MonitorConfig)
+    split = load("split", SplitConfig)
+    features = load("features", FeatureConfig)
     bundle = load_bundle(BUNDLE_DIR)
     check_features(bundle, features, BUNDLE_DIR)
-    reference = read_parquet(REFERENCE)
+    reference = read_parquet(TRAIN)
     window = current_window(config, features, bundle.version)
 
     result = monitor(
@@ -63,20 +70,23 @@ def main() -> None:
         window.alerts,
         features=bundle.features,
         threshold=bundle.threshold,
-        test_metrics=read_metrics(TEST_METRICS),
+        test_metrics=read_metrics(METRICS),
         delay_days=split.delay_days,
         remove_known=split.remove_known_compromised,
         config=config,
-        customers=read_parquet_if_exists(RAW / "customers.parquet"),
+        customers=read_parquet_if_exists(CUSTOMERS),
         model_version=bundle.version,
     )
     write_json(result.metrics, DRIFT)
-    write_json(feature_records(result), FEATURES)
-    write_text(render(result, window.description), REPORT)
-    print(f"monitor: {len(reference):,} reference rows against {window.description} -> {REPORT}\n  {result.summary}")
+    write_json(feature_records(result), MONITOR_FEATURES)
+    write_text(render(result, window.description), MONITOR_REPORT)
+    print(
+        f"monitor: {len(reference):,} reference rows against {window.description} -> {MONITOR_REPORT}\n"
+        f"  {result.summary}"
+    )
     if result.metrics["alert"] and config.fail_on_alert:
         raise MonitoringAlert(
-            f"{result.summary} (see {REPORT}; monitor.fail_on_alert is true: set it to false to "
+            f"{result.summary} (see {MONITOR_REPORT}; monitor.fail_on_alert is true: set it to false to "
             "record alerts without failing)"
         )
 

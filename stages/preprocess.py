@@ -1,30 +1,23 @@
 """Stage `preprocess`: ingest's transactions -> missing-value policy applied, time-ordered, outliers flagged."""
 
-from pathlib import Path
-
 from fraudpipe.data.preprocess import PreprocessConfig, preprocess
 from fraudpipe.io import read_parquet, write_json, write_parquet
-from fraudpipe.pipeline.stage import load_config, run
-
-RAW = Path("data/raw/transactions.parquet")
-INTERIM = Path("data/interim/transactions.parquet")
-OUTLIERS = Path("data/interim/amount_outliers.parquet")
-QUARANTINE = Path("data/quarantine/preprocess.parquet")
-SUMMARY = Path("reports/preprocess/summary.json")
+from fraudpipe.paths import AMOUNT_OUTLIERS, INTERIM, PREPROCESS_QUARANTINE, PREPROCESS_SUMMARY, RAW_TRANSACTIONS
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
 
 
 def main() -> None:
-    config = load_config("preprocess", PreprocessConfig)
-    result = preprocess(read_parquet(RAW), config)
+    result = preprocess(read_parquet(RAW_TRANSACTIONS), load("preprocess", PreprocessConfig))
     write_parquet(result.clean, INTERIM)
-    write_parquet(result.amount_outliers, OUTLIERS)
-    write_parquet(result.quarantined, QUARANTINE)
-    write_json(result.summary, SUMMARY)
+    write_parquet(result.amount_outliers, AMOUNT_OUTLIERS)
+    write_parquet(result.quarantined, PREPROCESS_QUARANTINE)
+    write_json(result.summary, PREPROCESS_SUMMARY)
     s = result.summary
     print(
         f"preprocess: {s['rows_in']:,} rows in, {s['rows_out']:,} kept, {s['rows_quarantined']:,} quarantined "
-        f"({QUARANTINE}), {s['values_filled']:,} values filled, {s['amount_outliers_flagged']:,} amount outliers "
-        f"flagged ({OUTLIERS})"
+        f"({PREPROCESS_QUARANTINE}), {s['values_filled']:,} values filled, {s['amount_outliers_flagged']:,} amount "
+        f"outliers flagged ({AMOUNT_OUTLIERS})"
     )
 
 

@@ -1,29 +1,28 @@
 """Stage `train`: fit the configured model on the training period and save the model bundle."""
 
-from pathlib import Path
-
 from dvclive import Live
 
 from fraudpipe.engine import EngineConfig
 from fraudpipe.io import atomic_dir, read_parquet
-from fraudpipe.model import ModelConfig, save_bundle, training_summary
-from fraudpipe.model.estimators.xgboost_dask import check_model, train_on_engine
-from fraudpipe.pipeline.stage import load_config, run
-
-TRAIN = Path("data/split/train.parquet")
-BUNDLE_DIR = Path("models/bundle")
-LIVE_DIR = Path("reports/train")  # dvclive: metrics.json and plots/metrics/*.tsv (no timestamps)
+from fraudpipe.model import save_bundle, training_summary
+from fraudpipe.model.config import ModelConfig
+from fraudpipe.model.engines import check_model
+from fraudpipe.model.estimators.xgboost_dask import train_on_engine
+from fraudpipe.paths import BUNDLE_DIR, TRAIN, TRAIN_REPORTS
+from fraudpipe.pipeline.loader import load
+from fraudpipe.pipeline.stage import run
 
 
 def main() -> None:
-    config = load_config("model", ModelConfig)
-    engine = load_config("engine", EngineConfig)
+    config = load("model", ModelConfig)
+    engine = load("engine", EngineConfig)
     check_model(engine, config)  # before reading data or starting a cluster
     train = read_parquet(TRAIN)
-    # dvclive rewrites its files at every step: it writes into a hidden temporary directory
-    # (.train.<random>.tmp, git-ignored) that replaces reports/train only when training has ended,
-    # so a killed run leaves the previous metrics and plots, never step 18 of 49.
-    with atomic_dir(LIVE_DIR) as live_dir, Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+    # dvclive rewrites its files (metrics.json, plots/metrics/*.tsv, no timestamps) at every step: it
+    # writes into a hidden temporary directory (.train.<random>.tmp, git-ignored) that replaces
+    # reports/train only when training has ended, so a killed run leaves the previous metrics and
+    # plots, never step 18 of 49.
+    with atomic_dir(TRAIN_REPORTS) as live_dir, Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
         bundle = train_on_engine(engine, train, config, live=live)
         for key, value in training_summary(bundle).items():
             live.log_metric(key, value, plot=False)

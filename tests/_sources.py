@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from fraudpipe.data.sources import SourceConfig
+from fraudpipe.config import parse
+from fraudpipe.data.sources import DataConfig, SourceConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,4 +20,4 @@ def data_conf(kind: str, **changes: Any) -> dict[str, Any]:
 
 def data_config(kind: str, **changes: Any) -> SourceConfig:
     """conf/data/<kind>.yaml with ``changes``, parsed into its model."""
-    return SourceConfig.parse(data_conf(kind, **changes), "data")
+    return parse(DataConfig, data_conf(kind, **changes), "data")

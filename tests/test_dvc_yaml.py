@@ -2,7 +2,8 @@
 
 DVC reruns a stage only when a declared dependency changes, so a `fraudpipe` module that a stage
 imports but does not list would leave its outputs stale without any error. The imports are read
-from the code (transitively, function-level imports included), not from a list kept by hand.
+from the code (transitively, function-level imports included), not from a list kept by hand; the
+paths are the `fraudpipe.paths` constants each stage script imports.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fraudpipe import paths
 from helpers.imports import ROOT, library_files
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -20,6 +22,12 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 CONFIGURED_INPUTS = ("data/external",)
 #: Outputs of the check stages: a stage depends on them to run after a check passed, and never reads them.
 GATES = ("reports/check/",)
+#: Every constant of `fraudpipe.paths`, by name.
+PATHS = {name: value.as_posix() for name, value in vars(paths).items() if isinstance(value, Path)}
+#: Paths no stage declares: the parameters (dvc.yaml's ``params:``), conf/ (composed into them) and
+#: the service's journal (monitor declares it through ``${monitor.journal_dir}``).
+NOT_STAGE_PATHS = ("PARAMS", "CONF_DIR", "JOURNAL_DIR")
+DATA_PREFIXES = ("data/", "models/", "reports/")
 
 
 def _entries(stage: dict, *keys: str) -> list[str]:
@@ -41,15 +49,29 @@ def _script(name: str) -> Path:
 
 
 def _named_paths(script: Path) -> set[str]:
-    """Path literals of a stage script (its data, model and report locations)."""
+    """The `fraudpipe.paths` constants a stage script imports (its data, model and report locations)."""
     tree = ast.parse(script.read_text())
-    return {
-        node.value.rstrip("/")
+    names = {
+        alias.name
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and node.value.startswith(("data/", "models/", "reports/"))
+        if isinstance(node, ast.ImportFrom) and node.module == "fraudpipe.paths"
+        for alias in node.names
     }
+    return {PATHS[name] for name in names if name not in NOT_STAGE_PATHS}
+
+
+def _path_literals(script: Path) -> list[str]:
+    tree = ast.parse(script.read_text())
+    return sorted(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(DATA_PREFIXES)
+    )
+
+
+def _inside(path: Path, declared: list[str]) -> bool:
+    """``path`` is a declared path, lies in a declared directory, or is a directory holding one."""
+    return _covered(path, declared) or any(path in Path(d).parents for d in declared)
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -76,26 +98,47 @@ def test_no_declared_library_dependency_is_unused(stage):
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_a_stage_script_and_dvc_yaml_agree_on_every_path(stage):
     spec = STAGES[stage]
-    named = _named_paths(_script(stage))
+    named = sorted(_named_paths(_script(stage)))
     declared = _entries(spec, "deps", "outs", "metrics", "plots")
-    # A named directory is fine when dvc.yaml declares the files the script writes into it.
-    undeclared = sorted(
-        p for p in named if not _covered(Path(p), declared) and not any(Path(p) in Path(d).parents for d in declared)
-    )
+    # A named directory is fine when dvc.yaml declares the files the script writes into it, and a
+    # declared directory when the script reads files in it (data/raw's location tables).
+    undeclared = [p for p in named if not _inside(Path(p), declared)]
     assert not undeclared, f"stage {stage!r}: the script names {undeclared}, which dvc.yaml does not declare"
-    data = [
-        d
-        for d in declared
-        if d.startswith(("data/", "models/", "reports/")) and not d.startswith(CONFIGURED_INPUTS + GATES)
-    ]
-    unnamed = sorted(d for d in data if not _covered(Path(d), sorted(named)))
+    data = [d for d in declared if d.startswith(DATA_PREFIXES) and not d.startswith(CONFIGURED_INPUTS + GATES)]
+    unnamed = sorted(d for d in data if not _inside(Path(d), named))
     assert not unnamed, f"stage {stage!r}: dvc.yaml declares {unnamed}, which the script never names"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_stage_script_names_its_paths_through_fraudpipe_paths(stage):
+    literals = _path_literals(_script(stage))
+    assert not literals, f"stage {stage!r} spells out {literals}: use the constants of fraudpipe.paths"
+
+
+def test_every_path_dvc_yaml_declares_is_a_constant_of_fraudpipe_paths():
+    declared = {d for spec in STAGES.values() for d in _entries(spec, "deps", "outs", "metrics", "plots")}
+    known = sorted(PATHS.values())
+    unknown = sorted(d for d in declared if d.startswith(DATA_PREFIXES) and not _covered(Path(d), known))
+    assert not unknown, f"dvc.yaml declares {unknown}, which fraudpipe.paths does not name"
+
+
+def test_every_constant_of_fraudpipe_paths_is_declared_by_a_stage():
+    declared = [d for spec in STAGES.values() for d in _entries(spec, "deps", "outs", "metrics", "plots")]
+    stray = sorted(name for name, p in PATHS.items() if name not in NOT_STAGE_PATHS and not _inside(Path(p), declared))
+    assert not stray, f"fraudpipe.paths names {stray}, which no stage of dvc.yaml declares"
 
 
 def test_the_import_reader_sees_function_level_imports():
     files = library_files(ROOT / "stages" / "ingest.py")
     assert Path("src/fraudpipe/data/simulate.py") in files  # imported inside SimulatedSource only
     assert Path("src/fraudpipe/errors.py") in files
+
+
+def test_the_configuration_check_does_not_depend_on_the_dask_fit():
+    """check_config asks `model.engines` what the Dask engine can train, not the fit itself."""
+    files = library_files(ROOT / "stages" / "check_config.py")
+    assert Path("src/fraudpipe/model/engines.py") in files
+    assert Path("src/fraudpipe/model/estimators/xgboost_dask.py") not in files
 
 
 def test_the_checks_run_before_the_stages_they_protect():

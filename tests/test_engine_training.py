@@ -19,7 +19,8 @@ from fraudpipe.errors import ConfigError
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.metrics import average_precision
 from fraudpipe.model import load_bundle, save_bundle
-from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost, check_model, model_problems, train_on_engine
+from fraudpipe.model.engines import DASK_TREE_METHODS, check_model, model_problems
+from fraudpipe.model.estimators.xgboost_dask import DASK_SPECS, DaskXGBoost, train_on_engine
 from fraudpipe.pipeline.preflight import config_problems
 
 #: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
@@ -42,6 +43,11 @@ def test_the_dask_engine_refuses_what_xgboost_dask_cannot_train_naming_both_grou
     ):
         check_model(dask, model_config())  # the default model: exact trees need all rows in one process
     check_model(pandas, model_config())
+
+
+def test_the_configuration_check_knows_every_dask_fit():
+    """`model.engines` names what the Dask engine trains without importing the fit: the two lists agree."""
+    assert set(DASK_TREE_METHODS) == set(DASK_SPECS)
 
 
 def test_check_config_finds_the_engine_model_rule_with_the_other_groups():

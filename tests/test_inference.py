@@ -17,18 +17,17 @@ from test_stages_model import _only_declared
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.data.split import SplitConfig, time_split
-from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed
+from fraudpipe.errors import BundleError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.features.online import OnlineState
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_parquet
-from fraudpipe.metrics import threshold_metrics
+from fraudpipe.metrics import GateConfig, threshold_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.scoring.batch import (
     PREDICTION_COLUMNS,
     alerts,
     check_features,
     check_gate,
-    gate_config,
     predictions,
     read_gate_passed,
     summary,
@@ -299,16 +298,12 @@ def test_the_gate_verdict_and_its_config(tmp_path):
     metrics.write_text('{"gate_passed": 0}')
     assert read_gate_passed(metrics) is False
 
-    enforced = gate_config({"gate": {"enforce": True, "minimums": {}}, "latency_rows": "anything: not read"})
-    relaxed = gate_config({"gate": {"enforce": False, "minimums": {}}})
+    enforced = GateConfig.parse({"enforce": True, "minimums": {}}, "evaluate.gate")
+    relaxed = GateConfig.parse({"enforce": False, "minimums": {}}, "evaluate.gate")
     assert check_gate(True, enforced, metrics) is None and check_gate(True, relaxed, metrics) is None
     with pytest.raises(GateFailed, match="evaluate.gate.enforce is true"):
         check_gate(False, enforced, metrics)
     assert "scoring anyway" in check_gate(False, relaxed, metrics)
-    with pytest.raises(ConfigError, match="evaluate.gate: missing key"):
-        gate_config({"card_precision_k": 100})
-    with pytest.raises(ConfigError, match="evaluate.gate.enforce: must be true or false, got 'yes'"):
-        gate_config({"gate": {"enforce": "yes", "minimums": {}}})
 
 
 def test_the_summary_of_a_batch():

@@ -15,7 +15,6 @@ from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError
 from fraudpipe.metrics import (
     EvaluateConfig,
-    MetricConfig,
     aggregate_folds,
     average_precision,
     batch_throughput,
@@ -256,14 +255,6 @@ def test_gate_may_name_any_test_metric_including_card_precision_whatever_its_k()
         card_precision_k=50, gate={"enforce": False, "minimums": {"card_precision_at_k": 0.2, "n_frauds": 10}}
     )
     assert config.gate.minimums == {"card_precision_at_k": 0.2, "n_frauds": 10.0}
-
-
-def test_metric_config_reads_only_its_keys_of_the_evaluate_group():
-    assert (
-        MetricConfig.of({"card_precision_k": 7, "gate": "not read", "latency_rows": "not read"}).card_precision_k == 7
-    )
-    with pytest.raises(ConfigError, match=r"^evaluate\.card_precision_k: missing key$"):
-        MetricConfig.of({"latency_rows": 3})
 
 
 def test_batch_throughput_scores_the_whole_batch_per_call():

@@ -10,12 +10,19 @@ import pytest
 from _kaggle import kaggle_frame
 from test_dataset import contract_frame
 
-from fraudpipe.config import compose
+from fraudpipe.config import compose, parse
 from fraudpipe.errors import ConfigError
 from fraudpipe.pipeline.onboarding import derive_settings
-from fraudpipe.pipeline.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
+from fraudpipe.pipeline.params import GROUPS, VALUES, Params
+from fraudpipe.pipeline.preflight import config_problems, require_no_problems, settings_problems
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def settings(table, params: dict) -> list[str]:
+    """`settings_problems` with the groups check_data loads, parsed from a composed params mapping."""
+    p = parse(Params, params, "")
+    return settings_problems(table, p.split, p.model, p.evaluate, p.validation)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +65,12 @@ def test_check_settings_lists_every_problem_at_once_with_its_key(kaggle):
             "validation.max_fraud_rate=0.001",
         ],
     )
-    problems = settings_problems(table, params)
+    problems = settings(table, params)
     text = " | ".join(problems)
     assert "split.train_days" in text and "evaluate.card_precision_k" in text and "validation.max_fraud_rate" in text
     assert len(problems) == 3, problems
     good = compose(CONF, ["split=relative"] + [f"{d.key}={d.value}" for d in derive_settings(table)[0]])
-    assert settings_problems(table, good) == []
+    assert settings(table, good) == []
 
 
 def test_a_period_without_fraud_names_the_key_that_widens_it(kaggle):
@@ -81,7 +88,7 @@ def test_a_period_without_fraud_names_the_key_that_widens_it(kaggle):
             "validation.min_fraud_rate=0",
         ],
     )
-    text = " | ".join(settings_problems(table, params))
+    text = " | ".join(settings(table, params))
     assert "the test period" in text and "holds no fraud; raise split.test_days" in text
 
 

@@ -221,6 +221,9 @@ def test_api_key(tmp_path):
         assert server.score(payload).status_code == 401
         wrong = server.client.post("/v1/score", json=payload, headers={"X-API-Key": "s3cret-not"})
         assert wrong.status_code == 401 and "X-API-Key" in wrong.json()["detail"]
+        assert wrong.headers["WWW-Authenticate"] == "ApiKey" and wrong.json()["errors"] == []
+        schemes = server.client.get("/openapi.json").json()["components"]["securitySchemes"]
+        assert [(s["type"], s["in"], s["name"]) for s in schemes.values()] == [("apiKey", "header", "X-API-Key")]
         assert server.client.post("/v1/score", json=payload, headers={"X-API-Key": "s3cret"}).status_code == 200
         assert server.client.post("/v1/labels", json={"transaction_id": 1, "tx_fraud": 1}).status_code == 401
         assert server.client.post("/v1/admin/snapshot").status_code == 401

@@ -10,7 +10,8 @@ import time
 import pytest
 from _sources import data_conf, data_config
 
-from fraudpipe.data.sources import ApiConfig, SourceConfig, SourceError, make_source, redact_url
+from fraudpipe.config import parse
+from fraudpipe.data.sources import ApiConfig, DataConfig, SourceError, make_source, redact_url
 from fraudpipe.errors import ConfigError
 
 RECORDS = [
@@ -153,7 +154,7 @@ def test_bad_input_api_records_that_are_not_objects(http_server):
 
 
 def test_the_conf_option_parses_into_its_model():
-    config = SourceConfig.parse(data_conf("api"), "data")
+    config = parse(DataConfig, data_conf("api"), "data")
     assert isinstance(config, ApiConfig) and config.to_dict() == data_conf("api")
     assert config.datetime_format is None and config.max_retries == 4
 

@@ -1,4 +1,4 @@
-"""The `data` group: `SourceConfig.parse` picks the model of the source's kind; the columns mapping."""
+"""The `data` group: its tagged union picks the model of the source's kind; the columns mapping."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from _sources import data_config
 
-from fraudpipe.config import compose
-from fraudpipe.data.sources import CONFIGS, SourceConfig
+from fraudpipe.config import compose, parse
+from fraudpipe.data.sources import CONFIGS, DataConfig
 from fraudpipe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def test_every_kind_has_a_conf_option_and_a_model():
 @pytest.mark.parametrize("option", OPTIONS)
 def test_each_conf_option_parses_into_the_model_of_its_kind(option):
     data = composed(option)
-    config = SourceConfig.parse(data, "data")
+    config = parse(DataConfig, data, "data")
     assert type(config) is CONFIGS[data["source"]] and config.source == data["source"]
     assert config.to_dict() == data
 
@@ -42,7 +42,7 @@ def test_each_conf_option_parses_into_the_model_of_its_kind(option):
 )
 def test_the_kind_of_source_is_checked_first(data, message):
     with pytest.raises(ConfigError) as err:
-        SourceConfig.parse(data, "data")
+        parse(DataConfig, data, "data")
     assert str(err.value) == message
 
 

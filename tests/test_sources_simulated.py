@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from _sources import data_conf
 
+from fraudpipe.config import parse
 from fraudpipe.contract import TRANSACTION_COLUMNS
-from fraudpipe.data.sources import SimulatedConfig, SimulatedSource, SourceConfig, ingest_source, make_source
+from fraudpipe.data.sources import DataConfig, SimulatedConfig, SimulatedSource, ingest_source, make_source
 from fraudpipe.errors import ConfigError
 
 
@@ -18,7 +19,7 @@ def small_conf() -> dict:
 
 @pytest.fixture(scope="module")
 def small_cfg() -> SimulatedConfig:
-    config = SourceConfig.parse(small_conf(), "data")
+    config = parse(DataConfig, small_conf(), "data")
     assert isinstance(config, SimulatedConfig)
     return config
 
@@ -47,7 +48,7 @@ def test_side_tables_come_from_the_same_simulation(small_cfg, monkeypatch):
 
 
 def test_the_conf_option_round_trips(small_cfg):
-    assert SourceConfig.parse(data_conf("simulated"), "data").to_dict() == data_conf("simulated")
+    assert parse(DataConfig, data_conf("simulated"), "data").to_dict() == data_conf("simulated")
     assert small_cfg.datetime_format is None and small_cfg.columns == {}
 
 
@@ -71,5 +72,5 @@ def test_a_bad_simulator_config_names_the_full_key_and_the_value(change, message
     conf = small_conf()
     change(conf)
     with pytest.raises(ConfigError) as err:
-        SourceConfig.parse(conf, "data")
+        parse(DataConfig, conf, "data")
     assert message in str(err.value)

@@ -8,10 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed, PipelineError, SourceError
-from fraudpipe.pipeline.stage import load_params
 
 
 def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
@@ -63,20 +61,6 @@ def test_every_error_of_the_family_is_a_pipeline_error():
     for cls in (ConfigError, DataError, BundleError, GateFailed, SourceError):
         assert issubclass(cls, PipelineError)
     assert not issubclass(ValueError, PipelineError)
-
-
-def test_load_params_names_the_missing_group(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"model": {"a": 1}}))
-    assert load_params("model") == {"model": {"a": 1}}
-    with pytest.raises(ConfigError, match=r"params.yaml has no group 'split'.*fraudpipe params"):
-        load_params("model", "split")
-
-
-def test_load_params_without_a_params_file_says_how_to_make_one(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="fraudpipe params"):
-        load_params("model")
 
 
 def test_with_FRAUDPIPE_PROFILE_a_stage_that_ends_well_records_its_time_and_peak_memory(tmp_path):

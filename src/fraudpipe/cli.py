@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
+
+from fraudpipe.paths import BUNDLE_DIR, CONF_DIR, INTERIM, JOURNAL_DIR, ONLINE_STATE, PARAMS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bring your own transaction data.")
@@ -65,11 +66,12 @@ def data_add(
 
 
 def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_format: str | None) -> None:
-    from fraudpipe.data.sources import SourceConfig, make_source
+    from fraudpipe.config import parse
+    from fraudpipe.data.sources import DataConfig, make_source
     from fraudpipe.pipeline import onboarding as dataset
 
     config = dataset.source_config(Path(file), {}, datetime_format, options)
-    raw = make_source(SourceConfig.parse(config, "data")).read()
+    raw = make_source(parse(DataConfig, config, "data")).read()
     profiles = dataset.profile_columns(raw)
     typer.echo(f"{file}: {len(raw):,} rows, {len(profiles)} columns")
     for p in profiles:
@@ -91,8 +93,8 @@ def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_form
 @app.command()
 def params(
     overrides: Annotated[list[str] | None, typer.Argument(help="Hydra overrides, e.g. model.max_depth=4")] = None,
-    config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = Path("conf"),
-    output: Annotated[Path, typer.Option(help="file to write")] = Path("params.yaml"),
+    config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = CONF_DIR,
+    output: Annotated[Path, typer.Option(help="file to write")] = PARAMS,
 ) -> None:
     """Recompose params.yaml from conf/ exactly as `dvc exp run` would (run after editing conf/)."""
     from fraudpipe.config import write_params
@@ -103,10 +105,8 @@ def params(
 
 @app.command()
 def check(
-    params_file: Annotated[Path, typer.Option("--params", help="the composed parameters")] = Path("params.yaml"),
-    transactions: Annotated[Path, typer.Option(help="the preprocessed transactions")] = Path(
-        "data/interim/transactions.parquet"
-    ),
+    params_file: Annotated[Path, typer.Option("--params", help="the composed parameters")] = PARAMS,
+    transactions: Annotated[Path, typer.Option(help="the preprocessed transactions")] = INTERIM,
 ) -> None:
     """Check the whole configuration and, when the transactions exist, every data-dependent setting
     (periods, folds, threshold days, CP@k budget, fraud-rate band) at once, as the pipeline's
@@ -114,17 +114,19 @@ def check(
     import pandas as pd
 
     from fraudpipe.errors import PipelineError
+    from fraudpipe.pipeline.loader import load_all, read_params
     from fraudpipe.pipeline.preflight import config_problems, settings_problems
 
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-    problems = config_problems(params)
     checked = f"{params_file}"
-    if not problems and transactions.is_file():
-        checked += f" against {transactions}"
-        try:
-            problems = settings_problems(pd.read_parquet(transactions), params)
-        except PipelineError as exc:
-            problems = [str(exc)]
+    try:
+        params = read_params(params_file)
+        problems = config_problems(params)
+        if not problems and transactions.is_file():
+            checked += f" against {transactions}"
+            configs = (load_all(params, key, params_file) for key in ("split", "model", "evaluate", "validation"))
+            problems = settings_problems(pd.read_parquet(transactions), *configs)
+    except PipelineError as exc:
+        problems = [str(exc)]
     if problems:
         typer.echo(f"{len(problems)} problem(s) in {checked}:", err=True)
         for problem in problems:
@@ -140,18 +142,17 @@ def check(
 
 @app.command()
 def adopt(
-    params_file: Annotated[Path, typer.Option("--params", help="the params to adopt (after `dvc exp apply`)")] = Path(
-        "params.yaml"
-    ),
-    config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = Path("conf"),
+    params_file: Annotated[Path, typer.Option("--params", help="the params to adopt (after `dvc exp apply`)")] = PARAMS,
+    config_dir: Annotated[Path, typer.Option(help="Hydra config directory")] = CONF_DIR,
 ) -> None:
     """Make conf/ compose to params.yaml (run after `dvc exp apply`, before committing): group
     options and overrides in conf/config.yaml, so conf/ and params.yaml agree."""
     from fraudpipe.config import adopt as adopt_params
     from fraudpipe.errors import PipelineError
+    from fraudpipe.pipeline.loader import read_params
 
     try:
-        choices, overrides = adopt_params(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}, config_dir)
+        choices, overrides = adopt_params(read_params(params_file), config_dir)
     except PipelineError as exc:
         typer.echo(f"adopt failed: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -166,20 +167,19 @@ def adopt(
 
 @app.command()
 def snapshot(
-    params_file: Annotated[Path, typer.Option("--params", help="params file naming the source")] = Path("params.yaml"),
+    params_file: Annotated[Path, typer.Option("--params", help="params file naming the source")] = PARAMS,
     track: Annotated[bool, typer.Option(help="`dvc add` the snapshot so it is versioned and pushed")] = True,
 ) -> None:
     """Copy the configured SQL/API source into its snapshot file, the file `ingest` depends on.
 
     Unchanged source data gives a byte-identical snapshot, so `dvc repro` then reruns nothing.
     """
-    from fraudpipe.config import group
-    from fraudpipe.data.sources import SourceConfig, refresh_snapshot
+    from fraudpipe.data.sources import DataConfig, refresh_snapshot
     from fraudpipe.errors import PipelineError
+    from fraudpipe.pipeline.loader import load
 
     try:
-        params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-        result = refresh_snapshot(SourceConfig.parse(group(params, "data", str(params_file)), "data"))
+        result = refresh_snapshot(load("data", DataConfig, params_file))
     except PipelineError as exc:
         typer.echo(f"snapshot failed: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -191,17 +191,13 @@ def snapshot(
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Option(help="the model bundle (the train stage writes models/bundle)")] = Path(
-        "models/bundle"
-    ),
+    model: Annotated[Path, typer.Option(help="the model bundle (the train stage writes it)")] = BUNDLE_DIR,
     state: Annotated[
         Path, typer.Option(help="the online state to start from when --journal-dir has no snapshot of its own")
-    ] = Path("data/features/online_state"),
+    ] = ONLINE_STATE,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    journal_dir: Annotated[Path, typer.Option(help="the durable log and the service's own snapshots")] = Path(
-        "serving"
-    ),
+    journal_dir: Annotated[Path, typer.Option(help="the durable log and the service's own snapshots")] = JOURNAL_DIR,
     max_batch: Annotated[int, typer.Option(help="most transactions per POST /v1/score/batch")] = 100,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1_048_576,
     max_amount: Annotated[

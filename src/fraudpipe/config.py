@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime
 import difflib
 import tempfile
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Self, get_args
+from typing import Annotated, Any, Self, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from fraudpipe.errors import ConfigError
@@ -31,13 +33,26 @@ class Config(BaseModel):
     @classmethod
     def parse(cls, data: Any, path: str) -> Self:
         """Validate ``data`` (the group as read from params.yaml) found under the key ``path``."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(describe_errors(cls, exc, path)) from None
+        return parse(cls, data, path)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+#: Values that are not models (a key's own type, a tagged union of models) are checked as strictly.
+_STRICT = ConfigDict(strict=True)
+
+
+def parse(kind: Any, data: Any, path: str) -> Any:
+    """Validate ``data``, found under the key ``path``, as ``kind``: a `Config` model, a tagged
+    union of them, or a key's annotated type; a mistake is one `ConfigError` naming its key path."""
+    base = _unwrap(kind)[0]
+    try:
+        if isinstance(base, type) and issubclass(base, BaseModel):  # a model has its own (strict) config
+            return base.model_validate(data)
+        return TypeAdapter(kind, config=_STRICT).validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(kind, exc, path)) from None
 
 
 _MESSAGES = {
@@ -100,52 +115,120 @@ def _as_tuple(value: Any) -> Any:
 AS_TUPLE = BeforeValidator(_as_tuple)
 
 
-def describe_errors(model: type[BaseModel], exc: ValidationError, path: str) -> str:
-    """All of a validation's failures in one line, each as ``<key path>: <rule>, got <value>``."""
+def describe_errors(kind: Any, exc: ValidationError, path: str) -> str:
+    """All of a validation's failures in one line, each as ``<key path>: <rule>, got <value>``.
+
+    ``kind`` is the type that was validated: its fields name the known keys of an unknown one, and
+    its tagged unions tell which parts of an error's location are tags (pydantic puts the tag, e.g.
+    ``csv``, between ``data`` and ``path``; params.yaml has no such key)."""
     parts = []
     for error in exc.errors(include_url=False):
-        loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
-        indices = "".join(f"[{p}]" for p in error["loc"] if isinstance(p, int))
+        keys, _, discriminator = _walk(kind, error["loc"])
+        loc = [str(p) for p in keys if not isinstance(p, int)]
+        indices = "".join(f"[{p}]" for p in keys if isinstance(p, int))
         key = ".".join([path, *loc]) + indices if path else ".".join(loc) + indices
-        kind = error["type"]
-        if kind == _RULE:
+        error_type = error["type"]
+        if error_type == _RULE:
             for inner, rule, value in error["ctx"]["problems"]:
                 parts.append(f"{key}.{inner if inner else ''}".rstrip(".") + f": {rule}, got {value!r}")
             continue
-        if kind == "extra_forbidden":
-            known = _known_keys(model, loc[:-1])
+        if error_type in ("union_tag_not_found", "union_tag_invalid"):
+            tag_key = f"{key}.{discriminator}".lstrip(".")
+            if error_type == "union_tag_not_found":
+                parts.append(f"{tag_key}: missing key")
+            else:
+                tag = error["input"][discriminator]
+                parts.append(f"{tag_key}: must be one of {error['ctx']['expected_tags']}, got {tag!r}")
+            continue
+        if error_type == "extra_forbidden":
+            known = sorted(_keys_of(_walk(kind, error["loc"][:-1])[1]))
             close = difflib.get_close_matches(loc[-1], known, n=1) if loc else []
             hint = f"did you mean {close[0]!r}? " if close else ""
             parts.append(f"{key}: unknown key ({hint}known keys: {', '.join(known)})")
             continue
-        if kind in _MESSAGES:
+        if error_type in _MESSAGES:
             ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (error.get("ctx") or {}).items()}
-            message = _MESSAGES[kind].format(**ctx)
+            message = _MESSAGES[error_type].format(**ctx)
         else:
             message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if kind == "missing" or kind.startswith("union_tag"):
+        if error_type == "missing":
             parts.append(f"{key}: {message}")
         else:
             parts.append(f"{key}: {message}, got {error['input']!r}")
     return "; ".join(parts)
 
 
-def _known_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
-    """The keys a model accepts at ``loc`` (nested models are followed through their fields)."""
-    current: Any = model
+def _unwrap(annotation: Any, field: FieldInfo | None = None) -> tuple[Any, str | None]:
+    """A type without its ``Annotated`` metadata, and the discriminator when it is a tagged union."""
+    discriminator = field.discriminator if field is not None else None
+    while get_origin(annotation) is Annotated:
+        annotation, *metadata = get_args(annotation)
+        for item in metadata:
+            if isinstance(item, FieldInfo) and item.discriminator is not None:
+                discriminator = item.discriminator
+    return annotation, discriminator if isinstance(discriminator, str) else None
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The types a value of ``annotation`` may be: the members of a union (``X | None`` too), or itself."""
+    return get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    return [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _tag(model: type[BaseModel], discriminator: str) -> Any:
+    """The value of ``discriminator`` that picks ``model`` in a tagged union (its one `Literal`)."""
+    return get_args(_keys(model)[discriminator].annotation)[0]
+
+
+def _child(annotation: Any, part: str | int) -> tuple[Any, str | None]:
+    """The type at key or index ``part`` of a value of ``annotation`` (None when it is not known)."""
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            field = _keys(member).get(str(part))
+            if field is not None:
+                return _unwrap(field.annotation, field)
+        elif get_origin(member) in (dict, Mapping):
+            return _unwrap(get_args(member)[1])
+        elif get_origin(member) in (list, tuple, Sequence) and isinstance(part, int):
+            return _unwrap(get_args(member)[0])
+    return None, None
+
+
+def _walk(kind: Any, loc: Sequence[str | int]) -> tuple[list[str | int], Any, str | None]:
+    """An error location as params.yaml's keys (a tagged union's tag dropped), the type found at
+    it, and its discriminator when that type is a tagged union."""
+    annotation, discriminator = _unwrap(kind)
+    keys: list[str | int] = []
     for part in loc:
-        field = _keys(current).get(part)
-        if field is None:
-            return []
-        nested = [
-            a
-            for a in (field.annotation, *get_args(field.annotation))
-            if isinstance(a, type) and issubclass(a, BaseModel)
-        ]
-        if not nested:
-            return []
-        current = nested[0]
-    return sorted(_keys(current))
+        if discriminator is not None:  # ``part`` is the tag: it picks the union's member
+            annotation = next((m for m in _models(annotation) if _tag(m, discriminator) == part), None)
+            discriminator = None
+            continue
+        keys.append(part)
+        annotation, discriminator = _child(annotation, part)
+    return keys, annotation, discriminator
+
+
+def key_type(kind: Any, dotted: str) -> Any:
+    """The annotated type of the key ``dotted`` (``evaluate.gate``) inside ``kind``, its own
+    constraints included; KeyError when ``kind`` has no such key (a key inside a tagged union is
+    not known before its tag is read)."""
+    annotation: Any = kind
+    for part in dotted.split("."):
+        field = next((_keys(m)[part] for m in _models(_unwrap(annotation)[0]) if part in _keys(m)), None)
+        if field is None or _unwrap(annotation)[1] is not None:
+            raise KeyError(f"{dotted}: not a key of {getattr(kind, '__name__', kind)}")
+        annotation = Annotated[field.annotation, field]
+    return annotation
+
+
+def _keys_of(annotation: Any) -> list[str]:
+    """The keys a value of ``annotation`` accepts, when it is a model."""
+    models = _models(annotation)
+    return sorted(_keys(models[0])) if models else []
 
 
 def _keys(model: Any) -> dict[str, Any]:
@@ -166,13 +249,6 @@ def write_params(config_dir: str | Path, output: str | Path, overrides: Sequence
     from dvc.utils.hydra import compose_and_dump
 
     compose_and_dump(Path(output), str(Path(config_dir).resolve()), None, "config", "", list(overrides))
-
-
-def group(params: Mapping[str, Any], name: str, source: str = "params.yaml") -> Any:
-    """One top-level group of a params mapping, or a ConfigError that says how to get it."""
-    if name not in params:
-        raise ConfigError(f"{source} has no group {name!r}; run `fraudpipe params` to recompose it from conf/")
-    return params[name]
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 writes the same outputs in the same formats, so no later stage knows which one ran.
 
 This module holds the configuration and the connection only (what the Dask engine can train is
-`engine_training.model_problems`); it imports dask when a cluster is asked for, so the pandas
+`model.engines.model_problems`); it imports dask when a cluster is asked for, so the pandas
 engine never pays for the import.
 """
 

@@ -51,17 +51,6 @@ class GateConfig(Config):
 CardPrecisionK = Annotated[int, Field(ge=1)]
 
 
-class MetricConfig(Config):
-    """The evaluate keys that define the metrics themselves; `backtest` reads (and declares) only these."""
-
-    card_precision_k: CardPrecisionK
-
-    @classmethod
-    def of(cls, evaluate: Mapping[str, Any]) -> MetricConfig:
-        """These keys of the evaluate group; the other keys are evaluate's and are not read."""
-        return cls.parse({key: value for key, value in evaluate.items() if key in cls.model_fields}, "evaluate")
-
-
 class EvaluateConfig(Config):
     """`conf/evaluate/`: card precision budget, latency sample size and the quality gate."""
 

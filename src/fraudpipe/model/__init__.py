@@ -6,6 +6,7 @@
 - `threshold`: the alert threshold rules.
 - `bundle`: `Bundle` and its files (save, load, format checks).
 - `training`: `train_bundle`, which ties them together on a training period.
+- `engines`: which models each engine can train, checked from the configuration alone.
 
 The predictor used right after training is the one that is saved and loaded, so what `evaluate`
 measures and what online scoring serves are the same code. The names the stages and the scorer

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fraudpipe.config import parse
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     CUSTOMER_ID,
@@ -25,6 +26,7 @@ from fraudpipe.contract import (
     id_array,
 )
 from fraudpipe.errors import ConfigError, DataError
+from fraudpipe.paths import CONF_DIR, EXTERNAL_DIR, PARAMS
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -332,7 +334,6 @@ def _significant(value: float, digits: int = 2) -> float:
 # --------------------------------------------------------------------------------------------
 # `fraudpipe data add`
 
-EXTERNAL_DIR = Path("data/external")
 REQUIRED_MAPPING = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD)
 _KINDS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -368,9 +369,9 @@ def source_config(
 def read_contract(config: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The file read and parsed exactly as `ingest` will: (raw table, rows that parse cleanly)."""
     from fraudpipe.data.conform import to_contract
-    from fraudpipe.data.sources import SourceConfig, make_source
+    from fraudpipe.data.sources import DataConfig, make_source
 
-    parsed = SourceConfig.parse(dict(config), "data")
+    parsed = parse(DataConfig, dict(config), "data")
     raw = make_source(parsed).read()
     conformed = to_contract(raw, parsed.columns, parsed.datetime_format)
     clean = conformed.frame[(conformed.reasons == "").to_numpy()].reset_index(drop=True)
@@ -404,6 +405,7 @@ def add_dataset(
     import yaml
 
     from fraudpipe.config import compose, update_composition, write_params
+    from fraudpipe.pipeline.params import Params
     from fraudpipe.pipeline.preflight import settings_problems
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
@@ -423,7 +425,7 @@ def add_dataset(
     (root / dest).parent.mkdir(parents=True, exist_ok=True)
     if file.resolve() != (root / dest).resolve():
         shutil.copyfile(file, root / dest)
-    config_dir = root / "conf"
+    config_dir = root / CONF_DIR
     data_config = config_dir / "data" / f"{name}.yaml"
     header = f"# {file.name}, added by `fraudpipe data add` (contract column: the file's column).\n"
     data_config.write_text(
@@ -437,8 +439,9 @@ def add_dataset(
             reason = "the file maps customer and terminal coordinates"
             derived.append(Derived("features.extras", [*extras, CUSTOMER_TERMINAL_DISTANCE], reason))
     update_composition(config_dir, {"data": name, "split": "relative"}, {d.key: d.value for d in derived})
-    write_params(config_dir, root / "params.yaml")
-    problems = settings_problems(clean, compose(config_dir))
+    write_params(config_dir, root / PARAMS)
+    composed = parse(Params, compose(config_dir), "")
+    problems = settings_problems(clean, composed.split, composed.model, composed.evaluate, composed.validation)
     if track:
         done = subprocess.run([sys.executable, "-m", "dvc", "add", str(dest)], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:

@@ -14,51 +14,31 @@ from typing import Any
 
 import pandas as pd
 
-from fraudpipe.config import Config
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
-from fraudpipe.data.preprocess import PreprocessConfig
-from fraudpipe.data.sources import SourceConfig
 from fraudpipe.data.split import SplitConfig, periods
 from fraudpipe.data.validate import ValidationConfig
-from fraudpipe.engine import EngineConfig
 from fraudpipe.errors import ConfigError
-from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model.config import ModelConfig
-from fraudpipe.model.estimators.xgboost_dask import model_problems
-from fraudpipe.monitoring.config import MonitorConfig
-
-#: Every group of params.yaml and the model that parses it.
-GROUPS: dict[str, type[Config]] = {
-    "data": SourceConfig,
-    "validation": ValidationConfig,
-    "preprocess": PreprocessConfig,
-    "features": FeatureConfig,
-    "split": SplitConfig,
-    "model": ModelConfig,
-    "evaluate": EvaluateConfig,
-    "monitor": MonitorConfig,
-    "engine": EngineConfig,
-}
-#: Top-level values of conf/config.yaml that groups interpolate (``${seed}``), not groups themselves.
-VALUES = ("seed",)
+from fraudpipe.model.engines import model_problems
+from fraudpipe.pipeline.params import GROUPS, VALUES, Params, load_all
 
 
 def config_problems(params: Mapping[str, Any]) -> list[str]:
-    """Every group's mistakes (one entry per group, all its keys) and every unknown group."""
+    """Every group's mistakes (one entry per group, all its keys) and every unknown or missing group."""
     problems = []
     for name in params:
-        if name not in GROUPS and name not in VALUES:
+        if name not in Params.model_fields:
             close = difflib.get_close_matches(str(name), [*GROUPS, *VALUES], n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(f"{name}: unknown group ({hint}known groups: {', '.join(GROUPS)})")
     parsed = {}
-    for name, model in GROUPS.items():
+    for name in Params.model_fields:
         if name not in params:
             problems.append(f"{name}: missing group; run `fraudpipe params` to recompose params.yaml from conf/")
             continue
         try:
-            parsed[name] = model.parse(params[name], name)
+            parsed[name] = load_all(params, name)
         except ConfigError as exc:
             problems.append(str(exc))
     if "engine" in parsed and "model" in parsed:  # a rule between two groups
@@ -66,14 +46,18 @@ def config_problems(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def settings_problems(transactions: pd.DataFrame, params: Mapping[str, Any]) -> list[str]:
+def settings_problems(
+    transactions: pd.DataFrame,
+    split: SplitConfig,
+    model: ModelConfig,
+    evaluate: EvaluateConfig,
+    validation: ValidationConfig,
+) -> list[str]:
     """Every data-dependent setting that cannot work on these transactions, each with the key to
     change: empty periods, periods without frauds, a threshold slice without frauds, a CP@k
     budget above the daily cards, a fraud rate or size the validation would refuse."""
-    split = SplitConfig.parse(params["split"], "split")
-    validation_days = ModelConfig.parse(params["model"], "model").threshold_validation_days
-    k = EvaluateConfig.parse(params["evaluate"], "evaluate").card_precision_k
-    validation = ValidationConfig.parse(params["validation"], "validation")
+    validation_days = model.threshold_validation_days
+    k = evaluate.card_precision_k
 
     require_columns(transactions, [TX_DATETIME, CUSTOMER_ID, TX_FRAUD], "the transactions")
     problems: list[str] = []

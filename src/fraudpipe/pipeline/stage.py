@@ -1,4 +1,4 @@
-"""What every stage script shares: reading its config groups, and failing in one line.
+"""What every stage script shares: failing in one line, and recording its cost when profiled.
 
 A stage that fails on bad data or configuration says what is wrong in one line, not a traceback,
 and exits non-zero so that `dvc repro` stops before anything downstream runs. A bug (any other
@@ -14,37 +14,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
-import yaml
+from fraudpipe.errors import PipelineError
 
-from fraudpipe.config import Config, group
-from fraudpipe.errors import ConfigError, PipelineError
-
-PARAMS_FILE = Path("params.yaml")
 #: When set (to a directory), every stage that ends well writes ``<dir>/<stage>.json``: its wall
 #: time since the process started and its peak memory (benchmarks/run.py sets it around `dvc repro`).
 PROFILE_ENV = "FRAUDPIPE_PROFILE"
-
-C = TypeVar("C", bound=Config)
-
-
-def load_params(*groups: str) -> dict[str, Any]:
-    """The named top-level groups of params.yaml (the stage must list them in dvc.yaml)."""
-    try:
-        params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{PARAMS_FILE} not found in {Path.cwd()}; run `fraudpipe params` to compose it from conf/"
-        ) from None
-    if not isinstance(params, dict):
-        raise ConfigError(f"{PARAMS_FILE} is not a mapping of config groups; run `fraudpipe params` to recompose it")
-    return {g: group(params, g, str(PARAMS_FILE)) for g in groups}
-
-
-def load_config(name: str, model: type[C]) -> C:
-    """One group of params.yaml parsed into its typed model."""
-    return model.parse(load_params(name)[name], name)
 
 
 def run(main: Callable[[], None], stage: str) -> None:

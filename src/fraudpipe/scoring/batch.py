@@ -15,16 +15,14 @@ uses. The summary holds numbers only (DVC metrics); the model version is a colum
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fraudpipe.contract import TRANSACTION_ID, feature_columns, require_columns
-from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed
+from fraudpipe.errors import BundleError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.metrics import GateConfig, read_metrics
 from fraudpipe.model import Bundle
@@ -32,13 +30,6 @@ from fraudpipe.model import Bundle
 #: The predictions table, in column order: ids as in the live table (int64 or text), P(fraud) as
 #: float64, the alert as int8 0/1, the bundle's version as text.
 PREDICTION_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, "score", "alert", "model_version")
-
-
-def gate_config(evaluate: Any) -> GateConfig:
-    """`evaluate.gate` alone: the stage declares that key, not the whole evaluate group."""
-    if not isinstance(evaluate, Mapping) or "gate" not in evaluate:
-        raise ConfigError("evaluate.gate: missing key; run `fraudpipe params` to recompose params.yaml from conf/")
-    return GateConfig.parse(evaluate["gate"], "evaluate.gate")
 
 
 def read_gate_passed(path: str | Path) -> bool:

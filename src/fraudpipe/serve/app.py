@@ -29,9 +29,10 @@ import threading
 import traceback
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response, Security
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -56,7 +57,7 @@ from fraudpipe.serve.stores.base import StoreUnavailable
 
 CONFIG_ENV = "FRAUDPIPE_SERVE_CONFIG"  # the parent's configuration, for the worker processes (JSON)
 
-API_KEY_HEADER = "x-api-key"
+API_KEY_HEADER = "X-API-Key"
 ROUTES = frozenset(
     {
         "/v1/score",
@@ -100,6 +101,11 @@ def _error(answer: _Answer) -> Response:
         else ({"WWW-Authenticate": "ApiKey"} if answer.status == 401 else None)
     )
     return _json(answer.status, body, headers)
+
+
+async def _answer_error(request: Request, answer: Exception) -> Response:
+    """An `_Answer` raised by a dependency (the API key's), answered as one raised in a route."""
+    return _error(cast(_Answer, answer))
 
 
 def _refused(exc: Refused, prefix: str = "", **extra: Any) -> _Answer:
@@ -218,14 +224,20 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             raise _Answer(503, holder.failure or "loading: the model and the state are not ready yet (see /readyz)")
         return holder.service
 
-    def _authorised(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get(API_KEY_HEADER)
-        if given is None or not hmac.compare_digest(given.encode("latin-1"), api_key):
+    # FastAPI's API key scheme reads the header (and documents it in the OpenAPI schema); the
+    # answer to a missing or wrong key is ours, in the same shape as every other error.
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description=f"the key in {config.api_key_env}")
+
+    # async: no thread per request; the default, not Annotated: this module's annotations are strings
+    # that FastAPI resolves in the module's namespace, where ``header`` is not.
+    async def _authorised(given: str | None = Security(header)) -> None:
+        if api_key is not None and (given is None or not hmac.compare_digest(given.encode("latin-1"), api_key)):
             raise _Answer(
                 401, f"missing or wrong API key: send it in the X-API-Key header ({config.api_key_env} is set)"
             )
+
+    #: The /v1 routes' dependency: none when no key is set (nothing to check, nothing to document).
+    secured = {"dependencies": [Depends(_authorised)]} if api_key is not None else {}
 
     async def _body(request: Request) -> bytes:
         limit = config.max_body_bytes
@@ -245,9 +257,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         return body
 
     async def _prepare(request: Request, model: type[BaseModel]) -> tuple[Service, Any]:
-        service = _service()
-        _authorised(request)
-        return service, _parse(model, await _body(request))
+        return _service(), _parse(model, await _body(request))
 
     app = FastAPI(
         title="fraudpipe",
@@ -261,6 +271,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         description=f"Real-time fraud scoring with the features the model was trained on. {workers.capitalize()}, {store}.",
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
+    app.add_exception_handler(_Answer, _answer_error)  # raised by the API key's dependency
     app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
 
     def _doc(
@@ -279,6 +290,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         "/v1/score",
         summary="Score one transaction, then add it to the history",
         **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 422, 503),
+        **secured,
     )
     async def score(request: Request) -> Response:
         try:
@@ -299,6 +311,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         "/v1/score/batch",
         summary="Score transactions in order, each as if sent alone",
         **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 422, 503, error=BatchErrorOut),
+        **secured,
     )
     async def score_batch(request: Request) -> Response:
         results: list[dict[str, Any]] = []
@@ -326,6 +339,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         "/v1/labels",
         summary="Fraud feedback: counts in terminal risk features once older than the delay",
         **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 422, 503),
+        **secured,
     )
     async def labels(request: Request) -> Response:
         try:
@@ -343,11 +357,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         "/v1/admin/snapshot",
         summary="Write a snapshot of the state and truncate the journal (also on SIGUSR1)",
         **_doc(None, None, 401, 503),
+        **secured,
     )
-    async def snapshot(request: Request) -> Response:
+    async def snapshot() -> Response:
         try:
             service = _service()
-            _authorised(request)
             try:
                 return _json(200, service.snapshot())
             except (PipelineError, OSError) as exc:

@@ -1,11 +1,15 @@
 """Where transactions come from: one class per kind of source, one contract (`Source`).
 
-The `data` config group is parsed by `SourceConfig.parse`, into the model of its kind.
+The `data` config group is `DataConfig`: the model of each kind, tagged by the ``source`` key.
 `make_source` builds the live source of any kind; `ingest_source` is what the `ingest` stage
 reads, which for a database or an API is its DVC-tracked snapshot (see `snapshot`).
 """
 
 from __future__ import annotations
+
+from typing import Annotated, get_args
+
+from pydantic import Field
 
 from fraudpipe.data.sources.api import ApiConfig, ApiSource
 from fraudpipe.data.sources.base import SnapshotResult, Source, SourceConfig, SourceError, redact_url
@@ -14,13 +18,14 @@ from fraudpipe.data.sources.simulated import SimulatedConfig, SimulatedSource
 from fraudpipe.data.sources.snapshot import LiveConfig, refresh_snapshot, snapshot_source
 from fraudpipe.data.sources.sql import SqlConfig, SqlSource
 
+#: The `data` group: the model of the source's kind, picked by its ``source`` key (pydantic's
+#: tagged union: a mistake names ``data.source`` or the key of that kind's model).
+DataConfig = Annotated[
+    SimulatedConfig | CsvConfig | ParquetConfig | SqlConfig | ApiConfig, Field(discriminator="source")
+]
 #: The config model of each kind of source, by its ``source`` key.
 CONFIGS: dict[str, type[SourceConfig]] = {
-    "simulated": SimulatedConfig,
-    "csv": CsvConfig,
-    "parquet": ParquetConfig,
-    "sql": SqlConfig,
-    "api": ApiConfig,
+    get_args(config.model_fields["source"].annotation)[0]: config for config in get_args(get_args(DataConfig)[0])
 }
 SOURCES = {
     "simulated": SimulatedSource,
@@ -35,6 +40,7 @@ __all__ = [
     "ApiSource",
     "CsvConfig",
     "CsvSource",
+    "DataConfig",
     "ParquetConfig",
     "ParquetSource",
     "SimulatedConfig",

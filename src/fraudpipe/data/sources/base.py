@@ -11,22 +11,21 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
 from pydantic import field_validator
 
 from fraudpipe.config import Config, rule_error
-from fraudpipe.data.conform import NumberFormat
 from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS
-from fraudpipe.errors import ConfigError, SourceError
+from fraudpipe.data.conform import NumberFormat
+from fraudpipe.errors import SourceError  # noqa: F401  (re-exported: every source imports it from here)
 
 
 class SourceConfig(Config):
-    """The `data` group. Each kind of source has its own model (its own keys in conf/data/),
-    chosen by the ``source`` key: ``SourceConfig.parse`` picks it; a subclass parses only its kind.
-    """
+    """What every kind of source's model (its own keys in conf/data/) shares; the `data` group is
+    `fraudpipe.data.sources.DataConfig`, the union of them tagged by the ``source`` key."""
 
     source: str
     #: contract column -> the source's column; a contract column left out keeps its own name. The
@@ -57,22 +56,6 @@ class SourceConfig(Config):
     def number_format(self) -> NumberFormat:
         """How numbers written as text look: only a CSV file has a choice (data.options)."""
         return NumberFormat()
-
-    @classmethod
-    def parse(cls, data: Any, path: str) -> Self:
-        if cls is not SourceConfig:
-            return super().parse(data, path)
-        from fraudpipe.data.sources import CONFIGS  # the package imports every kind of source
-
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: must be a mapping, got {data!r}")
-        if "source" not in data:
-            raise ConfigError(f"{path}.source: missing key")
-        kind = data["source"]
-        if kind not in CONFIGS:
-            known = ", ".join(repr(k) for k in CONFIGS)
-            raise ConfigError(f"{path}.source: must be one of {known}, got {kind!r}")
-        return CONFIGS[kind].parse(data, path)
 
 
 @runtime_checkable

@@ -6,20 +6,21 @@ is the XGBoost spec's own (parameters, `inplace_predict`, the UBJSON file, loadi
 `model.train_bundle` does the rest as for the pandas engine (threshold on held-out days, metadata,
 SHA256SUMS), so evaluate, infer and serve cannot tell which engine trained a bundle but by its
 ``engine`` entry. The per-round curves come back with the booster and go to dvclive through
-dvclive's own XGBoost callback, as if it had run during training.
+dvclive's own XGBoost callback, as if it had run during training. What the Dask engine can train
+is checked in `model.engines`, which the configuration check imports instead of this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from fraudpipe.engine import EngineConfig, cluster, worker_addresses, workers
-from fraudpipe.errors import ConfigError
 from fraudpipe.model import Bundle, ModelConfig, train_bundle
+from fraudpipe.model.engines import check_model
 from fraudpipe.model.estimators.xgboost import XGBoost, importance
 
 if TYPE_CHECKING:
@@ -29,19 +30,6 @@ if TYPE_CHECKING:
 
 class DaskXGBoost(XGBoost):
     """The XGBoost spec, fitted by xgboost.dask on the workers of ``client``."""
-
-    #: Tree methods XGBoost trains on several workers ("exact" needs every row in one process).
-    tree_methods: ClassVar[tuple[str, ...]] = ("hist", "approx")
-
-    @classmethod
-    def distributed_problems(cls, config: ModelConfig) -> list[str]:
-        """What of ``config`` this fit cannot do, each with the keys to change."""
-        if config.tree_method in cls.tree_methods:
-            return []
-        return [
-            f"engine.name: dask cannot train model.tree_method {config.tree_method!r} (XGBoost trains only "
-            f"{' or '.join(cls.tree_methods)} trees on several workers); set model.tree_method=hist or engine=pandas"
-        ]
 
     def __init__(self, client: Client, partitions: int) -> None:
         self.client = client
@@ -108,28 +96,8 @@ class DaskXGBoost(XGBoost):
         return booster, importance(booster, features)
 
 
-#: The estimators the Dask engine can fit, by `model.estimator`: each a spec with a distributed fit.
+#: The Dask fit of each estimator `engines.DASK_TREE_METHODS` lists, by `model.estimator`.
 DASK_SPECS: Mapping[str, type[DaskXGBoost]] = {DaskXGBoost.name: DaskXGBoost}
-
-
-def model_problems(engine: EngineConfig, config: ModelConfig) -> list[str]:
-    """What the engine cannot train of a model config, each naming the keys to change (none for pandas)."""
-    if engine.name != "dask":
-        return []
-    dask_spec = DASK_SPECS.get(config.estimator)
-    if dask_spec is None:
-        return [
-            f"engine.name: dask trains only model.estimator {' or '.join(DASK_SPECS)} (xgboost.dask), and model is "
-            f"{config.name!r} ({config.estimator}); set engine=pandas or model=xgboost"
-        ]
-    return dask_spec.distributed_problems(config)
-
-
-def check_model(engine: EngineConfig, config: ModelConfig) -> None:
-    """ConfigError when the engine cannot train this model config."""
-    problems = model_problems(engine, config)
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 def train_on_engine(engine: EngineConfig, train: pd.DataFrame, config: ModelConfig, live: Live | None = None) -> Bundle:
