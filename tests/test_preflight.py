@@ -12,7 +12,7 @@ from test_dataset import contract_frame
 
 from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError
-from fraudpipe.pipeline.onboarding import derive_settings
+from fraudpipe.pipeline.derived import derive_settings
 from fraudpipe.pipeline.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
