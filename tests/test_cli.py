@@ -160,3 +160,69 @@ def test_data_add_outside_a_dvc_repository_writes_nothing(tmp_path, monkeypatch)
     assert not (tmp_path / "data").exists() and not (tmp_path / "conf/data/k.yaml").exists()
     missing = CliRunner().invoke(app, ["data", "add", str(csv), "--name", "k", "--map", "tx_amount=amt", "--no-track"])
     assert missing.exit_code == 1 and "--map transaction_id=<column>" in missing.output
+
+
+KAGGLE_MAPS = [
+    "transaction_id=trans_num",
+    "tx_datetime=trans_date_trans_time",
+    "customer_id=cc_num",
+    "terminal_id=merchant",
+    "tx_amount=amt",
+    "tx_fraud=is_fraud",
+]
+
+
+def _data_add(path: Path, name: str) -> object:
+    args = ["data", "add", str(path), "--name", name, "--no-track"] + [a for m in KAGGLE_MAPS for a in ("--map", m)]
+    return CliRunner().invoke(app, args)
+
+
+def test_data_add_never_overwrites_a_data_option_it_did_not_write(tmp_path, monkeypatch):
+    import shutil
+
+    from _kaggle import write_kaggle_csv
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    csv = write_kaggle_csv(tmp_path / "k.csv")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf/data/mine.yaml").write_text("source: csv\npath: data/external/mine.csv\n")  # the user's own
+    for name in ("simulated", "csv", "sql", "mine"):
+        before = (tmp_path / "conf/data" / f"{name}.yaml").read_text()
+        result = _data_add(csv, name)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [
+            f"data add failed: --name {name!r}: conf/data/{name}.yaml is a data option `data add` did not write; "
+            "choose another name"
+        ]
+        assert (tmp_path / "conf/data" / f"{name}.yaml").read_text() == before
+    assert not (tmp_path / "data").exists()
+    assert _data_add(csv, "kaggle").exit_code == 0  # a new name, then the same again: its own option, replaced
+    assert _data_add(csv, "kaggle").exit_code == 0
+
+
+def test_data_add_names_the_real_cause_of_unusable_labels(tmp_path, monkeypatch):
+    import shutil
+
+    from _kaggle import kaggle_frame, write_kaggle_csv
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    monkeypatch.chdir(tmp_path)
+    frame = kaggle_frame()
+    before = (tmp_path / "conf/config.yaml").read_text()
+    unlabelled = write_kaggle_csv(tmp_path / "unlabelled.csv", frame.assign(is_fraud=""))
+    result = _data_add(unlabelled, "u")
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "data add failed: data.columns.tx_fraud: column 'is_fraud' holds no labels (every value is missing): "
+        "data add needs labelled transactions, 1 for a fraud and 0 for a genuine one"
+    ], result.output
+    yes_no = write_kaggle_csv(
+        tmp_path / "yes_no.csv", frame.assign(is_fraud=frame["is_fraud"].map({0: "no", 1: "yes"}))
+    )
+    result = _data_add(yes_no, "yn")
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "data add failed: data.columns.tx_fraud: column 'is_fraud' holds 'no', 'yes', not 0/1 labels: write 1 "
+        "for a fraud and 0 for a genuine transaction in the file (e.g. with pandas: "
+        "df['is_fraud'] = df['is_fraud'].map({'no': 0, 'yes': 1})), then add it again"
+    ], result.output
+    assert "train_days" not in result.output and "0 frauds" not in result.output
+    assert (tmp_path / "conf/config.yaml").read_text() == before and not (tmp_path / "data").exists()

@@ -10,13 +10,8 @@ import pandas as pd
 import pytest
 from _kaggle import kaggle_frame
 
-from fraudpipe.pipeline.onboarding import (
-    MIN_TEST_FRAUDS,
-    MIN_TRAIN_FRAUDS,
-    derive_settings,
-    profile_columns,
-    propose_mapping,
-)
+from fraudpipe.pipeline.derived import MIN_TEST_FRAUDS, MIN_TRAIN_FRAUDS, derive_settings, label_problem
+from fraudpipe.pipeline.onboarding import profile_columns, propose_mapping
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -110,3 +105,21 @@ def test_too_few_frauds_is_a_problem_not_a_setting(kaggle):
     table = contract_frame(kaggle).assign(tx_fraud=np.int8(0))
     derived, problems = derive_settings(table)
     assert problems and "a test period needs" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ([0, 1, 0], None),
+        (pd.array([0, 1, pd.NA], dtype="Int8"), None),  # partly labelled: the rows without a label are unlabelled
+        ([None, None], "column 'label' holds no labels (every value is missing)"),
+        (["no", "yes", "no"], "column 'label' holds 'no', 'yes', not 0/1 labels"),
+        (["N", "Y"], "df['label'] = df['label'].map({'N': 0, 'Y': 1})"),
+        (["fraud", "genuine"], "df['label'] = df['label'].map({'fraud': 1, 'genuine': 0})"),
+        ([1, 2, 1], "column 'label' holds '1', '2', not 0/1 labels"),
+        (["a", "b", "c"], "map each value to 1 (fraud) or 0 (genuine)"),
+    ],
+)
+def test_label_problems_name_the_column_and_the_fix(labels, problem):
+    found = label_problem(pd.Series(labels), "label")
+    assert found is None if problem is None else (found is not None and problem in found), found

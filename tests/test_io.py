@@ -7,12 +7,14 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from fraudpipe.errors import OutputError
 from fraudpipe.io import atomic_dir, atomic_path, read_parquet_if_exists, write_json, write_parquet, write_text
 
 
@@ -119,3 +121,61 @@ def test_read_parquet_reads_only_the_rows_a_filter_keeps_and_names_a_missing_col
     for kwargs in ({"columns": ["v", "tx_fraud"]}, {"filters": [("tx_fraud", "==", 1)]}):
         with pytest.raises(DataError, match=r"t.parquet lacks column\(s\) \['tx_fraud'\]; it has t, v"):
             read_parquet(tmp_path / "t.parquet", **kwargs)
+
+
+# --- an output that cannot be written is one error naming it (stage.run prints it in one line) -----
+
+ROOT_BYPASSES_PERMISSIONS = os.geteuid() == 0
+
+
+def _writers(target: Path) -> dict[str, Callable[[], object]]:
+    frame = pd.DataFrame({"a": [1]})
+    return {
+        "write_json": lambda: write_json({"a": 1}, target),
+        "write_text": lambda: write_text("x", target),
+        "write_parquet": lambda: write_parquet(frame, target),
+        "atomic_dir": lambda: atomic_dir(target).__enter__(),
+    }
+
+
+@pytest.mark.skipif(ROOT_BYPASSES_PERMISSIONS, reason="root writes into a 0o500 directory all the same")
+def test_a_read_only_output_directory_is_an_output_error_naming_the_path(tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        for write in _writers(out / "metrics.json").values():
+            with pytest.raises(OutputError) as err:
+                write()
+            assert (
+                str(err.value)
+                == f"cannot write {out / 'metrics.json'}: Permission denied; check the permissions of {out}"
+            )
+    finally:
+        out.chmod(0o700)
+
+
+def test_a_directory_where_an_output_file_goes_is_an_output_error(tmp_path):
+    (tmp_path / "metrics.json").mkdir()
+    writers = _writers(tmp_path / "metrics.json")
+    for name in ("write_json", "write_text", "write_parquet"):
+        with pytest.raises(OutputError) as err:
+            writers[name]()
+        assert str(err.value) == (
+            f"cannot write {tmp_path / 'metrics.json'}: Is a directory; "
+            "a directory stands where the file goes: move it away"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # nothing left behind
+
+
+def test_a_file_where_an_output_directory_goes_is_an_output_error(tmp_path):
+    (tmp_path / "reports").write_text("not a directory")
+    for write in _writers(tmp_path / "reports" / "metrics.json").values():
+        with pytest.raises(OutputError) as err:
+            write()
+        assert str(err.value).startswith(f"cannot write {tmp_path / 'reports' / 'metrics.json'}: File exists; a file")
+
+
+def test_an_error_of_the_code_inside_an_atomic_write_is_not_an_output_error(tmp_path):
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out.txt"):
+        (tmp_path / "missing" / "input.csv").read_text()  # reading an input is not writing the output

@@ -12,7 +12,7 @@ from test_dataset import contract_frame
 
 from fraudpipe.config import compose, parse
 from fraudpipe.errors import ConfigError
-from fraudpipe.pipeline.onboarding import derive_settings
+from fraudpipe.pipeline.derived import derive_settings
 from fraudpipe.pipeline.params import GROUPS, VALUES, Params
 from fraudpipe.pipeline.preflight import config_problems, require_no_problems, settings_problems
 

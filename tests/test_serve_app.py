@@ -247,10 +247,15 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
     w = world()
     good = body(w.test.iloc[40])
     post = server.client.post
+
+    def send(content: bytes | str, path: str = "/v1/score", content_type: str | None = "application/json"):
+        return post(path, content=content, headers={"content-type": content_type} if content_type else {})
+
+    duplicated = json.dumps(good | {"tx_amount": 5})[:-1] + ', "tx_amount": 99999}'
     cases: list[tuple[str, int, str, object]] = [  # (what, status, field named, request)
-        ("not JSON", 400, "body", lambda: post("/v1/score", content=b"{not json")),
-        ("truncated JSON", 400, "body", lambda: post("/v1/score", content=json.dumps(good)[:-5].encode())),
-        ("empty body", 400, "body", lambda: post("/v1/score", content=b"")),
+        ("not JSON", 400, "body", lambda: send(b"{not json")),
+        ("truncated JSON", 400, "body", lambda: send(json.dumps(good)[:-5])),
+        ("empty body", 400, "body", lambda: send(b"")),
         ("a JSON list", 422, "body", lambda: post("/v1/score", json=[good])),
         ("a JSON string", 422, "body", lambda: post("/v1/score", json="hello")),
         (
@@ -265,13 +270,13 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
             "NaN amount",
             422,
             "tx_amount",
-            lambda: post("/v1/score", content=json.dumps(good | {"tx_amount": float("nan")}).encode()),
+            lambda: send(json.dumps(good | {"tx_amount": float("nan")})),
         ),
         (
             "infinite amount",
             422,
             "tx_amount",
-            lambda: post("/v1/score", content=json.dumps(good).replace(str(good["tx_amount"]), "1e999").encode()),
+            lambda: send(json.dumps(good).replace(str(good["tx_amount"]), "1e999")),
         ),
         (
             "huge amount",
@@ -303,6 +308,75 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
             "tx_datetime",
             lambda: post("/v1/score", json=good | {"transaction_id": "future", "tx_datetime": "9999-12-31T23:59:59"}),
         ),
+        (
+            "an offset taking year 1 before year 1 in UTC",
+            422,
+            "tx_datetime",
+            lambda: post("/v1/score", json=good | {"tx_datetime": "0001-01-01T00:00:00+05:00"}),
+        ),
+        (
+            "an offset taking year 9999 past its end in UTC",
+            422,
+            "tx_datetime",
+            lambda: post("/v1/score", json=good | {"tx_datetime": "9999-12-31T23:59:59-05:00"}),
+        ),
+        (
+            "epoch seconds as text",
+            422,
+            "tx_datetime",
+            lambda: post("/v1/score", json=good | {"tx_datetime": "1538438400"}),
+        ),
+        (
+            "epoch milliseconds as text",
+            422,
+            "tx_datetime",
+            lambda: post("/v1/score", json=good | {"tx_datetime": "1538438400000"}),
+        ),
+        ("a key sent twice", 422, "tx_amount", lambda: send(duplicated)),
+        (
+            "a key sent twice in a batch item",
+            422,
+            "transactions[0].tx_amount",
+            lambda: send('{"transactions": [' + duplicated + "]}", "/v1/score/batch"),
+        ),
+        (
+            "a label sent twice",
+            422,
+            "tx_fraud",
+            lambda: send('{"transaction_id": 1, "tx_fraud": 0, "tx_fraud": 1}', "/v1/labels"),
+        ),
+        ("text/plain body", 415, "Content-Type", lambda: send(json.dumps(good), content_type="text/plain")),
+        (
+            "a form",
+            415,
+            "Content-Type",
+            lambda: send(json.dumps(good), content_type="application/x-www-form-urlencoded"),
+        ),
+        (
+            "multipart",
+            415,
+            "Content-Type",
+            lambda: send(json.dumps(good), content_type="multipart/form-data; boundary=x"),
+        ),
+        ("no Content-Type", 415, "Content-Type", lambda: send(json.dumps(good), content_type=None)),
+        (
+            "JSON in another charset",
+            415,
+            "Content-Type",
+            lambda: send(json.dumps(good), content_type="application/json; charset=latin-1"),
+        ),
+        (
+            "a label as text/plain",
+            415,
+            "Content-Type",
+            lambda: send('{"transaction_id": 1, "tx_fraud": 1}', "/v1/labels", "text/plain"),
+        ),
+        (
+            "a batch as a form",
+            415,
+            "Content-Type",
+            lambda: send(json.dumps({"transactions": [good]}), "/v1/score/batch", "application/x-www-form-urlencoded"),
+        ),
         ("label in a score request", 422, "tx_fraud", lambda: post("/v1/score", json=good | {"tx_fraud": 1})),
         ("unknown field", 422, "amount", lambda: post("/v1/score", json=good | {"amount": 3})),
         ("half a coordinate pair", 422, "customer_y", lambda: post("/v1/score", json=good | {"customer_x": 1.0})),
@@ -310,17 +384,14 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
             "lone surrogate in an id",
             400,
             "body",
-            lambda: post(
-                "/v1/score",
-                content=json.dumps(good).replace('"customer_id": ', '"customer_id": "\\ud800", "x": ').encode(),
-            ),
+            lambda: send(json.dumps(good).replace('"customer_id": ', '"customer_id": "\\ud800", "x": ')),
         ),
-        ("deep nesting", 400, "body", lambda: post("/v1/score", content=b"[" * 2000 + b"]" * 2000)),
+        ("deep nesting", 400, "body", lambda: send(b"[" * 2000 + b"]" * 2000)),
         (
             "body over the limit",
             413,
             "body",
-            lambda: post("/v1/score", content=b" " * 5000 + json.dumps(good).encode()),
+            lambda: send(b" " * 5000 + json.dumps(good).encode()),
         ),
         ("label 2", 422, "tx_fraud", lambda: post("/v1/labels", json={"transaction_id": 1, "tx_fraud": 2})),
         ("label true", 422, "tx_fraud", lambda: post("/v1/labels", json={"transaction_id": 1, "tx_fraud": True})),
@@ -335,8 +406,9 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
         ("wrong method", 405, "", lambda: server.client.get("/v1/score")),
         ("unknown path", 404, "", lambda: post("/v1/scores", json=good)),
     ]
-    for what, status, field, send in cases:
-        answer = send()
+    before = server.client.get("/readyz").json()["transactions"]
+    for what, status, field, request in cases:
+        answer = request()
         assert answer.status_code == status, (what, answer.status_code, answer.text)
         if field:
             fields = [e["field"] for e in answer.json()["errors"]]
@@ -344,12 +416,23 @@ def test_malformed_and_hostile_requests_get_4xx_and_the_server_stays_up(server):
             assert field in answer.json()["detail"], (what, answer.text)
     # hand-made bytes: a chunked body over the limit, a lying Content-Length, a broken request line
     chunk = b"2000\r\n" + b" " * 0x2000 + b"\r\n0\r\n\r\n"
-    assert _raw(server, b"POST /v1/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk) == 413
-    assert _raw(server, b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{}") == 413
+    json_type = b"Content-Type: application/json\r\n"
+    assert (
+        _raw(
+            server,
+            b"POST /v1/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" + json_type + b"\r\n" + chunk,
+        )
+        == 413
+    )
+    assert (
+        _raw(server, b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n" + json_type + b"\r\n{}")
+        == 413
+    )
     assert _raw(server, b"BREW /v1/score HTCPCP/1.0\r\n\r\n") == 400
     assert len(cases) + 3 >= 20
 
-    # the server is up, answered no 500, and still scores with the right features
+    # the server is up, answered no 500, recorded none of the refused, and still scores with the right features
+    assert server.client.get("/readyz").json()["transactions"] == before
     answer = server.score(good)
     assert answer.status_code == 200, answer.text
     assert abs(answer.json()["fraud_probability"] - float(world().batch_scores([good["transaction_id"]])[0])) <= 1e-6

@@ -8,7 +8,15 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from fraudpipe.serve.schema import LabelIn, ScoreBatchIn, TransactionIn, one_line, problems
+from fraudpipe.serve.schema import (
+    LabelIn,
+    ScoreBatchIn,
+    TransactionIn,
+    content_type_problem,
+    duplicate_keys,
+    one_line,
+    problems,
+)
 
 GOOD = {
     "transaction_id": 7,
@@ -56,6 +64,11 @@ def test_ids_stay_as_sent_integers_or_text():
         ({"customer_id": ""}, "customer_id", "1 to 256 characters"),
         ({"tx_datetime": "2018-05-01"}, "tx_datetime", "ISO 8601 date and time"),
         ({"tx_datetime": 1525168800}, "tx_datetime", "as a string"),
+        ({"tx_datetime": "1538438400"}, "tx_datetime", "ISO 8601 date and time"),  # epoch seconds as text
+        ({"tx_datetime": "1538438400000"}, "tx_datetime", "ISO 8601 date and time"),  # epoch milliseconds
+        ({"tx_datetime": "1538438400.5"}, "tx_datetime", "ISO 8601 date and time"),
+        ({"tx_datetime": "0001-01-01T00:00:00+05:00"}, "tx_datetime", "once converted to UTC"),
+        ({"tx_datetime": "9999-12-31T23:59:59-05:00"}, "tx_datetime", "once converted to UTC"),
         ({"tx_fraud": 0}, "tx_fraud", "send it to POST /v1/labels"),
         ({"tx_amout": 1}, "tx_amout", "did you mean 'tx_amount'?"),
         ({"terminal_x": 1.0}, "terminal_y", "coordinates come in pairs"),
@@ -85,3 +98,49 @@ def test_labels_are_0_or_1_integers():
     for bad in (2, -1, True, 1.0, "1", None):
         status, _, fields = refused(LabelIn, {"transaction_id": "a", "tx_fraud": bad})
         assert status == 422 and fields == ["tx_fraud"], bad
+
+
+@pytest.mark.parametrize(
+    ("sent", "utc"),
+    [
+        ("0001-01-01T05:00:00+05:00", datetime(1, 1, 1)),  # the edges of the calendar, still in range in UTC
+        ("9999-12-31T18:59:59-05:00", datetime(9999, 12, 31, 23, 59, 59)),
+        ("2018-10-02t00:00:00z", datetime(2018, 10, 2)),
+    ],
+)
+def test_datetimes_at_the_edges_of_the_calendar(sent, utc):
+    assert TransactionIn.model_validate_json(json.dumps(GOOD | {"tx_datetime": sent})).naive_utc == utc
+
+
+def test_a_key_sent_twice_is_named_with_its_path():
+    assert duplicate_keys(json.dumps(GOOD).encode()) == []
+    twice = json.dumps(GOOD)[:-1] + ', "tx_amount": 99999}'
+    assert [(p.field, p.message) for p in duplicate_keys(twice.encode())] == [
+        ("tx_amount", "sent more than once (a JSON object names each field once)")
+    ]
+    batch = '{"transactions": [' + json.dumps(GOOD) + ", " + twice + "]}"
+    assert [p.field for p in duplicate_keys(batch.encode())] == ["transactions[1].tx_amount"]
+    assert [p.field for p in duplicate_keys(b'{"transactions": [], "transactions": []}')] == ["transactions"]
+    escaped = json.dumps(GOOD)[:-1] + ', "tx\\u005famount": 1}'  # the same key, written with an escape
+    assert [p.field for p in duplicate_keys(escaped.encode())] == ["tx_amount"]
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("application/json", None),
+        ("Application/JSON; charset=UTF-8", None),
+        ('application/json;charset="utf-8"', None),
+        (None, "missing: send the body as JSON with Content-Type: application/json"),
+        ("text/plain", "must be application/json, got 'text/plain'"),
+        ("application/x-www-form-urlencoded", "must be application/json, got 'application/x-www-form-urlencoded'"),
+        ("multipart/form-data; boundary=x", "must be application/json, got 'multipart/form-data; boundary=x'"),
+        (
+            "application/json; charset=latin-1",
+            "must be application/json in UTF-8, got 'application/json; charset=latin-1'",
+        ),
+        ("application/jsonx", "must be application/json, got 'application/jsonx'"),
+    ],
+)
+def test_only_a_json_content_type_is_taken(header, problem):
+    assert content_type_problem(header) == problem

@@ -5,13 +5,13 @@ The `test_bad_input_*` tests are part of the project's bad-input corpus.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import subprocess
 import sys
 from datetime import datetime
 
 import pandas as pd
+import psycopg
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -81,10 +81,8 @@ def test_query_parameters_are_values_never_sql(sqlite_url):
 def test_table_names_must_be_plain_identifiers(sqlite_url, name):
     with pytest.raises(ConfigError) as err:
         sql_cfg(sqlite_url, name)
-    assert (
-        str(err.value)
-        == f"data.table: must be a plain table name (letters, digits, underscores; optionally schema.table), got {name!r}"
-    )
+    rule = "must be a plain table name (letters, digits, underscores; optionally schema.table)"
+    assert str(err.value) == f"data.table: {rule}, got {name!r}"
     assert len(make_source(sql_cfg(sqlite_url)).read()) == 3
 
 
@@ -126,11 +124,11 @@ def test_bad_input_unreachable_database_names_the_url_without_its_password(close
     assert "cannot connect to the database" in message and "s3cret" not in message
 
 
-def test_a_url_with_an_unknown_driver_is_a_clear_error():
+def test_a_url_with_a_driver_the_source_does_not_take_is_a_clear_error():
     with pytest.raises(
-        SourceError, match=r"sql source nosuchdb://user:\*\*\*@host/db: no database driver for data\.url"
+        SourceError, match=r"sql source nosuchdb://user:\*\*\*@host/db: data\.url names a driver the SQL source cannot"
     ):
-        make_source(sql_cfg("nosuchdb://user:pw@host/db")).read()
+        SqlSource("nosuchdb://user:pw@host/db", "transactions", None, {}).read()
 
 
 def test_the_conf_option_parses_into_its_model():
@@ -246,10 +244,6 @@ def test_bad_input_a_query_that_is_not_one_select_is_refused_before_it_runs(sqli
         f"and this query {problem}, got {query!r}"
     )
     assert len(make_source(sql_cfg(sqlite_url)).read()) == 3  # the table is still there
-    if query:
-        source = SqlSource(sqlite_url, None, query, {})  # built past the config: refused all the same
-        with pytest.raises(SourceError, match=f"data.query {re.escape(problem)}. The SQL source only reads"):
-            source.read()
 
 
 @pytest.mark.parametrize("query", READS)
@@ -276,9 +270,11 @@ def test_bad_input_drop_table_in_data_query_stops_the_ingest_config_and_the_tabl
 
 def test_sqlite_is_opened_read_only(sqlite_url):
     source = make_source(sql_cfg(sqlite_url))
-    with source.connect() as connection:
-        with pytest.raises(sa.exc.OperationalError, match="attempt to write a readonly database"):
-            connection.exec_driver_sql("DROP TABLE transactions")
+    with (
+        source.connect() as connection,
+        pytest.raises(sa.exc.OperationalError, match="attempt to write a readonly database"),
+    ):
+        connection.exec_driver_sql("DROP TABLE transactions")
     assert len(source.read()) == 3
 
 
@@ -301,12 +297,16 @@ def test_a_list_parameter_binds_as_an_expanding_in(sqlite_url):
 def test_postgres_reads_in_a_read_only_transaction(postgres_url):
     load_postgres(postgres_url)
     source = make_source(sql_cfg(postgres_url))
-    with source.connect() as connection:
-        with pytest.raises(sa.exc.InternalError, match="cannot execute DROP TABLE in a read-only transaction"):
-            connection.exec_driver_sql("DROP TABLE transactions")
-    with source.connect() as connection:  # a data-modifying CTE, which a SELECT check could miss
-        with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
-            connection.exec_driver_sql("WITH gone AS (DELETE FROM transactions RETURNING *) SELECT * FROM gone").all()
+    with (
+        source.connect() as connection,
+        pytest.raises(sa.exc.InternalError, match="cannot execute DROP TABLE in a read-only transaction"),
+    ):
+        connection.exec_driver_sql("DROP TABLE transactions")
+    with (
+        source.connect() as connection,  # a data-modifying CTE, which a SELECT check could miss
+        pytest.raises(sa.exc.InternalError, match="read-only transaction"),
+    ):
+        connection.exec_driver_sql("WITH gone AS (DELETE FROM transactions RETURNING *) SELECT * FROM gone").all()
     assert len(source.read()) == 3
 
 
@@ -317,3 +317,105 @@ def test_postgres_list_parameter_binds_as_an_expanding_in(postgres_url):
         postgres_url, None, "SELECT tx_id FROM transactions WHERE card IN :cards ORDER BY tx_id", cards=[10, 12]
     )
     assert make_source(cfg).read()["tx_id"].tolist() == [2, 3]
+
+
+# --- read-only is the database's guarantee, not the query check's ---------------------------------
+
+#: Queries whose hidden statements the check above cannot see: dollar quoting and E'' strings
+#: make the check read the rest of the line as one literal, while PostgreSQL runs COMMIT and DELETE.
+HIDDEN = [
+    "SELECT $q$'$q$ AS a; COMMIT; DELETE FROM transactions WHERE tx_id < 20; SELECT * FROM transactions --'",
+    "SELECT $$'$$ AS a; COMMIT; DROP TABLE transactions; SELECT 1 --'",
+    "SELECT E'\\'' AS a; COMMIT; DELETE FROM transactions; SELECT 1 --'",
+    "SELECT E'\\'' AS a; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; COMMIT; DELETE FROM transactions; "
+    "SELECT 1 --'",
+]
+
+
+def row_count(url: str) -> int:
+    """Rows in ``transactions``, read with a plain engine (not the source under test)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM transactions")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", HIDDEN, ids=["dollar-tag", "dollar", "e-string", "e-string-set"])
+def test_bad_input_postgres_hidden_statements_cannot_write(postgres_url, query):
+    """The issue's case: the check passed this query, psycopg ran every statement, and COMMIT
+    ended the read-only transaction before the DELETE."""
+    load_postgres(postgres_url)
+    assert read_only_problem(query) is None  # the check misses it: the server must refuse it
+    with pytest.raises(
+        SourceError, match="the query failed: cannot insert multiple commands into a prepared statement"
+    ):
+        make_source(sql_cfg(postgres_url, None, query)).read()
+    assert row_count(postgres_url) == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("query", "problem"), WRITES[:-1], ids=[q[:30] for q, _ in WRITES[:-1]])
+def test_bad_input_postgres_refuses_every_write_without_the_query_check(postgres_url, query, problem):
+    load_postgres(postgres_url)
+    with pytest.raises(SourceError, match="the query failed: "):
+        SqlSource(postgres_url, None, query, {}).read()  # built past the config: no query check
+    assert row_count(postgres_url) == 3
+
+
+@pytest.mark.postgres
+def test_postgres_session_is_read_only_from_its_start(postgres_url):
+    """A COMMIT (or a procedure that commits) leaves the session read-only: the next transaction
+    starts read-only too, whatever the URL's own options say."""
+    load_postgres(postgres_url)
+    url = postgres_url + "?options=-c%20default_transaction_read_only%3Doff"
+    with SqlSource(url, "transactions", None, {}).connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        raw.execute("COMMIT")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="cannot execute DELETE"):
+            raw.execute("DELETE FROM transactions")
+    assert row_count(postgres_url) == 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT 1 AS a; DROP TABLE transactions",
+        "SELECT 'x'';' AS a; DELETE FROM transactions; --'",
+        "DELETE FROM transactions",
+        "DROP TABLE transactions",
+        "PRAGMA writable_schema = ON",
+    ],
+)
+def test_bad_input_sqlite_refuses_every_write_without_the_query_check(sqlite_url, query):
+    with pytest.raises(SourceError, match="the query failed: "):
+        SqlSource(sqlite_url, None, query, {}).read()  # built past the config: no query check
+    assert row_count(sqlite_url) == 3
+
+
+@pytest.mark.parametrize("query", ["ATTACH DATABASE '{path}' AS x", "VACUUM INTO '{path}'"])
+def test_sqlite_writes_no_other_file(sqlite_url, tmp_path, query):
+    query = query.format(path=tmp_path / "new.db")
+    with pytest.raises(SourceError, match="the query failed: too many attached databases - max 0"):
+        SqlSource(sqlite_url, None, query, {}).read()
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_sqlite_session_is_query_only(sqlite_url):
+    with SqlSource(sqlite_url, "transactions", None, {}).connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA query_only").scalar_one() == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://u@h/db", "postgresql+psycopg2://u@h/db", "postgresql+pg8000://u@h/db", "mysql+pymysql://u@h/db"],
+)
+def test_bad_input_a_dialect_the_source_cannot_hold_read_only_is_refused(url):
+    with pytest.raises(ConfigError) as err:
+        sql_cfg(url)
+    assert str(err.value).startswith("data.url: must be sqlite:///path or postgresql+psycopg://")
+    with pytest.raises(SourceError, match=r"data\.url names a driver the SQL source cannot hold read-only"):
+        SqlSource(url, "transactions", None, {}).read()

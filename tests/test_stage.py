@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from fraudpipe.errors import BundleError, ConfigError, DataError, GateFailed, PipelineError, SourceError
+from fraudpipe.errors import (
+    BundleError,
+    ConfigError,
+    DataError,
+    GateFailed,
+    OutputError,
+    PipelineError,
+    SourceError,
+)
 
 
 def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
@@ -58,7 +67,7 @@ def test_a_bug_keeps_its_traceback(tmp_path):
 
 
 def test_every_error_of_the_family_is_a_pipeline_error():
-    for cls in (ConfigError, DataError, BundleError, GateFailed, SourceError):
+    for cls in (ConfigError, DataError, BundleError, GateFailed, SourceError, OutputError):
         assert issubclass(cls, PipelineError)
     assert not issubclass(ValueError, PipelineError)
 
@@ -105,3 +114,42 @@ def test_without_FRAUDPIPE_PROFILE_nothing_is_recorded(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stage_script.py"]
+
+
+def test_a_stage_that_cannot_write_its_output_fails_in_one_line_naming_the_path(tmp_path):
+    """`python stages/check_config.py` with reports/check/config.json unwritable: a directory where
+    the file goes (root writes into a chmod 0o500 directory all the same), then, when not root, a
+    read-only reports/check."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "params.yaml").write_text((root / "params.yaml").read_text())
+    blocked = tmp_path / "reports" / "check" / "config.json"
+    blocked.mkdir(parents=True)
+
+    def stage_error() -> str:
+        proc = subprocess.run(
+            [sys.executable, str(root / "stages" / "check_config.py")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        return lines[0]
+
+    assert stage_error() == (
+        "stage 'check_config' failed: cannot write reports/check/config.json: Is a directory; "
+        "a directory stands where the file goes: move it away"
+    )
+    if os.geteuid() == 0:
+        return
+    blocked.rmdir()
+    blocked.parent.chmod(0o500)
+    try:
+        assert stage_error() == (
+            "stage 'check_config' failed: cannot write reports/check/config.json: Permission denied; "
+            "check the permissions of reports/check"
+        )
+    finally:
+        blocked.parent.chmod(0o700)

@@ -114,7 +114,8 @@ def check(
     import pandas as pd
 
     from fraudpipe.errors import PipelineError
-    from fraudpipe.pipeline.loader import load_all, read_params
+    from fraudpipe.pipeline.loader import read_params
+    from fraudpipe.pipeline.params import load_all
     from fraudpipe.pipeline.preflight import config_problems, settings_problems
 
     checked = f"{params_file}"

@@ -40,6 +40,11 @@ class MonitoringAlert(PipelineError):
     """Monitoring raised an alert and `monitor.fail_on_alert` asks for the stage to fail on it."""
 
 
+class OutputError(PipelineError):
+    """An output cannot be written (permissions, a full disk, a directory where a file goes): which
+    path, what the system said, what to check."""
+
+
 class SourceError(PipelineError):
     """A source could not deliver its batch: which source, what failed, what to do about it."""
 

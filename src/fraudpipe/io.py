@@ -2,11 +2,15 @@
 
 A stage killed half-way must never leave a half-written output that DVC would then hash and
 cache, and the same input must give byte-identical files, so every stage writes through here.
+An output that cannot be written (a read-only directory, a full disk, a directory where the file
+goes) is an ``OutputError`` naming it, which a stage prints in one line; an error of the code
+inside ``atomic_path`` / ``atomic_dir`` stays what it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -20,7 +24,29 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fraudpipe.errors import DataError
+from fraudpipe.errors import DataError, OutputError
+
+#: What to check, by the system's error, when an output cannot be written.
+_HINTS = {
+    errno.EACCES: "check the permissions of {parent}",
+    errno.EPERM: "check the permissions of {parent}",
+    errno.EROFS: "{parent} is on a read-only file system",
+    errno.ENOSPC: "free some space on the disk of {parent}",
+    errno.EDQUOT: "the disk quota of {parent} is used up",
+    errno.EISDIR: "a directory stands where the file goes: move it away",
+    errno.EEXIST: "a file stands where a directory of its path goes: move it away",
+    errno.ENOTDIR: "a file stands where a directory of its path goes: move it away",
+}
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """An OSError while writing ``target`` becomes an OutputError that names it."""
+    try:
+        yield
+    except OSError as exc:
+        hint = _HINTS.get(exc.errno or 0, "check that {parent} is a writable directory").format(parent=target.parent)
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}; {hint}") from exc
 
 
 def _temporary_name(target: Path) -> Path:
@@ -35,14 +61,16 @@ def _temporary_name(target: Path) -> Path:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _temporary_name(target)
-    # os.open applies the process umask to 0o666, so outputs get ordinary permissions (mkstemp
-    # would make them 0600) without reading or changing the umask.
-    os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = _temporary_name(target)
+        # os.open applies the process umask to 0o666, so outputs get ordinary permissions (mkstemp
+        # would make them 0600) without reading or changing the umask.
+        os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        with _writing(target):
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -52,28 +80,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory; swap it in for ``path`` only on success."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_name(target)
-    tmp.mkdir(mode=0o777)  # the umask applies, as for any directory (mkdtemp would make 0700)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary_name(target)
+        tmp.mkdir(mode=0o777)  # the umask applies, as for any directory (mkdtemp would make 0700)
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old.tmp")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        with _writing(target):
+            _swap_in(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _swap_in(tmp: Path, target: Path) -> None:
+    if target.exists():
+        old = target.with_name(f".{target.name}.old.tmp")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write ``df`` without its index, with fixed settings so reruns are byte-identical."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    with atomic_path(path) as tmp:
+    with _writing(Path(path)), atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=3, write_statistics=True)
 
 
@@ -114,10 +148,10 @@ def _finite(value: Any) -> Any:
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     """Write strict JSON (no NaN/Infinity), stable key order, trailing newline."""
     text = json.dumps(_finite(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
-    with atomic_path(path) as tmp:
+    with _writing(Path(path)), atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
+    with _writing(Path(path)), atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -27,6 +27,7 @@ from fraudpipe.contract import (
 )
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.paths import CONF_DIR, EXTERNAL_DIR, PARAMS
+from fraudpipe.pipeline.derived import Derived, derive_settings, label_problem
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -166,175 +167,11 @@ def propose_mapping(profiles: Sequence[ColumnProfile], given: Mapping[str, str] 
 
 
 # --------------------------------------------------------------------------------------------
-# Settings that depend on the data
-
-#: Fewer frauds than these make a period's metrics noise (AP on a handful of frauds swings by
-#: tenths) or leave a model nothing to learn from.
-MIN_TRAIN_FRAUDS = 100
-MIN_TEST_FRAUDS = 30
-MIN_THRESHOLD_FRAUDS = 10
-MIN_PERIOD_DAYS = 7  # a whole week: weekday and weekend behaviour both present
-LABEL_DELAY_DAYS = 7  # the handbook's label delay; a property of the fraud process, not the file
-MAX_FOLDS = 4
-MAX_CARD_BUDGET = 100  # the handbook's card precision@100
-
-
-@dataclass(frozen=True)
-class Derived:
-    """One setting chosen from the data, with the reason a user can check."""
-
-    key: str
-    value: object
-    reason: str
-
-
-def _suffix_days(daily: pd.Series, end: int, minimum: int, floor: int) -> int | None:
-    """The fewest whole days ending before day ``end`` (>= ``floor``) that hold ``minimum`` frauds."""
-    total = 0
-    for length in range(1, end + 1):
-        total += int(daily.iloc[end - length])
-        if length >= floor and total >= minimum:
-            return length
-    return None
-
-
-def derive_settings(transactions: pd.DataFrame) -> tuple[list[Derived], list[str]]:
-    """Split lengths, threshold days, folds, CP@k budget, validation band and gate floors for a
-    labelled table in the contract, from its own daily counts (dense and sparse weeks as they
-    are, never an average); and the problems no setting can fix (too few frauds)."""
-    times = transactions[TX_DATETIME]
-    day = ((times - times.min().normalize()) // pd.Timedelta(days=1)).to_numpy()
-    n_days = int(day.max()) + 1
-    fraud = transactions[TX_FRAUD].fillna(0).to_numpy() == 1
-    daily_frauds = pd.Series(fraud).groupby(day).sum().reindex(range(n_days), fill_value=0)
-    out: list[Derived] = []
-    problems: list[str] = []
-    total_frauds, rate = int(fraud.sum()), float(fraud.mean())
-
-    test_days = _suffix_days(daily_frauds, n_days, MIN_TEST_FRAUDS, MIN_PERIOD_DAYS)
-    if test_days is None:
-        problems.append(
-            f"the file holds {total_frauds} frauds over {n_days} days; a test period needs {MIN_TEST_FRAUDS}"
-        )
-        return out, problems
-    test_start = n_days - test_days
-    out.append(
-        Derived(
-            "split.test_days",
-            test_days,
-            f"the last {test_days} days hold {int(daily_frauds.iloc[test_start:].sum())} frauds (>= {MIN_TEST_FRAUDS})",
-        )
-    )
-    delay = LABEL_DELAY_DAYS
-    out.append(
-        Derived("split.delay_days", delay, "labels arrive about a week after the transaction (the handbook's delay)")
-    )
-    train_end = test_start - delay
-    train_days = (
-        _suffix_days(daily_frauds, max(train_end, 0), MIN_TRAIN_FRAUDS, MIN_PERIOD_DAYS) if train_end > 0 else None
-    )
-    if train_days is None:
-        problems.append(
-            f"before the test and delay periods the file holds {int(daily_frauds.iloc[: max(train_end, 0)].sum())} frauds over "
-            f"{max(train_end, 0)} days; training needs {MIN_TRAIN_FRAUDS}"
-        )
-        return out, problems
-    train_start = train_end - train_days
-    out.append(
-        Derived(
-            "split.train_days",
-            train_days,
-            f"days {train_start}..{train_end - 1} hold {int(daily_frauds.iloc[train_start:train_end].sum())} frauds (>= {MIN_TRAIN_FRAUDS})",
-        )
-    )
-
-    v = _suffix_days(daily_frauds, train_end, MIN_THRESHOLD_FRAUDS, 1)
-    if v is None or v > train_days // 3:
-        out.append(
-            Derived(
-                "model.threshold_validation_days",
-                0,
-                f"fewer than {MIN_THRESHOLD_FRAUDS} frauds in the last third of training: the threshold is chosen in-sample",
-            )
-        )
-    else:
-        out.append(
-            Derived(
-                "model.threshold_validation_days",
-                v,
-                f"the last {v} training days hold {int(daily_frauds.iloc[train_end - v : train_end].sum())} frauds (>= {MIN_THRESHOLD_FRAUDS})",
-            )
-        )
-
-    folds = 1
-    while folds < MAX_FOLDS:
-        shift = folds * test_days
-        start, t_start = train_start - shift, test_start - shift
-        if (
-            start < 0
-            or daily_frauds.iloc[start : train_end - shift].sum() < MIN_TRAIN_FRAUDS
-            or daily_frauds.iloc[t_start : t_start + test_days].sum() < MIN_TEST_FRAUDS
-        ):
-            break
-        folds += 1
-    out.append(
-        Derived(
-            "split.n_folds",
-            folds,
-            f"{folds} backtest fold(s) fit in the data with enough frauds in each (at most {MAX_FOLDS})",
-        )
-    )
-
-    test_rows = day >= test_start
-    daily_cards = transactions.loc[test_rows, CUSTOMER_ID].groupby(day[test_rows]).nunique()
-    typical = int(daily_cards.median())
-    k = max(1, min(MAX_CARD_BUDGET, typical))
-    out.append(
-        Derived(
-            "evaluate.card_precision_k",
-            k,
-            f"a typical test day has {typical} distinct cards (budget at most {MAX_CARD_BUDGET})",
-        )
-    )
-
-    low, high = _significant(rate / 4), min(1.0, _significant(rate * 4))
-    out.append(Derived("validation.min_fraud_rate", low, f"a quarter of the file's fraud rate {rate:.4%}"))
-    out.append(Derived("validation.max_fraud_rate", high, f"four times the file's fraud rate {rate:.4%}"))
-    out.append(
-        Derived(
-            "validation.min_rows",
-            min(1000, len(transactions)),
-            f"a batch may not be smaller than this (the file has {len(transactions):,} rows)",
-        )
-    )
-    amount = float(transactions[TX_AMOUNT].max())
-    if amount > 100_000:
-        ceiling = float(10 ** len(str(int(amount))))
-        out.append(Derived("validation.max_amount", ceiling, f"the file's largest amount is {amount:,.2f}"))
-    first, last = times.min(), times.max()
-    if first < pd.Timestamp("2000-01-01") or last > pd.Timestamp("2030-12-31T23:59:59"):
-        out.append(Derived("validation.min_datetime", f"{first.year}-01-01T00:00:00", f"the file starts {first}"))
-        out.append(Derived("validation.max_datetime", f"{last.year + 5}-12-31T23:59:59", f"the file ends {last}"))
-    floor = _significant(max(2 * rate, 0.001))
-    out.append(
-        Derived(
-            "evaluate.gate.minimums.average_precision",
-            floor,
-            f"twice the AP of a random ranking (the fraud rate {rate:.4%})",
-        )
-    )
-    out.append(Derived("evaluate.gate.minimums.roc_auc", 0.6, "clearly better than a random ranking (0.5)"))
-    return out, problems
-
-
-def _significant(value: float, digits: int = 2) -> float:
-    return float(f"{value:.{digits}g}")
-
-
-# --------------------------------------------------------------------------------------------
 # `fraudpipe data add`
 
 REQUIRED_MAPPING = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD)
+#: In the first line of every conf/data/ option `data add` writes: the only ones it may replace.
+ADDED_BY = "added by `fraudpipe data add`"
 _KINDS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -397,7 +234,9 @@ def add_dataset(
     """Bring a user's file into the pipeline: copy it under data/external/ (``dvc add``-ed), write
     conf/data/<name>.yaml, make it and split=relative the defaults with the settings derived from
     the data as overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when
-    the mapping is incomplete or the data cannot fill a training and a test period."""
+    ``name`` is a conf/data/ option that data add did not write (a built-in source, the user's own),
+    the mapping is incomplete, the labels are missing or not 0/1, or the data cannot fill a
+    training and a test period."""
     import shutil
     import subprocess
     import sys
@@ -410,6 +249,12 @@ def add_dataset(
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it names conf/data/<name>.yaml)")
+    config_dir = root / CONF_DIR
+    data_config = config_dir / "data" / f"{name}.yaml"
+    if data_config.exists() and ADDED_BY not in data_config.read_text(encoding="utf-8").partition("\n")[0]:
+        raise ConfigError(
+            f"--name {name!r}: conf/data/{name}.yaml is a data option `data add` did not write; choose another name"
+        )
     file = Path(file)
     if not file.is_file():
         raise ConfigError(f"{file}: no such file")
@@ -417,6 +262,8 @@ def add_dataset(
         raise ConfigError(f"{root} is not the root of a DVC repository: run data add there, or pass --no-track")
     check_mapping(mapping)
     _, clean = read_contract(source_config(file, mapping, datetime_format, options))
+    if problem := label_problem(clean[TX_FRAUD], mapping[TX_FRAUD]):
+        raise DataError(problem)
     derived, problems = derive_settings(clean)
     if problems:
         raise DataError("the data cannot fill a training and a test period: " + "; ".join(problems))
@@ -425,9 +272,7 @@ def add_dataset(
     (root / dest).parent.mkdir(parents=True, exist_ok=True)
     if file.resolve() != (root / dest).resolve():
         shutil.copyfile(file, root / dest)
-    config_dir = root / CONF_DIR
-    data_config = config_dir / "data" / f"{name}.yaml"
-    header = f"# {file.name}, added by `fraudpipe data add` (contract column: the file's column).\n"
+    header = f"# {file.name}, {ADDED_BY} (contract column: the file's column).\n"
     data_config.write_text(
         header + yaml.safe_dump(source_config(dest, mapping, datetime_format, options), sort_keys=False)
     )

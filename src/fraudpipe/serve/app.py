@@ -5,7 +5,8 @@ answers, /readyz says 503 and the /v1 routes answer 503 with Retry-After. A fail
 server with one line on stderr. The handlers are ``async def`` (each request's work is well
 under a millisecond of CPU: a thread pool would cost more than it saves) and parse their bodies
 from bytes with pydantic; responses are JSON bytes built directly. Every malformed request gets a
-4xx whose body names the field (``schema.problems``), never a 500.
+4xx whose body names the field (``schema.problems``), never a 500; a body not sent as
+``application/json`` gets 415.
 
 Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot (these four need the API
 key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
@@ -49,6 +50,8 @@ from fraudpipe.serve.schema import (
     ScoreBatchOut,
     ScoreOut,
     TransactionIn,
+    content_type_problem,
+    duplicate_keys,
     one_line,
     problems,
 )
@@ -77,6 +80,7 @@ _ERRORS = {
     404: "Unknown transaction_id",
     409: "transaction_id already used for another transaction",
     413: "Body larger than --max-body-bytes",
+    415: "Content-Type is not application/json",
     422: "A field is missing, of the wrong type or out of range (each named in `errors`)",
     503: "Model and state still loading, or the journal or the Redis state store cannot be reached",
 }
@@ -115,10 +119,18 @@ def _refused(exc: Refused, prefix: str = "", **extra: Any) -> _Answer:
 
 def _parse(model: type[BaseModel], body: bytes) -> Any:
     try:
-        return model.model_validate_json(body)
+        parsed = model.model_validate_json(body)
     except ValidationError as exc:
         status, found = problems(exc, model)
         raise _Answer(status, one_line(found), found) from None
+    if found := duplicate_keys(body):
+        raise _Answer(422, one_line(found), found)
+    return parsed
+
+
+def _json_content(request: Request) -> None:
+    if problem := content_type_problem(request.headers.get("content-type")):
+        raise _Answer(415, f"Content-Type: {problem}", [Problem(field="Content-Type", message=problem)])
 
 
 def _score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
@@ -257,7 +269,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         return body
 
     async def _prepare(request: Request, model: type[BaseModel]) -> tuple[Service, Any]:
-        return _service(), _parse(model, await _body(request))
+        service = _service()
+        _json_content(request)
+        return service, _parse(model, await _body(request))
 
     app = FastAPI(
         title="fraudpipe",
@@ -289,7 +303,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     @app.post(
         "/v1/score",
         summary="Score one transaction, then add it to the history",
-        **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 422, 503),
+        **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 415, 422, 503),
         **secured,
     )
     async def score(request: Request) -> Response:
@@ -310,7 +324,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     @app.post(
         "/v1/score/batch",
         summary="Score transactions in order, each as if sent alone",
-        **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 422, 503, error=BatchErrorOut),
+        **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 415, 422, 503, error=BatchErrorOut),
         **secured,
     )
     async def score_batch(request: Request) -> Response:
@@ -338,7 +352,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     @app.post(
         "/v1/labels",
         summary="Fraud feedback: counts in terminal risk features once older than the delay",
-        **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 422, 503),
+        **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 415, 422, 503),
         **secured,
     )
     async def labels(request: Request) -> Response:
