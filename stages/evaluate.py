@@ -1,9 +1,7 @@
-"""Stage `evaluate`: score the test period, write metrics and plots, apply the quality gate."""
+"""Stage `evaluate`: score the test period, write metrics and plots, and the quality gate's verdict."""
 
 from pathlib import Path
 
-from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
-from fraudpipe.data.split import SplitConfig, periods
 from fraudpipe.errors import GateFailed
 from fraudpipe.evaluation.plots import (
     calibration_figure,
@@ -15,70 +13,33 @@ from fraudpipe.evaluation.plots import (
     save_png,
     score_distribution_figure,
 )
-from fraudpipe.features.definitions import FeatureConfig
-from fraudpipe.features.online import OnlineState, history_since
-from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, batch_throughput, check_gate, quality_metrics
+from fraudpipe.io import read_parquet, write_json, write_text
+from fraudpipe.metrics import EvaluateConfig, batch_throughput, gate_verdict, quality_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.pipeline.stage import load_params, run
-from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
 
 BUNDLE_DIR = Path("models/bundle")
 TEST = Path("data/split/test.parquet")
-FEATURES = Path("data/features/features.parquet")  # offline features: online/offline parity
-TRANSACTIONS = Path("data/interim/transactions.parquet")  # replayed through the online scoring path
-RAW = Path("data/raw")  # customer and terminal locations, when the source has them
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
-LATENCY = Path("reports/latency.json")  # wall-clock: changes on every run
+GATE = Path("reports/gate.json")  # the gate's verdict: what infer reads
+THROUGHPUT = Path("reports/throughput.json")  # wall-clock: changes on every run
 PLOTS = Path("reports/plots")
 
 
 def main() -> None:
-    params = load_params("evaluate", "split", "features")
+    params = load_params("evaluate")
     config = EvaluateConfig.parse(params["evaluate"], "evaluate")
     bundle = load_bundle(BUNDLE_DIR)
     test = read_parquet(TEST)
     scores = bundle.score(test)
     labels = test["tx_fraud"].to_numpy()
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
-
-    # Single transactions through the serving path: history before the test period, then the first
-    # `latency_rows` transactions of the test period replayed one by one (scored, then added).
-    # Only the rows the state keeps are read (its retention before the test period, then the test
-    # period on), and only the replayed rows' offline features.
-    features = FeatureConfig.parse(params["features"], "features")
-    times = read_parquet(TRANSACTIONS, columns=[TX_DATETIME])[TX_DATETIME]
-    test_start = periods(SplitConfig.parse(params["split"], "split"), times.max()).test_start
-    since = history_since(features, times, test_start)
-    del times
-    transactions = read_parquet(TRANSACTIONS, filters=None if since is None else [(TX_DATETIME, ">=", since)])
-    before = transactions[TX_DATETIME] < test_start
-    state = OnlineState.from_history(
-        transactions[before],
-        features,
-        read_parquet_if_exists(RAW / "customers.parquet"),
-        read_parquet_if_exists(RAW / "terminals.parquet"),
-    )
-    scorer = OnlineScorer(state, load_bundle(BUNDLE_DIR, nthread=1))  # one thread per worker, as the service loads it
-    replayed_rows = transactions[~before].head(config.latency_rows)
-    del transactions, before, state
-    replayed = replay(scorer, replayed_rows)
-    span = [
-        (TX_DATETIME, ">=", replayed_rows[TX_DATETIME].min()),
-        (TX_DATETIME, "<=", replayed_rows[TX_DATETIME].max()),
-    ]
-    offline = read_parquet(
-        FEATURES, columns=[TRANSACTION_ID, *bundle.features], filters=span if len(replayed_rows) else None
-    )
-    metrics["online_offline_max_abs_diff"] = max_abs_difference(replayed, offline, list(bundle.features))
-
-    failures = check_gate(metrics, config.gate.minimums)
-    metrics["gate_passed"] = int(not failures)
-    X = test[list(bundle.features)].to_numpy(dtype="float64")
-    latency = latency_summary(replayed.latency_ms) | batch_throughput(bundle.predict_proba, X)
+    gate = gate_verdict(metrics, config.gate.minimums)
+    throughput = batch_throughput(bundle.predict_proba, test[list(bundle.features)].to_numpy(dtype="float64"))
 
     write_json(metrics, METRICS)
-    write_json(latency, LATENCY)
+    write_json(gate, GATE)
+    write_json(throughput, THROUGHPUT)
     write_json(roc_records(labels, scores), PLOTS / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS / "precision_recall.json")
     write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS / "confusion.json")
@@ -93,11 +54,12 @@ def main() -> None:
     print(
         f"evaluate: {bundle.name} on {metrics['n_test']:,} test rows: AUC {metrics['roc_auc']:.4f}, "
         f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics['card_precision_at_k']:.4f}; "
-        f"latency p50 {latency['score_latency_p50_ms']:.3f} ms, p99 {latency['score_latency_p99_ms']:.3f} ms"
+        f"quality gate {'passed' if gate['passed'] else 'FAILED'}; "
+        f"batch {throughput['batch_throughput_tx_per_s']:,.0f} tx/s"
     )
-    if failures and config.gate.enforce:
+    if not gate["passed"] and config.gate.enforce:
         raise GateFailed(
-            "quality gate failed: " + "; ".join(failures) + f" (see {METRICS}). Lower the minimum if it is too "
+            "quality gate failed: " + "; ".join(gate["failures"]) + f" (see {GATE}). Lower the minimum if it is too "
             "strict for this data, or set evaluate.gate.enforce: false to record the gate without failing"
         )
 

@@ -19,7 +19,7 @@ from fraudpipe.scoring.batch import (
 
 BUNDLE_DIR = Path("models/bundle")
 LIVE = Path("data/split/live.parquet")
-METRICS = Path("reports/metrics.json")  # the quality gate's verdict (gate_passed), from evaluate
+GATE = Path("reports/gate.json")  # the quality gate's verdict, from evaluate
 PREDICTIONS = Path("data/predictions/live.parquet")
 SUMMARY = Path("reports/infer/summary.json")  # reproducible: byte-identical on rerun
 THROUGHPUT = Path("reports/infer/throughput.json")  # wall-clock: changes on every run
@@ -30,8 +30,8 @@ def main() -> None:
     gate = gate_config(params["evaluate"])
     features = FeatureConfig.parse(params["features"], "features")
     bundle = load_bundle(BUNDLE_DIR)
-    passed = read_gate_passed(METRICS)
-    warning = check_gate(passed, gate, METRICS)
+    passed = read_gate_passed(GATE)
+    warning = check_gate(passed, gate, GATE)
     check_features(bundle, features, BUNDLE_DIR)
     if warning:
         print(f"infer: warning: {warning}", file=sys.stderr)
