@@ -238,7 +238,6 @@ def at_rate(
 
 def in_process(n: int = 3000) -> dict[str, np.ndarray]:
     """Per transaction: features + model, then the whole Service.score, on a private journal."""
-    from fraudpipe.features.online import history_features
     from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
@@ -282,17 +281,13 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
             when = tx.naive_utc
             t = epoch_second(when)
             start = time.perf_counter_ns()
-            x = history_features(
-                service.store.config,
-                service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t),
-                t,
-                tx.tx_amount,
+            service.scorer.score(
+                service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t), t, tx.tx_amount
             )
-            service.predict(x)
             middle = time.perf_counter_ns()
             service.score(tx)
             features[i], whole[i] = (middle - start) / 1e6, (time.perf_counter_ns() - middle) / 1e6
-        fast = service.predict.fast
+        fast = service.scorer.fast_path.on
         service.close()
     return {"features + model": features, "Service.score (+ journal, state)": whole, "fast": fast}
 

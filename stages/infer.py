@@ -6,7 +6,7 @@ from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, INFER_SUMMARY, INFER_THROUGHPUT, LIVE, METRICS, PREDICTIONS
+from fraudpipe.paths import BUNDLE_DIR, GATE, INFER_SUMMARY, INFER_THROUGHPUT, LIVE, PREDICTIONS
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.batch import check_features, check_gate, read_gate_passed, score_live, summary, throughput
@@ -16,8 +16,8 @@ def main() -> None:
     gate = load("evaluate.gate", EvaluateConfig)  # dvc.yaml declares this key of evaluate only
     features = load("features", FeatureConfig)
     bundle = load_bundle(BUNDLE_DIR)
-    passed = read_gate_passed(METRICS)  # the quality gate's verdict, from evaluate
-    warning = check_gate(passed, gate, METRICS)
+    passed = read_gate_passed(GATE)
+    warning = check_gate(passed, gate, GATE)
     check_features(bundle, features, BUNDLE_DIR)
     if warning:
         print(f"infer: warning: {warning}", file=sys.stderr)

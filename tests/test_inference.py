@@ -20,8 +20,8 @@ from fraudpipe.data.split import SplitConfig, time_split
 from fraudpipe.errors import BundleError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.features.online import OnlineState
-from fraudpipe.io import read_parquet, read_parquet_if_exists, write_parquet
-from fraudpipe.metrics import GateConfig, threshold_metrics
+from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_parquet
+from fraudpipe.metrics import GateConfig, gate_verdict, threshold_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.scoring.batch import (
     PREDICTION_COLUMNS,
@@ -44,7 +44,7 @@ THROUGHPUT = "reports/infer/throughput.json"
 def evaluated(tmp_path_factory) -> Path:
     """A working directory after the real train and evaluate stages, with the live period split off
     (three days after the test period)."""
-    work = stage_workdir(tmp_path_factory.mktemp("w") / "w", evaluate__latency_rows=100)
+    work = stage_workdir(tmp_path_factory.mktemp("w") / "w")
     params = yaml.safe_load((work / "params.yaml").read_text())
     parts = time_split(
         read_parquet(work / "data/features/features.parquet"), SplitConfig.parse(params["split"], "split")
@@ -53,7 +53,7 @@ def evaluated(tmp_path_factory) -> Path:
     for stage in ("train", "evaluate"):
         proc = run_stage(work, stage)
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
-    assert json.loads((work / "reports/metrics.json").read_text())["gate_passed"] == 1
+    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "failures": []}
     return work
 
 
@@ -145,13 +145,15 @@ def test_batch_scores_equal_the_online_path_transaction_by_transaction(inferred)
     transactions = read_parquet(inferred / "data/interim/transactions.parquet")
     live_start = read_parquet(inferred / LIVE)[TX_DATETIME].min()
     before = transactions[TX_DATETIME] < live_start
+    features = FeatureConfig.parse(params["features"], "features")
     state = OnlineState.from_history(
         transactions[before],
-        FeatureConfig.parse(params["features"], "features"),
+        features,
         read_parquet_if_exists(inferred / "data/raw/customers.parquet"),
         read_parquet_if_exists(inferred / "data/raw/terminals.parquet"),
     )
-    replayed = replay(OnlineScorer(state, load_bundle(inferred / "models/bundle", nthread=1)), transactions[~before])
+    scorer = OnlineScorer(load_bundle(inferred / "models/bundle", nthread=1), features)
+    replayed = replay(scorer, state, transactions[~before])
     out = read_parquet(inferred / PREDICTIONS)
     np.testing.assert_array_equal(replayed.transaction_ids, out["transaction_id"].to_numpy())
     np.testing.assert_allclose(replayed.scores, out["score"].to_numpy(), rtol=0, atol=1e-6)
@@ -178,13 +180,13 @@ def test_an_empty_live_period_writes_empty_outputs(evaluated, tmp_path):
 
 def test_a_failed_gate_is_refused_when_enforced(evaluated, tmp_path):
     work = _copy(evaluated, tmp_path)
-    _edit(work, "reports/metrics.json", lambda m: m.update(gate_passed=0))
+    _edit(work, "reports/gate.json", lambda g: g.update(passed=False))
     _edit(work, "params.yaml", lambda p: p["evaluate"]["gate"].update(enforce=True))
     line = assert_one_line_failure(
         run_stage(work, "infer"),
         "infer",
         "failed its quality gate",
-        "gate_passed 0 in reports/metrics.json",
+        "passed false in reports/gate.json",
         "evaluate.gate.enforce is true",
         "evaluate.gate.enforce: false",
     )
@@ -194,12 +196,13 @@ def test_a_failed_gate_is_refused_when_enforced(evaluated, tmp_path):
 
 def test_a_failed_gate_not_enforced_scores_with_one_warning(evaluated, tmp_path):
     work = _copy(evaluated, tmp_path)
-    _edit(work, "reports/metrics.json", lambda m: m.update(gate_passed=0))
+    _edit(work, "reports/gate.json", lambda g: g.update(passed=False))
     _edit(work, "params.yaml", lambda p: p["evaluate"]["gate"].update(enforce=False))
+    (work / "reports/metrics.json").unlink()  # the gate's file decides, not the metrics
     proc = run_stage(work, "infer")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [
-        "infer: warning: the model bundle failed its quality gate (gate_passed 0 in reports/metrics.json); "
+        "infer: warning: the model bundle failed its quality gate (passed false in reports/gate.json); "
         "scoring anyway because evaluate.gate.enforce is false"
     ]
     assert len(read_parquet(work / PREDICTIONS)) == len(read_parquet(work / LIVE))
@@ -281,22 +284,25 @@ def test_check_features_passes_for_the_config_the_bundle_was_trained_with(evalua
 
 
 def test_the_gate_verdict_and_its_config(tmp_path):
-    metrics = tmp_path / "metrics.json"
+    metrics = tmp_path / "gate.json"
     with pytest.raises(DataError, match="does not exist: run the evaluate stage first"):
         read_gate_passed(metrics)
     for content, said in (
         ("{", "not JSON"),
-        ('{"roc_auc": 0.9}', "gate_passed must be 0 or 1, got None"),
-        ('{"gate_passed": true}', "got True"),
-        ('{"gate_passed": 2}', "got 2"),
+        ('{"roc_auc": 0.9}', "passed must be true or false, got None"),
+        ('{"passed": 1}', "got 1"),
+        ('{"passed": "true"}', "got 'true'"),
     ):
         metrics.write_text(content)
         with pytest.raises(DataError, match=said):
             read_gate_passed(metrics)
-    metrics.write_text('{"gate_passed": 1}')
+    write_json(gate_verdict({"roc_auc": 0.9}, {"roc_auc": 0.75}), metrics)  # what evaluate writes
     assert read_gate_passed(metrics) is True
-    metrics.write_text('{"gate_passed": 0}')
+    write_json(gate_verdict({"roc_auc": 0.7}, {"roc_auc": 0.75}), metrics)
     assert read_gate_passed(metrics) is False
+    assert json.loads(metrics.read_text())["failures"] == [
+        "roc_auc = 0.7000 is below the minimum 0.75 (evaluate.gate.minimums.roc_auc)"
+    ]
 
     enforced = GateConfig.parse({"enforce": True, "minimums": {}}, "evaluate.gate")
     relaxed = GateConfig.parse({"enforce": False, "minimums": {}}, "evaluate.gate")

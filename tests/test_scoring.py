@@ -1,4 +1,4 @@
-"""The serving path: online features + model, one transaction at a time, equals batch scoring."""
+"""The one online scorer (the service's): one transaction at a time, the features and scores of the batch path."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.errors import BundleError
+from fraudpipe.evaluation.parity import parity_figures
 from fraudpipe.features.definitions import FeatureConfig, build_features
-from fraudpipe.features.online import OnlineState
+from fraudpipe.features.online import OnlineState, to_epoch_second
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.scoring.online import OnlineScorer, latency_summary, max_abs_difference, replay
+from fraudpipe.scoring.online import OnlineScorer, replay
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -86,16 +87,31 @@ def located(world, tmp_path_factory):
     return text, table, located_config, cut, bundle_dir
 
 
+def _replay(table, history, transactions, config, bundle_dir):
+    """Replay ``transactions`` on the state of ``history``; the replay and its parity figures."""
+    bundle = load_bundle(bundle_dir, nthread=1)
+    replayed = replay(OnlineScorer(bundle, config), OnlineState.from_history(history, config), transactions)
+    return replayed, parity_figures(replayed, table, bundle)
+
+
 def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
     tx, table, config, cut, bundle_dir = world
     before = tx[TX_DATETIME] < cut
-    scorer = OnlineScorer(OnlineState.from_history(tx[before], config), load_bundle(bundle_dir, nthread=1))
-    replayed = replay(scorer, tx[~before].head(300))
-    assert len(replayed.scores) == 300
-    assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9
+    replayed, parity = _replay(table, tx[before], tx[~before].head(300), config, bundle_dir)
+    assert len(replayed.scores) == 300 and parity["rows_compared"] == 300
+    assert parity["max_abs_feature_diff"] <= 1e-9
     offline = table.set_index("transaction_id").loc[replayed.transaction_ids]
     batch = load_bundle(bundle_dir).score(offline.reset_index())
     np.testing.assert_allclose(replayed.scores, batch, rtol=0, atol=1e-6)  # float32 model inputs
+    assert parity["max_abs_score_diff"] == pytest.approx(np.max(np.abs(replayed.scores - batch)), abs=1e-12)
+    assert (replayed.latency_ms > 0).all()
+
+
+def test_the_online_scorer_runs_on_the_fast_path(world):
+    _, _, config, _, bundle_dir = world
+    scorer = OnlineScorer(load_bundle(bundle_dir, nthread=1), config)
+    assert scorer.fast_path.on, scorer.fast_path.reason
+    assert scorer.row.fast
 
 
 def _xgboost_by_hand(bundle_dir, row: np.ndarray) -> float:
@@ -115,37 +131,30 @@ def _xgboost_by_hand(bundle_dir, row: np.ndarray) -> float:
 
 def test_score_is_the_offline_rows_score_and_does_not_add_the_transaction(world):
     tx, table, config, cut, bundle_dir = world
-    scorer = OnlineScorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config), load_bundle(bundle_dir))
+    state = OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config)
+    scorer = OnlineScorer(load_bundle(bundle_dir), config)
     row = tx[tx[TX_DATETIME] >= cut].iloc[0]
-    args = (row.customer_id, row.terminal_id, row.tx_datetime, row.tx_amount)
+    keys, t = (str(row.customer_id), str(row.terminal_id)), to_epoch_second(row.tx_datetime)
     offline = table.loc[table["transaction_id"] == row.transaction_id, feature_columns(table)].to_numpy(np.float64)[0]
     expected = _xgboost_by_hand(bundle_dir, offline)
     assert 0 < expected < 1
-    first = scorer.features(*args)
-    np.testing.assert_allclose(first, offline, rtol=0, atol=1e-9)  # online features = offline features
-    assert scorer.score(*args) == pytest.approx(expected, abs=1e-6)
-    assert scorer.score(*args) == pytest.approx(expected, abs=1e-6)  # scoring left the history as it was
-    np.testing.assert_array_equal(scorer.features(*args), first)
-    scorer.observe(row.transaction_id, *args, tx_fraud=int(row.tx_fraud))
-    again = scorer.features(*args)
-    name = "customer_id_nb_tx_1day_window"
-    position = scorer.state.feature_names.index(name)
-    assert again[position] == first[position] + 1  # the observed transaction now counts as history
+    first = scorer.score(state.lookup(*keys), t, row.tx_amount)
+    np.testing.assert_allclose(first.features, offline, rtol=0, atol=1e-9)  # online features = offline features
+    assert first.score == pytest.approx(expected, abs=1e-6)
+    again = scorer.score(state.lookup(*keys), t, row.tx_amount)  # scoring left the history as it was
+    assert again.score == first.score
+    np.testing.assert_array_equal(again.features, first.features)
+    state.add(str(row.transaction_id), *keys, t, row.tx_amount, int(row.tx_fraud))
+    added = scorer.score(state.lookup(*keys), t, row.tx_amount).features
+    position = state.feature_names.index("customer_id_nb_tx_1day_window")
+    assert added[position] == first.features[position] + 1  # the added transaction now counts as history
 
 
 def test_scorer_refuses_a_bundle_with_other_features(world):
-    tx, _, config, cut, bundle_dir = world
+    _, _, config, _, bundle_dir = world
     other = FeatureConfig.parse(config.to_dict() | {"customer_windows": [1, 7]}, "features")
     with pytest.raises(BundleError, match="feature list differs"):
-        OnlineScorer(OnlineState.from_history(tx[tx[TX_DATETIME] < cut], other), load_bundle(bundle_dir))
-
-
-def test_latency_summary_percentiles():
-    summary = latency_summary(np.arange(1, 101, dtype=float))
-    assert summary["score_latency_p50_ms"] == pytest.approx(50.5)
-    assert summary["score_latency_p99_ms"] == pytest.approx(99.01)
-    assert summary["score_latency_rows"] == 100
-    assert latency_summary(np.array([]))["score_latency_rows"] == 0
+        OnlineScorer(load_bundle(bundle_dir), other)
 
 
 def test_replay_with_text_ids_equals_the_int64_replay(world):
@@ -154,15 +163,15 @@ def test_replay_with_text_ids_equals_the_int64_replay(world):
     tx, table, config, cut, bundle_dir = world
     (text,) = text_ids(tx)
     before = (tx[TX_DATETIME] < cut).to_numpy()
-    bundle = load_bundle(bundle_dir, nthread=1)
-    ints = replay(OnlineScorer(OnlineState.from_history(tx[before], config), bundle), tx[~before].head(200))
-    texts = replay(OnlineScorer(OnlineState.from_history(text[before], config), bundle), text[~before].head(200))
+    ints, int_parity = _replay(table, tx[before], tx[~before].head(200), config, bundle_dir)
+    texts, text_parity = _replay(
+        build_features(text, config), text[before], text[~before].head(200), config, bundle_dir
+    )
     assert texts.transaction_ids.tolist() == text[~before].head(200)["transaction_id"].tolist()
     np.testing.assert_array_equal(texts.features, ints.features)
     np.testing.assert_array_equal(texts.scores, ints.scores)
-    text_table = build_features(text, config)
-    assert max_abs_difference(texts, text_table, feature_columns(text_table)) <= 1e-9
-    assert max_abs_difference(ints, table, feature_columns(table)) <= 1e-9
+    assert text_parity["max_abs_feature_diff"] <= 1e-9
+    assert int_parity["max_abs_feature_diff"] <= 1e-9
 
 
 def test_replay_sends_the_coordinates_a_table_carries(located):
@@ -170,15 +179,14 @@ def test_replay_sends_the_coordinates_a_table_carries(located):
     assert "customer_terminal_distance" in load_bundle(bundle_dir).features
     before = (text[TX_DATETIME] < cut).to_numpy()
     moved = text.assign(terminal_x=text["terminal_x"] + 1.0)  # every transaction carries other coordinates
-    scorer = OnlineScorer(OnlineState.from_history(moved[before], config), load_bundle(bundle_dir, nthread=1))
-    replayed = replay(scorer, text[~before].head(200))  # their own coordinates win over the last known
-    assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9
+    _, parity = _replay(table, moved[before], text[~before].head(200), config, bundle_dir)
+    assert parity["max_abs_feature_diff"] <= 1e-9  # their own coordinates win over the last known
     # without the columns, the last known coordinates from history count (here: the same)
-    scorer = OnlineScorer(OnlineState.from_history(text[before], config), load_bundle(bundle_dir, nthread=1))
     head = text[~before].head(200)
     assert (
         head["customer_id"].isin(text.loc[before, "customer_id"])
         & head["terminal_id"].isin(text.loc[before, "terminal_id"])
     ).all()
-    replayed = replay(scorer, head.drop(columns=["customer_x", "customer_y", "terminal_x", "terminal_y"]))
-    assert max_abs_difference(replayed, table, feature_columns(table)) <= 1e-9
+    bare = head.drop(columns=["customer_x", "customer_y", "terminal_x", "terminal_y"])
+    _, parity = _replay(table, text[before], bare, config, bundle_dir)
+    assert parity["max_abs_feature_diff"] <= 1e-9

@@ -32,7 +32,11 @@ def server(tmp_path_factory):
 
 def test_start_up_health_readiness_and_openapi(server):
     w = world()
-    assert "1 worker" in server.stdout.read_text() and "in-process state store" in server.stdout.read_text()
+    out = server.stdout.read_text()
+    assert "1 worker" in out and "in-process state store" in out
+    assert re.search(
+        r"ready on .*fast path on \(xgboost 3\.\d+\.\d+, float32 row into XGBoosterPredictFromDense\)", out
+    )
     assert server.client.get("/healthz").json() == {"status": "ok"}
     ready = server.client.get("/readyz").json()
     assert (
@@ -462,6 +466,12 @@ def test_metrics(server):
     held = server.client.get("/readyz").json()["transactions"]
     assert f"fraudpipe_state_transactions {float(held)}" in text
     assert "fraudpipe_ready 1.0" in text and f"fraudpipe_model_threshold {scored['threshold']}" in text
+    assert re.search(
+        r'^fraudpipe_scoring_fast_path\{reason="xgboost 3\.\d+\.\d+, float32 row into '
+        r'XGBoosterPredictFromDense"\} 1\.0$',
+        text,
+        re.M,
+    )
 
 
 def test_a_bad_bundle_refuses_to_start_in_one_line(tmp_path):

@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 from _serve import body, world
 
-from fraudpipe.contract import TX_DATETIME
+from fraudpipe.contract import TX_DATETIME, TX_FRAUD
 from fraudpipe.errors import BundleError, DataError
+from fraudpipe.evaluation.parity import latency_summary
 from fraudpipe.features.online import OnlineState
+from fraudpipe.model import load_bundle
+from fraudpipe.scoring.online import OnlineScorer, replay
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.schema import TransactionIn
-from fraudpipe.serve.service import Refused, Service, preflight
+from fraudpipe.serve.service import Refused, Service, describe, preflight
 
 
 def config(tmp_path: Path, **changes) -> ServeConfig:
@@ -91,3 +94,25 @@ def test_an_id_with_stray_whitespace_is_the_same_card_as_in_training(tmp_path):
     plain.close()
     padded.close()
     assert got == expected  # the card's and terminal's histories were found, not started afresh
+
+
+def test_the_service_answers_what_the_parity_replay_scores_and_times(tmp_path):
+    """The latency and parity figures are measured on the code that serves: the service scores
+    with the same `OnlineScorer` that `replay` times, and answers exactly the replay's scores for
+    the same transactions in the same order (labels withheld: the service has none either)."""
+    w = world()
+    service = Service.open(config(tmp_path))
+    rows = w.test.head(400)
+    answers = [service.score(tx(row))[0].score for row in rows.itertuples()]
+    assert type(service.scorer) is OnlineScorer and service.scorer.fast_path.on
+    assert "fast path on (xgboost " in describe(service, service.config)
+    service.close()
+
+    state = OnlineState.load(w.state_dir, late_days=1)  # what the service started from (--late-days 1)
+    scorer = OnlineScorer(load_bundle(w.bundle_dir, nthread=1), w.config)
+    replayed = replay(scorer, state, rows.drop(columns=TX_FRAUD))
+    assert replayed.scores.tolist() == answers
+    assert len(set(answers)) > 50  # distinct transactions, not one constant
+    figures = latency_summary(replayed.latency_ms, scorer.fast_path)
+    assert figures["score_latency_rows"] == 400 and figures["score_fast_path"] == 1
+    assert 0 < figures["score_latency_p50_ms"] <= figures["score_latency_p99_ms"]

@@ -106,6 +106,8 @@ CONFIG_CASES = [
     ("evaluate", "evaluate.card_precision_k", 0, ["evaluate.card_precision_k", "got 0"]),
     ("evaluate", "evaluate.latency_rowz", 10, ["evaluate.latency_rowz: unknown key", "latency_rows"]),
     ("evaluate", "evaluate.gate.minimums.not_a_metric", 0.5, ["evaluate.gate.minimums", "not_a_metric"]),
+    ("parity", "evaluate.latency_rows", -1, ["evaluate.latency_rows: must be >= 0, got -1"]),
+    ("parity", "features.delay_dayz", 7, ["features.delay_dayz: unknown key", "delay_days"]),
     ("infer", "evaluate.gate.enforce", "yes", ["evaluate.gate.enforce: must be true or false, got 'yes'"]),
     ("infer", "features.customer_windowz", [1], ["features.customer_windowz: unknown key", "customer_windows"]),
     ("monitor", "monitor.features.drift_share", 0, ["monitor.features.drift_share: must be > 0, got 0"]),
@@ -159,6 +161,7 @@ INPUT_CASES = [
     ("train", _drop("data/split/train.parquet", "tx_fraud"), "tx_fraud"),
     ("backtest", _drop("data/features/features.parquet", "tx_fraud"), "tx_fraud"),
     ("evaluate", _drop("data/split/test.parquet", "tx_amount"), "tx_amount"),
+    ("parity", _drop("data/interim/transactions.parquet", "terminal_id"), "terminal_id"),
     ("infer", _drop("data/split/live.parquet", "transaction_id"), "transaction_id"),
     ("monitor", _drop("data/predictions/live.parquet", "score"), "score"),
 ]

@@ -1,4 +1,4 @@
-"""The train, evaluate and backtest stage scripts, run for real in a temporary directory: outputs
+"""The train, evaluate, parity and backtest stage scripts, run for real in a temporary directory: outputs
 reproducible, each stage reading only the params dvc.yaml declares for it, one-line failures."""
 
 from __future__ import annotations
@@ -57,13 +57,15 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         "models/bundle/bundle.json",
         "reports/train/metrics.json",
         "reports/metrics.json",
+        "reports/gate.json",
+        "reports/parity.json",
         "reports/plots/roc.json",
         "reports/plots/calibration.png",
         "reports/backtest.json",
     )
     runs = []
     for _ in range(2):
-        for name in ("train", "evaluate", "backtest"):
+        for name in ("train", "evaluate", "parity", "backtest"):
             proc = run_stage(work, name)
             assert proc.returncode == 0, proc.stderr
         runs.append({p: (work / p).read_bytes() for p in files})
@@ -71,7 +73,8 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert runs[0]["models/bundle/bundle.json"] == (trained / "models/bundle/bundle.json").read_bytes()
 
     metrics = json.loads((work / "reports/metrics.json").read_text())
-    for key in (
+    # the test period's quality only: the folds are backtest's, the gate, parity and wall clock have files of their own
+    assert list(metrics) == [
         "roc_auc",
         "average_precision",
         "card_precision_at_k",
@@ -83,14 +86,17 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         "threshold",
         "n_test",
         "n_frauds",
-        "gate_passed",
-    ):
-        assert isinstance(metrics[key], (int, float)), key
-    assert not [k for k in metrics if k.endswith(FOLD_KEY) or k == "n_folds"]  # the folds are backtest's
-    assert metrics["gate_passed"] == 1
-    assert metrics["online_offline_max_abs_diff"] <= 1e-9  # the serving path computes the training features
+    ]
+    assert all(isinstance(v, (int, float)) for v in metrics.values()), metrics
+    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "failures": []}
+    parity = json.loads((work / "reports/parity.json").read_text())
+    assert parity["rows_compared"] == 200
+    assert parity["max_abs_feature_diff"] <= 1e-9  # the service's scorer computes the training features
+    assert parity["max_abs_score_diff"] <= 1e-6  # and scores them as the batch path does
     latency = json.loads((work / "reports/latency.json").read_text())
-    assert latency["score_latency_rows"] == 200 and latency["batch_throughput_tx_per_s"] > 0
+    assert latency["score_latency_rows"] == 200 and latency["score_fast_path"] == 1
+    assert 0 < latency["score_latency_p50_ms"] <= latency["score_latency_p99_ms"]
+    assert json.loads((work / "reports/throughput.json").read_text())["batch_throughput_tx_per_s"] > 0
     roc = json.loads((work / "reports/plots/roc.json").read_text())
     assert roc[0]["fpr"] == 0 and all(np.isfinite(r["threshold"]) for r in roc)
     confusion = json.loads((work / "reports/plots/confusion.json").read_text())
@@ -104,7 +110,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert {"average_precision_fold_mean", "average_precision_fold_std", "card_precision_at_k_fold_mean"} <= set(folds)
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate", "backtest"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "parity", "backtest"])
 def test_a_stage_reads_only_the_params_dvc_yaml_declares(stage, trained, tmp_path):
     """dvc.yaml decides what reruns: a stage that read an undeclared key would go stale silently."""
     work = _copy(trained, tmp_path)
@@ -114,26 +120,25 @@ def test_a_stage_reads_only_the_params_dvc_yaml_declares(stage, trained, tmp_pat
     assert proc.returncode == 0, proc.stderr
 
 
-def test_evaluate_and_backtest_declare_what_they_need():
+def test_evaluate_parity_and_backtest_declare_what_they_need():
     assert "model" not in _declared("evaluate")  # the bundle carries the model's params
     assert set(_declared("backtest")) == {"split", "model", "evaluate.card_precision_k"}
+    assert set(_declared("parity")) == {"evaluate.latency_rows", "split", "features"}
 
 
 def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
     work = _copy(trained, tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["evaluate"] |= {"gate": {"enforce": True, "minimums": {"average_precision": 0.99}}, "latency_rows": 50}
+    params["evaluate"] |= {"gate": {"enforce": True, "minimums": {"average_precision": 0.99}}}
     write_params(work, params)
     proc = run_stage(work, "evaluate")
     assert proc.returncode == 1
     ap = json.loads((work / "reports/metrics.json").read_text())["average_precision"]
-    assert (
-        f"average_precision = {ap:.4f} is below the minimum 0.99 (evaluate.gate.minimums.average_precision)"
-        in proc.stderr
-    )
+    failure = f"average_precision = {ap:.4f} is below the minimum 0.99 (evaluate.gate.minimums.average_precision)"
+    assert failure in proc.stderr and "(see reports/gate.json)" in proc.stderr
     assert "set evaluate.gate.enforce: false to record the gate without failing" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert json.loads((work / "reports/metrics.json").read_text())["gate_passed"] == 0
+    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": False, "failures": [failure]}
 
     params["evaluate"]["gate"]["enforce"] = False
     write_params(work, params)
@@ -155,6 +160,12 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
             "evaluate",
             {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
             "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_k,",
+        ),
+        (
+            "parity",
+            "evaluate",
+            {"latency_rows": -1},
+            "stage 'parity' failed: evaluate.latency_rows: must be >= 0, got -1",
         ),
         (
             "backtest",

@@ -1,8 +1,9 @@
-"""Scoring a model the way the handbook does, plus the quality gate and latency figures.
+"""Scoring a model the way the handbook does, plus the quality gate and the batch throughput.
 
 Quality metrics are pure functions of labels and scores, so the same numbers come out of the
-`evaluate` stage, the `backtest` folds and any notebook. Latency is wall-clock and therefore
-kept apart from them (the caller writes it to its own file, so metrics.json stays reproducible).
+`evaluate` stage, the `backtest` folds and any notebook. The gate's verdict goes to a file of its
+own (what `infer` reads), and throughput is wall-clock, so the caller writes it apart too:
+metrics.json stays reproducible.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ CardPrecisionK = Annotated[int, Field(ge=1)]
 
 
 class EvaluateConfig(Config):
-    """`conf/evaluate/`: card precision budget, latency sample size and the quality gate."""
+    """`conf/evaluate/`: card precision budget, the rows `parity` replays (and times), the quality gate."""
 
     card_precision_k: CardPrecisionK
     latency_rows: Annotated[int, Field(ge=0)]
@@ -180,6 +181,13 @@ def check_gate(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> l
         elif value < minimum:
             failures.append(f"{name} = {value:.4f} is below the minimum {minimum:g} (evaluate.gate.minimums.{name})")
     return failures
+
+
+def gate_verdict(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> dict[str, Any]:
+    """The gate's verdict as `evaluate` writes it to a file of its own (reports/gate.json), which the
+    stages that must not use a failed model read: ``passed`` and the failing checks' sentences."""
+    failures = check_gate(metrics, minimums)
+    return {"passed": not failures, "failures": failures}
 
 
 def batch_throughput(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, repeats: int = 3) -> dict[str, float]:

@@ -50,8 +50,13 @@ TRAIN_REPORTS = Path("reports/train")  # dvclive: metrics.json and plots/metrics
 
 # evaluate
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
-LATENCY = Path("reports/latency.json")  # wall-clock: changes on every run
+GATE = Path("reports/gate.json")  # the quality gate's verdict: what infer reads
+THROUGHPUT = Path("reports/throughput.json")  # wall-clock: changes on every run
 PLOTS_DIR = Path("reports/plots")
+
+# parity
+PARITY = Path("reports/parity.json")  # reproducible: byte-identical on rerun
+LATENCY = Path("reports/latency.json")  # wall-clock: changes on every run
 
 # backtest
 BACKTEST = Path("reports/backtest.json")

@@ -5,7 +5,8 @@ the features this code computes, so two checks come first: the quality gate's ve
 `evaluate` (refused when `evaluate.gate.enforce` is true, a warning otherwise) and the bundle's
 feature list against the one the configured feature code produces. Scores come from
 `Bundle.score`, the call `evaluate` measures; the service computes the same features online and
-scores them with the same model (its parity test holds it to 1e-6 against this path).
+scores them with the same model (`scoring.online`; the `parity` stage and its tests hold it to
+this path).
 
 The output contract (monitoring reads it): `PREDICTION_COLUMNS`, one row per live transaction in
 the live table's order; `alert` is ``score >= threshold``, the rule every metric of this project
@@ -33,13 +34,13 @@ PREDICTION_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, "score", "alert", "model_
 
 
 def read_gate_passed(path: str | Path) -> bool:
-    """The quality gate's verdict on the bundle, as `evaluate` recorded it (``gate_passed`` 0/1)."""
-    passed = read_metrics(path).get("gate_passed")
-    if passed not in (0, 1) or isinstance(passed, bool):
+    """The quality gate's verdict on the bundle, as `evaluate` recorded it (reports/gate.json's ``passed``)."""
+    passed = read_metrics(path).get("passed")
+    if not isinstance(passed, bool):
         raise DataError(
-            f"{path}: gate_passed must be 0 or 1, got {passed!r}; rerun the evaluate stage (dvc repro evaluate)"
+            f"{path}: passed must be true or false, got {passed!r}; rerun the evaluate stage (dvc repro evaluate)"
         )
-    return passed == 1
+    return passed
 
 
 def check_gate(passed: bool, gate: GateConfig, source: str | Path) -> str | None:
@@ -49,12 +50,12 @@ def check_gate(passed: bool, gate: GateConfig, source: str | Path) -> str | None
         return None
     if gate.enforce:
         raise GateFailed(
-            f"the model bundle failed its quality gate (gate_passed 0 in {source}) and evaluate.gate.enforce "
+            f"the model bundle failed its quality gate (passed false in {source}) and evaluate.gate.enforce "
             "is true, so its scores are not written; improve the model, lower evaluate.gate.minimums, or set "
             "evaluate.gate.enforce: false to score with a warning"
         )
     return (
-        f"the model bundle failed its quality gate (gate_passed 0 in {source}); scoring anyway because "
+        f"the model bundle failed its quality gate (passed false in {source}); scoring anyway because "
         "evaluate.gate.enforce is false"
     )
 

@@ -1,14 +1,22 @@
-"""One transaction in, one fraud score out: the online scoring path that the latency metric measures.
+"""The one online scorer: a transaction's features from its history into a row, the row into a score.
 
-Latency is only worth reporting if it is measured on the code that serves, so evaluation replays
-real transactions through an `OnlineScorer`: online features from history, then the model.
+`fraudpipe serve` scores every request with an `OnlineScorer`, and so do the `parity` stage's
+replay (its online/offline figures and its latency figure) and the tests that hold the service to
+the batch path, so the latency reported is that of the code that serves. The scorer does not own
+the state: the service reads a customer's and terminal's `History` from its store (in-process or
+Redis) and passes it in; `replay` reads it from an `OnlineState`, as the in-process store does.
+
+Per transaction: ``history_features`` (the training definitions) gives a float64 row, which
+`RowScorer` standardises into a float32 buffer and scores with XGBoost's C entry point (or the
+bundle's own path for other estimators; ``fast_path`` says which).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,58 +29,41 @@ from fraudpipe.contract import (
     TX_AMOUNT,
     TX_DATETIME,
     TX_FRAUD,
+    canonical_id,
 )
-from fraudpipe.features.online import OnlineState
+from fraudpipe.features.definitions import FeatureConfig, feature_names
+from fraudpipe.features.online import History, OnlineState, history_features, to_epoch_second
 from fraudpipe.model import Bundle
+from fraudpipe.scoring.row import FastPath, RowScorer
+
+NO_COORDINATES: tuple[None, None, None, None] = (None, None, None, None)
 
 
-@dataclass
+class Scoring(NamedTuple):
+    """One transaction scored: its feature row (float64, bundle order) and P(fraud)."""
+
+    features: np.ndarray
+    score: float
+
+
 class OnlineScorer:
-    """A model bundle and the online state whose features it was trained on."""
+    """A bundle and the feature config whose online features it scores (refused when they differ)."""
 
-    state: OnlineState
-    bundle: Bundle
+    def __init__(self, bundle: Bundle, config: FeatureConfig) -> None:
+        bundle.check_features(feature_names(config))  # train/serve skew refused up front
+        self.bundle, self.config = bundle, config
+        self.row = RowScorer(bundle)
 
-    def __post_init__(self) -> None:
-        self.bundle.check_features(self.state.feature_names)  # refuse train/serve skew up front
+    @property
+    def fast_path(self) -> FastPath:
+        return self.row.fast_path
 
-    # ``coordinates``: the transaction's own customer_x, customer_y, terminal_x, terminal_y, when it
-    # carries them (keyword arguments of ``OnlineState.features``/``update``).
-
-    def features(
-        self,
-        customer_id: int | str,
-        terminal_id: int | str,
-        tx_datetime: Any,
-        tx_amount: float,
-        **coordinates: float | None,
-    ) -> np.ndarray:
-        return self.state.features(customer_id, terminal_id, tx_datetime, tx_amount, **coordinates)
-
-    def score(
-        self,
-        customer_id: int | str,
-        terminal_id: int | str,
-        tx_datetime: Any,
-        tx_amount: float,
-        **coordinates: float | None,
-    ) -> float:
-        """P(fraud) of a new transaction, from history only (the transaction is not added)."""
-        x = self.features(customer_id, terminal_id, tx_datetime, tx_amount, **coordinates)
-        return float(self.bundle.predict_proba(x[np.newaxis, :])[0])
-
-    def observe(
-        self,
-        transaction_id: int | str,
-        customer_id: int | str,
-        terminal_id: int | str,
-        tx_datetime: Any,
-        tx_amount: float,
-        tx_fraud: int | None = None,
-        **coordinates: float | None,
-    ) -> None:
-        """Add a transaction (and its label, once known) to the history later scores use."""
-        self.state.update(transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud, **coordinates)
+    def score(self, history: History, t: int, amount: float, coordinates: Sequence[Any] = NO_COORDINATES) -> Scoring:
+        """Score a new transaction at epoch second ``t`` from ``history`` (its customer's and
+        terminal's, before it); ``coordinates``: its own customer_x, customer_y, terminal_x,
+        terminal_y (None or NaN: not carried). DataError when the distance feature lacks a location."""
+        x = history_features(self.config, history, t, amount, coordinates)
+        return Scoring(x, self.row(x))
 
 
 @dataclass(frozen=True)
@@ -82,43 +73,40 @@ class Replay:
     transaction_ids: np.ndarray  # as in the replayed table: int64 or text
     features: np.ndarray  # (n, n_features), bundle feature order
     scores: np.ndarray
-    latency_ms: np.ndarray  # features + score, per transaction (wall clock: not reproducible)
+    latency_ms: np.ndarray  # history lookup + features + score, per transaction (wall clock: not reproducible)
 
 
-def replay(scorer: OnlineScorer, transactions: pd.DataFrame) -> Replay:
-    """Score each transaction as it arrives, then add it with its label, in table order; the
-    coordinate columns, when the table has them, go along with each transaction."""
+def replay(scorer: OnlineScorer, state: OnlineState, transactions: pd.DataFrame) -> Replay:
+    """Score each transaction as it arrives, then add it with its label to ``state``, in table order
+    (what the service does with its in-process store); the coordinate columns, when the table has
+    them, go along with each transaction."""
     n, width = len(transactions), len(scorer.bundle.features)
     feats, scores, latency = np.empty((n, width)), np.empty(n), np.empty(n)
     columns = [transactions[c].to_numpy() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT)]
     labels = transactions[TX_FRAUD].astype("Int8").tolist() if TX_FRAUD in transactions else [None] * n
-    carried = [c for c in COORDINATE_COLUMNS if c in transactions]
-    coordinates = transactions[carried].to_dict("records") if carried else [{}] * n
+    coordinates = _coordinates(transactions)
     for i, (tid, customer, terminal, when, amount) in enumerate(zip(*columns)):
+        customer, terminal, t = canonical_id(customer), canonical_id(terminal), to_epoch_second(when)
+        amount = float(amount)
         start = time.perf_counter_ns()
-        x = scorer.features(customer, terminal, when, amount, **coordinates[i])
-        scores[i] = scorer.bundle.predict_proba(x[np.newaxis, :])[0]
+        scored = scorer.score(state.lookup(customer, terminal), t, amount, coordinates[i])
         latency[i] = (time.perf_counter_ns() - start) / 1e6
-        feats[i] = x
+        feats[i], scores[i] = scored
         label = labels[i]
-        scorer.observe(tid, customer, terminal, when, amount, None if label is pd.NA else label, **coordinates[i])
+        state.add(
+            canonical_id(tid),
+            customer,
+            terminal,
+            t,
+            amount,
+            None if label is None or label is pd.NA else int(label),
+            coordinates=coordinates[i],
+        )
     return Replay(columns[0], feats, scores, latency)
 
 
-def latency_summary(latency_ms: np.ndarray) -> dict[str, float]:
-    """p50/p99 milliseconds per transaction (empty input gives NaN, written as null)."""
-    if not len(latency_ms):
-        return {"score_latency_p50_ms": float("nan"), "score_latency_p99_ms": float("nan"), "score_latency_rows": 0}
-    return {
-        "score_latency_p50_ms": float(np.percentile(latency_ms, 50)),
-        "score_latency_p99_ms": float(np.percentile(latency_ms, 99)),
-        "score_latency_rows": len(latency_ms),
-    }
-
-
-def max_abs_difference(replayed: Replay, offline: pd.DataFrame, feature_names: list[str]) -> float:
-    """Largest |online - offline| feature difference over the replayed rows (0 means no skew)."""
-    if not len(replayed.transaction_ids):
-        return 0.0
-    table = offline.set_index(TRANSACTION_ID).loc[replayed.transaction_ids, feature_names]
-    return float(np.max(np.abs(table.to_numpy(np.float64) - replayed.features)))
+def _coordinates(transactions: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Each row's customer_x, customer_y, terminal_x, terminal_y (None where the table lacks a column)."""
+    n = len(transactions)
+    values = [transactions[c].tolist() if c in transactions else [None] * n for c in COORDINATE_COLUMNS]
+    return list(zip(*values)) if n else []

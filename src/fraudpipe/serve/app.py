@@ -196,7 +196,13 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             return
         gc.freeze()  # the loaded state is long-lived: keep the collector from walking it again and again
         holder.service = service
-        metrics.loaded(service.version, service.threshold, lambda: _size(service), service.journal_entries)
+        metrics.loaded(
+            service.version,
+            service.threshold,
+            service.scorer.fast_path,
+            lambda: _size(service),
+            service.journal_entries,
+        )
         print(describe(service, config), flush=True)
 
     def _fail(message: str) -> None:

@@ -10,6 +10,8 @@ One registry per app (the service runs one worker, so these are the whole servic
 - ``fraudpipe_retries_total``: transactions sent again and answered from the record;
 - ``fraudpipe_labels_total{tx_fraud}``: labels received;
 - ``fraudpipe_model_info{model_version}`` (1) and ``fraudpipe_model_threshold``;
+- ``fraudpipe_scoring_fast_path{reason}``: 1 when one-row scoring runs on XGBoost's C entry point,
+  0 on the slower fallback (``scoring.row``), ``reason`` saying why (an XGBoost upgrade shows here);
 - ``fraudpipe_state_transactions`` / ``_customers`` / ``_terminals`` / ``_scored``: what the state
   store holds; ``fraudpipe_journal_entries``: entries since the latest snapshot;
 - ``fraudpipe_ready``: 1 once the model and state are loaded.
@@ -22,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from fraudpipe.scoring.row import FastPath
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -60,6 +64,12 @@ class Metrics:
             "fraudpipe_model_info", "The model being served (value 1)", ["model_version"], registry=r
         )
         self.threshold = Gauge("fraudpipe_model_threshold", "The alert threshold of the model", registry=r)
+        self.fast_path = Gauge(
+            "fraudpipe_scoring_fast_path",
+            "1 when one-row scoring uses XGBoost's C entry point, 0 on the slower fallback; reason says why",
+            ["reason"],
+            registry=r,
+        )
         self.ready = Gauge("fraudpipe_ready", "1 once the model and the state are loaded", registry=r)
         self.state = {
             name: Gauge(f"fraudpipe_state_{name}", f"{name.capitalize()} held by the state store", registry=r)
@@ -72,10 +82,16 @@ class Metrics:
         self._alert: Any = None
 
     def loaded(
-        self, version: str, threshold: float, size: Callable[[], dict[str, int]], journal_entries: Callable[[], int]
+        self,
+        version: str,
+        threshold: float,
+        fast_path: FastPath,
+        size: Callable[[], dict[str, int]],
+        journal_entries: Callable[[], int],
     ) -> None:
         self.model_info.labels(model_version=version).set(1)
         self.threshold.set(threshold)
+        self.fast_path.labels(reason=fast_path.reason).set(int(fast_path.on))
         for name, gauge in self.state.items():
             gauge.set_function(lambda name=name: size().get(name, 0))
         self.journal.set_function(journal_entries)

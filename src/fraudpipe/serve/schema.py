@@ -48,7 +48,11 @@ def _identifier(value: Any) -> int | str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise PydanticCustomError("id_type", "must be an integer or a string")
     if isinstance(value, str) and not 0 < len(value.strip()) <= MAX_ID_LENGTH:
-        raise PydanticCustomError("id_length", "must be a string of 1 to {n} characters (surrounding whitespace not counted)", {"n": MAX_ID_LENGTH})
+        raise PydanticCustomError(
+            "id_length",
+            "must be a string of 1 to {n} characters (surrounding whitespace not counted)",
+            {"n": MAX_ID_LENGTH},
+        )
     if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
         raise PydanticCustomError("id_range", "must be a 64-bit integer (send larger ids as strings)")
     return value

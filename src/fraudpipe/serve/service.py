@@ -1,10 +1,11 @@
 """What a request does, without the web framework: score, label, snapshot, and the restart.
 
 Scoring one transaction: validate its meaning (retry? too late? too far in the future? too
-large?), fetch its customer's and terminal's histories from the store, compute the features
-(``online.history_features``: the training definitions) into one row, score it with
-``fastpath.RowScorer`` (a float32 row, XGBoost's in-place prediction, one thread), append it with
-its answer to the journal, add it to the store, answer. Nothing builds a DataFrame per request.
+large?), fetch its customer's and terminal's histories from the store, and hand them to
+``scoring.online.OnlineScorer`` (the training feature definitions into one row, the row as float32
+into XGBoost's in-place prediction, one thread: the scorer the `parity` stage replays and times),
+append the transaction with its answer to the journal, add it to the store, answer. Nothing builds
+a DataFrame per request.
 
 A restart is ``Service.open``: the bundle, then the latest snapshot in the journal directory (or
 ``--state`` when there is none), then every journal entry after that snapshot, in order. With the
@@ -28,9 +29,9 @@ from pathlib import Path
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
 from fraudpipe.errors import BundleError, DataError
 from fraudpipe.features.definitions import feature_names
-from fraudpipe.features.online import STATE_FILE, history_features
+from fraudpipe.features.online import STATE_FILE
 from fraudpipe.model import Bundle, load_bundle
-from fraudpipe.scoring.row import RowScorer
+from fraudpipe.scoring.online import OnlineScorer
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal
 from fraudpipe.serve.schema import LabelIn, TransactionIn
@@ -88,10 +89,9 @@ class Service:
     def __init__(
         self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal | None, started: Started
     ) -> None:
-        bundle.check_features(store_feature_names(store))
+        self.scorer = OnlineScorer(bundle, store.config)  # refuses a bundle of other features than the store's
         self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
         self.names = list(bundle.features)
-        self.predict = RowScorer(bundle)
         self.threshold = bundle.threshold
         self.version = bundle.version
 
@@ -159,12 +159,11 @@ class Service:
                 )
             self._check_time_and_amount(tx, found.earliest_exact)
             try:
-                x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+                score = self.scorer.score(found.history, tx.t, tx.tx_amount, tx.coordinates).score
             except DataError as exc:  # a location the distance feature needs and nobody gave
                 raise Refused(
                     422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)
                 ) from None
-            score = self.predict(x)
             scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
             if self.journal is not None:  # (the in-process store never conflicts: appended once)
                 self._append(self.journal.append_transaction, scored)
@@ -377,7 +376,8 @@ def describe(service: Service, config: ServeConfig) -> str:
     workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
     head = (
         f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} and the {store_name(config)}; model "
-        f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}); "
+        f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}, "
+        f"{service.scorer.fast_path.describe()}); "
     )
     if service.journal is None:
         meta = service.store.meta
