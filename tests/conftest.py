@@ -4,6 +4,7 @@
   127.0.0.1 port, removed at the end. ``postgres_url`` (function): a fresh, empty database on it.
 - ``http_server`` (function): a stdlib HTTP server on 127.0.0.1 in a thread, whose routes a test
   defines as small functions; ``serve_pages`` on it serves records as paginated JSON.
+- ``redis_server`` (function): a fresh redis-server on loopback and a unix socket (tests/helpers/redis.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,12 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (also useful for "connection refused" tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers.net import free_port
+from helpers.redis import RedisServer, redis_server_binary
 
 
 @pytest.fixture
@@ -274,3 +270,21 @@ def http_server() -> Iterator[LoopbackServer]:
     """A fresh loopback HTTP server per test (it starts in about a millisecond)."""
     with LoopbackServer() as server:
         yield server
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server per test (short socket path: unix sockets allow about 100 characters)."""
+    redis_server_binary()
+    directory = Path(tempfile.mkdtemp(prefix="fp-redis-", dir="/tmp"))
+    server = RedisServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from _model import feature_table, small_config
 
 from fraudpipe.data.split import SplitConfig, prequential_folds, time_split
 from fraudpipe.evaluation.backtest import backtest, evaluate_folds
 from fraudpipe.metrics import quality_metrics
 from fraudpipe.model import train_bundle
+from helpers.features import text_names
+from helpers.model import feature_table, small_config
 
 SPLIT = {
     "train_start": "2018-07-12",
@@ -66,7 +67,6 @@ def test_one_fold_has_no_spread(table):
 def test_text_ids_give_the_same_folds(table):
     """The backtest on the same table with text ids (card ids keep their order: CP@k ties alike)."""
     import pandas as pd
-    from test_features import text_names
 
     def as_text(values: pd.Series, salt: str) -> pd.Series:
         keys = np.unique(values).tolist()

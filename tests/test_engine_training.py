@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-from _model import composed, model_config, run_stage, stage_workdir
 from distributed import LocalCluster
 
 from fraudpipe.data.simulate import SimulatorConfig, simulate
@@ -21,6 +20,8 @@ from fraudpipe.metrics import average_precision
 from fraudpipe.model import load_bundle, save_bundle
 from fraudpipe.model.estimators.xgboost_dask import DaskXGBoost, check_model, model_problems, train_on_engine
 from fraudpipe.pipeline.preflight import config_problems
+from helpers.model import composed, model_config, stage_workdir
+from helpers.stages import run_stage
 
 #: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
 HIST = model_config(tree_method="hist")

@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from _repo import env, make_tiny_repo, ran_stages, sh
 
 from fraudpipe.config import compose
+from helpers.repo import env, make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from _model import feature_table, small_config
 
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import Bundle, train_bundle, training_summary
 from fraudpipe.model.training import table_sha256
+from helpers.model import feature_table, small_config
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import shlex
 
 import pytest
 import yaml
-from _kaggle import write_kaggle_csv
-from _repo import make_tiny_repo, sh
+
+from helpers.kaggle import write_kaggle_csv
+from helpers.repo import make_tiny_repo, sh
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from _repo import make_tiny_repo, ran_stages, sh
+
+from helpers.repo import make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _kaggle import kaggle_frame
-from test_dataset import contract_frame
 
 from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError
 from fraudpipe.pipeline.onboarding import derive_settings
 from fraudpipe.pipeline.preflight import GROUPS, VALUES, config_problems, require_no_problems, settings_problems
+from helpers.kaggle import contract_frame, kaggle_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _serve import world
 
 from fraudpipe.errors import DataError
 from fraudpipe.serve.journal import Journal, read_service_log
 from fraudpipe.serve.stores.memory import InProcessStore, Scored, Transaction, epoch_second
+from helpers.serve import world
 
 
 def scored(

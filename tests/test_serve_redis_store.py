@@ -13,9 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _redis import RedisServer, redis_server, redis_server_binary  # noqa: F401 (fixture)
-from _serve import body, world
-from test_serve_service import config
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import ConfigError, DataError
@@ -27,6 +24,8 @@ from fraudpipe.serve.service import Service
 from fraudpipe.serve.stores.memory import Conflict, InProcessStore, Scored, StoreUnavailable, Transaction, epoch_second
 from fraudpipe.serve.stores.redis import RedisStore
 from fraudpipe.serve.stores.redis import read_service_log as read_redis_log
+from helpers.redis import RedisServer, redis_server_binary
+from helpers.serve import body, config, world
 
 pytestmark = pytest.mark.timeout(600)
 

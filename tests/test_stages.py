@@ -9,8 +9,6 @@ runs one stage on a copy of it with one thing broken.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 import yaml
 
 from fraudpipe.config import compose
+from helpers.stages import assert_one_line_failure, run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
@@ -33,12 +32,6 @@ TINY = [
     "split.n_folds=2",
     "evaluate.gate.enforce=false",
 ]
-
-
-def run_stage(cwd: Path, stage: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +55,6 @@ def set_key(params: dict, dotted: str, value) -> None:
     for key in path:
         node = node[key]
     node[last] = value
-
-
-def assert_one_line_failure(proc: subprocess.CompletedProcess, stage: str, *names: str) -> str:
-    assert proc.returncode == 1, f"exit {proc.returncode}\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"stage '{stage}' failed: "), lines[0]
-    for name in names:
-        assert name in lines[0], f"{name!r} not named in: {lines[0]}"
-    return lines[0]
 
 
 CONFIG_CASES = [

@@ -14,25 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from _model import ROOT, run_stage, stage_workdir, write_params
+
+from helpers.model import ROOT, declared, only_declared, stage_workdir, write_params
+from helpers.stages import run_stage
 
 FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
-
-
-def _declared(stage: str) -> list[str]:
-    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["params"]
-
-
-def _only_declared(params: dict, stage: str) -> dict:
-    """params.yaml reduced to the groups and keys dvc.yaml lists for the stage."""
-    out: dict = {}
-    for entry in _declared(stage):
-        group, _, key = entry.partition(".")
-        if key:
-            out.setdefault(group, {})[key] = params[group][key]
-        else:
-            out[group] = params[group]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +95,14 @@ def test_a_stage_reads_only_the_params_dvc_yaml_declares(stage, trained, tmp_pat
     """dvc.yaml decides what reruns: a stage that read an undeclared key would go stale silently."""
     work = _copy(trained, tmp_path)
     full = yaml.safe_load((work / "params.yaml").read_text())
-    write_params(work, _only_declared(full, stage))
+    write_params(work, only_declared(full, stage))
     proc = run_stage(work, stage)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_evaluate_and_backtest_declare_what_they_need():
-    assert "model" not in _declared("evaluate")  # the bundle carries the model's params
-    assert set(_declared("backtest")) == {"split", "model", "evaluate.card_precision_k"}
+    assert "model" not in declared("evaluate")  # the bundle carries the model's params
+    assert set(declared("backtest")) == {"split", "model", "evaluate.card_precision_k"}
 
 
 def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):

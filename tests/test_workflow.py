@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _repo import ROOT, env, make_tiny_repo, sh
-from _workflow import FAKE_GH
-from _workflow import md_table as _table
-from _workflow import run_step as _run_step
-from _workflow import steps as _steps
+
+from helpers.repo import ROOT, env, make_tiny_repo, sh
+from helpers.workflow import FAKE_GH
+from helpers.workflow import md_table as _table
+from helpers.workflow import run_step as _run_step
+from helpers.workflow import steps as _steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
 #: Tiny data, one split (see test_experiments.py); the PR below changes the model's depth from 3.

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _repo import ROOT, env, make_tiny_repo, sh
-from _workflow import FAKE_GH, md_table, run_step, steps
+
+from helpers.repo import ROOT, env, make_tiny_repo, sh
+from helpers.workflow import FAKE_GH, md_table, run_step, steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "monitor.yml"
 #: Two months of history before the handbook's training week (so every window is full in the

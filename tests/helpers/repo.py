@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Merged into the copy's conf/ (``data`` into conf/data/simulated.yaml, the rest into
 #: conf/config.yaml after `_self_` in the defaults list, so it wins): about 24,000 transactions

@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from _repo import env
+from helpers.repo import env
 
 #: GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
 BASH = ("bash", "--noprofile", "--norc", "-eo", "pipefail")

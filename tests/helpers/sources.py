@@ -9,7 +9,7 @@ import yaml
 
 from fraudpipe.data.sources import SourceConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_conf(kind: str, **changes: Any) -> dict[str, Any]:
