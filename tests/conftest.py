@@ -4,6 +4,8 @@
   127.0.0.1 port, removed at the end. ``postgres_url`` (function): a fresh, empty database on it.
 - ``http_server`` (function): a stdlib HTTP server on 127.0.0.1 in a thread, whose routes a test
   defines as small functions; ``serve_pages`` on it serves records as paginated JSON.
+- ``tiny_pipeline`` (session): the tiny pipeline reproduced and committed once per test session
+  (tests/helpers/repo.py); tests that change it work on a ``clone_repo`` of it.
 - ``redis_server`` (function): a fresh redis-server on loopback and a unix socket (tests/helpers/redis.py).
 """
 
@@ -25,9 +27,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from filelock import FileLock
 
 from helpers.net import free_port
 from helpers.redis import RedisServer, redis_server_binary
+from helpers.repo import build_tiny_pipeline
 
 
 @pytest.fixture
@@ -288,3 +292,28 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny pipeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    repo: Path  # never changed by a test: clone it (helpers.repo.clone_repo)
+    repro_output: str  # what its one `dvc repro` printed
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyPipeline:
+    """Built once per test session: under xdist the first worker to ask builds it in the session's
+    shared temporary directory (a file lock), the others wait for it and reuse it."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    repo, log = root / "tiny-pipeline", root / "tiny-pipeline.repro.log"
+    with FileLock(str(root / "tiny-pipeline.lock")):
+        if not log.exists():
+            shutil.rmtree(repo, ignore_errors=True)
+            log.write_text(build_tiny_pipeline(repo))
+    return TinyPipeline(repo, log.read_text())
