@@ -13,7 +13,7 @@ import yaml
 from helpers.kaggle import write_kaggle_csv
 from helpers.repo import make_tiny_repo, sh
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(tmp_path):
