@@ -1,5 +1,8 @@
 """The train, evaluate and backtest stage scripts, run for real in a temporary directory: outputs
-reproducible, each stage reading only the params dvc.yaml declares for it, one-line failures."""
+reproducible, each stage reading only the params dvc.yaml declares for it, one-line failures.
+
+The scripts run in the test's process (tests/helpers/stages.py), but the one killed mid-training:
+tests/test_stages.py runs each as a process of its own for the exit code and the one-line error."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import pytest
 import yaml
 
 from helpers.model import ROOT, declared, only_declared, stage_workdir, write_params
-from helpers.stages import run_stage
+from helpers.stages import run_stage_in_process
 
 FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
 
@@ -25,7 +28,7 @@ FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
 def trained(tmp_path_factory) -> Path:
     """A working directory after the train stage (2 backtest folds, 200 replayed rows)."""
     work = stage_workdir(tmp_path_factory.mktemp("w") / "w", split__n_folds=2, evaluate__latency_rows=200)
-    proc = run_stage(work, "train")
+    proc = run_stage_in_process(work, "train")
     assert proc.returncode == 0, proc.stderr
     return work
 
@@ -50,7 +53,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     runs = []
     for _ in range(2):
         for name in ("train", "evaluate", "backtest"):
-            proc = run_stage(work, name)
+            proc = run_stage_in_process(work, name)
             assert proc.returncode == 0, proc.stderr
         runs.append({p: (work / p).read_bytes() for p in files})
     assert runs[0] == runs[1]
@@ -96,7 +99,7 @@ def test_a_stage_reads_only_the_params_dvc_yaml_declares(stage, trained, tmp_pat
     work = _copy(trained, tmp_path)
     full = yaml.safe_load((work / "params.yaml").read_text())
     write_params(work, only_declared(full, stage))
-    proc = run_stage(work, stage)
+    proc = run_stage_in_process(work, stage)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -110,7 +113,7 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["evaluate"] |= {"gate": {"enforce": True, "minimums": {"average_precision": 0.99}}, "latency_rows": 50}
     write_params(work, params)
-    proc = run_stage(work, "evaluate")
+    proc = run_stage_in_process(work, "evaluate")
     assert proc.returncode == 1
     ap = json.loads((work / "reports/metrics.json").read_text())["average_precision"]
     assert (
@@ -123,7 +126,7 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
 
     params["evaluate"]["gate"]["enforce"] = False
     write_params(work, params)
-    assert run_stage(work, "evaluate").returncode == 0  # not enforced: reported, not fatal
+    assert run_stage_in_process(work, "evaluate").returncode == 0  # not enforced: reported, not fatal
 
 
 @pytest.mark.parametrize(
@@ -155,7 +158,7 @@ def test_a_bad_config_fails_the_stage_in_one_line(stage, group, change, message,
     params = yaml.safe_load((work / "params.yaml").read_text())
     params[group] |= change
     write_params(work, params)
-    proc = run_stage(work, stage)
+    proc = run_stage_in_process(work, stage)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().startswith(message), proc.stderr
 
@@ -193,6 +196,6 @@ def test_a_killed_training_leaves_the_previous_reports_intact(trained, tmp_path)
     )
     assert ignored.returncode == 0
     write_params(work, yaml.safe_load((trained / "params.yaml").read_text()))
-    assert run_stage(work, "train").returncode == 0
+    assert run_stage_in_process(work, "train").returncode == 0
     assert not list((work / "reports").glob(".train.*.tmp"))  # ... and the next run removes it
     assert {p.relative_to(work): p.read_bytes() for p in (work / "reports/train").rglob("*") if p.is_file()} == before
