@@ -47,16 +47,13 @@ def test_checks_out_history_and_installs_the_package(workflow):
     steps = _steps(workflow)
     assert steps["actions/checkout"]["with"]["fetch-depth"] == 0  # main must be there to diff against
     assert steps["actions/setup-python"]["with"]["python-version"] == "3.11"
-    assert steps["install"]["run"].strip() == "pip install -e ."
-    assert steps["pipeline"]["run"].strip() == "dvc repro"
+    assert steps["install"]["run"].strip() == "pip install -e ."  # not run here: it would install into this environment
 
 
 def test_reports_diffs_against_main_in_the_summary_and_a_comment(workflow):
+    """What the runner decides and this machine cannot run: the token and the steps' order. What the
+    `run:` scripts do is proved by running them (below)."""
     steps = _steps(workflow)
-    compare = steps["compare"]["run"]
-    assert "dvc metrics diff main --md" in compare and "dvc params diff main --md" in compare
-    assert '>> "$GITHUB_STEP_SUMMARY"' in compare
-    assert "gh pr comment" in steps["comment"]["run"]
     assert steps["comment"]["env"]["GH_TOKEN"] == "${{ github.token }}"
     order = list(steps)
     assert order.index("pipeline") < order.index("compare") < order.index("comment")

@@ -41,13 +41,12 @@ def test_runs_on_a_schedule_and_may_push_a_branch_and_open_a_pull_request(workfl
 
 
 def test_retrains_only_on_an_alert_and_compares_only_a_retrained_model(workflow):
+    """The conditions and order the runner evaluates (not runnable here); what the `run:` scripts do
+    is proved by running them on stable and on drifted data (below)."""
     s = steps(workflow)
     assert s["actions/checkout"]["with"]["fetch-depth"] == 0  # main must be there to diff against
-    assert "dvc repro monitor" in s["monitor"]["run"]
     assert s["retrain"]["if"] == "${{ steps.monitor.outputs.alert == '1' }}"
-    assert "dvc exp run" in s["retrain"]["run"]
     assert s["compare"]["if"] == "${{ steps.retrain.outcome == 'success' }}"
-    assert "dvc metrics diff main --md" in s["compare"]["run"]
     assert s["propose"]["if"] == "${{ steps.compare.outcome == 'success' }}"
     assert s["actions/upload-artifact"]["with"]["path"] == "reports/monitoring/"
     order = list(s)
