@@ -93,19 +93,19 @@ def body(row: Any, **changes: Any) -> dict[str, Any]:
 def config(tmp_path: Path, **changes: Any) -> ServeConfig:
     """The service's configuration on the world's bundle and state, its journal under ``tmp_path``."""
     w = world()
-    options = dict(
-        model=w.bundle_dir,
-        state=w.state_dir,
-        journal_dir=tmp_path / "journal",
-        host="127.0.0.1",
-        port=8000,
-        max_batch=100,
-        max_body_bytes=1 << 20,
-        max_amount=1e5,
-        late_days=1,
-        max_future_seconds=300,
-        api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
-    )
+    options = {
+        "model": w.bundle_dir,
+        "state": w.state_dir,
+        "journal_dir": tmp_path / "journal",
+        "host": "127.0.0.1",
+        "port": 8000,
+        "max_batch": 100,
+        "max_body_bytes": 1 << 20,
+        "max_amount": 1e5,
+        "late_days": 1,
+        "max_future_seconds": 300,
+        "api_key_env": "FRAUDPIPE_TEST_UNSET_KEY",
+    }
     return ServeConfig.parse(options | changes, "serve")
 
 
