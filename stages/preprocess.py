@@ -8,7 +8,8 @@ from fraudpipe.pipeline.stage import run
 
 
 def main() -> None:
-    result = preprocess(read_parquet(RAW_TRANSACTIONS), load("preprocess", PreprocessConfig))
+    config = load("preprocess", PreprocessConfig)  # a config mistake is reported before any data is read
+    result = preprocess(read_parquet(RAW_TRANSACTIONS), config)
     write_parquet(result.clean, INTERIM)
     write_parquet(result.amount_outliers, AMOUNT_OUTLIERS)
     write_parquet(result.quarantined, PREPROCESS_QUARANTINE)

@@ -4,6 +4,9 @@
   127.0.0.1 port, removed at the end. ``postgres_url`` (function): a fresh, empty database on it.
 - ``http_server`` (function): a stdlib HTTP server on 127.0.0.1 in a thread, whose routes a test
   defines as small functions; ``serve_pages`` on it serves records as paginated JSON.
+- ``tiny_pipeline`` (session): the tiny pipeline reproduced and committed once per test session
+  (tests/helpers/repo.py); tests that change it work on a ``clone_repo`` of it.
+- ``redis_server`` (function): a fresh redis-server on loopback and a unix socket (tests/helpers/redis.py).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,13 +27,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from filelock import FileLock
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (also useful for "connection refused" tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers.net import free_port
+from helpers.redis import RedisServer, redis_server_binary
+from helpers.repo import build_tiny_pipeline
 
 
 @pytest.fixture
@@ -274,3 +274,46 @@ def http_server() -> Iterator[LoopbackServer]:
     """A fresh loopback HTTP server per test (it starts in about a millisecond)."""
     with LoopbackServer() as server:
         yield server
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server per test (short socket path: unix sockets allow about 100 characters)."""
+    redis_server_binary()
+    directory = Path(tempfile.mkdtemp(prefix="fp-redis-", dir="/tmp"))
+    server = RedisServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny pipeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    repo: Path  # never changed by a test: clone it (helpers.repo.clone_repo)
+    repro_output: str  # what its one `dvc repro` printed
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyPipeline:
+    """Built once per test session: under xdist the first worker to ask builds it in the session's
+    shared temporary directory (a file lock), the others wait for it and reuse it."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    repo, log = root / "tiny-pipeline", root / "tiny-pipeline.repro.log"
+    with FileLock(str(root / "tiny-pipeline.lock")):
+        if not log.exists():
+            shutil.rmtree(repo, ignore_errors=True)
+            log.write_text(build_tiny_pipeline(repo))
+    return TinyPipeline(repo, log.read_text())

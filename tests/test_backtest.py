@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from _model import feature_table, small_config
 
 from fraudpipe.data.split import SplitConfig, prequential_folds, time_split
 from fraudpipe.evaluation.backtest import backtest, evaluate_folds
 from fraudpipe.metrics import quality_metrics
 from fraudpipe.model import train_bundle
+from helpers.features import text_names
+from helpers.model import feature_table, small_config
 
 SPLIT = {
     "train_start": "2018-07-12",
@@ -66,7 +67,6 @@ def test_one_fold_has_no_spread(table):
 def test_text_ids_give_the_same_folds(table):
     """The backtest on the same table with text ids (card ids keep their order: CP@k ties alike)."""
     import pandas as pd
-    from test_features import text_names
 
     def as_text(values: pd.Series, salt: str) -> pd.Series:
         keys = np.unique(values).tolist()
@@ -79,10 +79,25 @@ def test_text_ids_give_the_same_folds(table):
     assert backtest(text, split, config, k=5) == backtest(table, split, config, k=5)
 
 
-def test_the_bundle_train_fitted_on_fold_0_stands_in_for_its_fit(table, tmp_path):
+def test_the_bundle_train_fitted_on_fold_0_stands_in_for_its_fit(table, tmp_path, monkeypatch):
     """The shipped bundle (saved and loaded, as the stage reads it) is fold 0's fit when its params
-    and training rows are fold 0's: the folds come out the same; any other bundle is not used."""
+    and training rows are fold 0's: the folds come out the same with one fit fewer; any other
+    bundle is not used."""
+    from fraudpipe.evaluation import backtest as backtest_module
     from fraudpipe.model import fitted_on, load_bundle, save_bundle
+
+    fits: list[int] = []
+
+    def counted_fit(train, config):  # the real fit, counted
+        fits.append(len(train))
+        return train_bundle(train, config)
+
+    def fit_count(run) -> int:
+        fits.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(backtest_module, "train_bundle", counted_fit)
+            run()
+        return len(fits)
 
     split, config = SplitConfig.parse(SPLIT, "split"), small_config("decision_tree")
     fold0 = time_split(table, split)
@@ -92,7 +107,12 @@ def test_the_bundle_train_fitted_on_fold_0_stands_in_for_its_fit(table, tmp_path
     assert not fitted_on(shipped, time_split(table, split, shift_days=split.test_days).train, config)  # other rows
     assert not fitted_on(shipped, fold0.train, config.replace(random_state=config.random_state + 1))  # other params
     assert backtest(table, split, config, k=5, trained=shipped) == backtest(table, split, config, k=5)
+    assert fit_count(lambda: backtest(table, split, config, k=5)) == split.n_folds
+    assert fit_count(lambda: backtest(table, split, config, k=5, trained=shipped)) == split.n_folds - 1  # reused
     other = train_bundle(fold0.train, config.replace(random_state=config.random_state + 1))
     assert evaluate_folds(prequential_folds(table, split), config, k=5, trained=other) == evaluate_folds(
         prequential_folds(table, split), config, k=5
+    )
+    assert (
+        fit_count(lambda: evaluate_folds(prequential_folds(table, split), config, k=5, trained=other)) == split.n_folds
     )

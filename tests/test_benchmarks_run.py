@@ -297,7 +297,7 @@ def test_dvc_never_compares_the_wall_clock_results():
 
 @pytest.mark.integration
 def test_repro_collects_each_stages_own_profile(tmp_path):
-    from _repo import make_tiny_repo
+    from helpers.repo import make_tiny_repo
 
     repo = make_tiny_repo(tmp_path / "repo")
     run = RUN.repro(repo, tmp_path / "profile", ["preprocess"])

@@ -107,7 +107,7 @@ def test_adopt_refuses_what_conf_cannot_express(tmp_path):
 
 
 def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
-    from _kaggle import kaggle_frame
+    from helpers.kaggle import kaggle_frame
 
     frame = kaggle_frame()
     table = pd.DataFrame(
@@ -139,7 +139,7 @@ def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
 def test_data_add_outside_a_dvc_repository_writes_nothing(tmp_path, monkeypatch):
     import shutil
 
-    from _kaggle import write_kaggle_csv
+    from helpers.kaggle import write_kaggle_csv
 
     shutil.copytree(CONF, tmp_path / "conf")
     before = (tmp_path / "conf/config.yaml").read_text()
@@ -180,7 +180,7 @@ def _data_add(path: Path, name: str) -> object:
 def test_data_add_never_overwrites_a_data_option_it_did_not_write(tmp_path, monkeypatch):
     import shutil
 
-    from _kaggle import write_kaggle_csv
+    from helpers.kaggle import write_kaggle_csv
 
     shutil.copytree(CONF, tmp_path / "conf")
     csv = write_kaggle_csv(tmp_path / "k.csv")
@@ -203,7 +203,7 @@ def test_data_add_never_overwrites_a_data_option_it_did_not_write(tmp_path, monk
 def test_data_add_names_the_real_cause_of_unusable_labels(tmp_path, monkeypatch):
     import shutil
 
-    from _kaggle import kaggle_frame, write_kaggle_csv
+    from helpers.kaggle import kaggle_frame, write_kaggle_csv
 
     shutil.copytree(CONF, tmp_path / "conf")
     monkeypatch.chdir(tmp_path)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _kaggle import kaggle_frame
 
 from fraudpipe.pipeline.derived import MIN_TEST_FRAUDS, MIN_TRAIN_FRAUDS, derive_settings, label_problem
 from fraudpipe.pipeline.onboarding import profile_columns, propose_mapping
+from helpers.kaggle import contract_frame, kaggle_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -19,19 +19,6 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 @pytest.fixture(scope="module")
 def kaggle() -> pd.DataFrame:
     return kaggle_frame()
-
-
-def contract_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "transaction_id": frame["trans_num"],
-            "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
-            "customer_id": frame["cc_num"],
-            "terminal_id": frame["merchant"],
-            "tx_amount": frame["amt"],
-            "tx_fraud": frame["is_fraud"].astype("int8"),
-        }
-    )
 
 
 def test_profiles_tell_ids_numbers_dates_and_labels_apart(kaggle):

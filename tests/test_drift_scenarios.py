@@ -1,6 +1,6 @@
 """Proof on the simulator that monitoring catches each kind of drift and stays quiet without it.
 
-Each run is the pipeline in one process at a tiny size (benchmarks/monitor.py's ``tiny``: the
+Each run is the pipeline in one process at a tiny size (tests/helpers/scenario.py's ``tiny``: the
 handbook's split, a month of live data, about 230,000 transactions, a few seconds): stable
 seeds must not alert; each drift knob of conf/data/simulated_drift.yaml, turned on alone from the
 first live day, must alert and name what drifted. The full-size figures over ten seeds are the
@@ -9,24 +9,15 @@ benchmark's (`python benchmarks/monitor.py`).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from fraudpipe.config import compose
+from fraudpipe.monitoring.config import MonitorConfig
+from helpers.scenario import ROOT, SIZES, run_scenario
 
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("monitor_benchmark", ROOT / "benchmarks" / "monitor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _benchmark()
-TINY = BENCH.SIZES["tiny"]
+TINY = SIZES["tiny"]
 
 
 def _drifted(result) -> set[str]:
@@ -35,7 +26,7 @@ def _drifted(result) -> set[str]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_no_alert_without_drift(seed):
-    result = BENCH.run_scenario(TINY, seed=seed)
+    result = run_scenario(TINY, seed=seed)
     m = result.metrics
     assert m["alert"] == 0, result.summary
     assert m["n_drifted"] == 0 and m["dataset_drift"] == 0 and m["prediction_drift"] == 0
@@ -44,7 +35,7 @@ def test_no_alert_without_drift(seed):
 
 
 def test_amount_inflation_alerts_and_names_the_amount_features():
-    result = BENCH.run_scenario(TINY, drift=["amount_factor"], seed=1)
+    result = run_scenario(TINY, drift=["amount_factor"], seed=1)
     m = result.metrics
     assert m["alert"] == 1 and m["prediction_drift"] == 1
     assert {"tx_amount", "customer_id_avg_amount_1day_window", "customer_id_avg_amount_7day_window"} <= _drifted(result)
@@ -56,7 +47,7 @@ def test_amount_inflation_alerts_and_names_the_amount_features():
 
 
 def test_compromised_terminal_wave_alerts_and_names_the_terminal_risk_features():
-    result = BENCH.run_scenario(TINY, drift=["terminals_per_day"], seed=1)
+    result = run_scenario(TINY, drift=["terminals_per_day"], seed=1)
     m = result.metrics
     assert m["alert"] == 1, result.summary
     drifted = _drifted(result)
@@ -65,13 +56,12 @@ def test_compromised_terminal_wave_alerts_and_names_the_terminal_risk_features()
 
 
 def test_new_fraud_pattern_shows_as_a_performance_drop():
-    stable = BENCH.run_scenario(TINY, seed=1)
-    result = BENCH.run_scenario(TINY, drift=["night_fraud_share"], seed=1)
+    stable = run_scenario(TINY, seed=1)
+    result = run_scenario(TINY, drift=["night_fraud_share"], seed=1)
     m = result.metrics
     assert m["alert"] == 1, result.summary
     assert (
-        m["performance_drop"]
-        >= BENCH.MonitorConfig.parse(BENCH.compose(ROOT / "conf")["monitor"], "monitor").performance.max_drop
+        m["performance_drop"] >= MonitorConfig.parse(compose(ROOT / "conf")["monitor"], "monitor").performance.max_drop
     )
     assert m["live_average_precision"] < stable.metrics["live_average_precision"] - 0.1
     assert "performance drop" in result.summary

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _model import composed
 from distributed import LocalCluster, get_task_stream
 
 from fraudpipe.engine import EngineConfig, cluster, workers
 from fraudpipe.errors import ConfigError
+from helpers.model import composed
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

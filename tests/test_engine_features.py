@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _model import composed, run_stage, stage_workdir
 from distributed import LocalCluster
 
 from fraudpipe.contract import COORDINATE_COLUMNS, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID
@@ -22,6 +21,8 @@ from fraudpipe.errors import DataError
 from fraudpipe.features.dask import featurize, side_columns
 from fraudpipe.features.definitions import EXTRAS, FeatureConfig, build_features, feature_names
 from fraudpipe.io import write_parquet
+from helpers.model import composed, stage_workdir
+from helpers.stages import run_stage
 
 #: Every extra, the distance included, over the default windows.
 ALL = FeatureConfig.parse(composed()["features"] | {"extras": list(EXTRAS)}, "features")

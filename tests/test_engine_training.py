@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-from _model import composed, model_config, run_stage, stage_workdir
 from distributed import LocalCluster
 
 from fraudpipe.data.simulate import SimulatorConfig, simulate
@@ -19,9 +18,11 @@ from fraudpipe.errors import ConfigError
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.metrics import average_precision
 from fraudpipe.model import load_bundle, save_bundle
-from fraudpipe.model.engines import DASK_TREE_METHODS, check_model, model_problems
+from fraudpipe.model.engines import check_model, dask_tree_methods, model_problems
 from fraudpipe.model.estimators.xgboost_dask import DASK_SPECS, DaskXGBoost, train_on_engine
 from fraudpipe.pipeline.preflight import config_problems
+from helpers.model import composed, model_config, stage_workdir
+from helpers.stages import run_stage
 
 #: The default model with the tree method both engines can train (the Dask engine cannot train exact trees).
 HIST = model_config(tree_method="hist")
@@ -47,7 +48,7 @@ def test_the_dask_engine_refuses_what_xgboost_dask_cannot_train_naming_both_grou
 
 def test_the_configuration_check_knows_every_dask_fit():
     """`model.engines` names what the Dask engine trains without importing the fit: the two lists agree."""
-    assert set(DASK_TREE_METHODS) == set(DASK_SPECS)
+    assert set(dask_tree_methods()) == set(DASK_SPECS)
 
 
 def test_check_config_finds_the_engine_model_rule_with_the_other_groups():

@@ -11,9 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _model import run_stage, stage_workdir, write_params
-from test_stages import assert_one_line_failure
-from test_stages_model import _only_declared
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.data.split import SplitConfig, time_split
@@ -33,6 +30,8 @@ from fraudpipe.scoring.batch import (
     summary,
 )
 from fraudpipe.scoring.online import OnlineScorer, replay
+from helpers.model import only_declared, stage_workdir, write_params
+from helpers.stages import assert_one_line_failure, run_stage
 
 LIVE = "data/split/live.parquet"
 PREDICTIONS = "data/predictions/live.parquet"
@@ -247,7 +246,7 @@ def test_a_damaged_bundle_is_refused(evaluated, tmp_path, damage):
 def test_the_stage_reads_only_the_params_dvc_yaml_declares(evaluated, tmp_path):
     work = _copy(evaluated, tmp_path)
     full = yaml.safe_load((work / "params.yaml").read_text())
-    declared = _only_declared(full, "infer")
+    declared = only_declared(full, "infer")
     assert set(declared) == {"features", "evaluate"} and set(declared["evaluate"]) == {"gate"}
     write_params(work, declared)
     proc = run_stage(work, "infer")

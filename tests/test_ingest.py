@@ -19,50 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _sources import data_config
 
 from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_DTYPES
 from fraudpipe.data.ingest import ingest_batch
 from fraudpipe.data.sources import ApiSource, ingest_source, make_source, refresh_snapshot
-from fraudpipe.data.validate import ValidationConfig
 from fraudpipe.errors import BatchValidationError, DataError
+from helpers.ingest import CONFIG, MAPPING, N, csv_batch
+from helpers.sources import data_config
 
-N = 40
-CONFIG = ValidationConfig(
-    max_amount=10_000.0,
-    min_datetime="2018-01-01T00:00:00",
-    max_datetime="2019-12-31T23:59:59",
-    min_rows=30,
-    min_fraud_rate=0.01,
-    max_fraud_rate=0.2,
-    max_quarantine_share=0.5,  # the corpus breaks a few of 40 rows; its own cases test the share
-)
-MAPPING = {
-    "transaction_id": "TX_ID",
-    "tx_datetime": "WHEN",
-    "customer_id": "CUSTOMER",
-    "terminal_id": "TERMINAL",
-    "tx_amount": "AMOUNT",
-    "tx_fraud": "IS_FRAUD",
-}
 AMOUNT_RULE = "expect_column_values_to_be_between(tx_amount, min=0.0, max=10000.0)"
 TIME_RULE = "expect_column_values_to_be_between(tx_datetime, min=2018-01-01T00:00:00, max=2019-12-31T23:59:59)"
 UNIQUE = "expect_column_values_to_be_unique(transaction_id)"
 DATE_ONLY = "a date without a time of day (if the source holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
-
-
-def csv_batch() -> pd.DataFrame:
-    """40 valid transactions as a CSV source gives them; ids 1000.., 4 frauds (rate 0.1)."""
-    return pd.DataFrame(
-        {
-            "TX_ID": [str(1000 + i) for i in range(N)],
-            "WHEN": [f"2018-04-{1 + i // 24:02d} {i % 24:02d}:15:00" for i in range(N)],
-            "CUSTOMER": [str(i % 7) for i in range(N)],
-            "TERMINAL": [str(i % 11) for i in range(N)],
-            "AMOUNT": [f"{10 + i * 1.25:.2f}" for i in range(N)],
-            "IS_FRAUD": ["1" if i % 10 == 3 else "0" for i in range(N)],
-        },
-    ).astype("str")
 
 
 def put(row: int, column: str, value: str | None) -> Callable[[pd.DataFrame], pd.DataFrame]:

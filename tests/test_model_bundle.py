@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _model import FEATURES, OPTIONS, feature_table, small_config
 
 from fraudpipe.errors import BundleError
 from fraudpipe.model import Bundle, load_bundle, save_bundle, train_bundle
 from fraudpipe.model.bundle import CHECKSUM_FILE, METADATA_KEYS, write_checksums
 from fraudpipe.model.estimators import spec
+from helpers.model import FEATURES, OPTIONS, feature_table, small_config
 
 
 def looks_like_pickle(data: bytes) -> bool:

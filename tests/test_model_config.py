@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from _model import CONF, OPTIONS, composed, model_config
 
 from fraudpipe.errors import ConfigError
 from fraudpipe.model import ModelConfig
 from fraudpipe.model.estimators import NAMES
+from helpers.model import CONF, OPTIONS, composed, model_config
 
 
 def test_every_option_has_exactly_the_models_keys_in_order():

@@ -7,12 +7,12 @@ import re
 
 import numpy as np
 import pytest
-from _model import FEATURES, ROOT, feature_table, model_config, small_config
 
 from fraudpipe.errors import BundleError
 from fraudpipe.model.estimators import NAMES, SPECS, Estimator, spec
 from fraudpipe.model.estimators.trees import TREE_DTYPE, Trees, check_trees
 from fraudpipe.model.fit import estimator_params, fit_model
+from helpers.model import FEATURES, ROOT, feature_table, model_config, small_config
 
 
 @pytest.fixture(scope="module")

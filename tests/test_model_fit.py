@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _model import FEATURES, feature_table, model_config, small_config
 
 from fraudpipe.model.fit import fit_model, positive_weight, standardize
+from helpers.model import FEATURES, feature_table, model_config, small_config
 
 
 def test_positive_weight():

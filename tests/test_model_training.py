@@ -8,11 +8,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from _model import feature_table, small_config
+from sklearn.metrics import f1_score
 
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import Bundle, train_bundle, training_summary
+from fraudpipe.model.fit import fit_model
 from fraudpipe.model.training import table_sha256
+from helpers.model import feature_table, small_config
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,28 @@ def test_threshold_is_chosen_on_the_last_training_days_only(table):
     sel = in_sample.metadata["threshold_selection"]
     assert sel["n_rows"] == len(table)
     assert 30 <= sel["alerts_per_day"] < 32  # at least the budget; more only where scores tie
+
+
+def test_the_threshold_is_the_best_f1_cut_of_a_model_that_never_saw_the_last_day(table):
+    """The threshold itself, not what the metadata says of it: refit the provisional model on the
+    training days but the last (the same deterministic fit), score the last day, and no cut of
+    those scores gives a higher F1 than the bundle's threshold."""
+    config = small_config("xgboost")
+    assert (config.threshold_rule, config.threshold_validation_days) == ("max_f1", 1)
+    bundle = train_bundle(table, config)
+    features = list(bundle.features)
+    last_day = (table["tx_datetime"] >= table["tx_datetime"].max().floor("D")).to_numpy()
+    X, y = table[features].to_numpy(np.float64), table["tx_fraud"].to_numpy(np.int8)
+    provisional = fit_model(X[~last_day], y[~last_day], config, features, eval_set=(X[last_day], y[last_day]))
+    scores = provisional.predict(X[last_day])
+
+    def f1_at(cut: float) -> float:
+        return f1_score(y[last_day], scores >= cut, zero_division=0.0)
+
+    assert bundle.threshold in set(scores.tolist())  # a cut at one of the held-out day's scores
+    assert f1_at(bundle.threshold) == pytest.approx(max(f1_at(cut) for cut in np.unique(scores)))
+    in_sample = bundle.score(table)
+    assert f1_score(y, in_sample >= bundle.threshold) < max(f1_score(y, in_sample >= c) for c in np.unique(in_sample))
 
 
 def test_metadata_records_the_training_period_data_and_versions(table):

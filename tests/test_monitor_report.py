@@ -8,7 +8,6 @@ the same way first, to prove that the console check sees errors.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -20,26 +19,17 @@ import pytest
 from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
+from helpers.scenario import SIZES, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("monitor_benchmark", ROOT / "benchmarks" / "monitor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def drifted():
     """The tiny simulator with every drift of conf/data/simulated_drift.yaml on in the live period."""
-    bench = _benchmark()
-    return bench.run_scenario(
-        bench.SIZES["tiny"], drift=["amount_factor", "terminals_per_day", "night_fraud_share"], seed=1
-    )
+    return run_scenario(SIZES["tiny"], drift=["amount_factor", "terminals_per_day", "night_fraud_share"], seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from _serve import world
-from test_serve_service import config, tx
 
 from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.errors import DataError
@@ -17,6 +15,7 @@ from fraudpipe.monitoring.window import predictions_window, service_log_window
 from fraudpipe.serve.schema import LabelIn
 from fraudpipe.serve.service import Service
 from fraudpipe.servicelog import read_service_log
+from helpers.serve import config, tx, world
 
 
 @pytest.fixture(scope="module")

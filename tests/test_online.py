@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import (
+
+from fraudpipe.errors import DataError
+from fraudpipe.features.definitions import FeatureConfig, build_features, feature_names
+from fraudpipe.features.online import OnlineState
+from helpers.features import (
     CONFIGS,
     DAY,
     EXTENDED,
@@ -21,10 +25,6 @@ from test_features import (
     make_transactions,
     text_ids,
 )
-
-from fraudpipe.errors import DataError
-from fraudpipe.features.definitions import FeatureConfig, build_features, feature_names
-from fraudpipe.features.online import OnlineState
 
 TOLERANCE = 1e-9
 

@@ -9,10 +9,11 @@ import shlex
 
 import pytest
 import yaml
-from _kaggle import write_kaggle_csv
-from _repo import make_tiny_repo, sh
 
-pytestmark = pytest.mark.integration
+from helpers.kaggle import write_kaggle_csv
+from helpers.repo import make_tiny_repo, sh
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(tmp_path):

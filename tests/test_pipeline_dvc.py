@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from _repo import make_tiny_repo, ran_stages, sh
+
+from helpers.repo import clone_repo, make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +25,13 @@ def _repro(repo: Path) -> tuple[set[str], str]:
 
 
 @pytest.fixture(scope="module")
-def built_repo(tmp_path_factory) -> Path:
-    """A tiny copy with the whole pipeline reproduced once and committed."""
-    repo = make_tiny_repo(tmp_path_factory.mktemp("repo"))
-    ran, out = _repro(repo)
-    assert ran == _stages(repo), out
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "reproduce")
-    return repo
+def built_repo(tiny_pipeline, tmp_path_factory) -> Path:
+    """A clone of the session's tiny pipeline (reproduced once and committed)."""
+    return clone_repo(tiny_pipeline.repo, tmp_path_factory.mktemp("repo") / "repo")
+
+
+def test_first_repro_runs_every_stage(tiny_pipeline):
+    assert ran_stages(tiny_pipeline.repro_output) == _stages(tiny_pipeline.repo), tiny_pipeline.repro_output
 
 
 def test_second_repro_reruns_nothing(built_repo):
@@ -67,6 +67,7 @@ def test_push_then_fresh_clone_pull_is_up_to_date(built_repo, tmp_path):
     assert ran == set(), out
 
 
+@pytest.mark.slow
 def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     repo = make_tiny_repo(tmp_path / "repo")
     # Switch the copy to the CSV source and give it a file made by the simulator.
@@ -101,6 +102,7 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     assert rows == len(tx) + 1
 
 
+@pytest.mark.slow
 def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     """A database DVC cannot see: `fraudpipe snapshot` copies it into a tracked file."""
     from fraudpipe.data.simulate import SimulatorConfig, simulate
@@ -149,6 +151,7 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
     assert yaml.safe_load((repo / "reports/validation/summary.json").read_text())["rows_in"] == len(tx)
 
 
+@pytest.mark.slow
 def test_changing_features_params_reruns_featurize_and_after_only(built_repo):
     """Each stage depends on exactly the param groups it uses."""
     params_path = built_repo / "params.yaml"

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _kaggle import kaggle_frame
-from test_dataset import contract_frame
 
 from fraudpipe.config import compose, parse
 from fraudpipe.errors import ConfigError
 from fraudpipe.pipeline.derived import derive_settings
 from fraudpipe.pipeline.params import GROUPS, VALUES, Params
 from fraudpipe.pipeline.preflight import config_problems, require_no_problems, settings_problems
+from helpers.kaggle import contract_frame, kaggle_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

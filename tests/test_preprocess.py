@@ -18,6 +18,7 @@ from fraudpipe.contract import QUARANTINE_DTYPES, TRANSACTION_COLUMNS, TRANSACTI
 from fraudpipe.data.preprocess import REASONS, PreprocessConfig, preprocess
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.io import write_json, write_parquet
+from helpers.ingest import CONFIG, MAPPING, csv_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = yaml.safe_load((ROOT / "conf/preprocess/default.yaml").read_text())
@@ -198,8 +199,6 @@ def test_input_that_breaks_the_contract_is_refused_not_reparsed(mutate, message)
 
 def test_what_ingest_keeps_passes_unchanged_but_for_order():
     """Rules live in one place: rows that passed ingest meet everything preprocess relies on."""
-    from test_ingest import CONFIG, MAPPING, csv_batch
-
     from fraudpipe.data.ingest import ingest_batch
 
     raw = csv_batch().sample(frac=1.0, random_state=0).reset_index(drop=True)

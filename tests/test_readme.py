@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from _repo import env
+
+from helpers.repo import env
 
 ROOT = Path(__file__).resolve().parents[1]
 

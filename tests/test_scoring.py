@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_features import text_ids
 
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
@@ -17,6 +16,7 @@ from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.features.online import OnlineState, to_epoch_second
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
 from fraudpipe.scoring.online import OnlineScorer, replay
+from helpers.features import text_ids
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

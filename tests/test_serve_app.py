@@ -12,11 +12,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from _serve import Server, body, replay, world
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.features.definitions import build_features, feature_names
 from fraudpipe.model import load_bundle
+from helpers.serve import Server, body, replay, world
 
 pytestmark = pytest.mark.timeout(600)
 

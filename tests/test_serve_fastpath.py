@@ -7,13 +7,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from _model import model_config
-from _serve import world
 from packaging.requirements import Requirement
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.model import load_bundle, save_bundle, train_bundle
 from fraudpipe.scoring.row import RowScorer
+from helpers.model import model_config
+from helpers.serve import world
 
 
 def test_the_fast_path_gives_exactly_the_bundle_scores():

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _serve import world
 
 from fraudpipe.errors import DataError
 from fraudpipe.serve.journal import Journal
 from fraudpipe.serve.stores.base import Scored, Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.servicelog import read_service_log
+from helpers.serve import world
 
 
 def scored(

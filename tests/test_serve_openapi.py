@@ -12,7 +12,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import schemathesis
-from _serve import world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -20,6 +19,7 @@ from schemathesis.checks import not_a_server_error
 
 from fraudpipe.serve.app import create_app
 from fraudpipe.serve.config import ServeConfig
+from helpers.serve import world
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,10 +12,9 @@ from collections import defaultdict
 import httpx
 import numpy as np
 import pytest
-from _redis import redis_server  # noqa: F401 (fixture)
-from _serve import ROOT, Server, body, world
 
 from fraudpipe.contract import TX_DATETIME
+from helpers.serve import ROOT, Server, body, world
 
 pytestmark = pytest.mark.timeout(900)
 

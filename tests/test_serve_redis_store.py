@@ -13,9 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _redis import RedisServer, redis_server, redis_server_binary  # noqa: F401 (fixture)
-from _serve import body, world
-from test_serve_service import config
 
 from fraudpipe.contract import TX_DATETIME
 from fraudpipe.errors import ConfigError, DataError
@@ -27,6 +24,8 @@ from fraudpipe.serve.stores.base import Conflict, Scored, StoreUnavailable, Tran
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.serve.stores.redis import RedisStore
 from fraudpipe.servicelog import read_redis_log, read_service_log
+from helpers.redis import RedisServer, redis_server_binary
+from helpers.serve import body, config, world
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-from _serve import body, world
 
 from fraudpipe.contract import TX_DATETIME, TX_FRAUD
 from fraudpipe.errors import BundleError, DataError
@@ -14,31 +12,8 @@ from fraudpipe.evaluation.parity import latency_summary
 from fraudpipe.features.online import OnlineState
 from fraudpipe.model import load_bundle
 from fraudpipe.scoring.online import OnlineScorer, replay
-from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.schema import TransactionIn
 from fraudpipe.serve.service import Refused, Service, describe, preflight
-
-
-def config(tmp_path: Path, **changes) -> ServeConfig:
-    w = world()
-    options = dict(
-        model=w.bundle_dir,
-        state=w.state_dir,
-        journal_dir=tmp_path / "journal",
-        host="127.0.0.1",
-        port=8000,
-        max_batch=100,
-        max_body_bytes=1 << 20,
-        max_amount=1e5,
-        late_days=1,
-        max_future_seconds=300,
-        api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
-    )
-    return ServeConfig.parse(options | changes, "serve")
-
-
-def tx(row, **changes) -> TransactionIn:
-    return TransactionIn.model_validate(body(row, tx_datetime=row.tx_datetime.to_pydatetime()) | changes)
+from helpers.serve import config, tx, world
 
 
 def test_preflight_names_what_does_not_fit(tmp_path):

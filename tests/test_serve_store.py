@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from _serve import world
 
 from fraudpipe.features.online import History, OnlineState, history_features
 from fraudpipe.serve.stores.base import Scored, StateStore, Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
+from helpers.serve import world
 
 
 def record(row, score: float = 0.5, tid: str | None = None) -> Scored:

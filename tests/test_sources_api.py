@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from _sources import data_conf, data_config
 
 from fraudpipe.config import parse
 from fraudpipe.data.sources import ApiConfig, DataConfig, SourceError, make_source, redact_url
 from fraudpipe.errors import ConfigError
+from helpers.sources import data_conf, data_config
 
 RECORDS = [
     {"id": i, "when": f"2018-04-01T00:{i:02d}:00", "card": 100 + i % 3, "pos": 7, "amount": 1.5 * i, "label": i % 2}

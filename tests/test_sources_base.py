@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _sources import data_config
 
 from fraudpipe.config import compose, parse
 from fraudpipe.data.sources import CONFIGS, DataConfig
 from fraudpipe.errors import ConfigError
+from helpers.sources import data_config
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = sorted(p.stem for p in (ROOT / "conf/data").glob("*.yaml"))

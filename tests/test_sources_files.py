@@ -14,7 +14,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _sources import data_conf, data_config
 
 from fraudpipe.data.conform import NumberFormat
 from fraudpipe.data.sources import (
@@ -27,6 +26,7 @@ from fraudpipe.data.sources import (
     make_source,
 )
 from fraudpipe.errors import ConfigError
+from helpers.sources import data_conf, data_config
 
 HEADER = "id,when,card,pos,amount,label\n"
 ROWS = "1,2018-04-01 00:00:31,10,20,57.16,0\n2,2018-04-01 00:02:10,11,21,81.51,1\n"

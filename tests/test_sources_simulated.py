@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from _sources import data_conf
 
 from fraudpipe.config import parse
 from fraudpipe.contract import TRANSACTION_COLUMNS
 from fraudpipe.data.sources import DataConfig, SimulatedConfig, SimulatedSource, ingest_source, make_source
 from fraudpipe.errors import ConfigError
+from helpers.sources import data_conf
 
 
 def small_conf() -> dict:

@@ -6,10 +6,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from _sources import data_config
 
 from fraudpipe.data.sources import ParquetSource, SourceError, SqlConfig, ingest_source, refresh_snapshot
 from fraudpipe.errors import ConfigError
+from helpers.sources import data_config
 
 COLUMNS = {
     "transaction_id": "tx_id",

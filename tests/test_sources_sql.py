@@ -15,11 +15,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import yaml
-from _sources import data_conf, data_config
 
 from fraudpipe.data.sources import SourceError, SqlConfig, SqlSource, make_source
 from fraudpipe.data.sources.sql import read_only_problem
 from fraudpipe.errors import ConfigError
+from helpers.sources import data_conf, data_config
 
 ROWS = pd.DataFrame(
     {

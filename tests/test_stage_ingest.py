@@ -1,7 +1,9 @@
 """`python stages/ingest.py` on malformed files: one clear message or a quarantine, never a bare traceback.
 
-The library tests cover each rule; these run the stage script itself, as `dvc repro` does, so
-they also prove what a user sees and that a failed run leaves no output behind.
+The library tests cover each rule; these run the stage script itself, so they also prove what a
+user sees and that a failed run leaves no output behind. The cases run the script in the test's
+process (Great Expectations imported once, not per case); one runs it as `dvc repro` does, for
+the exit code and the one-line error of a real process.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from fraudpipe.config import compose
+from helpers.stages import assert_one_line_failure, run_stage, run_stage_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "transaction_id,tx_datetime,customer_id,terminal_id,tx_amount,tx_fraud\n"
@@ -31,7 +33,8 @@ def good_lines(n: int = 200) -> list[str]:
     ]
 
 
-def run_stage(tmp_path: Path, content: bytes, data: dict | None = None, **validation) -> subprocess.CompletedProcess:
+def write_inputs(tmp_path: Path, content: bytes, data: dict | None = None, **validation) -> None:
+    """params.yaml (the CSV source, ``data`` and ``validation`` changes) and the CSV file holding ``content``."""
     params = compose(ROOT / "conf", ["data=csv"])
     params["validation"] |= {"min_rows": 100, "max_fraud_rate": 0.2} | validation
     params["data"] |= data or {}
@@ -39,9 +42,17 @@ def run_stage(tmp_path: Path, content: bytes, data: dict | None = None, **valida
     csv = tmp_path / params["data"]["path"]
     csv.parent.mkdir(parents=True, exist_ok=True)
     csv.write_bytes(content)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+
+
+@pytest.fixture
+def run_ingest(tmp_path) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_ingest(content, data, **validation)``: the stage in this process on that file, in ``tmp_path``."""
+
+    def run(content: bytes, data: dict | None = None, **validation) -> subprocess.CompletedProcess:
+        write_inputs(tmp_path, content, data, **validation)
+        return run_stage_in_process(tmp_path, "ingest")
+
+    return run
 
 
 def quarantine(tmp_path: Path) -> pd.DataFrame:
@@ -70,10 +81,10 @@ def with_column(index: int, values: Callable[[int], str]) -> list[str]:
     return out
 
 
-def test_truncated_last_line_is_quarantined_not_lost(tmp_path):
+def test_truncated_last_line_is_quarantined_not_lost(run_ingest, tmp_path):
     lines = good_lines()
     content = (HEADER + "".join(lines) + "200,2018-04-01 23:59:00,5").encode()  # cut mid-row
-    proc = run_stage(tmp_path, content)
+    proc = run_ingest(content)
     assert proc.returncode == 0, proc.stderr
     q = quarantine(tmp_path)
     assert q["source_row"].tolist() == [200]
@@ -102,10 +113,10 @@ def test_truncated_last_line_is_quarantined_not_lost(tmp_path):
         ),
     ],
 )
-def test_row_level_faults_are_quarantined_with_a_reason(tmp_path, case, mutate, reason):
+def test_row_level_faults_are_quarantined_with_a_reason(run_ingest, tmp_path, case, mutate, reason):
     lines = good_lines()
     lines[0] = mutate(lines[0])
-    proc = run_stage(tmp_path, (HEADER + "".join(lines)).encode())
+    proc = run_ingest((HEADER + "".join(lines)).encode())
     assert proc.returncode == 0, proc.stderr
     q = quarantine(tmp_path)
     assert q["source_row"].tolist() == [0], case
@@ -178,8 +189,8 @@ def test_row_level_faults_are_quarantined_with_a_reason(tmp_path, case, mutate, 
         ),
     ],
 )
-def test_batch_level_faults_stop_with_one_clear_message_and_write_nothing(tmp_path, case, content, message):
-    proc = run_stage(tmp_path, content)
+def test_batch_level_faults_stop_with_one_clear_message_and_write_nothing(run_ingest, tmp_path, case, content, message):
+    proc = run_ingest(content)
     assert proc.returncode == 1, case
     assert proc.stderr.startswith("stage 'ingest' failed:"), proc.stderr
     assert message in proc.stderr, proc.stderr
@@ -217,13 +228,22 @@ def test_a_bad_config_stops_with_one_line_naming_the_key_and_writes_nothing(tmp_
     params = compose(ROOT / "conf", ["data=csv"])
     params[group] |= change
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "stages/ingest.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    proc = run_stage_in_process(tmp_path, "ingest")
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"stage 'ingest' failed: {message}"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data/raw").exists()
+
+
+def test_as_dvc_repro_runs_it_a_refused_batch_exits_1_with_one_line_and_writes_nothing(tmp_path):
+    """The real process: exit code 1, one line on stderr naming the rule, no traceback, no output."""
+    write_inputs(tmp_path, (HEADER + "".join(good_lines(20))).encode())
+    proc = run_stage(tmp_path, "ingest")
+    assert_one_line_failure(
+        proc, "ingest", "expect_table_row_count_to_be_between: observed 20 valid rows, allowed min=100"
+    )
+    assert not (tmp_path / "data/raw").exists()
+    assert not (tmp_path / "reports/validation/summary.json").exists()
 
 
 # --- what the stage keeps, as configured: the data.options and ids rows of the corpus ---------------
@@ -302,15 +322,15 @@ KEPT: dict[str, tuple[bytes, dict, dict, Callable[[pd.DataFrame, dict, pd.DataFr
 
 
 @pytest.mark.parametrize(("content", "data", "validation", "holds"), list(KEPT.values()), ids=list(KEPT))
-def test_files_that_are_right_as_configured_are_kept_exactly(tmp_path, content, data, validation, holds):
-    proc = run_stage(tmp_path, content, data, **validation)
+def test_files_that_are_right_as_configured_are_kept_exactly(run_ingest, tmp_path, content, data, validation, holds):
+    proc = run_ingest(content, data, **validation)
     assert proc.returncode == 0, proc.stderr
     assert holds(kept(tmp_path), summary(tmp_path), quarantine(tmp_path))
 
 
-def test_the_decimal_comma_file_without_those_options_stops_naming_them(tmp_path):
+def test_the_decimal_comma_file_without_those_options_stops_naming_them(run_ingest, tmp_path):
     lines = semicolon_lines(lambda i: f"{10 + i % 50},25")
-    proc = run_stage(tmp_path, csv_text(lines, HEADER.replace(",", ";")), {"options": {"sep": ";"}})
+    proc = run_ingest(csv_text(lines, HEADER.replace(",", ";")), {"options": {"sep": ";"}})
     assert proc.returncode == 1
     assert "200 of 200 rows" not in proc.stderr  # a column where nothing parses is the wrong type, named once
     assert "expect_column_values_to_be_of_type(tx_amount): expected float64, observed str" in proc.stderr

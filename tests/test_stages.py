@@ -3,14 +3,14 @@ input each end in exactly one line `stage '<name>' failed: …` that names the k
 exit code 1, and no traceback.
 
 One tiny pipeline is built once (every stage, in order, in a scratch directory); each case then
-runs one stage on a copy of it with one thing broken.
+runs one stage on a copy of it with one thing broken. The bad-input cases (one per stage) run the
+script as `dvc repro` does, a process of its own: its exit code and stderr are what a user sees.
+The rest run it in the test's process (the same ``__main__``, the libraries imported once).
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from fraudpipe.config import compose
+from helpers.stages import assert_one_line_failure, run_stage, run_stage_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
@@ -35,18 +36,12 @@ TINY = [
 ]
 
 
-def run_stage(cwd: Path, stage: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
     (root / "params.yaml").write_text(yaml.safe_dump(compose(ROOT / "conf", TINY), sort_keys=False))
     for stage in STAGES:
-        proc = run_stage(root, stage)
+        proc = run_stage_in_process(root, stage)
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     return root
 
@@ -62,17 +57,6 @@ def set_key(params: dict, dotted: str, value) -> None:
     for key in path:
         node = node[key]
     node[last] = value
-
-
-def assert_one_line_failure(proc: subprocess.CompletedProcess, stage: str, *names: str) -> str:
-    assert proc.returncode == 1, f"exit {proc.returncode}\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"stage '{stage}' failed: "), lines[0]
-    for name in names:
-        assert name in lines[0], f"{name!r} not named in: {lines[0]}"
-    return lines[0]
 
 
 CONFIG_CASES = [
@@ -128,7 +112,7 @@ def test_a_bad_config_value_or_unknown_key_is_one_line_naming_the_key(pipeline, 
     params = yaml.safe_load((work / "params.yaml").read_text())
     set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert_one_line_failure(run_stage(work, stage), stage, *said)
+    assert_one_line_failure(run_stage_in_process(work, stage), stage, *said)
 
 
 def _drop(path: str, column: str) -> Callable[[Path], None]:
@@ -186,7 +170,7 @@ def test_check_config_lists_every_group_s_mistakes_in_one_run(pipeline, tmp_path
         set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     line = assert_one_line_failure(
-        run_stage(work, "check_config"),
+        run_stage_in_process(work, "check_config"),
         "check_config",
         "data.simulator.n_days",
         "split.train_dayz",
@@ -207,7 +191,7 @@ def test_check_data_lists_every_setting_problem_in_one_run(pipeline, tmp_path):
         set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert_one_line_failure(
-        run_stage(work, "check_data"),
+        run_stage_in_process(work, "check_data"),
         "check_data",
         "split.n_folds",
         "evaluate.card_precision_k",
@@ -224,20 +208,20 @@ def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pip
     work = copy_of(pipeline, tmp_path)
     outputs = ("reports/monitoring/drift.json", "reports/monitoring/features.json", "reports/monitoring/report.html")
     before = {path: (work / path).read_bytes() for path in outputs}
-    assert run_stage(work, "monitor").returncode == 0
+    assert run_stage_in_process(work, "monitor").returncode == 0
     assert {path: (work / path).read_bytes() for path in outputs} == before
 
     params = yaml.safe_load((work / "params.yaml").read_text())
     set_key(params, "monitor.features.wasserstein", 1e-9)  # every numeric feature drifts: an alert
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    recorded = run_stage(work, "monitor")
+    recorded = run_stage_in_process(work, "monitor")
     assert recorded.returncode == 0, recorded.stderr
     assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()
 
     set_key(params, "monitor.fail_on_alert", True)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     line = assert_one_line_failure(
-        run_stage(work, "monitor"), "monitor", "ALERT: dataset drift", "monitor.fail_on_alert"
+        run_stage_in_process(work, "monitor"), "monitor", "ALERT: dataset drift", "monitor.fail_on_alert"
     )
     assert "report.html" in line
     assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()  # the reports were written first
@@ -303,7 +287,7 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
     batch = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())
     set_key(params, "monitor.current", "service_log")
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = run_stage(work, "monitor")
+    proc = run_stage_in_process(work, "monitor")
     assert proc.returncode == 0, proc.stderr
     assert f"against {len(live):,} transactions the service scored with xgboost-" in proc.stdout
     served = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())

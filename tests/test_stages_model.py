@@ -1,5 +1,8 @@
 """The train, evaluate, parity and backtest stage scripts, run for real in a temporary directory: outputs
-reproducible, each stage reading only the params dvc.yaml declares for it, one-line failures."""
+reproducible, each stage reading only the params dvc.yaml declares for it, one-line failures.
+
+The scripts run in the test's process (tests/helpers/stages.py), but the one killed mid-training:
+tests/test_stages.py runs each as a process of its own for the exit code and the one-line error."""
 
 from __future__ import annotations
 
@@ -14,32 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from _model import ROOT, run_stage, stage_workdir, write_params
+
+from helpers.model import ROOT, declared, only_declared, stage_workdir, write_params
+from helpers.stages import run_stage_in_process
 
 FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
-
-
-def _declared(stage: str) -> list[str]:
-    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["params"]
-
-
-def _only_declared(params: dict, stage: str) -> dict:
-    """params.yaml reduced to the groups and keys dvc.yaml lists for the stage."""
-    out: dict = {}
-    for entry in _declared(stage):
-        group, _, key = entry.partition(".")
-        if key:
-            out.setdefault(group, {})[key] = params[group][key]
-        else:
-            out[group] = params[group]
-    return out
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A working directory after the train stage (2 backtest folds, 200 replayed rows)."""
     work = stage_workdir(tmp_path_factory.mktemp("w") / "w", split__n_folds=2, evaluate__latency_rows=200)
-    proc = run_stage(work, "train")
+    proc = run_stage_in_process(work, "train")
     assert proc.returncode == 0, proc.stderr
     return work
 
@@ -66,7 +55,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     runs = []
     for _ in range(2):
         for name in ("train", "evaluate", "parity", "backtest"):
-            proc = run_stage(work, name)
+            proc = run_stage_in_process(work, name)
             assert proc.returncode == 0, proc.stderr
         runs.append({p: (work / p).read_bytes() for p in files})
     assert runs[0] == runs[1]
@@ -115,15 +104,15 @@ def test_a_stage_reads_only_the_params_dvc_yaml_declares(stage, trained, tmp_pat
     """dvc.yaml decides what reruns: a stage that read an undeclared key would go stale silently."""
     work = _copy(trained, tmp_path)
     full = yaml.safe_load((work / "params.yaml").read_text())
-    write_params(work, _only_declared(full, stage))
-    proc = run_stage(work, stage)
+    write_params(work, only_declared(full, stage))
+    proc = run_stage_in_process(work, stage)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_evaluate_parity_and_backtest_declare_what_they_need():
-    assert "model" not in _declared("evaluate")  # the bundle carries the model's params
-    assert set(_declared("backtest")) == {"split", "model", "evaluate.card_precision_k"}
-    assert set(_declared("parity")) == {"evaluate.latency_rows", "split", "features"}
+    assert "model" not in declared("evaluate")  # the bundle carries the model's params
+    assert set(declared("backtest")) == {"split", "model", "evaluate.card_precision_k"}
+    assert set(declared("parity")) == {"evaluate.latency_rows", "split", "features"}
 
 
 def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
@@ -131,7 +120,7 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["evaluate"] |= {"gate": {"enforce": True, "minimums": {"average_precision": 0.99}}}
     write_params(work, params)
-    proc = run_stage(work, "evaluate")
+    proc = run_stage_in_process(work, "evaluate")
     assert proc.returncode == 1
     ap = json.loads((work / "reports/metrics.json").read_text())["average_precision"]
     failure = f"average_precision = {ap:.4f} is below the minimum 0.99 (evaluate.gate.minimums.average_precision)"
@@ -142,7 +131,7 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
 
     params["evaluate"]["gate"]["enforce"] = False
     write_params(work, params)
-    assert run_stage(work, "evaluate").returncode == 0  # not enforced: reported, not fatal
+    assert run_stage_in_process(work, "evaluate").returncode == 0  # not enforced: reported, not fatal
 
 
 @pytest.mark.parametrize(
@@ -180,7 +169,7 @@ def test_a_bad_config_fails_the_stage_in_one_line(stage, group, change, message,
     params = yaml.safe_load((work / "params.yaml").read_text())
     params[group] |= change
     write_params(work, params)
-    proc = run_stage(work, stage)
+    proc = run_stage_in_process(work, stage)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().startswith(message), proc.stderr
 
@@ -218,6 +207,6 @@ def test_a_killed_training_leaves_the_previous_reports_intact(trained, tmp_path)
     )
     assert ignored.returncode == 0
     write_params(work, yaml.safe_load((trained / "params.yaml").read_text()))
-    assert run_stage(work, "train").returncode == 0
+    assert run_stage_in_process(work, "train").returncode == 0
     assert not list((work / "reports").glob(".train.*.tmp"))  # ... and the next run removes it
     assert {p.relative_to(work): p.read_bytes() for p in (work / "reports/train").rglob("*") if p.is_file()} == before

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _repo import ROOT, env, make_tiny_repo, sh
-from _workflow import FAKE_GH
-from _workflow import md_table as _table
-from _workflow import run_step as _run_step
-from _workflow import steps as _steps
+
+from helpers.repo import ROOT, clone_repo, env, sh
+from helpers.workflow import FAKE_GH
+from helpers.workflow import md_table as _table
+from helpers.workflow import run_step as _run_step
+from helpers.workflow import steps as _steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
-#: Tiny data, one split (see test_experiments.py); the PR below changes the model's depth from 3.
-CONF = {"split": {"n_folds": 1}, "evaluate": {"gate": {"enforce": False}}}
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +47,13 @@ def test_checks_out_history_and_installs_the_package(workflow):
     steps = _steps(workflow)
     assert steps["actions/checkout"]["with"]["fetch-depth"] == 0  # main must be there to diff against
     assert steps["actions/setup-python"]["with"]["python-version"] == "3.11"
-    assert steps["install"]["run"].strip() == "pip install -e ."
-    assert steps["pipeline"]["run"].strip() == "dvc repro"
+    assert steps["install"]["run"].strip() == "pip install -e ."  # not run here: it would install into this environment
 
 
 def test_reports_diffs_against_main_in_the_summary_and_a_comment(workflow):
+    """What the runner decides and this machine cannot run: the token and the steps' order. What the
+    `run:` scripts do is proved by running them (below)."""
     steps = _steps(workflow)
-    compare = steps["compare"]["run"]
-    assert "dvc metrics diff main --md" in compare and "dvc params diff main --md" in compare
-    assert '>> "$GITHUB_STEP_SUMMARY"' in compare
-    assert "gh pr comment" in steps["comment"]["run"]
     assert steps["comment"]["env"]["GH_TOKEN"] == "${{ github.token }}"
     order = list(steps)
     assert order.index("pipeline") < order.index("compare") < order.index("comment")
@@ -69,12 +65,9 @@ def test_reports_diffs_against_main_in_the_summary_and_a_comment(workflow):
 
 
 @pytest.fixture(scope="module")
-def pull_request(tmp_path_factory) -> Path:
-    """An origin with main (pipeline run, metrics committed) and a branch that changes a model param."""
-    origin = make_tiny_repo(tmp_path_factory.mktemp("origin"), CONF)
-    sh(origin, "dvc", "repro")
-    sh(origin, "git", "add", "-A")
-    sh(origin, "git", "commit", "-q", "-m", "baseline")
+def pull_request(tiny_pipeline, tmp_path_factory) -> Path:
+    """An origin with main (the session's tiny pipeline, metrics committed) and a branch that changes a model param."""
+    origin = clone_repo(tiny_pipeline.repo, tmp_path_factory.mktemp("origin") / "origin")
     sh(origin, "git", "checkout", "-q", "-b", "feature")
     config = origin / "conf" / "config.yaml"
     config.write_text(config.read_text() + "model:\n  max_depth: 2\n")
@@ -84,6 +77,7 @@ def pull_request(tmp_path_factory) -> Path:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_pipeline_and_compare_steps_write_both_diff_tables_to_the_summary(workflow, pull_request, tmp_path):
     # actions/checkout with fetch-depth 0: every branch as origin/<name>, the PR detached, no local main.
     ci = tmp_path / "checkout"

@@ -18,18 +18,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _repo import ROOT, env, make_tiny_repo, sh
-from _workflow import FAKE_GH, md_table, run_step, steps
+
+from helpers.repo import ROOT, clone_repo, env, sh
+from helpers.workflow import FAKE_GH, md_table, run_step, steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "monitor.yml"
-#: Two months of history before the handbook's training week (so every window is full in the
-#: reference as in the live period) and six weeks of live data; one split; no gate.
-CONF = {
-    "data": {"simulator": {"n_customers": 200, "n_terminals": 1000, "n_days": 130, "start_date": "2018-05-20"}},
-    "split": {"n_folds": 1},
-    "evaluate": {"gate": {"enforce": False}},
-}
-FIRST_LIVE_DAY = 87  # 2018-08-15, counted from 2018-05-20
+#: The session's tiny pipeline (helpers.repo.PIPELINE_CONF) has two months of history before the
+#: handbook's training week and six weeks of live data from 2018-08-15: day 87 counted from 2018-05-20.
+FIRST_LIVE_DAY = 87
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +41,12 @@ def test_runs_on_a_schedule_and_may_push_a_branch_and_open_a_pull_request(workfl
 
 
 def test_retrains_only_on_an_alert_and_compares_only_a_retrained_model(workflow):
+    """The conditions and order the runner evaluates (not runnable here); what the `run:` scripts do
+    is proved by running them on stable and on drifted data (below)."""
     s = steps(workflow)
     assert s["actions/checkout"]["with"]["fetch-depth"] == 0  # main must be there to diff against
-    assert "dvc repro monitor" in s["monitor"]["run"]
     assert s["retrain"]["if"] == "${{ steps.monitor.outputs.alert == '1' }}"
-    assert "dvc exp run" in s["retrain"]["run"]
     assert s["compare"]["if"] == "${{ steps.retrain.outcome == 'success' }}"
-    assert "dvc metrics diff main --md" in s["compare"]["run"]
     assert s["propose"]["if"] == "${{ steps.compare.outcome == 'success' }}"
     assert s["actions/upload-artifact"]["with"]["path"] == "reports/monitoring/"
     order = list(s)
@@ -65,12 +60,11 @@ def test_retrains_only_on_an_alert_and_compares_only_a_retrained_model(workflow)
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory) -> Path:
+def origin(tiny_pipeline, tmp_path_factory) -> Path:
     """main: the pipeline reproduced on stable data and committed with its metrics."""
-    repo = make_tiny_repo(tmp_path_factory.mktemp("origin"), CONF)
-    sh(repo, "dvc", "repro")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "baseline")
+    repo = clone_repo(tiny_pipeline.repo, tmp_path_factory.mktemp("origin") / "origin")
+    simulator = yaml.safe_load((repo / "params.yaml").read_text())["data"]["simulator"]
+    assert (str(simulator["start_date"]), simulator["n_days"]) == ("2018-05-20", 130)  # FIRST_LIVE_DAY counts from it
     return repo
 
 
@@ -99,6 +93,7 @@ def test_stable_data_gives_no_alert(workflow, origin, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_drifted_data_alerts_retrains_and_proposes_a_reviewed_change(workflow, origin, tmp_path):
     # New data lands on main: the simulator with every drift knob on from the first live day.
     drift_conf = origin / "conf" / "data" / "simulated_drift.yaml"

@@ -12,20 +12,23 @@ from collections.abc import Mapping
 from fraudpipe.engine import EngineConfig
 from fraudpipe.errors import ConfigError
 from fraudpipe.model.config import ModelConfig
+from fraudpipe.model.estimators import SPECS, spec
 
-#: The estimators the Dask engine can fit, by `model.estimator`, and the tree methods each can
-#: build on several workers ("exact" needs every row in one process).
-DASK_TREE_METHODS: Mapping[str, tuple[str, ...]] = {"xgboost": ("hist", "approx")}
+
+def dask_tree_methods() -> Mapping[str, tuple[str, ...]]:
+    """The estimators the Dask engine can fit, by `model.estimator`, and the tree methods each can
+    build on several workers (each spec says so: `Estimator.dask_tree_methods`)."""
+    return {name: s.dask_tree_methods for name, s in SPECS.items() if s.dask_tree_methods}
 
 
 def model_problems(engine: EngineConfig, config: ModelConfig) -> list[str]:
     """What the engine cannot train of a model config, each naming the keys to change (none for pandas)."""
     if engine.name != "dask":
         return []
-    tree_methods = DASK_TREE_METHODS.get(config.estimator)
-    if tree_methods is None:
+    tree_methods = spec(config.estimator).dask_tree_methods
+    if not tree_methods:
         return [
-            f"engine.name: dask trains only model.estimator {' or '.join(DASK_TREE_METHODS)} (xgboost.dask), and "
+            f"engine.name: dask trains only model.estimator {' or '.join(dask_tree_methods())} (xgboost.dask), and "
             f"model is {config.name!r} ({config.estimator}); set engine=pandas or model=xgboost"
         ]
     if config.tree_method in tree_methods:

@@ -34,6 +34,8 @@ class Estimator(ABC):
     #: True when `fit` reports its own training curves to dvclive (boosting rounds); otherwise
     #: training logs one point per curve after the fit, so every estimator leaves curves.
     logs_curves: ClassVar[bool] = False
+    #: the tree methods the Dask engine can fit this estimator with (none: pandas engine only)
+    dask_tree_methods: ClassVar[tuple[str, ...]] = ()
 
     def problems(self, config: ModelConfig) -> dict[str, str]:
         """Config keys this estimator cannot work with, and why (reported as ConfigErrors)."""

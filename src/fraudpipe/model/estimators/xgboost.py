@@ -28,6 +28,7 @@ class XGBoost(Estimator):
     file = "model.ubj"
     needs = ("n_estimators", "learning_rate")
     logs_curves = True
+    dask_tree_methods = ("hist", "approx")  # xgboost.dask: "exact" needs every row in one process
 
     def params(self, config: ModelConfig, positive_weight: float) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -96,7 +96,7 @@ class DaskXGBoost(XGBoost):
         return booster, importance(booster, features)
 
 
-#: The Dask fit of each estimator `engines.DASK_TREE_METHODS` lists, by `model.estimator`.
+#: The Dask fit of each estimator `engines.dask_tree_methods()` lists, by `model.estimator`.
 DASK_SPECS: Mapping[str, type[DaskXGBoost]] = {DaskXGBoost.name: DaskXGBoost}
 
 

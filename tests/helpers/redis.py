@@ -7,13 +7,13 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+
+from helpers.net import free_port
 
 
 @dataclass
@@ -92,16 +92,3 @@ class RedisServer:
 def redis_server_binary() -> None:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)")
-
-
-@pytest.fixture
-def redis_server():
-    """A fresh redis-server per test (short socket path: unix sockets allow about 100 characters)."""
-    redis_server_binary()
-    directory = Path(tempfile.mkdtemp(prefix="fp-redis-", dir="/tmp"))
-    server = RedisServer(directory).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)

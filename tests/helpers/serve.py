@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from conftest import free_port
 
 from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
@@ -25,8 +24,11 @@ from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.features.online import OnlineState
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
+from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.schema import TransactionIn
+from helpers.net import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 SIMULATOR = [
     "data.simulator.n_customers=100",
@@ -86,6 +88,30 @@ def body(row: Any, **changes: Any) -> dict[str, Any]:
         "tx_amount": float(row.tx_amount),
     }
     return out | changes
+
+
+def config(tmp_path: Path, **changes: Any) -> ServeConfig:
+    """The service's configuration on the world's bundle and state, its journal under ``tmp_path``."""
+    w = world()
+    options = {
+        "model": w.bundle_dir,
+        "state": w.state_dir,
+        "journal_dir": tmp_path / "journal",
+        "host": "127.0.0.1",
+        "port": 8000,
+        "max_batch": 100,
+        "max_body_bytes": 1 << 20,
+        "max_amount": 1e5,
+        "late_days": 1,
+        "max_future_seconds": 300,
+        "api_key_env": "FRAUDPIPE_TEST_UNSET_KEY",
+    }
+    return ServeConfig.parse(options | changes, "serve")
+
+
+def tx(row: Any, **changes: Any) -> TransactionIn:
+    """A transaction of the world as the service receives it."""
+    return TransactionIn.model_validate(body(row, tx_datetime=row.tx_datetime.to_pydatetime()) | changes)
 
 
 @dataclass

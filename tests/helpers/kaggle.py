@@ -128,3 +128,17 @@ def write_kaggle_csv(path: Path, frame: pd.DataFrame | None = None) -> Path:
     """The file as such datasets ship it: the pandas index as an unnamed first column."""
     (frame if frame is not None else kaggle_frame()).to_csv(path, index=True)
     return path
+
+
+def contract_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Kaggle layout mapped onto the transaction contract by hand (what onboarding should propose)."""
+    return pd.DataFrame(
+        {
+            "transaction_id": frame["trans_num"],
+            "tx_datetime": pd.to_datetime(frame["trans_date_trans_time"]),
+            "customer_id": frame["cc_num"],
+            "terminal_id": frame["merchant"],
+            "tx_amount": frame["amt"],
+            "tx_fraud": frame["is_fraud"].astype("int8"),
+        }
+    )

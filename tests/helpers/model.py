@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.io import write_parquet
 from fraudpipe.model import ModelConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 OPTIONS = tuple(sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
 FEATURES = ["tx_amount", "terminal_risk", "noise"]
@@ -72,10 +70,21 @@ def feature_table(n_days: int = 10, per_day: int = 300, seed: int = 0, start: st
     )
 
 
-def run_stage(cwd: Path, name: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+def declared(stage: str) -> list[str]:
+    """The params dvc.yaml lists for ``stage``."""
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["params"]
+
+
+def only_declared(params: dict, stage: str) -> dict:
+    """params.yaml reduced to the groups and keys dvc.yaml lists for the stage."""
+    out: dict = {}
+    for entry in declared(stage):
+        group, _, key = entry.partition(".")
+        if key:
+            out.setdefault(group, {})[key] = params[group][key]
+        else:
+            out[group] = params[group]
+    return out
 
 
 def write_params(work: Path, params: dict[str, Any]) -> None:

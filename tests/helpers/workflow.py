@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from _repo import env
+from helpers.repo import env
 
 #: GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
 BASH = ("bash", "--noprofile", "--norc", "-eo", "pipefail")
@@ -31,7 +31,8 @@ def steps(workflow: dict) -> dict[str, dict]:
 
 
 def run_step(workflow: dict, step_id: str, cwd: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run one `run:` step as the runner would: workflow env, step env (expressions given by the test), bash -eo pipefail."""
+    """Run one `run:` step as the runner would: workflow env, step env (expressions given by the
+    test), bash -eo pipefail."""
     step = steps(workflow)[step_id]
     script = step["run"]
     assert "${{" not in script, f"step {step_id}: expressions in the script cannot be run here"

@@ -1,4 +1,9 @@
-"""A throwaway copy of this repository, shrunk to tiny data, for tests that run real DVC commands."""
+"""A throwaway copy of this repository, shrunk to tiny data, for tests that run real DVC commands.
+
+The reproduced tiny pipeline is built once per test session (``build_tiny_pipeline``, from the
+``tiny_pipeline`` fixture of conftest.py); a test that changes it works on a cheap clone of it
+(``clone_repo``: `git clone --local`, the DVC cache hard-linked, `dvc checkout`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Merged into the copy's conf/ (``data`` into conf/data/simulated.yaml, the rest into
 #: conf/config.yaml after `_self_` in the defaults list, so it wins): about 24,000 transactions
@@ -89,3 +94,35 @@ def make_tiny_repo(dest: Path, conf: dict | None = None) -> Path:
 def ran_stages(output: str) -> set[str]:
     """Stages `dvc repro` executed (neither skipped nor restored from the run-cache)."""
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+#: The configuration of the shared reproduced pipeline (``build_tiny_pipeline``), what the DVC,
+#: experiment and workflow tests need at once: two months of history before the handbook's
+#: training week (every window full in the reference as in the live period) and six weeks of live
+#: data; one backtest fold (backtest trains once); the gate's floors are set for the full-size data,
+#: so on tiny data they are reported but not enforced.
+PIPELINE_CONF = {
+    "data": {"simulator": {"n_customers": 200, "n_terminals": 1000, "n_days": 130, "start_date": "2018-05-20"}},
+    "split": {"n_folds": 1},
+    "evaluate": {"gate": {"enforce": False}},
+}
+
+
+def build_tiny_pipeline(dest: Path) -> str:
+    """A tiny copy (``PIPELINE_CONF``) with the whole pipeline reproduced and committed; returns
+    the output of its `dvc repro`."""
+    make_tiny_repo(dest, PIPELINE_CONF)
+    out = sh(dest, "dvc", "repro").stdout
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "commit", "-q", "-m", "reproduce")
+    return out
+
+
+def clone_repo(source: Path, dest: Path) -> Path:
+    """A working copy of ``source`` at its last commit with its DVC outputs checked out: the git
+    history cloned locally, the DVC cache hard-linked (DVC never changes a cache file in place;
+    what the clone adds stays its own)."""
+    sh(dest.parent, "git", "clone", "-q", "--local", str(source), str(dest))
+    shutil.copytree(source / ".dvc" / "cache", dest / ".dvc" / "cache", copy_function=os.link)
+    sh(dest, "dvc", "checkout", "-q")
+    return dest

@@ -10,7 +10,7 @@ import yaml
 from fraudpipe.config import parse
 from fraudpipe.data.sources import DataConfig, SourceConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_conf(kind: str, **changes: Any) -> dict[str, Any]:
