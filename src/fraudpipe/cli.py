@@ -210,6 +210,19 @@ def serve(
     max_future_seconds: Annotated[
         int, typer.Option(help="how far past this server's clock a tx_datetime may be")
     ] = 300,
+    max_time_jump_seconds: Annotated[
+        int,
+        typer.Option(
+            help="how far past the newest transaction seen a tx_datetime may be (a move to a new period is "
+            "POST /v1/admin/period)"
+        ),
+    ] = 86_400,
+    max_state_customers: Annotated[
+        int, typer.Option(help="most customers the state holds: a transaction of a new one past it gets 503")
+    ] = 1_000_000,
+    max_state_terminals: Annotated[
+        int, typer.Option(help="most terminals the state holds: a transaction at a new one past it gets 503")
+    ] = 1_000_000,
     api_key_env: Annotated[
         str, typer.Option(help="environment variable whose value, when set, every /v1 request must send as X-API-Key")
     ] = "FRAUDPIPE_API_KEY",
@@ -257,6 +270,9 @@ def serve(
         max_amount=max_amount,
         late_days=late_days,
         max_future_seconds=max_future_seconds,
+        max_time_jump_seconds=max_time_jump_seconds,
+        max_state_customers=max_state_customers,
+        max_state_terminals=max_state_terminals,
         api_key_env=api_key_env,
         log_level=log_level,
         access_log=access_log,

@@ -8,8 +8,8 @@ from bytes with pydantic; responses are JSON bytes built directly. Every malform
 4xx whose body names the field (``schema.problems``), never a 500; a body not sent as
 ``application/json`` gets 415.
 
-Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot (these four need the API
-key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
+Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot, /v1/admin/period (these
+need the API key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
 /openapi.json (/docs renders it).
 
 Several workers (``--workers N``, only with the state in Redis): uvicorn's process manager binds
@@ -45,6 +45,7 @@ from fraudpipe.serve.schema import (
     ErrorOut,
     LabelIn,
     LabelOut,
+    PeriodIn,
     Problem,
     ScoreBatchIn,
     ScoreBatchOut,
@@ -67,6 +68,7 @@ ROUTES = frozenset(
         "/v1/score/batch",
         "/v1/labels",
         "/v1/admin/snapshot",
+        "/v1/admin/period",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -203,6 +205,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             lambda: _size(service),
             service.journal_entries,
         )
+        metrics.capped(service.capacity.caps)
         print(describe(service, config), flush=True)
 
     def _fail(message: str) -> None:
@@ -422,7 +425,29 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    _add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn))
+    @app.post(
+        "/v1/admin/period",
+        summary="Move the clock to a new period: the stream resumes at `start`; what is held stays held",
+        **_doc(PeriodIn, None, 400, 401, 413, 415, 422, 503),
+        **secured,
+    )
+    async def period(request: Request) -> Response:
+        try:
+            service, move = await _prepare(request, PeriodIn)
+            try:
+                done = service.start_period(move)
+            except Refused as exc:
+                raise _refused(exc) from None
+        except _Answer as answer:
+            return _error(answer)
+        print(
+            f"fraudpipe serve: the clock moved to a new period: {done['start']} (newest transaction before: "
+            f"{done['previous_newest']}); {done['transactions']:,} transactions held",
+            flush=True,
+        )
+        return _json(200, done)
+
+    _add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn, PeriodIn))
     return app
 
 

@@ -57,6 +57,12 @@ class ServeConfig(Config):
     max_amount: Annotated[float, Field(gt=0, allow_inf_nan=False)]  # the largest tx_amount accepted
     late_days: Annotated[int, Field(ge=0)]  # how late (after newer ones) a transaction may arrive
     max_future_seconds: Annotated[int, Field(ge=0)]  # how far past the wall clock a tx_datetime may be
+    #: how far past the newest transaction seen a tx_datetime may be: one request moves the clock (and the
+    #: retention window that follows it) at most this far; a move to a new period is POST /v1/admin/period
+    max_time_jump_seconds: Annotated[int, Field(ge=0)] = 86_400
+    #: the most customers / terminals the state holds: a transaction that would add one more is refused (503)
+    max_state_customers: Annotated[int, Field(ge=1)] = 1_000_000
+    max_state_terminals: Annotated[int, Field(ge=1)] = 1_000_000
     api_key_env: Annotated[str, AfterValidator(_env_name)]  # the variable holding the API key, if any
     log_level: str = "info"
     access_log: bool = False

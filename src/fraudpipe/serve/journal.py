@@ -26,7 +26,8 @@ Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepte
     tx_fraud                              INTEGER  0 or 1
     received_at     TEXT     wall clock (UTC, ISO 8601) when the entry was accepted
 
-Table ``meta`` (key, value) holds the format and the state the journal was started on.
+Table ``meta`` (key, value) holds the format, the state the journal was started on, and the
+operator's moves of the clock (``periods``: JSON [[the seq it followed, start epoch second], ...]).
 
 Snapshots (``POST /v1/admin/snapshot`` or SIGUSR1) go to ``<journal dir>/snapshots/<seq>/`` (the
 last seq they hold; complete once ``service.json`` is in them), then the entries up to that seq
@@ -69,6 +70,7 @@ from fraudpipe.servicelog import (
 )
 
 FORMAT = 1
+PERIODS_KEY = "periods"  # meta: the operator's moves of the clock, JSON [[after seq, start], ...]
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -178,6 +180,19 @@ class Journal:
         self._db.execute("DELETE FROM events WHERE seq <= ? AND seq < (SELECT max(seq) FROM events)", (through,))
         self._db.execute("PRAGMA incremental_vacuum")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def append_period(self, start: int) -> None:
+        """Record the operator's move of the clock to ``start`` (``online.periods``) after the latest
+        entry, so that a replay moves it at the same point; in ``meta`` (one committed statement), as
+        the ``events`` table holds transactions and labels only."""
+        moves = self.periods()
+        moves.append((self.last_seq(), start))
+        self.set_meta(PERIODS_KEY, json.dumps(moves))
+
+    def periods(self) -> list[tuple[int, int]]:
+        """Every move of the clock recorded: (the seq of the entry it followed, its start), in order."""
+        raw = self.get_meta(PERIODS_KEY)
+        return [(int(after), int(start)) for after, start in json.loads(raw)] if raw else []
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -13,7 +13,10 @@ One registry per app (the service runs one worker, so these are the whole servic
 - ``fraudpipe_scoring_fast_path{reason}``: 1 when one-row scoring runs on XGBoost's C entry point,
   0 on the slower fallback (``scoring.row``), ``reason`` saying why (an XGBoost upgrade shows here);
 - ``fraudpipe_state_transactions`` / ``_customers`` / ``_terminals`` / ``_scored``: what the state
-  store holds; ``fraudpipe_journal_entries``: entries since the latest snapshot;
+  store holds; ``fraudpipe_state_cap{key}``: the caps on customers and terminals it holds;
+  ``fraudpipe_journal_entries``: entries since the latest snapshot;
+- ``process_resident_memory_bytes`` (and the rest of prometheus-client's process collector): this
+  worker process's memory, CPU and file descriptors;
 - ``fraudpipe_ready``: 1 once the model and state are loaded.
 """
 
@@ -23,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 
 from fraudpipe.scoring.row import FastPath
 
@@ -76,6 +79,13 @@ class Metrics:
             for name in ("transactions", "customers", "terminals", "scored")
         }
         self.journal = Gauge("fraudpipe_journal_entries", "Journal entries since the latest snapshot", registry=r)
+        self.caps = Gauge(
+            "fraudpipe_state_cap",
+            "The most keys the state holds (--max-state-customers, -terminals)",
+            ["key"],
+            registry=r,
+        )
+        ProcessCollector(registry=r)  # process_resident_memory_bytes and the rest: this worker process's
         self._children: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[str, Any] = {}
         self._score: Any = None
@@ -97,6 +107,11 @@ class Metrics:
         self.journal.set_function(journal_entries)
         self._score, self._alert = self.scores.labels(model_version=version), self.alerts.labels(model_version=version)
         self.ready.set(1)
+
+    def capped(self, caps: dict[str, int]) -> None:
+        """The caps on the state's keys (``serve.admission.Capacity``), beside what it holds."""
+        for key, cap in caps.items():
+            self.caps.labels(key=key).set(cap)
 
     def scored(self, score: float, alert: bool) -> None:
         self._score.observe(score)

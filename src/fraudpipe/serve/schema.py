@@ -154,6 +154,18 @@ class LabelIn(Body):
     tx_fraud: Annotated[int, Field(ge=0, le=1, description="1: fraud, 0: genuine")]
 
 
+class PeriodIn(Body):
+    """The operator's move of the service's clock to a new period (POST /v1/admin/period)."""
+
+    start: Annotated[TxDatetime, Field(description="where the stream resumes: after the newest transaction seen")]
+
+    @property
+    def naive_utc(self) -> datetime:
+        """start as the pipeline keeps times: naive, in UTC."""
+        dt = self.start
+        return dt if dt.tzinfo is None else dt.astimezone(UTC).replace(tzinfo=None)
+
+
 class ScoreOut(BaseModel):
     transaction_id: int | str
     fraud_probability: float

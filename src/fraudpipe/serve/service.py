@@ -1,8 +1,8 @@
 """What a request does, without the web framework: score, label, snapshot, and the restart.
 
-Scoring one transaction: validate its meaning (retry? too late? too far in the future? too
-large?), fetch its customer's and terminal's histories from the store, and hand them to
-``scoring.online.OnlineScorer`` (the training feature definitions into one row, the row as float32
+Scoring one transaction: validate its meaning (retry? too late? too far in the future or past the
+newest transaction? too large? a new key past the state's caps? ``serve.admission``), fetch its
+customer's and terminal's histories from the store, and hand them to ``scoring.online.OnlineScorer`` (the training feature definitions into one row, the row as float32
 into XGBoost's in-place prediction, one thread: the scorer the `parity` stage replays and times),
 append the transaction with its answer to the journal, add it to the store, answer. Nothing builds
 a DataFrame per request.
@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
@@ -32,9 +32,10 @@ from fraudpipe.features.definitions import feature_names
 from fraudpipe.features.online import STATE_FILE
 from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.scoring.online import OnlineScorer
+from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal
-from fraudpipe.serve.schema import LabelIn, TransactionIn
+from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.stores.base import Conflict, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.servicelog import latest_snapshot
@@ -58,14 +59,6 @@ def store_name(config: ServeConfig) -> str:
     return f"Redis state store {where} (prefix {config.redis_prefix})"
 
 
-class Refused(DataError):
-    """A well-formed request the service cannot accept: the HTTP status and the field at fault."""
-
-    def __init__(self, status: int, field: str, message: str) -> None:
-        self.status, self.field, self.message = status, field, message
-        super().__init__(f"{field}: {message}")
-
-
 @dataclass(frozen=True)
 class Started:
     """How the state was rebuilt at start, for the start-up line and /readyz."""
@@ -75,12 +68,6 @@ class Started:
     replayed: int  # journal entries applied after it
     seconds: float
     seeded: bool | None = None  # Redis: this worker seeded the shared state (else it found it there); None: in-process
-
-
-def _iso(when: datetime | int) -> str:
-    if isinstance(when, int):
-        when = datetime(1970, 1, 1) + timedelta(seconds=when)
-    return when.isoformat()
 
 
 class Service:
@@ -94,6 +81,7 @@ class Service:
         self.names = list(bundle.features)
         self.threshold = bundle.threshold
         self.version = bundle.version
+        self.capacity = Capacity(config)
 
     @classmethod
     def open(cls, config: ServeConfig) -> Service:
@@ -113,13 +101,7 @@ class Service:
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
         bundle.check_features(store_feature_names(store))
-        replayed = 0
-        for entry in journal.entries(after=seq):
-            if entry.scored is not None:
-                store.add_transaction(entry.scored)
-            else:
-                store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
-            replayed += 1
+        replayed = _replay(store, journal, seq)
         return cls(
             config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
@@ -157,7 +139,8 @@ class Service:
                     f"{tx.transaction_id} is in the history the service started from (not "
                     "scored here): a transaction_id names one transaction, scored once",
                 )
-            self._check_time_and_amount(tx, found.earliest_exact)
+            check_amount_and_time(self.config, tx, found)
+            self.capacity.check(found)
             try:
                 score = self.scorer.score(found.history, tx.t, tx.tx_amount, tx.coordinates).score
             except DataError as exc:  # a location the distance feature needs and nobody gave
@@ -181,29 +164,6 @@ class Service:
             f"the history of customer {tx.customer_id} / terminal {tx.terminal_id} changed under each "
             f"of {_ATTEMPTS} attempts to score it; nothing was recorded, retry",
         )
-
-    def _check_time_and_amount(self, tx: Transaction, earliest: int | None) -> None:
-        if tx.tx_amount > self.config.max_amount:
-            raise Refused(
-                422, "tx_amount", f"must be <= {self.config.max_amount:g} (--max-amount), got {tx.tx_amount!r}"
-            )
-        if earliest is not None and tx.t < earliest:
-            raise Refused(
-                422,
-                "tx_datetime",
-                (
-                    f"{_iso(tx.tx_datetime)} is older than the retention window: the service scores a transaction up to "
-                    f"{self.config.late_days} day(s) after newer ones (--late-days), so the earliest accepted now is "
-                    f"{_iso(earliest)}; an older one could not get the features training would give it"
-                ),
-            )
-        if tx.t > time.time() + self.config.max_future_seconds:
-            raise Refused(
-                422,
-                "tx_datetime",
-                f"{_iso(tx.tx_datetime)} is in the future (more than "
-                f"{self.config.max_future_seconds} s after this server's clock, --max-future-seconds)",
-            )
 
     def label(self, body: LabelIn) -> None:
         try:
@@ -235,6 +195,39 @@ class Service:
                 503, "journal", f"could not append to {self.journal.path} ({exc}); nothing was recorded"
             ) from None
 
+    # --- the operator's move to a new period ------------------------------------------------------
+
+    def start_period(self, body: PeriodIn) -> dict[str, object]:
+        """Move the clock to ``body.start`` (``online.periods``): the stream resumes there, what is held
+        stays held for its retention window. Journalled (in-process) before it takes effect."""
+        try:
+            return self._start_period(body)
+        except StoreUnavailable as exc:
+            raise Refused(503, "store", str(exc)) from None
+
+    def _start_period(self, body: PeriodIn) -> dict[str, object]:
+        start = epoch_second(body.naive_utc)
+        if start > time.time() + self.config.max_future_seconds:
+            raise Refused(
+                422,
+                "start",
+                f"{iso(start)} is in the future (more than {self.config.max_future_seconds} s after this server's "
+                "clock, --max-future-seconds)",
+            )
+        newest = self.store.newest()
+        if newest is not None and start > newest and self.journal is not None:
+            self._append(self.journal.append_period, start)
+        before = self.store.start_period(start)
+        if before is None:  # a shared store: another worker moved it meanwhile, or nothing to move
+            newest = self.store.newest()
+            seen = "none yet" if newest is None else iso(newest)
+            raise Refused(
+                422,
+                "start",
+                f"{iso(start)} is not after the newest transaction seen ({seen}): a new period starts after it",
+            )
+        return {"start": iso(start), "previous_newest": iso(before), **self.store.size()}
+
     # --- snapshot -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
@@ -256,7 +249,7 @@ class Service:
                 tmp,
                 seq,
                 model_version=self.version,
-                written_at=_iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)),
+                written_at=iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)),
             )
             os.replace(tmp, target)  # the commit point: a restart loads it and replays what follows seq
         self.journal.drop_other_snapshots(target)
@@ -278,6 +271,24 @@ class Service:
         close = getattr(self.store, "close", None)
         if close is not None:
             close()
+
+
+def _replay(store: InProcessStore, journal: Journal, after: int) -> int:
+    """Apply the journal's entries after seq ``after`` to ``store``, and its moves of the clock where they
+    were made (a move the snapshot already holds is behind its clock: skipped). Returns the entries."""
+    moves = [m for m in journal.periods() if m[0] >= after]
+    replayed = 0
+    for entry in journal.entries(after=after):
+        while moves and moves[0][0] < entry.seq:
+            store.start_period(moves.pop(0)[1])  # None (nothing done) when the snapshot holds it
+        if entry.scored is not None:
+            store.add_transaction(entry.scored)
+        else:
+            store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
+        replayed += 1
+    for _, start in moves:
+        store.start_period(start)
+    return replayed
 
 
 def store_feature_names(store: StateStore) -> list[str]:

@@ -4,15 +4,16 @@ A snapshot directory holds the retained transactions (``history.parquet``, in ar
 the transaction contract: id columns int64 when every id is a canonical integer, else text), the
 known locations (``customers.parquet``/``terminals.parquet``: id, x, y) when a feature uses them,
 and ``state.json``: the format version, the features config and its feature list, the newest
-transaction time seen (``as_of``), and ``complete_since`` when the history reaches back further
-than the retention window.
+transaction time seen (``as_of``), ``complete_since`` when the history reaches back further
+than the retention window, and ``periods`` ([start, jump] epoch seconds) once an operator moved
+the clock (``online.periods``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.features.inputs import LOCATION_COLUMNS
 from fraudpipe.features.online.history import CustomerHistory, to_epoch_second
+from fraudpipe.features.online.periods import Period, parse_periods
 from fraudpipe.io import read_parquet, write_json, write_parquet
 
 FORMAT_VERSION = 1
@@ -54,6 +56,7 @@ class Snapshot:
     terminals: pd.DataFrame | None
     now: int | None
     complete_since: int | None
+    periods: list[Period] = field(default_factory=list)  # the operator's moves of the clock (``online.periods``)
 
 
 def _history_table(
@@ -131,6 +134,7 @@ def write_snapshot(
     locations: Mapping[str, pd.DataFrame],
     now: int | None,
     complete_since: int | None,
+    periods: Sequence[Period] = (),
 ) -> None:
     """Write a snapshot into ``directory`` (wrap it in ``io.atomic_dir`` for an atomic swap)."""
     directory = Path(directory)
@@ -146,7 +150,8 @@ def write_snapshot(
             "as_of": None if now is None else pd.Timestamp(now, unit="s").isoformat(),
             "transactions": len(history),
         }
-        | _complete_since_entry(config, now, complete_since),
+        | _complete_since_entry(config, now, complete_since)
+        | ({"periods": [list(p) for p in periods]} if periods else {}),
         directory / STATE_FILE,
     )
 
@@ -181,4 +186,5 @@ def read_snapshot(directory: str | Path) -> Snapshot:
         terminals=tables.get(TERMINAL_ID),
         now=None if meta["as_of"] is None else to_epoch_second(meta["as_of"]),
         complete_since=to_epoch_second(saved) if saved else None,
+        periods=parse_periods(meta.get("periods")),
     )

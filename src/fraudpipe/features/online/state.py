@@ -17,6 +17,9 @@ Lateness (``late_days``, 0 by default): a state that also accepts transactions a
 many days after newer ones keeps ``retention_days + late_days`` of history, so that the windows of
 a late transaction are still complete; ``earliest_exact`` says from when on that holds.
 
+Periods: an operator may move the clock to a new period (``start_period``); retention then counts
+stream time, so what was held stays held for its window (``online.periods``).
+
 The features themselves are computed by ``history_features`` (``online.compute``); ``save`` and
 ``load`` go through the snapshot format (``online.snapshot``).
 """
@@ -56,6 +59,7 @@ from fraudpipe.features.online.history import (
     location_map,
     to_epoch_second,
 )
+from fraudpipe.features.online.periods import Period, horizon, period_start
 from fraudpipe.features.online.snapshot import (
     location_tables,
     read_snapshot,
@@ -96,6 +100,7 @@ class OnlineState:
         self._now: int | None = None
         self._pruned_at: int | None = None
         self._complete_since: int | None = None  # every transaction seen after this second is kept (None: all)
+        self._periods: list[Period] = []  # the operator's moves of the clock (``online.periods``)
         #: the last known (x, y) per customer_id and per terminal_id key; only with the distance feature
         self._xy: dict[str, dict[str, tuple[float, float]]] = {}
         if config.needs_locations:
@@ -166,14 +171,14 @@ class OnlineState:
         if not len(tx):
             return
         now = int(seconds.max())
-        keep = seconds > now - self._kept_seconds
+        keep = seconds > horizon(self._periods, now, self._kept_seconds)
         t = seconds[keep]
         seq = self._seq + np.arange(len(t))
         self._seq += len(t)
         fill_histories(self._customers, self._terminals, self._labels, self._terminal_of, tx[keep], t, seq)
         self._now = now
         self._pruned_at = now
-        self._complete_since = now - self._kept_seconds
+        self._complete_since = horizon(self._periods, now, self._kept_seconds)
 
     # --- serving ---------------------------------------------------------------------------
 
@@ -296,20 +301,31 @@ class OnlineState:
         """Forget transactions too old to reach any window of a transaction at or after now."""
         if self._now is None:
             return
-        horizon = self._now - self._kept_seconds
+        cut = horizon(self._periods, self._now, self._kept_seconds)
         for key in list(self._customers):  # every transaction is in one customer's history: forget it there
             h = self._customers[key]
-            for tid in h.drop_until(horizon):
+            for tid in h.drop_until(cut):
                 del self._labels[tid], self._terminal_of[tid]
             if not h.times:
                 del self._customers[key]
         for key in list(self._terminals):
             h = self._terminals[key]
-            h.drop_until(horizon)
+            h.drop_until(cut)
             if not h.times:
                 del self._terminals[key]
         self._pruned_at = self._now
-        self._complete_since = horizon if self._complete_since is None else max(self._complete_since, horizon)
+        self._complete_since = cut if self._complete_since is None else max(self._complete_since, cut)
+
+    def start_period(self, start: int) -> int:
+        """The operator's move of the clock to ``start`` (after the newest transaction seen): the stream
+        resumes there; nothing held is forgotten sooner for it (``online.periods``). Returns the newest
+        time seen before."""
+        if self._now is None or start <= self._now:
+            raise DataError(f"a new period must start after the newest transaction seen ({self.as_of}), got {start}")
+        before = self._now
+        self._periods.append((start, start - before))
+        self._now = self._pruned_at = start
+        return before
 
     def knows(self, transaction_id: str) -> bool:
         """Whether a transaction (by its key, ``contract.canonical_id``) is in the retained history."""
@@ -329,7 +345,18 @@ class OnlineState:
         earliest = self._now - self.late_days * SECONDS_PER_DAY
         if self._complete_since is not None:
             earliest = max(earliest, self._complete_since + self.config.retention_days * SECONDS_PER_DAY)
-        return earliest
+        start = period_start(self._periods)
+        return earliest if start is None else max(earliest, start)
+
+    @property
+    def newest(self) -> int | None:
+        """The newest transaction time seen (epoch seconds; after a move, the period's start)."""
+        return self._now
+
+    @property
+    def periods(self) -> list[Period]:
+        """The moves of the clock so far (``online.periods``)."""
+        return list(self._periods)
 
     @property
     def complete_since(self) -> int | None:
@@ -368,7 +395,9 @@ class OnlineState:
         self._write(directory, self.history())
 
     def _write(self, directory: str | Path, history: pd.DataFrame) -> None:
-        write_snapshot(directory, self.config, history, self.known_locations(), self._now, self._complete_since)
+        write_snapshot(
+            directory, self.config, history, self.known_locations(), self._now, self._complete_since, self._periods
+        )
 
     @classmethod
     def load(cls, directory: str | Path, *, late_days: int = 0) -> OnlineState:
@@ -383,6 +412,7 @@ class OnlineState:
             late_days=late_days,
             now=snapshot.now,
             complete_since=snapshot.complete_since,
+            periods=snapshot.periods,
         )
 
     @classmethod
@@ -396,14 +426,16 @@ class OnlineState:
         late_days: int = 0,
         now: int | None = None,
         complete_since: int | None = None,
+        periods: Sequence[Period] = (),
     ) -> OnlineState:
         """A state from what ``save`` writes, however it was stored (files, or a shared store exporting
         one): ``history`` in arrival order, the newest time seen ``now`` and ``complete_since`` (None:
         the history is complete over the retention window before ``now``)."""
         state = cls(config, customers, terminals, late_days=late_days)
+        state._periods = list(periods)
         state._add_rows(history, epoch_seconds(history[TX_DATETIME].to_numpy()))  # saved in arrival order
         if now is not None:
             state._now = state._pruned_at = now
             since = complete_since if complete_since is not None else now - config.retention_days * SECONDS_PER_DAY
-            state._complete_since = max(since, now - state._kept_seconds)
+            state._complete_since = max(since, horizon(state._periods, now, state._kept_seconds))
         return state

@@ -73,6 +73,11 @@ class Prepared:
     earliest_exact: int | None  # ``StateStore.earliest_exact``
     history: History  # ``StateStore.get_history`` at its time
     version: Any = None  # a shared store: what the history was read at (``add_transaction`` checks it is still current)
+    newest: int | None = None  # the newest transaction time seen (the clock a new transaction may move only so far)
+    new_customer: bool = False  # its customer holds no history yet (adding it grows the state by a key)
+    new_terminal: bool = False
+    customers: int = 0  # customers and terminals held now (what --max-state-customers/terminals cap)
+    terminals: int = 0
 
 
 class StateStore(Protocol):
@@ -110,6 +115,15 @@ class StateStore(Protocol):
 
     def earliest_exact(self) -> int | None:
         """The earliest time a new transaction may have for its windows to be complete (None: any)."""
+        ...
+
+    def newest(self) -> int | None:
+        """The newest transaction time seen (None: none yet)."""
+        ...
+
+    def start_period(self, start: int) -> int | None:
+        """The operator's move of the clock to ``start`` (``online.periods``): returns the newest time seen
+        before, or None (nothing changed) when ``start`` is not after it or nothing was seen yet."""
         ...
 
     def size(self) -> dict[str, int]:

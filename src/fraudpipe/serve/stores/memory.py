@@ -26,6 +26,7 @@ from fraudpipe.contract import (
 )
 from fraudpipe.errors import DataError
 from fraudpipe.features.online import History, OnlineState
+from fraudpipe.features.online.history import NO_CUSTOMER, NO_TERMINAL
 from fraudpipe.io import read_parquet, write_parquet
 from fraudpipe.serve.stores.base import Prepared, Scored, Transaction
 from fraudpipe.servicelog import SCORED_COLUMNS, SCORED_FILE
@@ -52,11 +53,18 @@ class InProcessStore:
 
     def prepare(self, tx: Transaction) -> Prepared:
         state = self.state
+        history = state.lookup(tx.customer_id, tx.terminal_id)
+        size = state.size()
         return Prepared(
             self._scored.get(tx.transaction_id),
             state.knows(tx.transaction_id),
             state.earliest_exact,
-            state.lookup(tx.customer_id, tx.terminal_id),
+            history,
+            newest=state.newest,
+            new_customer=history.customer is NO_CUSTOMER,
+            new_terminal=history.terminal is NO_TERMINAL,
+            customers=size["customers"],
+            terminals=size["terminals"],
         )
 
     def add_transaction(self, scored: Scored, basis: Prepared | None = None) -> Scored | None:
@@ -86,6 +94,15 @@ class InProcessStore:
 
     def earliest_exact(self) -> int | None:
         return self.state.earliest_exact
+
+    def newest(self) -> int | None:
+        return self.state.newest
+
+    def start_period(self, start: int) -> int | None:
+        newest = self.state.newest
+        if newest is None or start <= newest:
+            return None
+        return self.state.start_period(start)
 
     def size(self) -> dict[str, int]:
         return self.state.size() | {"scored": len(self._scored)}

@@ -1,7 +1,24 @@
--- The pruning of OnlineState.prune: forget what is at or before now - kept, once a day of data.
--- Not a script of its own: prepended to add.lua and prune_now.lua.
+-- The pruning of OnlineState.prune: forget what is older than kept seconds of stream time, once a day of
+-- data. Not a script of its own: prepended to add.lua and prune_now.lua.
+
+-- online.periods.horizon: the event time at or before which a transaction is older than kept seconds
+-- of stream time before now (clock field 'periods': JSON [[start, jump], ...], the operator's moves).
+local function horizon_of(p, now, kept)
+  local raw = redis.call('HGET', p..':clock', 'periods')
+  if not raw then return now - kept end
+  local periods = cjson.decode(raw)
+  local total = 0
+  for i = 1, #periods do total = total + periods[i][2] end
+  local target, cut, shift = now - total - kept, now - total - kept, 0
+  for i = 1, #periods do
+    shift = shift + periods[i][2]
+    if periods[i][1] - shift <= target then cut = target + shift end
+  end
+  return cut
+end
+
 local function prune(p, now, kept)
-  local horizon = now - kept
+  local horizon = horizon_of(p, now, kept)
   local old = redis.call('ZRANGEBYSCORE', p..':all', '-inf', horizon)
   local done = {}  -- each customer's and terminal's sorted sets are trimmed once
   for lo = 1, #old, 500 do  -- in chunks: one HMGET and three HDELs per 500 transactions

@@ -20,5 +20,7 @@ ADD = _PRUNE + _read("add.lua")
 LABEL = _read("label.lua")
 #: Prune now (before an export).
 PRUNE_NOW = _PRUNE + _read("prune_now.lua")
+#: Move the clock to a new period (the operator's action).
+PERIOD = _read("period.lua")
 #: Release the seeding lock if this worker still holds it.
 RELEASE = _read("release.lua")

@@ -195,6 +195,8 @@ def _seed(
     if online.as_of is not None:
         now = int((online.as_of.to_pydatetime() - _EPOCH).total_seconds())
         clock |= {"now": now, "pruned_at": now, "complete_since": online.complete_since}
+        if online.periods:  # the operator's moves of the clock (``online.periods``), as period.lua keeps them
+            clock["periods"] = json.dumps([list(p) for p in online.periods])
     pipe.hset(keys.clock, mapping=clock)
     flush(force=True)
     meta = {

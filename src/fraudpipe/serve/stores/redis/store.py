@@ -15,7 +15,9 @@ arriving at two workers at once are scored as if one came first (as one worker w
 round trip (a pipeline of range queries bounded by the windows). Redis persistence (AOF,
 ``appendonly yes``) is the durable log: a script's writes are in it before the answer is sent.
 Keys are built inside the scripts from the prefix, so this needs one Redis (or a primary with
-replicas), not Redis Cluster.
+replicas), not Redis Cluster. An operator's move to a new period (``period.lua``) appends to the
+``P:clock`` field ``periods`` (JSON [[start, jump], ...], ``online.periods``), which the pruning
+reads to count retention in stream time, as the in-process state does.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from fraudpipe.contract import (
 from fraudpipe.errors import DataError
 from fraudpipe.features.definitions import FeatureConfig, split_cents
 from fraudpipe.features.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
+from fraudpipe.features.online.periods import parse_periods, period_start
 from fraudpipe.serve.stores.base import Conflict, Prepared, Scored, StoreUnavailable, Transaction
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.serve.stores.redis import scripts
@@ -53,6 +56,7 @@ from fraudpipe.serve.stores.redis.seeding import check_meta, seed_or_wait, state
 from fraudpipe.servicelog import RedisKeys, connect_redis
 
 F = TypeVar("F", bound=Callable[..., Any])
+_CLOCK = ("now", "complete_since", "periods")  # what ``_earliest`` reads of P:clock
 
 
 def reaching(method: F) -> F:
@@ -88,6 +92,7 @@ class RedisStore:
         self._add = client.register_script(scripts.ADD)
         self._label = client.register_script(scripts.LABEL)
         self._prune_now = client.register_script(scripts.PRUNE_NOW)
+        self._period = client.register_script(scripts.PERIOD)
 
     def __repr__(self) -> str:
         return f"RedisStore({self.prefix!r})"
@@ -142,14 +147,18 @@ class RedisStore:
 
     @reaching
     def prepare(self, tx: Transaction) -> Prepared:
-        """One round trip: the answer given to this id, whether it is held, the clock, the history."""
+        """One round trip: the answer given to this id, whether it is held, the clock, the history, and
+        whether its customer and terminal are new (what the caps on the state count)."""
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(keys.scored, tx.transaction_id)
         pipe.hexists(keys.tx, tx.transaction_id)
-        pipe.hmget(keys.clock, "now", "complete_since")
+        pipe.hmget(keys.clock, *_CLOCK)
         pipe.hmget(keys.ver, f"c:{tx.customer_id}", f"t:{tx.terminal_id}")
         pipe.exists(keys.meta)
+        pipe.exists(keys.customer(tx.customer_id))
+        pipe.exists(keys.terminal(tx.terminal_id))
+        pipe.hmget(keys.count, "customers", "terminals")
         self._history_reads(pipe, tx.customer_id, tx.terminal_id, tx.t)
         found = pipe.execute()
         if not found[4]:
@@ -159,12 +168,18 @@ class RedisStore:
             )
         scored = None if found[0] is None else scored_answer(tx.transaction_id, found[0])
         version = tuple(v or "0" for v in found[3])
+        customers, terminals = (int(v or 0) for v in found[7])
         return Prepared(
             scored,
             bool(found[1]),
             self._earliest(found[2]),
-            self._history(tx.customer_id, tx.terminal_id, found[5:]),
+            self._history(tx.customer_id, tx.terminal_id, found[8:]),
             version,
+            newest=None if found[2][0] is None else int(found[2][0]),
+            new_customer=not found[5],
+            new_terminal=not found[6],
+            customers=customers,
+            terminals=terminals,
         )
 
     @reaching
@@ -212,17 +227,29 @@ class RedisStore:
         return bool(self.client.hexists(self.keys.tx, transaction_id))
 
     def _earliest(self, clock: list[str | None]) -> int | None:
-        now, since = clock
+        now, since, periods = clock
         if now is None:
             return None
         earliest = int(now) - self.late_days * SECONDS_PER_DAY
         if since is not None:
             earliest = max(earliest, int(since) + self.config.retention_days * SECONDS_PER_DAY)
-        return earliest
+        start = period_start(parse_periods(None if periods is None else json.loads(periods)))
+        return earliest if start is None else max(earliest, start)
 
     @reaching
     def earliest_exact(self) -> int | None:
-        return self._earliest(self.client.hmget(self.keys.clock, "now", "complete_since"))
+        return self._earliest(self.client.hmget(self.keys.clock, *_CLOCK))
+
+    @reaching
+    def newest(self) -> int | None:
+        now = self.client.hget(self.keys.clock, "now")
+        return None if now is None else int(now)
+
+    @reaching
+    def start_period(self, start: int) -> int | None:
+        """One script (``period.lua``): every worker sees the move at once."""
+        moved, before = self._period(args=[self.prefix, start])
+        return int(before) if moved else None
 
     @reaching
     def size(self) -> dict[str, int]:
@@ -276,7 +303,7 @@ class RedisStore:
                         "y": [v[1] for v in known.values()],
                     }
                 )
-        now, since = client.hmget(keys.clock, "now", "complete_since")
+        now, since, periods = client.hmget(keys.clock, *_CLOCK)
         state = OnlineState.restore(
             history,
             self.config,
@@ -285,6 +312,7 @@ class RedisStore:
             late_days=self.late_days,
             now=None if now is None else int(now),
             complete_since=None if since is None else int(since),
+            periods=parse_periods(None if periods is None else json.loads(periods)),
         )
         scored = {k: scored_answer(k, v) for k, v in client.hgetall(keys.scored).items()}
         return InProcessStore(state, {k: v for k, v in scored.items() if state.knows(k)})
