@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
@@ -32,8 +32,9 @@ from fraudpipe.features.online import STATE_FILE, history_features
 from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.scoring.row import RowScorer
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.journal import Journal
+from fraudpipe.serve.journal import Journal, replay
 from fraudpipe.serve.schema import LabelIn, TransactionIn
+from fraudpipe.serve.snapshot import Snapshots
 from fraudpipe.serve.stores.base import Conflict, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.servicelog import latest_snapshot
@@ -94,6 +95,11 @@ class Service:
         self.predict = RowScorer(bundle)
         self.threshold = bundle.threshold
         self.version = bundle.version
+        self.snapshots = (
+            None
+            if journal is None
+            else Snapshots(journal, config.state, config.late_days, config.snapshot_every, model_version=self.version)
+        )
 
     @classmethod
     def open(cls, config: ServeConfig) -> Service:
@@ -106,20 +112,14 @@ class Service:
             store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=store.seeded)
             return cls(config, bundle, store, None, started)
-        journal = Journal(config.journal_dir)
+        journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
         found = journal.latest_snapshot()
         if found is None:
             _check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
         bundle.check_features(store_feature_names(store))
-        replayed = 0
-        for entry in journal.entries(after=seq):
-            if entry.scored is not None:
-                store.add_transaction(entry.scored)
-            else:
-                store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
-            replayed += 1
+        replayed = replay(store, journal.entries(after=seq))
         return cls(
             config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
@@ -239,41 +239,32 @@ class Service:
     # --- snapshot -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        """Write the state (and the answers given) as a snapshot, then drop the journal entries it holds."""
-        start = time.perf_counter()
-        if self.journal is None:  # Redis: its append-only file is the log; rewriting it is what bounds it
-            return {
+        """``start_snapshot``, waited for (the caller blocks; the service does not)."""
+        return self.start_snapshot().result()
+
+    def start_snapshot(self) -> Future[dict[str, object]]:
+        """Write the state (and the answers given) as a snapshot in the background, then drop the journal
+        entries it holds (``serve.snapshot``); with Redis, rewrite its append-only file."""
+        if self.snapshots is not None:
+            return self.snapshots.start()
+        start = time.perf_counter()  # Redis: its append-only file is the log; rewriting it is what bounds it
+        done: Future[dict[str, object]] = Future()
+        done.set_result(
+            {
                 "aof_rewrite": self.store.compact(),
                 "transactions": self.store.size()["transactions"],
                 "seconds": round(time.perf_counter() - start, 3),
             }
-        seq = self.journal.last_seq()
-        target = self.journal.snapshot_dir(seq)
-        if not target.is_dir():
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.store.save(tmp)
-            self.journal.mark_snapshot(
-                tmp,
-                seq,
-                model_version=self.version,
-                written_at=_iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)),
-            )
-            os.replace(tmp, target)  # the commit point: a restart loads it and replays what follows seq
-        self.journal.drop_other_snapshots(target)
-        self.journal.truncate(seq)
-        return {
-            "snapshot": str(target),
-            "journal_seq": seq,
-            "transactions": self.store.size()["transactions"],
-            "seconds": round(time.perf_counter() - start, 3),
-        }
+        )
+        return done
 
     def journal_entries(self) -> int:
         """Entries a restart would replay (none with Redis: nothing is replayed)."""
         return 0 if self.journal is None else self.journal.count()
 
     def close(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
         if self.journal is not None:
             self.journal.close()
         close = getattr(self.store, "close", None)
