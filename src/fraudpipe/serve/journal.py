@@ -36,7 +36,8 @@ Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepte
 
 Table ``meta`` (key, value) holds the format and the state the journal was started on.
 
-Snapshots (``POST /v1/admin/snapshot`` or SIGUSR1) go to ``<journal dir>/snapshots/<seq>/`` (the
+Snapshots (``POST /v1/admin/snapshot``, SIGUSR1, every ``--snapshot-every`` entries; written by
+``serve.snapshot``) go to ``<journal dir>/snapshots/<seq>/`` (the
 last seq they hold; complete once ``service.json`` is in them), then the entries up to that seq
 are deleted, so the log holds only what happened since the latest snapshot. The file names and
 columns are ``servicelog``'s, whose ``read_service_log`` gives monitoring the scored transactions and
