@@ -7,6 +7,7 @@ not a test one. Uses the pipeline's outputs (models/bundle, data/features/online
     python benchmarks/serve.py                 # everything, about 6 minutes
     python benchmarks/serve.py --seconds 5     # shorter runs
     python benchmarks/serve.py --parts scale   # only the workers x stores table
+    python benchmarks/serve.py --parts snapshot   # latency while a snapshot is written
     python benchmarks/serve.py --json F        # also write the figures to F as JSON (benchmarks/run.py)
 
 From code (``benchmarks/run.py``): ``run(seconds=..., parts=...)`` returns the figures as a dict.
@@ -28,6 +29,10 @@ It prints:
   seeded once from the state) with 1 and 2 workers behind one port: requests/s and p50/p99 at
   saturation and p99 at a fixed rate. In-process with 2 workers is refused by the command (each
   worker would hold its own history), so that row is absent.
+
+- snapshot: the real command (in-process store) at a fixed rate, first alone, then while a
+  snapshot is written (POST /v1/admin/snapshot a second into the run): p50/p99/max latency of
+  /v1/score in both runs and how long the snapshot took.
 
 Targets: in process p50 <= 0.5 ms; HTTP p99 <= 10 ms at 300 requests/s with no error; at
 saturation >= 1,000 requests/s, >= 45 % of the empty endpoint and >= 4x the naive endpoint.
@@ -522,6 +527,56 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
     return rows, pauses
 
 
+def snapshot_pause(seconds: int, rate: float = 300.0, delay: float = 1.0) -> dict:
+    """/v1/score at ``rate`` requests/s on `fraudpipe serve` (in-process store): a run alone, then a run
+    during which a snapshot is written (asked for ``delay`` seconds in); wrk's figures for both, and
+    the snapshot's answer and wall time."""
+    import threading
+
+    import httpx
+
+    work = Path(tempfile.mkdtemp(prefix="fraudpipe-snap-", dir="/tmp"))
+    port = free_port()
+    command = [sys.executable, "-m", "fraudpipe.cli", "serve", "--model", str(MODEL), "--state", str(STATE)]
+    command += ["--journal-dir", str(work / "journal"), "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    base = int(_epoch(json.loads((STATE / "state.json").read_text())["as_of"])) + 86_400
+    connections = max(4, int(rate // 25))
+    pause = 1000.0 * connections / (1.02 * rate) - 1.0
+    try:
+        wait_ready(port, proc)
+        wrk(port, "/v1/score", "warm", 2, 4, 0.0, base, work)
+        alone = wrk(port, "/v1/score", "alone", seconds, connections, pause, base, work)
+        during: list[dict] = []
+        load = threading.Thread(
+            target=lambda: during.append(wrk(port, "/v1/score", "during", seconds, connections, pause, base, work))
+        )
+        load.start()
+        time.sleep(delay)
+        started = time.perf_counter()
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/admin/snapshot", timeout=600)
+        wall = time.perf_counter() - started
+        load.join()
+        answer.raise_for_status()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
+    snap = answer.json()
+    return {"rate": rate, "alone": alone, "during": during[0], "snapshot_wall_s": round(wall, 2), "snapshot": snap}
+
+
+def print_snapshot(r: dict) -> None:
+    print(f"\nsnapshot: /v1/score at {r['rate']:.0f} req/s, alone and while a snapshot is written (in-process store):")
+    print(f"  {'run':<16} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>8} {'errors':>6}")
+    for name in ("alone", "during"):
+        x = r[name]
+        print(f"  {name:<16} {x['rps']:>7.0f} {x['p50']:>7.2f} {x['p99']:>8.2f} {x['errors']:>6}")
+    print(
+        f"  the snapshot: {r['snapshot'].get('transactions', 0):,} transactions, answered in {r['snapshot_wall_s']} s"
+    )
+
+
 def print_scale(rows: list[dict], pauses: dict) -> None:
     print(
         f"\nscale: `fraudpipe serve` (uvloop+httptools), wrk 1 thread, 16 connections at saturation; {os.cpu_count()} cores shared "
@@ -548,7 +603,7 @@ def run(
     seconds: int = 15,
     rates: tuple[float, ...] = (100, 300, 600),
     setups: tuple[str, ...] = tuple(SETUPS),
-    parts: tuple[str, ...] = ("in_process", "http", "scale"),
+    parts: tuple[str, ...] = ("in_process", "http", "scale"),  # or "snapshot"
     echo: bool = False,
 ) -> dict:
     """Every measurement of this benchmark as a dict (for ``benchmarks/run.py``): ``in_process``
@@ -556,7 +611,7 @@ def run(
     the fixed-rate and saturation runs), ``scale`` (per store x workers: req/s, p50/p99 ms) and
     ``prune_pause`` (per store: the daily prune's pause, ms). Wall clock:
     keep the result out of the files `dvc metrics diff` compares. ``echo`` prints the tables too."""
-    if ({"http", "scale"} & set(parts)) and not shutil.which("wrk"):
+    if ({"http", "scale", "snapshot"} & set(parts)) and not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
     for path in (MODEL, STATE):
         if not path.exists():
@@ -596,6 +651,10 @@ def run(
         out["scale"], out["prune_pause"] = scale_runs(seconds)
         if echo:
             print_scale(out["scale"], out["prune_pause"])
+    if "snapshot" in parts:
+        out["snapshot"] = snapshot_pause(max(seconds, 12))
+        if echo:
+            print_snapshot(out["snapshot"])
     return out
 
 
@@ -626,7 +685,9 @@ def main() -> None:
     parser.add_argument(
         "--setups", default=",".join(SETUPS), help=f"uvicorn set-ups to measure, of {', '.join(SETUPS)}"
     )
-    parser.add_argument("--parts", default="in_process,http,scale", help="what to measure, of in_process, http, scale")
+    parser.add_argument(
+        "--parts", default="in_process,http,scale", help="what to measure, of in_process, http, scale, snapshot"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     parser.add_argument("--server", type=int, help=argparse.SUPPRESS)  # internal: run the server on this port
     parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)

@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from _redis import redis_server  # noqa: F401 (fixture)
-from _serve import Server, body, world
 
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.service import Refused, Service
 from fraudpipe.serve.stores.base import Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
+from helpers.serve import Server, body, world
 from helpers.serve_config import serve_config
 
 pytestmark = pytest.mark.timeout(600)

@@ -248,14 +248,32 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="worker processes behind the one port (more than 1 needs --store redis://...)")
     ] = 1,
+    journal_wal_limit: Annotated[
+        int, typer.Option(help="bytes of the journal's SQLite write-ahead log before it starts over")
+    ] = 4 << 20,
+    snapshot_every: Annotated[
+        int,
+        typer.Option(help="journal entries after the latest snapshot that set off the next one (0: on request only)"),
+    ] = 100_000,
+    header_timeout: Annotated[
+        float, typer.Option(help="seconds a client has to send a request's line and headers (else 408, closed)")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="seconds a client has to send a request's body after its headers (else 408, closed)")
+    ] = 10.0,
+    keep_alive_timeout: Annotated[int, typer.Option(help="seconds an idle kept-alive connection stays open")] = 5,
+    limit_concurrency: Annotated[
+        int, typer.Option(help="connections or requests in flight beyond which requests get 503 at once")
+    ] = 1000,
 ) -> None:
     """Serve fraud scores over HTTP (FastAPI on uvicorn): POST /v1/score, /v1/score/batch, /v1/labels;
     GET /healthz, /readyz, /metrics; OpenAPI at /docs. By default one worker with the state in
     process: every accepted transaction and label is journalled (SQLite WAL in --journal-dir) before
     the answer; a restart replays the journal on top of the latest snapshot; SIGUSR1 or POST
-    /v1/admin/snapshot writes a snapshot and truncates the journal. With --store redis://... the
-    state is in Redis, seeded once from --state and shared by --workers N processes (or several
-    machines); Redis's append-only file is then the durable log."""
+    /v1/admin/snapshot (and every --snapshot-every entries) writes a snapshot in the background and
+    truncates the journal. With --store redis://... the state is in Redis, seeded once from --state
+    and shared by --workers N processes (or several machines); Redis's append-only file is then the
+    durable log. Slow clients get 408 (--header-timeout, --body-timeout)."""
     from fraudpipe.errors import PipelineError
     from fraudpipe.serve.config import ServeConfig
 
@@ -281,6 +299,12 @@ def serve(
         store=store,
         redis_prefix=redis_prefix,
         workers=workers,
+        journal_wal_limit=journal_wal_limit,
+        snapshot_every=snapshot_every,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        limit_concurrency=limit_concurrency,
     )
     try:
         config = ServeConfig.parse(options, "serve")

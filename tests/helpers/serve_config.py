@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _serve import world
-
 from fraudpipe.serve.config import ServeConfig
+from helpers.serve import world
 
 
 def serve_config(tmp_path: Path, **changes: Any) -> ServeConfig:

@@ -8,6 +8,8 @@
 - ``stores/redis``: ``RedisStore``, the same state in Redis, shared by several workers or machines
   (the store, its seeding, its Lua scripts).
 - ``journal``: the durable log (SQLite WAL) of the in-process store.
+- ``snapshot``: the in-process store's snapshots, written by a child process while requests go on.
+- ``limits``: slow and too many clients (header and body timeouts: 408; uvicorn's connection limit).
 - ``service``: what a request does, and the restart (snapshot + journal replay).
 - ``metrics``: Prometheus metrics and their ASGI middleware.
 - ``app``: the FastAPI app and ``run`` (uvicorn: one worker, or several with the state in Redis).

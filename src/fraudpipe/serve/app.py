@@ -29,6 +29,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ from pydantic.json_schema import models_json_schema
 
 from fraudpipe.errors import PipelineError
 from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.limits import BodyTimeout, configure, server_options
 from fraudpipe.serve.metrics import Metrics, MetricsMiddleware
 from fraudpipe.serve.schema import (
     BatchErrorOut,
@@ -222,8 +224,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
                 flush=True,
             )
             return
+        holder.service.start_snapshot().add_done_callback(_report_snapshot)  # written in the background
+
+    def _report_snapshot(future: Future) -> None:
         try:
-            done = holder.service.snapshot()
+            done = future.result()
         except (PipelineError, OSError) as exc:
             print(f"fraudpipe serve: snapshot failed: {exc}", file=sys.stderr, flush=True)
             return
@@ -293,6 +298,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         },  # /metrics is ours: no per-request OpenTelemetry checks
         description=f"Real-time fraud scoring with the features the model was trained on. {workers.capitalize()}, {store}.",
     )
+    configure(config)  # this process's header timeout (a worker's too)
+    app.add_middleware(BodyTimeout, seconds=config.body_timeout)  # inside the metrics: its 408s are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
     app.add_exception_handler(_Answer, _answer_error)  # raised by the API key's dependency
     app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
@@ -385,8 +392,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     async def snapshot() -> Response:
         try:
             service = _service()
-            try:
-                return _json(200, service.snapshot())
+            try:  # written in the background: other requests are answered meanwhile
+                return _json(200, await asyncio.wrap_future(service.start_snapshot()))
             except (PipelineError, OSError) as exc:
                 raise _Answer(503, f"snapshot failed: {exc}") from None
         except _Answer as answer:
@@ -498,7 +505,7 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
             access_log=config.access_log,
             server_header=False,
             timeout_graceful_shutdown=10,
-            http=config.http,
+            **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
             loop=config.loop,
         )
         return 0
@@ -525,7 +532,7 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
             access_log=config.access_log,
             server_header=False,
             timeout_graceful_shutdown=10,
-            http=config.http,
+            **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
             loop=config.loop,
         )
     )

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from fraudpipe.config import Config, rule_error
 from fraudpipe.errors import ConfigError
+from fraudpipe.serve.journal import DEFAULT_WAL_LIMIT
 from fraudpipe.servicelog import is_redis_url
 
 
@@ -71,6 +72,14 @@ class ServeConfig(Config):
     store: Annotated[str, AfterValidator(_store)] = MEMORY  # "memory", or the Redis URL holding the shared state
     redis_prefix: Annotated[str, AfterValidator(_prefix)] = "fraudpipe"  # the keys of one shared state in that Redis
     workers: Annotated[int, Field(ge=1, le=64)] = 1  # uvicorn worker processes behind the one port
+    # the journal's bounds (in-process store)
+    journal_wal_limit: Annotated[int, Field(ge=1 << 16)] = DEFAULT_WAL_LIMIT  # bytes of SQLite log before it restarts
+    snapshot_every: Annotated[int, Field(ge=0)] = 100_000  # journal entries that set off a snapshot (0: on request)
+    # slow and too many clients (``serve.limits``)
+    header_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0  # seconds for request line + headers
+    body_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0  # seconds for the body, after the headers
+    keep_alive_timeout: Annotated[int, Field(ge=1)] = 5  # seconds an idle kept-alive connection stays open
+    limit_concurrency: Annotated[int, Field(ge=1)] = 1000  # connections or requests in flight; beyond: 503 at once
 
     @model_validator(mode="after")
     def _shared_state_for_workers(self) -> ServeConfig:

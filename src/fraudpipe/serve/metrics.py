@@ -3,7 +3,8 @@
 One registry per app (the service runs one worker, so these are the whole service's figures):
 
 - ``fraudpipe_http_requests_total{route, method, status}``: requests answered; ``route`` is the
-  route's path, or ``other`` for any path the service does not serve (so no label explodes);
+  route's path, or ``other`` for any path the service does not serve (so no label explodes); status
+  499 (nginx's) for a request whose client hung up before its answer;
 - ``fraudpipe_http_request_duration_seconds{route}``: time from request to last byte, a histogram;
 - ``fraudpipe_score{model_version}``: the fraud probabilities answered (retries not counted again);
 - ``fraudpipe_alerts_total{model_version}``: of those, how many were alerts (score >= threshold);
@@ -27,10 +28,12 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
+from starlette.requests import ClientDisconnect
 
 from fraudpipe.scoring.row import FastPath
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client closed the connection before the answer
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -151,6 +154,8 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:  # the client hung up before its answer: not an error of the service
+            status = CLIENT_CLOSED_REQUEST
         finally:
             path = scope["path"]
             self.metrics.request(

@@ -19,11 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
@@ -34,8 +33,9 @@ from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.scoring.online import OnlineScorer
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.journal import Journal
+from fraudpipe.serve.journal import Journal, replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
+from fraudpipe.serve.snapshot import Snapshots
 from fraudpipe.serve.stores.base import Conflict, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.servicelog import latest_snapshot
@@ -82,6 +82,11 @@ class Service:
         self.threshold = bundle.threshold
         self.version = bundle.version
         self.capacity = Capacity(config)
+        self.snapshots = (
+            None
+            if journal is None
+            else Snapshots(journal, config.state, config.late_days, config.snapshot_every, model_version=self.version)
+        )
 
     @classmethod
     def open(cls, config: ServeConfig) -> Service:
@@ -94,14 +99,14 @@ class Service:
             store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=store.seeded)
             return cls(config, bundle, store, None, started)
-        journal = Journal(config.journal_dir)
+        journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
         found = journal.latest_snapshot()
         if found is None:
             _check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
         bundle.check_features(store_feature_names(store))
-        replayed = _replay(store, journal, seq)
+        replayed = replay(store, journal.entries(after=seq), [m for m in journal.periods() if m[0] >= seq])
         return cls(
             config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
@@ -231,64 +236,37 @@ class Service:
     # --- snapshot -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        """Write the state (and the answers given) as a snapshot, then drop the journal entries it holds."""
-        start = time.perf_counter()
-        if self.journal is None:  # Redis: its append-only file is the log; rewriting it is what bounds it
-            return {
+        """``start_snapshot``, waited for (the caller blocks; the service does not)."""
+        return self.start_snapshot().result()
+
+    def start_snapshot(self) -> Future[dict[str, object]]:
+        """Write the state (and the answers given) as a snapshot in the background, then drop the journal
+        entries it holds (``serve.snapshot``); with Redis, rewrite its append-only file."""
+        if self.snapshots is not None:
+            return self.snapshots.start()
+        start = time.perf_counter()  # Redis: its append-only file is the log; rewriting it is what bounds it
+        done: Future[dict[str, object]] = Future()
+        done.set_result(
+            {
                 "aof_rewrite": self.store.compact(),
                 "transactions": self.store.size()["transactions"],
                 "seconds": round(time.perf_counter() - start, 3),
             }
-        seq = self.journal.last_seq()
-        target = self.journal.snapshot_dir(seq)
-        if not target.is_dir():
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.store.save(tmp)
-            self.journal.mark_snapshot(
-                tmp,
-                seq,
-                model_version=self.version,
-                written_at=iso(datetime.now(UTC).replace(tzinfo=None, microsecond=0)),
-            )
-            os.replace(tmp, target)  # the commit point: a restart loads it and replays what follows seq
-        self.journal.drop_other_snapshots(target)
-        self.journal.truncate(seq)
-        return {
-            "snapshot": str(target),
-            "journal_seq": seq,
-            "transactions": self.store.size()["transactions"],
-            "seconds": round(time.perf_counter() - start, 3),
-        }
+        )
+        return done
 
     def journal_entries(self) -> int:
         """Entries a restart would replay (none with Redis: nothing is replayed)."""
         return 0 if self.journal is None else self.journal.count()
 
     def close(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
         if self.journal is not None:
             self.journal.close()
         close = getattr(self.store, "close", None)
         if close is not None:
             close()
-
-
-def _replay(store: InProcessStore, journal: Journal, after: int) -> int:
-    """Apply the journal's entries after seq ``after`` to ``store``, and its moves of the clock where they
-    were made (a move the snapshot already holds is behind its clock: skipped). Returns the entries."""
-    moves = [m for m in journal.periods() if m[0] >= after]
-    replayed = 0
-    for entry in journal.entries(after=after):
-        while moves and moves[0][0] < entry.seq:
-            store.start_period(moves.pop(0)[1])  # None (nothing done) when the snapshot holds it
-        if entry.scored is not None:
-            store.add_transaction(entry.scored)
-        else:
-            store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
-        replayed += 1
-    for _, start in moves:
-        store.start_period(start)
-    return replayed
 
 
 def store_feature_names(store: StateStore) -> list[str]:
