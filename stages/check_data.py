@@ -9,7 +9,8 @@ from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.paths import CHECK_DATA, INTERIM
 from fraudpipe.pipeline.loader import load
-from fraudpipe.pipeline.preflight import require_no_problems, settings_problems
+from fraudpipe.pipeline.preflight import require_no_problems
+from fraudpipe.pipeline.rules import settings_problems
 from fraudpipe.pipeline.stage import run
 
 

@@ -12,7 +12,7 @@ from fraudpipe.evaluation.plots import (
     score_distribution_figure,
 )
 from fraudpipe.io import read_parquet, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, batch_throughput, gate_verdict, quality_metrics
+from fraudpipe.metrics import EvaluateConfig, batch_throughput, bootstrap_intervals, gate_verdict, quality_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST, THROUGHPUT
 from fraudpipe.pipeline.loader import load
@@ -26,6 +26,7 @@ def main() -> None:
     scores = bundle.score(test)
     labels = test["tx_fraud"].to_numpy()
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
+    metrics |= bootstrap_intervals(test, scores, config.card_precision_k, config.interval)
     gate = gate_verdict(metrics, config.gate.minimums)
     throughput = batch_throughput(bundle.predict_proba, test[list(bundle.features)].to_numpy(dtype="float64"))
 
@@ -42,11 +43,14 @@ def main() -> None:
     save_png(calibration_figure(labels, scores), PLOTS_DIR / "calibration.png")
     save_png(score_distribution_figure(labels, scores, bundle.threshold), PLOTS_DIR / "score_distribution.png")
 
-    k = config.card_precision_k
+    k, m = config.card_precision_k, metrics
     print(
-        f"evaluate: {bundle.name} on {metrics['n_test']:,} test rows: AUC {metrics['roc_auc']:.4f}, "
-        f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics['card_precision_at_k']:.4f}; "
-        f"quality gate {'passed' if gate['passed'] else 'FAILED'}; "
+        f"evaluate: {bundle.name} on {m['n_test']:,} test rows ({m['n_frauds']:,} frauds, {m['n_test_days']} days): "
+        f"AUC {m['roc_auc']:.4f}, AP {m['average_precision']:.4f} "
+        f"[{m['average_precision_ci_low']:.4f}, {m['average_precision_ci_high']:.4f}], CP@{k} "
+        f"{m['card_precision_at_k']:.4f} "
+        f"[{m['card_precision_at_k_ci_low']:.4f}, {m['card_precision_at_k_ci_high']:.4f}] "
+        f"({m['ci_level']:.0%} intervals over test days); quality gate {'passed' if gate['passed'] else 'FAILED'}; "
         f"batch {throughput['batch_throughput_tx_per_s']:,.0f} tx/s"
     )
     if not gate["passed"] and config.gate.enforce:

@@ -28,7 +28,11 @@ def main() -> None:
     write_parquet(scored.predictions, PREDICTIONS)
     write_json(figures, INFER_SUMMARY)
     write_json(speed, INFER_THROUGHPUT)
-    rate = "n/a" if not figures["rows_scored"] else f"{figures['alert_rate']:.2%}"
+    rate = (
+        "n/a: the live period is empty, set split.live_days"
+        if not figures["rows_scored"]
+        else f"{figures['alert_rate']:.2%}"
+    )
     print(
         f"infer: {bundle.version} scored {figures['rows_scored']:,} live rows: {figures['alerts']:,} alerts ({rate}) "
         f"at threshold {bundle.threshold:.4f}; {speed['rows_per_s']:,.0f} rows/s -> {PREDICTIONS}"

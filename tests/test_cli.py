@@ -172,9 +172,36 @@ KAGGLE_MAPS = [
 ]
 
 
-def _data_add(path: Path, name: str) -> object:
+def _data_add(path: Path, name: str, *extra: str) -> object:
     args = ["data", "add", str(path), "--name", name, "--no-track"] + [a for m in KAGGLE_MAPS for a in ("--map", m)]
-    return CliRunner().invoke(app, args)
+    return CliRunner().invoke(app, [*args, *extra])
+
+
+def test_data_add_takes_a_compressed_small_file_and_the_users_own_settings(tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+    from helpers.kaggle import small_kaggle_frame, write_kaggle_csv
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    monkeypatch.chdir(tmp_path)
+    frame = small_kaggle_frame()
+    before = (tmp_path / "conf/config.yaml").read_text()
+    few = frame.assign(is_fraud=np.where(np.cumsum(frame["is_fraud"]) > 24, 0, frame["is_fraud"]))  # 24 frauds
+    result = _data_add(write_kaggle_csv(tmp_path / "few.csv.bz2", few), "few")
+    assert result.exit_code == 1, result.output
+    assert "the file holds 24 frauds over 456 days" in result.output and "--set" in result.output
+    assert "split.delay_days" in result.output and "split.train_days" in result.output
+    assert (tmp_path / "conf/config.yaml").read_text() == before and not (tmp_path / "data").exists()
+
+    result = _data_add(write_kaggle_csv(tmp_path / "small.csv.gz", frame), "small", "--set", "split.delay_days=2")
+    assert result.exit_code == 0, result.output
+    assert "split.delay_days = 2: given (--set)" in result.output and "split.live_days = 7" in result.output
+    assert (tmp_path / "data/external/small.csv.gz").read_bytes() == (tmp_path / "small.csv.gz").read_bytes()
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert params["split"]["delay_days"] == 2 and params["data"]["path"] == "data/external/small.csv.gz"
+    wrong = _data_add(tmp_path / "small.csv.gz", "small", "--set", "evaluate.card_precision_k=5000")
+    assert wrong.exit_code == 1 and "would fail check_data: evaluate.card_precision_k: 5000" in wrong.output
 
 
 def test_data_add_never_overwrites_a_data_option_it_did_not_write(tmp_path, monkeypatch):

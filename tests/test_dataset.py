@@ -9,9 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudpipe.pipeline.derived import MIN_TEST_FRAUDS, MIN_TRAIN_FRAUDS, derive_settings, label_problem
-from fraudpipe.pipeline.onboarding import profile_columns, propose_mapping
-from helpers.kaggle import contract_frame, kaggle_frame
+from fraudpipe.config import compose, parse
+from fraudpipe.pipeline.derived import (
+    LIVE_DAYS,
+    SPLIT_KEYS,
+    TARGET_TEST_FRAUDS,
+    TARGET_TRAIN_FRAUDS,
+    derive_settings,
+    label_problem,
+)
+from fraudpipe.pipeline.onboarding import file_suffix, profile_columns, propose_mapping, source_config
+from fraudpipe.pipeline.params import Params
+from fraudpipe.pipeline.rules import MIN_TEST_FRAUDS, MIN_TRAIN_FRAUDS, settings_problems
+from helpers.kaggle import contract_frame, kaggle_frame, small_kaggle_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -59,22 +69,95 @@ def _days(table: pd.DataFrame) -> np.ndarray:
     return ((t - t.min().normalize()) // pd.Timedelta(days=1)).to_numpy()
 
 
-def test_derived_periods_hold_the_minimum_frauds_counted_on_the_data_itself(kaggle):
-    table = contract_frame(kaggle)
-    derived = {d.key: d.value for d in derive_settings(table)[0]}
+def _periods(table: pd.DataFrame, derived: dict) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Day index, fraud flags and the masks of the derived periods, counted back from the end."""
     day, fraud = _days(table), table["tx_fraud"].to_numpy() == 1
-    end = day.max() + 1
-    test_start = end - derived["split.test_days"]
+    test_end = day.max() + 1 - derived["split.live_days"]
+    test_start = test_end - derived["split.test_days"]
     train_end = test_start - derived["split.delay_days"]
     train_start = train_end - derived["split.train_days"]
-    assert fraud[day >= test_start].sum() >= MIN_TEST_FRAUDS
-    assert fraud[(day >= train_start) & (day < train_end)].sum() >= MIN_TRAIN_FRAUDS
+    masks = {
+        "train": (day >= train_start) & (day < train_end),
+        "test": (day >= test_start) & (day < test_end),
+        "live": day >= test_end,
+    }
+    return day, fraud, masks
+
+
+def _settings_problems(table: pd.DataFrame, derived: dict) -> list[str]:
+    """check_data's check of the settings data add derived, composed as data add writes them."""
+    p = parse(Params, compose(CONF, ["split=relative"] + [f"{k}={v}" for k, v in derived.items()]), "")
+    return settings_problems(table, p.split, p.model, p.evaluate, p.validation)
+
+
+def test_derived_periods_hold_the_target_frauds_counted_on_the_data_itself(kaggle):
+    table = contract_frame(kaggle)
+    derived = {d.key: d.value for d in derive_settings(table)[0]}
+    day, fraud, masks = _periods(table, derived)
+    assert derived["split.live_days"] == LIVE_DAYS and masks["live"].any()
+    assert fraud[masks["test"]].sum() >= TARGET_TEST_FRAUDS
+    assert fraud[masks["train"]].sum() >= TARGET_TRAIN_FRAUDS
     # the shortest such periods: one day less would not hold them
-    assert fraud[day >= test_start + 1].sum() < MIN_TEST_FRAUDS or derived["split.test_days"] == 7
+    test_start = day[masks["test"]].min()
+    assert fraud[masks["test"] & (day > test_start)].sum() < TARGET_TEST_FRAUDS or derived["split.test_days"] == 7
     rate = fraud.mean()
     assert derived["validation.min_fraud_rate"] < rate < derived["validation.max_fraud_rate"]
-    daily_cards = table[day >= test_start].groupby(day[day >= test_start])["customer_id"].nunique()
-    assert derived["evaluate.card_precision_k"] <= daily_cards.median()
+    daily_cards = table[masks["test"]].groupby(day[masks["test"]])["customer_id"].nunique()
+    assert 1 <= derived["evaluate.card_precision_k"] <= daily_cards.median() / 10
+    assert _settings_problems(table, derived) == []
+
+
+def test_a_small_file_is_split_to_use_the_frauds_it_has():
+    """25,102 rows over 15 months with 123 frauds: most for training, enough for a test period,
+    the label delay between them, a live week after; check_data passes what data add derived."""
+    table = contract_frame(small_kaggle_frame())
+    derived_list, problems = derive_settings(table)
+    assert problems == []
+    derived = {d.key: d.value for d in derived_list}
+    day, fraud, masks = _periods(table, derived)
+    train, test = int(fraud[masks["train"]].sum()), int(fraud[masks["test"]].sum())
+    assert derived["split.delay_days"] == 7 and derived["split.live_days"] == LIVE_DAYS
+    assert MIN_TEST_FRAUDS <= test <= TARGET_TEST_FRAUDS and train >= MIN_TRAIN_FRAUDS
+    assert train > 2 * test and masks["train"][day == 0].all()  # training takes every day before the delay
+    assert derived["split.n_folds"] == 1
+    reasons = {d.key: d.reason for d in derived_list}
+    assert "uncertain" in reasons["split.test_days"] and "_ci_low" in reasons["split.test_days"]
+    assert _settings_problems(table, derived) == []
+
+
+def test_check_data_refuses_the_periods_data_add_would_refuse():
+    """The issue's disagreement: a training period of 5 frauds passed check_data."""
+    table = contract_frame(small_kaggle_frame())
+    derived = {d.key: d.value for d in derive_settings(table)[0]}
+    day, fraud, _ = _periods(table, derived)
+    end = day.max() + 1 - derived["split.live_days"] - derived["split.test_days"] - derived["split.delay_days"]
+    days = next(n for n in range(1, end) if fraud[(day >= end - n) & (day < end)].sum() >= 5)
+    short = derived | {"split.train_days": days, "model.threshold_validation_days": 0}
+    text = " | ".join(_settings_problems(table, short))
+    assert f"holds 5 fraud(s), fewer than the {MIN_TRAIN_FRAUDS} needed for a model to learn from" in text
+    assert "raise split.train_days" in text
+
+
+def test_too_few_frauds_is_refused_naming_the_keys_that_override_the_choice():
+    table = contract_frame(small_kaggle_frame())
+    fraud_rows = np.flatnonzero(table["tx_fraud"].to_numpy() == 1)
+    table.loc[fraud_rows[::5].tolist() + fraud_rows[1::5].tolist() + fraud_rows[2::5].tolist(), "tx_fraud"] = 0
+    table.loc[fraud_rows[3::5].tolist(), "tx_fraud"] = 0  # 24 frauds left over 15 months
+    derived, problems = derive_settings(table)
+    assert derived == [] and len(problems) == 1
+    assert "holds 24 frauds over 456 days" in problems[0] and "nothing can be learnt or measured" in problems[0]
+    assert all(f"{key}" in problems[0] for key in SPLIT_KEYS) and "--set" in problems[0]
+
+
+def test_settings_given_are_kept_and_the_others_chosen_around_them():
+    table = contract_frame(small_kaggle_frame())
+    derived_list, problems = derive_settings(table, {"split.delay_days": 2, "split.live_days": 0})
+    derived = {d.key: d.value for d in derived_list}
+    reasons = {d.key: d.reason for d in derived_list}
+    assert problems == [] and derived["split.delay_days"] == 2 and derived["split.live_days"] == 0
+    assert reasons["split.delay_days"].startswith("given (--set)")
+    assert not reasons["split.test_days"].startswith("given")
+    assert _settings_problems(table, derived) == []
 
 
 def test_irregular_density_lengthens_the_period_where_frauds_are_sparse(kaggle):
@@ -88,10 +171,33 @@ def test_irregular_density_lengthens_the_period_where_frauds_are_sparse(kaggle):
     assert thinner["split.test_days"] > base["split.test_days"]
 
 
-def test_too_few_frauds_is_a_problem_not_a_setting(kaggle):
+def test_no_fraud_at_all_is_a_problem_not_a_setting(kaggle):
     table = contract_frame(kaggle).assign(tx_fraud=np.int8(0))
     derived, problems = derive_settings(table)
-    assert problems and "a test period needs" in problems[0]
+    assert derived == [] and problems and "a test period needs at least" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix", "kind"),
+    [
+        ("fraudTrain.csv.gz", (".csv", ".gz"), "csv"),
+        ("sample.CSV.ZST", (".csv", ".zst"), "csv"),
+        ("a.b.csv.bz2", (".csv", ".bz2"), "csv"),
+        ("t.csv.zip", (".csv", ".zip"), "csv"),
+        ("t.txt.xz", (".txt", ".xz"), "csv"),
+        ("t.parquet", (".parquet", ""), "parquet"),
+    ],
+)
+def test_compressed_csv_files_are_known_sources(name, suffix, kind):
+    assert file_suffix(Path(name)) == suffix
+    assert source_config(Path(name), {}, None)["source"] == kind
+
+
+def test_other_endings_are_refused_naming_the_known_ones():
+    from fraudpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"a file ending in '\.gz' is not a known source; .*'\.csv\.gz'"):
+        source_config(Path("data.parquet.gz"), {}, None)
 
 
 @pytest.mark.parametrize(

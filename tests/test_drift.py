@@ -291,7 +291,8 @@ def test_an_empty_window_is_nothing_to_monitor_not_an_error(config):
     assert m["alert"] == 0 and m["n_current"] == 0 and m["n_drifted"] == 0 and m["n_features"] == 1
     assert math.isnan(m["drift_share"]) and math.isnan(m["prediction_psi"]) and math.isnan(m["live_average_precision"])
     assert m["test_average_precision"] == 0.5 and m["n_reference"] == len(reference)
-    assert result.summary.startswith("No alert: the current window holds no transactions")
+    assert result.summary.startswith("Nothing monitored: the current window holds no transactions")
+    assert "No alert" not in result.summary and "split.live_days" in result.summary
     assert result.features.empty and result.segments.empty and set(result.calibration["sample"]) == {"reference"}
 
 

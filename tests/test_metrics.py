@@ -14,16 +14,21 @@ import yaml
 from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError
 from fraudpipe.metrics import (
+    INTERVAL_KEYS,
     EvaluateConfig,
+    IntervalConfig,
     aggregate_folds,
     average_precision,
     batch_throughput,
+    bootstrap_intervals,
     card_precision_at_k,
+    card_precision_per_day,
     check_gate,
     quality_metric_names,
     quality_metrics,
     roc_auc,
     threshold_metrics,
+    weighted_average_precision,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,10 +215,13 @@ def test_gate_names_metric_value_minimum_and_its_key():
 
 def test_evaluate_config_reads_the_default_conf_file():
     conf = yaml.safe_load((ROOT / "conf/evaluate/default.yaml").read_text())
-    config = EvaluateConfig.parse(conf, "evaluate")
+    assert conf["interval"]["seed"] == "${seed}"  # the root seed, as the models' random_state
+    composed = compose(ROOT / "conf")["evaluate"]
+    config = EvaluateConfig.parse(composed, "evaluate")
     assert config.card_precision_k == 100 and config.gate.enforce is True
     assert config.gate.minimums == {"average_precision": 0.3, "roc_auc": 0.75}
-    assert config.to_dict() == conf
+    assert config.interval == IntervalConfig(confidence=0.95, resamples=1000, seed=0)
+    assert config.to_dict() == composed
     assert all(field.is_required() for field in EvaluateConfig.model_fields.values())  # conf/ holds the defaults
 
 
@@ -236,7 +244,8 @@ def test_evaluate_config_reads_the_default_conf_file():
         # An unknown metric is a configuration mistake, found before anything runs (not a failed gate).
         (
             {"gate": {"enforce": True, "minimums": {"auc": 0.5, "roc_auc": 0.7}}},
-            r"^evaluate\.gate\.minimums\.auc: not a metric of the test period \(known: roc_auc, average_precision, card_precision_at_k, .*n_frauds\), got 0\.5$",
+            r"^evaluate\.gate\.minimums\.auc: not a metric of the test period \(known: roc_auc, average_precision, "
+            r"card_precision_at_k, .*n_frauds, average_precision_ci_low, .*n_test_days\), got 0\.5$",
         ),
         # the key of card precision is fixed; a budget-named key is not a metric.
         (
@@ -255,6 +264,79 @@ def test_gate_may_name_any_test_metric_including_card_precision_whatever_its_k()
         card_precision_k=50, gate={"enforce": False, "minimums": {"card_precision_at_k": 0.2, "n_frauds": 10}}
     )
     assert config.gate.minimums == {"card_precision_at_k": 0.2, "n_frauds": 10.0}
+
+
+def test_gate_may_set_a_floor_on_an_interval_bound():
+    config = evaluate_config(gate={"enforce": True, "minimums": {"average_precision_ci_low": 0.2}})
+    assert check_gate({"average_precision_ci_low": 0.1}, config.gate.minimums) == [
+        "average_precision_ci_low = 0.1000 is below the minimum 0.2 (evaluate.gate.minimums.average_precision_ci_low)"
+    ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weighted_average_precision_is_scikit_learns_with_sample_weights(seed):
+    from sklearn.metrics import average_precision_score
+
+    score, label, _, _ = _random_days(seed)  # rounded scores: many ties
+    weights = np.random.default_rng(seed).integers(0, 3, len(score)).astype(float)  # zeros too, as a resample has
+    order = np.argsort(-score, kind="stable")
+    ours = weighted_average_precision(label[order], score[order], weights[order])
+    assert ours == pytest.approx(average_precision_score(label, score, sample_weight=weights), abs=1e-12)
+    ones = weighted_average_precision(label[order], score[order], np.ones(len(score)))
+    assert ones == pytest.approx(average_precision(label, score), abs=1e-12)
+    assert math.isnan(weighted_average_precision(label[order], score[order], np.where(label[order] == 1, 0.0, 1.0)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_card_precision_is_the_mean_of_its_day_values(seed):
+    score, label, card, day = _random_days(seed)
+    per_day = card_precision_per_day(score, label, card, day, 7)
+    assert len(per_day) == 5 and card_precision_at_k(score, label, card, day, 7) == float(np.mean(per_day))
+
+
+def _scored_days(n_days: int, rows_per_day: int, fraud_rate: float, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = n_days * rows_per_day
+    label = (rng.uniform(size=n) < fraud_rate).astype(np.int8)
+    table = pd.DataFrame(
+        {
+            "tx_datetime": pd.Timestamp("2019-03-01")
+            + pd.to_timedelta(np.repeat(np.arange(n_days), rows_per_day), "D"),
+            "customer_id": rng.integers(0, 10 * rows_per_day, n),
+            "tx_fraud": label,
+        }
+    )
+    return table, np.clip(rng.normal(0.3 + 0.4 * label, 0.2), 0, 1)
+
+
+def test_intervals_hold_the_metric_and_are_the_same_for_the_same_seed():
+    table, scores = _scored_days(14, 300, 0.02)
+    config = IntervalConfig(confidence=0.95, resamples=400, seed=3)
+    out = bootstrap_intervals(table, scores, 10, config)
+    assert tuple(out) == INTERVAL_KEYS and out["ci_level"] == 0.95 and out["n_test_days"] == 14
+    ap, cp = (
+        average_precision(table["tx_fraud"], scores),
+        card_precision_at_k(scores, table["tx_fraud"], table["customer_id"], table["tx_datetime"].dt.floor("D"), 10),
+    )
+    assert out["average_precision_ci_low"] < ap < out["average_precision_ci_high"]
+    assert out["card_precision_at_k_ci_low"] < cp < out["card_precision_at_k_ci_high"]
+    assert json.dumps(bootstrap_intervals(table, scores, 10, config)) == json.dumps(out)
+    assert bootstrap_intervals(table, scores, 10, config.model_copy(update={"seed": 4})) != out
+    narrower = bootstrap_intervals(table, scores, 10, config.model_copy(update={"confidence": 0.5}))
+    assert out["average_precision_ci_low"] < narrower["average_precision_ci_low"] < ap
+
+
+def test_a_small_test_period_gets_a_wide_interval_and_an_empty_one_none():
+    config = IntervalConfig(confidence=0.95, resamples=400, seed=0)
+
+    def width(table, scores):
+        out = bootstrap_intervals(table, scores, 5, config)
+        return out["average_precision_ci_high"] - out["average_precision_ci_low"]
+
+    large, small = _scored_days(28, 1000, 0.01), _scored_days(7, 300, 0.01)
+    assert width(*small) > 3 * width(*large)
+    empty = bootstrap_intervals(large[0].iloc[:0], large[1][:0], 5, config)
+    assert empty["n_test_days"] == 0 and math.isnan(empty["average_precision_ci_low"])
 
 
 def test_batch_throughput_scores_the_whole_batch_per_call():

@@ -120,10 +120,15 @@ def test_an_empty_window_still_renders(quiet):
         segments=pd.DataFrame(columns=list(SEGMENT_COLUMNS)),
         samples={},
         current_scores=np.zeros(0),
-        summary="No alert: the current window holds no transactions.",
+        summary="Nothing monitored: the current window holds no transactions.",
+        metrics=quiet.metrics | {"n_current": 0, "n_drifted": 0},
     )
     page = render(empty)
-    assert '<table id="feature-table">' in page and "No feature drifted." in page
+    assert '<table id="feature-table">' in page and "Nothing to compare" in page
+    # neither the green of a healthy window nor "no alert" in the title: an empty window says so
+    summary = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', page, re.S)
+    assert summary.group(1) == "empty" and summary.group(2).startswith("Nothing monitored")
+    assert "<title>fraudpipe monitoring: nothing monitored</title>" in page and "No feature drifted." not in page
 
 
 def test_same_result_same_bytes(drifted):

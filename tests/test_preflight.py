@@ -1,5 +1,5 @@
-"""fraudpipe.pipeline.preflight: the whole configuration, then the data-dependent settings, each checked
-at once so a run fails at most once, with every problem and its key."""
+"""fraudpipe.pipeline.preflight and .rules: the whole configuration, then the data-dependent settings,
+each checked at once so a run fails at most once, with every problem and its key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from fraudpipe.config import compose, parse
 from fraudpipe.errors import ConfigError
 from fraudpipe.pipeline.derived import derive_settings
 from fraudpipe.pipeline.params import GROUPS, VALUES, Params
-from fraudpipe.pipeline.preflight import config_problems, require_no_problems, settings_problems
+from fraudpipe.pipeline.preflight import config_problems, require_no_problems
+from fraudpipe.pipeline.rules import MIN_TEST_FRAUDS, settings_problems
 from helpers.kaggle import contract_frame, kaggle_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -67,7 +68,9 @@ def test_check_settings_lists_every_problem_at_once_with_its_key(kaggle):
     problems = settings(table, params)
     text = " | ".join(problems)
     assert "split.train_days" in text and "evaluate.card_precision_k" in text and "validation.max_fraud_rate" in text
-    assert len(problems) == 3, problems
+    # the default single threshold day of the simulator's setup holds too few of this file's frauds
+    assert "model.threshold_validation_days: the last 1 training day(s) hold 2 fraud(s), fewer than the 5" in text
+    assert len(problems) == 4, problems
     good = compose(CONF, ["split=relative"] + [f"{d.key}={d.value}" for d in derive_settings(table)[0]])
     assert settings(table, good) == []
 
@@ -88,7 +91,8 @@ def test_a_period_without_fraud_names_the_key_that_widens_it(kaggle):
         ],
     )
     text = " | ".join(settings(table, params))
-    assert "the test period" in text and "holds no fraud; raise split.test_days" in text
+    assert "the test period" in text and "holds 0 fraud(s)" in text and "raise split.test_days" in text
+    assert f"fewer than the {MIN_TEST_FRAUDS} needed for its metrics to measure" in text
 
 
 def test_require_no_problems_raises_one_config_error_with_all_of_them():

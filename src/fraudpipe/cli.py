@@ -39,20 +39,28 @@ def data_add(
     ] = None,
     option: Annotated[list[str] | None, typer.Option(help="a reader option, e.g. sep=;")] = None,
     track: Annotated[bool, typer.Option(help="`dvc add` the copied file")] = True,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="a setting of your own instead of the derived one, e.g. split.delay_days=2"),
+    ] = None,
 ) -> None:
     """Without --map: show the file's columns, their kinds and a proposed mapping; write nothing.
     With --map: copy the file under data/external/ and `dvc add` it, write conf/data/<name>.yaml,
-    make it and split=relative the defaults with settings derived from the data, recompose
-    params.yaml. Then `dvc repro`."""
+    make it and split=relative the defaults with settings derived from the data (--set: your own
+    for some, the others derived around them), recompose params.yaml. Then `dvc repro`.
+    A CSV file may be compressed (.csv.gz, .csv.bz2, .csv.zip, .csv.xz, .csv.zst)."""
+    import yaml
+
     from fraudpipe.errors import PipelineError
     from fraudpipe.pipeline import onboarding as dataset
 
     mapping, options = _pairs(map_, "--map"), _pairs(option, "--option")
+    fixed = {key: yaml.safe_load(value) for key, value in _pairs(set_, "--set").items()}
     try:
         if not mapping:
             _show_proposal(file, name, options, datetime_format)
             return
-        added = dataset.add_dataset(file, name, mapping, Path.cwd(), datetime_format, options, track)
+        added = dataset.add_dataset(file, name, mapping, Path.cwd(), datetime_format, options, track, fixed)
     except PipelineError as exc:
         typer.echo(f"data add failed: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from None
@@ -60,8 +68,6 @@ def data_add(
     typer.echo("settings derived from the data (conf/config.yaml; override any with dvc exp run -S KEY=VALUE):")
     for d in added.derived:
         typer.echo(f"  {d.key} = {d.value!r}: {d.reason}")
-    for problem in added.problems:
-        typer.echo(f"  still wrong: {problem}")
     typer.echo("params.yaml recomposed; next: dvc repro")
 
 
@@ -116,7 +122,8 @@ def check(
     from fraudpipe.errors import PipelineError
     from fraudpipe.pipeline.loader import read_params
     from fraudpipe.pipeline.params import load_all
-    from fraudpipe.pipeline.preflight import config_problems, settings_problems
+    from fraudpipe.pipeline.preflight import config_problems
+    from fraudpipe.pipeline.rules import settings_problems
 
     checked = f"{params_file}"
     try:

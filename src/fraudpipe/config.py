@@ -268,7 +268,8 @@ def _flat(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _set(node: Any, dotted: str, value: Any) -> None:
+def set_key(node: Any, dotted: str, value: Any) -> None:
+    """Set the dotted key of a nested mapping, making the mappings on the way."""
     *path, last = dotted.split(".")
     for key in path:
         if key not in node or not isinstance(node[key], Mapping):
@@ -296,7 +297,7 @@ def update_composition(config_dir: str | Path, choices: Mapping[str, str], overr
         else:
             raise ConfigError(f"conf/{CONFIG_FILE} has no default for group {group_name!r}")
     for dotted, value in overrides.items():
-        _set(doc, dotted, value)
+        set_key(doc, dotted, value)
     with path.open("w", encoding="utf-8") as out:
         yaml_rt.dump(doc, out)
 

@@ -42,6 +42,18 @@ def quality_metric_names(k: int) -> tuple[str, ...]:
     )
 
 
+#: The keys `bootstrap_intervals` returns: the headline metrics' interval bounds (the same keys
+#: whatever the level, which ``ci_level`` records) and the number of test days resampled.
+INTERVAL_KEYS = (
+    "average_precision_ci_low",
+    "average_precision_ci_high",
+    "card_precision_at_k_ci_low",
+    "card_precision_at_k_ci_high",
+    "ci_level",
+    "n_test_days",
+)
+
+
 class GateConfig(Config):
     """The quality gate: a minimum per metric; `enforce` makes a miss fail the stage."""
 
@@ -49,19 +61,30 @@ class GateConfig(Config):
     minimums: dict[str, float]
 
 
+class IntervalConfig(Config):
+    """The bootstrap of the test metrics' intervals: its level, its resamples, its seed (reruns
+    give the same bytes)."""
+
+    confidence: Annotated[float, Field(gt=0, lt=1)]
+    resamples: Annotated[int, Field(ge=10)]
+    seed: int
+
+
 CardPrecisionK = Annotated[int, Field(ge=1)]
 
 
 class EvaluateConfig(Config):
-    """`conf/evaluate/`: card precision budget, the rows `parity` replays (and times), the quality gate."""
+    """`conf/evaluate/`: card precision budget, the rows `parity` replays (and times), the test
+    metrics' intervals, the quality gate."""
 
     card_precision_k: CardPrecisionK
     latency_rows: Annotated[int, Field(ge=0)]
+    interval: IntervalConfig
     gate: GateConfig
 
     @model_validator(mode="after")
     def _gate_names_known_metrics(self) -> Self:
-        known = quality_metric_names(self.card_precision_k)
+        known = (*quality_metric_names(self.card_precision_k), *INTERVAL_KEYS)
         unknown = [name for name in self.gate.minimums if name not in known]
         if unknown:
             rule = f"not a metric of the test period (known: {', '.join(known)})"
@@ -104,6 +127,14 @@ def card_precision_at_k(
     is deterministic: numeric order for integer ids, lexicographic order (Unicode code points, the
     same as UTF-8 bytes: "007" < "7" < "9" < "Z" < "a") for text ids. Cards are opaque keys.
     """
+    per_day = card_precision_per_day(scores, labels, cards, days, k)
+    return float(np.mean(per_day)) if len(per_day) else float("nan")
+
+
+def card_precision_per_day(
+    scores: np.ndarray, labels: np.ndarray, cards: np.ndarray, days: np.ndarray, k: int = 100
+) -> np.ndarray:
+    """The day values `card_precision_at_k` averages, in day order (see there)."""
     frame = pd.DataFrame(
         {
             "score": np.asarray(scores, dtype=np.float64),
@@ -112,8 +143,6 @@ def card_precision_at_k(
             "day": np.asarray(days),
         }
     )
-    if frame.empty:
-        return float("nan")
     detected: set = set()
     per_day: list[float] = []
     for _, day in frame.groupby("day", sort=True):
@@ -123,7 +152,7 @@ def card_precision_at_k(
         hits = top.index[top["label"] == 1]
         per_day.append(len(hits) / k)
         detected.update(hits.tolist())
-    return float(np.mean(per_day))
+    return np.asarray(per_day, dtype=np.float64)
 
 
 def threshold_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -157,6 +186,63 @@ def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k
     }
     out |= threshold_metrics(labels, scores, threshold)
     out |= {"threshold": float(threshold), "n_test": len(table), "n_frauds": int(labels.sum())}
+    return out
+
+
+def weighted_average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
+    """scikit-learn's average precision with sample weights (``average_precision_score(...,
+    sample_weight=...)``), for rows already sorted by descending score: a bootstrap computes it a
+    thousand times on one order, where scikit-learn would sort every time."""
+    scores = np.asarray(scores)
+    ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])  # the last row of each distinct score
+    weights = np.asarray(weights, dtype=np.float64)
+    positive = np.asarray(labels, dtype=bool)
+    tp = np.cumsum(np.where(positive, weights, 0.0))[ends]
+    fp = np.cumsum(np.where(positive, 0.0, weights))[ends]
+    if tp[-1] <= 0:
+        return float("nan")
+    alerted = tp + fp
+    precision = np.divide(tp, alerted, out=np.zeros_like(tp), where=alerted > 0)
+    return float(np.sum(np.diff(tp, prepend=0.0) / tp[-1] * precision))
+
+
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The percentile interval of a bootstrap distribution, resamples without a value left out."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+def bootstrap_intervals(table: pd.DataFrame, scores: np.ndarray, k: int, config: IntervalConfig) -> dict[str, float]:
+    """Percentile intervals of average precision and card precision@k over the test days,
+    resampled whole (a day's cards and alerts stay together, as card precision counts them): a
+    test period of few frauds or few days reads as what it is. Card precision resamples the
+    day values the metric averages; a resample without a fraud has no AP and is left out."""
+    if len(scores) != len(table):
+        raise ValueError(f"{len(scores)} scores for {len(table)} rows")
+    require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the scored table")
+    labels = table[TX_FRAUD].to_numpy(dtype=np.int8)
+    days = table[TX_DATETIME].dt.floor("D").to_numpy()
+    n_days = len(np.unique(days))
+    out: dict[str, float] = dict.fromkeys(INTERVAL_KEYS, float("nan"))
+    out |= {"ci_level": float(config.confidence), "n_test_days": n_days}
+    if not n_days:
+        return out
+    day_of_row = np.unique(days, return_inverse=True)[1]
+    rng = np.random.default_rng(config.seed)
+    draws = rng.integers(0, n_days, size=(config.resamples, n_days))
+    counts = np.zeros((config.resamples, n_days))
+    np.add.at(counts, (np.arange(config.resamples).repeat(n_days), draws.ravel()), 1.0)
+
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    sorted_labels, sorted_scores, sorted_days = labels[order], np.asarray(scores)[order], day_of_row[order]
+    ap = np.array([weighted_average_precision(sorted_labels, sorted_scores, c[sorted_days]) for c in counts])
+    per_day = card_precision_per_day(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k)
+    cp = counts @ per_day / n_days
+    out["average_precision_ci_low"], out["average_precision_ci_high"] = _percentiles(ap, config.confidence)
+    out["card_precision_at_k_ci_low"], out["card_precision_at_k_ci_high"] = _percentiles(cp, config.confidence)
     return out
 
 

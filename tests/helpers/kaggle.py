@@ -84,7 +84,11 @@ def simulator_config(**overrides) -> SimulatorConfig:
     )
 
 
-def kaggle_frame(config: SimulatorConfig | None = None, seed: int = 11) -> pd.DataFrame:
+def kaggle_frame(
+    config: SimulatorConfig | None = None, seed: int = 11, rows: int | None = None, frauds: int | None = None
+) -> pd.DataFrame:
+    """The simulator's rows in the Kaggle layout; ``rows`` and ``frauds``: a random sample of that
+    many rows holding that many frauds, as the samples of such files people share are."""
     sim = simulate(config or simulator_config())
     rng = np.random.default_rng(seed)
     tx = sim.transactions.copy()
@@ -94,6 +98,15 @@ def kaggle_frame(config: SimulatorConfig | None = None, seed: int = 11) -> pd.Da
     thin = (week % 3 == 2) & ~fraud & (rng.random(len(tx)) < 0.75)
     rare = fraud & (rng.random(len(tx)) < 0.9)  # about 0.4 % fraud, half the simulator's rate
     tx = tx[~thin & ~rare].reset_index(drop=True)
+    if rows is not None and frauds is not None:
+        is_fraud = tx["tx_fraud"].to_numpy() == 1
+        keep = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(is_fraud), frauds, replace=False),
+                rng.choice(np.flatnonzero(~is_fraud), rows - frauds, replace=False),
+            ]
+        )
+        tx = tx.iloc[np.sort(keep)].reset_index(drop=True)
 
     cards = rng.integers(10**15, 10**16, size=len(sim.customers), dtype=np.int64).astype(str)
     names = [
@@ -122,6 +135,11 @@ def kaggle_frame(config: SimulatorConfig | None = None, seed: int = 11) -> pd.Da
         }
     )
     return frame
+
+
+def small_kaggle_frame(seed: int = 11) -> pd.DataFrame:
+    """A small real-world sample: 25,102 rows over 15 months (456 days) with 123 frauds."""
+    return kaggle_frame(simulator_config(n_days=456), seed=seed, rows=25_102, frauds=123)
 
 
 def write_kaggle_csv(path: Path, frame: pd.DataFrame | None = None) -> Path:

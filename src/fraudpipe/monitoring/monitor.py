@@ -237,6 +237,10 @@ METRIC_KEYS = (
 )
 
 
+#: How the summary of an empty window begins: it is neither an alert nor a healthy window.
+NOTHING_MONITORED = "Nothing monitored"
+
+
 def _empty_window(
     reference: pd.DataFrame,
     reference_scores: np.ndarray,
@@ -248,9 +252,10 @@ def _empty_window(
     config: MonitorConfig,
     model_version: str,
 ) -> MonitorResult:
-    """No current transactions (a relative split without live days): nothing drifted, nothing to
-    alert on; the statistics are undefined (null), the counts zero. Not an error, so that a
-    pipeline without a live period still reproduces."""
+    """No current transactions (a relative split without live days): nothing was measured, which
+    the summary says first (never "no alert", which would read as healthy); the statistics are
+    undefined (null), the counts zero, ``alert`` 0. Not an error, so that a pipeline without a live
+    period still reproduces."""
     ref_scores = np.asarray(reference_scores, dtype=np.float64)
     perf = performance(current, np.zeros(0), np.zeros(0, dtype=bool), test_metrics, config.performance)
     metrics = (
@@ -268,8 +273,9 @@ def _empty_window(
         }
     )
     summary = (
-        "No alert: the current window holds no transactions (no live period: set split.live_days, or a "
-        "split.train_start that leaves days after the test period), so there is nothing to compare."
+        f"{NOTHING_MONITORED}: the current window holds no transactions, so no drift and no performance was "
+        "measured (no live period: set split.live_days, or a split.train_start that leaves days after the test "
+        "period; with monitor.current: service_log, the service has logged nothing yet)."
     )
     return MonitorResult(
         {key: metrics[key] for key in METRIC_KEYS},

@@ -29,6 +29,8 @@ from fraudpipe.monitoring.monitor import MonitorResult
 from fraudpipe.monitoring.statistics import NUMERIC, STATISTICS
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4C72B0", "#DD8452"
+#: The page title by verdict: an empty window is neither healthy nor alerting.
+TITLES = {"alert": "ALERT", "ok": "no alert", "empty": "nothing monitored"}
 DPI = 80
 
 STYLE = """
@@ -39,6 +41,7 @@ h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.25rem; margin
 #summary { padding: 0.8rem 1rem; border-radius: 6px; font-size: 1.05rem; margin: 1rem 0; }
 #summary.alert { background: #fde2e1; border: 1px solid #e0736c; }
 #summary.ok { background: #e3f4e6; border: 1px solid #6cbf7b; }
+#summary.empty { background: #fff4d6; border: 1px solid #d9a93d; }
 table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.88rem; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: right; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
@@ -217,14 +220,17 @@ FIGURE_LABELS = {
 def render(result: MonitorResult, source: str = "") -> str:
     """The report as one HTML document; ``source`` says what the current window is (`monitor_window`)."""
     m = result.metrics
-    alert = bool(m["alert"])
+    alert, empty = bool(m["alert"]), not m["n_current"]
+    verdict = "alert" if alert else "empty" if empty else "ok"
     kinds = dict(zip(result.features["feature"], result.features["kind"]))
     feature_plots = "".join(
         f'<figure><img alt="{_e(name)}: reference against current" src="{_png(distribution_figure(name, kinds[name], ref, cur))}"></figure>'
         for name, (ref, cur) in result.samples.items()
     )
     n_drifted = int(m["n_drifted"])
-    if not n_drifted:
+    if empty:
+        feature_plots_note = "<p>Nothing to compare: the current window holds no transactions.</p>"
+    elif not n_drifted:
         feature_plots_note = "<p>No feature drifted.</p>"
     elif len(result.samples) < n_drifted:
         feature_plots_note = f'<p class="note">The {len(result.samples)} most shifted of {n_drifted} drifted features (by PSI; monitor.report_max_plots).</p>'
@@ -284,7 +290,7 @@ def render(result: MonitorResult, source: str = "") -> str:
 <p class="meta">Model {_e(result.model_version or "n/a")} &middot; reference (training period) {_e(periods.get("reference", ""))},
 {_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {current_rows},
 {_number(m["n_labelled"])} labelled rows measured</p>
-<p id="summary" class="{"alert" if alert else "ok"}">{_e(result.summary)}</p>
+<p id="summary" class="{verdict}">{_e(result.summary)}</p>
 {figures}
 <h2>Features</h2>
 <p class="note">One test per feature, by its type and the reference's size; PSI over quantile bins of the reference for every feature.</p>
@@ -305,7 +311,7 @@ def render(result: MonitorResult, source: str = "") -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>fraudpipe monitoring: {'ALERT' if alert else 'no alert'}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<title>fraudpipe monitoring: {TITLES[verdict]}</title>\n<style>{STYLE}</style>\n</head>\n"
         f"<body>{body}</body>\n</html>\n"
     )
 

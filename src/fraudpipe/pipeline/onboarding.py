@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -173,6 +174,8 @@ REQUIRED_MAPPING = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AM
 #: In the first line of every conf/data/ option `data add` writes: the only ones it may replace.
 ADDED_BY = "added by `fraudpipe data add`"
 _KINDS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: The compressions pandas infers from a CSV file's last suffix (zst needs the zstandard package).
+_COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 
 @dataclass(frozen=True)
@@ -182,18 +185,25 @@ class Added:
     path: Path
     data_config: Path
     derived: list[Derived]
-    problems: list[str]
+
+
+def file_suffix(path: Path) -> tuple[str, str]:
+    """The suffix that names a file's kind and its compression's: ``(".csv", ".gz")``, ``(".parquet", "")``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in _COMPRESSIONS and _KINDS.get(suffixes[-2]) == "csv":
+        return suffixes[-2], suffixes[-1]
+    return path.suffix.lower(), ""
 
 
 def source_config(
     path: Path, mapping: Mapping[str, str], datetime_format: str | None, options: Mapping[str, object] | None = None
 ) -> dict[str, object]:
-    """The conf/data/ option of a file: its kind by suffix, its path, its column mapping."""
-    kind = _KINDS.get(path.suffix.lower())
+    """The conf/data/ option of a file: its kind by suffix (a CSV file may be compressed, as pandas
+    reads it: .csv.gz, .csv.zip, ...), its path, its column mapping."""
+    kind = _KINDS.get(file_suffix(path)[0])
     if kind is None:
-        raise ConfigError(
-            f"{path}: a file ending in {path.suffix!r} is not a known source; use one of {sorted(_KINDS)}"
-        )
+        known = [*_KINDS, *(f".csv{c}" for c in _COMPRESSIONS)]
+        raise ConfigError(f"{path}: a file ending in {path.suffix!r} is not a known source; use one of {known}")
     return {
         "source": kind,
         "path": path.as_posix(),
@@ -230,22 +240,24 @@ def add_dataset(
     datetime_format: str | None = None,
     options: Mapping[str, object] | None = None,
     track: bool = True,
+    fixed: Mapping[str, Any] | None = None,
 ) -> Added:
     """Bring a user's file into the pipeline: copy it under data/external/ (``dvc add``-ed), write
     conf/data/<name>.yaml, make it and split=relative the defaults with the settings derived from
-    the data as overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when
-    ``name`` is a conf/data/ option that data add did not write (a built-in source, the user's own),
-    the mapping is incomplete, the labels are missing or not 0/1, or the data cannot fill a
-    training and a test period."""
+    the data (``fixed``: the user's own for some keys, the others derived around them) as
+    overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when ``name`` is
+    a conf/data/ option that data add did not write (a built-in source, the user's own), the
+    mapping is incomplete, the labels are missing or not 0/1, the data cannot fill a training and
+    a test period, or the settings fail the checks check_data will run."""
     import shutil
     import subprocess
     import sys
 
     import yaml
 
-    from fraudpipe.config import compose, update_composition, write_params
+    from fraudpipe.config import compose, set_key, update_composition, write_params
     from fraudpipe.pipeline.params import Params
-    from fraudpipe.pipeline.preflight import settings_problems
+    from fraudpipe.pipeline.rules import settings_problems
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it names conf/data/<name>.yaml)")
@@ -264,11 +276,19 @@ def add_dataset(
     _, clean = read_contract(source_config(file, mapping, datetime_format, options))
     if problem := label_problem(clean[TX_FRAUD], mapping[TX_FRAUD]):
         raise DataError(problem)
-    derived, problems = derive_settings(clean)
+    derived, problems = derive_settings(clean, fixed)
     if problems:
         raise DataError("the data cannot fill a training and a test period: " + "; ".join(problems))
+    planned = compose(config_dir, ["split=relative"])
+    for d in derived:
+        set_key(planned, d.key, d.value)
+    composed = parse(Params, planned, "")
+    if problems := settings_problems(clean, composed.split, composed.model, composed.evaluate, composed.validation):
+        raise DataError(
+            "the settings would fail check_data: " + " | ".join(problems) + "; change them with --set KEY=VALUE"
+        )
 
-    dest = EXTERNAL_DIR / f"{name}{file.suffix.lower()}"
+    dest = EXTERNAL_DIR / f"{name}{''.join(file_suffix(file))}"
     (root / dest).parent.mkdir(parents=True, exist_ok=True)
     if file.resolve() != (root / dest).resolve():
         shutil.copyfile(file, root / dest)
@@ -285,8 +305,6 @@ def add_dataset(
             derived.append(Derived("features.extras", [*extras, CUSTOMER_TERMINAL_DISTANCE], reason))
     update_composition(config_dir, {"data": name, "split": "relative"}, {d.key: d.value for d in derived})
     write_params(config_dir, root / PARAMS)
-    composed = parse(Params, compose(config_dir), "")
-    problems = settings_problems(clean, composed.split, composed.model, composed.evaluate, composed.validation)
     if track:
         done = subprocess.run([sys.executable, "-m", "dvc", "add", str(dest)], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:
@@ -295,4 +313,4 @@ def add_dataset(
                 f"`dvc add {dest}` failed ({detail[-1] if detail else 'no output'}); run data add at the "
                 "root of the repository, or pass --no-track"
             )
-    return Added(dest, data_config.relative_to(root), derived, problems)
+    return Added(dest, data_config.relative_to(root), derived)

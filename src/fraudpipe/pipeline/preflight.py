@@ -2,8 +2,9 @@
 problem with the key to change, instead of each stage finding its own one run at a time.
 
 Two checks, two stages: the configuration alone (every group parsed by its model) before ingest,
-and the data-dependent settings (periods, folds, threshold days, CP@k budget, fraud-rate band)
-against the preprocessed transactions before split.
+here, and the data-dependent settings (periods, folds, threshold days, CP@k budget, fraud-rate
+band) against the preprocessed transactions before split, in `rules` (the minimums `data add`
+derives its settings against).
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
-from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
-from fraudpipe.data.split import SplitConfig, periods
-from fraudpipe.data.validate import ValidationConfig
 from fraudpipe.errors import ConfigError
-from fraudpipe.metrics import EvaluateConfig
-from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.engines import model_problems
 from fraudpipe.pipeline.params import GROUPS, VALUES, Params, load_all
 
@@ -43,76 +37,6 @@ def config_problems(params: Mapping[str, Any]) -> list[str]:
             problems.append(str(exc))
     if "engine" in parsed and "model" in parsed:  # a rule between two groups
         problems += model_problems(parsed["engine"], parsed["model"])
-    return problems
-
-
-def settings_problems(
-    transactions: pd.DataFrame,
-    split: SplitConfig,
-    model: ModelConfig,
-    evaluate: EvaluateConfig,
-    validation: ValidationConfig,
-) -> list[str]:
-    """Every data-dependent setting that cannot work on these transactions, each with the key to
-    change: empty periods, periods without frauds, a threshold slice without frauds, a CP@k
-    budget above the daily cards, a fraud rate or size the validation would refuse."""
-    validation_days = model.threshold_validation_days
-    k = evaluate.card_precision_k
-
-    require_columns(transactions, [TX_DATETIME, CUSTOMER_ID, TX_FRAUD], "the transactions")
-    problems: list[str] = []
-    times = transactions[TX_DATETIME]
-    fraud = transactions[TX_FRAUD].fillna(0).to_numpy() == 1
-    first, last = times.min(), times.max()
-    for fold in range(split.n_folds):
-        bounds = periods(split, last, shift_days=fold * split.test_days)
-        what = "the split" if fold == 0 else f"backtest fold {fold} (split.n_folds)"
-        train = ((times >= bounds.train_start) & (times < bounds.delay_start)).to_numpy()
-        test = ((times >= bounds.test_start) & (times < bounds.live_start)).to_numpy()
-        if fold == 0:
-            held = (
-                (times >= bounds.delay_start - pd.Timedelta(days=validation_days)) & (times < bounds.delay_start)
-            ).to_numpy()
-            if validation_days and not fraud[held].any():
-                problems.append(
-                    f"model.threshold_validation_days: the last {validation_days} training day(s) hold no fraud; "
-                    "raise it or set it to 0"
-                )
-            cards = transactions.loc[test, CUSTOMER_ID].groupby(times[test].dt.floor("D").to_numpy()).nunique()
-            if len(cards) and k > int(cards.median()):
-                problems.append(
-                    f"evaluate.card_precision_k: {k} is more than a typical test day's {int(cards.median())} "
-                    "cards; lower it"
-                )
-        move = (
-            "move split.train_start or lower split.train_days"
-            if split.train_start is not None
-            else "lower split.train_days or split.n_folds"
-        )
-        if bounds.train_start < first.normalize():
-            problems.append(
-                f"{what}: training would start {bounds.train_start.date()}, before the data ({first.date()}); {move}"
-            )
-            continue
-        for period, rows, start, end, key in (
-            ("training", train, bounds.train_start, bounds.delay_start, "split.train_days"),
-            ("test", test, bounds.test_start, bounds.live_start, "split.test_days"),
-        ):
-            if not rows.any():
-                problems.append(
-                    f"{what}: the {period} period {start.date()}..{end.date()} holds no transactions "
-                    f"(data {first.date()}..{last.date()}); {move}"
-                )
-            elif not fraud[rows].any():
-                problems.append(f"{what}: the {period} period {start.date()}..{end.date()} holds no fraud; raise {key}")
-    rate = float(fraud.mean()) if len(fraud) else 0.0
-    if not validation.min_fraud_rate <= rate <= validation.max_fraud_rate:
-        problems.append(
-            f"validation.min_fraud_rate/validation.max_fraud_rate: the data's fraud rate {rate:.4%} is outside "
-            f"[{validation.min_fraud_rate}, {validation.max_fraud_rate}]"
-        )
-    if len(transactions) < validation.min_rows:
-        problems.append(f"validation.min_rows: {validation.min_rows} is more than the data's {len(transactions)} rows")
     return problems
 
 
