@@ -12,9 +12,9 @@ from fraudpipe.evaluation.plots import (
     score_distribution_figure,
 )
 from fraudpipe.io import read_parquet, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, batch_throughput, gate_verdict, quality_metrics
+from fraudpipe.metrics import EvaluateConfig, gate_verdict, quality_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST, THROUGHPUT
+from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 
@@ -27,11 +27,9 @@ def main() -> None:
     labels = test["tx_fraud"].to_numpy()
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
     gate = gate_verdict(metrics, config.gate.minimums)
-    throughput = batch_throughput(bundle.predict_proba, test[list(bundle.features)].to_numpy(dtype="float64"))
 
     write_json(metrics, METRICS)
     write_json(gate, GATE)
-    write_json(throughput, THROUGHPUT)
     write_json(roc_records(labels, scores), PLOTS_DIR / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS_DIR / "precision_recall.json")
     write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS_DIR / "confusion.json")
@@ -46,8 +44,7 @@ def main() -> None:
     print(
         f"evaluate: {bundle.name} on {metrics['n_test']:,} test rows: AUC {metrics['roc_auc']:.4f}, "
         f"AP {metrics['average_precision']:.4f}, CP@{k} {metrics['card_precision_at_k']:.4f}; "
-        f"quality gate {'passed' if gate['passed'] else 'FAILED'}; "
-        f"batch {throughput['batch_throughput_tx_per_s']:,.0f} tx/s"
+        f"quality gate {'passed' if gate['passed'] else 'FAILED'}"
     )
     if not gate["passed"] and config.gate.enforce:
         raise GateFailed(
