@@ -11,6 +11,7 @@ with the stages' own calls on their own inputs (run `dvc repro` first):
 
     python benchmarks/scoring.py             # prints the figures
     python benchmarks/scoring.py --json F    # also writes them to F as JSON (benchmarks/run.py)
+    python benchmarks/scoring.py --root DIR  # another reproduced checkout
 """
 
 from __future__ import annotations
@@ -36,37 +37,40 @@ from fraudpipe.scoring.online import OnlineScorer, replay
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def batch_figures() -> dict[str, float]:
-    bundle = load_bundle(ROOT / BUNDLE_DIR)
-    X = read_parquet(ROOT / TEST, columns=list(bundle.features)).to_numpy(dtype="float64")
+def batch_figures(root: Path) -> dict[str, float]:
+    bundle = load_bundle(root / BUNDLE_DIR)
+    X = read_parquet(root / TEST, columns=list(bundle.features)).to_numpy(dtype="float64")
     return {"batch_rows": len(X)} | batch_throughput(bundle.predict_proba, X)
 
 
-def online_figures() -> dict[str, float]:
+def online_figures(root: Path) -> dict[str, float]:
     """The parity stage's replay, timed per transaction: history lookup, features, one-row score."""
-    params = ROOT / PARAMS
+    params = root / PARAMS
     features = load("features", FeatureConfig, params)
-    scorer = OnlineScorer(load_bundle(ROOT / BUNDLE_DIR, nthread=1), features)  # one thread, as the service
-    times = read_parquet(ROOT / INTERIM, columns=[TX_DATETIME])[TX_DATETIME]
+    scorer = OnlineScorer(load_bundle(root / BUNDLE_DIR, nthread=1), features)  # one thread, as the service
+    times = read_parquet(root / INTERIM, columns=[TX_DATETIME])[TX_DATETIME]
     test_start = periods(load("split", SplitConfig, params), times.max()).test_start
     since = history_since(features, times, test_start)
-    transactions = read_parquet(ROOT / INTERIM, filters=None if since is None else [(TX_DATETIME, ">=", since)])
+    transactions = read_parquet(root / INTERIM, filters=None if since is None else [(TX_DATETIME, ">=", since)])
     history, replayed = split_replay(transactions, test_start, load("evaluate.latency_rows", EvaluateConfig, params))
-    customers, terminals = read_parquet_if_exists(ROOT / CUSTOMERS), read_parquet_if_exists(ROOT / TERMINALS)
+    customers, terminals = read_parquet_if_exists(root / CUSTOMERS), read_parquet_if_exists(root / TERMINALS)
     state = OnlineState.from_history(history, features, customers, terminals)
     return latency_summary(replay(scorer, state, replayed).latency_ms, scorer.fast_path)
 
 
-def infer_figures() -> dict[str, float]:
-    scored = score_live(load_bundle(ROOT / BUNDLE_DIR), read_parquet(ROOT / LIVE), str(LIVE))
+def infer_figures(root: Path) -> dict[str, float]:
+    scored = score_live(load_bundle(root / BUNDLE_DIR), read_parquet(root / LIVE), str(LIVE))
     return {f"infer_{key}": value for key, value in throughput(scored).items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the reproduced checkout to measure (default: this one)"
+    )
     args = parser.parse_args()
-    figures = batch_figures() | online_figures() | infer_figures()
+    figures = batch_figures(args.root) | online_figures(args.root) | infer_figures(args.root)
     figures = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in figures.items()}
     for key, value in figures.items():
         print(f"{key}: {value}")

@@ -197,6 +197,7 @@ def adopt(
         typer.echo(f"{config_dir}/{'config.yaml'}: defaults {name}: {option}")
     for key, value in overrides.items():
         typer.echo(f"{config_dir}/config.yaml: {key}: {value!r}")
+    typer.echo(f"next: dvc repro (check_config, which depends on {config_dir}/, records it; nothing else reruns)")
 
 
 @app.command()
