@@ -95,10 +95,10 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     extra.to_csv(csv, mode="a", header=False, index=False)
     sh(repo, "dvc", "add", "-q", str(csv.relative_to(repo)))
     ran, out = _repro(repo)
-    # The new row falls after the training period: every stage up to split reruns, the training
-    # split comes out byte-identical, so train is skipped and evaluate reruns on the new data;
-    # the params did not change, so check_config is skipped.
-    assert ran == _stages(repo) - {"train", "check_config"}, out
+    # The new row falls in the live period: every stage up to split reruns, the training and test
+    # splits come out byte-identical, so train and evaluate are skipped (parity, backtest, infer and
+    # monitor read the features or the live period); the params did not change: no check_config.
+    assert ran == _stages(repo) - {"train", "evaluate", "check_config"}, out
     assert "Stage 'train' didn't change, skipping" in out
     rows = yaml.safe_load((repo / "reports/validation/summary.json").read_text())["rows_in"]
     assert rows == len(tx) + 1
