@@ -54,11 +54,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from fraudpipe.config import update_composition, write_params
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "benchmarks"
 README = ROOT / "README.md"
 README_MARKERS = ("<!-- benchmarks:start: reports/benchmarks/results.md -->", "<!-- benchmarks:end -->")
-BENCHMARKS = ("simulate", "features", "validate", "serve", "monitor", "engine")
+BENCHMARKS = ("simulate", "features", "validate", "scoring", "serve", "monitor", "engine")
+#: Benchmarks that measure this checkout's pipeline outputs (the model bundle and the data it scores).
+NEED_BUNDLE = ("scoring", "serve")
 SUITES = (*BENCHMARKS, "pipeline", "sizes")
 
 #: The default simulator run (conf/data/simulated.yaml, seed 1): the handbook's published size.
@@ -78,6 +82,7 @@ BENCHMARK_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "simulate": ([], ["--repeats", "1"]),
     "features": ([], ["--days", "30"]),
     "validate": ([], ["--rows", "300000"]),
+    "scoring": ([], []),
     "serve": ([], ["--seconds", "3", "--rates", "300", "--setups", "uvloop+httptools", "--parts", "in_process,http"]),
     "monitor": (["--size", "tiny"], ["--size", "tiny", "--seeds", "1"]),
     "engine": (["--sizes", "4e6", "1e7"], ["--sizes", "2.5e5"]),  # pandas against dask: featurize + train
@@ -95,6 +100,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         "online_features_p50_ms",
     ),
     "validate": ("rows", "import_gx_seconds", "validate_seconds", "ingest_batch_seconds", "peak_rss_mib"),
+    "scoring": ("batch_throughput_tx_per_s", "score_latency_p50_ms", "score_latency_p99_ms", "infer_rows_per_s"),
     "serve": (),  # _serve_headlines
     "engine": (),  # _engine_headlines
     "monitor": ("stable_seeds", "false_alarms", "drifts", "drifts_alerted", "seconds_per_scenario"),
@@ -477,11 +483,11 @@ def run_benchmark(name: str, quick: bool, work: Path) -> BenchmarkRun:
             command="python benchmarks/serve.py",
             error="wrk not found (apt-get install wrk)",
         )
-    if name == "serve" and not (ROOT / "models/bundle").exists():
+    if name in NEED_BUNDLE and not (ROOT / "models/bundle").exists():
         return BenchmarkRun(
             status="skipped",
             seconds=0.0,
-            command="python benchmarks/serve.py",
+            command=f"python benchmarks/{name}.py",
             error="models/bundle missing: dvc repro first",
         )
     extra = BENCHMARK_ARGS[name][1 if quick else 0]
@@ -507,7 +513,7 @@ def git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def make_clone(dest: Path, overrides: Mapping[str, Any] | None = None) -> Path:
-    """A git clone of HEAD with a fresh DVC cache of its own beside it; ``overrides`` set in its params.yaml."""
+    """A git clone of HEAD with a fresh DVC cache of its own beside it; ``overrides`` set in its conf/."""
     env = tool_env()
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(dest)], check=True, env=env)
     git("checkout", "-q", git("rev-parse", "HEAD"), cwd=dest)
@@ -518,10 +524,16 @@ def make_clone(dest: Path, overrides: Mapping[str, Any] | None = None) -> Path:
         env=env,
     )
     if overrides:
-        path = dest / "params.yaml"
-        params = set_keys(yaml.safe_load(path.read_text()), overrides)
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        set_conf(dest, overrides)
     return dest
+
+
+def set_conf(clone: Path, overrides: Mapping[str, Any]) -> None:
+    """``overrides`` written into the clone's conf/config.yaml and its params.yaml recomposed, as a
+    user edits conf/: `dvc repro` refuses a params.yaml that conf/ does not compose to."""
+    set_keys(yaml.safe_load((clone / "params.yaml").read_text()), overrides)  # a misspelt key fails here
+    update_composition(clone / "conf", {}, overrides)
+    write_params(clone / "conf", clone / "params.yaml")
 
 
 def ran_stages(output: str) -> list[str]:
@@ -714,8 +726,7 @@ def measure_pipeline(work: Path, millions: float | None, noop_runs: int, bench: 
     scale = (cold.rows or DEFAULT_ROWS) / DEFAULT_ROWS
     floors = stage_floors(io_floors(clone), fit, bench, scale)
     key, value = PARAM_CHANGE
-    path = clone / "params.yaml"
-    path.write_text(yaml.safe_dump(set_keys(yaml.safe_load(path.read_text()), {key: value}), sort_keys=False))
+    set_conf(clone, {key: value})
     print(f"[pipeline] dvc repro after {key}={value}", flush=True)
     changed = repro(clone, work / "profile-param")
     return Pipeline(
@@ -723,7 +734,7 @@ def measure_pipeline(work: Path, millions: float | None, noop_runs: int, bench: 
         cold=with_floors(cold, {k: f.seconds for k, f in floors.items()}),
         noop=noop,
         param_change=changed,
-        param_change_what=f"{key}: {value} in params.yaml (as dvc exp run -S {key}={value})",
+        param_change_what=f"{key}: {value} in conf/ (as dvc exp run -S {key}={value})",
         floors=floors,
         total_within_target=cold.seconds <= TARGET_TOTAL_S,
     )

@@ -12,9 +12,9 @@ from fraudpipe.evaluation.plots import (
     score_distribution_figure,
 )
 from fraudpipe.io import read_parquet, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, batch_throughput, bootstrap_intervals, gate_verdict, quality_metrics
+from fraudpipe.metrics import EvaluateConfig, bootstrap_intervals, gate_verdict, quality_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST, THROUGHPUT
+from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 
@@ -28,11 +28,9 @@ def main() -> None:
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
     metrics |= bootstrap_intervals(test, scores, config.card_precision_k, config.interval)
     gate = gate_verdict(metrics, config.gate.minimums)
-    throughput = batch_throughput(bundle.predict_proba, test[list(bundle.features)].to_numpy(dtype="float64"))
 
     write_json(metrics, METRICS)
     write_json(gate, GATE)
-    write_json(throughput, THROUGHPUT)
     write_json(roc_records(labels, scores), PLOTS_DIR / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS_DIR / "precision_recall.json")
     write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS_DIR / "confusion.json")
@@ -50,8 +48,7 @@ def main() -> None:
         f"[{m['average_precision_ci_low']:.4f}, {m['average_precision_ci_high']:.4f}], CP@{k} "
         f"{m['card_precision_at_k']:.4f} "
         f"[{m['card_precision_at_k_ci_low']:.4f}, {m['card_precision_at_k_ci_high']:.4f}] "
-        f"({m['ci_level']:.0%} intervals over test days); quality gate {'passed' if gate['passed'] else 'FAILED'}; "
-        f"batch {throughput['batch_throughput_tx_per_s']:,.0f} tx/s"
+        f"({m['ci_level']:.0%} intervals over test days); quality gate {'passed' if gate['passed'] else 'FAILED'}"
     )
     if not gate["passed"] and config.gate.enforce:
         raise GateFailed(

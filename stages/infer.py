@@ -1,4 +1,5 @@
-"""Stage `infer`: score the live period with the model bundle (batch), after the gate and feature checks."""
+"""Stage `infer`: score the live period with the model bundle (batch), after the gate and feature checks.
+Its speed is printed, not written: a wall-clock figure would change a git-tracked file on every run."""
 
 import sys
 
@@ -6,7 +7,7 @@ from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, write_json, write_parquet
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, GATE, INFER_SUMMARY, INFER_THROUGHPUT, LIVE, PREDICTIONS
+from fraudpipe.paths import BUNDLE_DIR, GATE, INFER_SUMMARY, LIVE, PREDICTIONS
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.batch import check_features, check_gate, read_gate_passed, score_live, summary, throughput
@@ -27,7 +28,6 @@ def main() -> None:
     speed = throughput(scored)
     write_parquet(scored.predictions, PREDICTIONS)
     write_json(figures, INFER_SUMMARY)
-    write_json(speed, INFER_THROUGHPUT)
     rate = (
         "n/a: the live period is empty, set split.live_days"
         if not figures["rows_scored"]

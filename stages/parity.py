@@ -1,5 +1,6 @@
 """Stage `parity`: replay the test period's first transactions through the online scorer the service
-uses; online against offline features and scores (parity.json), and the latency (latency.json)."""
+uses; online against offline features and scores (parity.json). The replay's latency is printed,
+not written: wall-clock figures belong to benchmarks/scoring.py, out of git and `dvc metrics diff`."""
 
 from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
 from fraudpipe.data.split import SplitConfig, periods
@@ -9,7 +10,7 @@ from fraudpipe.features.online import OnlineState, history_since
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, CUSTOMERS, FEATURES, INTERIM, LATENCY, PARITY, TERMINALS
+from fraudpipe.paths import BUNDLE_DIR, CUSTOMERS, FEATURES, INTERIM, PARITY, TERMINALS
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.online import OnlineScorer, replay
@@ -42,7 +43,6 @@ def main() -> None:
     latency = latency_summary(replayed.latency_ms, scorer.fast_path)
 
     write_json(parity, PARITY)
-    write_json(latency, LATENCY)
     print(
         f"parity: {parity['rows_compared']:,} test transactions replayed through the online scorer: max |online - "
         f"offline| feature {parity['max_abs_feature_diff']:.3g}, score {parity['max_abs_score_diff']:.3g}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -136,6 +137,43 @@ def test_check_lists_every_setting_that_will_not_work_at_once(tmp_path):
     )
 
 
+def test_check_says_when_params_yaml_is_not_what_conf_composes_to(tmp_path):
+    """An edit of conf/ that `fraudpipe params` has not recomposed is a problem, never 'no problem'."""
+    conf = _conf_copy(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(compose(conf), sort_keys=False))
+    assert CliRunner().invoke(app, ["check", "--params", str(params)]).exit_code == 0
+    xgboost = conf / "model" / "xgboost.yaml"
+    xgboost.write_text(xgboost.read_text().replace("max_depth: 6", "max_depth: 3"))
+    result = CliRunner().invoke(app, ["check", "--params", str(params)])  # conf/ beside params.yaml
+    assert result.exit_code == 1
+    assert f"model.max_depth: 6 in params.yaml, 3 from {conf}/" in result.output
+    assert "run `fraudpipe params`" in result.output and "no problem" not in result.output
+    assert CliRunner().invoke(app, ["params", "--config-dir", str(conf), "--output", str(params)]).exit_code == 0
+    assert CliRunner().invoke(app, ["check", "--params", str(params)]).exit_code == 0
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"fraudpipe {version('fraudpipe')}\n"
+
+
+def test_help_wraps_whole_paragraphs_and_shows_no_type_for_flags():
+    """Click's layout: a docstring's own line breaks are not kept, so no line ends mid-sentence
+    short of the width; a flag (--track/--no-track) takes no value and shows none."""
+    result = CliRunner().invoke(app, ["data", "add", "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert "<bool>" not in result.output and "╭" not in result.output
+    assert max(map(len, lines)) <= 80
+    intro = lines[lines.index("") + 1 : lines.index("", lines.index("") + 1)]  # the first paragraph
+    assert all(len(line) + len(after.split()[0]) + 1 > 80 for line, after in pairwise(intro)), intro
+    assert any(line.strip().startswith("--track / --no-track") for line in lines)
+
+
 def test_data_add_outside_a_dvc_repository_writes_nothing(tmp_path, monkeypatch):
     import shutil
 
@@ -181,6 +219,7 @@ def test_data_add_takes_a_compressed_small_file_and_the_users_own_settings(tmp_p
     import shutil
 
     import numpy as np
+
     from helpers.kaggle import small_kaggle_frame, write_kaggle_csv
 
     shutil.copytree(CONF, tmp_path / "conf")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.monitoring.checks import (
     choose_test,
@@ -33,7 +33,7 @@ from fraudpipe.monitoring.statistics.ks import KS
 from fraudpipe.monitoring.statistics.wasserstein import WASSERSTEIN
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = yaml.safe_load((ROOT / "conf" / "monitor" / "default.yaml").read_text())
+DEFAULTS = compose(ROOT / "conf")["monitor"]  # composed: conf/monitor/ derives window_input
 
 
 @pytest.fixture
@@ -236,7 +236,11 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
     assert MonitorConfig.parse(DEFAULTS, "monitor").current == "predictions"
     with pytest.raises(ConfigError, match=r"monitor.segments.amount_bands: must be strictly increasing"):
         MonitorConfig.parse({**DEFAULTS, "segments": {**DEFAULTS["segments"], "amount_bands": [50, 20]}}, "monitor")
-    assert MonitorConfig.parse({**DEFAULTS, "current": "service_log"}, "monitor").journal_dir == "serving"
+    assert DEFAULTS["window_input"] == "data/predictions/live.parquet"  # infer's scores: dvc.yaml's dependency
+    logged = compose(ROOT / "conf", ["monitor.current=service_log", "monitor.journal_dir=/var/lib/fraudpipe"])
+    assert MonitorConfig.parse(logged["monitor"], "monitor").window_input == "/var/lib/fraudpipe"  # the service's log
+    with pytest.raises(ConfigError, match=r"monitor.window_input: must be what monitor.current=service_log reads"):
+        MonitorConfig.parse({**DEFAULTS, "current": "service_log"}, "monitor")  # a hand edit of current alone
     with pytest.raises(
         ConfigError, match=r"monitor.current: must be one of 'predictions' or 'service_log', got 'journal'"
     ):

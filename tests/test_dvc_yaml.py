@@ -9,24 +9,38 @@ paths are the `fraudpipe.paths` constants each stage script imports.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc.repo import Repo
 
 from fraudpipe import paths
+from fraudpipe.config import compose
 from helpers.imports import ROOT, library_files
 
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _param(match: re.Match) -> str:
+    value = PARAMS
+    for key in match.group(1).split("."):
+        value = value[key]
+    return str(value)
+
+
+#: dvc.yaml with its ``${group.key}`` values taken from params.yaml, as DVC resolves them.
+STAGES = yaml.safe_load(re.sub(r"\$\{([^}]+)\}", _param, (ROOT / "dvc.yaml").read_text()))["stages"]
 #: Paths a stage reads because its config names them (file sources, snapshots), not its script.
 CONFIGURED_INPUTS = ("data/external",)
 #: Outputs of the check stages: a stage depends on them to run after a check passed, and never reads them.
 GATES = ("reports/check/",)
 #: Every constant of `fraudpipe.paths`, by name.
 PATHS = {name: value.as_posix() for name, value in vars(paths).items() if isinstance(value, Path)}
-#: Paths no stage declares: the parameters (dvc.yaml's ``params:``), conf/ (composed into them) and
-#: the service's journal (monitor declares it through ``${monitor.journal_dir}``).
-NOT_STAGE_PATHS = ("PARAMS", "CONF_DIR", "JOURNAL_DIR")
+#: Paths no stage declares: the parameters (dvc.yaml's ``params:``) and the service's journal
+#: (monitor declares it through ``${monitor.window_input}`` when it watches the service's log).
+NOT_STAGE_PATHS = ("PARAMS", "JOURNAL_DIR")
 DATA_PREFIXES = ("data/", "models/", "reports/")
 
 
@@ -139,6 +153,34 @@ def test_the_configuration_check_does_not_depend_on_the_dask_fit():
     files = library_files(ROOT / "stages" / "check_config.py")
     assert Path("src/fraudpipe/model/engines.py") in files
     assert Path("src/fraudpipe/model/estimators/xgboost_dask.py") not in files
+
+
+def test_check_config_depends_on_conf_so_an_edit_there_reruns_it():
+    assert "conf" in _entries(STAGES["check_config"], "deps")
+
+
+@pytest.mark.parametrize(
+    ("current", "read", "unread"),
+    [("predictions", "data/predictions/live.parquet", "serving"), ("service_log", "serving", "data/predictions/live")],
+)
+def test_monitor_depends_on_the_service_log_only_when_it_watches_it(tmp_path, monkeypatch, current, read, unread):
+    """DVC's own resolution of dvc.yaml: merely using the service leaves monitor up to date."""
+    monkeypatch.chdir(tmp_path)  # DVC reads the params file of `${...}` relative to the working directory
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    params = compose(ROOT / "conf", [f"monitor.current={current}"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    Repo.init(tmp_path, no_scm=True).close()
+    with Repo(tmp_path) as repo:
+        (stage,) = repo.stage.collect("monitor")
+        deps = [dep.def_path for dep in stage.deps]
+    assert read in deps
+    assert not [d for d in deps if d.startswith(unread)], deps
+
+
+def test_no_stage_writes_a_wall_clock_figure():
+    """Latency and throughput differ on every run: as outputs they would dirty git and dvc.lock."""
+    declared = [d for spec in STAGES.values() for d in _entries(spec, "outs", "metrics", "plots")]
+    assert not [d for d in declared if re.search(r"latency|throughput", d)], declared
 
 
 def test_the_checks_run_before_the_stages_they_protect():

@@ -224,6 +224,7 @@ def test_applying_the_best_experiment_puts_its_params_and_metrics_in_the_workspa
     adopted = sh(repo, "fraudpipe", "adopt").stdout
     assert f"model.max_depth: {depth}" in adopted, adopted
     assert compose(repo / "conf") == params
+    assert ran_stages(sh(repo, "dvc", "repro").stdout) == {"check_config"}  # it depends on conf/
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "adopt the best experiment")
     assert sh(repo, "dvc", "status").stdout.strip().endswith("Data and pipelines are up to date.")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudpipe.config import compose
 from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
@@ -48,9 +49,7 @@ def quiet():
         )
 
     reference, current = window("2018-07-25", 3000), window("2018-08-15", 3000)
-    config = MonitorConfig.parse(
-        __import__("yaml").safe_load((ROOT / "conf/monitor/default.yaml").read_text()), "monitor"
-    )
+    config = MonitorConfig.parse(compose(ROOT / "conf")["monitor"], "monitor")
     return monitor(
         reference,
         rng.random(3000) * 0.3,

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fraudpipe.config import update_composition
 from helpers.repo import clone_repo, make_tiny_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
@@ -72,6 +73,7 @@ def test_changing_a_tracked_csv_source_reruns_ingest_and_what_follows(tmp_path):
     repo = make_tiny_repo(tmp_path / "repo")
     # Switch the copy to the CSV source and give it a file made by the simulator.
     sh(repo, sys.executable, "-m", "fraudpipe.cli", "params", "data=csv", "evaluate.card_precision_k=50")
+    sh(repo, sys.executable, "-m", "fraudpipe.cli", "adopt")  # into conf/: dvc repro refuses a stale params.yaml
     from fraudpipe.data.simulate import SimulatorConfig, simulate
 
     cfg = yaml.safe_load((repo / "params.yaml").read_text())
@@ -129,6 +131,7 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
         f"data.url=sqlite:///{db}",
         "evaluate.card_precision_k=50",
     )  # 100 customers: fewer cards a day than the default budget
+    sh(repo, sys.executable, "-m", "fraudpipe.cli", "adopt")  # into conf/: dvc repro refuses a stale params.yaml
     sh(repo, "fraudpipe", "snapshot")
     ran, out = _repro(repo)
     assert ran == _stages(repo), out
@@ -157,9 +160,9 @@ def test_changing_features_params_reruns_featurize_and_after_only(built_repo):
     """Each stage depends on exactly the param groups it uses."""
     params_path = built_repo / "params.yaml"
     original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["features"]["delay_days"] = params["features"]["delay_days"] - 1
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    delay_days = yaml.safe_load(original)["features"]["delay_days"]
+    update_composition(built_repo / "conf", {}, {"features.delay_days": delay_days - 1})  # an edit of conf/
+    sh(built_repo, sys.executable, "-m", "fraudpipe.cli", "params")
     try:
         ran, out = _repro(built_repo)
         # check_config reads every group; check_data reads neither features nor the features table.

@@ -12,7 +12,7 @@ from fraudpipe.config import compose, parse
 from fraudpipe.errors import ConfigError
 from fraudpipe.pipeline.derived import derive_settings
 from fraudpipe.pipeline.params import GROUPS, VALUES, Params
-from fraudpipe.pipeline.preflight import config_problems, require_no_problems
+from fraudpipe.pipeline.preflight import composition_problem, config_problems, require_no_problems
 from fraudpipe.pipeline.rules import MIN_TEST_FRAUDS, settings_problems
 from helpers.kaggle import contract_frame, kaggle_frame
 
@@ -99,3 +99,15 @@ def test_require_no_problems_raises_one_config_error_with_all_of_them():
     require_no_problems([], "x")
     with pytest.raises(ConfigError, match=r"params.yaml: every problem, each with the key to change: a: one \| b: two"):
         require_no_problems(["a: one", "b: two"], "params.yaml")
+
+
+def test_a_params_yaml_conf_does_not_compose_to_is_named_key_by_key_with_the_commands():
+    composed = compose(CONF)
+    assert composition_problem(composed, compose(CONF), CONF) is None
+    edited = compose(CONF, ["model.max_depth=3", "+model.max_dept=3", "split.n_folds=2", "seed=1"])
+    problem = composition_problem(edited, composed, Path("conf"))
+    assert problem.startswith("params.yaml is not what conf/ composes to (evaluate.interval.seed: 1 in params.yaml, 0 ")
+    assert (
+        "; model.max_dept: 3 in params.yaml, (absent) from conf/;" in problem and " more)" in problem
+    )  # sorted by key (seed moves the interval's seed and random_state)
+    assert "run `fraudpipe params`" in problem and "`fraudpipe adopt`" in problem and "\n" not in problem

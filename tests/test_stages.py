@@ -100,7 +100,7 @@ CONFIG_CASES = [
         "monitor",
         "monitor.current",
         "service_log",
-        ["serving/journal.sqlite3 does not exist", "fraudpipe serve --journal-dir"],
+        ["monitor.window_input: must be what monitor.current=service_log reads", "leave it to conf/monitor/"],
     ),
 ]
 
@@ -286,6 +286,7 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
 
     batch = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())
     set_key(params, "monitor.current", "service_log")
+    set_key(params, "monitor.window_input", params["monitor"]["journal_dir"])  # as conf/monitor/ derives it
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_stage_in_process(work, "monitor")
     assert proc.returncode == 0, proc.stderr

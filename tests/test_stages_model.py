@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from fraudpipe.metrics import INTERVAL_KEYS
 from helpers.model import ROOT, declared, only_declared, stage_workdir, write_params
 from helpers.stages import run_stage_in_process
 
@@ -75,6 +76,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         "threshold",
         "n_test",
         "n_frauds",
+        *INTERVAL_KEYS,
     ]
     assert all(isinstance(v, (int, float)) for v in metrics.values()), metrics
     assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "failures": []}
@@ -82,10 +84,9 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert parity["rows_compared"] == 200
     assert parity["max_abs_feature_diff"] <= 1e-9  # the service's scorer computes the training features
     assert parity["max_abs_score_diff"] <= 1e-6  # and scores them as the batch path does
-    latency = json.loads((work / "reports/latency.json").read_text())
-    assert latency["score_latency_rows"] == 200 and latency["score_fast_path"] == 1
-    assert 0 < latency["score_latency_p50_ms"] <= latency["score_latency_p99_ms"]
-    assert json.loads((work / "reports/throughput.json").read_text())["batch_throughput_tx_per_s"] > 0
+    # Wall-clock figures differ on every run: no stage writes one (benchmarks/scoring.py measures them).
+    reports = sorted(p.name for p in (work / "reports").rglob("*.json"))
+    assert not [name for name in reports if "latency" in name or "throughput" in name], reports
     roc = json.loads((work / "reports/plots/roc.json").read_text())
     assert roc[0]["fpr"] == 0 and all(np.isfinite(r["threshold"]) for r in roc)
     confusion = json.loads((work / "reports/plots/confusion.json").read_text())

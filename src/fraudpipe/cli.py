@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +12,28 @@ import typer
 
 from fraudpipe.paths import BUNDLE_DIR, CONF_DIR, INTERIM, JOURNAL_DIR, ONLINE_STATE, PARAMS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bring your own transaction data.")
+# Click's own help layout (rich_markup_mode=None): paragraphs rewrapped to the terminal, flags without a type.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
+data_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Bring your own transaction data.", rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fraudpipe {version('fraudpipe')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """`fraudpipe`: the commands that are not DVC stages."""
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -83,7 +103,8 @@ def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_form
     for p in profiles:
         note = f"  ({p.note})" if p.note else ""
         typer.echo(
-            f"  {p.name:<28} {p.kind:<9} {p.distinct:>10,} distinct {p.missing:>8,} missing  e.g. {', '.join(p.examples)}{note}"
+            f"  {p.name:<28} {p.kind:<9} {p.distinct:>10,} distinct {p.missing:>8,} missing  "
+            f"e.g. {', '.join(p.examples)}{note}"
         )
     proposal = dataset.propose_mapping(profiles)
     missing = [c for c in dataset.REQUIRED_MAPPING if c not in proposal]
@@ -104,8 +125,13 @@ def params(
 ) -> None:
     """Recompose params.yaml from conf/ exactly as `dvc exp run` would (run after editing conf/)."""
     from fraudpipe.config import write_params
+    from fraudpipe.errors import PipelineError
 
-    write_params(config_dir, output, overrides or [])
+    try:
+        write_params(config_dir, output, overrides or [])
+    except PipelineError as exc:
+        typer.echo(f"params failed: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"wrote {output} from {config_dir}/ {' '.join(overrides or [])}".rstrip())
 
 
@@ -113,22 +139,29 @@ def params(
 def check(
     params_file: Annotated[Path, typer.Option("--params", help="the composed parameters")] = PARAMS,
     transactions: Annotated[Path, typer.Option(help="the preprocessed transactions")] = INTERIM,
+    config_dir: Annotated[
+        Path | None, typer.Option(help="the Hydra config params.yaml is composed from [default: conf/ beside it]")
+    ] = None,
 ) -> None:
-    """Check the whole configuration and, when the transactions exist, every data-dependent setting
-    (periods, folds, threshold days, CP@k budget, fraud-rate band) at once, as the pipeline's
-    check_config and check_data stages do, without running anything."""
+    """Check that params.yaml is what conf/ composes to, the whole configuration and, when the
+    transactions exist, every data-dependent setting (periods, folds, threshold days, CP@k budget,
+    fraud-rate band) at once, as the pipeline's check_config and check_data stages do, without
+    running anything."""
     import pandas as pd
 
+    from fraudpipe.config import compose
     from fraudpipe.errors import PipelineError
     from fraudpipe.pipeline.loader import read_params
     from fraudpipe.pipeline.params import load_all
-    from fraudpipe.pipeline.preflight import config_problems
+    from fraudpipe.pipeline.preflight import composition_problem, config_problems
     from fraudpipe.pipeline.rules import settings_problems
 
     checked = f"{params_file}"
+    config_dir = params_file.parent / CONF_DIR if config_dir is None else config_dir
     try:
         params = read_params(params_file)
-        problems = config_problems(params)
+        stale = composition_problem(params, compose(config_dir), config_dir) if config_dir.is_dir() else None
+        problems = [stale] if stale else config_problems(params)
         if not problems and transactions.is_file():
             checked += f" against {transactions}"
             configs = (load_all(params, key, params_file) for key in ("split", "model", "evaluate", "validation"))
@@ -171,6 +204,7 @@ def adopt(
         typer.echo(f"{config_dir}/{'config.yaml'}: defaults {name}: {option}")
     for key, value in overrides.items():
         typer.echo(f"{config_dir}/config.yaml: {key}: {value!r}")
+    typer.echo(f"next: dvc repro (check_config, which depends on {config_dir}/, records it; nothing else reruns)")
 
 
 @app.command()

@@ -247,8 +247,35 @@ def compose(config_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
 def write_params(config_dir: str | Path, output: str | Path, overrides: Sequence[str] = ()) -> None:
     """Write params.yaml exactly as `dvc exp run` composes it (DVC's own Hydra call)."""
     from dvc.utils.hydra import compose_and_dump
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    compose_and_dump(Path(output), str(Path(config_dir).resolve()), None, "config", "", list(overrides))
+    try:
+        compose_and_dump(Path(output), str(Path(config_dir).resolve()), None, "config", "", list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"{config_dir}/ does not compose: {' '.join(str(exc).split())}") from None
+
+
+class _Missing:
+    """The value of a key a mapping does not have (`differences`)."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+MISSING: Any = _Missing()
+
+
+def differences(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in have, value in want)`` of every leaf the two mappings disagree on, a
+    key only one of them has included (its missing side `MISSING`), sorted by key."""
+    flat_have, flat_want = _flat(have), _flat(want)
+    keys = sorted(set(flat_have) | set(flat_want))
+    return [
+        (key, flat_have.get(key, MISSING), flat_want.get(key, MISSING))
+        for key in keys
+        if flat_have.get(key, MISSING) != flat_want.get(key, MISSING)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,8 +369,6 @@ def adopt(params: Mapping[str, Any], config_dir: str | Path) -> tuple[dict[str, 
     if choices or overrides:
         update_composition(config_dir, choices, overrides)
     composed = compose(config_dir)
-    if composed != dict(params):
-        have, want = _flat(composed), _flat(params)
-        left = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    if left := [key for key, _, _ in differences(composed, params)]:
         raise ConfigError(f"conf/ cannot express these keys of params.yaml: {left}; edit conf/ by hand for them")
     return choices, overrides

@@ -2,7 +2,8 @@
 
 The stage scripts and the CLI's defaults name these constants; dvc.yaml, which DVC reads without
 Python, spells them out, and tests/test_dvc_yaml.py checks that each stage declares exactly the
-paths its script names.
+paths its script names. None holds a wall-clock figure: those differ on every run, so they would
+leave git dirty after a rerun with nothing changed (benchmarks/scoring.py measures them).
 """
 
 from __future__ import annotations
@@ -51,12 +52,10 @@ TRAIN_REPORTS = Path("reports/train")  # dvclive: metrics.json and plots/metrics
 # evaluate
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
 GATE = Path("reports/gate.json")  # the quality gate's verdict: what infer reads
-THROUGHPUT = Path("reports/throughput.json")  # wall-clock: changes on every run
 PLOTS_DIR = Path("reports/plots")
 
 # parity
 PARITY = Path("reports/parity.json")  # reproducible: byte-identical on rerun
-LATENCY = Path("reports/latency.json")  # wall-clock: changes on every run
 
 # backtest
 BACKTEST = Path("reports/backtest.json")
@@ -64,7 +63,6 @@ BACKTEST = Path("reports/backtest.json")
 # infer
 PREDICTIONS = Path("data/predictions/live.parquet")
 INFER_SUMMARY = Path("reports/infer/summary.json")
-INFER_THROUGHPUT = Path("reports/infer/throughput.json")  # wall-clock
 
 # monitor
 DRIFT = Path("reports/monitoring/drift.json")

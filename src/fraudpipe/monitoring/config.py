@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
+from fraudpipe.paths import PREDICTIONS
 
 Share = Annotated[float, Field(gt=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -55,15 +56,26 @@ class SegmentChecks(Config):
         return self
 
 
+class WindowInputs(Config):
+    """``monitor.window_inputs``: what each kind of current window is read from, by ``current``."""
+
+    predictions: str = Field(min_length=1)
+    service_log: str = Field(min_length=1)
+
+
 class MonitorConfig(Config):
     """conf/monitor/: what is compared, the thresholds, and whether an alert fails the stage.
 
     ``current`` names the window watched (`monitor_window`): ``predictions``, the live period as
     `infer` scored it, or ``service_log``, what the service scored, from its log in ``journal_dir``.
+    ``window_input`` is what that window is read from (conf/ derives it from ``current``): dvc.yaml's
+    dependency, so that using the service reruns monitor only when monitor watches its log.
     """
 
     current: Literal["predictions", "service_log"]
     journal_dir: str = Field(min_length=1)
+    window_input: str
+    window_inputs: WindowInputs
     fail_on_alert: bool
     features: FeatureChecks
     prediction: PredictionChecks
@@ -71,3 +83,14 @@ class MonitorConfig(Config):
     segments: SegmentChecks
     calibration_bins: int = Field(ge=2)
     report_max_plots: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _input_follows_current(self) -> Self:
+        reads = PREDICTIONS.as_posix() if self.current == "predictions" else self.journal_dir
+        if self.window_input != reads:
+            raise rule_error(
+                f"must be what monitor.current={self.current} reads ({reads!r}): leave it to conf/monitor/",
+                self.window_input,
+                key="window_input",
+            )
+        return self
