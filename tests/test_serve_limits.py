@@ -106,7 +106,10 @@ def test_a_client_that_hangs_up_mid_body_is_counted_as_499_not_500(server):
     before = server.stderr.read_text()
     for _ in range(3):
         sock = _connect(server.port)
-        sock.sendall(b"POST /v1/labels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n" + BODY)
+        sock.sendall(
+            b"POST /v1/labels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+            + BODY
+        )
         time.sleep(0.2)
         sock.close()
     end = time.monotonic() + 10
