@@ -222,7 +222,8 @@ def main() -> None:
             )
             print(
                 f"text ids, {name} features: {t_txt:.2f} s, CPU {c_txt:.2f} s (runs: {runs[f'{key}_text']}); "
-                f"{t_txt / t_int:.2f}x the int64 ids in time, {c_txt / c_int:.2f}x in CPU (target <= 1.2x); features identical: {same}"
+                f"{t_txt / t_int:.2f}x the int64 ids in time, {c_txt / c_int:.2f}x in CPU (target <= 1.2x); "
+                f"features identical: {same}"
             )
 
     ext_table = build_features(tx, extended, customers, terminals)

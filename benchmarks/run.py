@@ -289,7 +289,8 @@ def render_markdown(results: Results) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"`python benchmarks/run.py{' --quick' if results.quick else ''}` on {results.created}, commit {results.commit[:12]}"
+        f"`python benchmarks/run.py{' --quick' if results.quick else ''}` on {results.created}, "
+        f"commit {results.commit[:12]}"
         f"{' (with uncommitted changes)' if results.dirty else ''}; {m.get('cpus')} CPUs, {m.get('memory_gb')} GB, "
         f"load average {m.get('load_before') or '–'} before / {m.get('load_after') or '–'} after (1-minute); "
         f"OMP_NUM_THREADS={m.get('omp_num_threads') or 'unset'}. "
@@ -337,7 +338,8 @@ def render_markdown(results: Results) -> str:
             floor_sum = sum(f.seconds for f in p.floors.values())
             lines += [
                 "",
-                f"The floors add up to {floor_sum:.1f} s, {floor_sum + p.cold.dvc_overhead_seconds:.1f} s with DVC's own "
+                f"The floors add up to {floor_sum:.1f} s, "
+                f"{floor_sum + p.cold.dvc_overhead_seconds:.1f} s with DVC's own "
                 f"overhead, before any interpreter start or import: the total's target of {TARGET_TOTAL_S:g} s is "
                 f"{'above' if floor_sum + p.cold.dvc_overhead_seconds <= TARGET_TOTAL_S else 'below'} the work itself.",
             ]
@@ -379,7 +381,8 @@ def render_markdown(results: Results) -> str:
             lines += ["", "Failed: " + "; ".join(failed)]
         lines += [
             "",
-            f"Growth exponent of total time against transactions (least-squares slope on log-log): {_fmt(s.growth_exponent, 2)}; "
+            "Growth exponent of total time against transactions (least-squares slope on log-log): "
+            f"{_fmt(s.growth_exponent, 2)}; "
             f"time(10 M) / time(1 M): {_fmt(s.ratio_10m_1m, 1)} (target <= {TARGET_10M_OVER_1M:g}).",
         ]
         if s.within_targets:
@@ -437,7 +440,8 @@ def _serve_headlines(figures: Mapping[str, Any]) -> list[str]:
             if r["endpoint"] == "POST /v1/score"
         ]
     out += [
-        f"{r['store']} x{r['workers']}: {r['saturation_rps']:.0f} req/s at saturation, p99 {r['rate_p99_ms']:.1f} ms at "
+        f"{r['store']} x{r['workers']}: {r['saturation_rps']:.0f} req/s at saturation, "
+        f"p99 {r['rate_p99_ms']:.1f} ms at "
         f"{r['rate']:.0f} req/s"
         for r in figures.get("scale", [])
     ]

@@ -70,7 +70,8 @@ function delay() if pause > 0 then return pause * 2 * math.random() end return 0
 request = function()
   counter = counter + 1
   local t = base + math.floor(counter * step) + tid
-  local body = string.format('{"transaction_id":"%(prefix)s%%d-%%d","customer_id":%%d,"terminal_id":%%d,"tx_datetime":"%%s","tx_amount":%%.2f}',
+  local body = string.format('{"transaction_id":"%(prefix)s%%d-%%d","customer_id":%%d,"terminal_id":%%d,'
+    .. '"tx_datetime":"%%s","tx_amount":%%.2f}',
     tid, counter, (counter * 7919 + tid * 31) %% %(customers)d, (counter * 104729 + tid * 17) %% %(terminals)d,
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S", t), (counter * 37 %% 20000) / 100.0)
   return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, body)
@@ -204,7 +205,16 @@ def wrk(
     base += spacing * len(list(work.glob("*.lua")))
     script = work / f"{prefix}.lua"
     script.write_text(
-        LUA % dict(base=base, pause=pause_ms, prefix=prefix, customers=4981, terminals=10000, path=path, step=step)
+        LUA
+        % {
+            "base": base,
+            "pause": pause_ms,
+            "prefix": prefix,
+            "customers": 4981,
+            "terminals": 10000,
+            "path": path,
+            "step": step,
+        }
     )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
@@ -250,19 +260,19 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServeConfig.parse(
-            dict(
-                model=MODEL,
-                state=STATE,
-                journal_dir=Path(tmp),
-                host="127.0.0.1",
-                port=0,
-                max_batch=100,
-                max_body_bytes=1 << 20,
-                max_amount=1e5,
-                late_days=1,
-                max_future_seconds=300,
-                api_key_env="FRAUDPIPE_BENCH_API_KEY",
-            ),
+            {
+                "model": MODEL,
+                "state": STATE,
+                "journal_dir": Path(tmp),
+                "host": "127.0.0.1",
+                "port": 0,
+                "max_batch": 100,
+                "max_body_bytes": 1 << 20,
+                "max_amount": 1e5,
+                "late_days": 1,
+                "max_future_seconds": 300,
+                "api_key_env": "FRAUDPIPE_BENCH_API_KEY",
+            },
             "serve",
         )
         service = Service.open(config)
@@ -579,17 +589,19 @@ def print_snapshot(r: dict) -> None:
 
 def print_scale(rows: list[dict], pauses: dict) -> None:
     print(
-        f"\nscale: `fraudpipe serve` (uvloop+httptools), wrk 1 thread, 16 connections at saturation; {os.cpu_count()} cores shared "
+        "\nscale: `fraudpipe serve` (uvloop+httptools), wrk 1 thread, 16 connections at saturation; "
+        f"{os.cpu_count()} cores shared "
         "by the workers, Redis and wrk:"
     )
     print(
-        f"  {'store':<11} {'workers':>7} {'ready s':>7} {'rate':>6} {'p99 ms':>7}   {'saturation req/s':>16} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'errors':>6}"
+        f"  {'store':<11} {'workers':>7} {'ready s':>7} {'rate':>6} {'p99 ms':>7}   "
+        f"{'saturation req/s':>16} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
     )
     for r in rows:
         print(
-            f"  {r['store']:<11} {r['workers']:>7} {r['ready_s']:>7.1f} {r['rate_rps']:>6.0f} {r['rate_p99_ms']:>7.2f}   "
-            f"{r['saturation_rps']:>16.0f} {r['saturation_p50_ms']:>7.2f} {r['saturation_p99_ms']:>7.2f} {r['errors']:>6}"
+            f"  {r['store']:<11} {r['workers']:>7} {r['ready_s']:>7.1f} {r['rate_rps']:>6.0f} "
+            f"{r['rate_p99_ms']:>7.2f}   {r['saturation_rps']:>16.0f} {r['saturation_p50_ms']:>7.2f} "
+            f"{r['saturation_p99_ms']:>7.2f} {r['errors']:>6}"
         )
     print("  in-process with 2 workers: refused by `fraudpipe serve` (--workers 2 needs --store redis://...)")
     for name, p in pauses.items():
@@ -631,14 +643,16 @@ def run(
         if echo:
             print("in process, one transaction at a time (3,000 new transactions on the default state):")
             print(
-                f"  fast path (float32 row -> XGBoost's C entry point): {'on' if out['in_process']['fast_path'] else 'OFF (fallback)'}"
+                "  fast path (float32 row -> XGBoost's C entry point): "
+                f"{'on' if out['in_process']['fast_path'] else 'OFF (fallback)'}"
             )
             for name, key in (
                 ("features + model", "features_model"),
                 ("Service.score (+ journal, state)", "service_score"),
             ):
                 print(
-                    f"  {name:<36} p50 {out['in_process'][key + '_p50_ms']:.3f} ms   p99 {out['in_process'][key + '_p99_ms']:.3f} ms"
+                    f"  {name:<36} p50 {out['in_process'][key + '_p50_ms']:.3f} ms   "
+                    f"p99 {out['in_process'][key + '_p99_ms']:.3f} ms"
                 )
     if "http" in parts:
         results = {setup: http_runs(setup, list(rates), seconds) for setup in setups}
@@ -666,7 +680,8 @@ def print_http(results: dict) -> None:
     for setup, rows in results.items():
         for endpoint, load, r in rows:
             print(
-                f"  {setup:<17} {endpoint:<19} {load:>10} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['errors']:>6}"
+                f"  {setup:<17} {endpoint:<19} {load:>10} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+                f"{r['errors']:>6}"
             )
     print()
     for setup, rows in results.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def test_scaled_simulator_is_valid_and_keeps_the_compromise_share(millions):
 
 
 def test_set_keys_refuses_a_key_params_yaml_does_not_have():
-    with pytest.raises(KeyError, match="model.max_dept"):
+    with pytest.raises(KeyError, match=re.escape("model.max_dept")):
         RUN.set_keys({"model": {"max_depth": 6}}, {"model.max_dept": 3})
     assert RUN.set_keys({"model": {"max_depth": 6}}, {"model.max_depth": 3}) == {"model": {"max_depth": 3}}
 
@@ -282,7 +283,11 @@ def test_results_go_between_the_readme_markers_one_heading_level_down():
 
 
 def test_ran_stages_reads_dvc_repro_output():
-    out = "Stage 'check_config' didn't change, skipping\nRunning stage 'train':\n> python stages/train.py\nRunning stage 'evaluate':\n"
+    out = (
+        "Stage 'check_config' didn't change, skipping\n"
+        "Running stage 'train':\n> python stages/train.py\n"
+        "Running stage 'evaluate':\n"
+    )
     assert RUN.ran_stages(out) == ["train", "evaluate"]
 
 

@@ -85,7 +85,8 @@ def test_a_config_model_parses_what_conf_gives_and_keeps_it():
         ({"windows": [1, "x"]}, "model.windows[1]: must be a whole number, got 'x'"),
         (
             {"max_dept": 3},
-            "model.max_dept: unknown key (did you mean 'max_depth'? known keys: gate, learning_rate, max_depth, windows)",
+            "model.max_dept: unknown key "
+            "(did you mean 'max_depth'? known keys: gate, learning_rate, max_depth, windows)",
         ),
         (
             {"gate": {"enforce": True, "minimums": {}, "enforced": False}},

@@ -14,7 +14,10 @@ from fraudpipe.errors import DataError
 
 ID = "an identifier (an integer or text)"
 ISO = "an ISO 8601 datetime (data.datetime_format is null)"
-DATE_ONLY = "a date without a time of day (if the source holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
+DATE_ONLY = (
+    "a date without a time of day "
+    "(if the source holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
+)
 MAPPING = {
     "transaction_id": "TX_ID",
     "tx_datetime": "WHEN",
@@ -361,7 +364,8 @@ def test_a_date_without_a_time_is_quarantined_unless_dates_are_expected() -> Non
     out = to_contract(raw, MAPPING, None)
     assert out.reasons.tolist() == [f"tx_datetime: '2019-01-01' is {DATE_ONLY}", "", ""]
     assert out.counts == {
-        "tx_datetime is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the source holds dates only)": 1
+        "tx_datetime is a date without a time of day "
+        "(data.datetime_format: '%Y-%m-%d' if the source holds dates only)": 1
     }
     raw["WHEN"] = ["2019-01-01", "2019-01-02", "2019-01-03"]
     out = to_contract(raw, MAPPING, "%Y-%m-%d")

@@ -84,7 +84,7 @@ def test_id_codes_group_equal_ids_and_order_text_by_code_point():
     ints = pd.Series([5, -1, 5], dtype="int64")
     assert id_codes(ints, "c").tolist() == id_codes(ints, "c", ordered=True).tolist() == [5, -1, 5]
     for bad in (pd.Series([7, "7"], dtype=object), pd.Series([1.0]), pd.Series([True])):
-        with pytest.raises(DataError, match="column 'c' has dtype .*: ids are int64 or str"):
+        with pytest.raises(DataError, match=r"column 'c' has dtype .*: ids are int64 or str"):
             id_codes(bad, "c")
 
 

@@ -62,7 +62,7 @@ def assert_same_table(dask: pd.DataFrame, pandas: pd.DataFrame) -> None:
 def test_the_two_sides_cover_every_feature_once_and_the_distance_is_the_client_s():
     sides = side_columns(ALL)
     together = sides[CUSTOMER_ID] + sides[TERMINAL_ID]
-    assert sorted(together + ["customer_terminal_distance"]) == sorted(feature_names(ALL))
+    assert sorted([*together, "customer_terminal_distance"]) == sorted(feature_names(ALL))
     assert all(c.startswith("terminal_id_") for c in sides[TERMINAL_ID])
 
 

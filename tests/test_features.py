@@ -8,6 +8,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features import windows
 from fraudpipe.features.definitions import (
     EXTRAS,
+    Extra,
     FeatureConfig,
     build_features,
     feature_names,
@@ -63,6 +65,13 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
             last[side][getattr(r, f"{side}_id")] = own
         return last[side][getattr(r, f"{side}_id")]
 
+    def customer_window(i: int, n: int) -> list[int]:
+        """Row i and the rows before it of its customer within the last n days."""
+        return [j for j in range(i + 1) if rows[j].customer_id == rows[i].customer_id and t[i] - n * DAY < t[j] <= t[i]]
+
+    def mean(window: list[int]) -> float:
+        return math.fsum(rows[j].tx_amount for j in window) / len(window)
+
     d = config.delay_days
     out = []
     for i, r in enumerate(rows):
@@ -72,15 +81,8 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
             "tx_during_weekend": float(when.weekday() >= 5),
             "tx_during_night": float(when.hour <= 6),
         }
-
-        def customer_window(n: int) -> list[int]:
-            return [j for j in range(i + 1) if rows[j].customer_id == r.customer_id and t[i] - n * DAY < t[j] <= t[i]]
-
-        def mean(window: list[int]) -> float:
-            return math.fsum(rows[j].tx_amount for j in window) / len(window)
-
         for n in config.customer_windows:
-            w = customer_window(n)
+            w = customer_window(i, n)
             f[f"customer_id_nb_tx_{n}day_window"] = len(w)
             f[f"customer_id_avg_amount_{n}day_window"] = mean(w)
         for n in config.terminal_windows:
@@ -92,7 +94,7 @@ def naive_features(tx: pd.DataFrame, config: FeatureConfig, customers=None, term
             f[f"terminal_id_nb_tx_{n}day_window"] = len(w)
             f[f"terminal_id_risk_{n}day_window"] = sum(fraud[j] for j in w) / len(w) if w else 0.0
         for n in config.extra_windows:
-            w = customer_window(n)
+            w = customer_window(i, n)
             if "amount_ratio" in config.extras:
                 m = mean(w)
                 f[f"customer_id_amount_ratio_{n}day_window"] = r.tx_amount / m if m > 0 else 1.0
@@ -140,7 +142,8 @@ def test_matches_naive_implementation(name: str, seed: int) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 64])
 def test_chunked_window_search_matches_naive(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-    """Window starts are searched a chunk of rows at a time (4,096 on real data); small chunks put chunk edges everywhere."""
+    """Window starts are searched a chunk of rows at a time (4,096 on real data); small chunks put
+    chunk edges everywhere."""
     monkeypatch.setattr(windows, "_SEARCH_CHUNK", chunk)
     tx = make_transactions(2, days=45)
     customers, terminals = location_tables(tx, 2)
@@ -305,11 +308,13 @@ def test_conf_options_share_keys_and_parse() -> None:
     [
         (
             {"colour": "red"},
-            "features.colour: unknown key (known keys: customer_windows, delay_days, extra_windows, extras, set, terminal_windows)",
+            "features.colour: unknown key "
+            "(known keys: customer_windows, delay_days, extra_windows, extras, set, terminal_windows)",
         ),
         (
             {"extras": ["velocity"]},
-            "features.extras[0]: must be one of 'amount_ratio', 'amount_zscore', 'nb_terminals', 'seconds_since_prev_tx' or 'customer_terminal_distance', got 'velocity'",
+            "features.extras[0]: must be one of 'amount_ratio', 'amount_zscore', 'nb_terminals', "
+            "'seconds_since_prev_tx' or 'customer_terminal_distance', got 'velocity'",
         ),
         ({"extras": "nb_terminals"}, "features.extras: must be a list, got 'nb_terminals'"),
         ({"customer_windows": [7, 0]}, "features.customer_windows[1]: must be >= 1, got 0"),
@@ -326,6 +331,10 @@ def test_bad_config_names_the_full_key_and_the_value(change: dict, message: str)
     with pytest.raises(ConfigError) as err:
         FeatureConfig.parse(HANDBOOK_CONF | change, "features")
     assert message in str(err.value)
+
+
+def test_the_extras_type_spells_out_every_extra_in_order() -> None:
+    assert get_args(Extra) == EXTRAS
 
 
 def test_unsorted_input_names_the_rows() -> None:
@@ -355,10 +364,10 @@ def test_locations_only_when_asked() -> None:
     assert len(build_features(tx, HANDBOOK)) == len(tx)  # no location tables: the 15 still work
     without = features_config(extras=tuple(e for e in EXTRAS if e != "customer_terminal_distance"))
     assert "customer_terminal_distance" not in build_features(tx, without)
-    with pytest.raises(DataError, match="needs customer locations.*remove it from features.extras"):
+    with pytest.raises(DataError, match=r"needs customer locations.*remove it from features\.extras"):
         build_features(tx, EXTENDED)
     customers, terminals = location_tables(tx)
-    with pytest.raises(DataError, match="1 terminal_id.*no terminal location, e.g. \\[20000\\]"):
+    with pytest.raises(DataError, match=r"1 terminal_id.*no terminal location, e\.g\. \[20000\]"):
         build_features(tx, EXTENDED, customers, terminals[terminals["terminal_id"] != 20_000])
 
 

@@ -4,6 +4,7 @@ for real on a small simulated month, after the real train and evaluate stages.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -302,7 +303,7 @@ def test_the_gate_verdict_and_its_config(tmp_path):
     enforced = GateConfig.parse({"enforce": True, "minimums": {}}, "evaluate.gate")
     relaxed = GateConfig.parse({"enforce": False, "minimums": {}}, "evaluate.gate")
     assert check_gate(True, enforced, metrics) is None and check_gate(True, relaxed, metrics) is None
-    with pytest.raises(GateFailed, match="evaluate.gate.enforce is true"):
+    with pytest.raises(GateFailed, match=re.escape("evaluate.gate.enforce is true")):
         check_gate(False, enforced, metrics)
     assert "scoring anyway" in check_gate(False, relaxed, metrics)
 

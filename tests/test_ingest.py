@@ -30,7 +30,10 @@ from helpers.sources import data_config
 AMOUNT_RULE = "expect_column_values_to_be_between(tx_amount, min=0.0, max=10000.0)"
 TIME_RULE = "expect_column_values_to_be_between(tx_datetime, min=2018-01-01T00:00:00, max=2019-12-31T23:59:59)"
 UNIQUE = "expect_column_values_to_be_unique(transaction_id)"
-DATE_ONLY = "a date without a time of day (if the source holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
+DATE_ONLY = (
+    "a date without a time of day "
+    "(if the source holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
+)
 
 
 def put(row: int, column: str, value: str | None) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -177,7 +180,7 @@ CORPUS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Quarantined | Fa
     "more rows quarantined than validation.max_quarantine_share": (
         lambda raw: raw.assign(
             AMOUNT=["n/a"] * 15 + ["-1"] * 6 + list(raw["AMOUNT"][21:]),
-            IS_FRAUD=list(raw["IS_FRAUD"][:21]) + ["yes"] + list(raw["IS_FRAUD"][22:]),
+            IS_FRAUD=[*raw["IS_FRAUD"][:21], "yes", *raw["IS_FRAUD"][22:]],
         ),
         Fails(
             BatchValidationError,

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,18 @@ from fraudpipe.errors import OutputError
 from fraudpipe.io import atomic_dir, atomic_path, read_parquet_if_exists, write_json, write_parquet, write_text
 
 
+def fail_inside(context: AbstractContextManager[Path], write: Callable[[Path], object]) -> None:
+    """Write part of an output inside ``context``, then die as a killed writer would."""
+    with context as tmp:
+        write(tmp)
+        raise RuntimeError("killed")
+
+
 def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("killed")
+    with pytest.raises(RuntimeError, match="killed"):
+        fail_inside(atomic_path(target), lambda tmp: tmp.write_text("half"))
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
@@ -32,9 +39,8 @@ def test_atomic_dir_swaps_the_whole_directory_or_nothing(tmp_path):
     target = tmp_path / "bundle"
     with atomic_dir(target) as tmp:
         (tmp / "a").write_text("1")
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
-        (tmp / "b").write_text("2")
-        raise RuntimeError("killed")
+    with pytest.raises(RuntimeError, match="killed"):
+        fail_inside(atomic_dir(target), lambda tmp: (tmp / "b").write_text("2"))
     assert sorted(p.name for p in target.iterdir()) == ["a"]
     with atomic_dir(target) as tmp:
         (tmp / "c").write_text("3")

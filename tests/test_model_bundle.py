@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import pickletools
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -244,7 +245,8 @@ def test_a_truncated_model_or_missing_checksums_is_refused_in_one_line(bundles, 
     model = directory / "model.ubj"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     with pytest.raises(
-        BundleError, match="model.ubj does not match its sha256 in SHA256SUMS: the bundle was changed or truncated"
+        BundleError,
+        match=re.escape("model.ubj does not match its sha256 in SHA256SUMS: the bundle was changed or truncated"),
     ):
         load_bundle(directory)
     (directory / CHECKSUM_FILE).unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from fraudpipe.errors import ConfigError
 from fraudpipe.model import ModelConfig
@@ -31,7 +32,8 @@ def test_estimator_names_are_the_registrys():
     assert {model_config(name).estimator for name in OPTIONS} == set(NAMES)  # every spec has an option
     with pytest.raises(
         ConfigError,
-        match=r"model\.estimator: must be one of 'xgboost', 'logistic_regression', 'random_forest' or 'decision_tree', got 'svm'",
+        match=r"model\.estimator: must be one of 'xgboost', 'logistic_regression', 'random_forest' "
+        r"or 'decision_tree', got 'svm'",
     ):
         model_config(estimator="svm")
 
@@ -64,7 +66,8 @@ def test_a_sweep_key_exists_in_every_option():
         ({"tree_method": "gpu"}, r"model\.tree_method: must be one of"),
         (
             {"max_features": "all"},
-            r"model\.max_features: must be 'sqrt', 'log2', a whole number >= 1, a fraction in \(0, 1\], or null, got 'all'",
+            r"model\.max_features: must be 'sqrt', 'log2', a whole number >= 1, "
+            r"a fraction in \(0, 1\], or null, got 'all'",
         ),
         ({"standardize": "yes"}, r"model\.standardize: must be true or false, got 'yes'"),
         ({"max_dept": 3}, r"model\.max_dept: unknown key \(did you mean 'max_depth'\?"),
@@ -80,7 +83,8 @@ def test_an_estimators_needs_are_config_errors_naming_the_key():
         model_config("xgboost", n_estimators=None)
     with pytest.raises(
         ConfigError,
-        match=r"model\.C: logistic_regression needs a value, got None; model\.max_iter: logistic_regression needs a value",
+        match=r"model\.C: logistic_regression needs a value, got None; "
+        r"model\.max_iter: logistic_regression needs a value",
     ):
         model_config("decision_tree", estimator="logistic_regression")
     with pytest.raises(ConfigError, match=r"model\.min_samples_leaf: random_forest needs a value"):
@@ -104,5 +108,5 @@ def test_replace_validates_like_conf():
     assert config.replace(max_depth=3).max_depth == 3 and config.max_depth == 6
     with pytest.raises(ConfigError, match=r"model\.max_depth: must be >= 1"):
         config.replace(max_depth=0)
-    with pytest.raises(Exception):  # frozen: a config never changes after parsing
+    with pytest.raises(ValidationError, match="frozen"):  # a config never changes after parsing
         config.max_depth = 3  # type: ignore[misc]

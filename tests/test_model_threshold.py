@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -27,5 +29,5 @@ def test_select_threshold_follows_the_rule():
     days = np.zeros(6)
     assert select_threshold(labels, scores, days, "max_f1", 2) == 0.6
     assert select_threshold(labels, scores, days, "top_k_per_day", 2) == 0.8
-    with pytest.raises(ConfigError, match="model.threshold_rule"):
+    with pytest.raises(ConfigError, match=re.escape("model.threshold_rule")):
         select_threshold(labels, scores, days, "best", 2)

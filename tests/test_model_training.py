@@ -88,7 +88,7 @@ def test_training_refuses_bad_data(table):
     late = table["tx_datetime"] >= table["tx_datetime"].max().floor("D")
     no_late_fraud = table.assign(tx_fraud=table["tx_fraud"].where(~late, 0).astype("int8"))
     with pytest.raises(
-        ConfigError, match="model.threshold_validation_days: the threshold validation slice .* has no fraud"
+        ConfigError, match=r"model\.threshold_validation_days: the threshold validation slice .* has no fraud"
     ):
         train_bundle(no_late_fraud, config)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -210,7 +211,7 @@ def test_an_integer_id_and_its_text_find_the_same_history() -> None:
         state.features("0" + str(c), t, when, 10.0)  # another card
     tid = tx["transaction_id"].iat[-1]
     assert state.label(str(tid), 1) and state.label(int(tid), 0)
-    with pytest.raises(DataError, match="must be an integer or a string, got 7.0"):
+    with pytest.raises(DataError, match=re.escape("must be an integer or a string, got 7.0")):
         state.features(7.0, t, when, 10.0)
 
 

@@ -142,7 +142,7 @@ def _load_calls(script: Path) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("script", sorted((ROOT / "stages").glob("*.py")) + [ROOT / "src/fraudpipe/cli.py"], ids=str)
+@pytest.mark.parametrize("script", [*sorted((ROOT / "stages").glob("*.py")), ROOT / "src/fraudpipe/cli.py"], ids=str)
 def test_every_load_passes_the_model_the_root_model_declares_for_the_group(script):
     for key, model in _load_calls(script):
         group = key.split(".")[0]

@@ -84,7 +84,7 @@ def test_text_transaction_ids_break_time_ties_in_code_point_order_whatever_the_i
     result = preprocess(text_tx(rows), DEFAULT)
     assert (
         result.clean["transaction_id"].tolist()
-        == sorted(ids) + ["0"]
+        == [*sorted(ids), "0"]
         == ["007", "0x1f", "10", "7", "9", "Z", "a,b", "é", "0"]
     )
     assert {c: str(result.clean[c].dtype) for c in ("transaction_id", "customer_id", "terminal_id")} == dict.fromkeys(
@@ -123,7 +123,7 @@ def test_a_filled_id_in_a_text_column_is_the_id_as_text():
 
 
 def test_drop_policy_quarantines_in_the_shared_schema_with_the_column_in_the_reason():
-    rows = BASE + [(4, None, 1, 1, 1.0, 0), (5, "2018-04-03", 1, 1, None, 1), (6, None, 1, 1, None, 0)]
+    rows = [*BASE, (4, None, 1, 1, 1.0, 0), (5, "2018-04-03", 1, 1, None, 1), (6, None, 1, 1, None, 0)]
     result = preprocess(tx(rows), DEFAULT)
     assert result.clean["transaction_id"].tolist() == [2, 1, 3]
     q = result.quarantined
@@ -147,7 +147,7 @@ def test_drop_policy_quarantines_in_the_shared_schema_with_the_column_in_the_rea
 
 def test_fill_policy_fills_and_counts():
     result = preprocess(
-        tx(BASE + [(4, "2018-04-03", 1, 2, None, None)]), config(tx_amount={"fill": 0.0}, tx_fraud={"fill": 0})
+        tx([*BASE, (4, "2018-04-03", 1, 2, None, None)]), config(tx_amount={"fill": 0.0}, tx_fraud={"fill": 0})
     )
     row = result.clean.set_index("transaction_id").loc[4]
     assert row["tx_amount"] == 0.0 and row["tx_fraud"] == 0
@@ -157,17 +157,17 @@ def test_fill_policy_fills_and_counts():
 
 def test_error_policy_names_column_rows_and_rule():
     with pytest.raises(DataError, match=r"'tx_amount'.*1 missing.*rows \[3\].*missing.tx_amount = error"):
-        preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, None, 0)]), config(tx_amount="error"))
+        preprocess(tx([*BASE, (4, "2018-04-03", 1, 1, None, 0)]), config(tx_amount="error"))
 
 
 def test_unlabelled_rows_are_kept_with_a_nullable_label():
-    result = preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, 5.0, None)]), DEFAULT)
+    result = preprocess(tx([*BASE, (4, "2018-04-03", 1, 1, 5.0, None)]), DEFAULT)
     assert result.clean["tx_fraud"].dtype == "Int8"
     assert result.clean["tx_fraud"].isna().sum() == 1 and result.summary["rows_out"] == 4
 
 
 def test_drop_policy_on_the_label_quarantines_unlabelled_rows():
-    result = preprocess(tx(BASE + [(4, "2018-04-03", 1, 1, 5.0, None)]), config(tx_fraud="drop"))
+    result = preprocess(tx([*BASE, (4, "2018-04-03", 1, 1, 5.0, None)]), config(tx_fraud="drop"))
     assert result.quarantined["reason"].tolist() == ["missing_tx_fraud"]
     assert result.clean["tx_fraud"].dtype == "int8" and accounted(result)
 
@@ -336,7 +336,7 @@ def test_every_row_is_accounted_for_and_the_output_keeps_the_contract(rows, poli
 def test_outputs_are_byte_identical_across_runs(tmp_path):
     rng = np.random.default_rng(0)
     rows = BASE + [(i, "2018-04-05", int(rng.integers(9)), 1, float(rng.gamma(2, 30)), 0) for i in range(10, 60)]
-    raw = tx(rows + [(99, "2018-04-06", 1, 1, None, 0)])
+    raw = tx([*rows, (99, "2018-04-06", 1, 1, None, 0)])
     for run in ("a", "b"):
         result = preprocess(raw, DEFAULT)
         write_parquet(result.clean, tmp_path / run / "clean.parquet")
@@ -348,7 +348,7 @@ def test_outputs_are_byte_identical_across_runs(tmp_path):
 def test_stage_writes_declared_outputs(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"preprocess": params["preprocess"]}))
-    write_parquet(tx(BASE + [(4, "2018-04-03", 1, 1, None, 0)]), tmp_path / "data/raw/transactions.parquet")
+    write_parquet(tx([*BASE, (4, "2018-04-03", 1, 1, None, 0)]), tmp_path / "data/raw/transactions.parquet")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "stages/preprocess.py")], cwd=tmp_path, capture_output=True, text=True
     )

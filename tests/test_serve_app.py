@@ -504,7 +504,8 @@ def test_the_service_never_imports_great_expectations(tmp_path):
     probe = (
         "import runpy, signal, sys\n"
         "def stopped(*_):\n"
-        "    print('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in ('great_expectations', 'fraudpipe')), flush=True)\n"
+        "    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('great_expectations', 'fraudpipe'))\n"
+        "    print('IMPORTED', loaded, flush=True)\n"
         "    sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, stopped)\n"
         "sys.argv = ['fraudpipe'] + sys.argv[1:]\n"
@@ -552,7 +553,7 @@ def test_a_killed_server_restarts_where_it_was(tmp_path):
         s.workdir.mkdir()
         s.start()
     try:
-        first, _ = replay([crashing, steady], parts[0], test, w.config.delay_days)
+        replay([crashing, steady], parts[0], test, w.config.delay_days)
         snap = crashing.client.post("/v1/admin/snapshot")
         assert snap.status_code == 200, snap.text
         assert crashing.client.get("/readyz").json()["journal_entries"] == 0
@@ -589,19 +590,19 @@ def test_readyz_is_503_until_the_model_and_state_are_loaded(tmp_path):
 
     w = world()
     config = ServeConfig.parse(
-        dict(
-            model=w.bundle_dir,
-            state=w.state_dir,
-            journal_dir=tmp_path / "journal",
-            host="127.0.0.1",
-            port=0,
-            max_batch=100,
-            max_body_bytes=1 << 20,
-            max_amount=1e5,
-            late_days=1,
-            max_future_seconds=300,
-            api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
-        ),
+        {
+            "model": w.bundle_dir,
+            "state": w.state_dir,
+            "journal_dir": tmp_path / "journal",
+            "host": "127.0.0.1",
+            "port": 0,
+            "max_batch": 100,
+            "max_body_bytes": 1 << 20,
+            "max_amount": 1e5,
+            "late_days": 1,
+            "max_future_seconds": 300,
+            "api_key_env": "FRAUDPIPE_TEST_UNSET_KEY",
+        },
         "serve",
     )
     app = create_app(config)

@@ -9,19 +9,19 @@ import pytest
 from fraudpipe.errors import ConfigError
 from fraudpipe.serve.config import ServeConfig
 
-OPTIONS = dict(
-    model=Path("m"),
-    state=Path("s"),
-    journal_dir=Path("j"),
-    host="127.0.0.1",
-    port=8000,
-    max_batch=100,
-    max_body_bytes=1 << 20,
-    max_amount=1e5,
-    late_days=1,
-    max_future_seconds=300,
-    api_key_env="FRAUDPIPE_API_KEY",
-)
+OPTIONS = {
+    "model": Path("m"),
+    "state": Path("s"),
+    "journal_dir": Path("j"),
+    "host": "127.0.0.1",
+    "port": 8000,
+    "max_batch": 100,
+    "max_body_bytes": 1 << 20,
+    "max_amount": 1e5,
+    "late_days": 1,
+    "max_future_seconds": 300,
+    "api_key_env": "FRAUDPIPE_API_KEY",
+}
 
 
 def test_mistakes_name_the_option():

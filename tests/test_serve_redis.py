@@ -119,7 +119,7 @@ def test_several_workers_behind_one_port(redis_server, tmp_path):
                 break
         assert len(pids) == 2, f"only worker(s) {pids} answered"
         rows = w.test.head(400)
-        scores, by = [], defaultdict(int)
+        scores = []
         for row in rows.itertuples(index=False):
             answer = httpx.post(server.url("/v1/score"), json=body(row), timeout=30)
             assert answer.status_code == 200, answer.text

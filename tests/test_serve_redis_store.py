@@ -5,6 +5,7 @@ through a Redis restart (its append-only file), and monitoring's service log rea
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 from datetime import datetime, timedelta
@@ -230,13 +231,14 @@ def test_one_worker_seeds_the_others_attach_and_a_different_state_is_refused(red
     assert {s.size()["transactions"] for s in opened} == {meta["transactions"]}
     with pytest.raises(
         DataError,
-        match=r"holds the state seeded from .* not .*late_state .*start with the same --state, or another --redis-prefix",
+        match=r"holds the state seeded from .* not .*late_state "
+        r".*start with the same --state, or another --redis-prefix",
     ):
         RedisStore.open(redis_server.unix_url, "w", w.late_state_dir, 1)
     with pytest.raises(ConfigError, match=r"--late-days 2: the shared state .* keeps 1 late day"):
         RedisStore.open(redis_server.unix_url, "w", w.state_dir, 2)
     assert not RedisStore.open(redis_server.unix_url, "w", Path("/nonexistent"), 1).seeded  # attaching needs no --state
-    with pytest.raises(DataError, match="state.json does not exist"):
+    with pytest.raises(DataError, match=re.escape("state.json does not exist")):
         RedisStore.open(redis_server.unix_url, "other", Path("/nonexistent"), 1)  # nothing there, nothing to seed from
 
 

@@ -85,7 +85,7 @@ def test_each_refusal_names_its_field(change, field, says):
 def test_not_json_is_400_and_nested_fields_have_their_path():
     assert refused(TransactionIn, "{")[0] == 400 and refused(TransactionIn, "{")[2] == ["body"]
     assert refused(TransactionIn, "[]")[:1] == (422,) and refused(TransactionIn, "[]")[2] == ["body"]
-    status, line, fields = refused(
+    _status, line, fields = refused(
         ScoreBatchIn, {"transactions": [GOOD, GOOD | {"tx_amount": None}, {"transaction_id": 1}]}
     )
     assert fields[0] == "transactions[1].tx_amount" and "transactions[2].customer_id" in fields

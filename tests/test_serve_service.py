@@ -25,9 +25,9 @@ def test_preflight_names_what_does_not_fit(tmp_path):
     OnlineState.from_history(w.tx[w.tx[TX_DATETIME] < w.cut], other).save(tmp_path / "other-state")
     with pytest.raises(BundleError, match=r"does not fit the state .*other-state: feature list differs"):
         preflight(config(tmp_path, state=tmp_path / "other-state"))
+    shutil.copytree(w.bundle_dir, tmp_path / "no-sums")
+    (tmp_path / "no-sums" / "SHA256SUMS").unlink()
     with pytest.raises(BundleError, match=r"SHA256SUMS is missing"):
-        shutil.copytree(w.bundle_dir, tmp_path / "no-sums")
-        (tmp_path / "no-sums" / "SHA256SUMS").unlink()
         preflight(config(tmp_path, model=tmp_path / "no-sums"))
 
 

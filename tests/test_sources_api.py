@@ -5,6 +5,7 @@ The `test_bad_input_*` tests are part of the project's bad-input corpus.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -76,7 +77,7 @@ def test_backoff_doubles_between_attempts(http_server):
 
     with pytest.raises(SourceError):
         make_source(api_cfg(http_server.route("/tx", down), max_retries=3, backoff_s=0.05)).read()
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert len(calls) == 4
     assert [round(g, 2) >= w for g, w in zip(gaps, [0.05, 0.1, 0.2])] == [True] * 3
 

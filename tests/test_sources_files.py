@@ -148,7 +148,8 @@ def test_non_utf8_offset_is_exact_beyond_the_first_megabyte(tmp_path):
 def test_bad_input_unknown_encoding_setting(tmp_path):
     with pytest.raises(
         ConfigError,
-        match=r"^data\.options: the reader of csv source .*t\.csv rejected them \(unknown encoding: no-such-codec\), got \{.*'encoding': 'no-such-codec'\}$",
+        match=r"^data\.options: the reader of csv source .*t\.csv rejected them "
+        r"\(unknown encoding: no-such-codec\), got \{.*'encoding': 'no-such-codec'\}$",
     ):
         make_source(csv_cfg(write(tmp_path / "t.csv", HEADER + ROWS), encoding="no-such-codec")).read()
 

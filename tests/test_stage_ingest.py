@@ -261,7 +261,8 @@ UUIDS = [str(uuid.UUID(int=i * 7919 + 1)) for i in range(200)]
 CUSTOMERS = ["007", "7", "5e3", "0x1f", "9f86d081884c7d65"]
 MERCHANTS = ['"fraud_Kirlin and Sons, Inc."', "fraud_Sporer-Keebler", '"Smith, Jones & Co"']  # quoted: commas inside
 ID_LINES = [
-    f"{UUIDS[i]},2018-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,{CUSTOMERS[i % 5]},{MERCHANTS[i % 3]},{10 + i % 50}.25,{int(i % 20 == 0)}\n"
+    f"{UUIDS[i]},2018-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,"
+    f"{CUSTOMERS[i % 5]},{MERCHANTS[i % 3]},{10 + i % 50}.25,{int(i % 20 == 0)}\n"
     for i in range(200)
 ]
 DECIMAL_COMMA = semicolon_lines(lambda i: "1.020" if i == 0 else f"{10 + i % 50},25")

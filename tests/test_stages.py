@@ -248,19 +248,19 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
         raw["customers"],
         raw["terminals"],
     ).save(tmp_path / "state")
-    options = dict(
-        model=work / "models/bundle",
-        state=tmp_path / "state",
-        journal_dir=work / "serving",
-        host="127.0.0.1",
-        port=8000,
-        max_batch=100,
-        max_body_bytes=1 << 20,
-        max_amount=1e6,
-        late_days=0,
-        max_future_seconds=300,
-        api_key_env="FRAUDPIPE_TEST_UNSET_KEY",
-    )
+    options = {
+        "model": work / "models/bundle",
+        "state": tmp_path / "state",
+        "journal_dir": work / "serving",
+        "host": "127.0.0.1",
+        "port": 8000,
+        "max_batch": 100,
+        "max_body_bytes": 1 << 20,
+        "max_amount": 1e6,
+        "late_days": 0,
+        "max_future_seconds": 300,
+        "api_key_env": "FRAUDPIPE_TEST_UNSET_KEY",
+    }
     service = Service.open(ServeConfig.parse(options, "serve"))
     labels = [LabelIn(transaction_id=int(t), tx_fraud=int(f)) for t, f in zip(live["transaction_id"], live["tx_fraud"])]
     due = live["tx_datetime"].to_numpy() + np.timedelta64(params["features"]["delay_days"], "D")

@@ -149,7 +149,8 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
             "evaluate",
             "evaluate",
             {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
-            "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period (known: roc_auc, average_precision, card_precision_at_k,",
+            "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period "
+            "(known: roc_auc, average_precision, card_precision_at_k,",
         ),
         (
             "parity",
@@ -191,7 +192,7 @@ def test_a_killed_training_leaves_the_previous_reports_intact(trained, tmp_path)
         deadline = time.monotonic() + 240
         partial: list[Path] = []
         while not partial and time.monotonic() < deadline and proc.poll() is None:
-            partial = [p for p in (work / "reports").glob(".train.*.tmp/metrics.json")]  # a step was logged
+            partial = list((work / "reports").glob(".train.*.tmp/metrics.json"))  # a step was logged
             time.sleep(0.05)
         assert partial, "training ended (or never logged a step) before it could be killed"
         proc.send_signal(signal.SIGKILL)

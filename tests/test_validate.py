@@ -188,7 +188,8 @@ def test_too_few_valid_rows_is_a_batch_failure() -> None:
 def test_fraud_rate_out_of_range_is_a_batch_failure(labels: int, observed: str) -> None:
     outcome = validate(batch().assign(tx_fraud=np.int8(labels)), CONFIG)
     assert outcome.batch_failures == (
-        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {observed}, allowed [0.01, 0.5]{FRAUD_RATE_HINT}",
+        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {observed}, "
+        f"allowed [0.01, 0.5]{FRAUD_RATE_HINT}",
     )
 
 
@@ -198,7 +199,8 @@ def test_fraud_rate_is_measured_on_valid_rows_only() -> None:
     frame.loc[2, ["tx_fraud", "tx_amount"]] = [1, -1.0]  # a fraud on an invalid row does not count
     outcome = validate(frame, ValidationConfig.parse(CONFIG.to_dict() | {"min_fraud_rate": 0.06}, "validation"))
     assert outcome.batch_failures == (
-        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {1 / 19}, allowed [0.06, 0.5]{FRAUD_RATE_HINT}",
+        f"expect_column_mean_to_be_between(tx_fraud): observed fraud rate {1 / 19}, "
+        f"allowed [0.06, 0.5]{FRAUD_RATE_HINT}",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import tempfile
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -334,6 +335,15 @@ def _group_options(config_dir: Path, name: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def _option_cost(wanted: Any, item: tuple[str | None, Any]) -> tuple[int, bool]:
+    """The keys a group option leaves to override to reach ``wanted``; the current one (None) wins a tie."""
+    option, base = item
+    if not isinstance(wanted, Mapping) or not isinstance(base, Mapping):
+        return (0 if base == wanted else 1, option is not None)
+    flat_base = _flat(base)
+    return (sum(flat_base.get(k, object()) != v for k, v in _flat(wanted).items()), option is not None)
+
+
 def adopt(params: Mapping[str, Any], config_dir: str | Path) -> tuple[dict[str, str], dict[str, Any]]:
     """Make conf/ compose to ``params`` (an applied experiment's params.yaml): per group, the option
     that leaves the fewest keys to override (the current one on a tie), then those keys as
@@ -346,21 +356,13 @@ def adopt(params: Mapping[str, Any], config_dir: str | Path) -> tuple[dict[str, 
     for name, wanted in params.items():
         if name in current and current[name] == wanted:
             continue
-        candidates = {None: current.get(name)}
+        candidates: dict[str | None, Any] = {None: current.get(name)}
         if isinstance(wanted, Mapping):
             for option in _group_options(config_dir, name):
                 candidates[option] = compose(config_dir, [f"{name}={option}"])[name]
-
-        def cost(item: tuple[str | None, Any]) -> tuple[int, bool]:
-            base = item[1]
-            if not isinstance(wanted, Mapping) or not isinstance(base, Mapping):
-                return (0 if base == wanted else 1, item[0] is not None)
-            flat_base, flat_wanted = _flat(base), _flat(wanted)
-            return (sum(flat_base.get(k, object()) != v for k, v in flat_wanted.items()), item[0] is not None)
-
-        option, base = min(candidates.items(), key=cost)
-        if option is not None:
-            choices[name] = option
+        chosen, base = min(candidates.items(), key=functools.partial(_option_cost, wanted))
+        if chosen is not None:
+            choices[name] = chosen
         if isinstance(wanted, Mapping) and isinstance(base, Mapping):
             flat_base = _flat(base)
             overrides |= {f"{name}.{k}": v for k, v in _flat(wanted).items() if flat_base.get(k, object()) != v}

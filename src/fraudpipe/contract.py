@@ -48,7 +48,7 @@ ID_DTYPES: tuple[str, ...] = ("int64", "str")
 
 #: Optional per-transaction coordinates (x = longitude, y = latitude for geographic data), for
 #: the customer-terminal distance feature; sources map them like the required columns.
-COORDINATE_COLUMNS: tuple[str, ...] = ("customer_x", "customer_y", "terminal_x", "terminal_y")
+COORDINATE_COLUMNS: tuple[str, str, str, str] = ("customer_x", "customer_y", "terminal_x", "terminal_y")
 
 SECONDS_PER_DAY = 86_400
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from fraudpipe.contract import (
@@ -314,14 +315,15 @@ def _answers_frame(tids: list[str], answers: list[Answer]) -> pd.DataFrame:
 
 def typed_log(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     """The parts one after the other, in the contract's dtypes."""
-    dtypes = {
+    dtypes: dict[str, npt.DTypeLike] = {
         TX_DATETIME: DATETIME_DTYPE,
         "received_at": DATETIME_DTYPE,
         TX_AMOUNT: np.float64,
         "score": np.float64,
         "alert": bool,
         TX_FRAUD: np.int8,
-    } | dict.fromkeys(COORDINATE_COLUMNS, np.float64)
+        **dict.fromkeys(COORDINATE_COLUMNS, np.float64),
+    }
     out = {}
     for c in columns:
         if c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID):  # int64 or text: str() is the key either way

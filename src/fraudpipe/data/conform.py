@@ -22,6 +22,7 @@ of quarantining every row.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -320,7 +321,8 @@ def _object_key(value: object) -> int | str | None:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        ok = np.isfinite(value) and float(value).is_integer() and abs(value) <= _MAX_EXACT_FLOAT_INT
+        number = float(value)
+        ok = math.isfinite(number) and number.is_integer() and abs(number) <= _MAX_EXACT_FLOAT_INT
         return int(value) if ok else None
     return value if isinstance(value, str) else None
 

@@ -36,7 +36,7 @@ class Runner:
         if docs_dir is not None:
             self.context.add_data_docs_site(
                 DOCS_SITE,
-                {
+                {  # type: ignore[typeddict-unknown-key]  # GX's TypedDict omits SiteBuilder's show_how_to_buttons
                     "class_name": "SiteBuilder",
                     "show_how_to_buttons": False,
                     "store_backend": {  # GX needs an absolute path in an ephemeral context

@@ -140,7 +140,7 @@ def _batch_message(kind: str, kwargs: Mapping[str, Any], result: Mapping[str, An
         expected = " or ".join(ID_DTYPES) if column in ID_COLUMNS else kwargs.get("type_")
         return (
             f"{kind}({column}): expected {expected}, observed {observed} (first values {sample}); "
-            f"{_TYPE_HINTS.get(column, 'check data.columns')}"
+            f"{_TYPE_HINTS.get(str(column), 'check data.columns')}"
         )
     if kind == "expect_table_row_count_to_be_between":
         return f"{kind}: observed {observed} valid rows, allowed min={kwargs.get('min_value')} (validation.min_rows)"

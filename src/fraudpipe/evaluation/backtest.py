@@ -29,10 +29,12 @@ def evaluate_folds(
     ``trained``: a bundle used for fold 0 instead of a fit, if it is that fit (`fitted_on`)."""
     results = []
     for i, parts in enumerate(folds):
-        reuse = i == 0 and trained is not None and fitted_on(trained, parts.train, config)
-        bundle = trained if reuse else train_bundle(parts.train, config)
+        if i == 0 and trained is not None and fitted_on(trained, parts.train, config):
+            bundle = trained
+        else:
+            bundle = train_bundle(parts.train, config)
         scores = bundle.score(parts.test)
-        results.append({"fold": i} | quality_metrics(parts.test, scores, bundle.threshold, k))
+        results.append({"fold": i, **quality_metrics(parts.test, scores, bundle.threshold, k)})
         del parts, bundle, scores
     return results
 

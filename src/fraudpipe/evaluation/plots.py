@@ -112,7 +112,7 @@ def score_distribution_figure(
 ) -> Figure:
     """Score histograms per class, each normalised to its own count (frauds are <1 % of rows)."""
     labels = np.asarray(labels).astype(bool)
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.linspace(0.0, 1.0, bins + 1).tolist()  # a list: the stubs of hist(bins=) want a Sequence
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for mask, name, color in ((~labels, "genuine", "#4C72B0"), (labels, "fraud", "#C44E52")):
         if mask.any():

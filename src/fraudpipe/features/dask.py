@@ -41,7 +41,7 @@ from fraudpipe.features.definitions import (
 from fraudpipe.features.inputs import check_transactions, transaction_locations
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
 #: The column that carries each row's position in the input table through the shuffles.
 POSITION = "_position"
@@ -137,7 +137,8 @@ def build_features_dask(
     xy = {c: np.empty(n) for cs in SIDE_XY.values() for c in cs} if with_locations else {}
     sides, columns = side_configs(config), side_columns(config)
     tables = {CUSTOMER_ID: customers, TERMINAL_ID: terminals}
-    futures, outputs = [], {}
+    futures: list[Future] = []
+    outputs: dict[str, list[str]] = {}
     compute = delayed(_side_features, pure=True)
     for side in (CUSTOMER_ID, TERMINAL_ID):
         if not columns[side] and not with_locations:
@@ -156,10 +157,8 @@ def build_features_dask(
         future.release()
     client.cancel(chunks)
     if with_locations:
-        distance(
-            *(xy[c] for c in (*SIDE_XY[CUSTOMER_ID], *SIDE_XY[TERMINAL_ID])),
-            out=values[row[CUSTOMER_TERMINAL_DISTANCE]],
-        )
+        cx, cy, tx_, ty = (xy[c] for c in (*SIDE_XY[CUSTOMER_ID], *SIDE_XY[TERMINAL_ID]))
+        distance(cx, cy, tx_, ty, out=values[row[CUSTOMER_TERMINAL_DISTANCE]])
     features = pd.DataFrame(values.T, columns=names, copy=False)
     return pd.concat([_key_frame(tx), features], axis=1)
 

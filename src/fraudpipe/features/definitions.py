@@ -40,6 +40,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
@@ -68,6 +69,8 @@ NB_TERMINALS = "nb_terminals"  # distinct terminals the customer used over the w
 SECONDS_SINCE_PREV_TX = "seconds_since_prev_tx"  # capped at the longest customer window
 # CUSTOMER_TERMINAL_DISTANCE (``features.inputs``) needs coordinates
 EXTRAS: tuple[str, ...] = (AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS, SECONDS_SINCE_PREV_TX, CUSTOMER_TERMINAL_DISTANCE)
+#: EXTRAS as a type (a type checker cannot read a Literal off a tuple); tests hold the two equal.
+Extra = Literal["amount_ratio", "amount_zscore", "nb_terminals", "seconds_since_prev_tx", "customer_terminal_distance"]
 WINDOWED_EXTRAS = frozenset({AMOUNT_RATIO, AMOUNT_ZSCORE, NB_TERMINALS})
 
 
@@ -90,7 +93,7 @@ class FeatureConfig(Config):
     customer_windows: Windows
     terminal_windows: Windows
     delay_days: int = Field(ge=0)
-    extras: Annotated[tuple[Literal[EXTRAS], ...], AS_TUPLE]
+    extras: Annotated[tuple[Extra, ...], AS_TUPLE]
     extra_windows: Windows
 
     @model_validator(mode="after")
@@ -154,7 +157,7 @@ def calendar_flags(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (weekday >= 5).astype(np.float64), (hour <= NIGHT_LAST_HOUR).astype(np.float64)
 
 
-def split_cents(amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_cents(amount: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Amount = cents / 100 + residual, with integer cents: sums of cents are exact."""
     amount = np.asarray(amount, dtype=np.float64)
     cents = np.rint(amount * 100.0).astype(np.int64)
@@ -162,7 +165,7 @@ def split_cents(amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def window_mean(
-    cents_sum: np.ndarray, residual_sum: np.ndarray, count: np.ndarray, out: np.ndarray | None = None
+    cents_sum: np.ndarray, residual_sum: npt.ArrayLike, count: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     mean = np.divide(cents_sum, 100.0, out=out)
     mean += residual_sum
@@ -170,7 +173,7 @@ def window_mean(
     return mean
 
 
-def amount_ratio(amount: np.ndarray, mean: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def amount_ratio(amount: npt.ArrayLike, mean: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """amount / mean; the window holds the amount itself, so mean is 0 only when all amounts are: 1.
 
     ``out`` may be ``mean`` itself: the offline path computes in place.
@@ -205,10 +208,12 @@ def amount_zscore(
 
 
 def distance(
-    cx: np.ndarray, cy: np.ndarray, tx: np.ndarray, ty: np.ndarray, out: np.ndarray | None = None
+    cx: npt.ArrayLike, cy: npt.ArrayLike, tx: npt.ArrayLike, ty: npt.ArrayLike, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Euclidean distance between (cx, cy) and (tx, ty), in the units of the coordinates."""
-    return np.hypot(np.asarray(cx, dtype=np.float64) - tx, np.asarray(cy, dtype=np.float64) - ty, out=out)
+    dx = np.asarray(cx, dtype=np.float64) - np.asarray(tx, dtype=np.float64)
+    dy = np.asarray(cy, dtype=np.float64) - np.asarray(ty, dtype=np.float64)
+    return np.hypot(dx, dy, out=out)
 
 
 # --- offline computation ---------------------------------------------------------------------

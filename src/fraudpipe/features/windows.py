@@ -9,6 +9,8 @@ written into one float64 block, so the table is made without a copy.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -52,7 +54,7 @@ class Columns:
 _SEARCH_CHUNK = 4096
 
 
-def _searchsorted_in_place(haystack: np.ndarray, needles: np.ndarray, side: str) -> np.ndarray:
+def _searchsorted_in_place(haystack: np.ndarray, needles: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
     """``np.searchsorted(haystack, needles, side=side)`` for sorted int64 needles, written over them.
 
     The answers are sorted too, so a chunk's lie between those of its first needle and of the

@@ -194,7 +194,8 @@ def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
     entry = meta["model"]
     if not isinstance(entry, dict) or entry.get("format") != spec.format or entry.get("file") != spec.file:
         raise BundleError(
-            f"{path}: unknown model format {entry!r} for estimator {spec.name!r}; expected format {spec.format!r} in {spec.file!r}"
+            f"{path}: unknown model format {entry!r} for estimator {spec.name!r}; "
+            f"expected format {spec.format!r} in {spec.file!r}"
         )
     model_path = directory / spec.file
     if not model_path.is_file():
@@ -242,6 +243,7 @@ def _standardizer(value: Any, n_features: int, path: Path) -> tuple[np.ndarray |
         or not (np.isfinite(scale) & (scale > 0)).all()
     ):
         raise BundleError(
-            f"{path}: standardizer needs {n_features} finite means and positive scales, got shapes {mean.shape}, {scale.shape}"
+            f"{path}: standardizer needs {n_features} finite means and positive scales, "
+            f"got shapes {mean.shape}, {scale.shape}"
         )
     return mean, scale

@@ -30,7 +30,7 @@ def estimator_params(config: ModelConfig, labels: np.ndarray) -> dict[str, Any]:
 
 def standardize(X: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
-    if mean is None:
+    if mean is None or scale is None:  # both or neither: no standardiser
         return X
     out = X - mean  # a new array; dividing it in place saves a second copy of X (same values)
     return np.divide(out, scale, out=out)

@@ -107,7 +107,8 @@ def train_bundle(
             )
         if not y[holdout].any():
             raise ConfigError(
-                f"model.threshold_validation_days: the threshold validation slice (last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
+                f"model.threshold_validation_days: the threshold validation slice "
+                f"(last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
                 "raise model.threshold_validation_days or set it to 0"
             )
         provisional = fit_model(
@@ -149,7 +150,11 @@ def train_bundle(
             **at,
             "alerts_per_day": float(np.sum(chosen_scores >= threshold) / n_days),
         },
-        "standardizer": None if final.mean is None else {"mean": final.mean.tolist(), "scale": final.scale.tolist()},
+        "standardizer": (
+            None
+            if final.mean is None or final.scale is None
+            else {"mean": final.mean.tolist(), "scale": final.scale.tolist()}
+        ),
         "model": final.predictor.describe(),
         "params": config.to_dict(),
         "estimator_params": final.params,
@@ -162,8 +167,9 @@ def train_bundle(
         },
         "library_versions": library_versions(),
     }
-    if estimator is not None:
-        metadata["engine"] = estimator.engine
+    engine = None if estimator is None else estimator.engine
+    if engine is not None:
+        metadata["engine"] = engine
     return Bundle(metadata, final.predictor, final.mean, final.scale)
 
 

@@ -172,7 +172,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     async def lifespan(app: FastAPI):
         print(
             f"fraudpipe serve: starting {workers} with the {store} on http://{config.host}:{config.port}"
-            f"{f' (worker pid {os.getpid()})' if config.workers > 1 else ''}; loading model {config.model} and state ...",
+            f"{f' (worker pid {os.getpid()})' if config.workers > 1 else ''}; "
+            f"loading model {config.model} and state ...",
             flush=True,
         )
         loop = asyncio.get_running_loop()
@@ -263,7 +264,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             )
 
     #: The /v1 routes' dependency: none when no key is set (nothing to check, nothing to document).
-    secured = {"dependencies": [Depends(_authorised)]} if api_key is not None else {}
+    secured: dict[str, Any] = {"dependencies": [Depends(_authorised)]} if api_key is not None else {}
 
     async def _body(request: Request) -> bytes:
         limit = config.max_body_bytes
@@ -296,7 +297,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             "metrics": False,
             "logs": False,
         },  # /metrics is ours: no per-request OpenTelemetry checks
-        description=f"Real-time fraud scoring with the features the model was trained on. {workers.capitalize()}, {store}.",
+        description="Real-time fraud scoring with the features the model was trained on. "
+        f"{workers.capitalize()}, {store}.",
     )
     configure(config)  # this process's header timeout (a worker's too)
     app.add_middleware(BodyTimeout, seconds=config.body_timeout)  # inside the metrics: its 408s are counted

@@ -97,8 +97,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _INSERT_TX = (
-    "INSERT INTO events (kind, transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, customer_x, customer_y, "
-    f"terminal_x, terminal_y, score, alert, threshold, model_version, received_at) VALUES ('{TRANSACTION}', "
+    "INSERT INTO events (kind, transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, "
+    "customer_x, customer_y, terminal_x, terminal_y, score, alert, threshold, model_version, received_at) "
+    f"VALUES ('{TRANSACTION}', "
     "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_LABEL = f"INSERT INTO events (kind, transaction_id, tx_fraud, received_at) VALUES ('{LABEL}', ?, ?, ?)"
@@ -106,6 +107,14 @@ _INSERT_LABEL = f"INSERT INTO events (kind, transaction_id, tx_fraud, received_a
 
 def _now() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The sequence number an INSERT gave its entry (sqlite3 has None only before any INSERT)."""
+    seq = cursor.lastrowid
+    if seq is None:
+        raise sqlite3.OperationalError("the journal's INSERT gave no row id")
+    return seq
 
 
 @dataclass(frozen=True)
@@ -209,10 +218,10 @@ class Journal:
             ),
         )
         self._after_append()
-        return cursor.lastrowid
+        return _row_id(cursor)
 
     def append_label(self, transaction_id: str, tx_fraud: int) -> int:
-        seq = self._db.execute(_INSERT_LABEL, (transaction_id, tx_fraud, _now())).lastrowid
+        seq = _row_id(self._db.execute(_INSERT_LABEL, (transaction_id, tx_fraud, _now())))
         self._after_append()
         return seq
 

@@ -45,8 +45,12 @@ class HeadTimeout:
     seconds: float = 10.0  # set for the process by ``configure``
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = False
+    # Set by the uvicorn protocol this is mixed into (its request cycle: a class per parser).
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm_head()
 

@@ -23,6 +23,7 @@ One registry per app (the service runs one worker, so these are the whole servic
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,11 @@ from fraudpipe.scoring.row import FastPath
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client closed the connection before the answer
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+def _held(size: Callable[[], dict[str, int]], name: str) -> int:
+    """How many ``name`` the state holds now (a gauge's value, read at each scrape)."""
+    return size().get(name, 0)
 
 
 class Metrics:
@@ -106,7 +112,7 @@ class Metrics:
         self.threshold.set(threshold)
         self.fast_path.labels(reason=fast_path.reason).set(int(fast_path.on))
         for name, gauge in self.state.items():
-            gauge.set_function(lambda name=name: size().get(name, 0))
+            gauge.set_function(functools.partial(_held, size, name))
         self.journal.set_function(journal_entries)
         self._score, self._alert = self.scores.labels(model_version=version), self.alerts.labels(model_version=version)
         self.ready.set(1)

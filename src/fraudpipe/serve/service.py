@@ -2,8 +2,9 @@
 
 Scoring one transaction: validate its meaning (retry? too late? too far in the future or past the
 newest transaction? too large? a new key past the state's caps? ``serve.admission``), fetch its
-customer's and terminal's histories from the store, and hand them to ``scoring.online.OnlineScorer`` (the training feature definitions into one row, the row as float32
-into XGBoost's in-place prediction, one thread: the scorer the `parity` stage replays and times),
+customer's and terminal's histories from the store, and hand them to ``scoring.online.OnlineScorer``
+(the training feature definitions into one row, the row as float32 into XGBoost's in-place
+prediction, one thread: the scorer the `parity` stage replays and times),
 append the transaction with its answer to the journal, add it to the store, answer. Nothing builds
 a DataFrame per request.
 
@@ -21,6 +22,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,15 @@ from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal, replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.snapshot import Snapshots
-from fraudpipe.serve.stores.base import Conflict, Scored, StateStore, StoreUnavailable, Transaction, epoch_second
+from fraudpipe.serve.stores.base import (
+    Conflict,
+    Scored,
+    SharedStore,
+    StateStore,
+    StoreUnavailable,
+    Transaction,
+    epoch_second,
+)
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.servicelog import latest_snapshot
 
@@ -52,7 +62,7 @@ def store_name(config: ServeConfig) -> str:
 
     url = urlsplit(config.store)
     where = (
-        url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
+        url._replace(netloc=(url.hostname or "") + (f":{url.port}" if url.port else "")).geturl()
         if url.password
         else config.store
     )
@@ -74,10 +84,18 @@ class Service:
     """One worker's model, state store and journal."""
 
     def __init__(
-        self, config: ServeConfig, bundle: Bundle, store: StateStore, journal: Journal | None, started: Started
+        self,
+        config: ServeConfig,
+        bundle: Bundle,
+        store: StateStore,
+        journal: Journal | None,
+        started: Started,
+        shared: SharedStore | None = None,
     ) -> None:
+        """``journal`` with the in-process store; none with a ``shared`` one (then ``store`` too)."""
         self.scorer = OnlineScorer(bundle, store.config)  # refuses a bundle of other features than the store's
         self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
+        self.shared = shared
         self.names = list(bundle.features)
         self.threshold = bundle.threshold
         self.version = bundle.version
@@ -96,9 +114,9 @@ class Service:
         if config.shared:  # the state and its durability are Redis's: no journal
             from fraudpipe.serve.stores.redis import RedisStore
 
-            store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
-            started = Started(config.state, False, 0, time.perf_counter() - start, seeded=store.seeded)
-            return cls(config, bundle, store, None, started)
+            shared = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
+            started = Started(config.state, False, 0, time.perf_counter() - start, seeded=shared.seeded)
+            return cls(config, bundle, shared, None, started, shared=shared)
         journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
         found = journal.latest_snapshot()
         if found is None:
@@ -154,7 +172,7 @@ class Service:
                 ) from None
             scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
             if self.journal is not None:  # (the in-process store never conflicts: appended once)
-                self._append(self.journal.append_transaction, scored)
+                self._append(self.journal, self.journal.append_transaction, scored)
             try:
                 first = store.add_transaction(scored, found)
             except Conflict:
@@ -186,19 +204,18 @@ class Service:
                 f"{key} is not known: never scored here, or older than the {days} days of history the service keeps",
             )
         if self.journal is not None:
-            self._append(self.journal.append_label, key, body.tx_fraud)
+            self._append(self.journal, self.journal.append_label, key, body.tx_fraud)
         if not self.store.add_label(
             key, body.tx_fraud
         ):  # a shared store: forgotten meanwhile (pruned by another worker)
             raise Refused(404, "transaction_id", f"{key} is not known: older than the history the service keeps")
 
-    def _append(self, write, *args) -> None:
+    @staticmethod
+    def _append(journal: Journal, write: Callable[..., object], *args: object) -> None:
         try:
             write(*args)
         except sqlite3.Error as exc:  # nothing changed: the client may retry
-            raise Refused(
-                503, "journal", f"could not append to {self.journal.path} ({exc}); nothing was recorded"
-            ) from None
+            raise Refused(503, "journal", f"could not append to {journal.path} ({exc}); nothing was recorded") from None
 
     # --- the operator's move to a new period ------------------------------------------------------
 
@@ -221,7 +238,7 @@ class Service:
             )
         newest = self.store.newest()
         if newest is not None and start > newest and self.journal is not None:
-            self._append(self.journal.append_period, start)
+            self._append(self.journal, self.journal.append_period, start)
         before = self.store.start_period(start)
         if before is None:  # a shared store: another worker moved it meanwhile, or nothing to move
             newest = self.store.newest()
@@ -244,11 +261,12 @@ class Service:
         entries it holds (``serve.snapshot``); with Redis, rewrite its append-only file."""
         if self.snapshots is not None:
             return self.snapshots.start()
+        assert self.shared is not None  # no journal: the store is shared (``__init__``)
         start = time.perf_counter()  # Redis: its append-only file is the log; rewriting it is what bounds it
         done: Future[dict[str, object]] = Future()
         done.set_result(
             {
-                "aof_rewrite": self.store.compact(),
+                "aof_rewrite": self.shared.compact(),
                 "transactions": self.store.size()["transactions"],
                 "seconds": round(time.perf_counter() - start, 3),
             }
@@ -291,7 +309,8 @@ def _base_identity(state: Path) -> str:
     path = state / STATE_FILE
     if not path.is_file():
         raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot (featurize writes data/features/online_state)"
+            f"{path} does not exist: --state must be an online state snapshot "
+            "(featurize writes data/features/online_state)"
         )
     return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
@@ -364,22 +383,25 @@ def describe(service: Service, config: ServeConfig) -> str:
     key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
     workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
     head = (
-        f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} and the {store_name(config)}; model "
+        f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} "
+        f"and the {store_name(config)}; model "
         f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}, "
         f"{service.scorer.fast_path.describe()}); "
     )
     if service.journal is None:
-        meta = service.store.meta
+        assert service.shared is not None  # no journal: the store is shared (``Service.__init__``)
+        meta = service.shared.meta
         how = "seeded by this worker" if started.seeded else f"already there (seeded at {meta['seeded_at']} UTC)"
         return (
             f"{head}worker pid {os.getpid()}; shared state {how} from {meta['source']} ({meta['identity']}) = "
             f"{size['transactions']:,} transactions now, ready in {started.seconds:.1f} s; durable log: "
-            f"{service.store.persistence()}; {key}"
+            f"{service.shared.persistence()}; {key}"
         )
     source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
     return (
         f"{head}state from {source} + "
-        f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} = {size['transactions']:,} transactions, "
+        f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} "
+        f"= {size['transactions']:,} transactions, "
         f"loaded in {started.seconds:.1f} s; "
         f"journal {service.journal.path} (SQLite WAL); {key}"
     )

@@ -60,7 +60,10 @@ class SourceConfig(Config):
 
 @runtime_checkable
 class Source(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str:
+        """The ``source`` key of its kind (read-only: the sources are frozen dataclasses)."""
+        ...
 
     def read(self) -> pd.DataFrame:
         """The raw batch, with the source's own column names."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -23,8 +25,9 @@ from fraudpipe.data.sources.base import SnapshotResult, Source, SourceConfig, So
 from fraudpipe.data.sources.files import ParquetSource
 from fraudpipe.data.sources.sql import SqlConfig, SqlSource
 
-#: Sources DVC cannot see, hence read through a snapshot.
-LIVE_SOURCES = {"sql": SqlSource, "api": ApiSource}
+#: Sources DVC cannot see, hence read through a snapshot: each one's maker, by its ``source`` key
+#: (the config of that key is of that kind's class, which the tagged union guarantees, not the types).
+LIVE_SOURCES: dict[str, Callable[[Any], Source]] = {"sql": SqlSource.from_config, "api": ApiSource.from_config}
 LiveConfig = SqlConfig | ApiConfig
 
 
@@ -86,7 +89,7 @@ def refresh_snapshot(config: SourceConfig, source: Source | None = None) -> Snap
             f"directly with `dvc add`; the simulator needs neither), got {config.source!r}"
         )
     if source is None:
-        source = LIVE_SOURCES[config.source].from_config(config)
+        source = LIVE_SOURCES[config.source](config)
     path = Path(config.snapshot)
     id_column = source_columns(config.columns)[TRANSACTION_ID]
     table = arrow_safe(sort_for_snapshot(source.read(), id_column, getattr(source, "where", f"{config.source} source")))

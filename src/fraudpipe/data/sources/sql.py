@@ -160,7 +160,7 @@ class SqlSource:
         import sqlalchemy as sa
 
         if self.query:
-            params = [
+            params: list[sa.BindParameter[Any]] = [
                 sa.bindparam(name, list(value), expanding=True)
                 if isinstance(value, (list, tuple))
                 else sa.bindparam(name, value)

@@ -7,6 +7,8 @@ one group-by per key instead of a Python call per row (``update`` is the one-by-
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +34,13 @@ def _keyed(ids: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray]:
     id_is_text(ids, column)  # int64 or text, nothing else
     codes, uniques = pd.factorize(ids)
     return codes.astype(np.int64, copy=False), canonical_ids(pd.Series(uniques, dtype=ids.dtype), column)
+
+
+def _groups(codes: np.ndarray, what: str) -> Iterable[np.ndarray]:
+    """The row positions of each code, in arrival order, codes in ascending order (a progress bar of ``what``)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return progress(np.split(order, bounds) if len(order) else [], desc=f"online state: {what}", unit=what[:-1])
 
 
 def history_since(
@@ -81,24 +90,17 @@ def fill_histories(
     cents, residual = split_cents(amount)
     labels.update(zip(tid.tolist(), fraud))
     terminal_of.update(zip(tid.tolist(), terminal_keys[terminal].tolist()))
-    groups = (
-        (customer, customer_keys, customers, CustomerHistory, "customers"),
-        (terminal, terminal_keys, terminals, TerminalHistory, "terminals"),
-    )
-    for codes, keys, store, make, what in groups:
-        order = np.argsort(codes, kind="stable")
-        bounds = np.flatnonzero(np.diff(codes[order])) + 1
-        for rows in progress(
-            np.split(order, bounds) if len(order) else [], desc=f"online state: {what}", unit=what[:-1]
-        ):
-            h = store.setdefault(keys[codes[rows[0]]], make())
-            h.times += t[rows].tolist()
-            h.tids += tid[rows].tolist()
-            if isinstance(h, TerminalHistory):
-                h.frauds += frauds[rows].tolist()
-            else:
-                h.seqs += seq[rows].tolist()
-                h.amounts += amount[rows].tolist()
-                h.cents += cents[rows].tolist()
-                h.residuals += residual[rows].tolist()
-                h.terminals += terminal_keys[terminal[rows]].tolist()
+    for rows in _groups(customer, "customers"):
+        c = customers.setdefault(customer_keys[customer[rows[0]]], CustomerHistory())
+        c.times += t[rows].tolist()
+        c.tids += tid[rows].tolist()
+        c.seqs += seq[rows].tolist()
+        c.amounts += amount[rows].tolist()
+        c.cents += cents[rows].tolist()
+        c.residuals += residual[rows].tolist()
+        c.terminals += terminal_keys[terminal[rows]].tolist()
+    for rows in _groups(terminal, "terminals"):
+        h = terminals.setdefault(terminal_keys[terminal[rows[0]]], TerminalHistory())
+        h.times += t[rows].tolist()
+        h.tids += tid[rows].tolist()
+        h.frauds += frauds[rows].tolist()

@@ -105,13 +105,11 @@ def history_features(
             s2 += sum(map(mul, older, older))
         if distinct:
             seen.update(all_terminals[start:prev])
-        (
-            counts.append(end - start + 1),
-            sums.append(s1),
-            residuals.append(s_res),
-            squares.append(s2),
-            terminals.append(len(seen)),
-        )
+        counts.append(end - start + 1)
+        sums.append(s1)
+        residuals.append(s_res)
+        squares.append(s2)
+        terminals.append(len(seen))
         prev = start
     count = np.array(counts, dtype=np.int64)
     means = window_mean(np.array(sums, dtype=np.int64), np.array(residuals), count).tolist()

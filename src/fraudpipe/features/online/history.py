@@ -54,11 +54,13 @@ class CustomerHistory:
     def insert(self, t: int, seq: int, tid: str, amount: float, terminal: str) -> None:
         i = bisect_right(self.times, t)  # after same-second ones: arrival order
         cents, residual = split_cents(amount)
-        for lst, v in zip(
-            (self.times, self.seqs, self.tids, self.amounts, self.cents, self.residuals, self.terminals),
-            (t, seq, tid, amount, int(cents), float(residual), terminal),
-        ):
-            lst.insert(i, v)
+        self.times.insert(i, t)
+        self.seqs.insert(i, seq)
+        self.tids.insert(i, tid)
+        self.amounts.insert(i, amount)
+        self.cents.insert(i, int(cents))
+        self.residuals.insert(i, float(residual))
+        self.terminals.insert(i, terminal)
 
     def drop_until(self, horizon: int) -> list[str]:
         """Forget the transactions at or before ``horizon``; returns their ids."""

@@ -13,8 +13,9 @@ which the per-key histories, sorted by time, cut at.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
+from typing import Any
 
 Period = tuple[int, int]  # (start, jump) in epoch seconds
 
@@ -36,8 +37,8 @@ def period_start(periods: Sequence[Period]) -> int | None:
     return periods[-1][0] if periods else None
 
 
-def parse_periods(raw: object) -> list[Period]:
+def parse_periods(raw: Iterable[Sequence[Any]] | None) -> list[Period]:
     """Periods as saved (JSON: a list of [start, jump] pairs; absent: none)."""
     if raw is None:
         return []
-    return [(int(start), int(jump)) for start, jump in raw]  # type: ignore[union-attr]
+    return [(int(start), int(jump)) for start, jump in raw]

@@ -309,9 +309,9 @@ class OnlineState:
             if not h.times:
                 del self._customers[key]
         for key in list(self._terminals):
-            h = self._terminals[key]
-            h.drop_until(cut)
-            if not h.times:
+            th = self._terminals[key]
+            th.drop_until(cut)
+            if not th.times:
                 del self._terminals[key]
         self._pruned_at = self._now
         self._complete_since = cut if self._complete_since is None else max(self._complete_since, cut)

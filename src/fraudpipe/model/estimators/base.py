@@ -37,6 +37,12 @@ class Estimator(ABC):
     #: the tree methods the Dask engine can fit this estimator with (none: pandas engine only)
     dask_tree_methods: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def engine(self) -> dict[str, Any] | None:
+        """What a bundle records as its ``engine`` (where the fit ran); None: the stage's own
+        process, which is not recorded."""
+        return None
+
     def problems(self, config: ModelConfig) -> dict[str, str]:
         """Config keys this estimator cannot work with, and why (reported as ConfigErrors)."""
         return {key: f"{self.name} needs a value" for key in self.needs if getattr(config, key) is None}

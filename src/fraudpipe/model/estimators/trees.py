@@ -122,7 +122,8 @@ class TreeEstimator(Estimator):
             raise BundleError(f"{path}: not a plain .npy node array ({exc})") from None
         if nodes.dtype != TREE_DTYPE or nodes.ndim != 1 or not len(nodes):
             raise BundleError(
-                f"{path}: expected a non-empty 1-D array of dtype {TREE_DTYPE}, got dtype {nodes.dtype} shape {nodes.shape}"
+                f"{path}: expected a non-empty 1-D array of dtype {TREE_DTYPE}, "
+                f"got dtype {nodes.dtype} shape {nodes.shape}"
             )
         check_trees(nodes, entry.get("tree_roots"), n_features, str(path))
         return Trees(nodes, entry["tree_roots"])

@@ -14,6 +14,7 @@ The implementations: ``memory.InProcessStore`` (one process, one worker) and ``r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,11 +25,19 @@ from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.features.online import History
 
 _EPOCH, _SECOND = datetime(1970, 1, 1), timedelta(seconds=1)
+#: customer_x, customer_y, terminal_x, terminal_y of a transaction (None: not carried).
+Coordinates = tuple[float | None, float | None, float | None, float | None]
 
 
 def epoch_second(when: datetime) -> int:
     """Whole epoch seconds of a naive UTC datetime, as ``contract.epoch_seconds`` counts them."""
     return (when - _EPOCH) // _SECOND
+
+
+def four_coordinates(values: Sequence[float | None]) -> Coordinates:
+    """A stored row's coordinates (a list: JSON, a table row) as a ``Transaction`` holds them."""
+    cx, cy, tx, ty = values
+    return (cx, cy, tx, ty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +50,7 @@ class Transaction:
     tx_datetime: datetime
     t: int  # tx_datetime in whole epoch seconds, as the features count time
     tx_amount: float
-    coordinates: tuple[float | None, float | None, float | None, float | None] = (None, None, None, None)
+    coordinates: Coordinates = (None, None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,4 +141,19 @@ class StateStore(Protocol):
 
     def save(self, directory: Path) -> None:
         """Write a snapshot that ``load`` of the same kind of store restarts from."""
+        ...
+
+
+class SharedStore(StateStore, Protocol):
+    """A store several workers share (``redis.RedisStore``): durable on its own, without a journal."""
+
+    meta: dict[str, Any]  # how the shared state was seeded: source, identity, when, transactions, seconds
+    seeded: bool  # this worker seeded it (else it found it there)
+
+    def compact(self) -> str:
+        """Rewrite the store's durable log to the current state (a snapshot's work); what was done."""
+        ...
+
+    def persistence(self) -> str:
+        """How the store keeps the state, for the start-up line."""
         ...

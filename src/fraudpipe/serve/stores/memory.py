@@ -28,7 +28,7 @@ from fraudpipe.errors import DataError
 from fraudpipe.features.online import History, OnlineState
 from fraudpipe.features.online.history import NO_CUSTOMER, NO_TERMINAL
 from fraudpipe.io import read_parquet, write_parquet
-from fraudpipe.serve.stores.base import Prepared, Scored, Transaction
+from fraudpipe.serve.stores.base import Prepared, Scored, Transaction, four_coordinates
 from fraudpipe.servicelog import SCORED_COLUMNS, SCORED_FILE
 
 
@@ -78,6 +78,7 @@ class InProcessStore:
         if self.state.pruned_at != self._pruned_at:  # the state forgot old transactions: so do the answers
             self._pruned_at = self.state.pruned_at
             self._scored = {k: v for k, v in self._scored.items() if self.state.knows(k)}
+        return None
 
     def add_label(self, transaction_id: str, tx_fraud: int) -> bool:
         return self.state.label(transaction_id, tx_fraud)
@@ -152,7 +153,7 @@ def _read_scored(path: Path) -> dict[str, Scored]:
     alerts, versions = table["alert"].to_numpy(bool).tolist(), table["model_version"].astype(str).tolist()
     out = {}
     for i, tid in enumerate(tids):
-        coordinates = tuple(None if v != v else v for v in xy[i])  # NaN: not carried
+        coordinates = four_coordinates([None if v != v else v for v in xy[i]])  # NaN: not carried
         tx = Transaction(tid, customers[i], terminals[i], when[i], seconds[i], amounts[i], coordinates)
         out[tid] = Scored(tx, scores[i], alerts[i], thresholds[i], versions[i])
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fraudpipe.serve.stores.base import Scored, Transaction, epoch_second
+from fraudpipe.serve.stores.base import Scored, Transaction, epoch_second, four_coordinates
 from fraudpipe.servicelog import Answer
 
 
@@ -28,17 +28,22 @@ def scored_answer(tid: str, raw: str) -> Scored:
     """The ``Scored`` that ``answer_json`` wrote for transaction ``tid``."""
     a = Answer.from_json(raw)
     when = datetime.fromisoformat(a.tx_datetime)
-    tx = Transaction(tid, a.customer_id, a.terminal_id, when, epoch_second(when), a.tx_amount, tuple(a.coordinates))
+    tx = Transaction(
+        tid, a.customer_id, a.terminal_id, when, epoch_second(when), a.tx_amount, four_coordinates(a.coordinates)
+    )
     return Scored(tx, a.score, a.alert, a.threshold, a.model_version)
 
 
 def location_text(x: float | None, y: float | None) -> str:
     """A location as ``P:xy:*`` holds it ('' when not carried)."""
-    return "" if x is None else f"{float(x)!r} {float(y)!r}"
+    return "" if x is None or y is None else f"{float(x)!r} {float(y)!r}"
 
 
 def parse_location(raw: str | None) -> tuple[float, float] | None:
-    if raw is None:
-        return None
+    return None if raw is None else location_of(raw)
+
+
+def location_of(raw: str) -> tuple[float, float]:
+    """A ``P:xy:*`` value as (x, y)."""
     x, y = raw.split(" ")
     return float(x), float(y)

@@ -57,7 +57,7 @@ def seed_or_wait(
         if raw is not None:
             return json.loads(raw), False
         if identity is None:
-            state_identity(state)  # raises: nothing in Redis, nothing to seed from
+            identity = state_identity(state)  # raises: nothing in Redis, nothing to seed from
         if client.set(keys.seeding, token, nx=True, ex=300):
             try:
                 if client.get(keys.meta) is None:  # nobody finished seeding between our two reads
@@ -182,19 +182,21 @@ def _seed(
     if online.config.needs_locations:
         for key, name in ((CUSTOMER_ID, "c"), (TERMINAL_ID, "t")):
             table = online.known_locations()[key]
-            ids = [str(v) for v in table[key].tolist()]
+            key_ids = [str(v) for v in table[key].tolist()]
             xs, ys = table["x"].tolist(), table["y"].tolist()
-            for lo in range(0, len(ids), 5000):
+            for lo in range(0, len(key_ids), 5000):
                 pipe.hset(
                     keys.locations(name),
-                    mapping={ids[i]: location_text(xs[i], ys[i]) for i in range(lo, min(len(ids), lo + 5000))},
+                    mapping={key_ids[i]: location_text(xs[i], ys[i]) for i in range(lo, min(len(key_ids), lo + 5000))},
                 )
                 pending += 1
                 flush()
-    clock = {"seq": n, "lseq": 0}
+    clock: dict[str, int | str] = {"seq": n, "lseq": 0}
     if online.as_of is not None:
         now = int((online.as_of.to_pydatetime() - _EPOCH).total_seconds())
-        clock |= {"now": now, "pruned_at": now, "complete_since": online.complete_since}
+        clock |= {"now": now, "pruned_at": now}
+        if online.complete_since is not None:  # absent: every transaction is kept (the store reads None)
+            clock["complete_since"] = online.complete_since
         if online.periods:  # the operator's moves of the clock (``online.periods``), as period.lua keeps them
             clock["periods"] = json.dumps([list(p) for p in online.periods])
     pipe.hset(keys.clock, mapping=clock)

@@ -51,7 +51,7 @@ from fraudpipe.features.online.periods import parse_periods, period_start
 from fraudpipe.serve.stores.base import Conflict, Prepared, Scored, StoreUnavailable, Transaction
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.serve.stores.redis import scripts
-from fraudpipe.serve.stores.redis.codec import answer_json, location_text, parse_location, scored_answer
+from fraudpipe.serve.stores.redis.codec import answer_json, location_of, location_text, parse_location, scored_answer
 from fraudpipe.serve.stores.redis.seeding import check_meta, seed_or_wait, state_identity
 from fraudpipe.servicelog import RedisKeys, connect_redis
 
@@ -295,7 +295,7 @@ class RedisStore:
         tables = {}
         if self._locations:
             for key, name in ((CUSTOMER_ID, "c"), (TERMINAL_ID, "t")):
-                known = {k: parse_location(v) for k, v in client.hgetall(keys.locations(name)).items()}
+                known = {k: location_of(v) for k, v in client.hgetall(keys.locations(name)).items()}
                 tables[key] = pd.DataFrame(
                     {
                         key: id_array(list(known)),
