@@ -28,7 +28,8 @@ def main() -> None:
         write_parquet(table, FEATURES)
         steps.update()
     print(
-        f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}, {engine.name} engine) -> {FEATURES}; "
+        f"featurize: {len(table):,} rows, {len(feature_names(config))} features ({config.name}, "
+        f"{engine.name} engine) -> {FEATURES}; "
         f"online state as of {as_of} -> {ONLINE_STATE}"
     )
 

@@ -18,7 +18,8 @@ def main() -> None:
         f"split: train {parts.train_start.date()}..{parts.delay_start.date()} {summary['rows_train']:,} rows "
         f"({summary['frauds_train']:,} frauds); test {parts.test_start.date()}..{parts.live_start.date()} "
         f"{summary['rows_test']:,} rows ({summary['frauds_test']:,} frauds) after removing "
-        f"{summary['test_rows_removed_known_frauds']:,} rows of known compromised cards; live {summary['rows_live']:,} rows"
+        f"{summary['test_rows_removed_known_frauds']:,} rows of known compromised cards; "
+        f"live {summary['rows_live']:,} rows"
     )
 
 

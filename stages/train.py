@@ -30,8 +30,9 @@ def main() -> None:
         save_bundle(bundle, tmp)
     sel = bundle.metadata["threshold_selection"]
     print(
-        f"train: {config.name} ({engine.name} engine) on {len(train):,} rows ({int(train['tx_fraud'].sum()):,} frauds); "
-        f"threshold {bundle.threshold:.4f} ({sel['rule']}, F1 {sel['f1']:.3f} on {sel['n_rows']:,} held-out rows) -> {BUNDLE_DIR}"
+        f"train: {config.name} ({engine.name} engine) on {len(train):,} rows "
+        f"({int(train['tx_fraud'].sum()):,} frauds); threshold {bundle.threshold:.4f} ({sel['rule']}, "
+        f"F1 {sel['f1']:.3f} on {sel['n_rows']:,} held-out rows) -> {BUNDLE_DIR}"
     )
 
 

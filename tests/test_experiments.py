@@ -6,6 +6,7 @@ conf/config.yaml and every experiment starts from exactly the committed baseline
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -100,10 +101,8 @@ def _processes_in(repo: Path) -> list[psutil.Process]:
 
 def _stop_queue(repo: Path) -> None:
     """Stop the Celery workers (they idle on after the queue empties), then make sure they are gone."""
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         sh(repo, "dvc", "queue", "stop", "--kill", check=False, timeout=60)
-    except subprocess.TimeoutExpired:
-        pass
     deadline = time.monotonic() + 15
     while (left := _processes_in(repo)) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -145,7 +145,8 @@ def test_same_result_same_bytes(drifted):
 def browser(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip(
-            "Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)"
+            "Chromium and chromedriver are not installed "
+            "(Debian: apt-get install chromium chromium-driver; .ci/run does)"
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

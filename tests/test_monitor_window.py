@@ -57,7 +57,7 @@ def test_the_service_log_window_has_the_training_features_the_answers_and_the_la
 
 
 def test_rows_of_another_model_version_are_left_out_and_counted(served):
-    log, rows, _, _ = served
+    log, _rows, _, _ = served
     w = world()
     version = load_bundle(w.bundle_dir).version
     versions = np.where(np.arange(len(log.scored)) % 3 == 0, "xgboost-000000000000", version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import subprocess
 import sys
@@ -295,7 +296,7 @@ def test_prequential_folds_shift_back_by_the_test_length_and_tests_do_not_overla
         assert fold.train["tx_datetime"].min() >= fold.train_start
         assert fold.train["tx_datetime"].max() < fold.delay_start
         assert fold.test["tx_datetime"].min() >= fold.test_start
-    for later, earlier in zip(folds, folds[1:]):
+    for later, earlier in itertools.pairwise(folds):
         assert earlier.live_start == later.test_start  # adjacent test weeks
         assert not ids(earlier.test) & ids(later.test)
 

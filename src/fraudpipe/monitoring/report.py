@@ -36,7 +36,8 @@ DPI = 80
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 1100px;
        color: #222; line-height: 1.4; padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 .meta { color: #666; font-size: 0.9rem; }
 #summary { padding: 0.8rem 1rem; border-radius: 6px; font-size: 1.05rem; margin: 1rem 0; }
 #summary.alert { background: #fde2e1; border: 1px solid #e0736c; }
@@ -75,7 +76,7 @@ def distribution_figure(name: str, kind: str, reference: np.ndarray, current: np
         for values, label, color in ((reference, "reference", REFERENCE_COLOR), (current, "current", CURRENT_COLOR)):
             ax.hist(
                 np.clip(values, low, high),
-                bins=edges,
+                bins=edges.tolist(),
                 density=True,
                 histtype="step",
                 linewidth=1.5,
@@ -112,7 +113,13 @@ def score_figure(reference: np.ndarray, current: np.ndarray, threshold: float) -
         if not len(values):
             continue
         ax.hist(
-            np.clip(values, 0, 1), bins=edges, density=True, histtype="step", linewidth=1.5, color=color, label=label
+            np.clip(values, 0, 1),
+            bins=edges.tolist(),
+            density=True,
+            histtype="step",
+            linewidth=1.5,
+            color=color,
+            label=label,
         )
     ax.axvline(threshold, color="black", linestyle=":", label=f"alert threshold {threshold:.3f}")
     ax.set_yscale("log")
@@ -155,6 +162,8 @@ def _number(value: object, digits: int = 4) -> str:
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
+    if not isinstance(value, (float, np.floating)):
+        return str(value)
     return f"{float(value):.{digits}g}" if abs(float(value)) < 1e-3 and value != 0 else f"{float(value):.{digits}f}"
 
 
@@ -217,6 +226,11 @@ FIGURE_LABELS = {
 }
 
 
+def _figure(alt: str, figure: Figure) -> str:
+    """A figure as an inline PNG image."""
+    return f'<figure><img alt="{_e(alt)}" src="{_png(figure)}"></figure>'
+
+
 def render(result: MonitorResult, source: str = "") -> str:
     """The report as one HTML document; ``source`` says what the current window is (`monitor_window`)."""
     m = result.metrics
@@ -224,7 +238,7 @@ def render(result: MonitorResult, source: str = "") -> str:
     verdict = "alert" if alert else "empty" if empty else "ok"
     kinds = dict(zip(result.features["feature"], result.features["kind"]))
     feature_plots = "".join(
-        f'<figure><img alt="{_e(name)}: reference against current" src="{_png(distribution_figure(name, kinds[name], ref, cur))}"></figure>'
+        _figure(f"{name}: reference against current", distribution_figure(name, kinds[name], ref, cur))
         for name, (ref, cur) in result.samples.items()
     )
     n_drifted = int(m["n_drifted"])
@@ -233,7 +247,10 @@ def render(result: MonitorResult, source: str = "") -> str:
     elif not n_drifted:
         feature_plots_note = "<p>No feature drifted.</p>"
     elif len(result.samples) < n_drifted:
-        feature_plots_note = f'<p class="note">The {len(result.samples)} most shifted of {n_drifted} drifted features (by PSI; monitor.report_max_plots).</p>'
+        feature_plots_note = (
+            f'<p class="note">The {len(result.samples)} most shifted of {n_drifted} drifted features '
+            "(by PSI; monitor.report_max_plots).</p>"
+        )
     else:
         feature_plots_note = ""
 
@@ -285,27 +302,33 @@ def render(result: MonitorResult, source: str = "") -> str:
     )
     periods = result.periods
     current_rows = _e(source) if source else f"{_number(m['n_current'])} rows"
+    reference_period, current_period = _e(periods.get("reference", "")), _e(periods.get("current", ""))
+    feature_header = ["feature", "type", "test", "statistic", "drifted when", "drifted", "PSI"]
+    feature_table = _table("feature-table", feature_header, _feature_rows(result.features), text_columns=3)
+    scores = score_figure(result.reference_scores, result.current_scores, result.threshold)
     body = f"""
 <h1>Monitoring report</h1>
-<p class="meta">Model {_e(result.model_version or "n/a")} &middot; reference (training period) {_e(periods.get("reference", ""))},
-{_number(m["n_reference"])} rows &middot; current {_e(periods.get("current", ""))}, {current_rows},
+<p class="meta">Model {_e(result.model_version or "n/a")} &middot; reference (training period) {reference_period},
+{_number(m["n_reference"])} rows &middot; current {current_period}, {current_rows},
 {_number(m["n_labelled"])} labelled rows measured</p>
 <p id="summary" class="{verdict}">{_e(result.summary)}</p>
 {figures}
 <h2>Features</h2>
-<p class="note">One test per feature, by its type and the reference's size; PSI over quantile bins of the reference for every feature.</p>
-{_table("feature-table", ["feature", "type", "test", "statistic", "drifted when", "drifted", "PSI"], _feature_rows(result.features), text_columns=3)}
+<p class="note">One test per feature, by its type and the reference's size;
+PSI over quantile bins of the reference for every feature.</p>
+{feature_table}
 <h2>Predictions</h2>
-<div class="figures"><figure><img alt="score distribution, reference against current" src="{_png(score_figure(result.reference_scores, result.current_scores, result.threshold))}"></figure></div>
+<div class="figures">{_figure("score distribution, reference against current", scores)}</div>
 <h2>Drifted features</h2>
 {feature_plots_note}<div class="figures">{feature_plots}</div>
 <h2>Performance once labels are known</h2>
 {performance}
 <h2>Segments</h2>
-<p class="note">Alert rate on every row; recall and precision on the rows whose labels are known (recall only with enough frauds).</p>
+<p class="note">Alert rate on every row; recall and precision on the rows whose labels are known
+(recall only with enough frauds).</p>
 {segments}
 <h2>Calibration</h2>
-<div class="figures"><figure><img alt="calibration, reference against current" src="{_png(calibration_figure(result.calibration))}"></figure>
+<div class="figures">{_figure("calibration, reference against current", calibration_figure(result.calibration))}
 {calibration}</div>
 """
     return (
