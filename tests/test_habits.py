@@ -9,22 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from _repo import make_tiny_repo, ran_stages, sh
+
+from helpers.repo import clone_repo, ran_stages, sh
 
 pytestmark = pytest.mark.integration
 
-#: One backtest fold (backtest trains once); the gate's floors are for the full-size data.
-CONF = {"split": {"n_folds": 1}, "evaluate": {"gate": {"enforce": False}}}
-
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A tiny copy with the pipeline reproduced and committed."""
-    repo = make_tiny_repo(tmp_path_factory.mktemp("habits").resolve(), CONF)
-    sh(repo, "dvc", "repro")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "reproduce")
-    return repo
+def repo(tiny_pipeline, tmp_path_factory) -> Path:
+    """A clone of the session's tiny pipeline (reproduced and committed once; one backtest fold, the
+    gate not enforced: its floors are for the full-size data)."""
+    return clone_repo(tiny_pipeline.repo, tmp_path_factory.mktemp("habits") / "repo")
 
 
 def _git_changes(repo: Path) -> str:
