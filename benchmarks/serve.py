@@ -127,7 +127,7 @@ def reference_routes(app) -> None:
 
 
 def serve(port: int, journal: Path, setup: str) -> None:
-    from fraudpipe.serve import app as serve_app
+    from fraudpipe.serve import server as serve_app
     from fraudpipe.serve.config import ServeConfig
 
     config = ServeConfig.parse(

@@ -357,7 +357,7 @@ def serve(
         raise typer.Exit(1) from None
     if seeded:
         typer.echo(seeded)
-    from fraudpipe.serve.app import run
+    from fraudpipe.serve.server import run
 
     raise typer.Exit(run(config))
 

@@ -10,9 +10,12 @@
 - ``journal``: the durable log (SQLite WAL) of the in-process store.
 - ``snapshot``: the in-process store's snapshots, written by a child process while requests go on.
 - ``limits``: slow and too many clients (header and body timeouts: 408; uvicorn's connection limit).
+- ``admission``: what a transaction must meet before it is scored (amount, event time, state caps).
 - ``service``: what a request does, and the restart (snapshot + journal replay).
 - ``metrics``: Prometheus metrics and their ASGI middleware.
-- ``app``: the FastAPI app and ``run`` (uvicorn: one worker, or several with the state in Redis).
+- ``responses``: JSON answers, errors naming their field, bodies parsed from bytes.
+- ``app``: the FastAPI app (lifespan, routes, the API-key dependency).
+- ``server``: ``run`` (uvicorn: one worker, or several with the state in Redis).
 
 What monitoring reads of the service (``read_service_log``: from a journal directory, or from
 Redis given its URL) is ``fraudpipe.servicelog``, a ground module, so that monitoring does not

@@ -1,4 +1,4 @@
-"""The FastAPI app and its uvicorn server: `fraudpipe serve`.
+"""The FastAPI app of `fraudpipe serve`: its lifespan, its routes and their dependencies.
 
 The model and the state load once, in the lifespan, in a thread: until they are loaded /healthz
 answers, /readyz says 503 and the /v1 routes answer 503 with Retry-After. A failed load ends the
@@ -12,9 +12,8 @@ Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot, /v1/adm
 need the API key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
 /openapi.json (/docs renders it).
 
-Several workers (``--workers N``, only with the state in Redis): uvicorn's process manager binds
-the port once and starts N worker processes that accept on it; each builds its app with
-``worker_app`` from the configuration the parent puts in ``FRAUDPIPE_SERVE_CONFIG``.
+The answers and body parsing are in ``responses``; the uvicorn server that runs this app in
+``server``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
-import json
 import os
 import signal
 import sys
@@ -31,17 +29,28 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response, Security
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
 
 from fraudpipe.errors import PipelineError
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.limits import BodyTimeout, configure, server_options
+from fraudpipe.serve.limits import BodyTimeout, configure
 from fraudpipe.serve.metrics import Metrics, MetricsMiddleware
+from fraudpipe.serve.responses import (
+    ERRORS,
+    Answer,
+    add_body_schemas,
+    answer_error,
+    error_response,
+    json_response,
+    parse_body,
+    refused_answer,
+    require_json,
+    score_out,
+)
 from fraudpipe.serve.schema import (
     BatchErrorOut,
     ErrorOut,
@@ -53,15 +62,9 @@ from fraudpipe.serve.schema import (
     ScoreBatchOut,
     ScoreOut,
     TransactionIn,
-    content_type_problem,
-    duplicate_keys,
-    one_line,
-    problems,
 )
 from fraudpipe.serve.service import Refused, Service, describe, store_name
 from fraudpipe.serve.stores.base import StoreUnavailable
-
-CONFIG_ENV = "FRAUDPIPE_SERVE_CONFIG"  # the parent's configuration, for the worker processes (JSON)
 
 API_KEY_HEADER = "X-API-Key"
 ROUTES = frozenset(
@@ -78,73 +81,6 @@ ROUTES = frozenset(
         "/docs",
     }
 )
-_ERRORS = {
-    400: "The body is not JSON",
-    401: "Missing or wrong API key (X-API-Key header)",
-    404: "Unknown transaction_id",
-    409: "transaction_id already used for another transaction",
-    413: "Body larger than --max-body-bytes",
-    415: "Content-Type is not application/json",
-    422: "A field is missing, of the wrong type or out of range (each named in `errors`)",
-    503: "Model and state still loading, or the journal or the Redis state store cannot be reached",
-}
-
-
-class _Answer(Exception):
-    """Ends a request early with an error answer."""
-
-    def __init__(self, status: int, detail: str, errors: list[Problem] | None = None, **extra: Any) -> None:
-        self.status, self.detail, self.errors, self.extra = status, detail, errors or [], extra
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")).encode(), status, headers, media_type="application/json")
-
-
-def _error(answer: _Answer) -> Response:
-    body = {"detail": answer.detail, "errors": [p.model_dump() for p in answer.errors], **answer.extra}
-    headers = (
-        {"Retry-After": "1"}
-        if answer.status == 503
-        else ({"WWW-Authenticate": "ApiKey"} if answer.status == 401 else None)
-    )
-    return _json(answer.status, body, headers)
-
-
-async def _answer_error(request: Request, answer: Exception) -> Response:
-    """An `_Answer` raised by a dependency (the API key's), answered as one raised in a route."""
-    return _error(cast(_Answer, answer))
-
-
-def _refused(exc: Refused, prefix: str = "", **extra: Any) -> _Answer:
-    field = f"{prefix}{exc.field}"
-    return _Answer(exc.status, f"{field}: {exc.message}", [Problem(field=field, message=exc.message)], **extra)
-
-
-def _parse(model: type[BaseModel], body: bytes) -> Any:
-    try:
-        parsed = model.model_validate_json(body)
-    except ValidationError as exc:
-        status, found = problems(exc, model)
-        raise _Answer(status, one_line(found), found) from None
-    if found := duplicate_keys(body):
-        raise _Answer(422, one_line(found), found)
-    return parsed
-
-
-def _json_content(request: Request) -> None:
-    if problem := content_type_problem(request.headers.get("content-type")):
-        raise _Answer(415, f"Content-Type: {problem}", [Problem(field="Content-Type", message=problem)])
-
-
-def _score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
-    return {
-        "transaction_id": tx.transaction_id,
-        "fraud_probability": scored.score,
-        "alert": scored.alert,
-        "threshold": scored.threshold,
-        "model_version": scored.model_version,
-    }
 
 
 def _size(service: Service) -> dict[str, int]:
@@ -248,7 +184,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
 
     def _service() -> Service:
         if holder.service is None:
-            raise _Answer(503, holder.failure or "loading: the model and the state are not ready yet (see /readyz)")
+            raise Answer(503, holder.failure or "loading: the model and the state are not ready yet (see /readyz)")
         return holder.service
 
     # FastAPI's API key scheme reads the header (and documents it in the OpenAPI schema); the
@@ -259,7 +195,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     # that FastAPI resolves in the module's namespace, where ``header`` is not.
     async def _authorised(given: str | None = Security(header)) -> None:
         if api_key is not None and (given is None or not hmac.compare_digest(given.encode("latin-1"), api_key)):
-            raise _Answer(
+            raise Answer(
                 401, f"missing or wrong API key: send it in the X-API-Key header ({config.api_key_env} is set)"
             )
 
@@ -269,7 +205,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     async def _body(request: Request) -> bytes:
         limit = config.max_body_bytes
         declared = request.headers.get("content-length", "")
-        too_large = _Answer(
+        too_large = Answer(
             413,
             f"body: larger than {limit} bytes (--max-body-bytes)",
             [Problem(field="body", message=f"larger than {limit} bytes")],
@@ -285,8 +221,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
 
     async def _prepare(request: Request, model: type[BaseModel]) -> tuple[Service, Any]:
         service = _service()
-        _json_content(request)
-        return service, _parse(model, await _body(request))
+        require_json(request)
+        return service, parse_body(model, await _body(request))
 
     app = FastAPI(
         title="fraudpipe",
@@ -303,7 +239,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     configure(config)  # this process's header timeout (a worker's too)
     app.add_middleware(BodyTimeout, seconds=config.body_timeout)  # inside the metrics: its 408s are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
-    app.add_exception_handler(_Answer, _answer_error)  # raised by the API key's dependency
+    app.add_exception_handler(Answer, answer_error)  # raised by the API key's dependency
     app.state.holder = holder  # the loaded Service (None while loading), for routes added by ``run(customize=...)``
 
     def _doc(
@@ -311,7 +247,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "response_model": ok,
-            "responses": {s: {"model": error, "description": _ERRORS[s]} for s in statuses},
+            "responses": {s: {"model": error, "description": ERRORS[s]} for s in statuses},
         }
         if body is not None:
             ref = {"$ref": f"#/components/schemas/{body.__name__}"}
@@ -330,14 +266,14 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             try:
                 scored, retry = service.score(tx)
             except Refused as exc:
-                raise _refused(exc) from None
-        except _Answer as answer:
-            return _error(answer)
+                raise refused_answer(exc) from None
+        except Answer as answer:
+            return error_response(answer)
         if retry:
             metrics.retries.inc()
-            return _json(200, _score_out(tx, scored), {"Idempotent-Replayed": "true"})
+            return json_response(200, score_out(tx, scored), {"Idempotent-Replayed": "true"})
         metrics.scored(scored.score, scored.alert)
-        return _json(200, _score_out(tx, scored))
+        return json_response(200, score_out(tx, scored))
 
     @app.post(
         "/v1/score/batch",
@@ -352,20 +288,20 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             n = len(batch.transactions)
             if n > config.max_batch:
                 message = f"at most {config.max_batch} transactions per call (--max-batch), got {n}"
-                raise _Answer(422, f"transactions: {message}", [Problem(field="transactions", message=message)])
+                raise Answer(422, f"transactions: {message}", [Problem(field="transactions", message=message)])
             for i, tx in enumerate(batch.transactions):
                 try:
                     scored, retry = service.score(tx)
                 except Refused as exc:
-                    raise _refused(exc, f"transactions[{i}].", results=results) from None
+                    raise refused_answer(exc, f"transactions[{i}].", results=results) from None
                 if retry:
                     metrics.retries.inc()
                 else:
                     metrics.scored(scored.score, scored.alert)
-                results.append(_score_out(tx, scored))
-        except _Answer as answer:
-            return _error(answer)
-        return _json(200, {"results": results})
+                results.append(score_out(tx, scored))
+        except Answer as answer:
+            return error_response(answer)
+        return json_response(200, {"results": results})
 
     @app.post(
         "/v1/labels",
@@ -379,11 +315,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             try:
                 service.label(label)
             except Refused as exc:
-                raise _refused(exc) from None
-        except _Answer as answer:
-            return _error(answer)
+                raise refused_answer(exc) from None
+        except Answer as answer:
+            return error_response(answer)
         metrics.labels.labels(tx_fraud=str(label.tx_fraud)).inc()
-        return _json(200, {"transaction_id": label.transaction_id, "tx_fraud": label.tx_fraud})
+        return json_response(200, {"transaction_id": label.transaction_id, "tx_fraud": label.tx_fraud})
 
     @app.post(
         "/v1/admin/snapshot",
@@ -395,27 +331,27 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         try:
             service = _service()
             try:  # written in the background: other requests are answered meanwhile
-                return _json(200, await asyncio.wrap_future(service.start_snapshot()))
+                return json_response(200, await asyncio.wrap_future(service.start_snapshot()))
             except (PipelineError, OSError) as exc:
-                raise _Answer(503, f"snapshot failed: {exc}") from None
-        except _Answer as answer:
-            return _error(answer)
+                raise Answer(503, f"snapshot failed: {exc}") from None
+        except Answer as answer:
+            return error_response(answer)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> Response:
-        return _json(200, {"status": "ok"})
+        return json_response(200, {"status": "ok"})
 
     @app.get("/readyz", summary="200 once the model and the state are loaded, else 503")
     async def readyz() -> Response:
         service = holder.service
         if service is None:
             status = "failed" if holder.failure else "loading"
-            return _json(503, {"status": status, "detail": holder.failure or "loading the model and the state"})
+            return json_response(503, {"status": status, "detail": holder.failure or "loading the model and the state"})
         try:
             size = service.store.size()
         except StoreUnavailable as exc:
-            return _json(503, {"status": "store unavailable", "detail": str(exc)})
-        return _json(
+            return json_response(503, {"status": "store unavailable", "detail": str(exc)})
+        return json_response(
             200,
             {
                 "status": "ready",
@@ -446,97 +382,15 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             try:
                 done = service.start_period(move)
             except Refused as exc:
-                raise _refused(exc) from None
-        except _Answer as answer:
-            return _error(answer)
+                raise refused_answer(exc) from None
+        except Answer as answer:
+            return error_response(answer)
         print(
             f"fraudpipe serve: the clock moved to a new period: {done['start']} (newest transaction before: "
             f"{done['previous_newest']}); {done['transactions']:,} transactions held",
             flush=True,
         )
-        return _json(200, done)
+        return json_response(200, done)
 
-    _add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn, PeriodIn))
+    add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn, PeriodIn))
     return app
-
-
-def _add_body_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
-    """The request bodies are parsed by hand (from bytes): put their schemas in the OpenAPI components."""
-    _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def worker_app() -> FastAPI:
-    """The app of one of several worker processes (uvicorn's factory): the parent's configuration from
-    ``FRAUDPIPE_SERVE_CONFIG``. A worker that cannot load stops the whole server (its parent), since
-    uvicorn would otherwise start it again and again."""
-
-    def on_fatal(message: str) -> None:
-        os.kill(os.getppid(), signal.SIGTERM)
-
-    config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV], strict=False)
-    return create_app(config, on_fatal)
-
-
-def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None) -> int:
-    """Serve until stopped (SIGINT/SIGTERM); exit status 1 when loading failed. ``customize`` may add
-    routes to the app (the benchmark's reference endpoints), on the same server set-up; one worker only."""
-    import uvicorn
-
-    if config.workers > 1:
-        if customize is not None:
-            raise ValueError("customize needs one worker: the workers build their apps in their own processes")
-        os.environ[CONFIG_ENV] = config.model_dump_json()
-        uvicorn.run(
-            "fraudpipe.serve.app:worker_app",
-            factory=True,
-            host=config.host,
-            port=config.port,
-            workers=config.workers,
-            lifespan="on",
-            log_level=config.log_level,
-            access_log=config.access_log,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
-            loop=config.loop,
-        )
-        return 0
-
-    failed: list[str] = []
-    server: uvicorn.Server | None = None
-
-    def on_fatal(message: str) -> None:
-        failed.append(message)
-        if server is not None:
-            server.should_exit = True
-
-    app = create_app(config, on_fatal)
-    if customize is not None:
-        customize(app)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            workers=1,
-            lifespan="on",
-            log_level=config.log_level,
-            access_log=config.access_log,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
-            loop=config.loop,
-        )
-    )
-    server.run()
-    return 1 if failed else 0
