@@ -15,8 +15,7 @@ from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.service import Refused, Service
 from fraudpipe.serve.stores.base import Transaction, epoch_second
 from fraudpipe.serve.stores.memory import InProcessStore
-from helpers.serve import Server, body, world
-from helpers.serve_config import serve_config
+from helpers.serve import Server, body, config, world
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -40,7 +39,7 @@ def open_service(request, tmp_path) -> Iterator[Callable[..., Service]]:
     opened: list[Service] = []
 
     def open_(**changes) -> Service:
-        service = Service.open(serve_config(tmp_path, **store, **changes))
+        service = Service.open(config(tmp_path, **store, **changes))
         opened.append(service)
         return service
 
