@@ -1,5 +1,5 @@
 """The monitoring checks, segments and the whole comparison on hand-built samples whose answer is
-known (the statistics themselves: tests/test_monitor_statistics.py)."""
+known (the statistics themselves: tests/test_monitoring_statistics.py)."""
 
 from __future__ import annotations
 

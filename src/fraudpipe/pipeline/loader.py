@@ -4,7 +4,7 @@ A stage names the key it declared in dvc.yaml and the model of that key's group,
 ``load("model", ModelConfig)`` or ``load("evaluate.gate", EvaluateConfig)``; the key's own type
 and constraints come from that model. Passing the group's model rather than looking it up in the
 root `Params` keeps a stage's imports (and so its dvc.yaml deps) to the groups it reads: an edit
-to monitoring's config does not rerun ingest. tests/test_params.py checks that every stage passes
+to monitoring's config does not rerun ingest. tests/test_pipeline_params.py checks that every stage passes
 the model `Params` declares for the group.
 """
 

@@ -1,7 +1,7 @@
 """fraudpipe.features.dask: the feature table on a Dask cluster equals the pandas engine's, on
 a real cluster of two worker processes (a LocalCluster, reached by `engine.scheduler_address`),
 and the featurize stage writes the same Parquet file with either engine. (The stage starting a
-LocalCluster of its own is tested in test_engine_training.py.)"""
+LocalCluster of its own is tested in test_model_xgboost_dask.py.)"""
 
 from __future__ import annotations
 
