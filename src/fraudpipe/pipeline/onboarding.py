@@ -29,6 +29,14 @@ from fraudpipe.contract import (
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.paths import CONF_DIR, EXTERNAL_DIR, PARAMS
 from fraudpipe.pipeline.derived import Derived, derive_settings, label_problem
+from fraudpipe.pipeline.intake import (
+    data_add_terms,
+    empty_problem,
+    kept_rows,
+    open_validation,
+    read_contract,
+    stopping_label_problem,
+)
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -213,18 +221,6 @@ def source_config(
     }
 
 
-def read_contract(config: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The file read and parsed exactly as `ingest` will: (raw table, rows that parse cleanly)."""
-    from fraudpipe.data.conform import to_contract
-    from fraudpipe.data.sources import DataConfig, make_source
-
-    parsed = parse(DataConfig, dict(config), "data")
-    raw = make_source(parsed).read()
-    conformed = to_contract(raw, parsed.columns, parsed.datetime_format)
-    clean = conformed.frame[(conformed.reasons == "").to_numpy()].reset_index(drop=True)
-    return raw, clean
-
-
 def check_mapping(mapping: Mapping[str, str]) -> None:
     """ConfigError listing every contract column a labelled file must map and that is left out."""
     missing = [c for c in REQUIRED_MAPPING if c not in mapping]
@@ -247,8 +243,10 @@ def add_dataset(
     the data (``fixed``: the user's own for some keys, the others derived around them) as
     overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when ``name`` is
     a conf/data/ option that data add did not write (a built-in source, the user's own), the
-    mapping is incomplete, the labels are missing or not 0/1, the data cannot fill a training and
-    a test period, or the settings fail the checks check_data will run."""
+    mapping is incomplete, ingest would stop on the file (its own one-line message, followed by
+    the data add options that set the keys it names), the file holds no row, the labels are missing
+    or not 0/1, the data cannot fill a training and a test period, or the settings fail the checks
+    check_data will run. The settings are derived from the rows ingest keeps."""
     import shutil
     import subprocess
     import sys
@@ -273,13 +271,23 @@ def add_dataset(
     if track and not (root / ".dvc").is_dir():
         raise ConfigError(f"{root} is not the root of a DVC repository: run data add there, or pass --no-track")
     check_mapping(mapping)
-    _, clean = read_contract(source_config(file, mapping, datetime_format, options))
-    if problem := label_problem(clean[TX_FRAUD], mapping[TX_FRAUD]):
+    fixed = dict(fixed or {})
+    planned = compose(config_dir, ["split=relative"])
+    with data_add_terms():
+        validation = open_validation(planned["validation"], fixed)
+        raw, conformed = read_contract(source_config(file, mapping, datetime_format, options))
+    labels = conformed.frame[TX_FRAUD]
+    if problem := empty_problem(raw, conformed.frame) or stopping_label_problem(
+        labels, mapping[TX_FRAUD], validation.max_quarantine_share
+    ):
+        raise DataError(problem)
+    with data_add_terms():
+        clean = kept_rows(raw, conformed, validation)
+    if problem := empty_problem(raw, clean) or label_problem(clean[TX_FRAUD], mapping[TX_FRAUD]):
         raise DataError(problem)
     derived, problems = derive_settings(clean, fixed)
     if problems:
         raise DataError("the data cannot fill a training and a test period: " + "; ".join(problems))
-    planned = compose(config_dir, ["split=relative"])
     for d in derived:
         set_key(planned, d.key, d.value)
     composed = parse(Params, planned, "")
