@@ -25,7 +25,7 @@ from fraudpipe.cli import app
 from fraudpipe.errors import PipelineError
 from fraudpipe.pipeline.derived import derive_settings
 from fraudpipe.pipeline.intake import with_options
-from fraudpipe.pipeline.onboarding import add_dataset
+from fraudpipe.pipeline.onboarding import add_dataset, profile_columns, propose_mapping
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 COLUMNS = ["trans_num", "trans_date_trans_time", "cc_num", "merchant", "amt", "is_fraud"]
@@ -252,7 +252,9 @@ def test_data_add_prints_one_line_for_amounts_with_a_currency(root: Path, monkey
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)  # typer.Exit(1), not an escaped exception
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("data add failed: expect_column_values_to_be_of_type(tx_amount)")
+    assert len(lines) == 1 and lines[0].startswith(
+        "data add failed: batch validation failed: expect_column_values_to_be_of_type(tx_amount)"
+    )
     assert "currency" in lines[0] and not (root / "data").exists()
 
 
@@ -287,3 +289,25 @@ def test_derive_settings_passes_over_an_infinite_amount() -> None:
     assert problems == [] and "validation.max_amount" not in {d.key for d in derived}
     table.loc[4, "tx_amount"] = 250_000.0
     assert {d.key: d.value for d in derive_settings(table)[0]}["validation.max_amount"] == 1e6
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+def test_without_a_mapping_every_file_gets_a_proposal_or_one_line(root: Path, case: Case, monkeypatch) -> None:
+    file = root / f"file{case.suffix}"
+    file.write_bytes(case.content)
+    monkeypatch.chdir(root)
+    options = [a for key, value in case.options.items() for a in ("--option", f"{key}={value}")]
+    result = CliRunner().invoke(app, ["data", "add", str(file), "--name", "mine", *options])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    if result.exit_code == 0:
+        assert "nothing written. To add it: fraudpipe data add" in result.output
+    else:
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("data add failed:"), result.output
+    assert not (root / "data").exists() and not (root / "params.yaml").exists()
+
+
+def test_a_repeated_column_name_is_noted_and_never_proposed() -> None:
+    profiles = profile_columns(pd.DataFrame([["7", "1.5", "2.5"]], columns=["trans_num", "amt", "amt"]))
+    assert [p.note.startswith("more than one column has this name") for p in profiles] == [False, True, True]
+    assert "tx_amount" not in propose_mapping(profiles)

@@ -7,6 +7,7 @@ use and corrects it with ``--map`` instead of discovering it by a failed run.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,13 +135,17 @@ def _kind(values: pd.Series) -> tuple[str, str]:
 
 def profile_columns(frame: pd.DataFrame, sample_rows: int = 100_000) -> list[ColumnProfile]:
     """One profile per column: its kind judged on up to ``sample_rows`` rows spread over the file,
-    its distinct and missing counts over every row (a user reads them as the file's)."""
+    its distinct and missing counts over every row (a user reads them as the file's). A name the
+    file repeats is profiled once per column, with a note: no mapping can tell those apart."""
     step = max(1, len(frame) // sample_rows) if len(frame) > sample_rows else 1
+    repeated = set(frame.columns[frame.columns.duplicated()])
     profiles = []
-    for name in frame.columns:
-        full = _present(frame[name])
+    for position, name in enumerate(frame.columns):
+        full = _present(frame.iloc[:, position])
         present = full.iloc[::step]
         kind, note = _kind(present)
+        if name in repeated:
+            note = "more than one column has this name: rename them in the file to use one"
         examples = tuple(str(v) for v in present.drop_duplicates().head(3))
         profiles.append(
             ColumnProfile(str(name), kind, int(full.nunique()), int(len(frame) - len(full)), examples, note)
@@ -158,11 +163,14 @@ def _present(column: pd.Series) -> pd.Series:
 
 def propose_mapping(profiles: Sequence[ColumnProfile], given: Mapping[str, str] | None = None) -> dict[str, str]:
     """Contract column -> source column: the user's choices first, then names that usually hold it
-    and whose values fit. An unnamed index column (``Unnamed: 0``, as pandas writes it) is never
-    proposed. Each source column is used once."""
+    and whose values fit. An unnamed index column (``Unnamed: 0``, as pandas writes it) and a name
+    the file repeats are never proposed. Each source column is used once."""
     mapping = dict(given or {})
     used = set(mapping.values())
-    by_name = {_normalised(p.name): p for p in profiles if not p.name.lower().startswith("unnamed")}
+    counts = Counter(p.name for p in profiles)
+    by_name = {
+        _normalised(p.name): p for p in profiles if not p.name.lower().startswith("unnamed") and counts[p.name] == 1
+    }
     for target, names in _NAMES.items():
         if target in mapping:
             continue
