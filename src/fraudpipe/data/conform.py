@@ -186,10 +186,14 @@ def to_contract(
             if undated.any():
                 parsed = parsed.mask(undated)
                 kind = f"{name} is a date without a time of day (data.datetime_format: '%Y-%m-%d' if the source holds dates only)"
-                report(undated, kind, lambda pos: (
-                    f"{name}: {_show(values.iat[pos])} is a date without a time of day (if the source "
-                    "holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
-                ))
+                report(
+                    undated,
+                    kind,
+                    lambda pos: (
+                        f"{name}: {_show(values.iat[pos])} is a date without a time of day (if the source "
+                        "holds dates only, set data.datetime_format to a date format such as '%Y-%m-%d')"
+                    ),
+                )
         else:
             undated = np.zeros(n, dtype=bool)
         bad = present & parsed.isna().to_numpy() & ~undated
@@ -231,7 +235,9 @@ def _check_columns(raw: pd.DataFrame, mapping: Mapping[str, str]) -> None:
         )
         raise DataError(
             f"expect_column_to_exist failed: required column(s) {details} missing; "
-            f"the source has columns {[str(c) for c in raw.columns]}"
+            f"the source has columns {[str(c) for c in raw.columns]}: set "
+            + ", ".join(f"data.columns.{c}" for c in missing)
+            + " to one of them"
         )
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudpipe.data.conform import NumberFormat, to_contract
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     ID_COLUMNS,
@@ -30,8 +29,9 @@ from fraudpipe.contract import (
     TX_FRAUD,
     quarantine_table,
 )
-from fraudpipe.errors import BatchValidationError
+from fraudpipe.data.conform import Conformed, NumberFormat, to_contract
 from fraudpipe.data.validate import ValidationConfig, validate
+from fraudpipe.errors import BatchValidationError
 
 #: How many of the commonest quarantine reasons a stopped batch names.
 TOP_REASONS = 3
@@ -52,19 +52,27 @@ def ingest_batch(
     docs_dir: Path | None = None,
     number_format: NumberFormat = NumberFormat(),
 ) -> IngestResult:
-    """Conform, validate, split; raises DataError / BatchValidationError for batch-level faults.
+    """Conform, validate, split; raises DataError / BatchValidationError for batch-level faults."""
+    return ingest_conformed(raw, to_contract(raw, columns, datetime_format, number_format), config, docs_dir)
+
+
+def ingest_conformed(
+    raw: pd.DataFrame, conformed: Conformed, config: ValidationConfig, docs_dir: Path | None = None
+) -> IngestResult:
+    """`ingest_batch` after conform, for a caller that looks at the parsed batch first (data add's labels).
 
     Rows whose values do not parse are quarantined with the parse reason and are not shown to the
     suite (their missing values would only repeat the same fault as a not-null failure).
     """
-    conformed = to_contract(raw, columns, datetime_format, number_format)
     frame, reasons = conformed.frame, conformed.reasons
     parsed = (reasons == "").to_numpy()
     outcome = validate(frame if parsed.all() else frame[parsed], config, docs_dir)
     reasons = reasons.copy()
     reasons[parsed] = outcome.row_reasons.to_numpy()
     bad = (reasons != "").to_numpy()
-    share_failure = _quarantine_share_failure(int(bad.sum()), len(raw), {**conformed.counts, **outcome.reason_counts}, config)
+    share_failure = _quarantine_share_failure(
+        int(bad.sum()), len(raw), {**conformed.counts, **outcome.reason_counts}, config
+    )
     if share_failure or outcome.batch_failures:
         raise BatchValidationError([*share_failure, *outcome.batch_failures])
     kept = _contract_dtypes(frame[~bad].reset_index(drop=True))

@@ -3,6 +3,7 @@ ones as messages that name the column, what was observed and the setting to chan
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,6 +30,12 @@ _TYPE_HINTS: dict[str, str] = {
     ),
     TX_AMOUNT: "check data.columns.tx_amount and, for a CSV file, data.options.decimal and data.options.thousands",
 }
+
+#: An amount with a currency sign or code before or after it: "$12.50", "12.50 EUR".
+_CURRENCY = re.compile(r"\s*(?:[^\d\s.,+-]{1,3}\s*[+-]?\d[\d.,]*|[+-]?\d[\d.,]*\s*[^\d\s.,+-]{1,3})\s*")
+#: A datetime written as a number: seconds, milli-, micro- or nanoseconds since 1970 (not 20180401,
+#: which a datetime format reads).
+_EPOCH = re.compile(r"\s*[+-]?(?:\d{9,11}|\d{13}|\d{16}|\d{19})(?:\.\d*)?\s*")
 
 _UNIQUE = "expect_column_values_to_be_unique"
 _ORDER = (
@@ -140,7 +147,7 @@ def _batch_message(kind: str, kwargs: Mapping[str, Any], result: Mapping[str, An
         expected = " or ".join(ID_DTYPES) if column in ID_COLUMNS else kwargs.get("type_")
         return (
             f"{kind}({column}): expected {expected}, observed {observed} (first values {sample}); "
-            f"{_TYPE_HINTS.get(str(column), 'check data.columns')}"
+            f"{_type_hint(str(column), sample)}"
         )
     if kind == "expect_table_row_count_to_be_between":
         return f"{kind}: observed {observed} valid rows, allowed min={kwargs.get('min_value')} (validation.min_rows)"
@@ -151,6 +158,24 @@ def _batch_message(kind: str, kwargs: Mapping[str, Any], result: Mapping[str, An
             "set validation.min_fraud_rate / validation.max_fraud_rate, else check data.columns.tx_fraud"
         )
     return f"{_label(kind, kwargs)}: observed {observed}"
+
+
+def _type_hint(column: str, sample: list[Any]) -> str:
+    """What to change when ``column`` has the wrong type as a whole, judged on its first values:
+    amounts with a currency and datetimes written as numbers need the file changed, not a setting."""
+    text = [str(v) for v in sample]
+    if text and column == TX_AMOUNT and all(_CURRENCY.fullmatch(v) for v in text):
+        return (
+            "the amounts carry a currency sign or code, which no reader option strips: write plain numbers in "
+            "the file, or map data.columns.tx_amount to a column of them"
+        )
+    if text and column == TX_DATETIME and all(_EPOCH.fullmatch(v) for v in text):
+        return (
+            "the datetimes are numbers (seconds since 1970?), which no strftime format reads: write them as "
+            "ISO 8601 datetimes in the file (pandas: pd.to_datetime(values, unit='s')), or map "
+            "data.columns.tx_datetime to a column of datetimes"
+        )
+    return _TYPE_HINTS.get(column, "check data.columns")
 
 
 def _exception_message(info: Mapping[str, Any] | None) -> str | None:

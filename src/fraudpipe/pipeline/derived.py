@@ -267,7 +267,8 @@ def _bands(transactions: pd.DataFrame, fraud: np.ndarray) -> list[Derived]:
             f"a batch may not be smaller than this (the file has {len(transactions):,} rows)",
         ),
     ]
-    amount = float(transactions[TX_AMOUNT].max())
+    amounts = transactions[TX_AMOUNT].to_numpy(dtype="float64", na_value=np.nan)
+    amount = float(np.max(amounts, initial=0.0, where=np.isfinite(amounts)))  # inf and NaN are no amounts
     if amount > 100_000:
         ceiling = float(10 ** len(str(int(amount))))
         out.append(Derived("validation.max_amount", ceiling, f"the file's largest amount is {amount:,.2f}"))
@@ -293,10 +294,17 @@ def derive_settings(
 ) -> tuple[list[Derived], list[str]]:
     """Split lengths (live, delay, test, training), threshold days, folds, CP@k budget, validation
     band and gate floors for a labelled table in the contract, from its own daily counts (dense and
-    sparse weeks as they are, never an average); and the problems no setting can fix (too few
-    frauds). ``fixed``: settings the user chose (``data add --set``), kept as given, the others
+    sparse weeks as they are, never an average); and the problems no setting can fix (no dated row,
+    too few frauds). ``fixed``: settings the user chose (``data add --set``), kept as given, the others
     chosen around them."""
     fixed = dict(fixed or {})
+    dated = transactions[TX_DATETIME].notna().to_numpy()
+    if not dated.any():
+        return [], [
+            f"the table holds no transaction with a {TX_DATETIME} ({len(transactions):,} rows): nothing to split"
+        ]
+    if not dated.all():
+        transactions = transactions[dated]
     times = transactions[TX_DATETIME]
     day = ((times - times.min().normalize()) // pd.Timedelta(days=1)).to_numpy()
     fraud = fraud_flags(transactions)

@@ -7,6 +7,7 @@ use and corrects it with ``--map`` instead of discovering it by a failed run.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,14 @@ from fraudpipe.contract import (
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.paths import CONF_DIR, EXTERNAL_DIR, PARAMS
 from fraudpipe.pipeline.derived import Derived, derive_settings, label_problem
+from fraudpipe.pipeline.intake import (
+    data_add_terms,
+    empty_problem,
+    kept_rows,
+    open_validation,
+    read_contract,
+    stopping_label_problem,
+)
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -126,13 +135,17 @@ def _kind(values: pd.Series) -> tuple[str, str]:
 
 def profile_columns(frame: pd.DataFrame, sample_rows: int = 100_000) -> list[ColumnProfile]:
     """One profile per column: its kind judged on up to ``sample_rows`` rows spread over the file,
-    its distinct and missing counts over every row (a user reads them as the file's)."""
+    its distinct and missing counts over every row (a user reads them as the file's). A name the
+    file repeats is profiled once per column, with a note: no mapping can tell those apart."""
     step = max(1, len(frame) // sample_rows) if len(frame) > sample_rows else 1
+    repeated = set(frame.columns[frame.columns.duplicated()])
     profiles = []
-    for name in frame.columns:
-        full = _present(frame[name])
+    for position, name in enumerate(frame.columns):
+        full = _present(frame.iloc[:, position])
         present = full.iloc[::step]
         kind, note = _kind(present)
+        if name in repeated:
+            note = "more than one column has this name: rename them in the file to use one"
         examples = tuple(str(v) for v in present.drop_duplicates().head(3))
         profiles.append(
             ColumnProfile(str(name), kind, int(full.nunique()), int(len(frame) - len(full)), examples, note)
@@ -150,11 +163,14 @@ def _present(column: pd.Series) -> pd.Series:
 
 def propose_mapping(profiles: Sequence[ColumnProfile], given: Mapping[str, str] | None = None) -> dict[str, str]:
     """Contract column -> source column: the user's choices first, then names that usually hold it
-    and whose values fit. An unnamed index column (``Unnamed: 0``, as pandas writes it) is never
-    proposed. Each source column is used once."""
+    and whose values fit. An unnamed index column (``Unnamed: 0``, as pandas writes it) and a name
+    the file repeats are never proposed. Each source column is used once."""
     mapping = dict(given or {})
     used = set(mapping.values())
-    by_name = {_normalised(p.name): p for p in profiles if not p.name.lower().startswith("unnamed")}
+    counts = Counter(p.name for p in profiles)
+    by_name = {
+        _normalised(p.name): p for p in profiles if not p.name.lower().startswith("unnamed") and counts[p.name] == 1
+    }
     for target, names in _NAMES.items():
         if target in mapping:
             continue
@@ -213,18 +229,6 @@ def source_config(
     }
 
 
-def read_contract(config: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The file read and parsed exactly as `ingest` will: (raw table, rows that parse cleanly)."""
-    from fraudpipe.data.conform import to_contract
-    from fraudpipe.data.sources import DataConfig, make_source
-
-    parsed = parse(DataConfig, dict(config), "data")
-    raw = make_source(parsed).read()
-    conformed = to_contract(raw, parsed.columns, parsed.datetime_format)
-    clean = conformed.frame[(conformed.reasons == "").to_numpy()].reset_index(drop=True)
-    return raw, clean
-
-
 def check_mapping(mapping: Mapping[str, str]) -> None:
     """ConfigError listing every contract column a labelled file must map and that is left out."""
     missing = [c for c in REQUIRED_MAPPING if c not in mapping]
@@ -247,8 +251,10 @@ def add_dataset(
     the data (``fixed``: the user's own for some keys, the others derived around them) as
     overrides in conf/config.yaml, and recompose params.yaml. Nothing is written when ``name`` is
     a conf/data/ option that data add did not write (a built-in source, the user's own), the
-    mapping is incomplete, the labels are missing or not 0/1, the data cannot fill a training and
-    a test period, or the settings fail the checks check_data will run."""
+    mapping is incomplete, ingest would stop on the file (its own one-line message, followed by
+    the data add options that set the keys it names), the file holds no row, the labels are missing
+    or not 0/1, the data cannot fill a training and a test period, or the settings fail the checks
+    check_data will run. The settings are derived from the rows ingest keeps."""
     import shutil
     import subprocess
     import sys
@@ -273,13 +279,23 @@ def add_dataset(
     if track and not (root / ".dvc").is_dir():
         raise ConfigError(f"{root} is not the root of a DVC repository: run data add there, or pass --no-track")
     check_mapping(mapping)
-    _, clean = read_contract(source_config(file, mapping, datetime_format, options))
-    if problem := label_problem(clean[TX_FRAUD], mapping[TX_FRAUD]):
+    fixed = dict(fixed or {})
+    planned = compose(config_dir, ["split=relative"])
+    with data_add_terms():
+        validation = open_validation(planned["validation"], fixed)
+        raw, conformed = read_contract(source_config(file, mapping, datetime_format, options))
+    labels = conformed.frame[TX_FRAUD]
+    if problem := empty_problem(raw, conformed.frame) or stopping_label_problem(
+        labels, mapping[TX_FRAUD], validation.max_quarantine_share
+    ):
+        raise DataError(problem)
+    with data_add_terms():
+        clean = kept_rows(raw, conformed, validation)
+    if problem := empty_problem(raw, clean) or label_problem(clean[TX_FRAUD], mapping[TX_FRAUD]):
         raise DataError(problem)
     derived, problems = derive_settings(clean, fixed)
     if problems:
         raise DataError("the data cannot fill a training and a test period: " + "; ".join(problems))
-    planned = compose(config_dir, ["split=relative"])
     for d in derived:
         set_key(planned, d.key, d.value)
     composed = parse(Params, planned, "")
