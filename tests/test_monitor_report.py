@@ -236,6 +236,17 @@ def test_a_browser_shows_the_report_withoutconsole_errors(browser, drifted, tmp_
     )
     decoded = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
     assert decoded and all(decoded), decoded
+    # the calibration section, the page's last, is whole: its figure and every row of its table inside the page
+    calibration = browser.find_element(By.ID, "calibration")
+    browser.execute_script("arguments[0].scrollIntoView()", calibration)
+    box = browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); "
+        "return {right: r.right, width: document.documentElement.clientWidth}",
+        calibration,
+    )
+    assert box["right"] <= box["width"], box
+    rows = browser.find_elements(By.CSS_SELECTOR, "#calibration-table tbody tr")
+    assert len(rows) == len(drifted.calibration) and all(row.is_displayed() for row in rows)
     shot = tmp_path / "screenshot.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -103,13 +103,15 @@ def score_figure(reference: np.ndarray, current: np.ndarray, threshold: float) -
 
 
 def calibration_figure(table: pd.DataFrame) -> Figure:
-    """Observed fraud rate against mean predicted probability per score decile, per sample."""
+    """Observed fraud rate against mean predicted probability per score decile, per sample. The axes
+    reach a little past 0 and 1, so that a decile at a corner (the lowest scores, a fraud rate of 1)
+    shows its whole marker instead of a half cut off by the frame."""
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for (sample, part), color in zip(table.groupby("sample", sort=False), (REFERENCE_COLOR, CURRENT_COLOR)):
         ax.plot(part["mean_score"], part["fraud_rate"], marker="o", color=color, label=sample)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("mean predicted probability")
     ax.set_ylabel("observed fraud rate")
     ax.set_title("Calibration by score decile", fontsize=10)
