@@ -18,6 +18,7 @@ import pytest
 
 from fraudpipe.config import compose
 from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.first_screen import ACTIONS
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.statistics import STATISTICS
@@ -95,7 +96,9 @@ def test_the_verdict_is_the_first_thing_on_the_page(drifted, quiet):
     # the verdict in plain words, then its reason, then what to do, then the daily chart: before any evidence
     order = [body.index(s) for s in ('id="headline"', 'id="summary"', 'id="todo"', 'id="cards"', 'id="daily"')]
     assert order == sorted(order) and order[-1] < body.index('<table id="figures">')
-    assert re.search(r'<p id="todo"><strong>What to do:</strong> Check the drifted features', page)
+    todo = re.search(r'<p id="todo"><strong>What to do:</strong> (.*?)</p>', page, re.S).group(1).lower()
+    kinds = {reason.split(":")[0] for reason in drifted.reasons}
+    assert kinds and all(ACTIONS[kind] in todo for kind in kinds), (kinds, todo)
     assert "Nothing to do: keep the model" in render(quiet) or "Nothing urgent" in render(quiet)
 
 
@@ -202,6 +205,10 @@ def laptop(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip(MISSING)
     driver = offline_chromium(tmp_path_factory.mktemp("chromium-laptop"), "1280,800")
+    # the page's viewport itself 1280 x 800 (a window of that size loses its frame's height to the page)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    )
     try:
         yield driver
     finally:
@@ -262,7 +269,7 @@ def test_the_first_screen_holds_the_verdict_what_to_do_and_the_daily_chart(lapto
     laptop.get(page.as_uri())
     assert console_errors(laptop) == []
     height = laptop.execute_script("return window.innerHeight")
-    assert 600 <= height <= 800, height  # a laptop's screen, not a tall window that would hold anything
+    assert height == 800, height  # a laptop's screen, not a tall window that would hold anything
 
     def bottom(element_id: str) -> float:
         return laptop.execute_script(f"return document.getElementById('{element_id}').getBoundingClientRect().bottom")

@@ -123,8 +123,9 @@ def calibration_figure(table: pd.DataFrame) -> Figure:
 def daily_figure(daily: pd.DataFrame) -> Figure:
     """Alert rate and precision per day side by side, reference and current on one calendar axis, each
     sample's overall figure as a dotted line: what an analyst's queue looked like, day by day."""
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.3))
-    for (sample, part), color in zip(daily.groupby("sample", sort=False), (REFERENCE_COLOR, CURRENT_COLOR)):
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.0))
+    for sample, part in daily.groupby("sample", sort=False):
+        color = REFERENCE_COLOR if sample == "reference" else CURRENT_COLOR
         days = pd.to_datetime(part["day"]).to_numpy()
         overall_rate = float(np.average(part["alert_rate"], weights=part["n"]))
         judged = float(part["n_alerted_labelled"].sum())

@@ -116,8 +116,8 @@ def first_screen(result: MonitorResult, verdict: str, source: str) -> str:
     return f"""
 <h1>Monitoring report</h1>
 <p class="meta">Model {esc(result.model_version or "n/a")} &middot; reference (training period)
-{esc(periods.get("reference", ""))}, {number(m["n_reference"])} rows &middot; current {esc(periods.get("current", ""))},
-{current_rows}, {number(m["n_labelled"])} labelled rows measured</p>
+{esc(periods.get("reference", ""))}, {number(m["n_reference"])} rows &middot;
+current {esc(periods.get("current", ""))}, {current_rows}, {number(m["n_labelled"])} labelled rows measured</p>
 <div id="verdict" class="{verdict}">
 <p id="headline">{esc(HEADLINES[verdict])}</p>
 <p id="summary" class="{verdict}">{esc(result.summary)}</p>

@@ -76,7 +76,7 @@ def _period(times: pd.Series) -> str:
 
 
 def _pct(value: float) -> str:
-    return f"{value:.1%}"
+    return f"{value:.2%}"
 
 
 def moved(relative: float) -> str:

@@ -49,7 +49,7 @@ h2.first { margin-top: 0.8rem; font-size: 1.05rem; }
 table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.88rem; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: right; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
-#figures td:last-child { text-align: left; }
+#figures td:last-child, #figures th:last-child { text-align: left; } #figures td:nth-child(2) { white-space: nowrap; }
 tr.drifted td, tr.flagged td { background: #fdecea; font-weight: 600; }
 .figures { display: flex; flex-wrap: wrap; gap: 0.8rem; align-items: flex-start; }
 .figures figure { margin: 0; }
