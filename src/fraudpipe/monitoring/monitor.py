@@ -4,7 +4,8 @@ trained on?
 Reference is the training period (its features, and the model's scores on them); current is the
 window being watched (by default the live period as `infer` scored it, see ``window``). ``monitor``
 runs every check (``checks``: features, dataset, scores, performance; ``segments``: bias and
-calibration), decides the alert and says why in one sentence. Everything here is a pure function of
+calibration; ``daily``: alert rate and precision per day), decides the alert and says why in one
+sentence, with changes said as what happened ("rose 5%"). Everything here is a pure function of
 arrays and tables; the `monitor` stage reads and writes, ``report`` draws.
 """
 
