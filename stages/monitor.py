@@ -1,6 +1,6 @@
 """Stage `monitor`: the training period against the current window (the live period as `infer`
 scored it, or what the service scored): data and prediction drift, performance once labels are
-known, bias by segment; drift.json and an HTML report."""
+known, bias by segment; drift.json, an HTML report, and this run's point in the monitoring history."""
 
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write
 from fraudpipe.metrics import read_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.history import add_point, history_point, read_history
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
@@ -22,6 +23,7 @@ from fraudpipe.paths import (
     LIVE,
     METRICS,
     MONITOR_FEATURES,
+    MONITOR_HISTORY,
     MONITOR_REPORT,
     PREDICTIONS,
     TERMINALS,
@@ -35,7 +37,9 @@ from fraudpipe.servicelog import read_service_log
 # The reference is the training period (TRAIN: features, and the model's scores on them); the
 # current window is LIVE with infer's PREDICTIONS, or the service's log on top of the INTERIM
 # history; METRICS (the test period's figures) is the performance baseline; CUSTOMERS and
-# TERMINALS give regions and distances, when the source has them.
+# TERMINALS give regions and distances, when the source has them. MONITOR_HISTORY is this stage's own
+# output, kept between runs (persist: true): the stage puts its point in place of the one of the same
+# window and model, so a rerun with nothing changed rewrites the same bytes.
 
 
 def current_window(config: MonitorConfig, features: FeatureConfig, version: str) -> Window:
@@ -80,6 +84,7 @@ def main() -> None:
     write_json(result.metrics, DRIFT)
     write_json(feature_records(result), MONITOR_FEATURES)
     write_text(render(result, window.description), MONITOR_REPORT)
+    write_json(add_point(read_history(MONITOR_HISTORY), history_point(result)), MONITOR_HISTORY)
     print(
         f"monitor: {len(reference):,} reference rows against {window.description} -> {MONITOR_REPORT}\n"
         f"  {result.summary}"

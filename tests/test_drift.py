@@ -12,6 +12,7 @@ import pytest
 
 from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError, DataError
+from fraudpipe.io import write_json
 from fraudpipe.monitoring.checks import (
     choose_test,
     dataset_drift,
@@ -24,8 +25,18 @@ from fraudpipe.monitoring.checks import (
     prediction_drift,
 )
 from fraudpipe.monitoring.config import MonitorConfig
-from fraudpipe.monitoring.monitor import METRIC_KEYS, monitor
-from fraudpipe.monitoring.segments import amount_bands, calibration, customer_age, largest_gaps, regions, segment_table
+from fraudpipe.monitoring.daily import daily_table
+from fraudpipe.monitoring.history import add_point, history_point, read_history
+from fraudpipe.monitoring.monitor import METRIC_KEYS, monitor, moved
+from fraudpipe.monitoring.segments import (
+    amount_bands,
+    calibration,
+    customer_age,
+    largest_gaps,
+    regions,
+    segment_gaps,
+    segment_table,
+)
 from fraudpipe.monitoring.statistics import BINARY, CATEGORICAL, NUMERIC
 from fraudpipe.monitoring.statistics.chi2 import CHI2
 from fraudpipe.monitoring.statistics.jensen_shannon import JENSEN_SHANNON
@@ -182,20 +193,30 @@ def test_performance_needs_enough_labelled_frauds(config):
 
 def test_amount_bands_keep_their_order():
     bands = amount_bands(np.array([5.0, 20.0, 75.0, 500.0]), [20, 50, 100, 220])
-    assert list(bands) == ["< 20", "20-50", "50-100", ">= 220"]
-    assert list(bands.categories) == ["< 20", "20-50", "50-100", "100-220", ">= 220"]
+    assert list(bands) == ["under 20", "20 to 50", "50 to 100", "220 and over"]
+    assert list(bands.categories) == ["under 20", "20 to 50", "50 to 100", "100 to 220", "220 and over"]
 
 
 def test_regions_split_the_customers_area_and_name_unknown_customers():
     customers = pd.DataFrame({"customer_id": [0, 1, 2, 3], "x": [0.0, 100, 0, 100], "y": [0.0, 0, 100, 100]})
     names = regions(pd.Series([0, 1, 2, 3, 9]), customers, grid=2)
-    assert list(names) == ["x 0-50, y 0-50", "x 50-100, y 0-50", "x 0-50, y 50-100", "x 50-100, y 50-100", "unknown"]
+    assert list(names) == [
+        "south-west (x 0-50, y 0-50)",
+        "south-east (x 50-100, y 0-50)",
+        "north-west (x 0-50, y 50-100)",
+        "north-east (x 50-100, y 50-100)",
+        "unknown",
+    ]
+    nine = pd.DataFrame({"customer_id": [0, 1, 2, 3], "x": [0.0, 100, 50, 50], "y": [0.0, 100, 50, 0]})
+    names = regions(pd.Series([0, 1, 2, 3]), nine, grid=3)
+    assert [name.split(" (")[0] for name in names] == ["south-west", "north-east", "centre", "south"]
 
 
 def test_customer_age_for_integer_and_text_ids():
-    assert list(customer_age(pd.Series([1, 2, 3]), pd.Series([2, 5]))) == ["new", "established", "new"]
+    new, seen = "new since training", "seen in training"
+    assert list(customer_age(pd.Series([1, 2, 3]), pd.Series([2, 5]))) == [new, seen, new]
     text = pd.Series(["007", "7"], dtype="str")
-    assert list(customer_age(text, pd.Series(["7"], dtype="str"))) == ["new", "established"]
+    assert list(customer_age(text, pd.Series(["7"], dtype="str"))) == [new, seen]
 
 
 def test_segment_table_by_hand():
@@ -216,6 +237,25 @@ def test_segment_table_by_hand():
     gaps = largest_gaps(table)
     assert gaps["max_segment_recall_gap"] == pytest.approx(0.5)  # amount band: 1.0 - 0.5 (customer: 0.5 vs 1.0 too)
     assert gaps["max_segment_alert_rate_gap"] == pytest.approx(max(2 / 3 - 1 / 3, 0.5 - 0.5))
+    flags = segment_gaps(table, limit=0.4).set_index("segment")
+    # amount band: recall gap 0.5 > 0.4 flagged; customer: recall 0.5 vs 1.0 (gap 0.5) flagged too
+    assert flags.loc["amount band", "recall_gap"] == pytest.approx(0.5)
+    assert flags.loc["amount band", "alert_rate_gap"] == pytest.approx(1 / 3)
+    assert flags["flagged"].tolist() == [True, True]
+    assert not segment_gaps(table, limit=0.5)["flagged"].any()  # a gap at the limit is not above it
+
+
+def test_daily_table_by_hand():
+    times = pd.Series(pd.to_datetime(["2018-08-01 09:00", "2018-08-01 23:59", "2018-08-02 01:00", "2018-08-02 02:00"]))
+    alerts = np.array([1, 1, 0, 1])
+    labels = np.array([1, 0, 0, 1])
+    known = np.array([True, True, True, False])
+    table = daily_table(times, alerts, labels, known, "current")
+    assert table["day"].tolist() == [pd.Timestamp("2018-08-01"), pd.Timestamp("2018-08-02")]
+    assert table["n"].tolist() == [2, 2] and table["alert_rate"].tolist() == [1.0, 0.5]
+    assert table["n_alerted_labelled"].tolist() == [2, 0] and table["n_alerted_frauds"].tolist() == [1, 0]
+    assert table["precision"].iloc[0] == 0.5 and math.isnan(table["precision"].iloc[1])  # no judged alert that day
+    assert daily_table(times.iloc[:0], alerts[:0], labels[:0], known[:0], "current").empty
 
 
 def test_calibration_by_hand():
@@ -278,6 +318,50 @@ def test_monitor_alerts_and_says_why_only_when_something_crossed_its_threshold(c
     assert loud.metrics["alert"] == 1 and loud.metrics["dataset_drift"] == 1
     assert loud.summary.startswith("ALERT: dataset drift: 1 of 1 features drifted") and "tx_amount" in loud.summary
     assert list(loud.samples) == ["tx_amount"]  # its distribution is drawn in the report
+
+
+def test_changes_are_said_as_what_happened(config):
+    assert (moved(0.05), moved(-0.05), moved(0.001), moved(float("nan"))) == (
+        "rose 5%",
+        "fell 5%",
+        "held steady",
+        "could not be compared",
+    )
+    reference = _window(days=7)
+    quiet = _monitor(config, reference.assign(tx_datetime=reference["tx_datetime"] + pd.Timedelta(days=7)), reference)
+    assert "drop" not in quiet.summary and "+" not in quiet.summary and "-" not in quiet.summary.split("(")[0]
+    assert "the alert rate held steady" in quiet.summary
+
+
+def test_the_daily_table_holds_both_periods_and_the_gaps_their_limit(config):
+    reference = _window(days=7)
+    result = _monitor(config, _window(days=20), reference)
+    assert result.daily.groupby("sample", sort=False).size().to_dict() == {"reference": 7, "current": 20}
+    assert result.daily["n"].sum() == len(reference) + 200
+    assert result.gap_limit == config.segments.max_gap
+    assert result.segment_gaps["segment"].tolist() == ["transaction amount", "customer history"]
+
+
+def test_a_rerun_replaces_its_own_history_point_and_a_new_window_adds_one(config, tmp_path):
+    reference = _window(days=7)
+    first = _monitor(config, _window(days=20), reference)
+    later = _monitor(config, _window(days=21), reference)
+    path = tmp_path / "history.json"
+    assert read_history(path) == []
+    write_json(add_point(read_history(path), history_point(first)), path)
+    written = path.read_bytes()
+    write_json(add_point(read_history(path), history_point(first)), path)
+    assert path.read_bytes() == written  # nothing changed: the same bytes
+    write_json(add_point(read_history(path), history_point(later)), path)
+    points = read_history(path)
+    assert [p["run"] for p in points] == [1, 2] and points[0]["window"] != points[1]["window"]
+    assert points[1]["alert_rate"] == later.metrics["current_alert_rate"]
+    assert points[0]["live_average_precision"] is None or points[0]["live_average_precision"] >= 0
+    write_json(add_point(read_history(path), history_point(first)), path)  # the first window again: replaced
+    assert [p["window"] for p in read_history(path)] == [points[0]["window"], points[1]["window"]]
+    path.write_text("{}")
+    with pytest.raises(DataError, match="expected a JSON list of points"):
+        read_history(path)
 
 
 def test_monitor_writes_every_key_in_order(config):

@@ -1,15 +1,15 @@
 """The monitoring report: one self-contained, deterministic HTML page, and what a real browser shows.
 
-The browser test loads the page in headless Chromium through chromedriver (Debian's `chromium` and
-`chromium-driver`; .ci/run installs them), reads the console log, checks the per-feature table is
-displayed and every figure decoded, and takes a screenshot. A page with a script error is loaded
-the same way first, to prove that the console check sees errors.
+The browser tests load the page in headless Chromium through chromedriver (Debian's `chromium` and
+`chromium-driver`; .ci/run installs them): one reads the console log, checks the per-feature table is
+displayed and every figure decoded, and takes a screenshot; one opens the page in a laptop's window
+(1280 x 800) and checks that its first screen holds the verdict, what to do and the daily chart. A
+page with a script error is loaded the same way first, to prove that the console check sees errors.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,14 @@ import pytest
 
 from fraudpipe.config import compose
 from fraudpipe.monitoring.config import MonitorConfig
+from fraudpipe.monitoring.first_screen import ACTIONS
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
+from fraudpipe.monitoring.statistics import STATISTICS
+from helpers.browser import CHROMEDRIVER, CHROMIUM, MISSING, console_errors, offline_chromium
 from helpers.scenario import SIZES, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def test_the_page_fetches_nothing_and_runs_no_script(drifted):
     assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
     sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources), [s[:40] for s in sources]
-    # the score, the calibration, and one distribution per drifted feature (up to report_max_plots)
-    assert len(sources) == 2 + len(drifted.samples) and len(drifted.samples) >= 3
+    # the daily chart, the score, the calibration, and one distribution per drifted feature (up to report_max_plots)
+    assert len(sources) == 3 + len(drifted.samples) and len(drifted.samples) >= 3
 
 
 def test_the_page_says_what_the_current_window_is(drifted):
@@ -92,6 +93,50 @@ def test_the_verdict_is_the_first_thing_on_the_page(drifted, quiet):
     assert "<title>fraudpipe monitoring: ALERT</title>" in page
     calm = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', render(quiet), re.S)
     assert calm.group(1) == "ok" and calm.group(2).startswith("No alert") and "No feature drifted." in render(quiet)
+    # the verdict in plain words, then its reason, then what to do, then the daily chart: before any evidence
+    order = [body.index(s) for s in ('id="headline"', 'id="summary"', 'id="todo"', 'id="cards"', 'id="daily"')]
+    assert order == sorted(order) and order[-1] < body.index('<table id="figures">')
+    todo = re.search(r'<p id="todo"><strong>What to do:</strong> (.*?)</p>', page, re.S).group(1).lower()
+    kinds = {reason.split(":")[0] for reason in drifted.reasons}
+    assert kinds and all(ACTIONS[kind] in todo for kind in kinds), (kinds, todo)
+    assert "Nothing to do: keep the model" in render(quiet) or "Nothing urgent" in render(quiet)
+
+
+def test_flags_are_words_and_changes_say_what_happened(drifted):
+    page = render(drifted)
+    figures = re.search(r'<table id="figures">(.*?)</table>', page, re.S).group(1)
+    cells = dict(re.findall(r'<tr><td class="text">([^<]+)</td><td>([^<]*)</td>', figures))
+    assert (
+        cells["alert"] == "yes"
+        and cells["dataset drift"] in ("yes", "no")
+        and cells["prediction drift"]
+        in (
+            "yes",
+            "no",
+        )
+    )
+    assert "drop -" not in page and "+" not in re.sub(r"<style>.*?</style>|base64,[^\"]+", "", page, flags=re.S)
+    assert re.search(r"(rose|fell) \d+%|held steady", figures)
+
+
+def test_each_statistic_used_says_what_it_means(drifted):
+    page = render(drifted)
+    legend = re.search(r'<table id="statistics">(.*?)</table>', page, re.S).group(1)
+    for name in {*drifted.features["test"], "psi"}:
+        assert f'<td class="text">{STATISTICS[name].meaning}</td>' in legend
+
+
+def test_segment_gaps_above_the_limit_are_flagged(drifted):
+    page = render(drifted)
+    gaps = re.search(r'<table id="segment-gaps">(.*?)</table>', page, re.S).group(1)
+    flagged = set(re.findall(r'<tr class="flagged"><td class="text">([^<]+)</td>', gaps))
+    assert flagged == set(drifted.segment_gaps.loc[drifted.segment_gaps["flagged"], "segment"])
+    limit = drifted.gap_limit
+    over = drifted.segment_gaps[["recall_gap", "alert_rate_gap"]].max(axis=1) > limit
+    assert flagged == set(drifted.segment_gaps.loc[over, "segment"])
+    assert f"flagged (above {limit:g})" in gaps
+    # named for what they are, never map codes alone
+    assert {"transaction amount", "customer history"} <= set(drifted.segments["segment"])
 
 
 def test_the_feature_table_has_every_feature_drifted_ones_first(drifted):
@@ -118,6 +163,7 @@ def test_an_empty_window_still_renders(quiet):
         features=pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS)),
         segments=pd.DataFrame(columns=list(SEGMENT_COLUMNS)),
         samples={},
+        daily=quiet.daily.iloc[:0],
         current_scores=np.zeros(0),
         summary="Nothing monitored: the current window holds no transactions.",
         metrics=quiet.metrics | {"n_current": 0, "n_drifted": 0},
@@ -128,6 +174,7 @@ def test_an_empty_window_still_renders(quiet):
     summary = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', page, re.S)
     assert summary.group(1) == "empty" and summary.group(2).startswith("Nothing monitored")
     assert "<title>fraudpipe monitoring: nothing monitored</title>" in page and "No feature drifted." not in page
+    assert "No days to draw" in page and 'id="todo"' in page
 
 
 def test_same_result_same_bytes(drifted):
@@ -144,56 +191,46 @@ def test_same_result_same_bytes(drifted):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip(
-            "Chromium and chromedriver are not installed "
-            "(Debian: apt-get install chromium chromium-driver; .ci/run does)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1200,2000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+        pytest.skip(MISSING)
+    driver = offline_chromium(tmp_path_factory.mktemp("chromium-profile"), "1200,2000")
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def _console_errors(driver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+@pytest.fixture(scope="module")
+def laptop(tmp_path_factory):
+    """A browser with a laptop's window, 1280 x 800: what the first screen is."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(MISSING)
+    driver = offline_chromium(tmp_path_factory.mktemp("chromium-laptop"), "1280,800")
+    # the page's viewport itself 1280 x 800 (a window of that size loses its frame's height to the page)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def test_the_console_check_sees_a_script_error(browser, tmp_path):
     broken = tmp_path / "broken.html"
     broken.write_text("<!DOCTYPE html><html><body><p>x</p><script>undefinedFunction();</script></body></html>")
     browser.get(broken.as_uri())
-    errors = _console_errors(browser)
+    errors = console_errors(browser)
     assert any("undefinedFunction" in e for e in errors), errors
 
 
-def test_a_browser_shows_the_report_without_console_errors(browser, drifted, tmp_path):
+def test_a_browser_shows_the_report_withoutconsole_errors(browser, drifted, tmp_path):
     from selenium.webdriver.common.by import By
 
     page = tmp_path / "report.html"
     page.write_text(render(drifted), encoding="utf-8")
     browser.get(page.as_uri())
     assert browser.title == "fraudpipe monitoring: ALERT"
-    assert _console_errors(browser) == []
+    assert console_errors(browser) == []
     summary = browser.find_element(By.ID, "summary")
     assert summary.is_displayed() and summary.text.startswith("ALERT: ")
     table = browser.find_element(By.ID, "feature-table")
@@ -206,6 +243,45 @@ def test_a_browser_shows_the_report_without_console_errors(browser, drifted, tmp
     )
     decoded = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
     assert decoded and all(decoded), decoded
+    # the calibration section, the page's last, is whole: its figure and every row of its table inside the page
+    calibration = browser.find_element(By.ID, "calibration")
+    browser.execute_script("arguments[0].scrollIntoView()", calibration)
+    box = browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); "
+        "return {right: r.right, width: document.documentElement.clientWidth}",
+        calibration,
+    )
+    assert box["right"] <= box["width"], box
+    rows = browser.find_elements(By.CSS_SELECTOR, "#calibration-table tbody tr")
+    assert len(rows) == len(drifted.calibration) and all(row.is_displayed() for row in rows)
     shot = tmp_path / "screenshot.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("which", ["drifted", "quiet"])
+def test_the_first_screen_holds_the_verdict_what_to_do_and_the_daily_chart(laptop, which, request, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    result = request.getfixturevalue(which)
+    page = tmp_path / "report.html"
+    page.write_text(render(result), encoding="utf-8")
+    laptop.get(page.as_uri())
+    assert console_errors(laptop) == []
+    height = laptop.execute_script("return window.innerHeight")
+    assert height == 800, height  # a laptop's screen, not a tall window that would hold anything
+
+    def bottom(element_id: str) -> float:
+        return laptop.execute_script(f"return document.getElementById('{element_id}').getBoundingClientRect().bottom")
+
+    for element_id in ("headline", "summary", "todo", "cards", "daily"):
+        element = laptop.find_element(By.ID, element_id)
+        assert element.is_displayed() and bottom(element_id) <= height, (element_id, bottom(element_id), height)
+    headline = laptop.find_element(By.ID, "headline").text
+    assert headline.startswith("Alert:" if which == "drifted" else "No alert:")
+    assert laptop.find_element(By.ID, "todo").text.startswith("What to do:")
+    decoded = laptop.execute_script("return document.querySelector('#daily img').naturalWidth")
+    assert decoded > 0
+    # the evidence starts below the first screen
+    top = laptop.execute_script("return document.getElementById('figures').getBoundingClientRect().top")
+    assert top >= bottom("daily")

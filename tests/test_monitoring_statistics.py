@@ -119,10 +119,15 @@ def test_p_values_drift_below_and_distances_at_or_above_the_threshold():
 
 def test_a_name_registers_once_with_a_known_kind():
     with pytest.raises(ValueError, match="'ks' is registered twice"):
-        register(KS, "again", NUMERIC, p_value=True)(ks_p_value)
+        register(KS, "again", "again", NUMERIC, p_value=True)(ks_p_value)
     with pytest.raises(ValueError, match="kind must be"):
-        register("other", "other", "ordinal", p_value=False)
+        register("other", "other", "other", "ordinal", p_value=False)
     assert "other" not in STATISTICS
+
+
+def test_every_statistic_says_in_one_line_what_it_means():
+    for statistic in STATISTICS.values():
+        assert statistic.meaning and "\n" not in statistic.meaning and statistic.meaning != statistic.title
 
 
 # --------------------------------------------------------------------------------------------

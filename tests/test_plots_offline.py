@@ -3,9 +3,10 @@
 DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN; .dvc/plots/offline.html (written by
 tools/vendor_vega.py) carries them. The commands run in a small git repository holding what they
 read (dvc.yaml, .dvc/config and .dvc/plots/, the git-tracked plot files, and confusion.json, which
-DVC caches and a fresh clone lacks, from made-up scores). The pages are opened in headless Chromium
-that resolves no host name (tests/helpers/browser.py): DVC's own page is loaded there first, to
-prove that a page needing the network fails in that browser and that the checks see it.
+DVC caches and a fresh clone lacks, from made-up scores, and a made-up monitoring history). The pages
+are opened in headless Chromium that resolves no host name (tests/helpers/browser.py): DVC's own page
+is loaded there first, to prove that a page needing the network fails in that browser and that the
+checks see it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from helpers.repo import sh
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / ".dvc" / "plots" / "offline.html"
 
-#: The div of each Vega plot in dvc.yaml (DVC names it after the file): the training curves, ROC,
-#: precision-recall, confusion matrix.
+#: The div of each Vega plot in dvc.yaml (DVC names it after the file, or the top-level plot's id): the
+#: training curves, ROC, precision-recall, confusion matrix, the monitoring history.
 VEGA_PLOTS = {
     "reports_train_plots_metrics_train_aucpr_tsv",
     "reports_train_plots_metrics_train_logloss_tsv",
@@ -37,6 +38,7 @@ VEGA_PLOTS = {
     "reports_plots_roc_json",
     "reports_plots_precision_recall_json",
     "reports_plots_confusion_json",
+    "monitoring_history",
 }
 
 #: Per Vega plot: the size of what Vega drew into and how many of its pixels are coloured (a data
@@ -89,6 +91,21 @@ def plots_repo(dest: Path) -> Path:
     labels = (rng.uniform(size=2000) < 0.1).astype(int)
     scores = np.clip(rng.beta(1, 8, size=2000) + 0.5 * labels * rng.uniform(size=2000), 0, 1)
     (dest / "reports" / "plots" / "confusion.json").write_text(records_json(confusion_records(labels, scores, 0.5)))
+    write_json(  # a history of four monitoring runs (the monitor stage adds one point per window and model)
+        [
+            {
+                "run": i + 1,
+                "window": f"week {i + 1}",
+                "model": "m-1",
+                "drift_share": 0.1 * i,
+                "prediction_psi": 0.02 * i,
+                "alert_rate": 0.006 + 0.001 * i,
+                "live_average_precision": 0.7 - 0.05 * i,
+            }
+            for i in range(4)
+        ],
+        dest / "reports" / "monitoring" / "history.json",
+    )
     sh(dest, "git", "init", "-q", "-b", "main")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "plots")

@@ -10,6 +10,7 @@ The rest run it in the test's process (the same ``__main__``, the libraries impo
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -206,10 +207,16 @@ def test_every_stage_has_a_config_case_and_an_input_case():
 
 def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pipeline, tmp_path):
     work = copy_of(pipeline, tmp_path)
-    outputs = ("reports/monitoring/drift.json", "reports/monitoring/features.json", "reports/monitoring/report.html")
+    outputs = (
+        "reports/monitoring/drift.json",
+        "reports/monitoring/features.json",
+        "reports/monitoring/report.html",
+        "reports/monitoring/history.json",  # kept between runs (persist): the rerun replaces its own point
+    )
     before = {path: (work / path).read_bytes() for path in outputs}
     assert run_stage_in_process(work, "monitor").returncode == 0
     assert {path: (work / path).read_bytes() for path in outputs} == before
+    assert len(json.loads(before["reports/monitoring/history.json"])) == 1
 
     params = yaml.safe_load((work / "params.yaml").read_text())
     set_key(params, "monitor.features.wasserstein", 1e-9)  # every numeric feature drifts: an alert

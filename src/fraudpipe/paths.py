@@ -68,6 +68,7 @@ INFER_SUMMARY = Path("reports/infer/summary.json")
 DRIFT = Path("reports/monitoring/drift.json")
 MONITOR_FEATURES = Path("reports/monitoring/features.json")
 MONITOR_REPORT = Path("reports/monitoring/report.html")
+MONITOR_HISTORY = Path("reports/monitoring/history.json")  # one point per window and model (persist)
 
 # serve
 JOURNAL_DIR = Path("serving")  # the service's durable log and snapshots (conf/monitor: journal_dir)

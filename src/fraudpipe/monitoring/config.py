@@ -43,11 +43,13 @@ class PerformanceChecks(Config):
 
 
 class SegmentChecks(Config):
-    """``monitor.segments``: amount band edges, the region grid, frauds a segment needs for its recall."""
+    """``monitor.segments``: amount band edges, the location grid, frauds a group needs for its recall,
+    and the gap between two groups of a segment (recall or alert rate) that the report flags."""
 
     amount_bands: Annotated[tuple[Positive, ...], AS_TUPLE]
     region_grid: int = Field(ge=1)
     min_frauds: int = Field(ge=1)
+    max_gap: Share
 
     @model_validator(mode="after")
     def _bands_increase(self) -> Self:

@@ -4,7 +4,8 @@ trained on?
 Reference is the training period (its features, and the model's scores on them); current is the
 window being watched (by default the live period as `infer` scored it, see ``window``). ``monitor``
 runs every check (``checks``: features, dataset, scores, performance; ``segments``: bias and
-calibration), decides the alert and says why in one sentence. Everything here is a pure function of
+calibration; ``daily``: alert rate and precision per day), decides the alert and says why in one
+sentence, with changes said as what happened ("rose 5%"). Everything here is a pure function of
 arrays and tables; the `monitor` stage reads and writes, ``report`` draws.
 """
 
@@ -30,13 +31,19 @@ from fraudpipe.monitoring.checks import (
     prediction_drift,
 )
 from fraudpipe.monitoring.config import MonitorConfig, PredictionChecks, SegmentChecks
+from fraudpipe.monitoring.daily import DAILY_COLUMNS, daily_table
 from fraudpipe.monitoring.segments import (
+    AMOUNT,
+    GAP_COLUMNS,
+    HISTORY,
+    LOCATION,
     SEGMENT_COLUMNS,
     amount_bands,
     calibration,
     customer_age,
     largest_gaps,
     regions,
+    segment_gaps,
     segment_table,
 )
 
@@ -58,6 +65,11 @@ class MonitorResult:
     threshold: float = 0.5
     model_version: str = ""
     periods: dict[str, str] = field(default_factory=dict)
+    #: Alert rate and precision per day, reference and current (``daily``).
+    daily: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(DAILY_COLUMNS)))
+    #: Per segment, the gaps between its groups and whether one exceeds ``monitor.segments.max_gap``.
+    segment_gaps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(GAP_COLUMNS)))
+    gap_limit: float = float("nan")
 
 
 def _period(times: pd.Series) -> str:
@@ -65,7 +77,19 @@ def _period(times: pd.Series) -> str:
 
 
 def _pct(value: float) -> str:
-    return f"{value:.1%}"
+    return f"{value:.2%}"
+
+
+def moved(relative: float) -> str:
+    """A relative change as what happened: ``rose 5%``, ``fell 5%``, ``held steady`` (under half a
+    percent); ``rose from none`` from zero; ``could not be compared`` when undefined."""
+    if relative == float("inf"):
+        return "rose from none"
+    if not np.isfinite(relative):
+        return "could not be compared"
+    if abs(relative) < 0.005:
+        return "held steady"
+    return f"{'rose' if relative > 0 else 'fell'} {abs(relative):.0%}"
 
 
 def monitor(
@@ -121,6 +145,20 @@ def monitor(
     groups = _segment_groups(reference, current, customers, config.segments)
     segments = segment_table(groups, np.asarray(current_alerts), labels, known, config.segments.min_frauds)
     gaps = largest_gaps(segments)
+    reference_labels = reference[TX_FRAUD]
+    daily = pd.concat(
+        [
+            daily_table(
+                reference[TX_DATETIME] if TX_DATETIME in reference else pd.Series([], dtype="datetime64[us]"),
+                np.asarray(reference_scores) >= threshold,
+                reference_labels.fillna(0).to_numpy(),
+                reference_labels.notna().to_numpy(),
+                "reference",
+            ),
+            daily_table(current[TX_DATETIME], np.asarray(current_alerts), labels, known, "current"),
+        ],
+        ignore_index=True,
+    )
     calib = pd.concat(
         [
             calibration(
@@ -158,19 +196,22 @@ def monitor(
             "reference": _period(reference[TX_DATETIME]) if TX_DATETIME in reference else "",
             "current": _period(current[TX_DATETIME]),
         },
+        daily=daily,
+        segment_gaps=segment_gaps(segments, config.segments.max_gap),
+        gap_limit=config.segments.max_gap,
     )
 
 
 def _segment_groups(
     reference: pd.DataFrame, current: pd.DataFrame, customers: pd.DataFrame | None, checks: SegmentChecks
 ) -> dict[str, np.ndarray | pd.Categorical]:
-    """The current rows' group in each segment: region (when the customers' locations are known),
-    amount band, new or established customer."""
+    """The current rows' group in each segment: customer location (when the source gives the
+    customers' coordinates, as the simulator does), transaction amount, customer history."""
     groups: dict[str, np.ndarray | pd.Categorical] = {}
     if customers is not None:
-        groups["customer region"] = regions(current[CUSTOMER_ID], customers, checks.region_grid)
-    groups["amount band"] = amount_bands(current[TX_AMOUNT].to_numpy(np.float64), checks.amount_bands)
-    groups["customer"] = customer_age(current[CUSTOMER_ID], reference[CUSTOMER_ID])
+        groups[LOCATION] = regions(current[CUSTOMER_ID], customers, checks.region_grid)
+    groups[AMOUNT] = amount_bands(current[TX_AMOUNT].to_numpy(np.float64), checks.amount_bands)
+    groups[HISTORY] = customer_age(current[CUSTOMER_ID], reference[CUSTOMER_ID])
     return groups
 
 
@@ -187,9 +228,9 @@ def _reasons(metrics: Mapping[str, float], perf: Mapping[str, float], config: Mo
     drop = perf["performance_drop"]
     if np.isfinite(drop) and drop >= config.performance.max_drop:
         reasons.append(
-            f"performance drop: average precision {perf['live_average_precision']:.3f} on the labelled "
-            f"live rows against {perf['test_average_precision']:.3f} on the test period "
-            f"({drop:.0%} >= {config.performance.max_drop:.0%})"
+            f"performance drop: average precision {moved(-drop)} ({perf['live_average_precision']:.3f} on the "
+            f"labelled live rows against {perf['test_average_precision']:.3f} on the test period; a fall of "
+            f"{config.performance.max_drop:.0%} alerts)"
         )
     return reasons
 
@@ -198,13 +239,15 @@ def _prediction_parts(metrics: Mapping[str, float], checks: PredictionChecks) ->
     """Which of the score checks crossed its threshold."""
     parts = []
     if metrics["prediction_psi"] >= checks.psi:
-        parts.append(f"score PSI {metrics['prediction_psi']:.3f} >= {checks.psi:g}")
+        parts.append(f"the scores shifted (PSI {metrics['prediction_psi']:.3f}; {checks.psi:g} alerts)")
     if metrics["prediction_wasserstein"] >= checks.wasserstein:
-        parts.append(f"score Wasserstein {metrics['prediction_wasserstein']:.3f} >= {checks.wasserstein:g}")
+        parts.append(
+            f"the scores moved (Wasserstein {metrics['prediction_wasserstein']:.3f}; {checks.wasserstein:g} alerts)"
+        )
     if abs(metrics["alert_rate_change"]) >= checks.alert_rate_change:
         parts.append(
-            f"alert rate {_pct(metrics['reference_alert_rate'])} -> {_pct(metrics['current_alert_rate'])} "
-            f"({metrics['alert_rate_change']:+.0%}, limit ±{checks.alert_rate_change:.0%})"
+            f"the alert rate {moved(metrics['alert_rate_change'])} ({_pct(metrics['reference_alert_rate'])} to "
+            f"{_pct(metrics['current_alert_rate'])}; a change of {checks.alert_rate_change:.0%} either way alerts)"
         )
     return parts
 
@@ -303,12 +346,14 @@ def _summary(reasons: list[str], drifted: list[str], metrics: Mapping[str, float
         return "ALERT: " + "; ".join(reasons) + "." + named
     drop = metrics["performance_drop"]
     perf = (
-        f"average precision drop {drop:+.0%} against the test period"
+        f"average precision {moved(-drop)} against the test period ({metrics['live_average_precision']:.3f} "
+        f"against {metrics['test_average_precision']:.3f})"
         if np.isfinite(drop)
-        else "too few labelled frauds to judge performance"
+        else "too few labelled frauds yet to judge the precision"
     )
     return (
-        f"No alert: {metrics['n_drifted']} of {metrics['n_features']} features drifted (share "
-        f"{metrics['drift_share']:.2f} < {config.features.drift_share:g}), score PSI {metrics['prediction_psi']:.3f}, "
-        f"alert rate {metrics['alert_rate_change']:+.0%}, {perf}.{named}"
+        f"No alert: {metrics['n_drifted']} of {metrics['n_features']} features drifted (an alert takes a share of "
+        f"{config.features.drift_share:g}), the scores kept their distribution (PSI {metrics['prediction_psi']:.3f}, "
+        f"under {config.prediction.psi:g}), the alert rate {moved(metrics['alert_rate_change'])} "
+        f"({_pct(metrics['reference_alert_rate'])} to {_pct(metrics['current_alert_rate'])}), and {perf}.{named}"
     )

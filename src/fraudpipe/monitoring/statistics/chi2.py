@@ -12,7 +12,13 @@ from fraudpipe.monitoring.statistics.registry import CATEGORICAL, register
 CHI2 = "chi2"
 
 
-@register(CHI2, "chi-square p-value", CATEGORICAL, p_value=True)
+@register(
+    CHI2,
+    "chi-square p-value",
+    "the chance that the shares per value differ this much by luck alone: small means they really changed",
+    CATEGORICAL,
+    p_value=True,
+)
 def chi2_p_value(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray) -> float:
     """p-value of Pearson's chi-square test that both samples share one category distribution
     (a 2 x k contingency table, no continuity correction); 1 when there is one category only."""

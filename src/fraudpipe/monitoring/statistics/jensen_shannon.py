@@ -13,7 +13,13 @@ from fraudpipe.monitoring.statistics.registry import CATEGORICAL, register
 JENSEN_SHANNON = "jensen_shannon"
 
 
-@register(JENSEN_SHANNON, "Jensen-Shannon distance", CATEGORICAL, p_value=False)
+@register(
+    JENSEN_SHANNON,
+    "Jensen-Shannon distance",
+    "how much the shares per value moved: 0 the same shares, 0.83 no value in common",
+    CATEGORICAL,
+    p_value=False,
+)
 def jensen_shannon(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray) -> float:
     """Jensen-Shannon distance (scipy, natural log: 0 to sqrt(ln 2)) between the category shares."""
     ref, cur = category_counts(reference, current)

@@ -10,7 +10,13 @@ from fraudpipe.monitoring.statistics.registry import NUMERIC, register
 KS = "ks"
 
 
-@register(KS, "Kolmogorov-Smirnov p-value", NUMERIC, p_value=True)
+@register(
+    KS,
+    "Kolmogorov-Smirnov p-value",
+    "the chance that the two samples differ this much by luck alone: small means the values really changed",
+    NUMERIC,
+    p_value=True,
+)
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """p-value of the two-sample Kolmogorov-Smirnov test (scipy, exact for small samples)."""
     return float(stats.ks_2samp(reference, current).pvalue)

@@ -39,14 +39,20 @@ def binned_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / max(len(values), 1)
 
 
-@register(PSI, "population stability index", NUMERIC, p_value=False)
+#: PSI's one-line meaning, the same for numbers and categories (the industry's rule of thumb).
+PSI_MEANING = (
+    "how much the rows moved between bins of the reference: below 0.1 stable, 0.1-0.25 a shift, above 0.25 a large one"
+)
+
+
+@register(PSI, "population stability index", PSI_MEANING, NUMERIC, p_value=False)
 def psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
     """PSI of a numeric sample over ``bins`` quantile bins of the reference."""
     edges = quantile_edges(reference, bins)
     return psi_from_shares(binned_shares(reference, edges), binned_shares(current, edges))
 
 
-@register(CATEGORY_PSI, "population stability index (categories)", CATEGORICAL, p_value=False)
+@register(CATEGORY_PSI, "population stability index (categories)", PSI_MEANING, CATEGORICAL, p_value=False)
 def category_psi(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray) -> float:
     """PSI over the categories themselves (a binary or categorical feature's natural bins)."""
     ref, cur = category_counts(reference, current)

@@ -24,10 +24,12 @@ F = TypeVar("F", bound=Callable[..., float])
 class Statistic:
     """One registered statistic. ``function(reference, current)`` gives its value (PSI over numbers
     also takes ``bins``); ``p_value``: drifted when below the threshold, else (a distance) when at
-    or above it."""
+    or above it. ``meaning`` says in one line what a value tells someone who does not know the
+    statistic: the report prints it next to the title."""
 
     name: str
     title: str
+    meaning: str
     kind: str
     p_value: bool
     function: Callable[..., float]
@@ -42,7 +44,7 @@ class Statistic:
 STATISTICS: dict[str, Statistic] = {}
 
 
-def register(name: str, title: str, kind: str, *, p_value: bool) -> Callable[[F], F]:
+def register(name: str, title: str, meaning: str, kind: str, *, p_value: bool) -> Callable[[F], F]:
     """Register the decorated function under ``name`` (once: a second registration is a bug)."""
     if kind not in (NUMERIC, CATEGORICAL):
         raise ValueError(f"statistic {name!r}: kind must be {NUMERIC!r} or {CATEGORICAL!r}, got {kind!r}")
@@ -50,7 +52,7 @@ def register(name: str, title: str, kind: str, *, p_value: bool) -> Callable[[F]
     def add(function: F) -> F:
         if name in STATISTICS:
             raise ValueError(f"statistic {name!r} is registered twice")
-        STATISTICS[name] = Statistic(name, title, kind, p_value, function)
+        STATISTICS[name] = Statistic(name, title, meaning, kind, p_value, function)
         return function
 
     return add

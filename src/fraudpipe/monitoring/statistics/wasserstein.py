@@ -10,7 +10,13 @@ from fraudpipe.monitoring.statistics.registry import NUMERIC, register
 WASSERSTEIN = "wasserstein"
 
 
-@register(WASSERSTEIN, "Wasserstein distance (normed)", NUMERIC, p_value=False)
+@register(
+    WASSERSTEIN,
+    "Wasserstein distance (normed)",
+    "how far the values moved on average, in standard deviations of the reference: 0.1 is a tenth of one",
+    NUMERIC,
+    p_value=False,
+)
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     """The 1-Wasserstein distance between the two samples divided by the reference's standard
     deviation (Evidently's "normed" distance: 0.1 means the mass moved a tenth of a std on average).
