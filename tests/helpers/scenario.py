@@ -1,5 +1,5 @@
 """The pipeline in one process on the simulator, up to monitoring: the drift scenarios that
-tests/test_monitoring_scenarios.py and tests/test_monitor_report.py check and benchmarks/monitor.py times.
+tests/test_monitoring_scenarios.py and tests/test_monitoring_report.py check and benchmarks/monitor.py times.
 
 Each scenario runs the library's own code with the configuration of conf/ (plus overrides):
 simulate, preprocess, featurize, split, train, score the test period (the figures `evaluate`
