@@ -1,10 +1,10 @@
-# The two set-up commands of the README: `make pipeline` and `make test`; CI runs `make lint` and `make test-all`.
+# The two set-up commands of the README: `make pipeline` and `make test`; CI runs `make lint`, `make docs` and `make test-all`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup pipeline test test-all lint params
+.PHONY: setup pipeline test test-all lint docs params
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ test-all: setup  ## install, then run every test, the slow ones too
 
 lint: setup  ## formatting, lint rules and types, as CI checks them
 	source $(VENV)/bin/activate && ruff format --check . && ruff check . && mypy
+
+docs: setup  ## the documentation site (docs/, mkdocs.yml) into site/; any warning fails it
+	source $(VENV)/bin/activate && mkdocs build --strict
 
 params: setup  ## recompose params.yaml from conf/
 	source $(VENV)/bin/activate && fraudpipe params

@@ -66,7 +66,7 @@ def stage_time(repeats: int = 3) -> float:
 
 def screenshot(path: Path, size: Sequence[str]) -> None:
     """The report of the drifted simulator (simulated_drift.yaml, every knob) as headless Chromium
-    shows it: the README's picture of an alert."""
+    shows it: docs/monitoring.md's picture of an alert."""
     import shutil
     import tempfile
 

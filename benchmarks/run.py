@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick                  # small data and short runs: a few minutes
     python benchmarks/run.py --only pipeline,serve    # a subset (suites: see --help)
     python benchmarks/run.py --sizes 0.25,1           # the size series, in millions of transactions
-    python benchmarks/run.py --readme                 # also paste results.md into the README
+    python benchmarks/run.py --readme                 # also paste results.md into docs/benchmarks.md
 
 Writes ``reports/benchmarks/results.json`` (machine-readable, schema: ``Results`` below) and
 ``reports/benchmarks/results.md`` (the same as Markdown tables). Both are wall-clock figures that
@@ -58,7 +58,8 @@ from fraudpipe.config import update_composition, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "benchmarks"
-README = ROOT / "README.md"
+#: The documentation page whose benchmark section `--readme` rewrites.
+README = ROOT / "docs" / "benchmarks.md"
 README_MARKERS = ("<!-- benchmarks:start: reports/benchmarks/results.md -->", "<!-- benchmarks:end -->")
 BENCHMARKS = ("simulate", "features", "validate", "scoring", "serve", "monitor", "engine")
 #: Benchmarks that measure this checkout's pipeline outputs (the model bundle and the data it scores).
@@ -284,7 +285,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def render_markdown(results: Results) -> str:
-    """results.json as Markdown tables (what the README shows)."""
+    """results.json as Markdown tables (what docs/benchmarks.md shows)."""
     m = results.machine
     lines = [
         "# Benchmark results",
@@ -405,10 +406,10 @@ def render_markdown(results: Results) -> str:
 
 
 def in_readme(readme: str, markdown: str) -> str:
-    """The README with results.md between its benchmark markers (headings one level down, no title)."""
+    """docs/benchmarks.md with results.md between its benchmark markers (headings one level down, no title)."""
     start, end = README_MARKERS
     if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
-        raise ValueError(f"README.md needs one {start} ... {end} section")
+        raise ValueError(f"docs/benchmarks.md needs one {start} ... {end} section")
     body = [
         ("#" + line if line.startswith("## ") else line) for line in markdown.splitlines() if not line.startswith("# ")
     ]
@@ -869,7 +870,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="where results.json and results.md go")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clones and stage profiles")
     parser.add_argument(
-        "--readme", action="store_true", help="also paste results.md into README.md's benchmark section"
+        "--readme", action="store_true", help="also paste results.md into docs/benchmarks.md's benchmark section"
     )
     parser.add_argument(
         "--from-json", type=Path, help="run nothing: render this results.json into results.md (and --readme)"

@@ -273,13 +273,13 @@ def test_results_go_between_the_readme_markers_one_heading_level_down():
         and pasted.endswith(f"{end}\n\n## Layout\n")
     )
     inside = pasted.split(start)[1].split(end)[0]
-    assert "# Benchmark results" not in inside  # the title goes: the README's section has its own
+    assert "# Benchmark results" not in inside  # the title goes: the page's section has its own
     assert "\n### Cold `dvc repro`, the default data (params.yaml): 1,754,155 transactions\n" in inside
     assert "| ingest | 5.00 | 0.70 | 1.00 | 3.50 | **no** |" in inside
     assert RUN.in_readme(pasted, markdown) == pasted  # pasting again changes nothing
     with pytest.raises(ValueError, match="benchmarks:start"):
         RUN.in_readme("# no markers\n", markdown)
-    assert (ROOT / "README.md").read_text().count(start) == 1  # the real README has the section
+    assert (ROOT / "docs" / "benchmarks.md").read_text().count(start) == 1  # the real page has the section
 
 
 def test_ran_stages_reads_dvc_repro_output():

@@ -1,4 +1,4 @@
-"""The experiment workflow of the README, end to end, in a temporary git repository on tiny data.
+"""The experiment workflow of docs/daily-use.md, end to end, in a temporary git repository on tiny data.
 
 `dvc exp run` recomposes params.yaml from the copy's conf/ (Hydra), so the overrides below land in
 conf/config.yaml and every experiment starts from exactly the committed baseline.

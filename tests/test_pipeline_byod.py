@@ -1,4 +1,4 @@
-"""Bring your own data, as the README says, in a temporary git repository: a small compressed CSV
+"""Bring your own data, as docs/own-data.md says, in a temporary git repository: a small compressed CSV
 in the common Kaggle layout (25,102 rows over 15 months with 123 frauds, string ids, its own column
 names and dates, coordinates, a fraud rate unlike the simulator's) goes from the file to
 reports/metrics.json, with intervals, and to a monitored live week, with two commands and nothing else."""
