@@ -68,23 +68,6 @@ JOURNAL_FILE = "journal.sqlite3"
 SNAPSHOTS_DIR = "snapshots"
 SNAPSHOT_MARK = "service.json"  # written last into a snapshot: its journal seq; a snapshot without it is incomplete
 TRANSACTION, LABEL = "transaction", "label"  # the kinds of journal entry
-#: The columns of the journal's ``events`` table, in order.
-EVENT_COLUMNS = (
-    "seq",
-    "kind",
-    TRANSACTION_ID,
-    CUSTOMER_ID,
-    TERMINAL_ID,
-    TX_DATETIME,
-    TX_AMOUNT,
-    *COORDINATE_COLUMNS,
-    "score",
-    "alert",
-    "threshold",
-    "model_version",
-    TX_FRAUD,
-    "received_at",
-)
 SCORED_FILE = "scored.parquet"
 #: scored.parquet (in a snapshot): every retained transaction the service scored, with its answer.
 SCORED_COLUMNS = (
@@ -100,6 +83,9 @@ SCORED_COLUMNS = (
     "model_version",
     TX_FRAUD,
 )
+#: The columns of the journal's ``events`` table, in order: an entry's seq and kind, the scored
+#: transaction's columns (a label entry fills only its id and tx_fraud), and when it was received.
+EVENT_COLUMNS = ("seq", "kind", *SCORED_COLUMNS, "received_at")
 
 # --- Redis -----------------------------------------------------------------------------------------
 
