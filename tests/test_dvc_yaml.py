@@ -196,3 +196,22 @@ def test_dvc_parses_its_yaml_with_the_c_parser():
 
     assert YAML(typ="safe").Parser.__name__ == "CParser"
     assert parse_yaml((ROOT / "dvc.yaml").read_text(), "dvc.yaml")["stages"].keys() >= {"ingest", "train", "monitor"}
+
+
+def test_the_model_artifact_is_the_train_stages_bundle():
+    """The registry (GTO's tags, `dvc artifacts get`, `fraudpipe serve --model fraud-model#prod`) fetches
+    what dvc.yaml's artifact points at: it must be the bundle the train stage writes, as a model."""
+    from gto.constants import assert_name_is_valid
+
+    artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
+    assert list(artifacts) == ["fraud-model"]
+    assert_name_is_valid("fraud-model")  # GTO's naming rule, which DVC applies to artifact names
+    model = artifacts["fraud-model"]
+    assert model["type"] == "model" and model["desc"] and model["labels"]
+    assert model["path"] == paths.BUNDLE_DIR.as_posix()
+    assert model["path"] in _entries(STAGES["train"], "outs")
+
+
+def test_gto_accepts_only_the_stages_the_registry_lists():
+    stages = yaml.safe_load((ROOT / ".gto").read_text())["stages"]
+    assert "prod" in stages and len(set(stages)) == len(stages)

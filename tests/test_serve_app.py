@@ -70,6 +70,7 @@ def test_score_is_the_batch_score_and_adds_the_transaction(server):
         "alert": got["fraud_probability"] >= bundle.threshold,
         "threshold": bundle.threshold,
         "model_version": bundle.version,
+        "model_registry_version": None,  # served from a path (tests/test_serve_registry.py: from the registry)
     }
     assert server.client.get("/readyz").json()["transactions"] == before + 1
 
@@ -451,7 +452,7 @@ def test_metrics(server):
     scored = server.score(body(row)).json()
     text = server.client.get("/metrics").text
     version = load_bundle(w.bundle_dir).version
-    assert f'fraudpipe_model_info{{model_version="{version}"}} 1.0' in text
+    assert f'fraudpipe_model_info{{model_version="{version}",registry_version=""}} 1.0' in text
     assert re.search(rf'^fraudpipe_score_count\{{model_version="{version}"\}} [1-9]', text, re.M)
     assert re.search(
         r'^fraudpipe_http_requests_total\{method="POST",route="/v1/score",status="200"\} [1-9]', text, re.M

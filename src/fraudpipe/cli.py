@@ -6,11 +6,14 @@ import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fraudpipe.paths import BUNDLE_DIR, CONF_DIR, INTERIM, JOURNAL_DIR, ONLINE_STATE, PARAMS
+
+if TYPE_CHECKING:
+    from fraudpipe.serve.config import Release
 
 # Click's own help layout (rich_markup_mode=None): paragraphs rewrapped to the terminal, flags without a type.
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
@@ -233,7 +236,21 @@ def snapshot(
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Option(help="the model bundle (the train stage writes it)")] = BUNDLE_DIR,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="the model: a bundle directory (the train stage writes it), or a version in the model registry "
+            "(docs/registry.md) as GTO names it: fraud-model#prod (the version in a stage), fraud-model@v1.2.0, "
+            "fraud-model@latest"
+        ),
+    ] = str(BUNDLE_DIR),
+    registry: Annotated[
+        str, typer.Option(help="the git repository whose GTO tags --model's reference is read from (path or URL)")
+    ] = ".",
+    model_cache: Annotated[
+        Path | None,
+        typer.Option(help="where bundles fetched from the registry are kept [default: serving/models]"),
+    ] = None,
     state: Annotated[
         Path, typer.Option(help="the online state to start from when --journal-dir has no snapshot of its own")
     ] = ONLINE_STATE,
@@ -318,8 +335,14 @@ def serve(
     from fraudpipe.errors import PipelineError
     from fraudpipe.serve.config import ServeConfig
 
+    try:
+        bundle, release = _model(model, registry, model_cache)
+    except PipelineError as exc:
+        typer.echo(f"serve failed: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(1) from None
     options = {
-        "model": model,
+        "model": bundle,
+        "release": release,
         "state": state,
         "journal_dir": journal_dir,
         "host": host,
@@ -360,6 +383,19 @@ def serve(
     from fraudpipe.serve.server import run
 
     raise typer.Exit(run(config))
+
+
+def _model(value: str, registry: str, cache: Path | None) -> tuple[Path, Release | None]:
+    """--model as a bundle directory, or the registry version it names, fetched (``serve.registry``)."""
+    from fraudpipe.serve import registry as models
+
+    bundle, release = models.model_from(value, registry, models.MODEL_CACHE if cache is None else cache)
+    if release is not None:
+        typer.echo(
+            f"fraudpipe serve: {value} in {registry} is {release.label} (commit {release.commit[:12]}); "
+            f"bundle verified in {bundle}"
+        )
+    return bundle, release
 
 
 if __name__ == "__main__":

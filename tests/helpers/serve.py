@@ -119,7 +119,7 @@ class Server:
     """`python -m fraudpipe.cli serve` on a free loopback port, its output in files."""
 
     workdir: Path
-    bundle: Path
+    bundle: Path | str  # a bundle directory, or a registry reference (fraud-model#prod)
     state: Path
     journal: Path
     args: tuple[str, ...] = ()

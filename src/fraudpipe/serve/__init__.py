@@ -1,6 +1,8 @@
 """`fraudpipe serve`: real-time fraud scores for single transactions, with the training features.
 
 - ``config``: ``ServeConfig``, the command's options.
+- ``registry``: ``--model`` as a registry reference (``fraud-model#prod``): GTO's tags resolved, the
+  bundle of that commit fetched with DVC and verified.
 - ``schema``: request and response bodies; malformed requests described field by field.
 - ``stores/base``: the ``StateStore`` interface (get history / add transaction / add label / the
   answer given to a transaction_id) and the types every store and the journal share.

@@ -139,6 +139,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         holder.service = service
         metrics.loaded(
             service.version,
+            service.release,
             service.threshold,
             service.scorer.fast_path,
             lambda: _size(service),
@@ -271,9 +272,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             return error_response(answer)
         if retry:
             metrics.retries.inc()
-            return json_response(200, score_out(tx, scored), {"Idempotent-Replayed": "true"})
+            return json_response(200, score_out(tx, scored, service), {"Idempotent-Replayed": "true"})
         metrics.scored(scored.score, scored.alert)
-        return json_response(200, score_out(tx, scored))
+        return json_response(200, score_out(tx, scored, service))
 
     @app.post(
         "/v1/score/batch",
@@ -298,7 +299,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
                     metrics.retries.inc()
                 else:
                     metrics.scored(scored.score, scored.alert)
-                results.append(score_out(tx, scored))
+                results.append(score_out(tx, scored, service))
         except Answer as answer:
             return error_response(answer)
         return json_response(200, {"results": results})
@@ -356,6 +357,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             {
                 "status": "ready",
                 "model_version": service.version,
+                "model_registry_version": service.release,  # fraud-model@v1.2.0, or null: served from a path
+                "model_reference": config.release.reference if config.release else None,
+                "model_commit": config.release.commit if config.release else None,
                 "store": store,
                 "workers": config.workers,
                 "pid": os.getpid(),

@@ -44,11 +44,28 @@ def _prefix(value: str) -> str:
     return value
 
 
+class Release(Config):
+    """The registry version a bundle was fetched as (``serve.registry``): what the start-up line,
+    /readyz, /metrics and the answers name beside the bundle's own content version."""
+
+    reference: str  # as given to --model: fraud-model#prod, fraud-model@v1.2.0, fraud-model@latest
+    artifact: str  # the artifact's name in dvc.yaml
+    version: str  # the GTO version, v1.2.0
+    stage: str | None  # the stage the reference named, if it named one
+    commit: str  # the git commit the version points at (the bundle is dvc.lock's at that commit)
+
+    @property
+    def label(self) -> str:
+        """``<artifact>@<version>``, GTO's own name for a version."""
+        return f"{self.artifact}@{self.version}"
+
+
 class ServeConfig(Config):
     """The service's configuration: one worker with the in-process state, or ``workers`` processes
     behind one port sharing the state in Redis (``store``)."""
 
-    model: Path  # the bundle directory
+    model: Path  # the bundle directory (a registry reference's: the fetched copy, ``serve.registry``)
+    release: Release | None = None  # the registry version --model named; None: served from a path
     state: Path  # the online state snapshot to start from when the journal directory has none of its own
     journal_dir: Path  # the durable log and the service's own snapshots
     host: str

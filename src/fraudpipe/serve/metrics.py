@@ -10,7 +10,7 @@ One registry per app (the service runs one worker, so these are the whole servic
 - ``fraudpipe_alerts_total{model_version}``: of those, how many were alerts (score >= threshold);
 - ``fraudpipe_retries_total``: transactions sent again and answered from the record;
 - ``fraudpipe_labels_total{tx_fraud}``: labels received;
-- ``fraudpipe_model_info{model_version}`` (1) and ``fraudpipe_model_threshold``;
+- ``fraudpipe_model_info{model_version,registry_version}`` (1) and ``fraudpipe_model_threshold``;
 - ``fraudpipe_scoring_fast_path{reason}``: 1 when one-row scoring runs on XGBoost's C entry point,
   0 on the slower fallback (``scoring.row``), ``reason`` saying why (an XGBoost upgrade shows here);
 - ``fraudpipe_state_transactions`` / ``_customers`` / ``_terminals`` / ``_scored``: what the state
@@ -73,7 +73,10 @@ class Metrics:
         self.retries = Counter("fraudpipe_retries", "Transactions sent again, answered from the record", registry=r)
         self.labels = Counter("fraudpipe_labels", "Labels received", ["tx_fraud"], registry=r)
         self.model_info = Gauge(
-            "fraudpipe_model_info", "The model being served (value 1)", ["model_version"], registry=r
+            "fraudpipe_model_info",
+            "The model being served (value 1): its bundle version and its registry version (empty: from a path)",
+            ["model_version", "registry_version"],
+            registry=r,
         )
         self.threshold = Gauge("fraudpipe_model_threshold", "The alert threshold of the model", registry=r)
         self.fast_path = Gauge(
@@ -103,12 +106,13 @@ class Metrics:
     def loaded(
         self,
         version: str,
+        release: str | None,
         threshold: float,
         fast_path: FastPath,
         size: Callable[[], dict[str, int]],
         journal_entries: Callable[[], int],
     ) -> None:
-        self.model_info.labels(model_version=version).set(1)
+        self.model_info.labels(model_version=version, registry_version=release or "").set(1)
         self.threshold.set(threshold)
         self.fast_path.labels(reason=fast_path.reason).set(int(fast_path.on))
         for name, gauge in self.state.items():

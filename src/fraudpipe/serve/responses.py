@@ -80,13 +80,15 @@ def require_json(request: Request) -> None:
         raise Answer(415, f"Content-Type: {problem}", [Problem(field="Content-Type", message=problem)])
 
 
-def score_out(tx: TransactionIn, scored: Any) -> dict[str, Any]:
+def score_out(tx: TransactionIn, scored: Any, service: Any) -> dict[str, Any]:
+    """The answer; its registry version is the service's when its model gave it (a retry may be older's)."""
     return {
         "transaction_id": tx.transaction_id,
         "fraud_probability": scored.score,
         "alert": scored.alert,
         "threshold": scored.threshold,
         "model_version": scored.model_version,
+        "model_registry_version": service.release if scored.model_version == service.version else None,
     }
 
 

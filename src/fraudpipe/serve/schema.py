@@ -171,7 +171,10 @@ class ScoreOut(BaseModel):
     fraud_probability: float
     alert: bool = Field(description="fraud_probability >= threshold")
     threshold: float
-    model_version: str
+    model_version: str = Field(description="the bundle's own version: its estimator and the sha256 of its files")
+    model_registry_version: str | None = Field(
+        default=None, description="the registry's name for it, fraud-model@v1.2.0 (null: served from a path)"
+    )
 
 
 class ScoreBatchOut(BaseModel):

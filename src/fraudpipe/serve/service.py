@@ -99,6 +99,8 @@ class Service:
         self.names = list(bundle.features)
         self.threshold = bundle.threshold
         self.version = bundle.version
+        #: the registry version beside it, ``<artifact>@<version>`` (None: served from a path)
+        self.release = config.release.label if config.release else None
         self.capacity = Capacity(config)
         self.snapshots = (
             None
@@ -385,7 +387,7 @@ def describe(service: Service, config: ServeConfig) -> str:
     head = (
         f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} "
         f"and the {store_name(config)}; model "
-        f"{service.version} ({len(service.names)} features, threshold {service.threshold:.4g}, "
+        f"{service.version}{_registered(config)} ({len(service.names)} features, threshold {service.threshold:.4g}, "
         f"{service.scorer.fast_path.describe()}); "
     )
     if service.journal is None:
@@ -405,3 +407,11 @@ def describe(service: Service, config: ServeConfig) -> str:
         f"loaded in {started.seconds:.1f} s; "
         f"journal {service.journal.path} (SQLite WAL); {key}"
     )
+
+
+def _registered(config: ServeConfig) -> str:
+    """The registry version in the start-up line: `` = fraud-model@v1.2.0 (fraud-model#prod, commit abc123)``."""
+    release = config.release
+    if release is None:
+        return ""
+    return f" = {release.label} ({release.reference}, commit {release.commit[:12]})"
