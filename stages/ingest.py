@@ -1,7 +1,7 @@
 """Stage `ingest`: read the configured source, validate the batch, keep or quarantine each row."""
 
 from fraudpipe.data.ingest import ingest_batch
-from fraudpipe.data.sources import DataConfig, ingest_source
+from fraudpipe.data.sources import DataConfig, ServiceLogSource, ingest_source
 from fraudpipe.data.validate import ValidationConfig
 from fraudpipe.io import atomic_dir, write_json, write_parquet
 from fraudpipe.paths import INGEST_QUARANTINE, RAW_DIR, RAW_TRANSACTIONS, VALIDATION_DOCS, VALIDATION_SUMMARY
@@ -27,11 +27,13 @@ def main() -> None:
             for name, table in source.side_tables().items():
                 write_parquet(table, tmp / f"{name}.parquet")
         write_parquet(result.quarantined, INGEST_QUARANTINE)
-        write_json(result.summary, VALIDATION_SUMMARY)
+        joined = source.counts.to_dict() if isinstance(source, ServiceLogSource) else {}  # what came from where
+        write_json(result.summary | joined, VALIDATION_SUMMARY)
         steps.update()
     print(
         f"ingest: {result.summary['rows_in']:,} rows in, {result.summary['rows_valid']:,} kept, "
         f"{result.summary['rows_quarantined']:,} quarantined ({INGEST_QUARANTINE})"
+        + "".join(f"; {key.removeprefix('service_log_')} {value:,}" for key, value in joined.items())
     )
 
 

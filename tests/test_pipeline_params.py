@@ -79,7 +79,7 @@ def test_a_key_reads_only_itself_not_the_rest_of_its_group():
         (
             lambda p: p.update(data={"source": "excel"}),
             "data",
-            "data.source: must be one of 'simulated', 'csv', 'parquet', 'sql', 'api', got 'excel'",
+            "data.source: must be one of 'simulated', 'csv', 'parquet', 'sql', 'api', 'service_log', got 'excel'",
         ),
         (lambda p: p["data"].update(url="http://x"), "data", "data.url: unknown key (known keys: columns, simulator"),
         (lambda p: p["data"]["simulator"].update(n_days=0), "data", "data.simulator.n_days: must be >= 1, got 0"),

@@ -150,6 +150,7 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
         "terminal_y",
         "score",
         "alert",
+        "threshold",
         "model_version",
     ]
     coordinates = log.scored[["customer_x", "customer_y", "terminal_x", "terminal_y"]].to_numpy()
@@ -166,6 +167,8 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
     assert log.labels["transaction_id"].tolist() == rows["transaction_id"].iloc[[0, 4]].tolist()
     assert log.labels["tx_fraud"].tolist() == [1, 0]
     assert pd.isna(log.labels["received_at"].iat[0]) and not pd.isna(log.labels["received_at"].iat[1])
+    newest = log.scored["tx_datetime"]  # the service's clock when each label came: the newest time seen
+    assert log.labels["known_at"].tolist() == [newest.iloc[:3].max(), newest.max()]
 
 
 def test_read_service_log_without_a_journal_says_where_it_looked(tmp_path):

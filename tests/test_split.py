@@ -407,3 +407,35 @@ def test_stage_writes_declared_outputs_deterministically(tmp_path):
     summary = json.loads((tmp_path / "reports/split/summary.json").read_text())
     assert (summary["rows_train"], summary["rows_test"], summary["rows_live"]) == (15, 7, 8)
     assert len(pd.read_parquet(tmp_path / "data/split/test.parquet")) == 7
+
+
+def test_with_label_arrival_times_training_uses_only_labels_known_by_the_test_start():
+    """A table that records when labels arrived (the service's log): a training label counts only if
+    it had come by the test start (day 14: training days 0-6 plus the 7-day delay); a missing label
+    is unlabelled (left out and counted, never genuine); the test keeps every label that came."""
+    t = daily(0, 20, customers=2)  # rows 2d, 2d+1 on day d
+    t["tx_fraud"] = pd.array(t["tx_fraud"], dtype="Int8")
+    t["label_known_at"] = pd.Series(pd.NaT, index=t.index, dtype="datetime64[us]")  # NaT: a batch label
+    t.loc[0, "label_known_at"] = day(14, "00:00:00")  # came exactly at the cut-off: known
+    t.loc[1, "label_known_at"] = day(14, "00:00:01")  # a second later: unknown as of the cut-off
+    t.loc[2, "tx_fraud"] = pd.NA  # never labelled
+    t.loc[[28, 29], "tx_fraud"] = pd.NA  # day 14, the test period: one card unlabelled there
+    t.loc[30, "label_known_at"] = day(30)  # a test label that came late still judges the test
+    parts = time_split(t, KEEP_ALL)
+    assert ids(parts.train) == set(range(14)) - {1, 2}
+    assert str(parts.train["tx_fraud"].dtype) == "int8" and str(parts.test["tx_fraud"].dtype) == "int8"
+    assert ids(parts.test) == set(range(28, 42)) - {28, 29}
+    assert (parts.train_rows_unlabelled, parts.test_rows_unlabelled) == (2, 2)
+    summary = split_summary(parts)
+    assert (summary["rows_train_unlabelled"], summary["rows_test_unlabelled"], summary["rows_train"]) == (2, 2, 12)
+    assert "rows_train_unlabelled" not in split_summary(time_split(daily(0, 20), KEEP_ALL))  # no arrival times
+
+
+def test_with_label_arrival_times_a_period_with_no_label_known_says_so():
+    t = daily(0, 20)
+    t["tx_fraud"] = pd.array(t["tx_fraud"], dtype="Int8")
+    t["label_known_at"] = pd.Series(day(15), index=t.index, dtype="datetime64[us]")  # all after the cut-off
+    with pytest.raises(
+        DataError, match=r"the train period \[2018-07-25, 2018-08-01\) has 21 rows and no label arrived by"
+    ):
+        time_split(t, KEEP_ALL)

@@ -215,7 +215,7 @@ def snapshot(
     params_file: Annotated[Path, typer.Option("--params", help="params file naming the source")] = PARAMS,
     track: Annotated[bool, typer.Option(help="`dvc add` the snapshot so it is versioned and pushed")] = True,
 ) -> None:
-    """Copy the configured SQL/API source into its snapshot file, the file `ingest` depends on.
+    """Copy the configured SQL/API source or service log into its snapshot file, the file `ingest` depends on.
 
     Unchanged source data gives a byte-identical snapshot, so `dvc repro` then reruns nothing.
     """

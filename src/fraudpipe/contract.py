@@ -50,6 +50,35 @@ ID_DTYPES: tuple[str, ...] = ("int64", "str")
 #: the customer-terminal distance feature; sources map them like the required columns.
 COORDINATE_COLUMNS: tuple[str, str, str, str] = ("customer_x", "customer_y", "terminal_x", "terminal_y")
 
+#: Beside a transaction, from a source that records them (the service's log, ``data=service_log``):
+#: when its label arrived, on the wall clock (``label_received_at``, as the service logged it) and on
+#: the transactions' own time axis (``label_known_at``: the newest transaction time the service had
+#: seen when the label came, which the split's periods are cut on); NaT where no label arrived or
+#: its arrival is not recorded. Carried through preprocess and featurize, never model inputs.
+LABEL_RECEIVED_AT = "label_received_at"
+LABEL_KNOWN_AT = "label_known_at"
+LABEL_TIME_COLUMNS: tuple[str, str] = (LABEL_RECEIVED_AT, LABEL_KNOWN_AT)
+#: The service's answer to a logged transaction (missing for a row it did not score): kept in the
+#: ingested table (data/raw) for monitoring and the champion/challenger comparison, dropped by
+#: preprocess, so no feature table carries them.
+SERVED_SCORE, SERVED_ALERT, SERVED_THRESHOLD, SERVED_MODEL = (
+    "served_score",
+    "served_alert",
+    "served_threshold",
+    "served_model",
+)
+SERVED_COLUMNS: tuple[str, ...] = (SERVED_SCORE, SERVED_ALERT, SERVED_THRESHOLD, SERVED_MODEL)
+#: The dtypes of the columns a source may carry beside the contract's (all nullable).
+BESIDE_DTYPES: dict[str, str] = {
+    LABEL_RECEIVED_AT: DATETIME_DTYPE,
+    LABEL_KNOWN_AT: DATETIME_DTYPE,
+    SERVED_SCORE: "float64",
+    SERVED_ALERT: "boolean",
+    SERVED_THRESHOLD: "float64",
+    SERVED_MODEL: "str",
+}
+BESIDE_COLUMNS: tuple[str, ...] = tuple(BESIDE_DTYPES)
+
 SECONDS_PER_DAY = 86_400
 
 
@@ -182,10 +211,11 @@ def _raw_json(raw: pd.DataFrame) -> list[str]:
 #: Columns every feature table carries beside its features. The model's
 #: inputs are all other columns, in table order; ``tx_amount`` is itself a feature and comes first.
 KEY_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_FRAUD)
-#: Columns that are never model inputs: the keys, and the coordinates (inputs of the distance
+#: Columns that are never model inputs: the keys, the coordinates (inputs of the distance
 #: feature, which a feature table does not carry; excluded here too so that a table that does
-#: carry them cannot turn them into inputs by accident).
-NON_FEATURE_COLUMNS: tuple[str, ...] = KEY_COLUMNS + COORDINATE_COLUMNS
+#: carry them cannot turn them into inputs by accident) and the columns beside the contract (when
+#: labels arrived, the service's answers: a feature table carries the first, never the second).
+NON_FEATURE_COLUMNS: tuple[str, ...] = KEY_COLUMNS + COORDINATE_COLUMNS + BESIDE_COLUMNS
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:

@@ -27,7 +27,8 @@ Two places a service keeps its log:
       P:t:<terminal>  sorted set by time of "<seq:012d>|<transaction_id>"
       P:f:<terminal>  the same members, only those labelled fraud (a label adds or removes one)
       P:scored        hash transaction_id -> JSON answer (``Answer``: for retries, and this reader)
-      P:labels        hash transaction_id -> JSON [tx_fraud, received_at, lseq] (labels received)
+      P:labels        hash transaction_id -> JSON [tx_fraud, received_at, lseq, clock] (labels received;
+                      clock: P:clock's now when it came, epoch seconds; absent in records older than it)
       P:ver           hash "c:<customer>" / "t:<terminal>" -> the number (P:clock changes) of the last
                       change of that history
       P:xy:c, P:xy:t  hash id -> "x y": the last known locations (distance feature only)
@@ -142,7 +143,7 @@ class Answer(NamedTuple):
 
 #: Positions in a ``P:tx`` record and in a ``P:labels`` record.
 TX_SEQ = 1
-LABEL_FRAUD, LABEL_RECEIVED, LABEL_SEQ = 0, 1, 2
+LABEL_FRAUD, LABEL_RECEIVED, LABEL_SEQ, LABEL_CLOCK = 0, 1, 2, 3
 
 
 def connect_redis(url: str) -> Any:
@@ -168,9 +169,11 @@ class ServiceLog:
     """What the service scored and the labels it received (``read_service_log``)."""
 
     #: transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, the coordinates the request
-    #: carried (NaN where none), score, alert, model_version
+    #: carried (NaN where none), score, alert, threshold, model_version
     scored: pd.DataFrame
-    #: transaction_id, tx_fraud, received_at (NaT: the label was already known when the snapshot was written)
+    #: transaction_id, tx_fraud, received_at (wall clock; NaT: the label was already known when the
+    #: snapshot was written), known_at (the service's clock then: the newest transaction time it had
+    #: seen; for a snapshot's labels, the snapshot's newest transaction time)
     labels: pd.DataFrame
 
 
@@ -183,9 +186,10 @@ SCORED_LOG_COLUMNS = (
     *COORDINATE_COLUMNS,
     "score",
     "alert",
+    "threshold",
     "model_version",
 )
-LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at")
+LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at", "known_at")
 
 
 def latest_snapshot(directory: Path) -> tuple[Path, int] | None:
@@ -230,11 +234,14 @@ def read_journal_log(directory: Path) -> ServiceLog:
     finally:
         db.close()
     log = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
+    log[TX_DATETIME] = pd.to_datetime(log[TX_DATETIME]).astype(DATETIME_DTYPE)
+    kept = read_parquet(snapshot[0] / SCORED_FILE) if snapshot else None
+    start = kept[TX_DATETIME].max() if kept is not None and len(kept) else None
+    log["known_at"] = service_clock(log[TX_DATETIME].to_numpy(), start)
     tx_rows, label_rows = log[log["kind"] == TRANSACTION], log[log["kind"] == LABEL]
-    scored = [tx_rows[list(SCORED_LOG_COLUMNS)].assign(**{TX_DATETIME: pd.to_datetime(tx_rows[TX_DATETIME])})]
+    scored = [tx_rows[list(SCORED_LOG_COLUMNS)]]
     labels = [label_rows[list(LABEL_LOG_COLUMNS)].assign(received_at=pd.to_datetime(label_rows["received_at"]))]
-    if snapshot:
-        kept = read_parquet(snapshot[0] / SCORED_FILE)
+    if kept is not None:
         scored.insert(0, kept[list(SCORED_LOG_COLUMNS)])
         known = kept[kept[TX_FRAUD].notna()]
         labels.insert(
@@ -244,10 +251,28 @@ def read_journal_log(directory: Path) -> ServiceLog:
                     TRANSACTION_ID: known[TRANSACTION_ID],
                     TX_FRAUD: known[TX_FRAUD],
                     "received_at": pd.Series(pd.NaT, index=known.index, dtype=DATETIME_DTYPE),
+                    "known_at": pd.Series(start, index=known.index, dtype=DATETIME_DTYPE),
                 }
             ),
         )
     return ServiceLog(typed_log(scored, SCORED_LOG_COLUMNS), typed_log(labels, LABEL_LOG_COLUMNS))
+
+
+def service_clock(times: np.ndarray, start: pd.Timestamp | None = None) -> np.ndarray:
+    """The service's clock after each entry of a log in acceptance order: the newest transaction time
+    seen so far (``times``: a transaction entry's time, NaT for a label), from ``start`` (the
+    snapshot's). Entries before any transaction time get the first one (the clock of a service that
+    has seen nothing logged yet is not recorded: the first logged time bounds it)."""
+    stamps = np.asarray(times, dtype=DATETIME_DTYPE)
+    floor = np.iinfo(np.int64).min  # NaT's own int64 value: below every time
+    values = np.where(np.isnat(stamps), floor, stamps.view(np.int64))
+    if start is not None and not pd.isna(start):
+        values = np.maximum(values, np.datetime64(start, "us").view(np.int64))
+    clock = np.maximum.accumulate(values) if len(values) else values
+    seen = clock != floor
+    if seen.any():
+        clock[~seen] = clock[seen][0]
+    return clock.view(DATETIME_DTYPE)
 
 
 def read_redis_log(url: str, prefix: str = "fraudpipe") -> ServiceLog:
@@ -272,6 +297,10 @@ def read_redis_log(url: str, prefix: str = "fraudpipe") -> ServiceLog:
             TRANSACTION_ID: [e[0] for e in entries],
             TX_FRAUD: [e[1 + LABEL_FRAUD] for e in entries],
             "received_at": np.array([e[1 + LABEL_RECEIVED] for e in entries], dtype="datetime64[us]"),
+            "known_at": np.array(
+                [e[1 + LABEL_CLOCK] * 1_000_000 if len(e) > 1 + LABEL_CLOCK else None for e in entries],
+                dtype="float64",
+            ).astype("datetime64[us]"),
         },
         columns=list(LABEL_LOG_COLUMNS),
     )
@@ -293,6 +322,7 @@ def _answers_frame(tids: list[str], answers: list[Answer]) -> pd.DataFrame:
             },
             "score": [a.score for a in answers],
             "alert": [a.alert for a in answers],
+            "threshold": [a.threshold for a in answers],
             "model_version": [a.model_version for a in answers],
         },
         columns=list(SCORED_LOG_COLUMNS),
@@ -304,6 +334,8 @@ def typed_log(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFra
     dtypes: dict[str, npt.DTypeLike] = {
         TX_DATETIME: DATETIME_DTYPE,
         "received_at": DATETIME_DTYPE,
+        "known_at": DATETIME_DTYPE,
+        "threshold": np.float64,
         TX_AMOUNT: np.float64,
         "score": np.float64,
         "alert": bool,

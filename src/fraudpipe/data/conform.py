@@ -35,6 +35,7 @@ from pandas.api import types as ptypes
 
 from fraudpipe.errors import DataError
 from fraudpipe.contract import (
+    BESIDE_DTYPES,
     COORDINATE_COLUMNS,
     DATETIME_DTYPE,
     ID_COLUMNS,
@@ -133,7 +134,8 @@ def to_contract(
     to the source. ``tx_fraud`` is optional (live data is unlabelled): absent, it becomes an
     all-NA nullable Int8 column; it is int8 only when every row is labelled. Coordinate columns
     (`contract.COORDINATE_COLUMNS`) follow the contract's columns, as float64, when the source
-    has all four (mapped, or under their own names).
+    has all four (mapped, or under their own names). Columns beside the contract
+    (`contract.BESIDE_COLUMNS`) follow under their own names, in their dtypes, when the source has them.
     """
     mapping = _with_coordinates(source_columns(columns), raw, columns)
     _check_columns(raw, mapping)
@@ -200,7 +202,20 @@ def to_contract(
         report(bad, f"{name} is not {what[name]}", lambda pos: f"{name}: {_show(values.iat[pos])} is not {what[name]}")
         out[name] = parsed
     frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    for name in BESIDE_DTYPES:
+        if name in raw.columns:
+            frame[name] = _beside(raw[name].reset_index(drop=True), name)
     return Conformed(frame, _reasons(n, messages), counts, ids_stripped)
+
+
+def _beside(values: pd.Series, name: str) -> pd.Series:
+    """A column beside the contract (`contract.BESIDE_DTYPES`: when a label arrived, the service's
+    answer), under its own name: only a source that writes it typed has it (the service log), so a
+    value of another type is the source's bug, not a bad cell."""
+    try:
+        return values.astype(BESIDE_DTYPES[name])
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"column {name!r} ({values.dtype}) is not {BESIDE_DTYPES[name]}: {exc}") from None
 
 
 def _with_coordinates(mapping: dict[str, str], raw: pd.DataFrame, columns: Mapping[str, str] | None) -> dict[str, str]:

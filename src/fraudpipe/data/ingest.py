@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fraudpipe.contract import (
+    BESIDE_DTYPES,
     COORDINATE_COLUMNS,
     ID_COLUMNS,
     TRANSACTION_COLUMNS,
@@ -92,7 +93,8 @@ def ingest_conformed(
 
 def _contract_dtypes(kept: pd.DataFrame) -> pd.DataFrame:
     """Kept rows passed every id/datetime check, so the contract's numpy dtypes now hold: ids stay
-    int64 or text, as conform found them; coordinates, when the source has them, follow as float64."""
+    int64 or text, as conform found them; coordinates, when the source has them, follow as float64,
+    then the columns beside the contract it has (when labels arrived, the service's answers)."""
     dtypes = dict(TRANSACTION_DTYPES)
     for column in ID_COLUMNS:
         if pd.api.types.is_string_dtype(kept[column]):
@@ -101,7 +103,8 @@ def _contract_dtypes(kept: pd.DataFrame) -> pd.DataFrame:
         dtypes[TX_FRAUD] = "Int8"  # unlabelled (live) rows
     coordinates = [c for c in COORDINATE_COLUMNS if c in kept.columns]
     dtypes |= dict.fromkeys(coordinates, "float64")
-    return kept.astype(dtypes)[[*TRANSACTION_COLUMNS, *coordinates]]
+    beside = [c for c in BESIDE_DTYPES if c in kept.columns]
+    return kept.astype(dtypes)[[*TRANSACTION_COLUMNS, *coordinates, *beside]]
 
 
 def _quarantine_share_failure(

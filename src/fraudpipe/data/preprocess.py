@@ -38,8 +38,10 @@ from fraudpipe.config import Config, rule_error
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     CUSTOMER_ID,
+    DATETIME_DTYPE,
     ID_COLUMNS,
     ID_DTYPES,
+    LABEL_TIME_COLUMNS,
     TERMINAL_ID,
     TRANSACTION_COLUMNS,
     TRANSACTION_DTYPES,
@@ -64,7 +66,11 @@ INPUT_DTYPES: dict[str, tuple[str, ...]] = (
     | {c: ID_DTYPES for c in ID_COLUMNS}
     | {TX_FRAUD: ("int8", "Int8")}
     | {c: ("float64",) for c in COORDINATE_COLUMNS}
+    | {c: (DATETIME_DTYPE,) for c in LABEL_TIME_COLUMNS}
 )
+#: Optional columns carried as they are, when the input has them: the coordinates, and when each
+#: label arrived (the split uses that); the service's answers (``contract.SERVED_COLUMNS``) are not.
+CARRIED_COLUMNS: tuple[str, ...] = (*COORDINATE_COLUMNS, *LABEL_TIME_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,9 @@ class MissingConfig(Config):
     def _fits_the_column(cls, policy: MissingPolicy, info: ValidationInfo) -> MissingPolicy:
         column = str(info.field_name)
         if policy.action == "keep" and column != TX_FRAUD:
-            raise ValueError(f"'keep' is only for {TX_FRAUD} (unlabelled live data): the contract has no nulls in {column}")
+            raise ValueError(
+                f"'keep' is only for {TX_FRAUD} (unlabelled live data): the contract has no nulls in {column}"
+            )
         if policy.action == "fill":
             if column not in _FILL_RULES:
                 raise ValueError(f"a filled {column} would be invented: use drop or error")
@@ -154,7 +162,7 @@ def check_input(tx: pd.DataFrame) -> None:
     """DataError unless ``tx`` has the contract's columns (and any coordinate columns) in the
     contract's dtypes (what ingest writes)."""
     require_columns(tx, TRANSACTION_COLUMNS, "the input (ingest's output)")
-    columns = [*TRANSACTION_COLUMNS, *(c for c in COORDINATE_COLUMNS if c in tx.columns)]
+    columns = [*TRANSACTION_COLUMNS, *(c for c in CARRIED_COLUMNS if c in tx.columns)]
     wrong = {c: str(tx[c].dtype) for c in columns if str(tx[c].dtype) not in INPUT_DTYPES[c]}
     if wrong:
         expected = {c: " or ".join(INPUT_DTYPES[c]) for c in wrong}
@@ -187,13 +195,14 @@ def preprocess(tx: pd.DataFrame, config: PreprocessConfig) -> PreprocessResult:
 
     A row with nulls under ``drop`` is quarantined with the reason of its first such column, in
     contract order. Only the contract's columns are carried: anything else (such as the
-    simulator's ``tx_fraud_scenario``, which is derived from the label) would otherwise flow into
-    the features. The coordinate columns, when present, are carried unchanged.
+    simulator's ``tx_fraud_scenario``, which is derived from the label, or the service's answers)
+    would otherwise flow into the features. The coordinate columns and the label arrival times
+    (``CARRIED_COLUMNS``), when present, are carried unchanged.
     """
     check_input(tx)
     source = tx.reset_index(drop=True)
     frame = source[list(TRANSACTION_COLUMNS)]
-    coordinates = source[[c for c in COORDINATE_COLUMNS if c in source.columns]]
+    coordinates = source[[c for c in CARRIED_COLUMNS if c in source.columns]]
     n = len(frame)
     reason = pd.Series(None, index=frame.index, dtype="object")
     columns: dict[str, pd.Series] = {}

@@ -19,6 +19,18 @@ T = train_days + delay_days, that is exactly the frauds of the training period; 
 day adds one more day of labels. Those cards would already be blocked in production, so keeping
 them would make the test easier than reality. Cards are matched by their id as an opaque key
 (int64 or text, "007" and "7" being two cards).
+
+Labels as of a time. A table that records when each label arrived (``label_known_at``, on the
+transactions' time axis: the service's log, ``data=service_log``) is split as of its own time, the
+newest transaction in it, which is when a retrain on it runs. A model trained on the training
+period is deployed at the test start (the end of training plus the delay), so a training label is
+used only if it had arrived by then (``label_known_at <= test_start``); one that came later is, as of
+that cut-off, unknown. The test period is judged with every label that had arrived by the table's
+end. A row without a label is unlabelled, never genuine: it leaves the train and test parts
+(counted in the summary's ``rows_train_unlabelled`` / ``rows_test_unlabelled``, written only for
+such tables), and a label whose arrival is not recorded (NaT: a batch history, or a service snapshot
+older than its log) counts as known, as in any batch source. Every other table keeps the rule that
+the train and test periods are fully labelled.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ import pandas as pd
 from pydantic import AfterValidator, Field
 
 from fraudpipe.config import Config, IsoText
-from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
+from fraudpipe.contract import CUSTOMER_ID, LABEL_KNOWN_AT, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import DataError
 from fraudpipe.io import read_parquet
 
@@ -61,7 +73,6 @@ class SplitConfig(Config):
     live_days: Annotated[int, Field(ge=0)] | None
     remove_known_compromised: bool
     n_folds: int = Field(ge=1)
-
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,10 @@ class SplitParts:
     #: Test rows dropped as known compromised cards (0 when the removal is off).
     test_rows_removed: int = 0
     test_frauds_removed: int = 0
+    #: Train / test rows left out for want of a label as of their cut-off (None: the table does not
+    #: record when labels arrived, and its train and test periods are fully labelled).
+    train_rows_unlabelled: int | None = None
+    test_rows_unlabelled: int | None = None
 
 
 def _between(table: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
@@ -126,6 +141,17 @@ def _is_fraud(part: pd.DataFrame) -> np.ndarray:
 
 def _frauds(part: pd.DataFrame) -> int:
     return int(_is_fraud(part).sum())
+
+
+def labels_as_of(part: pd.DataFrame, cutoff: pd.Timestamp | None) -> tuple[pd.DataFrame, int]:
+    """The rows of ``part`` with a label known by ``cutoff`` (None: by the table's end, i.e. every
+    label it holds), and how many rows were left out unlabelled (see the module doc)."""
+    known = part[TX_FRAUD].notna()
+    if cutoff is not None:
+        arrived = part[LABEL_KNOWN_AT]
+        known = known & (arrived.isna() | (arrived <= cutoff))
+    known = known.to_numpy(dtype=bool)
+    return part[known].astype({TX_FRAUD: "int8"}).reset_index(drop=True), int((~known).sum())
 
 
 def remove_known_compromised(
@@ -146,7 +172,9 @@ def remove_known_compromised(
     return test[~known].reset_index(drop=True)
 
 
-def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0, last_time: pd.Timestamp | None = None) -> SplitParts:
+def time_split(
+    table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0, last_time: pd.Timestamp | None = None
+) -> SplitParts:
     """The configured periods, all moved ``shift_days`` days earlier (0 = the configured split).
 
     Row order inside each part is the table's order. Train and test must hold rows, and labels:
@@ -163,6 +191,7 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0,
     delay = _between(table, delay_start, test_start)
     test = _between(table, test_start, live_start)
     live = _between(table, live_start, live_end)
+    unlabelled: dict[str, int | None] = {"train": None, "test": None}
     for name, part, begin, end in (("train", train, start, delay_start), ("test", test, test_start, live_start)):
         if part.empty:
             first, last = (table[TX_DATETIME].min(), table[TX_DATETIME].max()) if len(table) else (None, None)
@@ -171,10 +200,21 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0,
                 f"data covers {first} .. {last}; check split.train_start (null: counted back from the end of the data with "
                 f"split.live_days, test_days, delay_days, train_days) and split.n_folds (this fold is shifted {shift_days} days)"
             )
-        unlabelled = int(part[TX_FRAUD].isna().sum())
-        if unlabelled:
+        if LABEL_KNOWN_AT in table.columns:
+            cutoff = test_start if name == "train" else None
+            labelled, unlabelled[name] = labels_as_of(part, cutoff)
+            if labelled.empty:
+                as_of = f"by {cutoff} (the test start: labels arrive by then to train on)" if cutoff else "yet"
+                raise DataError(
+                    f"the {name} period [{begin.date()}, {end.date()}) has {len(part):,} rows and no label arrived "
+                    f"{as_of}; move the periods back (split.live_days, or split.train_start) or wait for labels"
+                )
+            train, test = (labelled, test) if name == "train" else (train, labelled)
+            continue
+        missing = int(part[TX_FRAUD].isna().sum())
+        if missing:
             raise DataError(
-                f"the {name} period [{begin.date()}, {end.date()}) has {unlabelled} rows with no {TX_FRAUD}; "
+                f"the {name} period [{begin.date()}, {end.date()}) has {missing} rows with no {TX_FRAUD}; "
                 "unlabelled rows belong to the live period (split.live_days)"
             )
 
@@ -193,6 +233,8 @@ def time_split(table: pd.DataFrame, config: SplitConfig, *, shift_days: int = 0,
         live_end=live_end,
         test_rows_removed=len(test) - len(kept),
         test_frauds_removed=_frauds(test) - _frauds(kept),
+        train_rows_unlabelled=unlabelled["train"],
+        test_rows_unlabelled=unlabelled["test"],
     )
 
 
@@ -247,4 +289,8 @@ def split_summary(parts: SplitParts) -> dict[str, int]:
         summary[f"frauds_{name}"] = _frauds(part)
     summary["test_rows_removed_known_frauds"] = parts.test_rows_removed
     summary["test_frauds_removed_known_frauds"] = parts.test_frauds_removed
+    for name in ("train", "test"):
+        left_out = getattr(parts, f"{name}_rows_unlabelled")
+        if left_out is not None:  # only a table that records when labels arrived
+            summary[f"rows_{name}_unlabelled"] = left_out
     return summary

@@ -24,6 +24,7 @@ from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     CUSTOMER_ID,
     KEY_COLUMNS,
+    LABEL_TIME_COLUMNS,
     TERMINAL_ID,
     TRANSACTION_ID,
     TX_AMOUNT,
@@ -98,7 +99,7 @@ def side_outputs(columns: list[str], side: str, with_locations: bool) -> list[st
 
 def _key_frame(tx: pd.DataFrame) -> pd.DataFrame:
     """KEY_COLUMNS of the table as `build_features` writes them (no labels: an all-missing Int8)."""
-    keys = {c: tx[c].array for c in KEY_COLUMNS if c in tx}
+    keys = {c: tx[c].array for c in (*KEY_COLUMNS, *LABEL_TIME_COLUMNS) if c in tx}
     if TX_FRAUD not in keys:
         keys[TX_FRAUD] = pd.array([pd.NA] * len(tx), dtype="Int8")
     return pd.DataFrame(keys)

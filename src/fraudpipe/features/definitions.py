@@ -48,6 +48,7 @@ from fraudpipe.config import AS_TUPLE, Config, rule_error
 from fraudpipe.contract import (
     CUSTOMER_ID,
     KEY_COLUMNS,
+    LABEL_TIME_COLUMNS,
     SECONDS_PER_DAY,
     TERMINAL_ID,
     TX_AMOUNT,
@@ -301,7 +302,8 @@ def build_features(
     customers: pd.DataFrame | None = None,
     terminals: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The feature table: KEY_COLUMNS, then ``feature_names(config)`` (float64), rows as in ``tx``.
+    """The feature table: KEY_COLUMNS (and ``contract.LABEL_TIME_COLUMNS`` when ``tx`` has them: the
+    split needs them), then ``feature_names(config)`` (float64), rows as in ``tx``.
 
     ``tx`` must be sorted by (tx_datetime, transaction_id). Only the distance feature uses
     locations: the transactions' coordinate columns, else ``customers``/``terminals`` (id, x, y).
@@ -329,7 +331,7 @@ def build_features(
     fraud = tx[TX_FRAUD].fillna(0).to_numpy(np.int64) if TX_FRAUD in tx else np.zeros(n, np.int64)
     _terminal_features(features, config, by_t, fraud)
 
-    keys = {c: tx[c].array for c in KEY_COLUMNS if c in tx}
+    keys = {c: tx[c].array for c in (*KEY_COLUMNS, *LABEL_TIME_COLUMNS) if c in tx}
     if TX_FRAUD not in keys:
         keys[TX_FRAUD] = pd.array([pd.NA] * n, dtype="Int8")
     return pd.concat([pd.DataFrame(keys), features.frame()], axis=1)

@@ -15,6 +15,7 @@ from pydantic import Field
 from fraudpipe.data.sources.api import ApiConfig, ApiSource
 from fraudpipe.data.sources.base import SnapshotResult, Source, SourceConfig, SourceError, redact_url
 from fraudpipe.data.sources.files import CsvConfig, CsvSource, ParquetConfig, ParquetSource
+from fraudpipe.data.sources.service_log import JoinCounts, ServiceLogConfig, ServiceLogSource
 from fraudpipe.data.sources.simulated import SimulatedConfig, SimulatedSource
 from fraudpipe.data.sources.snapshot import LiveConfig, refresh_snapshot, snapshot_source
 from fraudpipe.data.sources.sql import SqlConfig, SqlSource
@@ -22,7 +23,8 @@ from fraudpipe.data.sources.sql import SqlConfig, SqlSource
 #: The `data` group: the model of the source's kind, picked by its ``source`` key (pydantic's
 #: tagged union: a mistake names ``data.source`` or the key of that kind's model).
 DataConfig = Annotated[
-    SimulatedConfig | CsvConfig | ParquetConfig | SqlConfig | ApiConfig, Field(discriminator="source")
+    SimulatedConfig | CsvConfig | ParquetConfig | SqlConfig | ApiConfig | ServiceLogConfig,
+    Field(discriminator="source"),
 ]
 #: The config model of each kind of source, by its ``source`` key.
 CONFIGS: dict[str, type[SourceConfig]] = {
@@ -35,6 +37,7 @@ SOURCES: dict[str, Callable[[Any], Source]] = {
     "parquet": ParquetSource.from_config,
     "sql": SqlSource.from_config,
     "api": ApiSource.from_config,
+    "service_log": ServiceLogSource.from_config,
 }
 
 __all__ = [
@@ -43,8 +46,11 @@ __all__ = [
     "CsvConfig",
     "CsvSource",
     "DataConfig",
+    "JoinCounts",
     "ParquetConfig",
     "ParquetSource",
+    "ServiceLogConfig",
+    "ServiceLogSource",
     "SimulatedConfig",
     "SimulatedSource",
     "SnapshotResult",
@@ -66,7 +72,8 @@ def make_source(config: SourceConfig) -> Source:
 
 
 def ingest_source(config: SourceConfig) -> Source:
-    """The source `ingest` reads: the file or simulator itself, or a SQL/API source's snapshot."""
+    """The source `ingest` reads: the file or simulator itself, or a SQL/API source's snapshot (the
+    service's log: its snapshot joined with its history)."""
     if isinstance(config, LiveConfig):
         return snapshot_source(config)
     return make_source(config)

@@ -23,16 +23,25 @@ from fraudpipe.io import write_parquet
 from fraudpipe.data.sources.api import ApiConfig, ApiSource
 from fraudpipe.data.sources.base import SnapshotResult, Source, SourceConfig, SourceError
 from fraudpipe.data.sources.files import ParquetSource
+from fraudpipe.data.sources.service_log import ServiceLogConfig, ServiceLogSource, ServiceLogTable
 from fraudpipe.data.sources.sql import SqlConfig, SqlSource
 
 #: Sources DVC cannot see, hence read through a snapshot: each one's maker, by its ``source`` key
 #: (the config of that key is of that kind's class, which the tagged union guarantees, not the types).
-LIVE_SOURCES: dict[str, Callable[[Any], Source]] = {"sql": SqlSource.from_config, "api": ApiSource.from_config}
-LiveConfig = SqlConfig | ApiConfig
+#: The service's log is snapshotted alone (`service_log.log_table`); its history is a source DVC sees.
+LIVE_SOURCES: dict[str, Callable[[Any], Source]] = {
+    "sql": SqlSource.from_config,
+    "api": ApiSource.from_config,
+    "service_log": ServiceLogTable.from_config,
+}
+LiveConfig = SqlConfig | ApiConfig | ServiceLogConfig
 
 
-def snapshot_source(config: LiveConfig) -> ParquetSource:
-    """The snapshot file of a SQL/API source, as the source `ingest` reads."""
+def snapshot_source(config: LiveConfig) -> Source:
+    """The snapshot file of a SQL/API source, as the source `ingest` reads; for the service's log,
+    the snapshot joined with the configured history."""
+    if isinstance(config, ServiceLogConfig):
+        return ServiceLogSource.from_snapshot(config)
     return ParquetSource(
         Path(config.snapshot),
         label=f"{config.source} snapshot",
@@ -85,7 +94,7 @@ def refresh_snapshot(config: SourceConfig, source: Source | None = None) -> Snap
     """
     if not isinstance(config, LiveConfig):
         raise ConfigError(
-            f"data.source: only {' and '.join(LIVE_SOURCES)} sources have snapshots (a file source is tracked "
+            f"data.source: only {', '.join(LIVE_SOURCES)} sources have snapshots (a file source is tracked "
             f"directly with `dvc add`; the simulator needs neither), got {config.source!r}"
         )
     if source is None:

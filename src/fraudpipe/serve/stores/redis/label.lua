@@ -1,4 +1,4 @@
--- Set a transaction's label. ARGV: prefix, tid, tx_fraud (0/1), received_at.
+-- Set a transaction's label. ARGV: prefix, tid, tx_fraud (0/1), received_at (wall clock).
 -- Returns 1, or 0 when the transaction is not held.
 local p, tid, fraud = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local raw = redis.call('HGET', p..':tx', tid)
@@ -15,5 +15,7 @@ else
   redis.call('ZREM', p..':f:'..r[5], member)
 end
 local lseq = redis.call('HINCRBY', p..':clock', 'lseq', 1)
-redis.call('HSET', p..':labels', tid, '['..fraud..','..cjson.encode(ARGV[4])..','..lseq..']')
+-- the service's clock when the label came (the newest transaction time seen), for a retrain "as of" a time
+local now = tonumber(redis.call('HGET', p..':clock', 'now'))
+redis.call('HSET', p..':labels', tid, cjson.encode({fraud, ARGV[4], lseq, now}))
 return 1
