@@ -35,7 +35,10 @@ def test_each_conf_option_parses_into_the_model_of_its_kind(option):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"source": "excel"}, "data.source: must be one of 'simulated', 'csv', 'parquet', 'sql', 'api', 'service_log', got 'excel'"),
+        (
+            {"source": "excel"},
+            "data.source: must be one of 'simulated', 'csv', 'parquet', 'sql', 'api', 'service_log', got 'excel'",
+        ),
         ({"path": "x.csv"}, "data.source: missing key"),
         (["csv"], "data: must be a mapping, got ['csv']"),
     ],

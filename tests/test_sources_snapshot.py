@@ -125,7 +125,9 @@ def test_a_snapshot_needs_the_transaction_id_column(sql_cfg):
 
 
 def test_file_sources_have_no_snapshot(tmp_path):
-    with pytest.raises(ConfigError, match=r"^data\.source: only sql, api, service_log sources have snapshots .*, got 'csv'$"):
+    with pytest.raises(
+        ConfigError, match=r"^data\.source: only sql, api, service_log sources have snapshots .*, got 'csv'$"
+    ):
         refresh_snapshot(data_config("csv", path=str(tmp_path / "t.csv")))
 
 
