@@ -66,8 +66,8 @@ def test_size_series_ratio_and_targets_leave_out_a_failed_size():
     assert series.ratio_10m_1m == pytest.approx(11.0)
     assert series.growth_exponent == pytest.approx(math.log(11.0) / math.log(10.0))  # the failed 4 M point is left out
     assert series.within_targets == {
-        "10 M total <= 600 s": True,
-        "10 M peak RSS <= 8 GB": False,
+        "10 M total <= 300 s": False,
+        "10 M peak RSS <= 6 GB": False,
         "time(10 M) / time(1 M) <= 12": True,
     }
     assert RUN.size_series([point(1.0, 50, 1.0)]).within_targets == {}
@@ -179,6 +179,17 @@ def test_floors_add_parquet_io_to_the_benchmarked_work_scaled_to_the_pipelines_r
     assert half["ingest"].seconds == pytest.approx(0.2 + 0.25 + 1.0)
 
 
+def test_paritys_floor_adds_the_online_state_of_the_rows_it_keeps_and_the_replay():
+    features = {"rows": RUN.DEFAULT_ROWS, "online_from_history_seconds": 2.0, "online_features_p50_ms": 0.1}
+    bench = {"features": RUN.BenchmarkRun(status="ok", seconds=9, command="c", figures=features)}
+    fit = {"fit": 1.0, "score_test": 0.1, "fits_per_training": 1, "backtest_fits": 1, "backtest_what": "1 fit"}
+    work = {"history_share": 0.75, "replayed": 2000}
+    floor = RUN.stage_floors({"parity": 0.5}, fit, bench, scale=1.0, parity=work)["parity"]
+    assert floor.seconds == pytest.approx(0.5 + 1.5 + 0.2)
+    assert "online state of 75% of the rows" in floor.source and "replaying 2,000 rows" in floor.source
+    assert RUN.stage_floors({"parity": 0.5}, fit, {}, scale=1.0, parity=work)["parity"].seconds == 0.5
+
+
 def _results():
     cold = RUN.with_floors(
         _repro([_stage("ingest", 5.0, 0.7), _stage("train", 4.0, 0.4)], 11.5), {"ingest": 1.0, "train": 1.5}
@@ -201,7 +212,7 @@ def _results():
         for m in (1.0, 10.0)
     ]
     sizes = RUN.Sizes(
-        points=points, growth_exponent=1.0, ratio_10m_1m=10.0, within_targets={"10 M peak RSS <= 8 GB": False}
+        points=points, growth_exponent=1.0, ratio_10m_1m=10.0, within_targets={"10 M peak RSS <= 6 GB": False}
     )
     bench = {
         "simulate": RUN.BenchmarkRun(
@@ -249,7 +260,7 @@ def test_markdown_tables_show_every_stage_its_budget_and_the_verdicts():
     assert "| stage | 1.00 M | 10.00 M |" in lines
     assert "| train | 2.0 / 1.00 | 20.0 / 10.00 |" in lines
     assert "| **total** | **6.0** / 1.00 | **60.0** / 10.00 |" in lines
-    assert "time(10 M) / time(1 M): 10.0" in text and "10 M peak RSS <= 8 GB: **no**" in text
+    assert "time(10 M) / time(1 M): 10.0" in text and "10 M peak RSS <= 6 GB: **no**" in text
     assert "| simulate | ok | 12 | `python benchmarks/simulate.py` | rows 5, seconds 0.51 |" in lines
     assert "| serve | skipped | 0 | `python benchmarks/serve.py` | wrk not found |" in lines
     for table_start in (

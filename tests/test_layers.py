@@ -11,7 +11,19 @@ import pytest
 from helpers.imports import direct_imports, library_modules
 
 #: Ground modules: everything may import these, and they import only each other.
-GROUND = ("errors", "progress", "contract", "io", "config", "paths", "metrics", "engine", "servicelog")
+GROUND = (
+    "errors",
+    "progress",
+    "contract",
+    "io",
+    "config",
+    "paths",
+    "startup",
+    "curves",
+    "metrics",
+    "engine",
+    "servicelog",
+)
 #: Packages, bottom to top; the ground is below them all and cli.py on top.
 LAYERS = ("data", "features", "model", "scoring", "evaluation", "monitoring", "serve", "pipeline", "cli")
 MODULES = library_modules()

@@ -26,9 +26,9 @@ from fraudpipe.metrics import (
     check_gate,
     quality_metric_names,
     quality_metrics,
+    resampled_average_precision,
     roc_auc,
     threshold_metrics,
-    weighted_average_precision,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,17 +274,26 @@ def test_gate_may_set_a_floor_on_an_interval_bound():
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_weighted_average_precision_is_scikit_learns_with_sample_weights(seed):
+def test_resampled_average_precision_is_scikit_learns_with_day_weights(seed):
     from sklearn.metrics import average_precision_score
 
-    score, label, _, _ = _random_days(seed)  # rounded scores: many ties
-    weights = np.random.default_rng(seed).integers(0, 3, len(score)).astype(float)  # zeros too, as a resample has
+    score, label, _, day = _random_days(seed)  # rounded scores: many ties
+    day_index = np.unique(day, return_inverse=True)[1]
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 3, size=(70, day_index.max() + 1)).astype(float)  # zero weights too, as a resample has
+    counts[0] = 1.0  # no resampling: the plain average precision
+    counts[1] = np.where(np.arange(counts.shape[1]) == 0, 1.0, 0.0)  # one day only
     order = np.argsort(-score, kind="stable")
-    ours = weighted_average_precision(label[order], score[order], weights[order])
-    assert ours == pytest.approx(average_precision_score(label, score, sample_weight=weights), abs=1e-12)
-    ones = weighted_average_precision(label[order], score[order], np.ones(len(score)))
-    assert ones == pytest.approx(average_precision(label, score), abs=1e-12)
-    assert math.isnan(weighted_average_precision(label[order], score[order], np.where(label[order] == 1, 0.0, 1.0)))
+    ours = resampled_average_precision(label[order], score[order], day_index[order], counts, chunk=16)
+    for c, value in zip(counts, ours):
+        weights = c[day_index]
+        if not (weights * label).any():
+            assert math.isnan(value)
+        else:
+            assert value == pytest.approx(average_precision_score(label, score, sample_weight=weights), abs=1e-12)
+    assert ours[0] == pytest.approx(average_precision(label, score), abs=1e-12)
+    no_frauds = resampled_average_precision(np.zeros_like(label[order]), score[order], day_index[order], counts[:3])
+    assert np.isnan(no_frauds).all()
 
 
 @pytest.mark.parametrize("seed", range(3))

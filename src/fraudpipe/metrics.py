@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from fraudpipe.config import Config, rule_errors
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
+from fraudpipe.curves import average_precision_score, roc_auc_score
 from fraudpipe.errors import DataError
 
 
@@ -97,9 +98,7 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     labels = np.asarray(labels)
     if np.unique(labels).size < 2:
         return float("nan")
-    from sklearn import metrics as skm  # imported where used: every stage that only parses config imports this module
-
-    return float(skm.roc_auc_score(labels, scores))
+    return roc_auc_score(labels, scores)
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -107,9 +106,7 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     labels = np.asarray(labels)
     if not labels.any():
         return float("nan")
-    from sklearn import metrics as skm
-
-    return float(skm.average_precision_score(labels, scores))
+    return average_precision_score(labels, scores)
 
 
 def card_precision_at_k(
@@ -189,21 +186,40 @@ def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k
     return out
 
 
-def weighted_average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
-    """scikit-learn's average precision with sample weights (``average_precision_score(...,
-    sample_weight=...)``), for rows already sorted by descending score: a bootstrap computes it a
-    thousand times on one order, where scikit-learn would sort every time."""
+def resampled_average_precision(
+    labels: np.ndarray, scores: np.ndarray, days: np.ndarray, counts: np.ndarray, chunk: int = 64
+) -> np.ndarray:
+    """scikit-learn's average precision (``average_precision_score(..., sample_weight=...)``) of each
+    resample of whole days: row ``r`` of ``counts`` weighs every row of day ``d`` by ``counts[r, d]``.
+    Rows come sorted by descending score and ``days`` holds each row's day index. NaN for a resample
+    without a fraud.
+
+    A resample changes weights, not the order, so the true and false positives alerted at each
+    distinct score are the per-day counts at that score, summed up to it, times the resample's day
+    weights: one matrix product for ``chunk`` resamples. Whole counts, so the sums are exact and the
+    figures equal a row-by-row weighted sum's."""
     scores = np.asarray(scores)
+    n_days = counts.shape[1]
     ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])  # the last row of each distinct score
-    weights = np.asarray(weights, dtype=np.float64)
+    block = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
     positive = np.asarray(labels, dtype=bool)
-    tp = np.cumsum(np.where(positive, weights, 0.0))[ends]
-    fp = np.cumsum(np.where(positive, 0.0, weights))[ends]
-    if tp[-1] <= 0:
-        return float("nan")
-    alerted = tp + fp
-    precision = np.divide(tp, alerted, out=np.zeros_like(tp), where=alerted > 0)
-    return float(np.sum(np.diff(tp, prepend=0.0) / tp[-1] * precision))
+    cells = block * n_days + np.asarray(days)
+    per_block = [
+        np.bincount(cells[rows], minlength=len(ends) * n_days).reshape(len(ends), n_days)
+        for rows in (positive, ~positive)
+    ]
+    cum_tp, cum_fp = (np.cumsum(c, axis=0, dtype=np.float64).T.copy() for c in per_block)
+    out = np.empty(len(counts), dtype=np.float64)
+    for start in range(0, len(counts), chunk):
+        weights = np.asarray(counts[start : start + chunk], dtype=np.float64)
+        tp, fp = weights @ cum_tp, weights @ cum_fp
+        alerted = tp + fp
+        precision = np.divide(tp, alerted, out=np.zeros_like(tp), where=alerted > 0)
+        total = tp[:, -1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.sum(np.diff(tp, axis=1, prepend=0.0) / total * precision, axis=1)
+        out[start : start + chunk] = np.where(total[:, 0] > 0, value, np.nan)
+    return out
 
 
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -238,7 +254,7 @@ def bootstrap_intervals(table: pd.DataFrame, scores: np.ndarray, k: int, config:
 
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     sorted_labels, sorted_scores, sorted_days = labels[order], np.asarray(scores)[order], day_of_row[order]
-    ap = np.array([weighted_average_precision(sorted_labels, sorted_scores, c[sorted_days]) for c in counts])
+    ap = resampled_average_precision(sorted_labels, sorted_scores, sorted_days, counts)
     per_day = card_precision_per_day(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k)
     cp = counts @ per_day / n_days
     out["average_precision_ci_low"], out["average_precision_ci_high"] = _percentiles(ap, config.confidence)

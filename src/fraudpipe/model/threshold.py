@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from fraudpipe.curves import precision_recall_curve
 from fraudpipe.errors import ConfigError
 
 
 def max_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """The score threshold with the highest F1 on these labels."""
-    from sklearn.metrics import precision_recall_curve
-
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -24,9 +24,11 @@ RECOMPOSE = "run `fraudpipe params` to recompose it from conf/"
 
 
 def read_params(path: Path = PARAMS) -> dict[str, Any]:
-    """params.yaml as a mapping, unvalidated (what `check_config` checks as a whole)."""
+    """params.yaml as a mapping, unvalidated (what `check_config` checks as a whole). Parsed by
+    libyaml's safe loader where PyYAML has it (the same documents as ``yaml.safe_load``, several
+    times faster: a stage reads params.yaml once per group it loads)."""
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
         raise ConfigError(f"{path} not found in {Path.cwd()}; {RECOMPOSE}") from None
     if not isinstance(params, dict):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fraudpipe.errors import PipelineError
+from fraudpipe.startup import without_sklearn_wrappers
 
 #: When set (to a directory), every stage that ends well writes ``<dir>/<stage>.json``: its wall
 #: time since the process started and its peak memory (benchmarks/run.py sets it around `dvc repro`).
@@ -23,7 +24,9 @@ PROFILE_ENV = "FRAUDPIPE_PROFILE"
 
 
 def run(main: Callable[[], None], stage: str) -> None:
-    """Run a stage's main; a `PipelineError` becomes `stage '<name>' failed: <message>`, exit 1."""
+    """Run a stage's main; a `PipelineError` becomes `stage '<name>' failed: <message>`, exit 1.
+    No stage uses xgboost's scikit-learn wrappers: its process imports xgboost without scikit-learn."""
+    without_sklearn_wrappers()
     try:
         main()
     except PipelineError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fraudpipe.model import Bundle
+from fraudpipe.startup import import_xgboost
 
 #: The C entry point the fast path calls.
 ENTRY_POINT = "XGBoosterPredictFromDense"
@@ -84,7 +85,7 @@ def _xgboost_call(model: Any, buffer: np.ndarray, name: str) -> tuple[Any, str]:
     """A no-argument function predicting ``buffer``'s row with ``model`` (None when there is none),
     and the reason: what it calls, or why there is no such function."""
     try:
-        import xgboost
+        xgboost = import_xgboost()
     except ImportError:
         return None, f"the {name} estimator is not an XGBoost booster"
     if not isinstance(model, xgboost.Booster):

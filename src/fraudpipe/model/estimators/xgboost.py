@@ -2,6 +2,8 @@
 
 Scoring uses `inplace_predict`, which skips building a DMatrix: about 0.4 ms for one row, the
 case of online scoring. The booster reports its per-round curves to dvclive itself.
+
+xgboost itself is imported on first use, through `startup.import_xgboost`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from fraudpipe.errors import BundleError
 from fraudpipe.model.estimators.base import Estimator, normalised
 from fraudpipe.progress import bar
+from fraudpipe.startup import import_xgboost
 
 if TYPE_CHECKING:
     from dvclive import Live
@@ -57,8 +60,7 @@ class XGBoost(Estimator):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
     ) -> tuple[Any, np.ndarray]:
-        import xgboost as xgb
-
+        xgb = import_xgboost()
         kwargs = dict(params)
         rounds = kwargs.pop("num_boost_round")
         dtrain = xgb.DMatrix(X, label=y, feature_names=list(features))
@@ -90,8 +92,7 @@ class XGBoost(Estimator):
         model.save_model(str(directory / self.file))
 
     def load(self, directory: Path, entry: Mapping[str, Any], n_features: int, nthread: int | None) -> Any:
-        import xgboost as xgb
-
+        xgb = import_xgboost()
         path = directory / self.file
         with path.open("rb") as f:
             head = f.read(1)
@@ -121,9 +122,10 @@ def importance(booster: Any, features: Sequence[str]) -> np.ndarray:
 def _RoundsBar(rounds_bar: Any) -> Any:
     """A training callback that counts boosting rounds on a `progress.bar` (xgboost is imported
     only when a model is fitted or loaded, so the class is made here)."""
-    import xgboost as xgb
+    import_xgboost()
+    from xgboost.callback import TrainingCallback
 
-    class RoundsBar(xgb.callback.TrainingCallback):
+    class RoundsBar(TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             rounds_bar.update()
             return False  # never stop early

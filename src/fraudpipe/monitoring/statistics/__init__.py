@@ -6,7 +6,10 @@
 - ``jensen_shannon``: Jensen-Shannon distance of the category shares (binary and categorical, large).
 - ``psi``: population stability index, over quantile bins or over categories (every feature).
 
-Importing this package imports every family, so the registry is complete.
+Importing this package imports every family, so the registry is complete. The two tests of a
+small reference (``ks``, ``chi2``) import scipy.stats when they run, not with the package: it
+costs about a second of the monitor stage's start, and a reference of more than
+``monitor.features.large_sample`` rows (the default data's) is compared by distances instead.
 """
 
 from fraudpipe.monitoring.statistics import chi2, jensen_shannon, ks, psi, wasserstein

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from fraudpipe.monitoring.statistics.registry import NUMERIC, register
 
@@ -19,4 +18,6 @@ KS = "ks"
 )
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """p-value of the two-sample Kolmogorov-Smirnov test (scipy, exact for small samples)."""
+    from scipy import stats  # see the package's docstring: scipy.stats only where a small reference is tested
+
     return float(stats.ks_2samp(reference, current).pvalue)
