@@ -206,7 +206,27 @@ def weighted_average_precision(labels: np.ndarray, scores: np.ndarray, weights: 
     return float(np.sum(np.diff(tp, prepend=0.0) / tp[-1] * precision))
 
 
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+def resampled_average_precision(
+    labels: np.ndarray, scores: np.ndarray, days: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """The average precision of each resample of whole days: row ``r`` of ``counts`` (`day_resamples`)
+    weighs every row of day ``d`` by ``counts[r, d]``. Rows come sorted by descending score and
+    ``days`` holds each row's day index. NaN for a resample without a fraud."""
+    return np.array([weighted_average_precision(labels, scores, c[days]) for c in counts], dtype=np.float64)
+
+
+def day_resamples(n_days: int, config: IntervalConfig) -> np.ndarray:
+    """How often each of ``n_days`` days is drawn in each of ``config.resamples`` bootstrap resamples
+    (resamples x days), seeded: every figure resampled with one matrix moves with the same days, which
+    is what makes a difference of two models' figures a paired bootstrap."""
+    rng = np.random.default_rng(config.seed)
+    draws = rng.integers(0, n_days, size=(config.resamples, n_days))
+    counts = np.zeros((config.resamples, n_days))
+    np.add.at(counts, (np.arange(config.resamples).repeat(n_days), draws.ravel()), 1.0)
+    return counts
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     """The percentile interval of a bootstrap distribution, resamples without a value left out."""
     values = values[np.isfinite(values)]
     if not len(values):
@@ -231,18 +251,15 @@ def bootstrap_intervals(table: pd.DataFrame, scores: np.ndarray, k: int, config:
     if not n_days:
         return out
     day_of_row = np.unique(days, return_inverse=True)[1]
-    rng = np.random.default_rng(config.seed)
-    draws = rng.integers(0, n_days, size=(config.resamples, n_days))
-    counts = np.zeros((config.resamples, n_days))
-    np.add.at(counts, (np.arange(config.resamples).repeat(n_days), draws.ravel()), 1.0)
+    counts = day_resamples(n_days, config)
 
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     sorted_labels, sorted_scores, sorted_days = labels[order], np.asarray(scores)[order], day_of_row[order]
-    ap = np.array([weighted_average_precision(sorted_labels, sorted_scores, c[sorted_days]) for c in counts])
+    ap = resampled_average_precision(sorted_labels, sorted_scores, sorted_days, counts)
     per_day = card_precision_per_day(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k)
     cp = counts @ per_day / n_days
-    out["average_precision_ci_low"], out["average_precision_ci_high"] = _percentiles(ap, config.confidence)
-    out["card_precision_at_k_ci_low"], out["card_precision_at_k_ci_high"] = _percentiles(cp, config.confidence)
+    out["average_precision_ci_low"], out["average_precision_ci_high"] = percentile_interval(ap, config.confidence)
+    out["card_precision_at_k_ci_low"], out["card_precision_at_k_ci_high"] = percentile_interval(cp, config.confidence)
     return out
 
 
