@@ -15,6 +15,12 @@ following append restarts the log, and ``journal_size_limit`` cuts the file back
 A checkpoint stops at the oldest open read transaction: a long reader (``read_service_log``)
 holds the log's restart back until it ends.
 
+Group commit (``hold``, what the service runs with): appends go into one open transaction and
+``commit`` writes them to the log at once, so that the requests answered together cost one commit
+(``serve.commits`` decides when); without it, each append is committed on its own. Either way an
+entry's seq is given when it is appended, in the order of appending, and readers on other
+connections (snapshots, ``read_service_log``) see committed entries only.
+
 Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepted entry):
 
     seq             INTEGER PRIMARY KEY   order of acceptance = replay order; never reused (truncation keeps
@@ -131,12 +137,17 @@ class Journal:
     """The append-only log of one service (one thread appends; see the module docstring)."""
 
     def __init__(
-        self, directory: Path, checkpoint_every: float | None = 1.0, wal_limit: int = DEFAULT_WAL_LIMIT
+        self,
+        directory: Path,
+        checkpoint_every: float | None = 1.0,
+        wal_limit: int = DEFAULT_WAL_LIMIT,
+        hold: bool = False,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.path = directory / JOURNAL_FILE
         self.wal_limit = wal_limit
+        self.hold = hold  # appends wait for ``commit`` (group commit) instead of each committing on its own
         try:
             self._db = self.connect()
             self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # effective on a new file: truncation then shrinks it
@@ -197,10 +208,38 @@ class Journal:
         wal = self.path.with_name(self.path.name + "-wal")
         return wal.stat().st_size if wal.exists() else 0
 
-    # --- writing (each call is one committed transaction) -----------------------------------------
+    # --- writing (each call committed on its own, or held for ``commit``) ------------------------------
+
+    def _begin(self) -> None:
+        if self.hold and not self._db.in_transaction:
+            self._db.execute("BEGIN")
+
+    def _appended(self) -> None:
+        if not self.hold:  # the statement committed itself
+            self._after_append()
+
+    @property
+    def pending(self) -> bool:
+        """Entries appended and not committed yet (``hold``)."""
+        return self._db.in_transaction
+
+    def commit(self) -> None:
+        """Commit what was appended since the last commit, in one write to the log. On an error none of
+        it is recorded (rolled back) and the error is raised."""
+        if not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise
+        self._after_append()
 
     def append_transaction(self, scored: Scored) -> int:
         tx = scored.transaction
+        self._begin()
         cursor = self._db.execute(
             _INSERT_TX,
             (
@@ -217,12 +256,13 @@ class Journal:
                 _now(),
             ),
         )
-        self._after_append()
+        self._appended()
         return _row_id(cursor)
 
     def append_label(self, transaction_id: str, tx_fraud: int) -> int:
+        self._begin()
         seq = _row_id(self._db.execute(_INSERT_LABEL, (transaction_id, tx_fraud, _now())))
-        self._after_append()
+        self._appended()
         return seq
 
     def truncate(self, through: int, chunk: int = 2_000) -> None:
@@ -254,7 +294,9 @@ class Journal:
         the ``events`` table holds transactions and labels only."""
         moves = self.periods()
         moves.append((self.last_seq(), start))
+        self._begin()
         self.set_meta(PERIODS_KEY, json.dumps(moves))
+        self._appended()
 
     def periods(self) -> list[tuple[int, int]]:
         """Every move of the clock recorded: (the seq of the entry it followed, its start), in order."""
@@ -299,9 +341,12 @@ class Journal:
             yield _entry(dict(zip(EVENT_COLUMNS, row)))
 
     def close(self) -> None:
+        """Commit what is held (its answers may not have been sent: a retry gets them), then close."""
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
+        with contextlib.suppress(sqlite3.Error):
+            self.commit()
         self._db.close()
 
     # --- snapshots ----------------------------------------------------------------------------

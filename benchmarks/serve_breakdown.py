@@ -1,0 +1,166 @@
+"""Where a `POST /v1/score` request's time goes, for ``benchmarks/serve.py`` (its ``http`` part).
+
+Two kinds of figures, both from the real server under wrk:
+
+- the server process's CPU time per request at saturation (``/proc/<pid>/stat``, user + system,
+  over a run, divided by the requests answered): unlike requests/s, it hardly depends on how much
+  of a core the server got on a shared machine;
+- a profiled saturation run: timers (thread CPU time) put around the steps of a score request in
+  the server (``/bench/timings/start``, taken off by ``GET /bench/timings``), summed per step. The
+  timers cost about a microsecond each; the run's own requests/s are not reported.
+
+The ratio the issue sets (throughput at saturation against 1 / (empty endpoint + in-process
+``Service.score``)) is computed from requests/s (wall clock, as the issue measures it) and again
+from server CPU per request.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: The steps timed in the profiled run: (name, what it holds); indented names are inside the one above.
+STEPS = (
+    ("parse", "body: validation (pydantic, once) and the duplicate-key scan"),
+    ("Service.score", "Service.score: everything below, plus ids, admission checks, the answer"),
+    ("  prepare", "state reads: history, retry, clock, caps"),
+    ("  features + model", "the online features and XGBoost's one-row prediction"),
+    ("  journal append", "the INSERT into the journal's open transaction"),
+    ("  state update", "the transaction added to the in-process state"),
+    ("commit", "the group commit (one per turn of the event loop)"),
+    ("response", "the JSON answer (pydantic_core.to_json) and its Response"),
+)
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used; 0.0 where there is no /proc."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return 0.0
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(totals: dict[str, list[int]], name: str, function: Callable) -> Callable:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time_ns()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            total = totals[name]
+            total[0] += time.thread_time_ns() - start
+            total[1] += 1
+
+    return timed
+
+
+def timing_routes(app: Any) -> None:
+    """``POST /bench/timings/start`` puts the timers on the loaded service; ``GET /bench/timings``
+    takes them off and answers {step: [nanoseconds, calls]}."""
+    from fastapi import Response
+    from pydantic_core import to_json
+
+    from fraudpipe.serve import routes
+
+    totals: dict[str, list[int]] = {}
+    undo: list[Callable[[], None]] = []
+
+    def put(owner: Any, attribute: str, name: str) -> None:
+        original = getattr(owner, attribute)
+        in_dict = attribute in getattr(owner, "__dict__", {})
+        totals[name] = [0, 0]
+        setattr(owner, attribute, _timed(totals, name, original))
+        undo.append(lambda: setattr(owner, attribute, original) if in_dict else delattr(owner, attribute))
+
+    @app.post("/bench/timings/start")
+    async def start() -> Response:
+        service = app.state.holder.service
+        put(routes, "parse_body", "parse")
+        put(routes, "json_response", "response")
+        put(service, "score", "Service.score")
+        put(service.store, "prepare", "  prepare")
+        put(service.scorer, "score", "  features + model")
+        put(service.journal, "append_transaction", "  journal append")
+        put(service.store, "add_transaction", "  state update")
+        put(service.commits, "_commit", "commit")
+        return Response(b"{}", media_type="application/json")
+
+    @app.get("/bench/timings")
+    async def stop() -> Response:
+        while undo:
+            undo.pop()()
+        return Response(to_json(totals), media_type="application/json")
+
+
+def ratio(score_rps: float, empty_ms: float, score_ms: float) -> float:
+    """Throughput at saturation over 1 / (empty endpoint + in-process Service.score)."""
+    return score_rps * (empty_ms + score_ms) / 1e3
+
+
+def print_ratios(setup: str, saturated: dict[str, dict], in_process: dict | None) -> None:
+    """The issue's ratio from requests/s with the in-process Service.score's p50 (as the issue
+    writes it), and again from CPU time: the server's per request, and Service.score's mean CPU in
+    process (on a shared machine, wall-clock means carry the time other processes took the core)."""
+    score, empty = saturated["POST /v1/score"], saturated["POST /bench/empty"]
+    empty_ms = 1e3 / empty["rps"]
+    print(
+        f"  {setup:<17} empty endpoint {empty_ms:.3f} ms a request (server CPU {empty['cpu_us']:.0f} µs); "
+        f"/v1/score {1e3 / score['rps']:.3f} ms (server CPU {score['cpu_us']:.0f} µs)"
+    )
+    if not in_process:
+        return
+    service_ms = in_process["service_score_p50_ms"]
+    print(
+        f"  {setup:<17} ratio: {score['rps']:,.0f} req/s against 1 / (empty {empty_ms:.3f} ms + Service.score p50 "
+        f"{service_ms:.3f} ms) = {1e3 / (empty_ms + service_ms):,.0f} req/s: "
+        f"{ratio(score['rps'], empty_ms, service_ms):.0%} (target >= 75%)"
+    )
+    cpu_ms = in_process["service_score_cpu_mean_ms"]
+    if score["cpu_us"]:
+        print(
+            f"  {setup:<17} ratio in CPU time: (empty {empty['cpu_us'] / 1e3:.3f} ms + Service.score mean CPU "
+            f"{cpu_ms:.3f} ms) / /v1/score {score['cpu_us'] / 1e3:.3f} ms = "
+            f"{(empty['cpu_us'] / 1e3 + cpu_ms) / (score['cpu_us'] / 1e3):.0%}"
+        )
+
+
+HTTP = "HTTP + framework"
+
+
+def breakdown(timings: dict[str, list[int]], requests: int, cpu_us: float, empty_cpu_us: float) -> dict[str, float]:
+    """µs of server CPU per request: the empty endpoint's whole request (HTTP + framework), each timed
+    step, and the rest of the measured total."""
+    out = {HTTP: empty_cpu_us}
+    out |= {name: timings.get(name, [0, 0])[0] / 1e3 / max(requests, 1) for name, _ in STEPS}
+    out["the rest"] = cpu_us - sum(v for k, v in out.items() if not k.startswith("  "))
+    out["total"] = cpu_us
+    return out
+
+
+def commits_of(metrics: str) -> tuple[float, float]:
+    """(commits, requests they answered) from /metrics (``fraudpipe_journal_commit_requests``)."""
+    import re
+
+    found = dict(re.findall(r"^fraudpipe_journal_commit_requests_(count|sum) (\S+)$", metrics, re.M))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
+def print_breakdown(setup: str, parts: dict[str, float], rps: float, commits: tuple[float, float]) -> None:
+    print(
+        f"\n  {setup}: a POST /v1/score request's server CPU at saturation, step by step (profiled run, "
+        f"{rps:,.0f} req/s; µs per request):"
+    )
+    described = {
+        HTTP: "uvicorn, httptools, the socket, FastAPI: the empty endpoint's whole request",
+        **dict(STEPS),
+        "the rest": "body read, route and middleware beyond the empty endpoint's, metrics, the wait for the "
+        "commit, the timers (about 1 µs each)",
+        "total": "measured (server CPU over the run / requests)",
+    }
+    if commits[0]:
+        described["commit"] += f": {commits[1] / commits[0]:.1f} requests a commit"
+    for name, what in described.items():
+        print(f"    {name:<20} {parts[name]:7.1f}  {what}")
