@@ -43,7 +43,8 @@ from fraudpipe.scoring.online import OnlineScorer
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
 from fraudpipe.serve.commits import CommitFailed, GroupCommit
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.journal import Journal, replay
+from fraudpipe.serve.journal import Journal
+from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.snapshot import Snapshots
 from fraudpipe.serve.stores.base import (
