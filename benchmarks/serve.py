@@ -378,7 +378,7 @@ def http_runs(setup: str, rates: list[float], seconds: int) -> tuple[list[tuple[
         httpx.post(f"{url}/bench/timings/start").raise_for_status()
         cpu = serve_breakdown.server_cpu(proc.pid)
         profiled = wrk(port, "/v1/score", "profiled", seconds, 16, 0.0, base, work)
-        cpu = 1e6 * (serve_breakdown.server_cpu(proc.pid) - cpu) / profiled["requests"]
+        profiled_cpu = 1e6 * (serve_breakdown.server_cpu(proc.pid) - cpu) / profiled["requests"]
         timings = httpx.get(f"{url}/bench/timings").json()
         metrics = httpx.get(f"{url}/metrics").text
         after = serve_breakdown.commits_of(metrics)
@@ -387,10 +387,17 @@ def http_runs(setup: str, rates: list[float], seconds: int) -> tuple[list[tuple[
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    empty_cpu = next(r["cpu_us"] for e, ld, r in rows if e == "POST /bench/empty" and ld == "saturation")
+    saturated = {e: r for e, ld, r in rows if ld == "saturation"}
+    parts = serve_breakdown.breakdown(
+        timings,
+        profiled["requests"],
+        profiled_cpu,
+        saturated["POST /v1/score"]["cpu_us"],
+        saturated["POST /bench/empty"]["cpu_us"],
+    )
     profile = {
         "rps": profiled["rps"],
-        "us_per_request": serve_breakdown.breakdown(timings, profiled["requests"], cpu, empty_cpu),
+        "us_per_request": parts,
         "commits": after[0] - commits[0],
         "committed_requests": after[1] - commits[1],
     }
@@ -559,7 +566,9 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
                     quiet_redis(url)
                 wrk(port, "/v1/score", f"warm-{store}-{workers}", 2, 4, 0.0, base, work)  # the first prune
                 fixed = at_rate(port, "/v1/score", f"rate-{store}-{workers}", rate, seconds, base, work)
+                before = serve_breakdown.process_cpu(proc.pid, redis_proc.pid)
                 saturated = wrk(port, "/v1/score", f"sat-{store}-{workers}", seconds, 16, 0.0, base, work)
+                cpu = serve_breakdown.cpu_per_request(before, proc.pid, redis_proc.pid, saturated["requests"])
                 check_answers(httpx.get(f"http://127.0.0.1:{port}/metrics").text)  # one worker's figures
             finally:
                 proc.send_signal(signal.SIGTERM)
@@ -577,6 +586,7 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
                     "saturation_p50_ms": saturated["p50"],
                     "saturation_p99_ms": saturated["p99"],
                     "errors": fixed["errors"] + saturated["errors"],
+                    **cpu,
                     "seeded": "seeded the shared state" in out,
                 }
             )
@@ -655,6 +665,7 @@ def print_scale(rows: list[dict], pauses: dict) -> None:
             f"{r['saturation_p99_ms']:>7.2f} {r['errors']:>6}"
         )
     print("  in-process with 2 workers: refused by `fraudpipe serve` (--workers 2 needs --store redis://...)")
+    serve_breakdown.print_scale_cpu(rows)
     for name, p in pauses.items():
         print(
             f"  the daily prune, {name}: the longest add of a day {p['max_ms']:.0f} ms (forgetting {p['forgotten']:,} "

@@ -28,9 +28,9 @@ STEPS = (
     ("Service.score", "Service.score: everything below, plus ids, admission checks, the answer"),
     ("  prepare", "state reads: history, retry, clock, caps"),
     ("  features + model", "the online features and XGBoost's one-row prediction"),
-    ("  journal append", "the INSERT into the journal's open transaction"),
+    ("  journal append", "the journal row built and kept for the commit"),
     ("  state update", "the transaction added to the in-process state"),
-    ("commit", "the group commit (one per turn of the event loop)"),
+    ("commit", "the group commit: the rows inserted (executemany) and committed, once per turn of the loop"),
     ("response", "the JSON answer (pydantic_core.to_json) and its Response"),
 )
 
@@ -42,6 +42,51 @@ def server_cpu(pid: int) -> float:
         return 0.0
     fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(server: int, redis: int) -> dict[str, float]:
+    """CPU seconds so far of the server (its process and its worker processes), of redis-server, and
+    of this process's children already waited for (wrk, once a run of it has ended)."""
+    import resource
+
+    import psutil
+
+    root = psutil.Process(server)
+    workers = sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    redis_cpu = sum(psutil.Process(redis).cpu_times()[:2])
+    return {"server": workers, "redis": redis_cpu, "wrk": children.ru_utime + children.ru_stime}
+
+
+def cpu_per_request(before: dict[str, float], server: int, redis: int, requests: int) -> dict[str, float]:
+    """µs of CPU per request of the server's processes, redis-server and wrk since ``before``."""
+    after = process_cpu(server, redis)
+    return {f"cpu_us_{k}": 1e6 * (after[k] - before[k]) / max(requests, 1) for k in before}
+
+
+def print_scale_cpu(rows: list[dict]) -> None:
+    """Each process's CPU per request at saturation, and what two cores allow: one worker runs on one
+    core at most, so it is bound by its own CPU per request; two workers share two cores with
+    redis-server and wrk, so they are bound by the sum of all three."""
+    print("  CPU per request at saturation (µs): the workers, redis-server, wrk; the bound two cores set")
+    for r in rows:
+        if "cpu_us_server" not in r:
+            continue
+        server, redis, load = r["cpu_us_server"], r["cpu_us_redis"], r["cpu_us_wrk"]
+        bound = 1e6 / server if r["workers"] == 1 else 2e6 / (server + redis + load)
+        print(
+            f"  {r['store']:<11} {r['workers']:>7}   workers {server:6.0f}   redis-server {redis:5.0f}   "
+            f"wrk {load:4.0f}   -> at most {bound:,.0f} req/s (measured {r['saturation_rps']:,.0f})"
+        )
+    one = next((r for r in rows if r["store"] == "Redis" and r["workers"] == 1), None)
+    two = next((r for r in rows if r["store"] == "Redis" and r["workers"] == 2), None)
+    if one and two and "cpu_us_server" in one:
+        together = two["cpu_us_server"] + two["cpu_us_redis"] + two["cpu_us_wrk"]
+        ceiling = (2e6 / together) / (1e6 / one["cpu_us_server"])
+        print(
+            f"  Redis, 2 workers / 1 worker: {two['saturation_rps'] / one['saturation_rps']:.2f}x measured; "
+            f"at most {ceiling:.2f}x on {os.cpu_count()} cores with redis-server and wrk on them too"
+        )
 
 
 def _timed(totals: dict[str, list[int]], name: str, function: Callable) -> Callable:
@@ -130,13 +175,17 @@ def print_ratios(setup: str, saturated: dict[str, dict], in_process: dict | None
 HTTP = "HTTP + framework"
 
 
-def breakdown(timings: dict[str, list[int]], requests: int, cpu_us: float, empty_cpu_us: float) -> dict[str, float]:
+def breakdown(
+    timings: dict[str, list[int]], requests: int, profiled_us: float, cpu_us: float, empty_cpu_us: float
+) -> dict[str, float]:
     """µs of server CPU per request: the empty endpoint's whole request (HTTP + framework), each timed
-    step, and the rest of the measured total."""
+    step (from the profiled run, each with its own timer's cost), the rest of ``cpu_us`` (the unprofiled
+    run's), and what the timers cost (the profiled run's CPU per request beyond the unprofiled one)."""
     out = {HTTP: empty_cpu_us}
     out |= {name: timings.get(name, [0, 0])[0] / 1e3 / max(requests, 1) for name, _ in STEPS}
     out["the rest"] = cpu_us - sum(v for k, v in out.items() if not k.startswith("  "))
     out["total"] = cpu_us
+    out["timers"] = profiled_us - cpu_us
     return out
 
 
@@ -150,15 +199,16 @@ def commits_of(metrics: str) -> tuple[float, float]:
 
 def print_breakdown(setup: str, parts: dict[str, float], rps: float, commits: tuple[float, float]) -> None:
     print(
-        f"\n  {setup}: a POST /v1/score request's server CPU at saturation, step by step (profiled run, "
-        f"{rps:,.0f} req/s; µs per request):"
+        f"\n  {setup}: where a POST /v1/score request's server CPU goes at saturation (µs per request; the "
+        f"steps from a profiled run, {rps:,.0f} req/s):"
     )
     described = {
         HTTP: "uvicorn, httptools, the socket, FastAPI: the empty endpoint's whole request",
         **dict(STEPS),
-        "the rest": "body read, route and middleware beyond the empty endpoint's, metrics, the wait for the "
-        "commit, the timers (about 1 µs each)",
-        "total": "measured (server CPU over the run / requests)",
+        "the rest": "the body read, this route's request handling against the empty one's, metrics, the "
+        "task's resumption after the commit",
+        "total": "/v1/score's server CPU per request at saturation (the unprofiled run)",
+        "timers": "not in the total: what the profiled run's timers cost (its CPU per request beyond the total)",
     }
     if commits[0]:
         described["commit"] += f": {commits[1] / commits[0]:.1f} requests a commit"
