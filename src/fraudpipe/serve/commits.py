@@ -1,11 +1,12 @@
 """Group commit: one journal commit for the requests handled in the same turn of the event loop.
 
-A request appends its entry to the journal's open transaction (``Journal.hold``) as it is handled,
+A request appends its entry to the journal, which holds it for the next commit (``Journal.hold``),
 then awaits ``GroupCommit.wait()`` before its answer. The first request to wait in a turn schedules
 the commit with ``loop.call_soon``: it runs after every request that was ready in that turn has
-appended its own, so the requests that arrived together share one write to the log (measured: an
-append alone 7 µs, a commit of its own 35 µs). No answer leaves before the commit that holds its
-entry, so whatever a client was answered survives a killed process.
+appended its own, so the requests that arrived together share one transaction (an entry committed
+on its own cost 35 to 50 µs; at saturation, about 8 requests a commit, 13 µs of CPU a request in
+all). No answer leaves before the commit that holds its entry, so whatever a client was answered
+survives a killed process.
 
 The commit runs on the event loop, not in a thread of its own: without an fsync
 (``synchronous=NORMAL``) it is a write of a few pages, shorter than the hand-over to a thread and

@@ -9,9 +9,9 @@ append the transaction with its answer to the journal, add it to the store, answ
 a DataFrame per request.
 
 Durability: called without an event loop (tests, benchmarks) each journal entry is committed before
-the call returns. The app turns on group commit (``group_commits``): an entry is appended to the
-journal's open transaction, and the request awaits ``durable()`` before its answer, so that the
-requests handled together share one commit (``serve.commits``). The state holds a transaction as
+the call returns. The app turns on group commit (``group_commits``): the journal holds an entry
+for the next commit, and the request awaits ``durable()`` before its answer, so that the requests
+handled together share one commit (``serve.commits``). The state holds a transaction as
 soon as it is scored (the next request's features count it); a failed commit therefore makes the
 service refuse every request (503) until the app has rebuilt it from the journal.
 
