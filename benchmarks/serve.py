@@ -54,13 +54,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import serve_breakdown
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL, STATE = ROOT / "models/bundle", ROOT / "data/features/online_state"
 
 #: wrk script: a new transaction per request (unique id per wrk thread and request; ``step`` seconds
-#: of data time later each (whole seconds), from the day after the state; existing customers and terminals).
+#: of data time later each (whole seconds), from just after the state's newest transaction; existing
+#: customers and terminals).
 LUA = r"""
 local threads, counter, base, pause, step = 0, 0, %(base)d, %(pause)f, %(step)f
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
@@ -100,6 +102,8 @@ def reference_routes(app) -> None:
 
     from fraudpipe.features.online import history_features
     from fraudpipe.serve.stores.base import epoch_second
+
+    serve_breakdown.timing_routes(app)
 
     @app.post("/bench/empty")
     async def empty() -> Response:
@@ -188,7 +192,17 @@ SETUPS = {
     "uvloop+httptools": {"http": "httptools", "loop": "uvloop"},
     "asyncio+h11": {"http": "h11", "loop": "asyncio"},
 }
-RUN_SPACING = 3 * 86_400  # each wrk run starts 3 days of data after the previous one: never "too late"
+#: data time: 20 transactions a second (5,000 req/s for 15 s = about an hour of data) and an hour between
+#: the starts of two wrk runs: a run never starts more than a day before the newest transaction seen (too
+#: late, --late-days 1) nor more than a day after it (--max-time-jump-seconds); the daily prune (which a
+#: real day of traffic brings once a day) falls in the first warm-up, not in the measured runs;
+#: ``prune_pause`` measures it on its own.
+DATA_STEP, RUN_SPACING = 0.05, 3_600
+
+
+def first_time() -> int:
+    """The data time of the first benchmark transaction: a second after the state's newest."""
+    return int(_epoch(json.loads((STATE / "state.json").read_text())["as_of"])) + 1
 
 
 def wrk(
@@ -200,7 +214,7 @@ def wrk(
     pause_ms: float,
     base: int,
     work: Path,
-    step: float = 2.0,
+    step: float = DATA_STEP,
     spacing: int = RUN_SPACING,
 ) -> dict:
     base += spacing * len(list(work.glob("*.lua")))
@@ -253,8 +267,11 @@ def at_rate(
 
 
 def in_process(n: int = 3000) -> dict[str, np.ndarray]:
-    """Per transaction: features + model, then the whole Service.score, on a private journal."""
+    """Per transaction: features + model, then the whole Service.score, on a private journal (each
+    call commits its own entry, as calls one at a time would), with the server's garbage collector
+    settings. The first transaction (it sets off the daily prune) is left out."""
     from fraudpipe.features.online import history_features
+    from fraudpipe.serve.app import YOUNG_GC_THRESHOLD
     from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
@@ -281,6 +298,7 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
         import gc
 
         gc.freeze()
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
         base = _epoch(service.store.state.as_of.isoformat())
         rng = np.random.default_rng(0)
         bodies = [
@@ -293,19 +311,25 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
             )
             for i in range(n)
         ]
-        features, whole = np.empty(n), np.empty(n)
+        features, whole, cpu = np.empty(n), np.empty(n), np.empty(n)
         for i, tx in enumerate(bodies):
             when = tx.naive_utc
             t = epoch_second(when)
             start = time.perf_counter_ns()
             history = service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t)
             service.live.champion.score(history_features(service.store.config, history, t, tx.tx_amount))
-            middle = time.perf_counter_ns()
+            middle, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
             service.score(tx)
+            cpu[i] = (time.thread_time_ns() - cpu_start) / 1e6
             features[i], whole[i] = (middle - start) / 1e6, (time.perf_counter_ns() - middle) / 1e6
         fast = service.fast_path.on
         service.close()
-    return {"features + model": features, "Service.score (+ journal, state)": whole, "fast": fast}
+    return {
+        "features + model": features[1:],
+        "Service.score (+ journal, state)": whole[1:],
+        "Service.score CPU": cpu[1:],
+        "fast": fast,
+    }
 
 
 def _epoch(iso: str) -> float:
@@ -320,8 +344,9 @@ def _utc(seconds: float):
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def http_runs(setup: str, rates: list[float], seconds: int) -> list[tuple[str, str, dict]]:
-    """The real server (this set-up) in its own process, driven by wrk: fixed rates, then saturation."""
+def http_runs(setup: str, rates: list[float], seconds: int) -> tuple[list[tuple[str, str, dict]], dict]:
+    """The real server (this set-up) in its own process, driven by wrk: fixed rates, then saturation
+    (with the server's CPU per request), then a profiled saturation run of /v1/score (``serve_breakdown``)."""
     import httpx
 
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-bench-"))
@@ -330,10 +355,10 @@ def http_runs(setup: str, rates: list[float], seconds: int) -> list[tuple[str, s
     command = [sys.executable, __file__, "--server", str(port), "--journal", str(work / "journal"), "--setup", setup]
     proc = subprocess.Popen(command, env=env)
     rows = []
+    url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(port, proc)
-        as_of = json.loads((STATE / "state.json").read_text())["as_of"]
-        base = int(_epoch(as_of)) + 86_400  # a day after the state's newest transaction
+        base = first_time()
         endpoints = {"score": "/v1/score", "empty": "/bench/empty", "naive": "/bench/naive"}
         for name, path in endpoints.items():  # warm up (the naive endpoint loads its classifier on first use)
             wrk(port, path, f"warm{name}", 2, 4, 0.0, base, work)
@@ -346,14 +371,49 @@ def http_runs(setup: str, rates: list[float], seconds: int) -> list[tuple[str, s
                 )
             )
         for name, path in endpoints.items():
-            rows.append((f"POST {path}", "saturation", wrk(port, path, f"s{name}", seconds, 16, 0.0, base, work)))
-        errors = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        assert 'status="500"' not in errors, "the server answered 500"
+            cpu = serve_breakdown.server_cpu(proc.pid)
+            result = wrk(port, path, f"s{name}", seconds, 16, 0.0, base, work)
+            result["cpu_us"] = 1e6 * (serve_breakdown.server_cpu(proc.pid) - cpu) / result["requests"]
+            rows.append((f"POST {path}", "saturation", result))
+        commits = serve_breakdown.commits_of(httpx.get(f"{url}/metrics").text)
+        httpx.post(f"{url}/bench/timings/start").raise_for_status()
+        cpu = serve_breakdown.server_cpu(proc.pid)
+        profiled = wrk(port, "/v1/score", "profiled", seconds, 16, 0.0, base, work)
+        profiled_cpu = 1e6 * (serve_breakdown.server_cpu(proc.pid) - cpu) / profiled["requests"]
+        timings = httpx.get(f"{url}/bench/timings").json()
+        metrics = httpx.get(f"{url}/metrics").text
+        after = serve_breakdown.commits_of(metrics)
+        check_answers(metrics)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    return rows
+    saturated = {e: r for e, ld, r in rows if ld == "saturation"}
+    parts = serve_breakdown.breakdown(
+        timings,
+        profiled["requests"],
+        profiled_cpu,
+        saturated["POST /v1/score"]["cpu_us"],
+        saturated["POST /bench/empty"]["cpu_us"],
+    )
+    profile = {
+        "rps": profiled["rps"],
+        "us_per_request": parts,
+        "commits": after[0] - commits[0],
+        "committed_requests": after[1] - commits[1],
+    }
+    return rows, profile
+
+
+def check_answers(metrics: str) -> None:
+    """Stop when /v1/score answered anything but 200: the figures would time error answers (a
+    benchmark transaction refused, e.g. dated past what the service accepts)."""
+    found = re.findall(
+        r'fraudpipe_http_requests_total\{[^}]*route="/v1/score"[^}]*status="(\d+)"[^}]*\} (\S+)', metrics
+    )
+    wrong = {status: int(float(n)) for status, n in found if status != "200"}
+    if wrong:
+        raise SystemExit(f"/v1/score answered other statuses than 200: {wrong}; the figures are not valid")
 
 
 # --- scale: workers x stores through the real command ----------------------------------------------
@@ -426,11 +486,6 @@ def quiet_redis(url: str, timeout: float = 300) -> None:
 
 
 SCALE = (("in-process", 1), ("Redis", 1), ("Redis", 2))
-#: data time in the scale runs: 20 transactions a second (1,000 req/s = 50 s of data a second; the
-#: default state has about 7 a second) and an hour between runs, so that the daily prune (which a real
-#: day of traffic brings once a day) falls in each server's warm-up, not in every measured run;
-#: ``prune_pause`` measures it on its own.
-DATA_TIME = {"step": 0.05, "spacing": 3_600}
 
 
 def prune_pause(url: str) -> dict:
@@ -466,12 +521,14 @@ def prune_pause(url: str) -> dict:
 def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
     """`fraudpipe serve` per configuration of SCALE, driven by wrk: a fixed rate, then saturation; then
     ``prune_pause``."""
+    import httpx
+
     if not shutil.which("redis-server"):
         raise SystemExit("redis-server not found: apt-get install -y redis-server")
     work = Path(tempfile.mkdtemp(prefix="fraudpipe-scale-", dir="/tmp"))  # short: a unix socket path is limited
     redis_proc, url = start_redis(work)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    base = int(_epoch(json.loads((STATE / "state.json").read_text())["as_of"])) + 86_400
+    base = first_time()
     rows = []
     try:
         for store, workers in SCALE:
@@ -508,9 +565,12 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
                 ready = time.perf_counter() - started
                 if store == "Redis":
                     quiet_redis(url)
-                wrk(port, "/v1/score", f"warm-{store}-{workers}", 2, 4, 0.0, base, work, **DATA_TIME)  # the first prune
-                fixed = at_rate(port, "/v1/score", f"rate-{store}-{workers}", rate, seconds, base, work, **DATA_TIME)
-                saturated = wrk(port, "/v1/score", f"sat-{store}-{workers}", seconds, 16, 0.0, base, work, **DATA_TIME)
+                wrk(port, "/v1/score", f"warm-{store}-{workers}", 2, 4, 0.0, base, work)  # the first prune
+                fixed = at_rate(port, "/v1/score", f"rate-{store}-{workers}", rate, seconds, base, work)
+                before = serve_breakdown.process_cpu(proc.pid, redis_proc.pid)
+                saturated = wrk(port, "/v1/score", f"sat-{store}-{workers}", seconds, 16, 0.0, base, work)
+                cpu = serve_breakdown.cpu_per_request(before, proc.pid, redis_proc.pid, saturated["requests"])
+                check_answers(httpx.get(f"http://127.0.0.1:{port}/metrics").text)  # one worker's figures
             finally:
                 proc.send_signal(signal.SIGTERM)
                 out = proc.communicate(timeout=60)[0]
@@ -527,6 +587,7 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
                     "saturation_p50_ms": saturated["p50"],
                     "saturation_p99_ms": saturated["p99"],
                     "errors": fixed["errors"] + saturated["errors"],
+                    **cpu,
                     "seeded": "seeded the shared state" in out,
                 }
             )
@@ -551,7 +612,7 @@ def snapshot_pause(seconds: int, rate: float = 300.0, delay: float = 1.0) -> dic
     command = [sys.executable, "-m", "fraudpipe.cli", "serve", "--model", str(MODEL), "--state", str(STATE)]
     command += ["--journal-dir", str(work / "journal"), "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    base = int(_epoch(json.loads((STATE / "state.json").read_text())["as_of"])) + 86_400
+    base = first_time()
     connections = max(4, int(rate // 25))
     pause = 1000.0 * connections / (1.02 * rate) - 1.0
     try:
@@ -605,6 +666,7 @@ def print_scale(rows: list[dict], pauses: dict) -> None:
             f"{r['saturation_p99_ms']:>7.2f} {r['errors']:>6}"
         )
     print("  in-process with 2 workers: refused by `fraudpipe serve` (--workers 2 needs --store redis://...)")
+    serve_breakdown.print_scale_cpu(rows)
     for name, p in pauses.items():
         print(
             f"  the daily prune, {name}: the longest add of a day {p['max_ms']:.0f} ms (forgetting {p['forgotten']:,} "
@@ -632,7 +694,10 @@ def run(
     out: dict = {"cores": os.cpu_count(), "seconds_per_run": seconds}
     if "in_process" in parts:
         timings = in_process()
-        out["in_process"] = {"fast_path": bool(timings.pop("fast"))}
+        out["in_process"] = {
+            "fast_path": bool(timings.pop("fast")),
+            "service_score_cpu_mean_ms": float(np.mean(timings.pop("Service.score CPU"))),
+        }
         for name, key in (
             ("features + model", "features_model"),
             ("Service.score (+ journal, state)", "service_score"),
@@ -640,6 +705,7 @@ def run(
             out["in_process"] |= {
                 f"{key}_p50_ms": float(np.percentile(timings[name], 50)),
                 f"{key}_p99_ms": float(np.percentile(timings[name], 99)),
+                f"{key}_mean_ms": float(np.mean(timings[name])),
             }
         if echo:
             print("in process, one transaction at a time (3,000 new transactions on the default state):")
@@ -651,17 +717,22 @@ def run(
                 ("features + model", "features_model"),
                 ("Service.score (+ journal, state)", "service_score"),
             ):
+                figures = out["in_process"]
                 print(
-                    f"  {name:<36} p50 {out['in_process'][key + '_p50_ms']:.3f} ms   "
-                    f"p99 {out['in_process'][key + '_p99_ms']:.3f} ms"
+                    f"  {name:<36} p50 {figures[key + '_p50_ms']:.3f} ms   "
+                    f"p99 {figures[key + '_p99_ms']:.3f} ms   mean {figures[key + '_mean_ms']:.3f} ms"
                 )
+            cpu_mean = out["in_process"]["service_score_cpu_mean_ms"]
+            print(f"  {'Service.score, CPU time (thread)':<36} mean {cpu_mean:.3f} ms")
     if "http" in parts:
-        results = {setup: http_runs(setup, list(rates), seconds) for setup in setups}
+        runs = {setup: http_runs(setup, list(rates), seconds) for setup in setups}
+        results = {setup: rows for setup, (rows, _) in runs.items()}
         out["http"] = {
             setup: [{"endpoint": e, "load": ld, **r} for e, ld, r in rows] for setup, rows in results.items()
         }
+        out["breakdown"] = {setup: profile for setup, (_, profile) in runs.items()}
         if echo:
-            print_http(results)
+            print_http(results, out.get("in_process"), out["breakdown"])
     if "scale" in parts:
         out["scale"], out["prune_pause"] = scale_runs(seconds)
         if echo:
@@ -673,7 +744,7 @@ def run(
     return out
 
 
-def print_http(results: dict) -> None:
+def print_http(results: dict, in_process: dict | None = None, profiles: dict | None = None) -> None:
     print("\nover HTTP on loopback (wrk 1 thread, separate process; server: uvicorn, 1 worker, journal on):")
     print(
         f"  {'server set-up':<17} {'endpoint':<19} {'load':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
@@ -692,6 +763,13 @@ def print_http(results: dict) -> None:
             f"  {setup:<17} /v1/score at saturation: {ours:,.0f} req/s = {ours / empty:.0%} of the empty endpoint, "
             f"{ours / naive:.1f}x the naive one"
         )
+        serve_breakdown.print_ratios(
+            setup, {endpoint: r for endpoint, load, r in rows if load == "saturation"}, in_process
+        )
+        if profiles and setup in profiles:
+            p = profiles[setup]
+            commits = (p["commits"], p["committed_requests"])
+            serve_breakdown.print_breakdown(setup, p["us_per_request"], p["rps"], commits)
 
 
 def main() -> None:

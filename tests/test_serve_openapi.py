@@ -73,8 +73,8 @@ def test_no_request_gets_a_server_error_and_the_service_stays_ready(api_schema, 
     strategies under Hypothesis's ``given`` do the same.)"""
 
     @given(case=api_schema.as_strategy(generation_mode=mode))
-    @settings(max_examples=100, deadline=2000, database=None, suppress_health_check=list(HealthCheck))
-    def request_then_ready(case):
+    @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def request_then_ready(case):  # no deadline: a swap request may load a bundle; timing is for benchmarks/
         case.call_and_validate(checks=[not_a_server_error])
         assert ready(api_schema) == 200
 

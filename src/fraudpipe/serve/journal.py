@@ -15,6 +15,14 @@ following append restarts the log, and ``journal_size_limit`` cuts the file back
 A checkpoint stops at the oldest open read transaction: a long reader (``read_service_log``)
 holds the log's restart back until it ends.
 
+Group commit (``hold``, what the service runs with): appends are kept in order in memory and
+``commit`` inserts them (``executemany``) and commits them at once, so that the requests answered
+together cost one transaction (``serve.commits`` decides when). Inserting them there rather than in
+each request also keeps SQLite's code warm: an INSERT took 30 µs of CPU in the server between two
+requests' scoring, 8 µs in a loop of them. Without ``hold`` each append is committed on its own and
+gives its seq. Seqs follow the order of appending either way; readers on other connections
+(snapshots, ``read_service_log``) see committed entries only.
+
 Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepted entry):
 
     seq             INTEGER PRIMARY KEY   order of acceptance = replay order; never reused (truncation keeps
@@ -50,27 +58,19 @@ labels of the latest snapshot (those the service still retains) and of the log a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fraudpipe.contract import (
-    COORDINATE_COLUMNS,
-    CUSTOMER_ID,
-    TERMINAL_ID,
-    TRANSACTION_ID,
-    TX_AMOUNT,
-    TX_DATETIME,
-    TX_FRAUD,
-)
 from fraudpipe.errors import DataError
-from fraudpipe.serve.stores.base import Scored, StateStore, Transaction, epoch_second
+from fraudpipe.serve.replay import Entry, entry_of
+from fraudpipe.serve.stores.base import Scored
 from fraudpipe.servicelog import (
     EVENT_COLUMNS,
     JOURNAL_FILE,
@@ -127,26 +127,22 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
     return seq
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One journal row, as replay needs it: a scored transaction, or a label."""
-
-    seq: int
-    scored: Scored | None = None
-    transaction_id: str = ""
-    tx_fraud: int = 0
-
-
 class Journal:
     """The append-only log of one service (one thread appends; see the module docstring)."""
 
     def __init__(
-        self, directory: Path, checkpoint_every: float | None = 1.0, wal_limit: int = DEFAULT_WAL_LIMIT
+        self,
+        directory: Path,
+        checkpoint_every: float | None = 1.0,
+        wal_limit: int = DEFAULT_WAL_LIMIT,
+        hold: bool = False,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.path = directory / JOURNAL_FILE
         self.wal_limit = wal_limit
+        self.hold = hold  # appends wait for ``commit`` (group commit) instead of each committing on its own
+        self._held: list[tuple[str, tuple[Any, ...]]] = []  # (statement, parameters) appended, not inserted yet
         try:
             self._db = self.connect()
             self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # effective on a new file: truncation then shrinks it
@@ -211,11 +207,52 @@ class Journal:
         wal = self.path.with_name(self.path.name + "-wal")
         return wal.stat().st_size if wal.exists() else 0
 
-    # --- writing (each call is one committed transaction) -----------------------------------------
+    # --- writing (each call committed on its own, or held for ``commit``) ------------------------------
 
-    def append_transaction(self, scored: Scored) -> int:
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int | None:
+        """Commit one entry now and give its seq, or (``hold``) keep it for ``commit`` (None)."""
+        if self.hold:
+            self._held.append((sql, params))
+            return None
+        seq = _row_id(self._db.execute(sql, params))
+        self._after_append()
+        return seq
+
+    def _insert_held(self) -> None:
+        """Insert the held entries into the open transaction, in order (seqs given), uncommitted."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+        for sql, group in itertools.groupby(held, key=lambda entry: entry[0]):
+            self._db.executemany(sql, [params for _, params in group])
+
+    @property
+    def pending(self) -> bool:
+        """Entries appended and not committed yet (``hold``)."""
+        return bool(self._held) or self._db.in_transaction
+
+    def commit(self) -> None:
+        """Commit what was appended since the last commit, in one write to the log. On an error none of
+        it is recorded (rolled back) and the error is raised."""
+        try:
+            self._insert_held()
+            if not self._db.in_transaction:
+                return
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._held = []
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise
+        self._after_append()
+
+    def append_transaction(self, scored: Scored) -> int | None:
+        """Its seq, or None while held (``hold``: given at the commit, in the order of appending)."""
         tx = scored.transaction
-        cursor = self._db.execute(
+        return self._write(
             _INSERT_TX,
             (
                 tx.transaction_id,
@@ -234,13 +271,9 @@ class Journal:
                 _now(),
             ),
         )
-        self._after_append()
-        return _row_id(cursor)
 
-    def append_label(self, transaction_id: str, tx_fraud: int) -> int:
-        seq = _row_id(self._db.execute(_INSERT_LABEL, (transaction_id, tx_fraud, _now())))
-        self._after_append()
-        return seq
+    def append_label(self, transaction_id: str, tx_fraud: int) -> int | None:
+        return self._write(_INSERT_LABEL, (transaction_id, tx_fraud, _now()))
 
     def truncate(self, through: int, chunk: int = 2_000) -> None:
         """Delete the entries up to ``through`` (a snapshot holds them) and give the space back; the
@@ -283,6 +316,9 @@ class Journal:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
+        """Committed at once, or (``hold``) with the entries held before it."""
+        if self.hold:
+            self._insert_held()
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
@@ -292,6 +328,7 @@ class Journal:
 
     def last_seq(self) -> int:
         """The seq of the latest entry appended (0 for a new journal)."""
+        self._insert_held()
         return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
     def committed_seq(self) -> int:
@@ -305,20 +342,25 @@ class Journal:
     def count(self) -> int:
         """Entries after the latest snapshot: what a restart replays."""
         found = self.latest_snapshot()
+        self._insert_held()
         return int(
             self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (found[1] if found else 0,)).fetchone()[0]
         )
 
     def entries(self, after: int) -> Iterator[Entry]:
         """The entries after seq ``after``, in order."""
+        self._insert_held()
         rows = self._db.execute(f"SELECT {event_selection(self._db)} FROM events WHERE seq > ? ORDER BY seq", (after,))
         for row in rows:
-            yield _entry(dict(zip(EVENT_COLUMNS, row)))
+            yield entry_of(dict(zip(EVENT_COLUMNS, row)))
 
     def close(self) -> None:
+        """Commit what is held (its answers may not have been sent: a retry gets them), then close."""
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
+        with contextlib.suppress(sqlite3.Error):
+            self.commit()
         self._db.close()
 
     # --- snapshots ----------------------------------------------------------------------------
@@ -349,39 +391,6 @@ def mark_snapshot(directory: Path, seq: int, **info: Any) -> None:
     (directory / SNAPSHOT_MARK).write_text(json.dumps({"journal_seq": seq, **info}, indent=2) + "\n", encoding="utf-8")
 
 
-def read_entries(directory: Path, after: int, through: int) -> list[Entry]:
-    """The entries ``after`` < seq <= ``through`` of a journal directory, read at once on a read-only
-    connection of their own (another process may be appending): the read transaction ends before
-    they are used, so it holds no checkpoint back for longer than the read."""
-    db = sqlite3.connect(f"{(directory / JOURNAL_FILE).resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            f"SELECT {event_selection(db)} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", (after, through)
-        ).fetchall()
-    finally:
-        db.close()
-    return [_entry(dict(zip(EVENT_COLUMNS, row))) for row in rows]
-
-
-def replay(store: StateStore, entries: Iterable[Entry], moves: Sequence[tuple[int, int]] = ()) -> int:
-    """Apply journal entries to a store, in order, and the operator's moves of the clock (``periods``:
-    (the seq it followed, start)) where they were made: what a restart and a snapshot do. A move the
-    store already holds is behind its clock and skipped (``start_period`` does nothing). How many entries."""
-    pending = sorted(moves)
-    count = 0
-    for entry in entries:
-        while pending and pending[0][0] < entry.seq:
-            store.start_period(pending.pop(0)[1])
-        if entry.scored is not None:
-            store.add_transaction(entry.scored)
-        else:
-            store.add_label(entry.transaction_id, entry.tx_fraud)  # False: forgotten since (older than retained)
-        count += 1
-    for _, start in pending:
-        store.start_period(start)
-    return count
-
-
 def read_periods(directory: Path) -> list[tuple[int, int]]:
     """The moves of the clock a journal directory records, read on a read-only connection of its own."""
     db = sqlite3.connect(f"{(directory / JOURNAL_FILE).resolve().as_uri()}?mode=ro", uri=True)
@@ -390,32 +399,3 @@ def read_periods(directory: Path) -> list[tuple[int, int]]:
     finally:
         db.close()
     return [(int(after), int(start)) for after, start in json.loads(row[0])] if row else []
-
-
-def _entry(row: dict[str, Any]) -> Entry:
-    if row["kind"] == LABEL:
-        return Entry(row["seq"], transaction_id=row[TRANSACTION_ID], tx_fraud=int(row[TX_FRAUD]))
-    when = datetime.fromisoformat(row[TX_DATETIME])
-    tx = Transaction(
-        row[TRANSACTION_ID],
-        row[CUSTOMER_ID],
-        row[TERMINAL_ID],
-        when,
-        epoch_second(when),
-        row[TX_AMOUNT],
-        tuple(row[c] for c in COORDINATE_COLUMNS),
-    )
-    shadow, challenger, alert = row[SHADOW_SCORE], row[SHADOW_MODEL], row[SHADOW_ALERT]
-    return Entry(
-        row["seq"],
-        Scored(
-            tx,
-            row["score"],
-            bool(row["alert"]),
-            row["threshold"],
-            row["model_version"],
-            shadow,
-            challenger,
-            None if alert is None else bool(alert),
-        ),
-    )

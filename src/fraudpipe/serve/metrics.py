@@ -18,6 +18,8 @@ One registry per app (the service runs one worker, so these are the whole servic
 - ``fraudpipe_state_transactions`` / ``_customers`` / ``_terminals`` / ``_scored``: what the state
   store holds; ``fraudpipe_state_cap{key}``: the caps on customers and terminals it holds;
   ``fraudpipe_journal_entries``: entries since the latest snapshot;
+- ``fraudpipe_journal_commit_requests``: the requests each journal commit answered (group commit:
+  its ``_count`` is the commits, its ``_sum`` the requests);
 - ``process_resident_memory_bytes`` (and the rest of prometheus-client's process collector): this
   worker process's memory, CPU and file descriptors;
 - ``fraudpipe_ready``: 1 once the model and state are loaded.
@@ -38,6 +40,7 @@ from fraudpipe.scoring.row import FastPath
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client closed the connection before the answer
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+COMMIT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def _held(size: Callable[[], dict[str, int]], name: str) -> int:
@@ -100,6 +103,12 @@ class Metrics:
             for name in ("transactions", "customers", "terminals", "scored")
         }
         self.journal = Gauge("fraudpipe_journal_entries", "Journal entries since the latest snapshot", registry=r)
+        self.commits = Histogram(
+            "fraudpipe_journal_commit_requests",
+            "Requests answered by each journal commit (group commit)",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
         self.caps = Gauge(
             "fraudpipe_state_cap",
             "The most keys the state holds (--max-state-customers, -terminals)",
@@ -107,8 +116,7 @@ class Metrics:
             registry=r,
         )
         ProcessCollector(registry=r)  # process_resident_memory_bytes and the rest: this worker process's
-        self._children: dict[tuple[str, str, int], Any] = {}
-        self._timers: dict[str, Any] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # the counter and the timer of each
         self._score: Any = None
         self._alert: Any = None
 
@@ -157,16 +165,19 @@ class Metrics:
         if alert:
             self._alert.inc()
 
+    def committed(self, requests: int) -> None:
+        self.commits.observe(requests)
+
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
-        counter = self._children.get(key)
-        if counter is None:
-            counter = self._children[key] = self.requests.labels(route=route, method=method, status=str(status))
-        counter.inc()
-        timer = self._timers.get(route)
-        if timer is None:
-            timer = self._timers[route] = self.latency.labels(route=route)
-        timer.observe(seconds)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route=route, method=method, status=str(status)),
+                self.latency.labels(route=route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsMiddleware:

@@ -10,6 +10,13 @@ answered), append the transaction with its answer to the journal, add it to the 
 Nothing builds a DataFrame per request. The models are ``self.live``, read once per request and
 replaced whole by a swap (``serve.swap``).
 
+Durability: called without an event loop (tests, benchmarks) each journal entry is committed before
+the call returns. The app turns on group commit (``group_commits``): the journal holds an entry
+for the next commit, and the request awaits ``durable()`` before its answer, so that the requests
+handled together share one commit (``serve.commits``). The state holds a transaction as
+soon as it is scored (the next request's features count it); a failed commit therefore makes the
+service refuse every request (503) until the app has rebuilt it from the journal.
+
 A restart is ``Service.open``: the bundle, then the latest snapshot in the journal directory (or
 ``--state`` when there is none), then every journal entry after that snapshot, in order. With the
 state in Redis (``--store redis://...``) there is no journal: Redis holds the state, its
@@ -38,9 +45,11 @@ from fraudpipe.model import load_bundle
 from fraudpipe.scoring.row import FastPath
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
 from fraudpipe.serve.board import RedisBoard, Serving, journal_record, now
+from fraudpipe.serve.commits import CommitFailed, GroupCommit
 from fraudpipe.serve.config import Release, ServeConfig
-from fraudpipe.serve.journal import Journal, replay
+from fraudpipe.serve.journal import Journal
 from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
+from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.snapshot import Snapshots
 from fraudpipe.serve.stores.base import (
@@ -105,6 +114,7 @@ class Service:
         #: the registry version of each bundle this process served, for answers given by an earlier model
         self.releases: dict[str, str | None] = {}
         self.capacity = Capacity(config)
+        self.commits: GroupCommit | None = None  # ``group_commits``
         self.snapshots = (
             None
             if journal is None
@@ -169,10 +179,42 @@ class Service:
         """The registry version of the bundle that gave an answer (None: from a path, or not this process's)."""
         return self.releases.get(version)
 
+    # --- durability ---------------------------------------------------------------------------
+
+    def group_commits(
+        self, on_commit: Callable[[int], None] | None = None, on_failure: Callable[[str], None] | None = None
+    ) -> None:
+        """From now on journal entries wait for ``durable()`` (called in the event loop that will await
+        it); ``on_commit(requests)`` after each commit, ``on_failure(reason)`` once one failed."""
+        if self.journal is not None:
+            self.journal.hold = True
+            self.commits = GroupCommit(self.journal.commit, on_commit, on_failure)
+
+    @property
+    def failed(self) -> str | None:
+        """Why this service must be rebuilt from its journal (a commit failed), or None."""
+        return None if self.commits is None else self.commits.failed
+
+    async def durable(self) -> None:
+        """Return once every journal entry appended so far is committed: await before answering a
+        request that appended one. Refused (503) when that commit failed."""
+        if self.commits is None or self.journal is None or not self.journal.pending:
+            return
+        try:
+            await self.commits.wait()
+        except CommitFailed as exc:
+            raise Refused(503, "journal", f"{exc}; nothing was recorded") from None
+
+    def _check_journal(self) -> None:
+        if (failed := self.failed) is not None:
+            raise Refused(503, "journal", f"{failed}: the service is reloading its state from the journal, retry")
+
     # --- requests -----------------------------------------------------------------------------
 
     def score(self, body: TransactionIn) -> tuple[Scored, bool]:
-        """The answer for one transaction, and whether it is a retry (the answer given before)."""
+        """The answer for one transaction, and whether it is a retry (the answer given before); with
+        group commit, durable once ``durable()`` returns."""
+        self._check_journal()
         try:
             return self._score(body)
         except StoreUnavailable as exc:
@@ -229,6 +271,7 @@ class Service:
         )
 
     def label(self, body: LabelIn) -> None:
+        self._check_journal()
         try:
             self._label(body)
         except StoreUnavailable as exc:
@@ -262,6 +305,7 @@ class Service:
     def start_period(self, body: PeriodIn) -> dict[str, object]:
         """Move the clock to ``body.start`` (``online.periods``): the stream resumes there, what is held
         stays held for its retention window. Journalled (in-process) before it takes effect."""
+        self._check_journal()
         try:
             return self._start_period(body)
         except StoreUnavailable as exc:

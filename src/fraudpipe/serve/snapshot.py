@@ -34,7 +34,8 @@ from typing import Any
 
 from fraudpipe.errors import DataError, PipelineError
 from fraudpipe.features.online import STATE_FILE
-from fraudpipe.serve.journal import Journal, mark_snapshot, read_entries, read_periods, replay, snapshot_dir
+from fraudpipe.serve.journal import Journal, mark_snapshot, read_periods, snapshot_dir
+from fraudpipe.serve.replay import read_entries, replay
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.servicelog import latest_snapshot
 
