@@ -120,7 +120,8 @@ def reference_routes(app) -> None:
         t = epoch_second(when)
         history = service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t)
         x = history_features(service.store.config, history, t, tx.tx_amount)
-        x = (x - service.bundle.mean) / service.bundle.scale
+        bundle = service.live.champion.bundle
+        x = (x - bundle.mean) / bundle.scale
         frame = pd.DataFrame([dict(zip(service.names, x))])
         p = float(classifier[0].predict_proba(frame)[0, 1])
         return {"transaction_id": tx.transaction_id, "fraud_probability": p, "alert": p >= service.threshold}
@@ -253,6 +254,7 @@ def at_rate(
 
 def in_process(n: int = 3000) -> dict[str, np.ndarray]:
     """Per transaction: features + model, then the whole Service.score, on a private journal."""
+    from fraudpipe.features.online import history_features
     from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
@@ -296,13 +298,12 @@ def in_process(n: int = 3000) -> dict[str, np.ndarray]:
             when = tx.naive_utc
             t = epoch_second(when)
             start = time.perf_counter_ns()
-            service.scorer.score(
-                service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t), t, tx.tx_amount
-            )
+            history = service.store.get_history(str(tx.customer_id), str(tx.terminal_id), t)
+            service.live.champion.score(history_features(service.store.config, history, t, tx.tx_amount))
             middle = time.perf_counter_ns()
             service.score(tx)
             features[i], whole[i] = (middle - start) / 1e6, (time.perf_counter_ns() - middle) / 1e6
-        fast = service.scorer.fast_path.on
+        fast = service.fast_path.on
         service.close()
     return {"features + model": features, "Service.score (+ journal, state)": whole, "fast": fast}
 

@@ -1,6 +1,7 @@
 """Stage `monitor`: the training period against the current window (the live period as `infer`
 scored it, or what the service scored): data and prediction drift, performance once labels are
-known, bias by segment; drift.json, an HTML report, and this run's point in the monitoring history."""
+known, bias by segment, and champion against the challenger the service scored in the shadow; drift.json,
+challenger.json (the promotion verdict), an HTML report, and this run's point in the monitoring history."""
 
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import read_metrics
 from fraudpipe.model import load_bundle
+from fraudpipe.monitoring.challenger import Scored, compare_shadow
 from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.history import add_point, history_point, read_history
 from fraudpipe.monitoring.monitor import monitor
@@ -17,6 +19,7 @@ from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
 from fraudpipe.paths import (
     BUNDLE_DIR,
+    CHALLENGER,
     CUSTOMERS,
     DRIFT,
     INTERIM,
@@ -81,13 +84,25 @@ def main() -> None:
         customers=read_parquet_if_exists(CUSTOMERS),
         model_version=bundle.version,
     )
+    comparison = compare_shadow(
+        window.frame,
+        Scored(bundle.version, window.scores, window.alerts.astype(bool)),
+        window.shadow,
+        k=int(result.metrics["card_precision_k"]),
+        delay_days=split.delay_days,
+        remove_known=split.remove_known_compromised,
+        reference_alert_rate=result.metrics["reference_alert_rate"],
+        alert_rate_change=config.prediction.alert_rate_change,
+        config=config.challenger,
+    )
     write_json(result.metrics, DRIFT)
+    write_json(comparison.metrics, CHALLENGER)
     write_json(feature_records(result), MONITOR_FEATURES)
-    write_text(render(result, window.description), MONITOR_REPORT)
+    write_text(render(result, window.description, comparison), MONITOR_REPORT)
     write_json(add_point(read_history(MONITOR_HISTORY), history_point(result)), MONITOR_HISTORY)
     print(
         f"monitor: {len(reference):,} reference rows against {window.description} -> {MONITOR_REPORT}\n"
-        f"  {result.summary}"
+        f"  {result.summary}\n  challenger: {comparison.reason}"
     )
     if result.metrics["alert"] and config.fail_on_alert:
         raise MonitoringAlert(

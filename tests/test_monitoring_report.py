@@ -10,6 +10,7 @@ page with a script error is loaded the same way first, to prove that the console
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,13 @@ import pandas as pd
 import pytest
 
 from fraudpipe.config import compose
+from fraudpipe.monitoring.challenger import compare_shadow, scored_at
 from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.first_screen import ACTIONS
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
 from fraudpipe.monitoring.statistics import STATISTICS
+from fraudpipe.monitoring.window import Shadow
 from helpers.browser import CHROMEDRIVER, CHROMIUM, MISSING, console_errors, offline_chromium
 from helpers.scenario import SIZES, run_scenario
 
@@ -64,6 +67,63 @@ def quiet():
         config=config,
         test_metrics={"average_precision": 0.5, "card_precision_at_k": 0.2, "card_precision_k": 10},
     )
+
+
+@pytest.fixture(scope="module")
+def shadowed(quiet):
+    """A challenger scored in the shadow of 10 days, better than the champion: its comparison."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "tx_datetime": (
+                pd.Timestamp("2018-08-15") + pd.to_timedelta(np.sort(rng.integers(0, 10 * 86400, n)), "s")
+            ).astype("datetime64[us]"),
+            "customer_id": rng.integers(0, 300, n),
+            "tx_fraud": pd.array((rng.random(n) < 0.05).astype(np.int8), dtype="Int8"),
+        }
+    )
+    fraud = frame["tx_fraud"].to_numpy(np.float64)
+    champion, challenger = (
+        scored_at(v, 0.5 * fraud + rng.random(n) * noise, 0.9) for v, noise in (("m-1", 1.0), ("m-2", 0.6))
+    )
+    config = MonitorConfig.parse(compose(ROOT / "conf")["monitor"], "monitor")
+    shadow = Shadow(challenger.scores, np.full(n, "m-2", dtype=object), challenger.alerts)
+    return compare_shadow(
+        frame,
+        champion,
+        shadow,
+        k=10,
+        delay_days=0,
+        remove_known=False,
+        reference_alert_rate=float(champion.alerts.mean()),
+        alert_rate_change=2.0,
+        config=config.challenger,
+    )
+
+
+def test_a_challenger_in_the_shadow_gets_a_section_and_a_line_on_the_first_screen(quiet, shadowed):
+    page = render(quiet, "the service log", shadowed)
+    assert shadowed.verdict == "promote", shadowed.reason
+    line = re.search(r'<p id="challenger">(.*?)</p>', page, re.S).group(1)
+    assert "Challenger m-2, scored in the shadow:</strong> promote it, on 3,000 labelled rows" in line
+    assert 'href="#champion-and-challenger"' in line
+    section = page[page.index('<h2 id="champion-and-challenger">') :]
+    rules = shadowed.reason.removeprefix("promote the challenger: ").replace("'", "&#x27;")
+    assert f'<p id="challenger-verdict"><strong>Promote the challenger:</strong> {rules}</p>' in section
+    table = re.search(r'<table id="challenger-table">(.*?)</table>', section, re.S).group(1)
+    cells = re.findall(
+        r"<tr><td class=\"text\">([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", table
+    )
+    assert [c[0] for c in cells] == ["average precision", "card precision@10 (per day)", "alert rate"]
+    m = shadowed.metrics
+    ap = f"{m['champion_average_precision']:.4f} [{m['champion_average_precision_ci_low']:.4f}, "
+    assert cells[0][1].startswith(ap)
+    diff = f"{m['diff_average_precision']:+.4f} [{m['diff_average_precision_ci_low']:+.4f}, "
+    assert cells[0][3].startswith(diff) and cells[2][3].endswith("%]")
+    # no challenger: the page is the one monitoring wrote before it compared challengers, byte for byte
+    none = replace(shadowed, metrics=shadowed.metrics | {"verdict": "no shadow"})
+    assert render(quiet, "x", none) == render(quiet, "x") and 'id="challenger' not in render(quiet, "x")
 
 
 def test_the_page_fetches_nothing_and_runs_no_script(drifted):
@@ -152,7 +212,6 @@ def test_the_feature_table_has_every_feature_drifted_ones_first(drifted):
 
 
 def test_an_empty_window_still_renders(quiet):
-    from dataclasses import replace
 
     from fraudpipe.monitoring.checks import FEATURE_TABLE_COLUMNS
     from fraudpipe.monitoring.segments import SEGMENT_COLUMNS
@@ -259,13 +318,14 @@ def test_a_browser_shows_the_report_withoutconsole_errors(browser, drifted, tmp_
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("which", ["drifted", "quiet"])
+@pytest.mark.parametrize("which", ["drifted", "quiet", "quiet+shadowed"])
 def test_the_first_screen_holds_the_verdict_what_to_do_and_the_daily_chart(laptop, which, request, tmp_path):
     from selenium.webdriver.common.by import By
 
-    result = request.getfixturevalue(which)
+    name, _, challenger = which.partition("+")
+    result = request.getfixturevalue(name)
     page = tmp_path / "report.html"
-    page.write_text(render(result), encoding="utf-8")
+    page.write_text(render(result, "", request.getfixturevalue(challenger) if challenger else None), encoding="utf-8")
     laptop.get(page.as_uri())
     assert console_errors(laptop) == []
     height = laptop.execute_script("return window.innerHeight")
@@ -274,11 +334,11 @@ def test_the_first_screen_holds_the_verdict_what_to_do_and_the_daily_chart(lapto
     def bottom(element_id: str) -> float:
         return laptop.execute_script(f"return document.getElementById('{element_id}').getBoundingClientRect().bottom")
 
-    for element_id in ("headline", "summary", "todo", "cards", "daily"):
+    for element_id in ("headline", "summary", "todo", "cards", "daily", *(["challenger"] if challenger else [])):
         element = laptop.find_element(By.ID, element_id)
         assert element.is_displayed() and bottom(element_id) <= height, (element_id, bottom(element_id), height)
     headline = laptop.find_element(By.ID, "headline").text
-    assert headline.startswith("Alert:" if which == "drifted" else "No alert:")
+    assert headline.startswith("Alert:" if name == "drifted" else "No alert:")
     assert laptop.find_element(By.ID, "todo").text.startswith("What to do:")
     decoded = laptop.execute_script("return document.querySelector('#daily img').naturalWidth")
     assert decoded > 0

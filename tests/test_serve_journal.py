@@ -152,7 +152,11 @@ def test_read_service_log_gives_the_snapshot_then_the_log(tmp_path):
         "alert",
         "threshold",
         "model_version",
+        "shadow_score",
+        "shadow_model",
+        "shadow_alert",
     ]
+    assert log.scored["shadow_score"].isna().all() and log.scored["shadow_model"].isna().all()  # no challenger
     coordinates = log.scored[["customer_x", "customer_y", "terminal_x", "terminal_y"]].to_numpy()
     assert coordinates[1].tolist() == [1.5, -2.0, 3.0, 4.0] and coordinates[4, :2].tolist() == [5.0, 6.0]
     assert np.isnan(coordinates[4, 2:]).all() and np.isnan(coordinates[[0, 2, 3, 5]]).all()

@@ -23,7 +23,9 @@ def test_preflight_names_what_does_not_fit(tmp_path):
         preflight(config(tmp_path, state=tmp_path / "nowhere"))
     other = w.config.model_copy(update={"customer_windows": (1, 7)})
     OnlineState.from_history(w.tx[w.tx[TX_DATETIME] < w.cut], other).save(tmp_path / "other-state")
-    with pytest.raises(BundleError, match=r"does not fit the state .*other-state: feature list differs"):
+    with pytest.raises(
+        BundleError, match=r"its features \[.*\] are not computed by this service's online state .*other-state"
+    ):
         preflight(config(tmp_path, state=tmp_path / "other-state"))
     shutil.copytree(w.bundle_dir, tmp_path / "no-sums")
     (tmp_path / "no-sums" / "SHA256SUMS").unlink()
@@ -73,13 +75,14 @@ def test_an_id_with_stray_whitespace_is_the_same_card_as_in_training(tmp_path):
 
 def test_the_service_answers_what_the_parity_replay_scores_and_times(tmp_path):
     """The latency and parity figures are measured on the code that serves: the service scores
-    with the same `OnlineScorer` that `replay` times, and answers exactly the replay's scores for
-    the same transactions in the same order (labels withheld: the service has none either)."""
+    with the feature row and row scorer that `OnlineScorer` (which `replay` times) uses, and answers
+    exactly the replay's scores for the same transactions in the same order (labels withheld: the
+    service has none either)."""
     w = world()
     service = Service.open(config(tmp_path))
     rows = w.test.head(400)
     answers = [service.score(tx(row))[0].score for row in rows.itertuples()]
-    assert type(service.scorer) is OnlineScorer and service.scorer.fast_path.on
+    assert service.fast_path.on and service.live.champion.columns is None  # the state's row as it is
     assert "fast path on (xgboost " in describe(service, service.config)
     service.close()
 

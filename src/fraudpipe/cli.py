@@ -244,6 +244,13 @@ def serve(
             "fraud-model@latest"
         ),
     ] = str(BUNDLE_DIR),
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="a challenger scored in the shadow on every request (same forms as --model): its score goes to "
+            "the service's log, never into the answer"
+        ),
+    ] = None,
     registry: Annotated[
         str, typer.Option(help="the git repository whose GTO tags --model's reference is read from (path or URL)")
     ] = ".",
@@ -323,6 +330,10 @@ def serve(
     limit_concurrency: Annotated[
         int, typer.Option(help="connections or requests in flight beyond which requests get 503 at once")
     ] = 1000,
+    follow_every: Annotated[
+        float,
+        typer.Option(help="seconds between two looks of a worker at the models the others serve (--store redis)"),
+    ] = 1.0,
 ) -> None:
     """Serve fraud scores over HTTP (FastAPI on uvicorn): POST /v1/score, /v1/score/batch, /v1/labels;
     GET /healthz, /readyz, /metrics; OpenAPI at /docs. By default one worker with the state in
@@ -331,18 +342,28 @@ def serve(
     /v1/admin/snapshot (and every --snapshot-every entries) writes a snapshot in the background and
     truncates the journal. With --store redis://... the state is in Redis, seeded once from --state
     and shared by --workers N processes (or several machines); Redis's append-only file is then the
-    durable log. Slow clients get 408 (--header-timeout, --body-timeout)."""
+    durable log. Slow clients get 408 (--header-timeout, --body-timeout). --shadow scores a challenger
+    beside the model and logs its score; POST /v1/admin/model (or SIGHUP: --model and --shadow read
+    again) swaps models without stopping (docs/serving.md)."""
     from fraudpipe.errors import PipelineError
     from fraudpipe.serve.config import ServeConfig
 
     try:
         bundle, release = _model(model, registry, model_cache)
+        challenger, shadow_release = (
+            (None, None) if shadow is None else _model(shadow, registry, model_cache, "--shadow")
+        )
     except PipelineError as exc:
         typer.echo(f"serve failed: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from None
     options = {
         "model": bundle,
         "release": release,
+        "shadow": challenger,
+        "shadow_release": shadow_release,
+        "registry": registry,
+        "model_cache": model_cache,
+        "follow_every": follow_every,
         "state": state,
         "journal_dir": journal_dir,
         "host": host,
@@ -385,11 +406,15 @@ def serve(
     raise typer.Exit(run(config))
 
 
-def _model(value: str, registry: str, cache: Path | None) -> tuple[Path, Release | None]:
-    """--model as a bundle directory, or the registry version it names, fetched (``serve.registry``)."""
+def _model(value: str, registry: str, cache: Path | None, option: str = "--model") -> tuple[Path, Release | None]:
+    """--model (or --shadow) as a bundle directory, or the registry version it names, fetched (``serve.registry``)."""
+    from fraudpipe.errors import PipelineError
     from fraudpipe.serve import registry as models
 
-    bundle, release = models.model_from(value, registry, models.MODEL_CACHE if cache is None else cache)
+    try:
+        bundle, release = models.model_from(value, registry, models.MODEL_CACHE if cache is None else cache)
+    except PipelineError as exc:  # the registry's lines name --model: say which option it was
+        raise type(exc)(str(exc).replace("--model ", f"{option} ", 1)) from None
     if release is not None:
         typer.echo(
             f"fraudpipe serve: {value} in {registry} is {release.label} (commit {release.commit[:12]}); "

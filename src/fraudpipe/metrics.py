@@ -222,7 +222,18 @@ def resampled_average_precision(
     return out
 
 
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+def day_resamples(n_days: int, config: IntervalConfig) -> np.ndarray:
+    """How often each of ``n_days`` days is drawn in each of ``config.resamples`` bootstrap resamples
+    (resamples x days), seeded: every figure resampled with one matrix moves with the same days, which
+    is what makes a difference of two models' figures a paired bootstrap."""
+    rng = np.random.default_rng(config.seed)
+    draws = rng.integers(0, n_days, size=(config.resamples, n_days))
+    counts = np.zeros((config.resamples, n_days))
+    np.add.at(counts, (np.arange(config.resamples).repeat(n_days), draws.ravel()), 1.0)
+    return counts
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     """The percentile interval of a bootstrap distribution, resamples without a value left out."""
     values = values[np.isfinite(values)]
     if not len(values):
@@ -247,18 +258,15 @@ def bootstrap_intervals(table: pd.DataFrame, scores: np.ndarray, k: int, config:
     if not n_days:
         return out
     day_of_row = np.unique(days, return_inverse=True)[1]
-    rng = np.random.default_rng(config.seed)
-    draws = rng.integers(0, n_days, size=(config.resamples, n_days))
-    counts = np.zeros((config.resamples, n_days))
-    np.add.at(counts, (np.arange(config.resamples).repeat(n_days), draws.ravel()), 1.0)
+    counts = day_resamples(n_days, config)
 
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     sorted_labels, sorted_scores, sorted_days = labels[order], np.asarray(scores)[order], day_of_row[order]
     ap = resampled_average_precision(sorted_labels, sorted_scores, sorted_days, counts)
     per_day = card_precision_per_day(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k)
     cp = counts @ per_day / n_days
-    out["average_precision_ci_low"], out["average_precision_ci_high"] = _percentiles(ap, config.confidence)
-    out["card_precision_at_k_ci_low"], out["card_precision_at_k_ci_high"] = _percentiles(cp, config.confidence)
+    out["average_precision_ci_low"], out["average_precision_ci_high"] = percentile_interval(ap, config.confidence)
+    out["card_precision_at_k_ci_low"], out["card_precision_at_k_ci_high"] = percentile_interval(cp, config.confidence)
     return out
 
 

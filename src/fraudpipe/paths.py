@@ -69,6 +69,7 @@ DRIFT = Path("reports/monitoring/drift.json")
 MONITOR_FEATURES = Path("reports/monitoring/features.json")
 MONITOR_REPORT = Path("reports/monitoring/report.html")
 MONITOR_HISTORY = Path("reports/monitoring/history.json")  # one point per window and model (persist)
+CHALLENGER = Path("reports/monitoring/challenger.json")  # champion against the shadow challenger
 
 # serve
 JOURNAL_DIR = Path("serving")  # the service's durable log and snapshots (conf/monitor: journal_dir)

@@ -70,6 +70,11 @@ SNAPSHOTS_DIR = "snapshots"
 SNAPSHOT_MARK = "service.json"  # written last into a snapshot: its journal seq; a snapshot without it is incomplete
 TRANSACTION, LABEL = "transaction", "label"  # the kinds of journal entry
 SCORED_FILE = "scored.parquet"
+#: The challenger's answer beside the champion's (``fraudpipe serve --shadow``): its score (NaN where no
+#: challenger scored the transaction), its version (None: none), whether its own threshold alerted
+#: (None: none). Logs written before the shadow existed lack them: they read as NaN / None.
+SHADOW_SCORE, SHADOW_MODEL, SHADOW_ALERT = "shadow_score", "shadow_model", "shadow_alert"
+SHADOW_COLUMNS = (SHADOW_SCORE, SHADOW_MODEL, SHADOW_ALERT)
 #: scored.parquet (in a snapshot): every retained transaction the service scored, with its answer.
 SCORED_COLUMNS = (
     TRANSACTION_ID,
@@ -82,6 +87,7 @@ SCORED_COLUMNS = (
     "alert",
     "threshold",
     "model_version",
+    *SHADOW_COLUMNS,
     TX_FRAUD,
 )
 #: The columns of the journal's ``events`` table, in order: an entry's seq and kind, the scored
@@ -132,9 +138,12 @@ class Answer(NamedTuple):
     alert: bool
     threshold: float
     model_version: str
+    shadow_score: float | None = None  # the challenger's (``SHADOW_COLUMNS``); absent from older records
+    shadow_model: str | None = None
+    shadow_alert: bool | None = None
 
     def to_json(self) -> str:
-        return json.dumps(list(self))
+        return json.dumps(list(self) if self.shadow_model is not None else list(self)[:9])
 
     @classmethod
     def from_json(cls, raw: str) -> Answer:
@@ -169,7 +178,8 @@ class ServiceLog:
     """What the service scored and the labels it received (``read_service_log``)."""
 
     #: transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, the coordinates the request
-    #: carried (NaN where none), score, alert, threshold, model_version
+    #: carried (NaN where none), score, alert, threshold, model_version, and the challenger's
+    #: shadow_score (NaN where none scored), shadow_model (None), shadow_alert (None)
     scored: pd.DataFrame
     #: transaction_id, tx_fraud, received_at (wall clock; NaT: the label was already known when the
     #: snapshot was written), known_at (the service's clock then: the newest transaction time it had
@@ -188,6 +198,7 @@ SCORED_LOG_COLUMNS = (
     "alert",
     "threshold",
     "model_version",
+    *SHADOW_COLUMNS,
 )
 LABEL_LOG_COLUMNS = (TRANSACTION_ID, TX_FRAUD, "received_at", "known_at")
 
@@ -228,14 +239,12 @@ def read_journal_log(directory: Path) -> ServiceLog:
     after = snapshot[1] if snapshot else 0
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        rows = db.execute(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,)
-        ).fetchall()
+        rows = db.execute(f"SELECT {event_selection(db)} FROM events WHERE seq > ? ORDER BY seq", (after,)).fetchall()
     finally:
         db.close()
     log = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
     log[TX_DATETIME] = pd.to_datetime(log[TX_DATETIME]).astype(DATETIME_DTYPE)
-    kept = read_parquet(snapshot[0] / SCORED_FILE) if snapshot else None
+    kept = with_shadow(read_parquet(snapshot[0] / SCORED_FILE)) if snapshot else None
     start = kept[TX_DATETIME].max() if kept is not None and len(kept) else None
     log["known_at"] = service_clock(log[TX_DATETIME].to_numpy(), start)
     tx_rows, label_rows = log[log["kind"] == TRANSACTION], log[log["kind"] == LABEL]
@@ -256,6 +265,19 @@ def read_journal_log(directory: Path) -> ServiceLog:
             ),
         )
     return ServiceLog(typed_log(scored, SCORED_LOG_COLUMNS), typed_log(labels, LABEL_LOG_COLUMNS))
+
+
+def event_selection(db: sqlite3.Connection) -> str:
+    """``EVENT_COLUMNS`` as a SELECT list on a journal's ``events`` table, NULL for the shadow columns
+    of a journal written before they existed."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    return ", ".join(c if c in present or c not in SHADOW_COLUMNS else f"NULL AS {c}" for c in EVENT_COLUMNS)
+
+
+def with_shadow(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``scored.parquet`` table with the shadow columns (NaN / None in one written before them)."""
+    missing = {SHADOW_SCORE: np.nan, SHADOW_MODEL: None, SHADOW_ALERT: None}
+    return table.assign(**{c: v for c, v in missing.items() if c not in table})
 
 
 def service_clock(times: np.ndarray, start: pd.Timestamp | None = None) -> np.ndarray:
@@ -324,6 +346,9 @@ def _answers_frame(tids: list[str], answers: list[Answer]) -> pd.DataFrame:
             "alert": [a.alert for a in answers],
             "threshold": [a.threshold for a in answers],
             "model_version": [a.model_version for a in answers],
+            SHADOW_SCORE: [np.nan if a.shadow_score is None else a.shadow_score for a in answers],
+            SHADOW_MODEL: [a.shadow_model for a in answers],
+            SHADOW_ALERT: [a.shadow_alert for a in answers],
         },
         columns=list(SCORED_LOG_COLUMNS),
     )
@@ -338,6 +363,7 @@ def typed_log(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFra
         "threshold": np.float64,
         TX_AMOUNT: np.float64,
         "score": np.float64,
+        SHADOW_SCORE: np.float64,
         "alert": bool,
         TX_FRAUD: np.int8,
         **dict.fromkeys(COORDINATE_COLUMNS, np.float64),
@@ -348,6 +374,10 @@ def typed_log(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFra
             out[c] = id_array([str(v) for p in parts for v in p[c].tolist()])
         elif c == "model_version":
             out[c] = pd.array([str(v) for p in parts for v in p[c].tolist()], dtype="str")
+        elif c == SHADOW_MODEL:  # None where no challenger scored
+            out[c] = pd.array([None if _missing(v) else str(v) for p in parts for v in p[c].tolist()], dtype="str")
+        elif c == SHADOW_ALERT:  # SQLite's 0/1, Parquet's nullable booleans, JSON's true/false; None: none
+            out[c] = pd.array([None if _missing(v) else bool(v) for p in parts for v in p[c].tolist()], dtype="boolean")
         else:
             kind = dtypes[c]
             out[c] = (
@@ -356,3 +386,7 @@ def typed_log(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFra
                 else np.array([], dtype=kind)
             )
     return pd.DataFrame(out)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)

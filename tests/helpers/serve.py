@@ -4,7 +4,9 @@ days, the online state before the test period) and a real `fraudpipe serve` proc
 from __future__ import annotations
 
 import functools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.features.online import OnlineState
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
+from fraudpipe.model.bundle import write_checksums
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.schema import TransactionIn
 from helpers.net import free_port
@@ -76,6 +79,37 @@ def world() -> World:
     OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config).save(root / "state")
     OnlineState.from_history(tx[tx[TX_DATETIME] < cut], config, late_days=1).save(root / "late_state")
     return World(tx, table, config, cut, root / "bundle", root / "state", root / "late_state")
+
+
+def _train(name: str, overrides: list[str], drop: tuple[str, ...] = ()) -> Path:
+    w = world()
+    params = compose(CONF, [*SIMULATOR, *overrides])
+    model_config = ModelConfig.parse(params["model"] | {"threshold_validation_days": 0}, "model")
+    path = Path(tempfile.mkdtemp(prefix=f"fraudpipe-serve-{name}-")) / "bundle"
+    save_bundle(train_bundle(w.table[w.table[TX_DATETIME] < w.cut].drop(columns=list(drop)), model_config), path)
+    return path
+
+
+@functools.cache
+def challenger() -> Path:
+    """A second bundle on the world's features (other settings: another version, other scores)."""
+    return _train("challenger", ["model.n_estimators=8", "model.max_depth=3"])
+
+
+@functools.cache
+def fewer_features() -> Path:
+    """A bundle trained without one of the state's features: a subset the service can still score."""
+    return _train("fewer", ["model.n_estimators=8"], drop=("terminal_id_risk_30day_window",))
+
+
+def foreign_features(directory: Path) -> Path:
+    """A copy of the world's bundle whose feature list names one the state does not compute (sums rewritten)."""
+    shutil.copytree(world().bundle_dir, directory)
+    meta = json.loads((directory / "bundle.json").read_text())
+    meta["features"][-1] = "customer_id_nb_tx_90day_window"
+    (directory / "bundle.json").write_text(json.dumps(meta))
+    write_checksums(directory)
+    return directory
 
 
 def body(row: Any, **changes: Any) -> dict[str, Any]:

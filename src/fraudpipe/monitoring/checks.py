@@ -190,6 +190,14 @@ def known_compromised(current: pd.DataFrame, known: np.ndarray, delay_days: int)
     return out
 
 
+def measured_mask(current: pd.DataFrame, delay_days: int, remove_known: bool) -> np.ndarray:
+    """The rows performance is measured on: labelled (``labelled_mask``) and, when the test period's
+    figures were measured without the cards already known compromised (``remove_known``:
+    `split.remove_known_compromised`), without those, so that live figures compare with the test's."""
+    known = labelled_mask(current, delay_days)
+    return known & ~known_compromised(current, known, delay_days) if remove_known else known
+
+
 def performance(
     current: pd.DataFrame,
     scores: np.ndarray,

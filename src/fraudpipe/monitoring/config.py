@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
+from fraudpipe.metrics import IntervalConfig
 from fraudpipe.paths import PREDICTIONS
 
 Share = Annotated[float, Field(gt=0, le=1)]
@@ -58,6 +59,24 @@ class SegmentChecks(Config):
         return self
 
 
+class ChallengerChecks(Config):
+    """``monitor.challenger``: when the challenger the service scored in the shadow (`fraudpipe serve
+    --shadow`) replaces the champion. Judged on the labelled shadow rows: a verdict needs
+    ``min_frauds`` labelled frauds over ``min_days`` days (fewer: undecided); promotion needs the
+    paired interval of the AP difference above ``ap_margin``, the card precision@k difference's
+    interval not below ``-cp_tolerance``, and the challenger's alert rate inside the band
+    ``monitor.prediction.alert_rate_change`` draws around the training period's. ``threshold``: the
+    challenger's decision threshold, when the log carries its score but not its alert (null: the
+    logged alert). ``interval``: the paired bootstrap over days (level, resamples, seed)."""
+
+    min_frauds: int = Field(ge=1)
+    min_days: int = Field(ge=2)
+    ap_margin: Annotated[float, Field(ge=0, lt=1)]
+    cp_tolerance: Annotated[float, Field(ge=0, le=1)]
+    threshold: Annotated[float, Field(ge=0, le=1)] | None
+    interval: IntervalConfig
+
+
 class WindowInputs(Config):
     """``monitor.window_inputs``: what each kind of current window is read from, by ``current``."""
 
@@ -83,6 +102,7 @@ class MonitorConfig(Config):
     prediction: PredictionChecks
     performance: PerformanceChecks
     segments: SegmentChecks
+    challenger: ChallengerChecks
     calibration_bins: int = Field(ge=2)
     report_max_plots: int = Field(ge=0)
 

@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from fraudpipe.monitoring.challenger import KEEP, NO_SHADOW, PROMOTE, UNDECIDED, Comparison
 from fraudpipe.monitoring.figures import daily_figure
 from fraudpipe.monitoring.markup import esc, figure, number, percent
 from fraudpipe.monitoring.monitor import MonitorResult, moved
@@ -104,8 +105,22 @@ def _cards(result: MonitorResult) -> str:
     )
 
 
-def first_screen(result: MonitorResult, verdict: str, source: str) -> str:
-    """The verdict, its reason, what to do, the headline figures and the daily chart."""
+def challenger_line(comparison: Comparison | None) -> str:
+    """One line on the challenger scored in the shadow, when one ran: its verdict and what it rests on."""
+    if comparison is None or comparison.verdict == NO_SHADOW:
+        return ""
+    m = comparison.metrics
+    said = {PROMOTE: "promote it", KEEP: "keep the champion", UNDECIDED: "undecided"}[comparison.verdict]
+    return (
+        f'<p id="challenger"><strong>Challenger {esc(m["challenger_version"])}, scored in the shadow:</strong> '
+        f"{esc(said)}, on {number(m['n_labelled'])} labelled rows ({number(m['n_labelled_frauds'])} frauds, "
+        f'{number(m["n_days"])} days); see <a href="#champion-and-challenger">Champion and challenger</a>.</p>'
+    )
+
+
+def first_screen(result: MonitorResult, verdict: str, source: str, comparison: Comparison | None = None) -> str:
+    """The verdict, its reason, what to do, the challenger's verdict (when one ran in the shadow), the
+    headline figures and the daily chart."""
     m, periods = result.metrics, result.periods
     current_rows = esc(source) if source else f"{number(m['n_current'])} rows"
     daily = (
@@ -123,7 +138,7 @@ current {esc(periods.get("current", ""))}, {current_rows}, {number(m["n_labelled
 <p id="summary" class="{verdict}">{esc(result.summary)}</p>
 <p id="todo"><strong>What to do:</strong> {esc(_to_do(result, verdict))}</p>
 </div>
-{_cards(result)}
+{challenger_line(comparison)}{_cards(result)}
 <h2 class="first">Alerts and their precision, day by day</h2>
 <div id="daily">{daily}</div>
 <p class="note">Dotted lines: each period's overall figure. Precision counts the flagged transactions whose

@@ -25,8 +25,8 @@ from fraudpipe.monitoring.checks import (
     dataset_drift,
     drifted_features,
     feature_table,
-    known_compromised,
     labelled_mask,
+    measured_mask,
     performance,
     prediction_drift,
 )
@@ -137,8 +137,7 @@ def monitor(
         reference_scores, current_scores, threshold, config.prediction, config.features.psi_bins
     )
     known = labelled_mask(current, delay_days)
-    # Performance like the test period's: without the cards already known compromised, when split drops them there.
-    measured = known & ~known_compromised(current, known, delay_days) if remove_known else known
+    measured = measured_mask(current, delay_days, remove_known)
     perf = performance(current, current_scores, measured, test_metrics, config.performance)
 
     labels = current[TX_FRAUD].fillna(0).to_numpy(dtype=np.int8)

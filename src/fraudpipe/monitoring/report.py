@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from fraudpipe.monitoring.challenger import NO_SHADOW, Comparison
 from fraudpipe.monitoring.figures import calibration_figure, distribution_figure, score_figure
 from fraudpipe.monitoring.first_screen import first_screen
 from fraudpipe.monitoring.markup import esc, figure, number, percent, table, yes_no
@@ -166,7 +167,59 @@ is flagged here and never raises the alert.</p>
 {gaps}"""
 
 
-def _evidence(result: MonitorResult) -> str:
+def _with_interval(m: Mapping[str, float | int | str], key: str, form: str) -> str:
+    """A figure of the comparison and its interval in ``form`` (a format spec), ``n/a`` where undefined."""
+    value, low, high = (float(m[k]) for k in (key, f"{key}_ci_low", f"{key}_ci_high"))
+    shown = [format(v, form) if math.isfinite(v) else "n/a" for v in (value, low, high)]
+    return f"{shown[0]} [{shown[1]}, {shown[2]}]"
+
+
+def _challenger(comparison: Comparison | None) -> str:
+    """Champion against the challenger on the labelled shadow rows: the verdict and the rule that decided
+    it, each figure with its interval, and the rows compared and left out. Only when a challenger ran."""
+    if comparison is None or comparison.verdict == NO_SHADOW:
+        return ""
+    m = comparison.metrics
+    head, _, rules = comparison.reason.partition(": ")  # the verdict in words, then the rules that decided it
+    k = int(m["card_precision_k"])
+    level = f"{float(m['ci_level']):.0%}"
+    rows = [
+        ("average precision", "average_precision", ".4f"),
+        (f"card precision@{k} (per day)", "card_precision_at_k", ".4f"),
+        ("alert rate", "alert_rate", ".3%"),
+    ]
+    figures = table(
+        "challenger-table",
+        ["figure", "champion", "challenger", "difference (challenger - champion)"],
+        (
+            (
+                [
+                    esc(title),
+                    _with_interval(m, f"champion_{key}", form),
+                    _with_interval(m, f"challenger_{key}", form),
+                    _with_interval(m, f"diff_{key}", "+" + form),
+                ],
+                "",
+            )
+            for title, key, form in rows
+        ),
+    )
+    return f"""
+<h2 id="champion-and-challenger">Champion and challenger</h2>
+<p id="challenger-verdict"><strong>{esc(head[:1].upper() + head[1:])}:</strong> {esc(rules)}</p>
+<p class="note">Champion {esc(m["champion_version"])} (the service's answers) against challenger
+{esc(m["challenger_version"])} (scored in the shadow, never answered) on the {number(m["n_labelled"])} shadow rows
+whose labels count ({number(m["n_labelled_frauds"])} frauds over {number(m["n_days"])} days), of
+{number(m["n_shadow"])} the challenger scored in a window of {number(m["n_window"])};
+{number(m["n_unlabelled"])} left out (label not received yet, younger than the label delay, or a card already
+known compromised), {number(m["n_other_challengers"])} scored by an earlier challenger left out. In brackets, the
+{level} interval over whole days; the difference's comes from the same resampled days for both models.
+The training period's alert-rate band: {percent(float(m["alert_rate_band_low"]), 3)} ..
+{percent(float(m["alert_rate_band_high"]), 3)}.</p>
+{figures}"""
+
+
+def _evidence(result: MonitorResult, comparison: Comparison | None = None) -> str:
     """Everything behind the verdict."""
     m = result.metrics
     kinds = dict(zip(result.features["feature"], result.features["kind"]))
@@ -238,7 +291,7 @@ PSI over quantile bins of the reference for every feature. What the statistics m
 <h2>Drifted features</h2>
 {feature_plots_note}<div class="figures">{feature_plots}</div>
 <h2>Performance once labels are known</h2>
-{performance}
+{performance}{_challenger(comparison)}
 <h2>Segments</h2>
 {_segments(result)}
 <h2>Calibration</h2>
@@ -249,11 +302,12 @@ line the scores mean what they say.</p>
 """
 
 
-def render(result: MonitorResult, source: str = "") -> str:
-    """The report as one HTML document; ``source`` says what the current window is (`monitor_window`)."""
+def render(result: MonitorResult, source: str = "", comparison: Comparison | None = None) -> str:
+    """The report as one HTML document; ``source`` says what the current window is (`monitor_window`),
+    ``comparison`` how a challenger scored in the shadow did (a section and a first-screen line when one ran)."""
     m = result.metrics
     verdict = "alert" if bool(m["alert"]) else "empty" if not m["n_current"] else "ok"
-    body = first_screen(result, verdict, source) + _evidence(result)
+    body = first_screen(result, verdict, source, comparison) + _evidence(result, comparison)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

@@ -34,18 +34,30 @@ from fraudpipe.contract import (
 from fraudpipe.errors import DataError
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.scoring.batch import PREDICTION_COLUMNS
-from fraudpipe.servicelog import ServiceLog
+from fraudpipe.servicelog import SHADOW_ALERT, SHADOW_MODEL, SHADOW_SCORE, ServiceLog
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """What a challenger scored in the shadow of the window's rows, row for row: never an answer, only
+    the log's record of what it would have answered."""
+
+    scores: np.ndarray  # float64; NaN where no challenger scored the row
+    models: np.ndarray  # the challenger's version, "" where none
+    alerts: np.ndarray | None  # bool, when the log carries them (shadow_alert)
 
 
 @dataclass(frozen=True)
 class Window:
     """The current window: its rows (contract columns and the model's features), the score and the
-    alert each got, and one line saying where they come from."""
+    alert each got, one line saying where they come from, and what a challenger scored in the shadow
+    (only a service's log has one)."""
 
     frame: pd.DataFrame
     scores: np.ndarray
     alerts: np.ndarray
     description: str
+    shadow: Shadow | None = None
 
 
 def predictions_window(live: pd.DataFrame, predictions: pd.DataFrame, version: str) -> Window:
@@ -130,7 +142,29 @@ def service_log_window(
     described = f"{len(logged):,} transactions the service scored with {version}" + (
         f" ({others:,} scored by other model versions left out)" if others else ""
     )
-    return Window(frame, logged["score"].to_numpy(np.float64)[rows], logged["alert"].to_numpy(np.int8)[rows], described)
+    return Window(
+        frame,
+        logged["score"].to_numpy(np.float64)[rows],
+        logged["alert"].to_numpy(np.int8)[rows],
+        described,
+        shadow_of(logged, rows),
+    )
+
+
+def shadow_of(logged: pd.DataFrame, rows: np.ndarray) -> Shadow | None:
+    """The challenger's columns of the logged rows ``rows``, when the log has them (a service started
+    with ``--shadow`` writes them; an older log has none: no shadow)."""
+    if SHADOW_SCORE not in logged:
+        return None
+    models = logged[SHADOW_MODEL] if SHADOW_MODEL in logged else pd.Series("", index=logged.index)
+    alerts = (
+        logged[SHADOW_ALERT].astype("boolean").fillna(False).to_numpy(bool)[rows] if SHADOW_ALERT in logged else None
+    )
+    return Shadow(
+        pd.to_numeric(logged[SHADOW_SCORE]).to_numpy(np.float64, na_value=np.nan)[rows],
+        np.array([str(m) for m in models.fillna("").tolist()], dtype=object)[rows],
+        alerts,
+    )
 
 
 def _union(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:

@@ -8,9 +8,10 @@ from bytes with pydantic; responses are JSON bytes built directly. Every malform
 4xx whose body names the field (``schema.problems``), never a 500; a body not sent as
 ``application/json`` gets 415.
 
-Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot, /v1/admin/period (these
-need the API key when its variable is set); GET /healthz, /readyz, /metrics, and the OpenAPI schema at
-/openapi.json (/docs renders it).
+Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot, /v1/admin/period,
+/v1/admin/model (these need the API key when its variable is set); GET /healthz, /readyz, /metrics, and
+the OpenAPI schema at /openapi.json (/docs renders it). Signals: SIGUSR1 writes a snapshot, SIGHUP
+reloads the models (``serve.swap``).
 
 The answers and body parsing are in ``responses``; the uvicorn server that runs this app in
 ``server``.
@@ -39,6 +40,7 @@ from fraudpipe.errors import PipelineError
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.limits import BodyTimeout, configure
 from fraudpipe.serve.metrics import Metrics, MetricsMiddleware
+from fraudpipe.serve.models import Live
 from fraudpipe.serve.responses import (
     ERRORS,
     Answer,
@@ -65,6 +67,7 @@ from fraudpipe.serve.schema import (
 )
 from fraudpipe.serve.service import Refused, Service, describe, store_name
 from fraudpipe.serve.stores.base import StoreUnavailable
+from fraudpipe.serve.swap import ModelIn, Swapper
 
 API_KEY_HEADER = "X-API-Key"
 ROUTES = frozenset(
@@ -74,6 +77,7 @@ ROUTES = frozenset(
         "/v1/labels",
         "/v1/admin/snapshot",
         "/v1/admin/period",
+        "/v1/admin/model",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -93,7 +97,20 @@ def _size(service: Service) -> dict[str, int]:
 
 class _Holder:
     service: Service | None = None
+    swapper: Swapper | None = None
     failure: str | None = None
+
+
+def _show(metrics: Metrics, live: Live) -> None:
+    """The models serving, in /metrics."""
+    champion, shadow = live.champion, live.shadow
+    metrics.serving(
+        champion.version,
+        champion.release,
+        champion.threshold,
+        champion.fast_path,
+        None if shadow is None else (shadow.version, shadow.release),
+    )
 
 
 def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = None) -> FastAPI:
@@ -117,11 +134,14 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             loop.add_signal_handler(
                 signal.SIGUSR1, _snapshot_on_signal
             )  # before loading: a signal then must not kill it
+            loop.add_signal_handler(signal.SIGHUP, _reload_on_signal)
         task = asyncio.create_task(_load())
         try:
             yield
         finally:
             task.cancel()
+            if holder.swapper is not None:
+                holder.swapper.stop()
             if holder.service is not None:
                 holder.service.close()
 
@@ -141,11 +161,14 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             service.version,
             service.release,
             service.threshold,
-            service.scorer.fast_path,
+            service.fast_path,
             lambda: _size(service),
             service.journal_entries,
         )
+        _show(metrics, service.live)
         metrics.capped(service.capacity.caps)
+        holder.swapper = Swapper(service, _swapped)
+        holder.swapper.start()
         print(describe(service, config), flush=True)
 
     def _fail(message: str) -> None:
@@ -153,6 +176,20 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         print(message, file=sys.stderr, flush=True)
         if on_fatal is not None:
             on_fatal(message)
+
+    def _swapped(live: Live) -> None:
+        _show(metrics, live)
+        metrics.swaps.inc()
+
+    reloads: set[asyncio.Task] = set()  # the SIGHUP reloads running (a reference keeps each task alive)
+
+    def _reload_on_signal() -> None:
+        if holder.swapper is None:
+            print("fraudpipe serve: SIGHUP ignored: the models are not loaded yet", file=sys.stderr, flush=True)
+            return
+        task = asyncio.get_running_loop().create_task(holder.swapper.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     def _snapshot_on_signal() -> None:
         if holder.service is None:
@@ -352,14 +389,19 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             size = service.store.size()
         except StoreUnavailable as exc:
             return json_response(503, {"status": "store unavailable", "detail": str(exc)})
+        live = service.live  # the models serving now (a swap replaces them)
+        release = live.champion.source.release
         return json_response(
             200,
             {
                 "status": "ready",
-                "model_version": service.version,
-                "model_registry_version": service.release,  # fraud-model@v1.2.0, or null: served from a path
-                "model_reference": config.release.reference if config.release else None,
-                "model_commit": config.release.commit if config.release else None,
+                "model_version": live.champion.version,
+                "model_registry_version": live.champion.release,  # fraud-model@v1.2.0, or null: from a path
+                "model_reference": release.reference if release else None,
+                "model_commit": release.commit if release else None,
+                "shadow_model_version": None if live.shadow is None else live.shadow.version,
+                "shadow_registry_version": None if live.shadow is None else live.shadow.release,
+                "model_generation": live.generation,
                 "store": store,
                 "workers": config.workers,
                 "pid": os.getpid(),
@@ -396,5 +438,22 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         )
         return json_response(200, done)
 
-    add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn, PeriodIn))
+    @app.post(
+        "/v1/admin/model",
+        summary="Swap the models: a new champion, a challenger in the shadow (null drops it), or promote it",
+        **_doc(ModelIn, None, 400, 401, 409, 413, 415, 422, 503),
+        **secured,
+    )
+    async def swap_model(request: Request) -> Response:
+        try:
+            _, body = await _prepare(request, ModelIn)
+            assert holder.swapper is not None  # set with the service
+            try:
+                return json_response(200, await holder.swapper.request(body))
+            except Refused as exc:
+                raise refused_answer(exc) from None
+        except Answer as answer:
+            return error_response(answer)
+
+    add_body_schemas(app, (TransactionIn, ScoreBatchIn, LabelIn, PeriodIn, ModelIn))
     return app

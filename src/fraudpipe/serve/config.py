@@ -66,6 +66,13 @@ class ServeConfig(Config):
 
     model: Path  # the bundle directory (a registry reference's: the fetched copy, ``serve.registry``)
     release: Release | None = None  # the registry version --model named; None: served from a path
+    #: the challenger scored in the shadow (``serve.models``): its bundle directory and registry version
+    shadow: Path | None = None
+    shadow_release: Release | None = None
+    registry: str = "."  # the git repository whose GTO tags references are read from (a swap's too)
+    model_cache: Path | None = None  # where fetched bundles are kept (None: ``serve.registry.MODEL_CACHE``)
+    #: seconds between two looks of a worker at the models the shared state records (several workers)
+    follow_every: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
     state: Path  # the online state snapshot to start from when the journal directory has none of its own
     journal_dir: Path  # the durable log and the service's own snapshots
     host: str
@@ -108,6 +115,17 @@ class ServeConfig(Config):
                 key="workers",
             )
         return self
+
+    @property
+    def model_given(self) -> str:
+        """--model as given: the registry reference, or the bundle directory."""
+        return self.release.reference if self.release else str(self.model)
+
+    @property
+    def shadow_given(self) -> str | None:
+        if self.shadow is None:
+            return None
+        return self.shadow_release.reference if self.shadow_release else str(self.shadow)
 
     @property
     def shared(self) -> bool:

@@ -30,6 +30,8 @@ Schema (``<journal dir>/journal.sqlite3``, table ``events``; one row per accepte
     alert                                 INTEGER  1 when score >= threshold
     threshold                             REAL
     model_version                         TEXT   "<estimator>-<12 hex digits>"
+    shadow_score, shadow_model, shadow_alert   REAL, TEXT, INTEGER   the challenger's (``--shadow``);
+                                          NULL when none scored it (columns added to an older journal on open)
     -- label rows
     tx_fraud                              INTEGER  0 or 1
     received_at     TEXT     wall clock (UTC, ISO 8601) when the entry was accepted
@@ -73,9 +75,13 @@ from fraudpipe.servicelog import (
     EVENT_COLUMNS,
     JOURNAL_FILE,
     LABEL,
+    SHADOW_ALERT,
+    SHADOW_MODEL,
+    SHADOW_SCORE,
     SNAPSHOT_MARK,
     SNAPSHOTS_DIR,
     TRANSACTION,
+    event_selection,
     latest_snapshot,
 )
 
@@ -91,6 +97,7 @@ CREATE TABLE IF NOT EXISTS events (
     customer_id TEXT, terminal_id TEXT, tx_datetime TEXT, tx_amount REAL,
     customer_x REAL, customer_y REAL, terminal_x REAL, terminal_y REAL,
     score REAL, alert INTEGER, threshold REAL, model_version TEXT,
+    shadow_score REAL, shadow_model TEXT, shadow_alert INTEGER,
     tx_fraud INTEGER CHECK (tx_fraud IN (0, 1)),
     received_at TEXT NOT NULL
 );
@@ -98,10 +105,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _INSERT_TX = (
     "INSERT INTO events (kind, transaction_id, customer_id, terminal_id, tx_datetime, tx_amount, "
-    "customer_x, customer_y, terminal_x, terminal_y, score, alert, threshold, model_version, received_at) "
+    "customer_x, customer_y, terminal_x, terminal_y, score, alert, threshold, model_version, "
+    "shadow_score, shadow_model, shadow_alert, received_at) "
     f"VALUES ('{TRANSACTION}', "
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: Columns added after format 1 was first written: an older journal gets them on open (NULL in its rows).
+_ADDED = {SHADOW_SCORE: "REAL", SHADOW_MODEL: "TEXT", SHADOW_ALERT: "INTEGER"}
 _INSERT_LABEL = f"INSERT INTO events (kind, transaction_id, tx_fraud, received_at) VALUES ('{LABEL}', ?, ?, ?)"
 
 
@@ -144,6 +154,10 @@ class Journal:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA wal_autocheckpoint = 0")  # see the module docstring
             self._db.executescript(_SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            for column, kind in _ADDED.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
             found = self.get_meta("format")
             self._frame_bytes = self._db.execute("PRAGMA page_size").fetchone()[0] + 24  # + the frame header
         except sqlite3.DatabaseError as exc:
@@ -214,6 +228,9 @@ class Journal:
                 int(scored.alert),
                 scored.threshold,
                 scored.model_version,
+                scored.shadow_score,
+                scored.shadow_model,
+                None if scored.shadow_alert is None else int(scored.shadow_alert),
                 _now(),
             ),
         )
@@ -294,7 +311,7 @@ class Journal:
 
     def entries(self, after: int) -> Iterator[Entry]:
         """The entries after seq ``after``, in order."""
-        rows = self._db.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq", (after,))
+        rows = self._db.execute(f"SELECT {event_selection(self._db)} FROM events WHERE seq > ? ORDER BY seq", (after,))
         for row in rows:
             yield _entry(dict(zip(EVENT_COLUMNS, row)))
 
@@ -339,7 +356,7 @@ def read_entries(directory: Path, after: int, through: int) -> list[Entry]:
     db = sqlite3.connect(f"{(directory / JOURNAL_FILE).resolve().as_uri()}?mode=ro", uri=True)
     try:
         rows = db.execute(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", (after, through)
+            f"SELECT {event_selection(db)} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", (after, through)
         ).fetchall()
     finally:
         db.close()
@@ -388,4 +405,17 @@ def _entry(row: dict[str, Any]) -> Entry:
         row[TX_AMOUNT],
         tuple(row[c] for c in COORDINATE_COLUMNS),
     )
-    return Entry(row["seq"], Scored(tx, row["score"], bool(row["alert"]), row["threshold"], row["model_version"]))
+    shadow, challenger, alert = row[SHADOW_SCORE], row[SHADOW_MODEL], row[SHADOW_ALERT]
+    return Entry(
+        row["seq"],
+        Scored(
+            tx,
+            row["score"],
+            bool(row["alert"]),
+            row["threshold"],
+            row["model_version"],
+            shadow,
+            challenger,
+            None if alert is None else bool(alert),
+        ),
+    )

@@ -10,7 +10,9 @@ One registry per app (the service runs one worker, so these are the whole servic
 - ``fraudpipe_alerts_total{model_version}``: of those, how many were alerts (score >= threshold);
 - ``fraudpipe_retries_total``: transactions sent again and answered from the record;
 - ``fraudpipe_labels_total{tx_fraud}``: labels received;
-- ``fraudpipe_model_info{model_version,registry_version}`` (1) and ``fraudpipe_model_threshold``;
+- ``fraudpipe_model_info{model_version,registry_version}`` (1) and ``fraudpipe_model_threshold``: the
+  champion serving now (a swap replaces the series); ``fraudpipe_shadow_model_info{...}`` the same for
+  the challenger scored in the shadow (no series: none); ``fraudpipe_model_swaps_total``: swaps done;
 - ``fraudpipe_scoring_fast_path{reason}``: 1 when one-row scoring runs on XGBoost's C entry point,
   0 on the slower fallback (``scoring.row``), ``reason`` saying why (an XGBoost upgrade shows here);
 - ``fraudpipe_state_transactions`` / ``_customers`` / ``_terminals`` / ``_scored``: what the state
@@ -78,6 +80,13 @@ class Metrics:
             ["model_version", "registry_version"],
             registry=r,
         )
+        self.shadow_info = Gauge(
+            "fraudpipe_shadow_model_info",
+            "The challenger scored in the shadow (value 1; logged, not answered)",
+            ["model_version", "registry_version"],
+            registry=r,
+        )
+        self.swaps = Counter("fraudpipe_model_swaps", "Swaps of the models serving (a route or a signal)", registry=r)
         self.threshold = Gauge("fraudpipe_model_threshold", "The alert threshold of the model", registry=r)
         self.fast_path = Gauge(
             "fraudpipe_scoring_fast_path",
@@ -112,14 +121,31 @@ class Metrics:
         size: Callable[[], dict[str, int]],
         journal_entries: Callable[[], int],
     ) -> None:
-        self.model_info.labels(model_version=version, registry_version=release or "").set(1)
-        self.threshold.set(threshold)
-        self.fast_path.labels(reason=fast_path.reason).set(int(fast_path.on))
+        self.serving(version, release, threshold, fast_path)
         for name, gauge in self.state.items():
             gauge.set_function(functools.partial(_held, size, name))
         self.journal.set_function(journal_entries)
-        self._score, self._alert = self.scores.labels(model_version=version), self.alerts.labels(model_version=version)
         self.ready.set(1)
+
+    def serving(
+        self,
+        version: str,
+        release: str | None,
+        threshold: float,
+        fast_path: FastPath,
+        shadow: tuple[str, str | None] | None = None,
+    ) -> None:
+        """The models serving from now on (at start and after each swap): ``shadow`` is the
+        challenger's (version, registry version), if any."""
+        self.model_info.clear()
+        self.model_info.labels(model_version=version, registry_version=release or "").set(1)
+        self.shadow_info.clear()
+        if shadow is not None:
+            self.shadow_info.labels(model_version=shadow[0], registry_version=shadow[1] or "").set(1)
+        self.threshold.set(threshold)
+        self.fast_path.clear()
+        self.fast_path.labels(reason=fast_path.reason).set(int(fast_path.on))
+        self._score, self._alert = self.scores.labels(model_version=version), self.alerts.labels(model_version=version)
 
     def capped(self, caps: dict[str, int]) -> None:
         """The caps on the state's keys (``serve.admission.Capacity``), beside what it holds."""

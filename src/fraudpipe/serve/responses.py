@@ -81,14 +81,14 @@ def require_json(request: Request) -> None:
 
 
 def score_out(tx: TransactionIn, scored: Any, service: Any) -> dict[str, Any]:
-    """The answer; its registry version is the service's when its model gave it (a retry may be older's)."""
+    """The answer; the registry version of the model that gave it (a retry's may be an earlier model's)."""
     return {
         "transaction_id": tx.transaction_id,
         "fraud_probability": scored.score,
         "alert": scored.alert,
         "threshold": scored.threshold,
         "model_version": scored.model_version,
-        "model_registry_version": service.release if scored.model_version == service.version else None,
+        "model_registry_version": service.release_of(scored.model_version),
     }
 
 

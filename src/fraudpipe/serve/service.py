@@ -2,11 +2,13 @@
 
 Scoring one transaction: validate its meaning (retry? too late? too far in the future or past the
 newest transaction? too large? a new key past the state's caps? ``serve.admission``), fetch its
-customer's and terminal's histories from the store, and hand them to ``scoring.online.OnlineScorer``
-(the training feature definitions into one row, the row as float32 into XGBoost's in-place
-prediction, one thread: the scorer the `parity` stage replays and times),
-append the transaction with its answer to the journal, add it to the store, answer. Nothing builds
-a DataFrame per request.
+customer's and terminal's histories from the store, compute the feature row once with the training
+definitions (``online.history_features``, as ``scoring.online.OnlineScorer`` does for the `parity`
+stage), score it with the champion (the row as float32 into XGBoost's in-place prediction, one
+thread) and, when there is one, the challenger in the shadow (``serve.models``: logged, not
+answered), append the transaction with its answer to the journal, add it to the store, answer.
+Nothing builds a DataFrame per request. The models are ``self.live``, read once per request and
+replaced whole by a swap (``serve.swap``).
 
 A restart is ``Service.open``: the bundle, then the latest snapshot in the journal directory (or
 ``--state`` when there is none), then every journal entry after that snapshot, in order. With the
@@ -17,6 +19,7 @@ it from ``--state``; ``serve.redis_store``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,12 +33,14 @@ from pathlib import Path
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
 from fraudpipe.errors import BundleError, DataError
 from fraudpipe.features.definitions import feature_names
-from fraudpipe.features.online import STATE_FILE
-from fraudpipe.model import Bundle, load_bundle
-from fraudpipe.scoring.online import OnlineScorer
+from fraudpipe.features.online import STATE_FILE, history_features
+from fraudpipe.model import load_bundle
+from fraudpipe.scoring.row import FastPath
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
-from fraudpipe.serve.config import ServeConfig
+from fraudpipe.serve.board import RedisBoard, Serving, journal_record, now
+from fraudpipe.serve.config import Release, ServeConfig
 from fraudpipe.serve.journal import Journal, replay
+from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.snapshot import Snapshots
 from fraudpipe.serve.stores.base import (
@@ -86,50 +91,83 @@ class Service:
     def __init__(
         self,
         config: ServeConfig,
-        bundle: Bundle,
+        live: Live,
         store: StateStore,
         journal: Journal | None,
         started: Started,
         shared: SharedStore | None = None,
     ) -> None:
         """``journal`` with the in-process store; none with a ``shared`` one (then ``store`` too)."""
-        self.scorer = OnlineScorer(bundle, store.config)  # refuses a bundle of other features than the store's
-        self.config, self.bundle, self.store, self.journal, self.started = config, bundle, store, journal, started
+        self.config, self.live, self.store, self.journal, self.started = config, live, store, journal, started
         self.shared = shared
-        self.names = list(bundle.features)
-        self.threshold = bundle.threshold
-        self.version = bundle.version
-        #: the registry version beside it, ``<artifact>@<version>`` (None: served from a path)
-        self.release = config.release.label if config.release else None
+        self.board = None if shared is None else RedisBoard(getattr(shared, "client", None), config.redis_prefix)
+        self.names = store_feature_names(store)  # the state's feature row, which every model reads from
+        #: the registry version of each bundle this process served, for answers given by an earlier model
+        self.releases: dict[str, str | None] = {}
         self.capacity = Capacity(config)
         self.snapshots = (
             None
             if journal is None
             else Snapshots(journal, config.state, config.late_days, config.snapshot_every, model_version=self.version)
         )
+        self.install(live)
 
     @classmethod
     def open(cls, config: ServeConfig) -> Service:
-        """Load the bundle and the latest state, replay the journal (see the module docstring)."""
+        """Load the models and the latest state, replay the journal (see the module docstring)."""
         start = time.perf_counter()
-        bundle = load_bundle(config.model, nthread=1)
         if config.shared:  # the state and its durability are Redis's: no journal
             from fraudpipe.serve.stores.redis import RedisStore
 
             shared = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
+            recorded = RedisBoard(shared.client, config.redis_prefix).read()  # what the other workers serve
+            live = _live(config, store_feature_names(shared), recorded)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=shared.seeded)
-            return cls(config, bundle, shared, None, started, shared=shared)
+            return cls(config, live, shared, None, started, shared=shared)
         journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
         found = journal.latest_snapshot()
         if found is None:
             _check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
-        bundle.check_features(store_feature_names(store))
+        live = _live(config, store_feature_names(store), None)
         replayed = replay(store, journal.entries(after=seq), [m for m in journal.periods() if m[0] >= seq])
+        journal_record(journal, serving_now(live))
         return cls(
-            config, bundle, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
+            config, live, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
+
+    # --- the models (``serve.models``; swapped by ``serve.swap``) ------------------------------------
+
+    def install(self, live: Live) -> None:
+        """Serve ``live`` from the next request on: one reference assignment (on the event loop)."""
+        for model in (live.champion, live.shadow):
+            if model is not None:
+                self.releases[model.version] = model.release
+        self.live = live
+        if self.snapshots is not None:
+            self.snapshots.info["model_version"] = live.champion.version
+
+    @property
+    def version(self) -> str:
+        return self.live.champion.version
+
+    @property
+    def release(self) -> str | None:
+        """The registry version of the champion, ``<artifact>@<version>`` (None: served from a path)."""
+        return self.live.champion.release
+
+    @property
+    def threshold(self) -> float:
+        return self.live.champion.threshold
+
+    @property
+    def fast_path(self) -> FastPath:
+        return self.live.champion.fast_path
+
+    def release_of(self, version: str) -> str | None:
+        """The registry version of the bundle that gave an answer (None: from a path, or not this process's)."""
+        return self.releases.get(version)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -151,7 +189,7 @@ class Service:
             body.tx_amount,
             body.coordinates,
         )
-        store = self.store
+        store, live = self.store, self.live  # one set of models for the whole request, whatever swaps meanwhile
         for _ in range(_ATTEMPTS):  # more than one only when another worker changes the same history meanwhile
             found = store.prepare(tx)
             if found.scored is not None:
@@ -167,12 +205,12 @@ class Service:
             check_amount_and_time(self.config, tx, found)
             self.capacity.check(found)
             try:
-                score = self.scorer.score(found.history, tx.t, tx.tx_amount, tx.coordinates).score
+                x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
             except DataError as exc:  # a location the distance feature needs and nobody gave
                 raise Refused(
                     422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)
                 ) from None
-            scored = Scored(tx, score, score >= self.threshold, self.threshold, self.version)
+            scored = live.answer(tx, x)
             if self.journal is not None:  # (the in-process store never conflicts: appended once)
                 self._append(self.journal, self.journal.append_transaction, scored)
             try:
@@ -280,6 +318,9 @@ class Service:
         return 0 if self.journal is None else self.journal.count()
 
     def close(self) -> None:
+        if self.board is not None:
+            with contextlib.suppress(Exception):  # Redis gone: nothing to tidy
+                self.board.leave(os.getpid())
         if self.snapshots is not None:
             self.snapshots.close()
         if self.journal is not None:
@@ -291,6 +332,31 @@ class Service:
 
 def store_feature_names(store: StateStore) -> list[str]:
     return feature_names(store.config)
+
+
+def start_sources(config: ServeConfig) -> tuple[ModelSource, ModelSource | None]:
+    """The models the command line names (--model, --shadow), as resolved by the `serve` command."""
+    champion = ModelSource(given=config.model_given, path=config.model, release=config.release)
+    if config.shadow is None or config.shadow_given is None:
+        return champion, None
+    return champion, ModelSource(given=config.shadow_given, path=config.shadow, release=config.shadow_release)
+
+
+def _live(config: ServeConfig, names: list[str], recorded: Serving | None) -> Live:
+    """The command line's models, or, joining workers that share the state, the ones they serve."""
+    if recorded is None:
+        given, other = start_sources(config)
+        return Live(load_model(given, names), None if other is None else load_model(other, names))
+    champion = load_model(refetch(recorded.champion, config.registry, config.model_cache), names)
+    other = recorded.shadow
+    shadow = None if other is None else load_model(refetch(other, config.registry, config.model_cache), names)
+    return Live(champion, shadow, recorded.generation)
+
+
+def serving_now(live: Live) -> Serving:
+    """``live`` as the record of which models serve (``serve.board``)."""
+    shadow = None if live.shadow is None else live.shadow.source
+    return Serving(generation=live.generation, champion=live.champion.source, shadow=shadow, at=now())
 
 
 def _check_retry(before: Transaction, now: Transaction) -> None:
@@ -338,15 +404,21 @@ def preflight(config: ServeConfig) -> str | None:
     sha256 sums), the state it would start from and its features, the journal directory, the API key.
     With Redis it seeds the shared state (once: a state already there is checked and kept), so that
     the workers it then starts only attach; it returns the line that says so (None otherwise)."""
-    bundle = load_bundle(config.model, nthread=1)
+    champion, shadow = start_sources(config)
+    load_bundle(champion.path, nthread=1)  # its sha256 sums: a damaged bundle is named before any state is read
+    if shadow is not None:
+        load_bundle(shadow.path, nthread=1)
     if config.shared:
         from fraudpipe.serve.stores.redis import RedisStore
 
         store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
         try:
-            bundle.check_features(store_feature_names(store))
+            for source in (champion, shadow):
+                if source is not None:
+                    load_model(source, store_feature_names(store))
+            RedisBoard(store.client, config.redis_prefix).publish(champion, shadow)  # what the workers load
         except BundleError as exc:
-            raise BundleError(f"{config.model} does not fit the shared state in {store_name(config)}: {exc}") from None
+            raise BundleError(f"{exc} (the shared state in {store_name(config)})") from None
         finally:
             store.close()
         config.api_key()
@@ -369,9 +441,11 @@ def preflight(config: ServeConfig) -> str | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: not an online state snapshot ({type(exc).__name__}: {exc})") from None
     try:
-        bundle.check_features(names)
+        for source in (champion, shadow):
+            if source is not None:
+                load_model(source, names)
     except BundleError as exc:
-        raise BundleError(f"{config.model} does not fit the state {state}: {exc}") from None
+        raise BundleError(f"{exc} (the state {state})") from None
     config.journal_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(config.journal_dir, os.W_OK):
         raise DataError(f"{config.journal_dir} is not writable: the journal must be (--journal-dir)")
@@ -384,11 +458,18 @@ def describe(service: Service, config: ServeConfig) -> str:
     size, started = service.store.size(), service.started
     key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
     workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
+    live = service.live
+    champion = live.champion
+    shadow = (
+        ""
+        if live.shadow is None
+        else f"; shadow {live.shadow.version}{_registered(live.shadow.source.release)} (logged, not answered)"
+    )
     head = (
         f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} "
         f"and the {store_name(config)}; model "
-        f"{service.version}{_registered(config)} ({len(service.names)} features, threshold {service.threshold:.4g}, "
-        f"{service.scorer.fast_path.describe()}); "
+        f"{champion.version}{_registered(champion.source.release)} ({len(champion.bundle.features)} features, "
+        f"threshold {champion.threshold:.4g}, {champion.fast_path.describe()}){shadow}; "
     )
     if service.journal is None:
         assert service.shared is not None  # no journal: the store is shared (``Service.__init__``)
@@ -409,9 +490,8 @@ def describe(service: Service, config: ServeConfig) -> str:
     )
 
 
-def _registered(config: ServeConfig) -> str:
+def _registered(release: Release | None) -> str:
     """The registry version in the start-up line: `` = fraud-model@v1.2.0 (fraud-model#prod, commit abc123)``."""
-    release = config.release
     if release is None:
         return ""
     return f" = {release.label} ({release.reference}, commit {release.commit[:12]})"

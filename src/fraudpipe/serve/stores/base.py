@@ -55,13 +55,17 @@ class Transaction:
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """A transaction and the answer the service gave it (returned again to a retry)."""
+    """A transaction and the answer the service gave it (returned again to a retry), and the
+    challenger's score beside it (``serve.models``; logged, never answered)."""
 
     transaction: Transaction
     score: float
     alert: bool
     threshold: float
     model_version: str
+    shadow_score: float | None = None  # None: no challenger scored it (NaN in the log's tables)
+    shadow_model: str | None = None
+    shadow_alert: bool | None = None  # the challenger's score against its own threshold
 
 
 class StoreUnavailable(DataError):

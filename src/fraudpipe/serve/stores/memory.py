@@ -29,7 +29,14 @@ from fraudpipe.features.online import History, OnlineState
 from fraudpipe.features.online.history import NO_CUSTOMER, NO_TERMINAL
 from fraudpipe.io import read_parquet, write_parquet
 from fraudpipe.serve.stores.base import Prepared, Scored, Transaction, four_coordinates
-from fraudpipe.servicelog import SCORED_COLUMNS, SCORED_FILE
+from fraudpipe.servicelog import (
+    SCORED_COLUMNS,
+    SCORED_FILE,
+    SHADOW_ALERT,
+    SHADOW_MODEL,
+    SHADOW_SCORE,
+    with_shadow,
+)
 
 
 class InProcessStore:
@@ -133,13 +140,16 @@ def _scored_table(records: list[Scored], state: OnlineState) -> pd.DataFrame:
         "alert": np.array([r.alert for r in records], dtype=bool),
         "threshold": np.array([r.threshold for r in records], dtype=np.float64),
         "model_version": pd.array([r.model_version for r in records], dtype="str"),
+        SHADOW_SCORE: np.array([np.nan if r.shadow_score is None else r.shadow_score for r in records], np.float64),
+        SHADOW_MODEL: pd.array([r.shadow_model for r in records], dtype="str"),
+        SHADOW_ALERT: pd.array([r.shadow_alert for r in records], dtype="boolean"),
         TX_FRAUD: pd.array([state.label_of(x.transaction_id) for x in tx], dtype="Int8"),
     }
     return pd.DataFrame(columns)
 
 
 def _read_scored(path: Path) -> dict[str, Scored]:
-    table = read_parquet(path)
+    table = with_shadow(read_parquet(path))  # a snapshot written before the shadow columns: none scored
     missing = [c for c in SCORED_COLUMNS if c not in table]
     if missing:
         raise DataError(f"{path}: lacks column(s) {missing}: not a snapshot written by `fraudpipe serve`")
@@ -151,9 +161,14 @@ def _read_scored(path: Path) -> dict[str, Scored]:
     xy = table[list(COORDINATE_COLUMNS)].to_numpy(np.float64).tolist()
     amounts, scores, thresholds = (table[c].to_numpy(np.float64).tolist() for c in (TX_AMOUNT, "score", "threshold"))
     alerts, versions = table["alert"].to_numpy(bool).tolist(), table["model_version"].astype(str).tolist()
+    shadows = [None if v != v else v for v in table[SHADOW_SCORE].to_numpy(np.float64).tolist()]  # NaN: none
+    challengers = [None if pd.isna(v) else str(v) for v in table[SHADOW_MODEL].tolist()]
+    shadow_alerts = [None if pd.isna(v) else bool(v) for v in table[SHADOW_ALERT].tolist()]
     out = {}
     for i, tid in enumerate(tids):
         coordinates = four_coordinates([None if v != v else v for v in xy[i]])  # NaN: not carried
         tx = Transaction(tid, customers[i], terminals[i], when[i], seconds[i], amounts[i], coordinates)
-        out[tid] = Scored(tx, scores[i], alerts[i], thresholds[i], versions[i])
+        out[tid] = Scored(
+            tx, scores[i], alerts[i], thresholds[i], versions[i], shadows[i], challengers[i], shadow_alerts[i]
+        )
     return out

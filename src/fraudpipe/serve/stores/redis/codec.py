@@ -21,6 +21,9 @@ def answer_json(scored: Scored) -> str:
         bool(scored.alert),
         float(scored.threshold),
         scored.model_version,
+        scored.shadow_score,
+        scored.shadow_model,
+        scored.shadow_alert,
     ).to_json()
 
 
@@ -31,7 +34,7 @@ def scored_answer(tid: str, raw: str) -> Scored:
     tx = Transaction(
         tid, a.customer_id, a.terminal_id, when, epoch_second(when), a.tx_amount, four_coordinates(a.coordinates)
     )
-    return Scored(tx, a.score, a.alert, a.threshold, a.model_version)
+    return Scored(tx, a.score, a.alert, a.threshold, a.model_version, a.shadow_score, a.shadow_model, a.shadow_alert)
 
 
 def location_text(x: float | None, y: float | None) -> str:
