@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from scipy.spatial import distance
 
 from fraudpipe.monitoring.statistics import CATEGORICAL, NUMERIC, STATISTICS, is_drifted, register
 from fraudpipe.monitoring.statistics.chi2 import CHI2, chi2_p_value
@@ -22,7 +23,9 @@ from fraudpipe.monitoring.statistics.psi import (
     psi,
     psi_from_shares,
     quantile_edges,
+    sorted_binned_shares,
 )
+from fraudpipe.monitoring.statistics.samples import sorted_values
 from fraudpipe.monitoring.statistics.wasserstein import WASSERSTEIN, wasserstein_normed
 
 # --------------------------------------------------------------------------------------------
@@ -213,3 +216,73 @@ def test_psi_sees_a_zero_inflated_feature_move_away_from_zero():
 def test_category_psi_uses_the_categories_as_bins():
     expected = (0.6 - 0.25) * math.log(0.6 / 0.25) + (0.4 - 0.75) * math.log(0.4 / 0.75)
     assert category_psi(np.array([0] * 25 + [1] * 75), np.array([0] * 60 + [1] * 40)) == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------------------------
+# The fast paths give the slow paths' values to the bit (the stage's outputs stay byte-identical)
+
+
+def _unsorted_samples(seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        rng.lognormal(size=2000),  # continuous: np.sort
+        rng.integers(0, 40, size=3000).astype(np.float64),  # window counts: counting
+        rng.integers(-5, 5, size=500).astype(np.float64),  # negative whole numbers
+        np.round(rng.normal(size=1000), 1),  # fractions with ties
+        np.r_[rng.integers(0, 9, size=300), 2.0**40].astype(np.float64),  # too wide a range to count
+        np.r_[rng.random(50), np.nan],  # NaN is never counted
+        np.zeros(0),
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sorted_values_is_numpy_s_sort(seed):
+    for values in _unsorted_samples(seed):
+        np.testing.assert_array_equal(sorted_values(values), np.sort(values))
+    already = np.sort(_unsorted_samples(seed)[0])
+    assert sorted_values(already) is already  # nothing to do
+
+
+def _wasserstein_by_lookup(reference: np.ndarray, current: np.ndarray) -> float:
+    """The normed distance as first written: each union point looked up in both sorted samples."""
+    u, v = np.sort(reference), np.sort(current)
+    both = np.sort(np.concatenate([u, v]), kind="stable")
+    cdf_u = np.searchsorted(u, both[:-1], side="right") / len(u)
+    cdf_v = np.searchsorted(v, both[:-1], side="right") / len(v)
+    raw = float(np.sum(np.abs(cdf_u - cdf_v) * np.diff(both)))
+    scale = float(np.std(u))
+    return raw / scale if scale > 0 else raw
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merged_wasserstein_is_the_looked_up_one_to_the_bit(seed):
+    rng = np.random.default_rng(seed)
+    pairs = [
+        (rng.normal(0, 2, size=700), np.round(rng.normal(0.5, 2.5, size=1300), 1)),
+        (rng.integers(0, 30, size=900).astype(np.float64), rng.integers(2, 35, size=4000).astype(np.float64)),
+        (np.full(50, 3.0), rng.integers(0, 5, size=80).astype(np.float64)),  # a constant reference
+    ]
+    for reference, current in pairs:
+        assert wasserstein_normed(reference, current) == _wasserstein_by_lookup(reference, current)
+        assert wasserstein_normed(np.sort(reference), np.sort(current)) == _wasserstein_by_lookup(reference, current)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sorted_binned_shares_are_binned_shares(seed):
+    rng = np.random.default_rng(seed)
+    reference, current = rng.integers(0, 12, size=2000).astype(np.float64), rng.lognormal(size=3000)
+    for values in (reference, current, np.round(current, 1)):
+        edges = quantile_edges(reference, 10)  # edges equal to values: the right-closed bins matter
+        np.testing.assert_array_equal(sorted_binned_shares(np.sort(values), edges), binned_shares(values, edges))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_jensen_shannon_is_scipy_s_to_the_bit(seed):
+    rng = np.random.default_rng(seed)
+    for n_categories in (2, 3, 5):
+        counts = rng.integers(1, 100_000, size=n_categories)
+        for moved in (counts, counts + rng.integers(0, 50, size=n_categories), rng.integers(0, 100, size=n_categories)):
+            reference = np.repeat(np.arange(n_categories), counts)
+            current = np.repeat(np.arange(n_categories), moved)
+            expected = float(distance.jensenshannon(counts / counts.sum(), moved / moved.sum()))
+            assert jensen_shannon(reference, current) == expected

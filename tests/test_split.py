@@ -185,6 +185,21 @@ def test_every_row_from_train_start_is_in_exactly_one_part_and_history_in_none()
     assert parts.train["transaction_id"].tolist() == frame.loc[in_train, "transaction_id"].tolist()
 
 
+def test_a_table_in_time_order_is_split_as_an_unordered_one():
+    # In time order each period is a slice of the table; in any other order, a mask: the same rows.
+    rng = np.random.default_rng(2)
+    seconds = np.sort(rng.integers(-5 * 86_400, 40 * 86_400, size=2_000))
+    seconds[100:110] = seconds[100]  # ties at a boundary's neighbourhood
+    frame = table(
+        [(START + pd.Timedelta(seconds=int(s)), int(c), 0) for s, c in zip(seconds, rng.integers(0, 50, 2_000))]
+    )
+    shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    for name in ("train", "delay", "test", "live"):
+        ordered, unordered = getattr(time_split(frame, KEEP_ALL), name), getattr(time_split(shuffled, KEEP_ALL), name)
+        assert not ordered.empty
+        pd.testing.assert_frame_equal(ordered, unordered.sort_values("transaction_id", ignore_index=True))
+
+
 def test_live_days_bounds_the_live_period():
     config = KEEP_ALL.model_copy(update={"live_days": 3})
     parts = time_split(daily(0, 40, customers=1), config)

@@ -140,11 +140,14 @@ def card_precision_per_day(
             "day": np.asarray(days),
         }
     )
+    # Each card's maximum score and label per day, once for all days (a card's day figures do not
+    # depend on which cards were detected before: those are only left out).
+    cards_by_day = frame.groupby(["day", "card"], sort=True).agg(score=("score", "max"), label=("label", "max"))
     detected: set = set()
     per_day: list[float] = []
-    for _, day in frame.groupby("day", sort=True):
-        day = day[~day["card"].isin(detected)]
-        per_card = day.groupby("card", sort=True).agg(score=("score", "max"), label=("label", "max"))
+    for _, day_cards in cards_by_day.groupby(level="day", sort=True):
+        per_card = day_cards.droplevel("day")
+        per_card = per_card[~per_card.index.isin(detected)]
         top = per_card.sort_values("score", ascending=False, kind="stable").head(k)
         hits = top.index[top["label"] == 1]
         per_day.append(len(hits) / k)

@@ -7,6 +7,8 @@ does not use a library's optional part declares so, here, before its work starts
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 from types import ModuleType
 
@@ -43,3 +45,45 @@ def import_xgboost() -> ModuleType:
     finally:
         del sys.modules["sklearn"]
     return xgboost
+
+
+def import_great_expectations() -> ModuleType:
+    """The great_expectations module, for the validation at ingestion.
+
+    GX's start imports every expectation it ships and, with them, scipy.stats (for the KL-divergence
+    and distribution KS expectations, about 1 s on two cores) and, when it is installed, sqlalchemy
+    (for SQL data sources, about 0.4 s). Our suites validate pandas DataFrames with neither. So
+    scipy.stats is bound lazily while GX loads (the standard library's ``LazyLoader``: the module
+    runs on its first attribute use, by GX or by anyone, as if imported then), and sqlalchemy reads
+    as not installed while GX loads, unless this process imported it already (an SQL source read
+    first): GX's SQL data sources are then off in this process, which it never uses."""
+    if "great_expectations" in sys.modules:
+        return sys.modules["great_expectations"]
+    _bind_lazily("scipy.stats")
+    refused = "sqlalchemy" not in sys.modules
+    if refused:
+        sys.modules["sqlalchemy"] = None  # type: ignore[assignment]
+    try:
+        import great_expectations
+    finally:
+        if refused:
+            del sys.modules["sqlalchemy"]
+    return great_expectations
+
+
+def _bind_lazily(name: str) -> None:
+    """Put a not-yet-run module ``name`` in ``sys.modules`` and on its parent package (so that
+    ``from parent import child`` takes it without running it); nothing to do once it is imported."""
+    if name in sys.modules:
+        return
+    parent_name, _, child = name.rpartition(".")
+    parent = importlib.import_module(parent_name)
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    setattr(parent, child, module)

@@ -37,6 +37,7 @@ from fraudpipe.contract import (
     TX_FRAUD,
     epoch_seconds,
 )
+from fraudpipe.startup import import_great_expectations
 
 EPOCH_COLUMN = "tx_datetime_epoch_s"
 ROW_SUITE = "transactions.rows"
@@ -99,7 +100,7 @@ class ValidationConfig(Config):
 
 
 def row_expectations(frame: pd.DataFrame, config: ValidationConfig) -> list[Any]:
-    import great_expectations.expectations as gxe
+    gxe = import_great_expectations().expectations
 
     exps: list[Any] = [gxe.ExpectColumnToExist(column=c) for c in REQUIRED_COLUMNS]
     exps += [
@@ -137,7 +138,7 @@ def _gx_type(frame: pd.DataFrame, column: str) -> str:
 
 
 def batch_expectations(kept: pd.DataFrame, config: ValidationConfig) -> list[Any]:
-    import great_expectations.expectations as gxe
+    gxe = import_great_expectations().expectations
 
     exps: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=config.min_rows)]
     if TX_FRAUD in kept.columns and kept[TX_FRAUD].notna().any():  # unlabelled live data has no rate

@@ -1,10 +1,12 @@
 """Running a Great Expectations suite: one ephemeral context, and the Data Docs it writes, made reproducible.
 
-Each suite runs through a Checkpoint that, when a docs directory is given, updates our Data Docs
-site. GX stamps wall-clock times and random ids into those pages, and bundles assets no page
-links to; ``pin_volatile_html`` and ``prune_static`` make the same data give the same bytes.
+Each suite runs through a Checkpoint; when a docs directory is given, `Runner.build_docs` renders
+every run's result and suite into our Data Docs site once, after the last run. GX stamps wall-clock
+times and random ids into those pages, and bundles assets no page links to; ``pin_volatile_html``
+and ``prune_static`` make the same data give the same bytes.
 
-``great_expectations`` is imported inside functions only (see ``data.expectations``).
+``great_expectations`` is imported inside functions only, by `startup.import_great_expectations`
+(see ``data.expectations``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from fraudpipe.startup import import_great_expectations
+
 #: The name of our Data Docs site in the GX context.
 DOCS_SITE = "fraudpipe"
 #: Pinned so that the same data gives byte-identical Data Docs; git and DVC keep the run history.
@@ -23,20 +27,23 @@ RUN_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class Runner:
-    """One ephemeral GX context; each suite runs through a Checkpoint that updates our Data Docs site."""
+    """One ephemeral GX context; each suite runs through a Checkpoint, then `build_docs` renders them."""
 
     def __init__(self, docs_dir: Path | None) -> None:
-        import great_expectations as gx
+        gx = import_great_expectations()
         from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
+        self._suite_id = ExpectationSuiteIdentifier
         self._gx = gx
+        self._built: list[Any] = []  # what `build_docs` renders: each run's result and suite
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         self.docs = docs_dir is not None
         if docs_dir is not None:
             self.context.add_data_docs_site(
                 DOCS_SITE,
-                {  # type: ignore[typeddict-unknown-key]  # GX's TypedDict omits SiteBuilder's show_how_to_buttons
+                {
                     "class_name": "SiteBuilder",
                     "show_how_to_buttons": False,
                     "store_backend": {  # GX needs an absolute path in an ephemeral context
@@ -55,15 +62,21 @@ class Runner:
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=self.batch_definition, suite=suite)
         )
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="data docs", site_names=[DOCS_SITE])] if self.docs else []
         checkpoint = self.context.checkpoints.add(
-            gx.Checkpoint(name=name, validation_definitions=[definition], actions=actions, result_format="COMPLETE")
+            gx.Checkpoint(name=name, validation_definitions=[definition], result_format="COMPLETE")
         )
         result = checkpoint.run(
             batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name="ingest", run_time=RUN_TIME)
         )
-        (validation,) = result.run_results.values()
+        ((identifier, validation),) = result.run_results.items()
+        self._built += [identifier, self._suite_id(name=name)]
         return validation
+
+    def build_docs(self) -> None:
+        """Render the runs so far into our Data Docs site, once: the pages of each result and suite,
+        then the index (GX's UpdateDataDocsAction would render the site again after every run)."""
+        if self.docs and self._built:
+            self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=self._built)
 
 
 _TIMESTAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")

@@ -5,8 +5,8 @@ Periods are whole calendar days at midnight boundaries, half-open: train is
 or everything after the test period). Placed by calendar (``train_start`` a date, the handbook's
 protocol: ``split=handbook``) or from the end of the data (``train_start`` null, ``split=relative``:
 the last ``live_days`` days are live, the test period ends where they begin, the delay and the
-training period come before it, so no date is typed for a new dataset). A transaction at exactly midnight between two periods
-belongs to the later one. Rows before train_start are in no part: they are history that the
+training period come before it, so no date is typed for a new dataset). A transaction at exactly
+midnight between two periods belongs to the later one. Rows before train_start are in no part: they are history that the
 features (computed before the split) have already used, and they never reach a model.
 
 The delay period is unused by training and testing: labels arrive about a week after the
@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -129,7 +129,13 @@ class SplitParts:
 
 
 def _between(table: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
+    """The rows in [start, end), in the table's order: a slice of a table in time order (the feature
+    table is), which copies nothing until written, else a mask."""
     ts = table[TX_DATETIME]
+    if ts.is_monotonic_increasing:
+        first = int(ts.searchsorted(start, side="left"))
+        last = len(ts) if end is None else int(ts.searchsorted(end, side="left"))
+        return table.iloc[first:last].reset_index(drop=True)
     mask = ts >= start if end is None else (ts >= start) & (ts < end)
     return table[mask.to_numpy()].reset_index(drop=True)
 
@@ -197,8 +203,9 @@ def time_split(
             first, last = (table[TX_DATETIME].min(), table[TX_DATETIME].max()) if len(table) else (None, None)
             raise DataError(
                 f"the {name} period [{begin.date()}, {end.date()}) holds no transactions; "
-                f"data covers {first} .. {last}; check split.train_start (null: counted back from the end of the data with "
-                f"split.live_days, test_days, delay_days, train_days) and split.n_folds (this fold is shifted {shift_days} days)"
+                f"data covers {first} .. {last}; check split.train_start (null: counted back from the end of the "
+                "data with split.live_days, test_days, delay_days, train_days) and split.n_folds (this fold is "
+                f"shifted {shift_days} days)"
             )
         if LABEL_KNOWN_AT in table.columns:
             cutoff = test_start if name == "train" else None

@@ -85,6 +85,7 @@ def _validate(frame: pd.DataFrame, config: ValidationConfig, docs_dir: Path | No
         batch = runner.run(BATCH_SUITE, batch_expectations(kept, config), kept)
         collect(batch.results, kept, reasons, failures, counts)
         evaluated, failed = evaluated + expectation_counts(batch)[0], failed + expectation_counts(batch)[1]
+    runner.build_docs()
     return ValidationOutcome(
         row_reasons=reason_series(frame.index, reasons),
         batch_failures=tuple(failures),

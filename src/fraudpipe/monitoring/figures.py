@@ -1,17 +1,14 @@
 """The monitoring report's figures: matplotlib drawings turned into PNG ``data:`` URIs with fixed
-metadata, so the same result draws the same bytes and the page needs no file beside it."""
+metadata, so the same result draws the same bytes and the page needs no file beside it. Figures are
+made without pyplot (Agg renders them on save), whose import and figure registry the stage does not
+need."""
 
 from __future__ import annotations
 
 import base64
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -25,19 +22,17 @@ DPI = 80
 
 
 def png(fig: Figure) -> str:
-    """The figure as a base64 PNG data URI (deterministic bytes); the figure is released."""
+    """The figure as a base64 PNG data URI (deterministic bytes)."""
     buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
-    finally:
-        plt.close(fig)
+    fig.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def distribution_figure(name: str, kind: str, reference: np.ndarray, current: np.ndarray) -> Figure:
     """Reference against current: density histograms on shared bins (numeric, 0.5-99.5 percentile
     range, so one extreme value does not squash the rest) or shares per value (binary, categorical)."""
-    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    fig = Figure(figsize=(4.6, 3.0))
+    ax = fig.subplots()
     if kind == NUMERIC:
         both = np.concatenate([reference, current]).astype(np.float64)
         low, high = np.quantile(both, [0.005, 0.995])
@@ -75,7 +70,8 @@ def distribution_figure(name: str, kind: str, reference: np.ndarray, current: np
 
 def score_figure(reference: np.ndarray, current: np.ndarray, threshold: float) -> Figure:
     """Score histograms, reference against current, on a log scale (almost every score is low)."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    fig = Figure(figsize=(6.0, 3.4))
+    ax = fig.subplots()
     edges = np.linspace(0.0, 1.0, 51)
     for values, label, color in (
         (reference, "reference (training period)", REFERENCE_COLOR),
@@ -106,7 +102,8 @@ def calibration_figure(table: pd.DataFrame) -> Figure:
     """Observed fraud rate against mean predicted probability per score decile, per sample. The axes
     reach a little past 0 and 1, so that a decile at a corner (the lowest scores, a fraud rate of 1)
     shows its whole marker instead of a half cut off by the frame."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig = Figure(figsize=(4.6, 4.2))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for (sample, part), color in zip(table.groupby("sample", sort=False), (REFERENCE_COLOR, CURRENT_COLOR)):
         ax.plot(part["mean_score"], part["fraud_rate"], marker="o", color=color, label=sample)
@@ -123,7 +120,8 @@ def calibration_figure(table: pd.DataFrame) -> Figure:
 def daily_figure(daily: pd.DataFrame) -> Figure:
     """Alert rate and precision per day side by side, reference and current on one calendar axis, each
     sample's overall figure as a dotted line: what an analyst's queue looked like, day by day."""
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.0))
+    fig = Figure(figsize=(11.0, 3.0))
+    axes = fig.subplots(1, 2)
     for sample, part in daily.groupby("sample", sort=False):
         color = REFERENCE_COLOR if sample == "reference" else CURRENT_COLOR
         days = pd.to_datetime(part["day"]).to_numpy()

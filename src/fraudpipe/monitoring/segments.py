@@ -84,11 +84,12 @@ def segment_table(
     rows = []
     for segment, groups in segments.items():
         order = list(groups.categories) if isinstance(groups, pd.Categorical) else sorted(pd.unique(groups))
-        values = np.asarray(groups, dtype=object)
+        codes, found = pd.factorize(np.asarray(groups, dtype=object))  # compared as codes, not objects
+        position = {group: i for i, group in enumerate(found)}
         for group in order:
-            rows_in = values == group
-            if not rows_in.any():
+            if group not in position:
                 continue
+            rows_in = codes == position[group]
             lab = rows_in & known
             frauds = int(labels[lab].sum())
             alerted = int(alerts[lab].sum())

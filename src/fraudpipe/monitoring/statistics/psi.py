@@ -8,6 +8,7 @@ import pandas as pd
 
 from fraudpipe.monitoring.statistics.categories import category_counts
 from fraudpipe.monitoring.statistics.registry import CATEGORICAL, NUMERIC, register
+from fraudpipe.monitoring.statistics.samples import sorted_values
 
 PSI, CATEGORY_PSI = "psi", "category_psi"
 #: Shares below this count as this in PSI, so an empty bin gives a large but finite term (Evidently's floor).
@@ -39,6 +40,14 @@ def binned_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / max(len(values), 1)
 
 
+def sorted_binned_shares(ascending: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`binned_shares` of a sample in ascending order: where each edge falls in it, not where each
+    value falls among the edges (a few lookups instead of one per value; the same counts)."""
+    ends = np.searchsorted(ascending, edges, side="right")
+    counts = np.diff(ends, prepend=0, append=len(ascending))
+    return counts / max(len(ascending), 1)
+
+
 #: PSI's one-line meaning, the same for numbers and categories (the industry's rule of thumb).
 PSI_MEANING = (
     "how much the rows moved between bins of the reference: below 0.1 stable, 0.1-0.25 a shift, above 0.25 a large one"
@@ -47,9 +56,11 @@ PSI_MEANING = (
 
 @register(PSI, "population stability index", PSI_MEANING, NUMERIC, p_value=False)
 def psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
-    """PSI of a numeric sample over ``bins`` quantile bins of the reference."""
-    edges = quantile_edges(reference, bins)
-    return psi_from_shares(binned_shares(reference, edges), binned_shares(current, edges))
+    """PSI of a numeric sample over ``bins`` quantile bins of the reference (each sample sorted
+    first, `samples.sorted_values`: nothing to do when the caller sorted it)."""
+    ref, cur = sorted_values(reference), sorted_values(current)
+    edges = quantile_edges(ref, bins)
+    return psi_from_shares(sorted_binned_shares(ref, edges), sorted_binned_shares(cur, edges))
 
 
 @register(CATEGORY_PSI, "population stability index (categories)", PSI_MEANING, CATEGORICAL, p_value=False)

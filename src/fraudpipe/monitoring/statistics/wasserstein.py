@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fraudpipe.monitoring.statistics.registry import NUMERIC, register
+from fraudpipe.monitoring.statistics.samples import sorted_values
 
 WASSERSTEIN = "wasserstein"
 
@@ -22,16 +23,20 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     deviation (Evidently's "normed" distance: 0.1 means the mass moved a tenth of a std on average).
 
     Computed here rather than by ``scipy.stats.wasserstein_distance``, which handles weights and so
-    sorts each sample twice and their union once more: each sample is sorted once and the union
-    merged, which halves the stage's time on a live period of half a million rows. Same value
+    sorts each sample twice and their union once more, then looks every point of the union up in
+    both samples: each sample is sorted once (`samples.sorted_values`, nothing to do when the caller
+    sorted it), the two runs are merged, and each sample's distribution function at a point of the
+    union is the count of its values merged so far. That count is the looked-up one wherever the
+    next point is larger; where it is not, the step between them is 0 and so is the term. Same value
     (the test holds them to 1e-12). A constant reference has no scale: the raw distance is returned.
     """
-    u = np.sort(np.asarray(reference, dtype=np.float64))
-    v = np.sort(np.asarray(current, dtype=np.float64))
-    both = np.sort(np.concatenate([u, v]), kind="stable")  # two sorted runs: a merge
-    widths = np.diff(both)
-    cdf_u = np.searchsorted(u, both[:-1], side="right") / len(u)
-    cdf_v = np.searchsorted(v, both[:-1], side="right") / len(v)
-    raw = float(np.sum(np.abs(cdf_u - cdf_v) * widths))
+    u, v = sorted_values(reference), sorted_values(current)
+    merged = np.concatenate([u, v])
+    order = np.argsort(merged, kind="stable")  # two ascending runs: a linear merge
+    both = merged[order]
+    from_u = np.cumsum((order[:-1] < len(u)).astype(np.int64))  # a cast first: 5x faster than from bool
+    cdf_u = from_u / len(u)
+    cdf_v = (np.arange(1, len(both)) - from_u) / len(v)
+    raw = float(np.sum(np.abs(cdf_u - cdf_v) * np.diff(both)))
     scale = float(np.std(u))
     return raw / scale if scale > 0 else raw
