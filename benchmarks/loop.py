@@ -22,6 +22,7 @@ shadow traffic it rests on; and the network (`dvc push`, `git push`: a local clo
     python benchmarks/loop.py                                   # about 5 minutes on 2 cores
     python benchmarks/loop.py --cache /work/main/.dvc/cache     # another checkout's DVC cache
     python benchmarks/loop.py --days 4 --json out.json
+    python benchmarks/loop.py --retrain split.n_folds=1         # the retrain without the prequential folds
 """
 
 from __future__ import annotations
@@ -185,6 +186,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=8, help="days of traffic the service logs before the alert")
     parser.add_argument("--cache", type=Path, default=ROOT / ".dvc" / "cache", help="a DVC cache with HEAD's outputs")
+    parser.add_argument(
+        "--retrain", default="", help="Hydra overrides added to loop.yml's RETRAIN, e.g. split.n_folds=1"
+    )
     parser.add_argument("--port", type=int, default=8391)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -212,7 +216,7 @@ def main() -> None:
             return int(json.loads((repo / "reports/monitoring/drift.json").read_text())["alert"])
 
         figures["alert"] = timed(figures, "monitor", monitor)
-        overrides = ["data=service_log", f"data.log={journal}", *RETRAIN.split()]
+        overrides = ["data=service_log", f"data.log={journal}", *RETRAIN.split(), *args.retrain.split()]
 
         def snapshot() -> None:
             run(repo, "fraudpipe", "params", *overrides)
