@@ -321,20 +321,29 @@ def test_the_loop_retrains_on_the_services_traffic_and_the_live_ap_recovers(worl
 
     table = _served(world["root"] / "journal")
     assert len(table) == len(traffic) and table["tx_fraud"].notna().all()
+    # Whole days, so the figures do not depend on how many transactions the load sent before the swap.
     when, model = table[TX_DATETIME], table["model_version"].to_numpy(object)
     drift_start = pd.Timestamp("2018-05-20") + pd.Timedelta(days=DRIFT_DAY)
-    before = _live_ap(table, ((when < drift_start) & (model == old)).to_numpy())
-    drifted = _live_ap(table, ((when >= drift_start) & (model == old)).to_numpy())
-    shadowed = (table["shadow_score"].notna() & (model == old)).to_numpy()
-    champion, challenger = _live_ap(table, shadowed), _live_ap(table, shadowed, "shadow_score")
-    after = _live_ap(table, (model == new))
+    swapped = PROMOTE_AT + pd.Timedelta(days=2)  # the load ran on (part of) the first day after the promotion
+    stretches = {
+        "before": ((when < drift_start).to_numpy(), old),
+        "drifted": (((when >= drift_start) & (when < PROMOTE_AT)).to_numpy(), old),
+        "shadow": (((when >= RETRAIN_AT) & (when < PROMOTE_AT)).to_numpy(), old),
+        "after": ((when >= swapped).to_numpy(), new),
+    }
+    for name, (rows, answering) in stretches.items():
+        assert set(model[rows]) == {answering}, f"{name}: answered by {set(model[rows])}"
+    assert table["shadow_score"].notna().to_numpy()[stretches["shadow"][0]].all()
+    before, drifted, after = (_live_ap(table, stretches[name][0]) for name in ("before", "drifted", "after"))
+    champion = _live_ap(table, stretches["shadow"][0])
+    challenger = _live_ap(table, stretches["shadow"][0], "shadow_score")
     print(
         f"\nlive average precision from the service's log (rows, frauds):\n"
-        f"  before the drift, v0.1.0          {before[0]:.3f} ({before[1]:,}, {before[2]:,})\n"
-        f"  under drift, v0.1.0 answering     {drifted[0]:.3f} ({drifted[1]:,}, {drifted[2]:,})\n"
+        f"  before the drift, v0.1.0           {before[0]:.3f} ({before[1]:,}, {before[2]:,})\n"
+        f"  under drift, v0.1.0 answering      {drifted[0]:.3f} ({drifted[1]:,}, {drifted[2]:,})\n"
         f"  the shadow weeks: v0.1.0 answered {champion[0]:.3f}, v0.2.0 in the shadow {challenger[0]:.3f} "
         f"({champion[1]:,}, {champion[2]:,})\n"
-        f"  after the swap, v0.2.0 answering  {after[0]:.3f} ({after[1]:,}, {after[2]:,})\n"
+        f"  after the swap (from {swapped:%b %d}), v0.2.0 {after[0]:.3f} ({after[1]:,}, {after[2]:,})\n"
         f"challenger.json: {verdict['verdict']}, AP {verdict['champion_average_precision']:.3f} -> "
         f"{verdict['challenger_average_precision']:.3f}, difference {verdict['diff_average_precision']:+.3f} "
         f"[{verdict['diff_average_precision_ci_low']:+.3f}, {verdict['diff_average_precision_ci_high']:+.3f}] "
