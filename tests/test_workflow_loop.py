@@ -57,6 +57,13 @@ def test_a_merge_promotes_and_a_close_withdraws():
     )
 
 
+def test_the_pull_request_workflow_leaves_the_loops_pull_requests_to_the_loop():
+    """A loop/ branch trains on the service's log, which a hosted runner cannot read; loop.yml posted its diff."""
+    pull_request = yaml.safe_load((ROOT / ".github" / "workflows" / "pull-request.yml").read_text())
+    (job,) = pull_request["jobs"].values()
+    assert job["if"] == "${{ !startsWith(github.head_ref, 'loop/') }}"
+
+
 @pytest.mark.integration
 def test_a_closed_pull_request_withdraws_its_version_from_staging_and_the_shadow(tiny_pipeline, tmp_path):
     origin = clone_repo(tiny_pipeline.repo, tmp_path / "origin")
