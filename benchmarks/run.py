@@ -12,9 +12,10 @@ differ on every run: no stage writes or reads them, and dvc.yaml never names the
 `dvc metrics diff` never compares them.
 
 Suites:
-- ``simulate``, ``features``, ``validate``, ``serve``, ``monitor``, ``engine``: the scripts beside
-  this one, each in its own process with ``--json`` (their figures, as they print them); ``engine``
-  is featurize + train with the pandas and the Dask engine at 4 and 10 million transactions.
+- ``simulate``, ``features``, ``validate``, ``serve``, ``monitor``, ``engine``, ``loop``: the scripts
+  beside this one, each in its own process with ``--json`` (their figures, as they print them);
+  ``engine`` is featurize + train with the pandas and the Dask engine at 4 and 10 million
+  transactions; ``loop`` the time from a monitoring alert to the retrained model serving.
 - ``pipeline``: in a temporary clone of this repository's HEAD with a fresh DVC cache of its own
   (so cold means cold; this checkout is never written): a cold `dvc repro` with the time and peak
   RSS of every stage (``FRAUDPIPE_PROFILE``: ``fraudpipe.pipeline.stage.run`` records each stage's own
@@ -63,9 +64,10 @@ OUT = ROOT / "reports" / "benchmarks"
 #: The documentation page whose benchmark section `--readme` rewrites.
 README = ROOT / "docs" / "benchmarks.md"
 README_MARKERS = ("<!-- benchmarks:start: reports/benchmarks/results.md -->", "<!-- benchmarks:end -->")
-BENCHMARKS = ("simulate", "features", "validate", "scoring", "serve", "monitor", "engine")
-#: Benchmarks that measure this checkout's pipeline outputs (the model bundle and the data it scores).
-NEED_BUNDLE = ("scoring", "serve")
+BENCHMARKS = ("simulate", "features", "validate", "scoring", "serve", "monitor", "engine", "loop")
+#: Benchmarks that measure this checkout's pipeline outputs (the model bundle and the data it scores;
+#: `loop` clones HEAD with this checkout's DVC cache).
+NEED_BUNDLE = ("scoring", "serve", "loop")
 SUITES = (*BENCHMARKS, "pipeline", "sizes")
 #: The benchmarks whose figures are part of the pipeline's floors: `pipeline` runs them too.
 FLOOR_BENCHMARKS = ("simulate", "features", "validate")
@@ -91,6 +93,7 @@ BENCHMARK_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "serve": ([], ["--seconds", "3", "--rates", "300", "--setups", "uvloop+httptools", "--parts", "in_process,http"]),
     "monitor": (["--size", "tiny"], ["--size", "tiny", "--seeds", "1"]),
     "engine": (["--sizes", "4e6", "1e7"], ["--sizes", "2.5e5"]),  # pandas against dask: featurize + train
+    "loop": ([], ["--days", "4"]),  # the time from a monitoring alert to the retrained model serving
 }
 
 #: The figures of each benchmark that results.md shows (all of them are in results.json).
@@ -109,6 +112,15 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "serve": (),  # _serve_headlines
     "engine": (),  # _engine_headlines
     "monitor": ("stable_seeds", "false_alarms", "drifts", "drifts_alerted", "seconds_per_scenario"),
+    "loop": (
+        "rows_logged",
+        "snapshot_seconds",
+        "retrain_seconds",
+        "register_seconds",
+        "shadow_seconds",
+        "swap_seconds",
+        "alert_to_serving_seconds",
+    ),
 }
 
 #: A model parameter change that costs what the default costs: train and what follows rerun.

@@ -7,6 +7,7 @@ the step's environment, expressions given by the test, `bash --noprofile --norc 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -64,3 +65,55 @@ def md_table(text: str, header: list[str]) -> list[list[str]]:
                 rows.append([c.strip() for c in row.strip("|").split("|")])
             return rows
     raise AssertionError(f"no table with header {header} in:\n{text}")
+
+
+#: A stand-in for the GitHub CLI that also keeps what it was asked to post: each call is appended to
+#: $GH_CALLS and the file of each --body-file to $GH_BODIES.
+RECORDING_GH = """#!/usr/bin/env bash
+printf '%s\\n' "$*" >> "$GH_CALLS"
+previous=
+for arg in "$@"; do
+  if [ "$previous" = --body-file ]; then cat "$arg" >> "$GH_BODIES"; fi
+  previous=$arg
+done
+"""
+
+
+def runner(tmp_path: Path, gh: str = RECORDING_GH) -> dict[str, str]:
+    """What a GitHub runner gives a job's steps: RUNNER_TEMP, the step-summary and output files, and a
+    stand-in `gh` first on PATH (it records into GH_CALLS and GH_BODIES, under ``tmp_path``)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    files = {
+        "GITHUB_STEP_SUMMARY": tmp_path / "step_summary.md",
+        "GITHUB_OUTPUT": tmp_path / "output.txt",
+        "GH_CALLS": tmp_path / "gh_calls.txt",
+        "GH_BODIES": tmp_path / "gh_bodies.md",
+    }
+    for f in files.values():
+        f.write_text("")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "gh").write_text(gh)
+    (bin_dir / "gh").chmod(0o755)
+    paths = {k: str(v) for k, v in files.items()}
+    return {"RUNNER_TEMP": str(tmp_path), **paths, "PATH": f"{bin_dir}{os.pathsep}{env()['PATH']}"}
+
+
+def outputs(github: dict[str, str]) -> dict[str, str]:
+    """The step outputs written so far (`echo name=value >> "$GITHUB_OUTPUT"`), the last value of each."""
+    lines = Path(github["GITHUB_OUTPUT"]).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line)
+
+
+def checkout(origin: Path, dest: Path, ref: str = "main") -> Path:
+    """What actions/checkout leaves with ``fetch-depth: 0`` and ``fetch-tags: true``: ``ref`` checked out,
+    every branch of ``origin`` as refs/remotes/origin/*, its tags, `origin` as the remote to push to."""
+    dest.mkdir(parents=True)
+    for args in (
+        ("init", "-q"),
+        ("remote", "add", "origin", str(origin)),
+        ("fetch", "-q", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*"),
+        ("checkout", "-q", "-B", ref, f"origin/{ref}"),
+    ):
+        subprocess.run(["git", *args], cwd=dest, env=env(), check=True, capture_output=True)
+    return dest
