@@ -610,7 +610,7 @@ def _search_markdown(found: dict[str, Any]) -> list[str]:
         ]
         for t in sorted(around, key=lambda t: (t["params"]["tree_method"], t["params"]["max_bin"] or 0)):
             lines.append(
-                f"| {t['params']['tree_method']} | {t['params']['max_bin']} | "
+                f"| {t['params']['tree_method']} | {t['params']['max_bin'] or '–'} | "
                 + " | ".join(_pm(t, m) for m in METRICS)
                 + f" | {t['ap_vs_exact_default_mean']:+.4f} ± {t['ap_vs_exact_default_std']:.4f} | {t['score']:+.2f} |"
             )
