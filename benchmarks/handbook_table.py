@@ -25,7 +25,7 @@ Writes reports/handbook/table.json and reports/handbook/README.md (no wall-clock
 same data gives the same bytes); timings are printed.
 
     python benchmarks/handbook_table.py             # ~4 min on one core
-    python benchmarks/handbook_table.py --search    # + the model selection, ~40 min on one core
+    python benchmarks/handbook_table.py --search    # + the model selection, ~40 min on one busy core
     python benchmarks/handbook_table.py --root /tmp/clone
 
 XGBoost runs on `--threads` threads (default 1: on a shared 2-core machine one thread is faster,
@@ -100,7 +100,10 @@ FEATURE_VARIANTS: dict[str, dict[str, Any]] = {
         "extra_windows": [7, 30, 60],
     },
 }
-# --search, stages B (coarse) and C (finer, in the regularised corner B pointed to): random draws.
+# --search, stages B (coarse), C (finer, in the regularised corner B pointed to) and D (more and
+# deeper trees): random draws of hist-tree settings, the bins drawn too. A hist fit costs about a
+# ninth of an exact one, which pays for stage D; until issue 20 stages B and C fitted exact trees.
+BINS = [256, 512, 1024, 2048, 4096]
 COARSE = {
     "n_estimators": [50, 100, 200, 300],
     "learning_rate": [0.05, 0.1, 0.2, 0.3],
@@ -109,6 +112,7 @@ COARSE = {
     "subsample": [0.7, 0.85, 1.0],
     "colsample_bytree": [0.5, 0.75, 1.0],
     "scale_pos_weight": [1.0, 3.0, 10.0],
+    "max_bin": BINS,
 }
 FINE = {
     "n_estimators": [50, 100, 200],
@@ -118,8 +122,33 @@ FINE = {
     "subsample": [0.7, 0.85, 1.0],
     "colsample_bytree": [0.5, 0.75, 1.0],
     "scale_pos_weight": [1.0, 3.0, 10.0],
+    "max_bin": BINS,
 }
-STAGES = (("coarse", COARSE, 0, 36), ("fine", FINE, 1, 24))  # name, space, seed, draws
+DEEP = {
+    "n_estimators": [100, 200, 300, 500, 800],
+    "learning_rate": [0.01, 0.02, 0.03, 0.05],
+    "max_depth": [5, 6, 7, 8, 10],
+    "min_child_weight": [3.0, 10.0, 30.0, 100.0],
+    "subsample": [0.6, 0.7, 0.85, 1.0],
+    "colsample_bytree": [0.5, 0.75, 1.0],
+    "scale_pos_weight": [1.0, 3.0, 10.0],
+    "max_bin": BINS,
+}
+STAGES = (("coarse", COARSE, 0, 36), ("fine", FINE, 1, 24), ("deep", DEEP, 2, 40))  # name, space, seed, draws
+HIST = {"tree_method": "hist"}
+TREE_EXACT = {"tree_method": "exact", "max_bin": None}
+# The default before issue 20 (stage C's winner with exact trees): the AP the new default must keep.
+EXACT_DEFAULT = {
+    "tree_method": "exact",
+    "max_bin": None,
+    "n_estimators": 50,
+    "learning_rate": 0.05,
+    "max_depth": 6,
+    "min_child_weight": 10.0,
+    "subsample": 0.85,
+    "colsample_bytree": 1.0,
+    "scale_pos_weight": 3.0,
+}
 COMPROMISE_DAYS = 28  # the simulator's terminal compromise (the handbook's scenario 2)
 
 
@@ -284,8 +313,12 @@ def search(
     features: Callable[[FeatureConfig], pd.DataFrame],
 ) -> dict[str, Any]:
     """Stage A: feature sets under the handbook's best model settings, pick the highest mean AP;
-    stages B and C: XGBoost settings drawn at random (fixed seeds) on those features, pick the
-    highest `selection_score`. Only the validation folds are used."""
+    stages B-D: hist-tree settings drawn at random (fixed seeds) on those features; stage E: the
+    best of them with every other bin count, and with approx and exact trees for comparison. The
+    winner is the hist setting with the highest `selection_score` among those that lose no AP to
+    the exact default (`EXACT_DEFAULT`), fold by fold on average: a hist fit costs about a ninth of
+    an exact one, so exact trees stay only if no hist setting keeps their AP. Only the validation
+    folds are used."""
     base_model = no_threshold(model_config(handbook))
     base_table = features(FeatureConfig.parse(handbook["features"], "features"))
     base = evaluate(fold_parts(base_table, split, folds), base_model)
@@ -300,32 +333,76 @@ def search(
     chosen = max(variants, key=lambda v: v["average_precision_fold_mean"])
     fc = FeatureConfig.parse(chosen["features"], "features")
     parts = fold_parts(features(fc), split, folds)
-    trials = []
-    for stage, space, seed, n in STAGES:
-        for i, params in enumerate(draws(space, seed, n)):
-            t0 = time.perf_counter()
-            row = evaluate(parts, base_model.replace(**params))
-            trials.append(
-                {"stage": stage, "draw": i, "params": params, **_means(row), "score": selection_score(row, base)}
-            )
-            print(
-                f"  {stage[0].upper()}{i:<3d} {json.dumps(params)}  {_fmt(row)}  "
-                f"score {trials[-1]['score']:+.2f}  {time.perf_counter() - t0:.0f} s",
-                flush=True,
-            )
-    best = max(trials, key=lambda t: (t["score"], t["average_precision_fold_mean"]))
+    reference = evaluate(parts, base_model.replace(**EXACT_DEFAULT))
+    print(f"  exact default {json.dumps(EXACT_DEFAULT)}  {_fmt(reference)}", flush=True)
+
+    def trial(stage: str, i: int, params: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        row = evaluate(parts, base_model.replace(**params))
+        ap = paired(row, reference)
+        out = {
+            "stage": stage,
+            "draw": i,
+            "params": params,
+            **_means(row),
+            "score": selection_score(row, base),
+            "ap_vs_exact_default_mean": ap["average_precision_diff_mean"],
+            "ap_vs_exact_default_std": ap["average_precision_diff_std"],
+        }
+        print(
+            f"  {stage[0].upper()}{i:<3d} {json.dumps(params)}  {_fmt(row)}  score {out['score']:+.2f}  "
+            f"AP vs exact default {ap['average_precision_diff_mean']:+.4f}  {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+        return out
+
+    drawn = [
+        trial(stage, i, {**HIST, **p}) for stage, space, seed, n in STAGES for i, p in enumerate(draws(space, seed, n))
+    ]
+    best = max(filter(eligible, drawn), key=rank, default=None)
+    around: list[dict[str, Any]] = []
+    if best is not None:
+        changes = [{"max_bin": b} for b in BINS if b != best["params"]["max_bin"]] + [
+            {"tree_method": "approx"},
+            TREE_EXACT,
+        ]
+        around = [trial("tree method and bins", i, {**best["params"], **c}) for i, c in enumerate(changes)]
+    exact_default = {
+        "stage": "exact default",
+        "draw": 0,
+        "params": EXACT_DEFAULT,
+        **_means(reference),
+        "score": selection_score(reference, base),
+        "ap_vs_exact_default_mean": 0.0,
+        "ap_vs_exact_default_std": 0.0,
+    }
+    trials = [exact_default, *drawn, *around]
+    hist = [t for t in trials if t["params"]["tree_method"] == "hist"]
+    winner = max(filter(eligible, hist), key=rank, default=exact_default)
+    unconstrained = max(trials, key=rank)
     return {
         "validation_folds": list(folds),
         "baseline": _means(base),
         "feature_variants": variants,
         "chosen_features": chosen["features"],
         "trials": trials,
+        "best_without_the_ap_bar": {k: unconstrained[k] for k in ("stage", "draw", "params", "score")},
+        "stage_e_refits": None if best is None else {k: best[k] for k in ("stage", "draw")},
         "winner": {
             "features": chosen["features"],
-            "model": {**{k: v for k, v in base_model.to_dict().items() if k in TODAY}, **best["params"]},
-            **{k: best[k] for k in best if k.endswith(("_mean", "_std")) or k == "score"},
+            "model": {"base_score": base_model.base_score, **winner["params"]},
+            **{k: v for k, v in winner.items() if k.endswith(("_mean", "_std")) or k in ("score", "stage", "draw")},
         },
     }
+
+
+def eligible(trial: dict[str, Any]) -> bool:
+    """Loses no average precision to the exact default on the validation folds (paired mean)."""
+    return bool(trial["ap_vs_exact_default_mean"] >= 0.0)
+
+
+def rank(trial: dict[str, Any]) -> tuple[float, float]:
+    return trial["score"], trial["average_precision_fold_mean"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,6 +443,15 @@ def _verdict(who: str, diff: dict[str, float], verdict: dict[str, dict[str, bool
     )
 
 
+def _against_exact_default(diff: dict[str, float]) -> str:
+    return (
+        "Ours minus exact_default (the default before issue 20: exact trees, 50 trees, learning rate 0.05, depth 6, "
+        "min_child_weight 10, subsample 0.85, frauds weighted 3), fold by fold: "
+        + ", ".join(f"{SHORT[m]} {diff[f'{m}_diff_mean']:+.4f} ± {diff[f'{m}_diff_std']:.4f}" for m in METRICS)
+        + "."
+    )
+
+
 def _cells(values: Sequence[float]) -> str:
     return " | ".join(f"{v:.3f}" for v in values)
 
@@ -401,8 +487,9 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
         "",
         "xgboost_handbook: exact trees, base_score 0.5, 100 trees, learning rate 0.3, depth 6 (XGBoost 1.x defaults); "
         "xgboost_today: the same with XGBoost's current defaults (hist trees, base_score estimated from the data). "
-        f"Hist trees split tx_amount only at 256 quantiles: on the baseline training data the cuts nearest the "
-        f'published fraud rule "amount > 220" are {below:.2f} and {above:.2f}, so no tree can express it.',
+        f"At XGBoost's default 256 bins, hist trees split tx_amount only at 256 quantiles: on the baseline training "
+        f'data the cuts nearest the published fraud rule "amount > 220" are {below:.2f} and {above:.2f}, so no tree '
+        "can express it (from 512 bins there is a cut just above 220; our default has 4096).",
         "",
         "Published figures more than 2 fold stds from our mean over folds: "
         + ("; ".join(flagged) if flagged else "none")
@@ -415,6 +502,7 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
         lines += [f"### Folds {entry['folds']}: {entry['about']}", ""]
         lines += _fold_table(entry, PUBLISHED_CH5 if key == "handbook_folds" else None)
         lines += ["", _verdict("Ours", entry["ours_minus_handbook_best"], entry["beats_handbook_best"])]
+        lines += ["", _against_exact_default(entry["ours_minus_exact_default"])]
         if "oracle_minus_handbook_best" in entry:
             lines += [
                 "",
@@ -473,20 +561,60 @@ def markdown(result: dict[str, Any], search_result: dict[str, Any] | None) -> st
             "(same test days) takes it out.",
         ]
     if search_result:
-        w = search_result["winner"]
+        lines += ["", *_search_markdown(search_result)]
+    return "\n".join(lines) + "\n"
+
+
+def _search_markdown(found: dict[str, Any]) -> list[str]:
+    w, free = found["winner"], found["best_without_the_ap_bar"]
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for t in found["trials"]:
+        by_stage.setdefault(t["stage"], []).append(t)
+    lines = [
+        "## Model selection (`--search`, search.json)",
+        "",
+        f"On validation folds {found['validation_folds']} only. "
+        f"Stage A compared {len(found['feature_variants'])} "
+        "feature sets under the handbook's best model settings and kept the highest mean AP. Stages B, C and D drew "
+        f"{sum(n for *_, n in STAGES)} hist-tree settings at random, the bins among {BINS} "
+        f"(seeds {', '.join(str(s) for _, _, s, _ in STAGES)}; D: up to 800 trees of depth up to 10, which hist trees "
+        "make affordable); stage E refitted the best of them with every other bin count, approx and exact trees. "
+        "A setting is eligible when it loses no AP to the exact default (the default before issue 20) on these "
+        "folds, paired mean of the fold-by-fold differences >= 0; the winner is the eligible hist setting with the "
+        "highest min(AP gain, CP@100 gain) over the baseline, each in units of the baseline's fold std (a hist fit "
+        "costs about a ninth of an exact one: exact trees stay only if no hist setting keeps their AP). "
+        f"Winner (stage {w['stage']}, score {w['score']:+.2f}): `{json.dumps(w['model'])}`. "
+        f"The highest score of any setting, whatever its tree method and AP: stage {free['stage']} "
+        f"draw {free['draw']}, {free['score']:+.2f}.",
+        "",
+        "| stage | settings | best score | AP of the best | its AP minus the exact default's |",
+        "|---|---|---|---|---|",
+    ]
+    for stage, rows in by_stage.items():
+        top = max(rows, key=rank)
+        lines.append(
+            f"| {stage} | {len(rows)} | {top['score']:+.2f} | {_pm(top, 'average_precision')} | "
+            f"{top['ap_vs_exact_default_mean']:+.4f} ± {top['ap_vs_exact_default_std']:.4f} |"
+        )
+    source = found["stage_e_refits"]
+    around = [t for t in found["trials"] if source and (t["stage"], t["draw"]) == (source["stage"], source["draw"])]
+    around += by_stage.get("tree method and bins", [])
+    if around:
         lines += [
             "",
-            "## Model selection (`--search`, search.json)",
+            f"Stage E: the best eligible setting of B-D (stage {source['stage']}, draw {source['draw']}) with every "
+            "tree method and bin count:",
             "",
-            f"On validation folds {search_result['validation_folds']} only. "
-            f"Stage A compared {len(search_result['feature_variants'])} "
-            "feature sets under the handbook's best model settings and kept the highest mean AP; stages B and C drew "
-            f"{sum(n for *_, n in STAGES)} XGBoost settings at random "
-            f"(seeds {', '.join(str(s) for _, _, s, _ in STAGES)}) and kept the highest "
-            "min(AP gain, CP@100 gain) over the baseline, each in units of the baseline's fold std. "
-            f"Winner (score {w['score']:+.2f}): `{json.dumps(w['model'])}`.",
+            "| tree method | max_bin | AUC | AP | CP@100 | AP minus the exact default's | score |",
+            "|---|---|---|---|---|---|---|",
         ]
-    return "\n".join(lines) + "\n"
+        for t in sorted(around, key=lambda t: (t["params"]["tree_method"], t["params"]["max_bin"] or 0)):
+            lines.append(
+                f"| {t['params']['tree_method']} | {t['params']['max_bin'] or '–'} | "
+                + " | ".join(_pm(t, m) for m in METRICS)
+                + f" | {t['ap_vs_exact_default_mean']:+.4f} ± {t['ap_vs_exact_default_std']:.4f} | {t['score']:+.2f} |"
+            )
+    return lines
 
 
 def print_tables(result: dict[str, Any]) -> None:
@@ -506,6 +634,9 @@ def print_tables(result: dict[str, Any]) -> None:
             "  ours - handbook_best per fold:",
             {k: round(v, 4) for k, v in entry["ours_minus_handbook_best"].items()},
             entry["beats_handbook_best"],
+        )
+        print(
+            "  ours - exact_default per fold:", {k: round(v, 4) for k, v in entry["ours_minus_exact_default"].items()}
         )
         if "oracle_minus_handbook_best" in entry:
             print(
@@ -579,6 +710,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "handbook_best": (FeatureConfig.parse(handbook["features"], "features"), best),
         "handbook_best_today_defaults": (FeatureConfig.parse(handbook["features"], "features"), best.replace(**TODAY)),
         "ours": (ours_fc, ours_model),
+        "exact_default": (ours_fc, ours_model.replace(**EXACT_DEFAULT)),
     }
     if locations["customers"] is not None and locations["terminals"] is not None:
         with_distance = ours_fc.model_copy(
@@ -621,6 +753,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         entry["ours_minus_handbook_best"] = paired(rows["ours"], rows["handbook_best"])
         entry["beats_handbook_best"] = beats(rows["ours"], rows["handbook_best"])
+        entry["ours_minus_exact_default"] = paired(rows["ours"], rows["exact_default"])
         chapter5["fold_sets"][key] = entry
     result = {
         "data": {"source": params["data"].get("source"), "rows": len(tx), "frauds": int(tx[TX_FRAUD].sum())},

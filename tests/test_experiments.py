@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150
 
 #: The baseline is the session's tiny pipeline (helpers.repo.PIPELINE_CONF): one backtest fold, the
 #: gate not enforced, conf/model/xgboost.yaml's depth, which every experiment below changes.
-BASELINE_DEPTH = 6
+BASELINE_DEPTH = 5
 AP = "reports/metrics.json:average_precision"
 UPSTREAM = ("ingest", "preprocess", "featurize", "split")
 QUEUE_TIMEOUT_S = (

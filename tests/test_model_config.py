@@ -41,6 +41,7 @@ def test_estimator_names_are_the_registrys():
 def test_handbook_option_is_the_published_xgboost():
     handbook = model_config("xgboost_handbook")
     assert (handbook.tree_method, handbook.base_score, handbook.random_state) == ("exact", 0.5, 0)
+    assert handbook.max_bin is None  # exact trees have no bins
     assert (handbook.n_estimators, handbook.learning_rate, handbook.max_depth) == (100, 0.3, 6)
 
 
@@ -64,6 +65,7 @@ def test_a_sweep_key_exists_in_every_option():
         ({"scale_pos_weight": "bal"}, r"model\.scale_pos_weight: must be a positive number or 'balanced', got 'bal'"),
         ({"scale_pos_weight": True}, r"model\.scale_pos_weight: must be a positive number or 'balanced', got True"),
         ({"tree_method": "gpu"}, r"model\.tree_method: must be one of"),
+        ({"max_bin": 1}, r"model\.max_bin: must be >= 2, got 1"),
         (
             {"max_features": "all"},
             r"model\.max_features: must be 'sqrt', 'log2', a whole number >= 1, "
@@ -105,7 +107,7 @@ def test_accepted_values_keep_their_meaning():
 
 def test_replace_validates_like_conf():
     config = model_config()
-    assert config.replace(max_depth=3).max_depth == 3 and config.max_depth == 6
+    assert config.replace(max_depth=3).max_depth == 3 and config.max_depth == 5
     with pytest.raises(ConfigError, match=r"model\.max_depth: must be >= 1"):
         config.replace(max_depth=0)
     with pytest.raises(ValidationError, match="frozen"):  # a config never changes after parsing

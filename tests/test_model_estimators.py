@@ -53,7 +53,9 @@ def test_parameters_carry_the_config_and_class_weight(data):
     balanced = (len(y) - y.sum()) / y.sum()
     assert estimator_params(model_config(scale_pos_weight="balanced"), y)["scale_pos_weight"] == pytest.approx(balanced)
     xgb = estimator_params(model_config(), y)
-    assert (xgb["eta"], xgb["max_depth"], xgb["num_boost_round"], xgb["tree_method"]) == (0.05, 6, 50, "exact")
+    assert (xgb["eta"], xgb["max_depth"], xgb["num_boost_round"]) == (0.05, 5, 100)
+    assert (xgb["tree_method"], xgb["max_bin"]) == ("hist", 4096)
+    assert "max_bin" not in estimator_params(model_config("xgboost_handbook"), y)  # exact trees: no bins
     assert "base_score" not in estimator_params(model_config(base_score=None), y)  # null = XGBoost's default
     assert estimator_params(model_config("logistic_regression", scale_pos_weight=5.0), y)["class_weight"] == {
         0: 1.0,

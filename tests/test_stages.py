@@ -80,12 +80,7 @@ CONFIG_CASES = [
     ("split", "split.train_dayz", 7, ["split.train_dayz: unknown key", "train_days"]),
     ("train", "model.max_depth", 0, ["model.max_depth: must be >= 1, got 0"]),
     ("train", "model.max_dept", 3, ["model.max_dept: unknown key", "max_depth"]),
-    (
-        "train",
-        "engine.name",
-        "dask",
-        ["engine.name: dask cannot train model.tree_method 'exact'", "model.tree_method=hist"],
-    ),
+    ("train", "model.max_bin", 1, ["model.max_bin: must be >= 2, got 1"]),
     ("backtest", "split.n_folds", 0, ["split.n_folds", "got 0"]),
     ("backtest", "model.learning_rate", 0, ["model.learning_rate", "got 0"]),
     ("evaluate", "evaluate.card_precision_k", 0, ["evaluate.card_precision_k", "got 0"]),

@@ -55,6 +55,8 @@ class ModelConfig(Config):
     colsample_bytree: Fraction | None
     reg_lambda: Annotated[float, Field(ge=0)] | None
     tree_method: Literal["auto", "exact", "approx", "hist"] | None
+    #: bins per feature of hist and approx trees (XGBoost's max_bin; exact trees have none).
+    max_bin: Annotated[int, Field(ge=2)] | None
     base_score: Annotated[float, Field(gt=0, lt=1)] | None
     min_samples_leaf: PositiveInt | None
     max_features: Annotated[int | float | str | None, PlainValidator(_max_features)]

@@ -45,6 +45,7 @@ class XGBoost(Estimator):
             "colsample_bytree": config.colsample_bytree,
             "lambda": config.reg_lambda,
             "tree_method": config.tree_method,
+            "max_bin": config.max_bin,
             "base_score": config.base_score,
             "scale_pos_weight": positive_weight,
         }
