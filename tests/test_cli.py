@@ -144,10 +144,11 @@ def test_check_says_when_params_yaml_is_not_what_conf_composes_to(tmp_path):
     params.write_text(yaml.safe_dump(compose(conf), sort_keys=False))
     assert CliRunner().invoke(app, ["check", "--params", str(params)]).exit_code == 0
     xgboost = conf / "model" / "xgboost.yaml"
-    xgboost.write_text(xgboost.read_text().replace("max_depth: 6", "max_depth: 3"))
+    depth = yaml.safe_load(xgboost.read_text())["max_depth"]
+    xgboost.write_text(xgboost.read_text().replace(f"max_depth: {depth}\n", f"max_depth: {depth + 1}\n"))
     result = CliRunner().invoke(app, ["check", "--params", str(params)])  # conf/ beside params.yaml
     assert result.exit_code == 1
-    assert f"model.max_depth: 6 in params.yaml, 3 from {conf}/" in result.output
+    assert f"model.max_depth: {depth} in params.yaml, {depth + 1} from {conf}/" in result.output
     assert "run `fraudpipe params`" in result.output and "no problem" not in result.output
     assert CliRunner().invoke(app, ["params", "--config-dir", str(conf), "--output", str(params)]).exit_code == 0
     assert CliRunner().invoke(app, ["check", "--params", str(params)]).exit_code == 0
