@@ -52,10 +52,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import serve_breakdown
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # imported where used: the driver process never loads the service
+    from fraudpipe.serve.config import ServeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL, STATE = ROOT / "models/bundle", ROOT / "data/features/online_state"
@@ -133,26 +137,8 @@ def reference_routes(app) -> None:
 
 def serve(port: int, journal: Path, setup: str) -> None:
     from fraudpipe.serve import server as serve_app
-    from fraudpipe.serve.config import ServeConfig
 
-    config = ServeConfig.parse(
-        dict(
-            model=MODEL,
-            state=STATE,
-            journal_dir=journal,
-            host="127.0.0.1",
-            port=port,
-            max_batch=100,
-            max_body_bytes=1 << 20,
-            max_amount=100_000.0,
-            late_days=1,
-            max_future_seconds=300,
-            api_key_env="FRAUDPIPE_BENCH_API_KEY",
-            log_level="warning",
-            **SETUPS[setup],
-        ),
-        "serve",
-    )
+    config = bench_config(journal, port=port, log_level="warning", **SETUPS[setup])
     sys.exit(serve_app.run(config, customize=reference_routes))
 
 
@@ -266,35 +252,39 @@ def at_rate(
     return result
 
 
+def bench_config(journal_dir: Path, **changes: object) -> ServeConfig:
+    """The benchmarked service's configuration: the default model and state, its own journal, the
+    benchmark's API-key variable; ``changes``: other options (a port, a server set-up, a shadow)."""
+    from fraudpipe.serve.config import ServeConfig
+
+    options = {
+        "model": MODEL,
+        "state": STATE,
+        "journal_dir": journal_dir,
+        "host": "127.0.0.1",
+        "port": 0,
+        "max_batch": 100,
+        "max_body_bytes": 1 << 20,
+        "max_amount": 1e5,
+        "late_days": 1,
+        "max_future_seconds": 300,
+        "api_key_env": "FRAUDPIPE_BENCH_API_KEY",
+    }
+    return ServeConfig.parse(options | changes, "serve")
+
+
 def in_process(n: int = 3000) -> dict[str, np.ndarray]:
     """Per transaction: features + model, then the whole Service.score, on a private journal (each
     call commits its own entry, as calls one at a time would), with the server's garbage collector
     settings. The first transaction (it sets off the daily prune) is left out."""
     from fraudpipe.features.online import history_features
     from fraudpipe.serve.app import YOUNG_GC_THRESHOLD
-    from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
     from fraudpipe.serve.stores.base import epoch_second
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = ServeConfig.parse(
-            {
-                "model": MODEL,
-                "state": STATE,
-                "journal_dir": Path(tmp),
-                "host": "127.0.0.1",
-                "port": 0,
-                "max_batch": 100,
-                "max_body_bytes": 1 << 20,
-                "max_amount": 1e5,
-                "late_days": 1,
-                "max_future_seconds": 300,
-                "api_key_env": "FRAUDPIPE_BENCH_API_KEY",
-            },
-            "serve",
-        )
-        service = Service.open(config)
+        service = Service.open(bench_config(Path(tmp)))
         import gc
 
         gc.freeze()

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from serve import MODEL, STATE, _epoch, _utc, free_port, wait_ready, wrk
+from serve import MODEL, STATE, _epoch, _utc, bench_config, free_port, wait_ready, wrk
 
 from fraudpipe.model.bundle import write_checksums
 
@@ -54,27 +54,13 @@ def challenger(work: Path) -> Path:
 
 def in_process(work: Path, n: int = 3000) -> dict:
     """``Service.score`` without and with a shadow, alternating per transaction (ms)."""
-    from fraudpipe.serve.config import ServeConfig
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
 
-    def config(name: str, shadow: Path | None) -> ServeConfig:
-        options = {
-            "model": MODEL,
-            "state": STATE,
-            "journal_dir": work / name,
-            "host": "127.0.0.1",
-            "port": 0,
-            "max_batch": 100,
-            "max_body_bytes": 1 << 20,
-            "max_amount": 1e5,
-            "late_days": 1,
-            "max_future_seconds": 300,
-            "api_key_env": "FRAUDPIPE_BENCH_API_KEY",
-        }
-        return ServeConfig.parse(options | ({"shadow": shadow} if shadow else {}), "serve")
-
-    services = [Service.open(config("plain", None)), Service.open(config("shadow", challenger(work / "c")))]
+    services = [
+        Service.open(bench_config(work / "plain")),
+        Service.open(bench_config(work / "shadow", shadow=challenger(work / "c"))),
+    ]
     base = _epoch(services[0].store.state.as_of.isoformat())
     rng = np.random.default_rng(0)
     times = np.empty((2, n))

@@ -114,15 +114,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
         service.group_commits(metrics.committed, lambda reason: _reload(service, reason))
         holder.service = service
-        metrics.loaded(
-            service.version,
-            service.release,
-            service.threshold,
-            service.fast_path,
-            lambda: _size(service),
-            service.journal_entries,
-        )
         _show(metrics, service.live)
+        metrics.loaded(lambda: _size(service), service.journal_entries)
         metrics.capped(service.capacity.caps)
         if holder.swapper is not None:  # a reload after a failed commit: the new service gets its own
             holder.swapper.stop()

@@ -120,16 +120,8 @@ class Metrics:
         self._score: Any = None
         self._alert: Any = None
 
-    def loaded(
-        self,
-        version: str,
-        release: str | None,
-        threshold: float,
-        fast_path: FastPath,
-        size: Callable[[], dict[str, int]],
-        journal_entries: Callable[[], int],
-    ) -> None:
-        self.serving(version, release, threshold, fast_path)
+    def loaded(self, size: Callable[[], dict[str, int]], journal_entries: Callable[[], int]) -> None:
+        """The state's gauges, read at each scrape; ready from now on (the models: ``serving``)."""
         for name, gauge in self.state.items():
             gauge.set_function(functools.partial(_held, size, name))
         self.journal.set_function(journal_entries)

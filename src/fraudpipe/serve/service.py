@@ -163,11 +163,6 @@ class Service:
         return self.live.champion.version
 
     @property
-    def release(self) -> str | None:
-        """The registry version of the champion, ``<artifact>@<version>`` (None: served from a path)."""
-        return self.live.champion.release
-
-    @property
     def threshold(self) -> float:
         return self.live.champion.threshold
 
