@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -85,7 +85,7 @@ def confusion_json(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     return "[\n" + ",\n".join(lines[2 * actual + predicted]) + "\n]\n"
 
 
-def records_json(records: list[dict[str, float]]) -> str:
+def records_json(records: Sequence[Mapping[str, float]]) -> str:
     """A JSON list with one compact record per line: small in git, readable in a diff. The records
     are flat and hold numbers, so the list is encoded in one call (a record per call costs 0.4 s
     for a test period's confusion records) and a line ends wherever one record meets the next."""
