@@ -3,10 +3,9 @@
 from fraudpipe.errors import GateFailed
 from fraudpipe.evaluation.plots import (
     calibration_figure,
-    confusion_records,
+    confusion_json,
     feature_importance_figure,
     precision_recall_records,
-    records_json,
     roc_records,
     save_png,
     score_distribution_figure,
@@ -33,7 +32,7 @@ def main() -> None:
     write_json(gate, GATE)
     write_json(roc_records(labels, scores), PLOTS_DIR / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS_DIR / "precision_recall.json")
-    write_text(records_json(confusion_records(labels, scores, bundle.threshold)), PLOTS_DIR / "confusion.json")
+    write_text(confusion_json(labels, scores, bundle.threshold), PLOTS_DIR / "confusion.json")
     save_png(
         feature_importance_figure(bundle.feature_importance, f"Feature importance ({bundle.name})"),
         PLOTS_DIR / "feature_importance.png",

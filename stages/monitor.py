@@ -10,13 +10,13 @@ from fraudpipe.errors import MonitoringAlert
 from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_text
 from fraudpipe.metrics import read_metrics
-from fraudpipe.model import load_bundle
+from fraudpipe.model import read_bundle_metadata
 from fraudpipe.monitoring.challenger import Scored, compare_shadow
 from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.history import add_point, history_point, read_history
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
-from fraudpipe.monitoring.window import Window, predictions_window, service_log_window
+from fraudpipe.monitoring.window import Window, predictions_window, reference_scores, service_log_window
 from fraudpipe.paths import (
     BUNDLE_DIR,
     CHALLENGER,
@@ -31,13 +31,15 @@ from fraudpipe.paths import (
     PREDICTIONS,
     TERMINALS,
     TRAIN,
+    TRAIN_SCORES,
 )
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.batch import check_features
 from fraudpipe.servicelog import read_service_log
 
-# The reference is the training period (TRAIN: features, and the model's scores on them); the
+# The reference is the training period (TRAIN: features; TRAIN_SCORES: the model's scores of them,
+# which `train` wrote, so this stage reads the bundle's metadata and never loads the model); the
 # current window is LIVE with infer's PREDICTIONS, or the service's log on top of the INTERIM
 # history; METRICS (the test period's figures) is the performance baseline; CUSTOMERS and
 # TERMINALS give regions and distances, when the source has them. MONITOR_HISTORY is this stage's own
@@ -64,14 +66,14 @@ def main() -> None:
     config = load("monitor", MonitorConfig)
     split = load("split", SplitConfig)
     features = load("features", FeatureConfig)
-    bundle = load_bundle(BUNDLE_DIR)
+    bundle = read_bundle_metadata(BUNDLE_DIR)
     check_features(bundle, features, BUNDLE_DIR)
     reference = read_parquet(TRAIN)
     window = current_window(config, features, bundle.version)
 
     result = monitor(
         reference,
-        bundle.score(reference),
+        reference_scores(reference, read_parquet(TRAIN_SCORES), bundle.version),
         window.frame,
         window.scores,
         window.alerts,

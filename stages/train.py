@@ -1,16 +1,19 @@
-"""Stage `train`: fit the configured model on the training period and save the model bundle."""
+"""Stage `train`: fit the configured model on the training period, save the model bundle, and write
+the saved bundle's scores of the training period (what `monitor` compares the current window's
+scores with: scored once here, where the model is already loaded)."""
 
 from dvclive import Live
 
 from fraudpipe.engine import EngineConfig
-from fraudpipe.io import atomic_dir, read_parquet
-from fraudpipe.model import save_bundle, training_summary
+from fraudpipe.io import atomic_dir, read_parquet, write_parquet
+from fraudpipe.model import load_bundle, save_bundle, training_summary
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.engines import check_model
 from fraudpipe.model.estimators.xgboost_dask import train_on_engine
-from fraudpipe.paths import BUNDLE_DIR, TRAIN, TRAIN_REPORTS
+from fraudpipe.paths import BUNDLE_DIR, TRAIN, TRAIN_REPORTS, TRAIN_SCORES
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
+from fraudpipe.scoring.batch import predictions
 
 
 def main() -> None:
@@ -28,11 +31,13 @@ def main() -> None:
             live.log_metric(key, value, plot=False)
     with atomic_dir(BUNDLE_DIR) as tmp:
         save_bundle(bundle, tmp)
+    # Scored by the bundle as every reader loads it (its version in each row), not the fitted object.
+    write_parquet(predictions(load_bundle(BUNDLE_DIR), train, str(TRAIN)), TRAIN_SCORES)
     sel = bundle.metadata["threshold_selection"]
     print(
         f"train: {config.name} ({engine.name} engine) on {len(train):,} rows "
         f"({int(train['tx_fraud'].sum()):,} frauds); threshold {bundle.threshold:.4f} ({sel['rule']}, "
-        f"F1 {sel['f1']:.3f} on {sel['n_rows']:,} held-out rows) -> {BUNDLE_DIR}"
+        f"F1 {sel['f1']:.3f} on {sel['n_rows']:,} held-out rows) -> {BUNDLE_DIR}, its scores -> {TRAIN_SCORES}"
     )
 
 

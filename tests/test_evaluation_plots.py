@@ -10,6 +10,7 @@ from sklearn.metrics import auc
 
 from fraudpipe.evaluation.plots import (
     calibration_figure,
+    confusion_json,
     confusion_records,
     feature_importance_figure,
     precision_recall_records,
@@ -82,6 +83,14 @@ def test_confusion_records_count_every_transaction():
     assert json.loads(text) == records and [line.rstrip(",") for line in text.splitlines()[1:-1]] == [
         json.dumps(r, separators=(",", ":")) for r in records
     ]
+    # what evaluate writes: the same text without a dict per row, for any labels (other values: the records)
+    assert confusion_json(labels, scores, 0.5) == text
+    rng = np.random.default_rng(0)
+    many, more = rng.integers(0, 2, 1000), rng.random(1000)
+    assert confusion_json(many, more, 0.3) == records_json(confusion_records(many, more, 0.3))
+    odd = np.array([2, 0])
+    assert confusion_json(odd, np.zeros(2), 0.5) == records_json(confusion_records(odd, np.zeros(2), 0.5))
+    assert confusion_json(np.zeros(0), np.zeros(0), 0.5) == records_json([]) == "[\n\n]\n"
 
 
 def _render_all(labels, scores, directory):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fraudpipe.errors import BundleError
-from fraudpipe.model import Bundle, load_bundle, save_bundle, train_bundle
+from fraudpipe.model import Bundle, load_bundle, read_bundle_metadata, save_bundle, train_bundle
 from fraudpipe.model.bundle import CHECKSUM_FILE, METADATA_KEYS, write_checksums
 from fraudpipe.model.estimators import spec
 from helpers.model import FEATURES, OPTIONS, feature_table, small_config
@@ -207,10 +207,31 @@ DAMAGE = {
     "linear model not json": ("logistic_regression", _write("linear.json", b"\x80\x04K\x01."), r"expected \{\"coef\""),
 }
 
+#: The damage `read_bundle_metadata` sees too (the rest is in the model file, which only loading reads).
+METADATA_DAMAGE = list(DAMAGE)[: list(DAMAGE).index("an extra file") + 1]
+
 
 def test_loading_refuses_no_bundle(tmp_path):
     with pytest.raises(BundleError, match="no model bundle"):
         load_bundle(tmp_path)
+    with pytest.raises(BundleError, match="no model bundle"):
+        read_bundle_metadata(tmp_path)
+
+
+@pytest.mark.parametrize("name", OPTIONS)
+def test_the_metadata_alone_says_what_the_loaded_bundle_says(name, bundles):
+    """What a stage reading scores needs (features, threshold, version), without loading the model."""
+    directory = bundles[name][1]
+    loaded, info = load_bundle(directory), read_bundle_metadata(directory)
+    assert (info.features, info.threshold, info.version, info.name) == (
+        loaded.features,
+        loaded.threshold,
+        loaded.version,
+        loaded.name,
+    )
+    assert info.metadata == loaded.metadata and info.version.startswith(f"{name}-")
+    with pytest.raises(BundleError, match="feature list differs"):
+        info.check_features(list(reversed(info.features)))
 
 
 @pytest.mark.parametrize("case", DAMAGE)
@@ -237,6 +258,9 @@ def test_loading_refuses_anything_unexpected_even_with_fresh_checksums(case, bun
         write_checksums(directory)
     with pytest.raises(BundleError, match=message):
         load_bundle(directory)
+    if case in METADATA_DAMAGE:  # bundle.json and the file list: refused without loading the model too
+        with pytest.raises(BundleError, match=message):
+            read_bundle_metadata(directory)
 
 
 def test_a_truncated_model_or_missing_checksums_is_refused_in_one_line(bundles, tmp_path):

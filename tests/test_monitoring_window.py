@@ -11,7 +11,7 @@ import pytest
 from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.errors import DataError
 from fraudpipe.model import load_bundle
-from fraudpipe.monitoring.window import predictions_window, service_log_window
+from fraudpipe.monitoring.window import predictions_window, reference_scores, service_log_window
 from fraudpipe.serve.schema import LabelIn
 from fraudpipe.serve.service import Service
 from fraudpipe.servicelog import read_service_log
@@ -108,3 +108,11 @@ def test_predictions_must_be_infers_of_exactly_these_rows():
         predictions_window(live, good.assign(transaction_id=[1, 3, 2]), "m-1")
     with pytest.raises(DataError, match=r"made by model version\(s\) \['m-1'\], the bundle is m-2"):
         predictions_window(live, good, "m-2")
+    # the training period's scores, as `train` writes them: the same checks, naming train
+    assert reference_scores(live, good, "m-1").tolist() == [0.1, 0.9, 0.2]
+    with pytest.raises(DataError, match=r"2 rows, the training period 3; rerun the train stage \(dvc repro train\)"):
+        reference_scores(live, good.head(2), "m-1")
+    with pytest.raises(DataError, match=r"the bundle is m-2; rerun the train stage"):
+        reference_scores(live, good, "m-2")
+    with pytest.raises(DataError, match=r"data/predictions/train.parquet"):
+        reference_scores(live, good.drop(columns="score"), "m-1")

@@ -48,6 +48,9 @@ SPLIT_SUMMARY = Path("reports/split/summary.json")
 # train
 BUNDLE_DIR = Path("models/bundle")
 TRAIN_REPORTS = Path("reports/train")  # dvclive: metrics.json and plots/metrics/*.tsv
+TRAIN_SCORES = Path(
+    "data/predictions/train.parquet"
+)  # the bundle's scores of its training period (monitor's reference)
 
 # evaluate
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun

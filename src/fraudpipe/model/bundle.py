@@ -49,16 +49,12 @@ METADATA_KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class Bundle:
-    """A trained model ready to score: feature order, standardiser, predictor, threshold, metadata."""
+class BundleFacts:
+    """What bundle.json says about a bundle, whether its model is loaded (`Bundle`) or not
+    (`BundleMetadata`)."""
 
     metadata: Mapping[str, Any]
-    predictor: Predictor
-    mean: np.ndarray | None
-    scale: np.ndarray | None
-    #: "<name>-<12 hex digits>" once saved or loaded (see the module docstring); "unsaved" before.
-    version: str = "unsaved"
+    version: str
 
     @property
     def name(self) -> str:
@@ -89,6 +85,27 @@ class Bundle:
             else f"same names in a different order: {names}"
         )
         raise BundleError(f"feature list differs from the bundle's ({len(expected)} features {expected}): {detail}")
+
+
+@dataclass(frozen=True)
+class BundleMetadata(BundleFacts):
+    """A bundle's checked bundle.json and version without its model: what a stage that reads scores
+    rather than computing them needs, without importing the estimator's library."""
+
+    metadata: Mapping[str, Any]
+    version: str
+
+
+@dataclass(frozen=True)
+class Bundle(BundleFacts):
+    """A trained model ready to score: feature order, standardiser, predictor, threshold, metadata."""
+
+    metadata: Mapping[str, Any]
+    predictor: Predictor
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+    #: "<name>-<12 hex digits>" once saved or loaded (see the module docstring); "unsaved" before.
+    version: str = "unsaved"
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(fraud) per row of a 2-D array whose columns are `features`, in order."""
@@ -164,8 +181,9 @@ def _verify_checksums(directory: Path) -> str:
     return sums
 
 
-def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
-    """Read a bundle written by `save_bundle`; `nthread` caps XGBoost's threads (one-row scoring: 1)."""
+def read_bundle_metadata(directory: str | Path) -> BundleMetadata:
+    """Check a bundle written by `save_bundle` (checksums, bundle.json, its files) and read its
+    metadata, without loading the model."""
     directory = Path(directory)
     path = directory / BUNDLE_FILE
     if not path.is_file():
@@ -206,9 +224,19 @@ def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
             f"{directory}: unexpected file(s) {unexpected} in the bundle (expected only {BUNDLE_FILE}, "
             f"{spec.file} and {CHECKSUM_FILE})"
         )
-    mean, scale = _standardizer(meta["standardizer"], len(features), path)
-    predictor = Predictor(spec, spec.load(directory, entry, len(features), nthread))
-    return Bundle(meta, predictor, mean, scale, _version(str(meta["name"]), sums))
+    _standardizer(meta["standardizer"], len(features), path)
+    return BundleMetadata(meta, _version(str(meta["name"]), sums))
+
+
+def load_bundle(directory: str | Path, nthread: int | None = None) -> Bundle:
+    """Read a bundle written by `save_bundle`; `nthread` caps XGBoost's threads (one-row scoring: 1)."""
+    directory = Path(directory)
+    info = read_bundle_metadata(directory)
+    meta = info.metadata
+    spec = SPECS[meta["estimator"]]
+    mean, scale = _standardizer(meta["standardizer"], len(info.features), directory / BUNDLE_FILE)
+    predictor = Predictor(spec, spec.load(directory, meta["model"], len(info.features), nthread))
+    return Bundle(meta, predictor, mean, scale, info.version)
 
 
 def _number(value: Any) -> bool:

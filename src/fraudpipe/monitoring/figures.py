@@ -1,7 +1,8 @@
 """The monitoring report's figures: matplotlib drawings turned into PNG ``data:`` URIs with fixed
 metadata, so the same result draws the same bytes and the page needs no file beside it. Figures are
-made without pyplot (Agg renders them on save), whose import and figure registry the stage does not
-need."""
+made without pyplot, whose import and figure registry the stage does not need, on the Agg canvas
+that saves them, at the resolution they are saved with (`evaluation.plots.agg_figure`): their text
+is measured once, for the layout, and drawn with those measurements."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from fraudpipe.evaluation.plots import PNG_METADATA
+from fraudpipe.evaluation.plots import PNG_METADATA, agg_figure
 from fraudpipe.monitoring.statistics import NUMERIC
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4C72B0", "#DD8452"
@@ -31,7 +32,7 @@ def png(fig: Figure) -> str:
 def distribution_figure(name: str, kind: str, reference: np.ndarray, current: np.ndarray) -> Figure:
     """Reference against current: density histograms on shared bins (numeric, 0.5-99.5 percentile
     range, so one extreme value does not squash the rest) or shares per value (binary, categorical)."""
-    fig = Figure(figsize=(4.6, 3.0))
+    fig = agg_figure((4.6, 3.0), DPI)
     ax = fig.subplots()
     if kind == NUMERIC:
         both = np.concatenate([reference, current]).astype(np.float64)
@@ -70,7 +71,7 @@ def distribution_figure(name: str, kind: str, reference: np.ndarray, current: np
 
 def score_figure(reference: np.ndarray, current: np.ndarray, threshold: float) -> Figure:
     """Score histograms, reference against current, on a log scale (almost every score is low)."""
-    fig = Figure(figsize=(6.0, 3.4))
+    fig = agg_figure((6.0, 3.4), DPI)
     ax = fig.subplots()
     edges = np.linspace(0.0, 1.0, 51)
     for values, label, color in (
@@ -102,7 +103,7 @@ def calibration_figure(table: pd.DataFrame) -> Figure:
     """Observed fraud rate against mean predicted probability per score decile, per sample. The axes
     reach a little past 0 and 1, so that a decile at a corner (the lowest scores, a fraud rate of 1)
     shows its whole marker instead of a half cut off by the frame."""
-    fig = Figure(figsize=(4.6, 4.2))
+    fig = agg_figure((4.6, 4.2), DPI)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for (sample, part), color in zip(table.groupby("sample", sort=False), (REFERENCE_COLOR, CURRENT_COLOR)):
@@ -120,7 +121,7 @@ def calibration_figure(table: pd.DataFrame) -> Figure:
 def daily_figure(daily: pd.DataFrame) -> Figure:
     """Alert rate and precision per day side by side, reference and current on one calendar axis, each
     sample's overall figure as a dotted line: what an analyst's queue looked like, day by day."""
-    fig = Figure(figsize=(11.0, 3.0))
+    fig = agg_figure((11.0, 3.0), DPI)
     axes = fig.subplots(1, 2)
     for sample, part in daily.groupby("sample", sort=False):
         color = REFERENCE_COLOR if sample == "reference" else CURRENT_COLOR

@@ -72,15 +72,31 @@ def predictions_window(live: pd.DataFrame, predictions: pd.DataFrame, version: s
     )
 
 
-def check_predictions(predictions: pd.DataFrame, current: pd.DataFrame, version: str) -> None:
-    require_columns(predictions, PREDICTION_COLUMNS, "the predictions (data/predictions/live.parquet)")
-    require_columns(current, [TRANSACTION_ID], "the live period")
-    rerun = "rerun the infer stage (dvc repro infer)"
+def reference_scores(reference: pd.DataFrame, predictions: pd.DataFrame, version: str) -> np.ndarray:
+    """The training period's scores as `train` wrote them (the bundle scoring the training period,
+    once, where it is loaded anyway): of exactly these rows, in order, by this bundle."""
+    check_predictions(predictions, reference, version, "the training period", "data/predictions/train.parquet", "train")
+    return predictions["score"].to_numpy(np.float64)
+
+
+def check_predictions(
+    predictions: pd.DataFrame,
+    current: pd.DataFrame,
+    version: str,
+    period: str = "the live period",
+    source: str = "data/predictions/live.parquet",
+    stage: str = "infer",
+) -> None:
+    """Refuse scores that are not of ``period``'s rows, in order, by model ``version`` (read from
+    ``source``, which ``stage`` writes)."""
+    require_columns(predictions, PREDICTION_COLUMNS, f"the predictions ({source})")
+    require_columns(current, [TRANSACTION_ID], period)
+    rerun = f"rerun the {stage} stage (dvc repro {stage})"
     if len(predictions) != len(current):
-        raise DataError(f"the predictions hold {len(predictions):,} rows, the live period {len(current):,}; {rerun}")
+        raise DataError(f"the predictions hold {len(predictions):,} rows, {period} {len(current):,}; {rerun}")
     same = predictions[TRANSACTION_ID].reset_index(drop=True).equals(current[TRANSACTION_ID].reset_index(drop=True))
     if not same:
-        raise DataError(f"the predictions' transaction_id column is not the live period's, row for row; {rerun}")
+        raise DataError(f"the predictions' transaction_id column is not {period}'s, row for row; {rerun}")
     versions = pd.unique(predictions["model_version"])
     if len(versions) and (len(versions) > 1 or versions[0] != version):
         raise DataError(

@@ -26,7 +26,7 @@ from fraudpipe.contract import TRANSACTION_ID, feature_columns, require_columns
 from fraudpipe.errors import BundleError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.metrics import GateConfig, read_metrics
-from fraudpipe.model import Bundle
+from fraudpipe.model import Bundle, BundleFacts
 
 #: The predictions table, in column order: ids as in the live table (int64 or text), P(fraud) as
 #: float64, the alert as int8 0/1, the bundle's version as text.
@@ -60,7 +60,7 @@ def check_gate(passed: bool, gate: GateConfig, source: str | Path) -> str | None
     )
 
 
-def check_features(bundle: Bundle, config: FeatureConfig, source: str | Path) -> None:
+def check_features(bundle: BundleFacts, config: FeatureConfig, source: str | Path) -> None:
     """Refuse a bundle trained on features other than those `config` makes (train/serve skew)."""
     try:
         bundle.check_features(feature_names(config))

@@ -34,9 +34,11 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     merged = np.concatenate([u, v])
     order = np.argsort(merged, kind="stable")  # two ascending runs: a linear merge
     both = merged[order]
-    from_u = np.cumsum((order[:-1] < len(u)).astype(np.int64))  # a cast first: 5x faster than from bool
+    # Counts accumulated as floats (whole numbers, exact below 2**53): the same quotients as from
+    # integers, without a cast of every count before each division.
+    from_u = np.cumsum(order[:-1] < len(u), dtype=np.float64)
     cdf_u = from_u / len(u)
-    cdf_v = (np.arange(1, len(both)) - from_u) / len(v)
+    cdf_v = (np.arange(1.0, len(both)) - from_u) / len(v)
     raw = float(np.sum(np.abs(cdf_u - cdf_v) * np.diff(both)))
     scale = float(np.std(u))
     return raw / scale if scale > 0 else raw
