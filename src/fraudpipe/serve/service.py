@@ -8,7 +8,8 @@ stage), score it with the champion (the row as float32 into XGBoost's in-place p
 thread) and, when there is one, the challenger in the shadow (``serve.models``: logged, not
 answered), append the transaction with its answer to the journal, add it to the store, answer.
 Nothing builds a DataFrame per request. The models are ``self.live``, read once per request and
-replaced whole by a swap (``serve.swap``).
+replaced whole by a swap (``serve.swap``; the bookkeeping in ``serve.lineup``). The checks
+before the port binds and the start-up line are ``serve.startup``'s.
 
 Durability: called without an event loop (tests, benchmarks) each journal entry is committed before
 the call returns. The app turns on group commit (``group_commits``): the journal holds an entry
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 import time
@@ -38,17 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
-from fraudpipe.errors import BundleError, DataError
+from fraudpipe.errors import DataError
 from fraudpipe.features.definitions import feature_names
 from fraudpipe.features.online import STATE_FILE, history_features
-from fraudpipe.model import load_bundle
 from fraudpipe.scoring.row import FastPath
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
-from fraudpipe.serve.board import RedisBoard, Serving, journal_record, now
+from fraudpipe.serve.board import RedisBoard, journal_record
 from fraudpipe.serve.commits import CommitFailed, GroupCommit
-from fraudpipe.serve.config import Release, ServeConfig
+from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal
-from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
+from fraudpipe.serve.lineup import Lineup, first_live, serving_now
+from fraudpipe.serve.models import Live
 from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.snapshot import Snapshots
@@ -62,25 +62,8 @@ from fraudpipe.serve.stores.base import (
     epoch_second,
 )
 from fraudpipe.serve.stores.memory import InProcessStore
-from fraudpipe.servicelog import latest_snapshot
 
-STORE_NAME = "in-process state store"
 _ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories
-
-
-def store_name(config: ServeConfig) -> str:
-    """The store as the start-up line and /readyz name it (a Redis URL without its password)."""
-    if not config.shared:
-        return STORE_NAME
-    from urllib.parse import urlsplit
-
-    url = urlsplit(config.store)
-    where = (
-        url._replace(netloc=(url.hostname or "") + (f":{url.port}" if url.port else "")).geturl()
-        if url.password
-        else config.store
-    )
-    return f"Redis state store {where} (prefix {config.redis_prefix})"
 
 
 @dataclass(frozen=True)
@@ -107,12 +90,11 @@ class Service:
         shared: SharedStore | None = None,
     ) -> None:
         """``journal`` with the in-process store; none with a ``shared`` one (then ``store`` too)."""
-        self.config, self.live, self.store, self.journal, self.started = config, live, store, journal, started
+        self.config, self.store, self.journal, self.started = config, store, journal, started
         self.shared = shared
+        self.lineup = Lineup(live)
         self.board = None if shared is None else RedisBoard(getattr(shared, "client", None), config.redis_prefix)
         self.names = store_feature_names(store)  # the state's feature row, which every model reads from
-        #: the registry version of each bundle this process served, for answers given by an earlier model
-        self.releases: dict[str, str | None] = {}
         self.capacity = Capacity(config)
         self.commits: GroupCommit | None = None  # ``group_commits``
         self.snapshots = (
@@ -120,7 +102,6 @@ class Service:
             if journal is None
             else Snapshots(journal, config.state, config.late_days, config.snapshot_every, model_version=self.version)
         )
-        self.install(live)
 
     @classmethod
     def open(cls, config: ServeConfig) -> Service:
@@ -131,7 +112,7 @@ class Service:
 
             shared = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
             recorded = RedisBoard(shared.client, config.redis_prefix).read()  # what the other workers serve
-            live = _live(config, store_feature_names(shared), recorded)
+            live = first_live(config, store_feature_names(shared), recorded)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=shared.seeded)
             return cls(config, live, shared, None, started, shared=shared)
         journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
@@ -140,39 +121,40 @@ class Service:
             _check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
-        live = _live(config, store_feature_names(store), None)
+        live = first_live(config, store_feature_names(store), None)
         replayed = replay(store, journal.entries(after=seq), [m for m in journal.periods() if m[0] >= seq])
         journal_record(journal, serving_now(live))
         return cls(
             config, live, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
 
-    # --- the models (``serve.models``; swapped by ``serve.swap``) ------------------------------------
+    # --- the models (``serve.lineup``; swapped by ``serve.swap``) ------------------------------------
 
     def install(self, live: Live) -> None:
-        """Serve ``live`` from the next request on: one reference assignment (on the event loop)."""
-        for model in (live.champion, live.shadow):
-            if model is not None:
-                self.releases[model.version] = model.release
-        self.live = live
+        """Serve ``live`` from the next request on (``Lineup.install``); the snapshots name its champion."""
+        self.lineup.install(live)
         if self.snapshots is not None:
             self.snapshots.info["model_version"] = live.champion.version
 
     @property
+    def live(self) -> Live:
+        """The models serving now: read once per request."""
+        return self.lineup.live
+
+    @property
     def version(self) -> str:
-        return self.live.champion.version
+        return self.lineup.live.champion.version
 
     @property
     def threshold(self) -> float:
-        return self.live.champion.threshold
+        return self.lineup.live.champion.threshold
 
     @property
     def fast_path(self) -> FastPath:
-        return self.live.champion.fast_path
+        return self.lineup.live.champion.fast_path
 
     def release_of(self, version: str) -> str | None:
-        """The registry version of the bundle that gave an answer (None: from a path, or not this process's)."""
-        return self.releases.get(version)
+        return self.lineup.release_of(version)
 
     # --- durability ---------------------------------------------------------------------------
 
@@ -373,31 +355,6 @@ def store_feature_names(store: StateStore) -> list[str]:
     return feature_names(store.config)
 
 
-def start_sources(config: ServeConfig) -> tuple[ModelSource, ModelSource | None]:
-    """The models the command line names (--model, --shadow), as resolved by the `serve` command."""
-    champion = ModelSource(given=config.model_given, path=config.model, release=config.release)
-    if config.shadow is None or config.shadow_given is None:
-        return champion, None
-    return champion, ModelSource(given=config.shadow_given, path=config.shadow, release=config.shadow_release)
-
-
-def _live(config: ServeConfig, names: list[str], recorded: Serving | None) -> Live:
-    """The command line's models, or, joining workers that share the state, the ones they serve."""
-    if recorded is None:
-        given, other = start_sources(config)
-        return Live(load_model(given, names), None if other is None else load_model(other, names))
-    champion = load_model(refetch(recorded.champion, config.registry, config.model_cache), names)
-    other = recorded.shadow
-    shadow = None if other is None else load_model(refetch(other, config.registry, config.model_cache), names)
-    return Live(champion, shadow, recorded.generation)
-
-
-def serving_now(live: Live) -> Serving:
-    """``live`` as the record of which models serve (``serve.board``)."""
-    shadow = None if live.shadow is None else live.shadow.source
-    return Serving(generation=live.generation, champion=live.champion.source, shadow=shadow, at=now())
-
-
 def _check_retry(before: Transaction, now: Transaction) -> None:
     names = ("customer_id", "terminal_id", "tx_datetime", "tx_amount", "coordinates")
     differ = [
@@ -436,101 +393,3 @@ def _check_base(journal: Journal, state: Path) -> None:
         )
     else:
         journal.set_meta("base", identity)
-
-
-def preflight(config: ServeConfig) -> str | None:
-    """What `fraudpipe serve` checks before it binds the port, each failure one line: the bundle (its
-    sha256 sums), the state it would start from and its features, the journal directory, the API key.
-    With Redis it seeds the shared state (once: a state already there is checked and kept), so that
-    the workers it then starts only attach; it returns the line that says so (None otherwise)."""
-    champion, shadow = start_sources(config)
-    load_bundle(champion.path, nthread=1)  # its sha256 sums: a damaged bundle is named before any state is read
-    if shadow is not None:
-        load_bundle(shadow.path, nthread=1)
-    if config.shared:
-        from fraudpipe.serve.stores.redis import RedisStore
-
-        store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
-        try:
-            for source in (champion, shadow):
-                if source is not None:
-                    load_model(source, store_feature_names(store))
-            RedisBoard(store.client, config.redis_prefix).publish(champion, shadow)  # what the workers load
-        except BundleError as exc:
-            raise BundleError(f"{exc} (the shared state in {store_name(config)})") from None
-        finally:
-            store.close()
-        config.api_key()
-        if not store.seeded:
-            return None
-        return (
-            f"fraudpipe serve: seeded the shared state in the {store_name(config)} from {config.state}: "
-            f"{store.meta['transactions']:,} transactions in {store.meta['seed_seconds']:.1f} s"
-        )
-    found = latest_snapshot(config.journal_dir)
-    state = found[0] if found else config.state
-    path = state / STATE_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot (the featurize stage writes "
-            "data/features/online_state)"
-        )
-    try:
-        names = json.loads(path.read_text(encoding="utf-8"))["feature_names"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not an online state snapshot ({type(exc).__name__}: {exc})") from None
-    try:
-        for source in (champion, shadow):
-            if source is not None:
-                load_model(source, names)
-    except BundleError as exc:
-        raise BundleError(f"{exc} (the state {state})") from None
-    config.journal_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(config.journal_dir, os.W_OK):
-        raise DataError(f"{config.journal_dir} is not writable: the journal must be (--journal-dir)")
-    config.api_key()
-    return None
-
-
-def describe(service: Service, config: ServeConfig) -> str:
-    """The start-up line."""
-    size, started = service.store.size(), service.started
-    key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
-    workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
-    live = service.live
-    champion = live.champion
-    shadow = (
-        ""
-        if live.shadow is None
-        else f"; shadow {live.shadow.version}{_registered(live.shadow.source.release)} (logged, not answered)"
-    )
-    head = (
-        f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} "
-        f"and the {store_name(config)}; model "
-        f"{champion.version}{_registered(champion.source.release)} ({len(champion.bundle.features)} features, "
-        f"threshold {champion.threshold:.4g}, {champion.fast_path.describe()}){shadow}; "
-    )
-    if service.journal is None:
-        assert service.shared is not None  # no journal: the store is shared (``Service.__init__``)
-        meta = service.shared.meta
-        how = "seeded by this worker" if started.seeded else f"already there (seeded at {meta['seeded_at']} UTC)"
-        return (
-            f"{head}worker pid {os.getpid()}; shared state {how} from {meta['source']} ({meta['identity']}) = "
-            f"{size['transactions']:,} transactions now, ready in {started.seconds:.1f} s; durable log: "
-            f"{service.shared.persistence()}; {key}"
-        )
-    source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
-    return (
-        f"{head}state from {source} + "
-        f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} "
-        f"= {size['transactions']:,} transactions, "
-        f"loaded in {started.seconds:.1f} s; "
-        f"journal {service.journal.path} (SQLite WAL); {key}"
-    )
-
-
-def _registered(release: Release | None) -> str:
-    """The registry version in the start-up line: `` = fraud-model@v1.2.0 (fraud-model#prod, commit abc123)``."""
-    if release is None:
-        return ""
-    return f" = {release.label} ({release.reference}, commit {release.commit[:12]})"

@@ -37,8 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudpipe.errors import PipelineError
 from fraudpipe.serve.admission import Refused
 from fraudpipe.serve.board import RedisBoard, Serving, journal_record
+from fraudpipe.serve.lineup import serving_now
 from fraudpipe.serve.models import Incompatible, Live, Model, ModelSource, load_model, refetch, resolve
-from fraudpipe.serve.service import Service, serving_now
+from fraudpipe.serve.service import Service
 
 FOLLOW_WAIT = 30.0  # seconds the route waits for the other workers to serve what it swapped in
 
