@@ -3,8 +3,9 @@
 from dvclive import Live
 
 from fraudpipe.engine import EngineConfig
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import atomic_dir, read_parquet
-from fraudpipe.model import save_bundle, training_summary
+from fraudpipe.model import save_bundle, training_summary, with_features_config
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.engines import check_model
 from fraudpipe.model.estimators.xgboost_dask import train_on_engine
@@ -15,6 +16,7 @@ from fraudpipe.pipeline.stage import run
 
 def main() -> None:
     config = load("model", ModelConfig)
+    features = load("features", FeatureConfig)  # recorded in the bundle: the service builds its online state
     engine = load("engine", EngineConfig)
     check_model(engine, config)  # before reading data or starting a cluster
     train = read_parquet(TRAIN)
@@ -27,7 +29,7 @@ def main() -> None:
         for key, value in training_summary(bundle).items():
             live.log_metric(key, value, plot=False)
     with atomic_dir(BUNDLE_DIR) as tmp:
-        save_bundle(bundle, tmp)
+        save_bundle(with_features_config(bundle, features), tmp)
     sel = bundle.metadata["threshold_selection"]
     print(
         f"train: {config.name} ({engine.name} engine) on {len(train):,} rows "

@@ -13,8 +13,17 @@ measures and what online scoring serves are the same code. The names the stages 
 use are importable from here.
 """
 
-from fraudpipe.model.bundle import Bundle, load_bundle, save_bundle
+from fraudpipe.model.bundle import Bundle, load_bundle, save_bundle, with_features_config
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.training import fitted_on, train_bundle, training_summary
 
-__all__ = ["Bundle", "ModelConfig", "fitted_on", "load_bundle", "save_bundle", "train_bundle", "training_summary"]
+__all__ = [
+    "Bundle",
+    "ModelConfig",
+    "fitted_on",
+    "load_bundle",
+    "save_bundle",
+    "train_bundle",
+    "training_summary",
+    "with_features_config",
+]

@@ -9,8 +9,7 @@ turn a ``Live`` into the record of which models serve (``serve.board``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.serve.board import Serving, now
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
@@ -45,14 +44,17 @@ def start_sources(config: ServeConfig) -> tuple[ModelSource, ModelSource | None]
     return champion, ModelSource(given=config.shadow_given, path=config.shadow, release=config.shadow_release)
 
 
-def first_live(config: ServeConfig, names: Sequence[str], recorded: Serving | None) -> Live:
-    """The command line's models, or, joining workers that share the state, the ones they serve."""
+def first_live(config: ServeConfig, base: FeatureConfig, recorded: Serving | None) -> Live:
+    """The command line's models, or, joining workers that share the state, the ones they serve; fitted
+    to the state of features config ``base`` (their own states, ``serve.sides``, are not built here)."""
+    sides = not config.shared
     if recorded is None:
         given, other = start_sources(config)
-        return Live(load_model(given, names), None if other is None else load_model(other, names))
-    champion = load_model(refetch(recorded.champion, config.registry, config.model_cache), names)
+        shadow = None if other is None else load_model(other, base, sides)
+        return Live(load_model(given, base, sides), shadow)
+    champion = load_model(refetch(recorded.champion, config.registry, config.model_cache), base, sides)
     other = recorded.shadow
-    shadow = None if other is None else load_model(refetch(other, config.registry, config.model_cache), names)
+    shadow = None if other is None else load_model(refetch(other, config.registry, config.model_cache), base, sides)
     return Live(champion, shadow, recorded.generation)
 
 

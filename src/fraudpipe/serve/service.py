@@ -28,21 +28,21 @@ it from ``--state``; ``serve.redis_store``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
-from fraudpipe.errors import DataError
-from fraudpipe.features.definitions import feature_names
-from fraudpipe.features.online import STATE_FILE, history_features
+from fraudpipe.errors import DataError, PipelineError
+from fraudpipe.features.definitions import FeatureConfig, feature_names
+from fraudpipe.features.online import history_features
 from fraudpipe.scoring.row import FastPath
-from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
+from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, check_retry, iso
 from fraudpipe.serve.board import RedisBoard, journal_record
 from fraudpipe.serve.commits import CommitFailed, GroupCommit
 from fraudpipe.serve.config import ServeConfig
@@ -51,7 +51,8 @@ from fraudpipe.serve.lineup import Lineup, first_live, serving_now
 from fraudpipe.serve.models import Live
 from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
-from fraudpipe.serve.snapshot import Snapshots
+from fraudpipe.serve.sides import Built, build, derive, replay_all, wanted
+from fraudpipe.serve.snapshot import Snapshots, check_base
 from fraudpipe.serve.stores.base import (
     Conflict,
     Scored,
@@ -112,21 +113,35 @@ class Service:
 
             shared = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
             recorded = RedisBoard(shared.client, config.redis_prefix).read()  # what the other workers serve
-            live = first_live(config, store_feature_names(shared), recorded)
+            live = first_live(config, shared.config, recorded)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=shared.seeded)
             return cls(config, live, shared, None, started, shared=shared)
         journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
         found = journal.latest_snapshot()
         if found is None:
-            _check_base(journal, config.state)
+            check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
-        live = first_live(config, store_feature_names(store), None)
-        replayed = replay(store, journal.entries(after=seq), [m for m in journal.periods() if m[0] >= seq])
+        live = first_live(config, store.config, None)
+        sides = derive(source, wanted((live.champion, live.shadow), {}), config.late_days)  # ``serve.sides``
+        entries = list(journal.entries(after=seq))
+        moves = [m for m in journal.periods() if m[0] >= seq]
+        replayed = replay(store, entries, moves)
+        replay_all(sides.values(), entries, moves)
+        live = dataclasses.replace(live, sides=sides)
         journal_record(journal, serving_now(live))
         return cls(
             config, live, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
+
+    def build_sides(self, configs: Mapping[str, FeatureConfig]) -> Built:
+        """States of their own for a swap (``serve.sides.build``; in a thread). 409 with a shared store."""
+        if self.journal is None or self.snapshots is None:
+            raise Refused(409, "model", "a state of its own is kept with the in-process store only")
+        try:
+            return build(self.journal, self.config.state, configs, self.config.late_days, self.snapshots.retain)
+        except (PipelineError, OSError, sqlite3.Error) as exc:
+            raise Refused(503, "model", f"could not build its own online state: {' '.join(str(exc).split())}") from None
 
     # --- the models (``serve.lineup``; swapped by ``serve.swap``) ------------------------------------
 
@@ -198,21 +213,12 @@ class Service:
             raise Refused(503, "store", str(exc)) from None
 
     def _score(self, body: TransactionIn) -> tuple[Scored, bool]:
-        when = body.naive_utc
-        tx = Transaction(
-            canonical_id(body.transaction_id),
-            canonical_id(body.customer_id),
-            canonical_id(body.terminal_id),
-            when,
-            epoch_second(when),
-            body.tx_amount,
-            body.coordinates,
-        )
+        tx = transaction_of(body)
         store, live = self.store, self.live  # one set of models for the whole request, whatever swaps meanwhile
         for _ in range(_ATTEMPTS):  # more than one only when another worker changes the same history meanwhile
             found = store.prepare(tx)
             if found.scored is not None:
-                _check_retry(found.scored.transaction, tx)
+                check_retry(found.scored.transaction, tx)
                 return found.scored, True
             if found.known:
                 raise Refused(
@@ -224,12 +230,13 @@ class Service:
             check_amount_and_time(self.config, tx, found)
             self.capacity.check(found)
             try:
-                x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+                scored = live.answer(
+                    tx, history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+                )
             except DataError as exc:  # a location the distance feature needs and nobody gave
                 raise Refused(
                     422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)
                 ) from None
-            scored = live.answer(tx, x)
             if self.journal is not None:  # (the in-process store never conflicts: appended once)
                 self._append(self.journal, self.journal.append_transaction, scored)
             try:
@@ -237,8 +244,10 @@ class Service:
             except Conflict:
                 continue
             if first is not None:  # another worker scored this transaction_id meanwhile: its answer stands
-                _check_retry(first.transaction, tx)
+                check_retry(first.transaction, tx)
                 return first, True
+            for side in live.sides.values():  # the states of their own see what the service's saw (``serve.sides``)
+                side.add_transaction(scored)
             return scored, False
         raise Refused(
             503,
@@ -269,6 +278,8 @@ class Service:
             key, body.tx_fraud
         ):  # a shared store: forgotten meanwhile (pruned by another worker)
             raise Refused(404, "transaction_id", f"{key} is not known: older than the history the service keeps")
+        for side in self.live.sides.values():
+            side.add_label(key, body.tx_fraud)  # False: older than that state keeps
 
     @staticmethod
     def _append(journal: Journal, write: Callable[..., object], *args: object) -> None:
@@ -309,6 +320,8 @@ class Service:
                 "start",
                 f"{iso(start)} is not after the newest transaction seen ({seen}): a new period starts after it",
             )
+        for side in self.live.sides.values():
+            side.start_period(start)
         return {"start": iso(start), "previous_newest": iso(before), **self.store.size()}
 
     # --- snapshot -----------------------------------------------------------------------------
@@ -351,45 +364,19 @@ class Service:
             close()
 
 
+def transaction_of(body: TransactionIn) -> Transaction:
+    """A request's transaction: ids as keys, the time naive UTC and in epoch seconds."""
+    when = body.naive_utc
+    return Transaction(
+        canonical_id(body.transaction_id),
+        canonical_id(body.customer_id),
+        canonical_id(body.terminal_id),
+        when,
+        epoch_second(when),
+        body.tx_amount,
+        body.coordinates,
+    )
+
+
 def store_feature_names(store: StateStore) -> list[str]:
     return feature_names(store.config)
-
-
-def _check_retry(before: Transaction, now: Transaction) -> None:
-    names = ("customer_id", "terminal_id", "tx_datetime", "tx_amount", "coordinates")
-    differ = [
-        f"{n}: {getattr(before, n)!r} then {getattr(now, n)!r}" for n in names if getattr(before, n) != getattr(now, n)
-    ]
-    if differ:
-        raise Refused(
-            409,
-            "transaction_id",
-            f"{before.transaction_id} was scored with other values ({'; '.join(differ)}): "
-            "a retry must resend the same transaction; a new transaction needs a new transaction_id",
-        )
-
-
-def _base_identity(state: Path) -> str:
-    path = state / STATE_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot "
-            "(featurize writes data/features/online_state)"
-        )
-    return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
-
-
-def _check_base(journal: Journal, state: Path) -> None:
-    """Without a snapshot of its own, the journal replays on top of --state: refuse another state than
-    the one it was written on, whose transactions it would count twice or miss."""
-    identity = _base_identity(state)
-    recorded = journal.get_meta("base")
-    if recorded is None:
-        journal.set_meta("base", identity)
-    elif recorded != identity and journal.last_seq() > 0:
-        raise DataError(
-            f"{journal.path} was written on top of {recorded}, not {identity}: start with the same --state, or "
-            f"with another --journal-dir (or move {journal.directory} away) to start afresh from this one"
-        )
-    else:
-        journal.set_meta("base", identity)

@@ -7,14 +7,16 @@ import json
 import os
 from urllib.parse import urlsplit
 
-from fraudpipe.errors import BundleError, DataError
+from fraudpipe.errors import BundleError, ConfigError, DataError
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.features.online import STATE_FILE
 from fraudpipe.model import load_bundle
+from fraudpipe.serve.admission import iso
 from fraudpipe.serve.board import RedisBoard
 from fraudpipe.serve.config import Release, ServeConfig
 from fraudpipe.serve.lineup import start_sources
-from fraudpipe.serve.models import load_model
-from fraudpipe.serve.service import Service, store_feature_names
+from fraudpipe.serve.models import Live, load_model
+from fraudpipe.serve.service import Service
 from fraudpipe.servicelog import latest_snapshot
 
 STORE_NAME = "in-process state store"
@@ -49,7 +51,7 @@ def preflight(config: ServeConfig) -> str | None:
         try:
             for source in (champion, shadow):
                 if source is not None:
-                    load_model(source, store_feature_names(store))
+                    load_model(source, store.config, sides=False)
             RedisBoard(store.client, config.redis_prefix).publish(champion, shadow)  # what the workers load
         except BundleError as exc:
             raise BundleError(f"{exc} (the shared state in {store_name(config)})") from None
@@ -71,13 +73,13 @@ def preflight(config: ServeConfig) -> str | None:
             "data/features/online_state)"
         )
     try:
-        names = json.loads(path.read_text(encoding="utf-8"))["feature_names"]
-    except (ValueError, KeyError, TypeError) as exc:
+        features = FeatureConfig.parse(json.loads(path.read_text(encoding="utf-8"))["features"], "features")
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
         raise DataError(f"{path}: not an online state snapshot ({type(exc).__name__}: {exc})") from None
     try:
         for source in (champion, shadow):
             if source is not None:
-                load_model(source, names)
+                load_model(source, features)
     except BundleError as exc:
         raise BundleError(f"{exc} (the state {state})") from None
     config.journal_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,8 @@ def describe(service: Service, config: ServeConfig) -> str:
     shadow = (
         ""
         if live.shadow is None
-        else f"; shadow {live.shadow.version}{_registered(live.shadow.source.release)} (logged, not answered)"
+        else f"; shadow {live.shadow.version}{_registered(live.shadow.source.release)} (logged, not answered"
+        f"{_own_state(live)})"
     )
     head = (
         f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} "
@@ -122,6 +125,16 @@ def describe(service: Service, config: ServeConfig) -> str:
         f"loaded in {started.seconds:.1f} s; "
         f"journal {service.journal.path} (SQLite WAL); {key}"
     )
+
+
+def _own_state(live: Live) -> str:
+    """The challenger's own online state (``serve.sides``), when it reads one."""
+    if live.shadow is None or live.shadow.side is None:
+        return ""
+    store = live.sides[live.shadow.side]
+    exact = store.earliest_exact()
+    since = "" if exact is None else f", complete from {iso(exact)}"
+    return f"; its own online state: {store.size()['transactions']:,} transactions{since}"
 
 
 def _registered(release: Release | None) -> str:
