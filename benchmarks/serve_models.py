@@ -74,7 +74,8 @@ SETUPS = ("without shadow", "same features", "own features")
 
 def _shadow(work: Path, name: str) -> Path | None:
     """The challenger of a set-up (``SETUPS``)."""
-    return {"same features": challenger, "own features": own_features}.get(name, lambda _: None)(work / name)
+    make = {"same features": challenger, "own features": own_features}.get(name)
+    return None if make is None else make(work / f"{name.replace(' ', '-')}-model")
 
 
 def in_process(work: Path, n: int = 3000) -> dict:
@@ -134,12 +135,13 @@ def over_http(work: Path, seconds: int, rate: float) -> dict:
     out = {}
     for name in SETUPS:
         shadow = _shadow(work, name)
-        proc, port = _start(work, name.replace(" ", "-"), *(() if shadow is None else ("--shadow", str(shadow))))
+        slug = name.replace(" ", "-")
+        proc, port = _start(work, slug, *(() if shadow is None else ("--shadow", str(shadow))))
+        scripts = work / f"{slug}-wrk"  # a fresh server each: its runs' data time counts from its state
+        scripts.mkdir()
         try:
-            wrk(port, "/v1/score", f"warm{len(out)}", 2, 4, 0.0, base, work, spacing=SPACING)
-            out[name] = wrk(
-                port, "/v1/score", f"run{len(out)}", seconds, connections, pause, base, work, spacing=SPACING
-            )
+            wrk(port, "/v1/score", "warm", 2, 4, 0.0, base, scripts, spacing=SPACING)
+            out[name] = wrk(port, "/v1/score", "run", seconds, connections, pause, base, scripts, spacing=SPACING)
         finally:
             _stop(proc)
     return out
