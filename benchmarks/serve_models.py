@@ -3,15 +3,21 @@
 Needs wrk (Debian: `apt-get install -y wrk`) and the pipeline's outputs (models/bundle,
 data/features/online_state: `dvc repro` first). The challenger is a copy of the default bundle with
 another threshold (so another version): a retrain with the same settings costs the same per row.
+The challenger "with its own features" is such a copy that records another features config (the
+state's with ``delay_days`` one less: the same feature names and trees), so that the service keeps
+a second online state for it (``serve.sides``): it costs a request what a retrain with its own
+features config would (a lookup, the features of that state, one more row prediction, the
+transaction and labels added to that state too).
 
     python benchmarks/serve_models.py                      # both parts, about 2 minutes
     python benchmarks/serve_models.py --parts shadow       # the shadow's cost only
     python benchmarks/serve_models.py --parts swap --swaps 10
 
 It prints:
-- shadow: in process, ``Service.score`` p50/p99 without and with a challenger (the two services
-  alternate on the same transactions, so the machine's noise falls on both); over HTTP, the real
-  command without and with ``--shadow``, each driven by wrk at a fixed rate: req/s, p50/p99, errors;
+- shadow: in process, ``Service.score`` p50/p99 without a challenger, with one on the same features
+  and with one on its own features (the three services alternate on the same transactions, so the
+  machine's noise falls on all); over HTTP, the real command in the same three set-ups, each driven
+  by wrk at a fixed rate: req/s, p50/p99, errors;
 - swap: the real command at a fixed rate, alone, then while ``POST /v1/admin/model`` swaps the
   champion back and forth ``--swaps`` times: the requests that failed (wrk's non-2xx and socket
   errors: the figure that must be 0), p50/p99 of both runs, and how long the swaps took to answer.
@@ -52,18 +58,37 @@ def challenger(work: Path) -> Path:
     return target
 
 
+def own_features(work: Path) -> Path:
+    """The default bundle recording another features config than the state's (``delay_days`` one less)."""
+    target = challenger(work)
+    meta = json.loads((target / "bundle.json").read_text())
+    config = json.loads((STATE / "state.json").read_text())["features"]
+    meta["features_config"] = config | {"set": "own", "delay_days": config["delay_days"] - 1}
+    (target / "bundle.json").write_text(json.dumps(meta))
+    write_checksums(target)
+    return target
+
+
+SETUPS = ("without shadow", "same features", "own features")
+
+
+def _shadow(work: Path, name: str) -> Path | None:
+    """The challenger of a set-up (``SETUPS``)."""
+    make = {"same features": challenger, "own features": own_features}.get(name)
+    return None if make is None else make(work / f"{name.replace(' ', '-')}-model")
+
+
 def in_process(work: Path, n: int = 3000) -> dict:
-    """``Service.score`` without and with a shadow, alternating per transaction (ms)."""
+    """``Service.score`` without a shadow, with one on the same features, with one on its own, in turn (ms)."""
     from fraudpipe.serve.schema import TransactionIn
     from fraudpipe.serve.service import Service
 
     services = [
-        Service.open(bench_config(work / "plain")),
-        Service.open(bench_config(work / "shadow", shadow=challenger(work / "c"))),
+        Service.open(bench_config(work / name.replace(" ", "-"), shadow=_shadow(work, name))) for name in SETUPS
     ]
     base = _epoch(services[0].store.state.as_of.isoformat())
     rng = np.random.default_rng(0)
-    times = np.empty((2, n))
+    times = np.empty((len(services), n))
     for i in range(n):
         tx = TransactionIn(
             transaction_id=f"p{i}",
@@ -72,7 +97,7 @@ def in_process(work: Path, n: int = 3000) -> dict:
             tx_datetime=_utc(base + 60 + i),
             tx_amount=round(float(rng.gamma(2, 30)), 2),
         )
-        for k in (i % 2, 1 - i % 2):  # which goes first alternates
+        for k in np.roll(np.arange(len(services)), i):  # which goes first rotates
             start = time.perf_counter_ns()
             services[k].score(tx)
             times[k, i] = (time.perf_counter_ns() - start) / 1e6
@@ -80,7 +105,7 @@ def in_process(work: Path, n: int = 3000) -> dict:
         s.close()
     return {
         name: {"p50_ms": float(np.percentile(times[k], 50)), "p99_ms": float(np.percentile(times[k], 99))}
-        for k, name in enumerate(("without shadow", "with shadow"))
+        for k, name in enumerate(SETUPS)
     }
 
 
@@ -104,18 +129,19 @@ def _paced(rate: float) -> tuple[int, float]:
 
 
 def over_http(work: Path, seconds: int, rate: float) -> dict:
-    """The real command without and with --shadow, at ``rate`` requests/s."""
+    """The real command in each of ``SETUPS``, at ``rate`` requests/s."""
     base = int(_epoch(json.loads((STATE / "state.json").read_text())["as_of"])) + 60
     connections, pause = _paced(rate)
     out = {}
-    shadow = challenger(work / "c")
-    for name, args in (("without shadow", ()), ("with shadow", ("--shadow", str(shadow)))):
-        proc, port = _start(work, name.replace(" ", "-"), *args)
+    for name in SETUPS:
+        shadow = _shadow(work, name)
+        slug = name.replace(" ", "-")
+        proc, port = _start(work, slug, *(() if shadow is None else ("--shadow", str(shadow))))
+        scripts = work / f"{slug}-wrk"  # a fresh server each: its runs' data time counts from its state
+        scripts.mkdir()
         try:
-            wrk(port, "/v1/score", f"warm{len(out)}", 2, 4, 0.0, base, work, spacing=SPACING)
-            out[name] = wrk(
-                port, "/v1/score", f"run{len(out)}", seconds, connections, pause, base, work, spacing=SPACING
-            )
+            wrk(port, "/v1/score", "warm", 2, 4, 0.0, base, scripts, spacing=SPACING)
+            out[name] = wrk(port, "/v1/score", "run", seconds, connections, pause, base, scripts, spacing=SPACING)
         finally:
             _stop(proc)
     return out
@@ -180,7 +206,7 @@ def main() -> None:
         if "shadow" in args.parts:
             figures["shadow_in_process"] = in_process(work / "inproc")
             figures["shadow_http"] = over_http(work / "http", args.seconds, args.rate)
-            print("shadow: Service.score in process (3,000 new transactions, the two services alternating):")
+            print("shadow: Service.score in process (3,000 new transactions, the three services in turn):")
             for name, r in figures["shadow_in_process"].items():
                 print(f"  {name:<15} p50 {r['p50_ms']:.3f} ms   p99 {r['p99_ms']:.3f} ms")
             print(f"shadow: `fraudpipe serve` over HTTP, wrk at {args.rate:.0f} req/s for {args.seconds} s:")

@@ -5,8 +5,9 @@ scores with: scored once here, where the model is already loaded)."""
 from dvclive import Live
 
 from fraudpipe.engine import EngineConfig
+from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.io import atomic_dir, read_parquet, write_parquet
-from fraudpipe.model import load_bundle, save_bundle, training_summary
+from fraudpipe.model import load_bundle, save_bundle, training_summary, with_features_config
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.engines import check_model
 from fraudpipe.model.estimators.xgboost_dask import train_on_engine
@@ -18,6 +19,7 @@ from fraudpipe.scoring.batch import predictions
 
 def main() -> None:
     config = load("model", ModelConfig)
+    features = load("features", FeatureConfig)  # recorded in the bundle: the service builds its online state
     engine = load("engine", EngineConfig)
     check_model(engine, config)  # before reading data or starting a cluster
     train = read_parquet(TRAIN)
@@ -30,7 +32,7 @@ def main() -> None:
         for key, value in training_summary(bundle).items():
             live.log_metric(key, value, plot=False)
     with atomic_dir(BUNDLE_DIR) as tmp:
-        save_bundle(bundle, tmp)
+        save_bundle(with_features_config(bundle, features), tmp)
     # Scored by the bundle as every reader loads it (its version in each row), not the fitted object.
     write_parquet(predictions(load_bundle(BUNDLE_DIR), train, str(TRAIN)), TRAIN_SCORES)
     sel = bundle.metadata["threshold_selection"]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from fraudpipe.errors import BundleError
-from fraudpipe.model import Bundle, load_bundle, read_bundle_metadata, save_bundle, train_bundle
+from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.model import Bundle, load_bundle, read_bundle_metadata, save_bundle, train_bundle, with_features_config
 from fraudpipe.model.bundle import CHECKSUM_FILE, METADATA_KEYS, write_checksums
 from fraudpipe.model.estimators import spec
 from helpers.model import FEATURES, OPTIONS, feature_table, small_config
@@ -297,3 +298,32 @@ def test_predict_row_equals_predict_proba_of_one_row(bundles, table):
         rows = [bundle.predict_row(x) for x in X]
         # a matrix product over one row may round differently from one over twenty (BLAS): 1e-16
         np.testing.assert_allclose(rows, bundle.predict_proba(X), rtol=0, atol=1e-12)
+
+
+def test_a_features_config_is_recorded_only_when_it_gives_the_bundles_features(bundles, tmp_path):
+    bundle, directory = bundles["logistic_regression"]
+    assert bundle.features_config is None  # not recorded: a bundle of before
+    config = FeatureConfig.parse(
+        {
+            "set": "x",
+            "customer_windows": [1],
+            "terminal_windows": [],
+            "delay_days": 0,
+            "extras": [],
+            "extra_windows": [],
+        },
+        "features",
+    )
+    with pytest.raises(BundleError, match=r"are not those of the features config \['tx_amount', 'tx_during_weekend'"):
+        with_features_config(bundle, config)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(directory, damaged)
+    meta = json.loads((damaged / "bundle.json").read_text())
+    (damaged / "bundle.json").write_text(json.dumps(meta | {"features_config": {"set": "x"}}))
+    write_checksums(damaged)
+    with pytest.raises(BundleError, match=r"features_config does not parse: features_config.customer_windows"):
+        load_bundle(damaged)
+    (damaged / "bundle.json").write_text(json.dumps(meta | {"features_config": config.to_dict()}))
+    write_checksums(damaged)
+    with pytest.raises(BundleError, match=r"features_config gives the features \['tx_amount', 'tx_during_weekend'"):
+        load_bundle(damaged)

@@ -12,7 +12,8 @@ from fraudpipe.evaluation.parity import latency_summary
 from fraudpipe.features.online import OnlineState
 from fraudpipe.model import load_bundle
 from fraudpipe.scoring.online import OnlineScorer, replay
-from fraudpipe.serve.service import Refused, Service, describe, preflight
+from fraudpipe.serve.service import Refused, Service
+from fraudpipe.serve.startup import describe, preflight
 from helpers.serve import config, tx, world
 
 

@@ -13,7 +13,8 @@ import pytest
 from fraudpipe.errors import BundleError
 from fraudpipe.model import load_bundle
 from fraudpipe.serve.responses import score_out
-from fraudpipe.serve.service import Service, preflight
+from fraudpipe.serve.service import Service
+from fraudpipe.serve.startup import preflight
 from fraudpipe.servicelog import Answer, read_service_log
 from helpers.serve import challenger, config, fewer_features, foreign_features, tx, world
 

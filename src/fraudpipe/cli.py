@@ -393,7 +393,7 @@ def serve(
     }
     try:
         config = ServeConfig.parse(options, "serve")
-        from fraudpipe.serve.service import preflight
+        from fraudpipe.serve.startup import preflight
 
         seeded = preflight(config)
     except PipelineError as exc:

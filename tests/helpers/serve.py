@@ -25,7 +25,7 @@ from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.features.definitions import FeatureConfig, build_features
 from fraudpipe.features.online import OnlineState
-from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
+from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle, with_features_config
 from fraudpipe.model.bundle import write_checksums
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.schema import TransactionIn
@@ -100,6 +100,43 @@ def challenger() -> Path:
 def fewer_features() -> Path:
     """A bundle trained without one of the state's features: a subset the service can still score."""
     return _train("fewer", ["model.n_estimators=8"], drop=("terminal_id_risk_30day_window",))
+
+
+@dataclass(frozen=True)
+class OwnFeatures:
+    """A challenger trained with another features config than the world's state: other windows, another
+    label delay, other extras (all within the state's retention)."""
+
+    bundle_dir: Path
+    config: FeatureConfig
+    table: pd.DataFrame  # the offline features of every transaction of the world, with this config
+
+    def offline(self, transaction_ids: Any) -> pd.DataFrame:
+        return self.table.set_index("transaction_id").loc[list(transaction_ids)].reset_index()
+
+
+@functools.cache
+def own_features() -> OwnFeatures:
+    w = world()
+    config = FeatureConfig.parse(
+        {
+            "set": "challenger",
+            "customer_windows": [1, 14, 7],
+            "terminal_windows": [3, 1, 10],
+            "delay_days": 3,
+            "extras": ["amount_zscore", "nb_terminals", "seconds_since_prev_tx"],
+            "extra_windows": [14, 2],
+        },
+        "features",
+    )
+    assert config.retention_days <= w.config.retention_days
+    table = build_features(w.tx, config)
+    params = compose(CONF, [*SIMULATOR, "model.n_estimators=12", "model.max_depth=4"])
+    model_config = ModelConfig.parse(params["model"] | {"threshold_validation_days": 0}, "model")
+    path = Path(tempfile.mkdtemp(prefix="fraudpipe-serve-own-")) / "bundle"
+    bundle = train_bundle(table[table[TX_DATETIME] < w.cut], model_config)
+    save_bundle(with_features_config(bundle, config), path)
+    return OwnFeatures(path, config, table)
 
 
 def foreign_features(directory: Path) -> Path:

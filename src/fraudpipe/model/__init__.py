@@ -14,7 +14,15 @@ measures and what online scoring serves are the same code. The names the stages 
 use are importable from here.
 """
 
-from fraudpipe.model.bundle import Bundle, BundleFacts, BundleMetadata, load_bundle, read_bundle_metadata, save_bundle
+from fraudpipe.model.bundle import (
+    Bundle,
+    BundleFacts,
+    BundleMetadata,
+    load_bundle,
+    read_bundle_metadata,
+    save_bundle,
+    with_features_config,
+)
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.training import fitted_on, train_bundle, training_summary
 
@@ -29,4 +37,5 @@ __all__ = [
     "save_bundle",
     "train_bundle",
     "training_summary",
+    "with_features_config",
 ]

@@ -1,7 +1,9 @@
 """The model bundle: the directory `train` writes to models/bundle/ and every scorer loads.
 
 Three files, never a pickle: bundle.json (format version, ordered feature list, threshold,
-standardiser, metadata), the model in its estimator's own format (bundle.json's `model` entry
+standardiser, metadata; ``features_config``, when the train stage recorded it, is the features
+config the training table was built with, so that a scorer keeping another online state knows to
+build one for it: ``serve.sides``), the model in its estimator's own format (bundle.json's `model` entry
 names it), and SHA256SUMS (`sha256sum` format) over both, written last. Loading verifies the sums
 first, so a truncated or tampered bundle is refused before any of it is parsed, then checks
 everything it is about to trust and refuses the rest with a BundleError. The version that scores
@@ -11,6 +13,7 @@ model files give the same version on every machine.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -23,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from fraudpipe.contract import feature_columns
-from fraudpipe.errors import BundleError
+from fraudpipe.errors import BundleError, ConfigError
+from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.io import write_json
 from fraudpipe.model.estimators import SPECS, Predictor
 from fraudpipe.model.fit import standardize
@@ -47,6 +51,8 @@ METADATA_KEYS = (
     "training",
     "library_versions",
 )
+#: Optional (after METADATA_KEYS): the features config of the training table (``with_features_config``).
+FEATURES_CONFIG = "features_config"
 
 
 class BundleFacts:
@@ -67,6 +73,12 @@ class BundleFacts:
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
+
+    @property
+    def features_config(self) -> FeatureConfig | None:
+        """The features config the model was trained on (None: not recorded, a bundle of before)."""
+        raw = self.metadata.get(FEATURES_CONFIG)
+        return None if raw is None else FeatureConfig.parse(raw, FEATURES_CONFIG)
 
     @property
     def feature_importance(self) -> dict[str, float]:
@@ -124,6 +136,16 @@ class Bundle(BundleFacts):
         """P(fraud) for every row of a feature table, after checking its features."""
         self.check_features(feature_columns(table))
         return self.predict_proba(table[list(self.features)].to_numpy(dtype=np.float64))
+
+
+def with_features_config(bundle: Bundle, config: FeatureConfig) -> Bundle:
+    """``bundle`` recording the features config its training table was built with (the train stage)."""
+    if list(bundle.features) != feature_names(config):
+        raise BundleError(
+            f"the model's features {list(bundle.features)} are not those of the features config "
+            f"{feature_names(config)}: the training table was not built with it"
+        )
+    return dataclasses.replace(bundle, metadata={**bundle.metadata, FEATURES_CONFIG: config.to_dict()})
 
 
 def save_bundle(bundle: Bundle, directory: str | Path) -> str:
@@ -203,6 +225,7 @@ def read_bundle_metadata(directory: str | Path) -> BundleMetadata:
     if missing:
         raise BundleError(f"{path}: missing key(s) {missing}")
     features = _features(meta["features"], path)
+    _check_features_config(meta.get(FEATURES_CONFIG), features, path)
     threshold = meta["threshold"]
     if not _number(threshold):
         raise BundleError(f"{path}: threshold must be a finite number, got {threshold!r}")
@@ -252,6 +275,17 @@ def _features(value: Any, path: Path) -> list[str]:
     ):
         raise BundleError(f"{path}: features must be a non-empty list of distinct names, got {value!r}")
     return value
+
+
+def _check_features_config(value: Any, features: list[str], path: Path) -> None:
+    if value is None:
+        return
+    try:
+        config = FeatureConfig.parse(value, FEATURES_CONFIG)
+    except ConfigError as exc:
+        raise BundleError(f"{path}: {FEATURES_CONFIG} does not parse: {exc}") from None
+    if feature_names(config) != features:
+        raise BundleError(f"{path}: {FEATURES_CONFIG} gives the features {feature_names(config)}, not {features}")
 
 
 def _standardizer(value: Any, n_features: int, path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -13,7 +13,11 @@
 - ``snapshot``: the in-process store's snapshots, written by a child process while requests go on.
 - ``limits``: slow and too many clients (header and body timeouts: 408; uvicorn's connection limit).
 - ``admission``: what a transaction must meet before it is scored (amount, event time, state caps).
+- ``models``: a model ready to score (a verified bundle fitted to the state's features) and ``Live``,
+  the champion and the challenger in the shadow; ``lineup``: which serve now, and which served.
+- ``swap``: model swaps (a route, SIGHUP, workers following each other); ``board``: their record.
 - ``service``: what a request does, and the restart (snapshot + journal replay).
+- ``startup``: the checks before the port binds (``preflight``) and the start-up line.
 - ``metrics``: Prometheus metrics and their ASGI middleware.
 - ``responses``: JSON answers, errors naming their field, bodies parsed from bytes.
 - ``app``: the FastAPI app (lifespan, routes, the API-key dependency).

@@ -105,3 +105,18 @@ class Capacity:
                 self._full.add(what)
                 print(f"fraudpipe serve: {message}", file=sys.stderr, flush=True)
             raise Refused(503, f"{what[:-1]}_id", message)
+
+
+def check_retry(before: Transaction, now: Transaction) -> None:
+    """A retry (a transaction_id scored before) must resend the same transaction."""
+    names = ("customer_id", "terminal_id", "tx_datetime", "tx_amount", "coordinates")
+    differ = [
+        f"{n}: {getattr(before, n)!r} then {getattr(now, n)!r}" for n in names if getattr(before, n) != getattr(now, n)
+    ]
+    if differ:
+        raise Refused(
+            409,
+            "transaction_id",
+            f"{before.transaction_id} was scored with other values ({'; '.join(differ)}): "
+            "a retry must resend the same transaction; a new transaction needs a new transaction_id",
+        )

@@ -34,7 +34,8 @@ from fraudpipe.serve.models import Live
 from fraudpipe.serve.responses import Answer, add_body_schemas, answer_error
 from fraudpipe.serve.routes import ROUTES, Holder, add_routes
 from fraudpipe.serve.schema import LabelIn, PeriodIn, ScoreBatchIn, TransactionIn
-from fraudpipe.serve.service import Service, describe, store_name
+from fraudpipe.serve.service import Service
+from fraudpipe.serve.startup import describe, store_name
 from fraudpipe.serve.stores.base import StoreUnavailable
 from fraudpipe.serve.swap import ModelIn, Swapper
 

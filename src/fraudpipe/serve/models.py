@@ -6,39 +6,50 @@ with what it read, so a request in flight finishes on the model it started with 
 uses the new one. Nothing here is mutated after it is built, except each model's row buffer, which
 only the event loop's thread writes.
 
-Both models score the one feature row a request's history gives (``online.history_features``,
-computed once, in the order the state's features config fixes). A model whose feature list is the
-state's takes the row as it is; one whose features are a subset of it, in any order (a retrain that
-dropped a feature), takes its columns by index. A model needing a feature the state does not
-compute is refused (``Incompatible``): scoring it would need a second online state with its own
-features config fed the same stream, which the service does not keep. The bundle does not record
-the features config it was trained with (the delay of the terminal risk windows, for one): same
-names are taken as same definitions.
+Each model reads the feature row of an online state whose features config is the one it was
+trained with (``Bundle.features_config``, recorded by the train stage). A model trained with the
+service's own state's config, or a bundle that does not record one (then same names are taken as
+same definitions), reads the service's row, computed once per request: as it is when its feature list
+is the state's, by index when it is a subset (a retrain that dropped a feature); one needing a
+feature the state does not compute is refused (``Incompatible``). A model trained with another
+config (other windows, delay, extras) reads a state of its own, kept beside the service's and fed
+the same transactions and labels (``serve.sides``; its ``side`` names it), so that its score is the
+one batch scoring with its own features gives. Only the in-process store keeps such a state.
 
 The challenger's score, and whether its own threshold alerts, go to the log beside the answer
-(``Scored.shadow_*``), never into the answer. It costs a request one more row prediction (the same
-XGBoost fast path, ``scoring.row``) on the row already built.
+(``Scored.shadow_*``), never into the answer. On the service's row it costs a request one more row
+prediction (the same XGBoost fast path, ``scoring.row``); on a state of its own, the lookup and
+the features of that state as well. A challenger whose features cannot be computed for a request
+(a location its distance feature needs and nobody gave) leaves that request's shadow columns empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fraudpipe.config import Config
-from fraudpipe.errors import BundleError
+from fraudpipe.errors import BundleError, DataError
+from fraudpipe.features.definitions import FeatureConfig, feature_names
+from fraudpipe.features.online import history_features
 from fraudpipe.model import Bundle, load_bundle
 from fraudpipe.scoring.row import FastPath, RowScorer
 from fraudpipe.serve.config import Release
-from fraudpipe.serve.stores.base import Scored, Transaction
+from fraudpipe.serve.stores.base import Scored, StateStore, Transaction
 
 
 class Incompatible(BundleError):
     """A bundle needs features that the service's online state does not compute."""
+
+
+def definitions(config: FeatureConfig) -> str:
+    """What makes two features configs give the same feature row (all but the set's name), as a key."""
+    return json.dumps(config.model_dump(mode="json", exclude={"name"}), sort_keys=True)
 
 
 class ModelSource(Config):
@@ -93,12 +104,13 @@ def columns_for(bundle: Bundle, names: Sequence[str], what: str) -> np.ndarray |
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """A verified bundle ready to score rows of the state's features."""
+    """A verified bundle ready to score rows of the state's features (``side``: of a state of its own)."""
 
     bundle: Bundle
     source: ModelSource
     columns: np.ndarray | None  # ``columns_for``
     row: RowScorer
+    side: str | None = None  # ``definitions`` of its features config when it reads a state of its own
 
     @property
     def version(self) -> str:
@@ -131,15 +143,35 @@ class Model:
             "model_commit": release.commit if release else None,
             "threshold": self.threshold,
             "features": len(self.bundle.features),
+            "own_state": self.side is not None,
         }
 
 
-def load_model(source: ModelSource, names: Sequence[str]) -> Model:
-    """Load and verify ``source``'s bundle (its sha256 sums) and fit it to the state's features
-    ``names``; a BundleError in one line otherwise. Seconds for a large model: call it off the loop."""
+def load_model(source: ModelSource, base: FeatureConfig, sides: bool = True) -> Model:
+    """Load and verify ``source``'s bundle (its sha256 sums) and fit it to the service's state (features
+    config ``base``), or to a state of its own (``sides``: the store can keep one); a BundleError in
+    one line otherwise. Seconds for a large model: call it off the loop."""
     bundle = load_bundle(source.path, nthread=1)
     what = source.given if source.release is None else f"{source.given} ({source.release.label})"
-    return Model(bundle, source, columns_for(bundle, names, what), RowScorer(bundle))
+    own = bundle.features_config
+    if own is None or definitions(own) == definitions(base):
+        return Model(bundle, source, columns_for(bundle, feature_names(base), what), RowScorer(bundle))
+    if not sides:
+        raise Incompatible(
+            f"{what}: trained with another features config than the shared state's ({_differs(own, base)}); "
+            "a state of its own is kept with the in-process store only"
+        )
+    if own.needs_locations and not base.needs_locations:
+        raise Incompatible(
+            f"{what}: its features config needs locations (customer_terminal_distance), which this service's "
+            "online state does not keep"
+        )
+    return Model(bundle, source, None, RowScorer(bundle), side=definitions(own))
+
+
+def _differs(own: FeatureConfig, base: FeatureConfig) -> str:
+    mine, theirs = own.to_dict(), base.to_dict()
+    return ", ".join(f"{k} {mine[k]} against {theirs[k]}" for k in mine if k != "set" and mine[k] != theirs[k])
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,14 +182,27 @@ class Live:
     champion: Model
     shadow: Model | None = None
     generation: int = 0
+    #: the states of their own (``Model.side``), by ``definitions``: fed every transaction, label and move
+    sides: Mapping[str, StateStore] = field(default_factory=dict)
+
+    def row(self, model: Model, tx: Transaction, x: np.ndarray) -> np.ndarray:
+        """The feature row ``model`` reads: ``x`` (the service's state's), or its own state's."""
+        if model.side is None:
+            return x
+        store = self.sides[model.side]
+        history = store.get_history(tx.customer_id, tx.terminal_id, tx.t)
+        return history_features(store.config, history, tx.t, tx.tx_amount, tx.coordinates)
 
     def answer(self, tx: Transaction, x: np.ndarray) -> Scored:
         """The champion's answer to ``tx`` (feature row ``x``), the challenger's score beside it."""
         champion, shadow = self.champion, self.shadow
-        score = champion.score(x)
+        score = champion.score(self.row(champion, tx, x))
         if shadow is None:
             return Scored(tx, score, score >= champion.threshold, champion.threshold, champion.version)
-        other = shadow.score(x)
+        try:
+            other = shadow.score(self.row(shadow, tx, x))
+        except DataError:  # a location its own state lacks: no shadow score for this one
+            return Scored(tx, score, score >= champion.threshold, champion.threshold, champion.version)
         return Scored(
             tx,
             score,

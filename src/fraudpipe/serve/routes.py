@@ -6,7 +6,8 @@ of what a score request costs). The endpoints parse their bodies from bytes (``r
 check the API key themselves (``_authorised``; the key's dependency on the route only documents
 it). Every answer that records something (a score, a label, a move of the clock) is sent once the
 journal commit holding it is done (``Service.durable``: one commit for the requests handled
-together).
+together). A refusal, the request's (``Answer``) or the service's (``Refused``), becomes the error
+response in one place (``_answered``).
 
 Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot, /v1/admin/period,
 /v1/admin/model (these need the API key when its variable is set); GET /healthz, /readyz, /metrics.
@@ -15,9 +16,10 @@ Routes: POST /v1/score, /v1/score/batch, /v1/labels, /v1/admin/snapshot, /v1/adm
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +107,22 @@ def _doc(
     return out
 
 
+def _answered(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` with its refusals as answers: an ``Answer`` (the request: its body, its key) or a
+    ``Refused`` (the service: what the transaction or the state does not allow) becomes the error response."""
+
+    @functools.wraps(endpoint)
+    async def answered(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Refused as exc:
+            return error_response(refused_answer(exc))
+        except Answer as answer:
+            return error_response(answer)
+
+    return answered
+
+
 def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metrics, store: str) -> None:
     """The service's routes on ``app``; ``store``: the state store's name (/readyz)."""
     api_key = config.api_key()
@@ -162,16 +180,11 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
         **_doc(TransactionIn, ScoreOut, 400, 401, 409, 413, 415, 422, 503),
         **secured,
     )
+    @_answered
     async def score(request: Request) -> Response:
-        try:
-            service, tx = await _prepare(request, TransactionIn)
-            try:
-                scored, retry = service.score(tx)
-                await service.durable()
-            except Refused as exc:
-                raise refused_answer(exc) from None
-        except Answer as answer:
-            return error_response(answer)
+        service, tx = await _prepare(request, TransactionIn)
+        scored, retry = service.score(tx)
+        await service.durable()
         if retry:
             metrics.retries.inc()
             return json_response(200, score_out(tx, scored, service), {"Idempotent-Replayed": "true"})
@@ -184,34 +197,29 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
         **_doc(ScoreBatchIn, ScoreBatchOut, 400, 401, 409, 413, 415, 422, 503, error=BatchErrorOut),
         **secured,
     )
+    @_answered
     async def score_batch(request: Request) -> Response:
         results: list[dict[str, Any]] = []
-        try:
-            service, batch = await _prepare(request, ScoreBatchIn)
-            n = len(batch.transactions)
-            if n > config.max_batch:
-                message = f"at most {config.max_batch} transactions per call (--max-batch), got {n}"
-                raise Answer(422, f"transactions: {message}", [Problem(field="transactions", message=message)])
-            stopped = None
-            for i, tx in enumerate(batch.transactions):
-                try:
-                    scored, retry = service.score(tx)
-                except Refused as exc:
-                    stopped = refused_answer(exc, f"transactions[{i}].", results=results)
-                    break
-                if retry:
-                    metrics.retries.inc()
-                else:
-                    metrics.scored(scored.score, scored.alert)
-                results.append(score_out(tx, scored, service))
+        service, batch = await _prepare(request, ScoreBatchIn)
+        n = len(batch.transactions)
+        if n > config.max_batch:
+            message = f"at most {config.max_batch} transactions per call (--max-batch), got {n}"
+            raise Answer(422, f"transactions: {message}", [Problem(field="transactions", message=message)])
+        stopped = None
+        for i, tx in enumerate(batch.transactions):
             try:
-                await service.durable()  # those scored, the stopped batch's too: its answer says they are recorded
+                scored, retry = service.score(tx)
             except Refused as exc:
-                raise refused_answer(exc) from None
-            if stopped is not None:
-                raise stopped
-        except Answer as answer:
-            return error_response(answer)
+                stopped = refused_answer(exc, f"transactions[{i}].", results=results)
+                break
+            if retry:
+                metrics.retries.inc()
+            else:
+                metrics.scored(scored.score, scored.alert)
+            results.append(score_out(tx, scored, service))
+        await service.durable()  # those scored, the stopped batch's too: its answer says they are recorded
+        if stopped is not None:
+            raise stopped
         return json_response(200, {"results": results})
 
     @v1.post(
@@ -220,16 +228,11 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
         **_doc(LabelIn, LabelOut, 400, 401, 404, 413, 415, 422, 503),
         **secured,
     )
+    @_answered
     async def labels(request: Request) -> Response:
-        try:
-            service, label = await _prepare(request, LabelIn)
-            try:
-                service.label(label)
-                await service.durable()
-            except Refused as exc:
-                raise refused_answer(exc) from None
-        except Answer as answer:
-            return error_response(answer)
+        service, label = await _prepare(request, LabelIn)
+        service.label(label)
+        await service.durable()
         metrics.labels.labels(tx_fraud=str(label.tx_fraud)).inc()
         return json_response(200, {"transaction_id": label.transaction_id, "tx_fraud": label.tx_fraud})
 
@@ -239,15 +242,13 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
         **_doc(None, None, 401, 503),
         **secured,
     )
+    @_answered
     async def snapshot(request: Request) -> Response:
-        try:
-            service = _service(request)
-            try:  # written in the background: other requests are answered meanwhile
-                return json_response(200, await asyncio.wrap_future(service.start_snapshot()))
-            except (PipelineError, OSError) as exc:
-                raise Answer(503, f"snapshot failed: {exc}") from None
-        except Answer as answer:
-            return error_response(answer)
+        service = _service(request)
+        try:  # written in the background: other requests are answered meanwhile
+            return json_response(200, await asyncio.wrap_future(service.start_snapshot()))
+        except (PipelineError, OSError) as exc:
+            raise Answer(503, f"snapshot failed: {exc}") from None
 
     @v1.post(
         "/v1/admin/period",
@@ -255,16 +256,11 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
         **_doc(PeriodIn, None, 400, 401, 413, 415, 422, 503),
         **secured,
     )
+    @_answered
     async def period(request: Request) -> Response:
-        try:
-            service, move = await _prepare(request, PeriodIn)
-            try:
-                done = service.start_period(move)
-                await service.durable()
-            except Refused as exc:
-                raise refused_answer(exc) from None
-        except Answer as answer:
-            return error_response(answer)
+        service, move = await _prepare(request, PeriodIn)
+        done = service.start_period(move)
+        await service.durable()
         print(
             f"fraudpipe serve: the clock moved to a new period: {done['start']} (newest transaction before: "
             f"{done['previous_newest']}); {done['transactions']:,} transactions held",
@@ -278,18 +274,13 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
         **_doc(ModelIn, None, 400, 401, 409, 413, 415, 422, 503),
         **secured,
     )
+    @_answered
     async def swap_model(request: Request) -> Response:
-        try:
-            _, body = await _prepare(request, ModelIn)
-            swapper = holder.swapper
-            if swapper is None:  # set with the service
-                raise Answer(503, "loading: the model and the state are not ready yet (see /readyz)")
-            try:
-                return json_response(200, await swapper.request(body))
-            except Refused as exc:
-                raise refused_answer(exc) from None
-        except Answer as answer:
-            return error_response(answer)
+        _, body = await _prepare(request, ModelIn)
+        swapper = holder.swapper
+        if swapper is None:  # set with the service
+            raise Answer(503, "loading: the model and the state are not ready yet (see /readyz)")
+        return json_response(200, await swapper.request(body))
 
     app.include_router(v1)
 
@@ -319,6 +310,7 @@ def add_routes(app: FastAPI, config: ServeConfig, holder: Holder, metrics: Metri
                 "model_commit": release.commit if release else None,
                 "shadow_model_version": None if live.shadow is None else live.shadow.version,
                 "shadow_registry_version": None if live.shadow is None else live.shadow.release,
+                "shadow_own_state": live.shadow is not None and live.shadow.side is not None,  # ``serve.sides``
                 "model_generation": live.generation,
                 "store": store,
                 "workers": config.workers,

@@ -8,7 +8,8 @@ stage), score it with the champion (the row as float32 into XGBoost's in-place p
 thread) and, when there is one, the challenger in the shadow (``serve.models``: logged, not
 answered), append the transaction with its answer to the journal, add it to the store, answer.
 Nothing builds a DataFrame per request. The models are ``self.live``, read once per request and
-replaced whole by a swap (``serve.swap``).
+replaced whole by a swap (``serve.swap``; the bookkeeping in ``serve.lineup``). The checks
+before the port binds and the start-up line are ``serve.startup``'s.
 
 Durability: called without an event loop (tests, benchmarks) each journal entry is committed before
 the call returns. The app turns on group commit (``group_commits``): the journal holds an entry
@@ -27,31 +28,31 @@ it from ``--state``; ``serve.redis_store``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import dataclasses
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
-from fraudpipe.errors import BundleError, DataError
-from fraudpipe.features.definitions import feature_names
-from fraudpipe.features.online import STATE_FILE, history_features
-from fraudpipe.model import load_bundle
+from fraudpipe.errors import DataError, PipelineError
+from fraudpipe.features.definitions import FeatureConfig, feature_names
+from fraudpipe.features.online import history_features
 from fraudpipe.scoring.row import FastPath
-from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
-from fraudpipe.serve.board import RedisBoard, Serving, journal_record, now
+from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, check_retry, iso
+from fraudpipe.serve.board import RedisBoard, journal_record
 from fraudpipe.serve.commits import CommitFailed, GroupCommit
-from fraudpipe.serve.config import Release, ServeConfig
+from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal
-from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
+from fraudpipe.serve.lineup import Lineup, first_live, serving_now
+from fraudpipe.serve.models import Live
 from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
-from fraudpipe.serve.snapshot import Snapshots
+from fraudpipe.serve.sides import Built, build, derive, replay_all, wanted
+from fraudpipe.serve.snapshot import Snapshots, check_base
 from fraudpipe.serve.stores.base import (
     Conflict,
     Scored,
@@ -62,25 +63,8 @@ from fraudpipe.serve.stores.base import (
     epoch_second,
 )
 from fraudpipe.serve.stores.memory import InProcessStore
-from fraudpipe.servicelog import latest_snapshot
 
-STORE_NAME = "in-process state store"
 _ATTEMPTS = 20  # reads and scorings of one transaction while other workers keep changing its histories
-
-
-def store_name(config: ServeConfig) -> str:
-    """The store as the start-up line and /readyz name it (a Redis URL without its password)."""
-    if not config.shared:
-        return STORE_NAME
-    from urllib.parse import urlsplit
-
-    url = urlsplit(config.store)
-    where = (
-        url._replace(netloc=(url.hostname or "") + (f":{url.port}" if url.port else "")).geturl()
-        if url.password
-        else config.store
-    )
-    return f"Redis state store {where} (prefix {config.redis_prefix})"
 
 
 @dataclass(frozen=True)
@@ -107,12 +91,11 @@ class Service:
         shared: SharedStore | None = None,
     ) -> None:
         """``journal`` with the in-process store; none with a ``shared`` one (then ``store`` too)."""
-        self.config, self.live, self.store, self.journal, self.started = config, live, store, journal, started
+        self.config, self.store, self.journal, self.started = config, store, journal, started
         self.shared = shared
+        self.lineup = Lineup(live)
         self.board = None if shared is None else RedisBoard(getattr(shared, "client", None), config.redis_prefix)
         self.names = store_feature_names(store)  # the state's feature row, which every model reads from
-        #: the registry version of each bundle this process served, for answers given by an earlier model
-        self.releases: dict[str, str | None] = {}
         self.capacity = Capacity(config)
         self.commits: GroupCommit | None = None  # ``group_commits``
         self.snapshots = (
@@ -120,7 +103,6 @@ class Service:
             if journal is None
             else Snapshots(journal, config.state, config.late_days, config.snapshot_every, model_version=self.version)
         )
-        self.install(live)
 
     @classmethod
     def open(cls, config: ServeConfig) -> Service:
@@ -131,48 +113,63 @@ class Service:
 
             shared = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
             recorded = RedisBoard(shared.client, config.redis_prefix).read()  # what the other workers serve
-            live = _live(config, store_feature_names(shared), recorded)
+            live = first_live(config, shared.config, recorded)
             started = Started(config.state, False, 0, time.perf_counter() - start, seeded=shared.seeded)
             return cls(config, live, shared, None, started, shared=shared)
         journal = Journal(config.journal_dir, wal_limit=config.journal_wal_limit)
         found = journal.latest_snapshot()
         if found is None:
-            _check_base(journal, config.state)
+            check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
-        live = _live(config, store_feature_names(store), None)
-        replayed = replay(store, journal.entries(after=seq), [m for m in journal.periods() if m[0] >= seq])
+        live = first_live(config, store.config, None)
+        sides = derive(source, wanted((live.champion, live.shadow), {}), config.late_days)  # ``serve.sides``
+        entries = list(journal.entries(after=seq))
+        moves = [m for m in journal.periods() if m[0] >= seq]
+        replayed = replay(store, entries, moves)
+        replay_all(sides.values(), entries, moves)
+        live = dataclasses.replace(live, sides=sides)
         journal_record(journal, serving_now(live))
         return cls(
             config, live, store, journal, Started(source, found is not None, replayed, time.perf_counter() - start)
         )
 
-    # --- the models (``serve.models``; swapped by ``serve.swap``) ------------------------------------
+    def build_sides(self, configs: Mapping[str, FeatureConfig]) -> Built:
+        """States of their own for a swap (``serve.sides.build``; in a thread). 409 with a shared store."""
+        if self.journal is None or self.snapshots is None:
+            raise Refused(409, "model", "a state of its own is kept with the in-process store only")
+        try:
+            return build(self.journal, self.config.state, configs, self.config.late_days, self.snapshots.retain)
+        except (PipelineError, OSError, sqlite3.Error) as exc:
+            raise Refused(503, "model", f"could not build its own online state: {' '.join(str(exc).split())}") from None
+
+    # --- the models (``serve.lineup``; swapped by ``serve.swap``) ------------------------------------
 
     def install(self, live: Live) -> None:
-        """Serve ``live`` from the next request on: one reference assignment (on the event loop)."""
-        for model in (live.champion, live.shadow):
-            if model is not None:
-                self.releases[model.version] = model.release
-        self.live = live
+        """Serve ``live`` from the next request on (``Lineup.install``); the snapshots name its champion."""
+        self.lineup.install(live)
         if self.snapshots is not None:
             self.snapshots.info["model_version"] = live.champion.version
 
     @property
+    def live(self) -> Live:
+        """The models serving now: read once per request."""
+        return self.lineup.live
+
+    @property
     def version(self) -> str:
-        return self.live.champion.version
+        return self.lineup.live.champion.version
 
     @property
     def threshold(self) -> float:
-        return self.live.champion.threshold
+        return self.lineup.live.champion.threshold
 
     @property
     def fast_path(self) -> FastPath:
-        return self.live.champion.fast_path
+        return self.lineup.live.champion.fast_path
 
     def release_of(self, version: str) -> str | None:
-        """The registry version of the bundle that gave an answer (None: from a path, or not this process's)."""
-        return self.releases.get(version)
+        return self.lineup.release_of(version)
 
     # --- durability ---------------------------------------------------------------------------
 
@@ -216,21 +213,12 @@ class Service:
             raise Refused(503, "store", str(exc)) from None
 
     def _score(self, body: TransactionIn) -> tuple[Scored, bool]:
-        when = body.naive_utc
-        tx = Transaction(
-            canonical_id(body.transaction_id),
-            canonical_id(body.customer_id),
-            canonical_id(body.terminal_id),
-            when,
-            epoch_second(when),
-            body.tx_amount,
-            body.coordinates,
-        )
+        tx = transaction_of(body)
         store, live = self.store, self.live  # one set of models for the whole request, whatever swaps meanwhile
         for _ in range(_ATTEMPTS):  # more than one only when another worker changes the same history meanwhile
             found = store.prepare(tx)
             if found.scored is not None:
-                _check_retry(found.scored.transaction, tx)
+                check_retry(found.scored.transaction, tx)
                 return found.scored, True
             if found.known:
                 raise Refused(
@@ -242,12 +230,13 @@ class Service:
             check_amount_and_time(self.config, tx, found)
             self.capacity.check(found)
             try:
-                x = history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+                scored = live.answer(
+                    tx, history_features(store.config, found.history, tx.t, tx.tx_amount, tx.coordinates)
+                )
             except DataError as exc:  # a location the distance feature needs and nobody gave
                 raise Refused(
                     422, "customer_x" if str(exc).startswith(CUSTOMER_ID) else "terminal_x", str(exc)
                 ) from None
-            scored = live.answer(tx, x)
             if self.journal is not None:  # (the in-process store never conflicts: appended once)
                 self._append(self.journal, self.journal.append_transaction, scored)
             try:
@@ -255,8 +244,10 @@ class Service:
             except Conflict:
                 continue
             if first is not None:  # another worker scored this transaction_id meanwhile: its answer stands
-                _check_retry(first.transaction, tx)
+                check_retry(first.transaction, tx)
                 return first, True
+            for side in live.sides.values():  # the states of their own see what the service's saw (``serve.sides``)
+                side.add_transaction(scored)
             return scored, False
         raise Refused(
             503,
@@ -287,6 +278,8 @@ class Service:
             key, body.tx_fraud
         ):  # a shared store: forgotten meanwhile (pruned by another worker)
             raise Refused(404, "transaction_id", f"{key} is not known: older than the history the service keeps")
+        for side in self.live.sides.values():
+            side.add_label(key, body.tx_fraud)  # False: older than that state keeps
 
     @staticmethod
     def _append(journal: Journal, write: Callable[..., object], *args: object) -> None:
@@ -327,6 +320,8 @@ class Service:
                 "start",
                 f"{iso(start)} is not after the newest transaction seen ({seen}): a new period starts after it",
             )
+        for side in self.live.sides.values():
+            side.start_period(start)
         return {"start": iso(start), "previous_newest": iso(before), **self.store.size()}
 
     # --- snapshot -----------------------------------------------------------------------------
@@ -369,168 +364,19 @@ class Service:
             close()
 
 
+def transaction_of(body: TransactionIn) -> Transaction:
+    """A request's transaction: ids as keys, the time naive UTC and in epoch seconds."""
+    when = body.naive_utc
+    return Transaction(
+        canonical_id(body.transaction_id),
+        canonical_id(body.customer_id),
+        canonical_id(body.terminal_id),
+        when,
+        epoch_second(when),
+        body.tx_amount,
+        body.coordinates,
+    )
+
+
 def store_feature_names(store: StateStore) -> list[str]:
     return feature_names(store.config)
-
-
-def start_sources(config: ServeConfig) -> tuple[ModelSource, ModelSource | None]:
-    """The models the command line names (--model, --shadow), as resolved by the `serve` command."""
-    champion = ModelSource(given=config.model_given, path=config.model, release=config.release)
-    if config.shadow is None or config.shadow_given is None:
-        return champion, None
-    return champion, ModelSource(given=config.shadow_given, path=config.shadow, release=config.shadow_release)
-
-
-def _live(config: ServeConfig, names: list[str], recorded: Serving | None) -> Live:
-    """The command line's models, or, joining workers that share the state, the ones they serve."""
-    if recorded is None:
-        given, other = start_sources(config)
-        return Live(load_model(given, names), None if other is None else load_model(other, names))
-    champion = load_model(refetch(recorded.champion, config.registry, config.model_cache), names)
-    other = recorded.shadow
-    shadow = None if other is None else load_model(refetch(other, config.registry, config.model_cache), names)
-    return Live(champion, shadow, recorded.generation)
-
-
-def serving_now(live: Live) -> Serving:
-    """``live`` as the record of which models serve (``serve.board``)."""
-    shadow = None if live.shadow is None else live.shadow.source
-    return Serving(generation=live.generation, champion=live.champion.source, shadow=shadow, at=now())
-
-
-def _check_retry(before: Transaction, now: Transaction) -> None:
-    names = ("customer_id", "terminal_id", "tx_datetime", "tx_amount", "coordinates")
-    differ = [
-        f"{n}: {getattr(before, n)!r} then {getattr(now, n)!r}" for n in names if getattr(before, n) != getattr(now, n)
-    ]
-    if differ:
-        raise Refused(
-            409,
-            "transaction_id",
-            f"{before.transaction_id} was scored with other values ({'; '.join(differ)}): "
-            "a retry must resend the same transaction; a new transaction needs a new transaction_id",
-        )
-
-
-def _base_identity(state: Path) -> str:
-    path = state / STATE_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot "
-            "(featurize writes data/features/online_state)"
-        )
-    return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
-
-
-def _check_base(journal: Journal, state: Path) -> None:
-    """Without a snapshot of its own, the journal replays on top of --state: refuse another state than
-    the one it was written on, whose transactions it would count twice or miss."""
-    identity = _base_identity(state)
-    recorded = journal.get_meta("base")
-    if recorded is None:
-        journal.set_meta("base", identity)
-    elif recorded != identity and journal.last_seq() > 0:
-        raise DataError(
-            f"{journal.path} was written on top of {recorded}, not {identity}: start with the same --state, or "
-            f"with another --journal-dir (or move {journal.directory} away) to start afresh from this one"
-        )
-    else:
-        journal.set_meta("base", identity)
-
-
-def preflight(config: ServeConfig) -> str | None:
-    """What `fraudpipe serve` checks before it binds the port, each failure one line: the bundle (its
-    sha256 sums), the state it would start from and its features, the journal directory, the API key.
-    With Redis it seeds the shared state (once: a state already there is checked and kept), so that
-    the workers it then starts only attach; it returns the line that says so (None otherwise)."""
-    champion, shadow = start_sources(config)
-    load_bundle(champion.path, nthread=1)  # its sha256 sums: a damaged bundle is named before any state is read
-    if shadow is not None:
-        load_bundle(shadow.path, nthread=1)
-    if config.shared:
-        from fraudpipe.serve.stores.redis import RedisStore
-
-        store = RedisStore.open(config.store, config.redis_prefix, config.state, config.late_days)
-        try:
-            for source in (champion, shadow):
-                if source is not None:
-                    load_model(source, store_feature_names(store))
-            RedisBoard(store.client, config.redis_prefix).publish(champion, shadow)  # what the workers load
-        except BundleError as exc:
-            raise BundleError(f"{exc} (the shared state in {store_name(config)})") from None
-        finally:
-            store.close()
-        config.api_key()
-        if not store.seeded:
-            return None
-        return (
-            f"fraudpipe serve: seeded the shared state in the {store_name(config)} from {config.state}: "
-            f"{store.meta['transactions']:,} transactions in {store.meta['seed_seconds']:.1f} s"
-        )
-    found = latest_snapshot(config.journal_dir)
-    state = found[0] if found else config.state
-    path = state / STATE_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot (the featurize stage writes "
-            "data/features/online_state)"
-        )
-    try:
-        names = json.loads(path.read_text(encoding="utf-8"))["feature_names"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not an online state snapshot ({type(exc).__name__}: {exc})") from None
-    try:
-        for source in (champion, shadow):
-            if source is not None:
-                load_model(source, names)
-    except BundleError as exc:
-        raise BundleError(f"{exc} (the state {state})") from None
-    config.journal_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(config.journal_dir, os.W_OK):
-        raise DataError(f"{config.journal_dir} is not writable: the journal must be (--journal-dir)")
-    config.api_key()
-    return None
-
-
-def describe(service: Service, config: ServeConfig) -> str:
-    """The start-up line."""
-    size, started = service.store.size(), service.started
-    key = f"API key required ({config.api_key_env})" if config.api_key() else f"no API key ({config.api_key_env} unset)"
-    workers = f"{config.workers} worker{'s' if config.workers > 1 else ''}"
-    live = service.live
-    champion = live.champion
-    shadow = (
-        ""
-        if live.shadow is None
-        else f"; shadow {live.shadow.version}{_registered(live.shadow.source.release)} (logged, not answered)"
-    )
-    head = (
-        f"fraudpipe serve: ready on http://{config.host}:{config.port} with {workers} "
-        f"and the {store_name(config)}; model "
-        f"{champion.version}{_registered(champion.source.release)} ({len(champion.bundle.features)} features, "
-        f"threshold {champion.threshold:.4g}, {champion.fast_path.describe()}){shadow}; "
-    )
-    if service.journal is None:
-        assert service.shared is not None  # no journal: the store is shared (``Service.__init__``)
-        meta = service.shared.meta
-        how = "seeded by this worker" if started.seeded else f"already there (seeded at {meta['seeded_at']} UTC)"
-        return (
-            f"{head}worker pid {os.getpid()}; shared state {how} from {meta['source']} ({meta['identity']}) = "
-            f"{size['transactions']:,} transactions now, ready in {started.seconds:.1f} s; durable log: "
-            f"{service.shared.persistence()}; {key}"
-        )
-    source = f"its snapshot {started.source}" if started.own_snapshot else f"{started.source}"
-    return (
-        f"{head}state from {source} + "
-        f"{started.replayed:,} journal {'entry' if started.replayed == 1 else 'entries'} "
-        f"= {size['transactions']:,} transactions, "
-        f"loaded in {started.seconds:.1f} s; "
-        f"journal {service.journal.path} (SQLite WAL); {key}"
-    )
-
-
-def _registered(release: Release | None) -> str:
-    """The registry version in the start-up line: `` = fraud-model@v1.2.0 (fraud-model#prod, commit abc123)``."""
-    if release is None:
-        return ""
-    return f" = {release.label} ({release.reference}, commit {release.commit[:12]})"

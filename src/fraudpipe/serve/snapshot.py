@@ -19,6 +19,7 @@ then takes its own cut.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -78,6 +79,8 @@ class Snapshots:
         self.journal, self.state, self.late_days, self.every, self.info = journal, state, late_days, every, info
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-snapshot")
         self._lock = threading.Lock()
+        #: held while the journal is truncated, and by a swap building a state of its own (``serve.sides``)
+        self.retain = threading.Lock()
         self._pending = 0  # snapshots asked for and not finished
         self._child: subprocess.Popen | None = None
         self._stop = threading.Event()
@@ -136,8 +139,9 @@ class Snapshots:
             raise DataError(f"the snapshot process failed: {reason}")
         done = json.loads(out.strip().splitlines()[-1])
         target = Path(done["snapshot"])
-        self.journal.drop_other_snapshots(target)
-        self.journal.truncate(through)
+        with self.retain:
+            self.journal.drop_other_snapshots(target)
+            self.journal.truncate(through)
         return done
 
     def close(self, wait: float = CLOSE_WAIT) -> None:
@@ -156,6 +160,32 @@ class Snapshots:
             if self._child is not None:
                 self._child.kill()
         self._writer.shutdown(wait=True)
+
+
+def _base_identity(state: Path) -> str:
+    path = state / STATE_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist: --state must be an online state snapshot "
+            "(featurize writes data/features/online_state)"
+        )
+    return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
+def check_base(journal: Journal, state: Path) -> None:
+    """Without a snapshot of its own, the journal replays on top of --state: refuse another state than
+    the one it was written on, whose transactions it would count twice or miss."""
+    identity = _base_identity(state)
+    recorded = journal.get_meta("base")
+    if recorded is None:
+        journal.set_meta("base", identity)
+    elif recorded != identity and journal.last_seq() > 0:
+        raise DataError(
+            f"{journal.path} was written on top of {recorded}, not {identity}: start with the same --state, or "
+            f"with another --journal-dir (or move {journal.directory} away) to start afresh from this one"
+        )
+    else:
+        journal.set_meta("base", identity)
 
 
 def main(argv: list[str] | None = None) -> int:

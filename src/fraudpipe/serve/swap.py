@@ -37,8 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudpipe.errors import PipelineError
 from fraudpipe.serve.admission import Refused
 from fraudpipe.serve.board import RedisBoard, Serving, journal_record
+from fraudpipe.serve.lineup import serving_now
 from fraudpipe.serve.models import Incompatible, Live, Model, ModelSource, load_model, refetch, resolve
-from fraudpipe.serve.service import Service, serving_now
+from fraudpipe.serve.service import Service
+from fraudpipe.serve.sides import Built, catch_up, kept, wanted
 
 FOLLOW_WAIT = 30.0  # seconds the route waits for the other workers to serve what it swapped in
 
@@ -128,7 +130,8 @@ class Swapper:
     def _load(self, field: str, given: str) -> Model:
         """Resolve, fetch, verify and fit a model (in a thread); ``Refused`` in one line naming ``field``."""
         try:
-            return load_model(resolve(given, self.config.registry, self.config.model_cache), self.service.names)
+            source = resolve(given, self.config.registry, self.config.model_cache)
+            return load_model(source, self.service.store.config, self.service.journal is not None)
         except Incompatible as exc:
             raise Refused(409, field, " ".join(str(exc).split())) from None
         except (PipelineError, OSError) as exc:
@@ -163,7 +166,14 @@ class Swapper:
                 if only_if_changed and unchanged:
                     _say(f"{what}: {champion.source.label} is still {champion.version}: nothing to swap")
                     return self.answer(before, before, seconds)
-                live = await self._commit(champion, shadow)
+                configs = wanted((champion, shadow), before.sides)  # states of their own to build (``serve.sides``)
+                built = None if not configs else await asyncio.to_thread(self.service.build_sides, configs)
+                try:
+                    live = await self._commit(champion, shadow, built)
+                finally:
+                    if built is not None:
+                        built.release()
+                seconds = time.perf_counter() - start
                 _say(
                     f"{what}: swapped in {self._line(live)} (was {self._line(before)}), loaded in {seconds:.2f} s",
                 )
@@ -177,17 +187,23 @@ class Swapper:
             answer["workers"] = await self._followed(live.generation)
         return answer
 
-    async def _commit(self, champion: Model, shadow: Model | None) -> Live:
-        """Record the new models (journal or Redis), then serve them: one assignment, on the loop."""
+    async def _commit(self, champion: Model, shadow: Model | None, built: Built | None = None) -> Live:
+        """Record the new models (journal or Redis), then serve them: one assignment, on the loop; the
+        states ``built`` for them catch up with the journal first, with no await in between."""
         service = self.service
         if self.board is not None:
             shadow_source = None if shadow is None else shadow.source
             recorded = await self._redis(self.board.publish, champion.source, shadow_source)
             live = Live(champion, shadow, recorded.generation)
         else:
-            live = Live(champion, shadow, service.live.generation + 1)
+            stores = {} if built is None else built.stores
+            live = Live(
+                champion, shadow, service.live.generation + 1, kept((champion, shadow), service.live.sides, stores)
+            )
             if service.journal is not None:
                 journal_record(service.journal, serving_now(live))
+                if built is not None:
+                    catch_up(built, service.journal)
         service.install(live)
         self.on_swap(live)
         if self.board is not None:
@@ -268,7 +284,8 @@ class Swapper:
             for model in held:
                 if _same(model, source):
                     return model
-            return load_model(refetch(source, self.config.registry, self.config.model_cache), self.service.names)
+            fetched = refetch(source, self.config.registry, self.config.model_cache)
+            return load_model(fetched, self.service.store.config, self.service.journal is not None)
 
         return get(recorded.champion), None if recorded.shadow is None else get(recorded.shadow)
 
