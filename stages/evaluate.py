@@ -10,8 +10,9 @@ from fraudpipe.evaluation.plots import (
     save_png,
     score_distribution_figure,
 )
+from fraudpipe.gate import gate_verdict, verdict_words
 from fraudpipe.io import read_parquet, write_json, write_text
-from fraudpipe.metrics import EvaluateConfig, bootstrap_intervals, gate_verdict, quality_metrics
+from fraudpipe.metrics import EvaluateConfig, bootstrap_intervals, quality_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST
 from fraudpipe.pipeline.loader import load
@@ -26,7 +27,7 @@ def main() -> None:
     labels = test["tx_fraud"].to_numpy()
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
     metrics |= bootstrap_intervals(test, scores, config.card_precision_k, config.interval)
-    gate = gate_verdict(metrics, config.gate.minimums)
+    gate = gate_verdict(metrics, config.gate)
 
     write_json(metrics, METRICS)
     write_json(gate, GATE)
@@ -43,12 +44,15 @@ def main() -> None:
     k, m = config.card_precision_k, metrics
     print(
         f"evaluate: {bundle.name} on {m['n_test']:,} test rows ({m['n_frauds']:,} frauds, {m['n_test_days']} days): "
-        f"AUC {m['roc_auc']:.4f}, AP {m['average_precision']:.4f} "
+        f"AUC {m['roc_auc']:.4f} [{m['roc_auc_ci_low']:.4f}, {m['roc_auc_ci_high']:.4f}], "
+        f"AP {m['average_precision']:.4f} "
         f"[{m['average_precision_ci_low']:.4f}, {m['average_precision_ci_high']:.4f}], CP@{k} "
         f"{m['card_precision_at_k']:.4f} "
         f"[{m['card_precision_at_k_ci_low']:.4f}, {m['card_precision_at_k_ci_high']:.4f}] "
-        f"({m['ci_level']:.0%} intervals over test days); quality gate {'passed' if gate['passed'] else 'FAILED'}"
+        f"({m['ci_level']:.0%} intervals over test days); quality gate {verdict_words(gate)}"
     )
+    for warning in gate["warnings"]:
+        print(f"evaluate: warning: {warning['message']}")
     if not gate["passed"] and config.gate.enforce:
         raise GateFailed(
             "quality gate failed: " + "; ".join(gate["failures"]) + f" (see {GATE}). Lower the minimum if it is too "

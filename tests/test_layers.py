@@ -20,6 +20,7 @@ GROUND = (
     "paths",
     "startup",
     "curves",
+    "gate",
     "metrics",
     "engine",
     "servicelog",

@@ -1,4 +1,5 @@
-"""Metrics against hand-computed values and an independent naive card precision@k; the gate."""
+"""Metrics against hand-computed values and an independent naive card precision@k; their intervals;
+the evaluate config (the gate's own rule: tests/test_gate.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fraudpipe.config import compose
 from fraudpipe.errors import ConfigError
 from fraudpipe.metrics import (
     INTERVAL_KEYS,
+    INTERVAL_METRICS,
     EvaluateConfig,
     IntervalConfig,
     aggregate_folds,
@@ -23,15 +25,16 @@ from fraudpipe.metrics import (
     bootstrap_intervals,
     card_precision_at_k,
     card_precision_per_day,
-    check_gate,
     quality_metric_names,
     quality_metrics,
-    resampled_average_precision,
+    resampled_metrics,
+    resampled_ranking_metrics,
     roc_auc,
     threshold_metrics,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+GATE = {"enforce": True, "judge": "interval", "minimums": {}}
 
 
 def evaluate_config(**changes) -> EvaluateConfig:
@@ -203,22 +206,12 @@ def test_aggregate_folds_mean_and_sample_std():
     assert out["n_fold_mean"] == pytest.approx(20)
 
 
-def test_gate_names_metric_value_minimum_and_its_key():
-    metrics = {"average_precision": 0.25, "roc_auc": 0.9, "f1": float("nan")}
-    failures = check_gate(metrics, {"average_precision": 0.3, "roc_auc": 0.75})
-    assert failures == [
-        "average_precision = 0.2500 is below the minimum 0.3 (evaluate.gate.minimums.average_precision)"
-    ]
-    assert check_gate(metrics, {"f1": 0.1}) == ["f1 is undefined (minimum 0.1, evaluate.gate.minimums.f1)"]
-    assert check_gate(metrics, {}) == []
-
-
 def test_evaluate_config_reads_the_default_conf_file():
     conf = yaml.safe_load((ROOT / "conf/evaluate/default.yaml").read_text())
     assert conf["interval"]["seed"] == "${seed}"  # the root seed, as the models' random_state
     composed = compose(ROOT / "conf")["evaluate"]
     config = EvaluateConfig.parse(composed, "evaluate")
-    assert config.card_precision_k == 100 and config.gate.enforce is True
+    assert config.card_precision_k == 100 and config.gate.enforce is True and config.gate.judge == "interval"
     assert config.gate.minimums == {"average_precision": 0.3, "roc_auc": 0.75}
     assert config.interval == IntervalConfig(confidence=0.95, resamples=1000, seed=0)
     assert config.to_dict() == composed
@@ -231,25 +224,30 @@ def test_evaluate_config_reads_the_default_conf_file():
         ({"typo": 1}, r"^evaluate\.typo: unknown key"),
         ({"card_precision_k": 0}, r"^evaluate\.card_precision_k: must be >= 1, got 0$"),
         ({"latency_rows": -1}, r"^evaluate\.latency_rows: must be >= 0, got -1$"),
-        ({"gate": {"enforce": "yes", "minimums": {}}}, r"^evaluate\.gate\.enforce: must be true or false, got 'yes'$"),
+        ({"gate": GATE | {"enforce": "yes"}}, r"^evaluate\.gate\.enforce: must be true or false, got 'yes'$"),
         (
-            {"gate": {"enforce": True, "minimums": {"roc_auc": "high"}}},
+            {"gate": GATE | {"judge": "median"}},
+            r"^evaluate\.gate\.judge: must be one of 'point' or 'interval', got 'median'$",
+        ),
+        (
+            {"gate": GATE | {"minimums": {"roc_auc": "high"}}},
             r"^evaluate\.gate\.minimums\.roc_auc: must be a number, got 'high'$",
         ),
-        ({"gate": {"enforce": True}}, r"^evaluate\.gate\.minimums: missing key$"),
+        ({"gate": {"enforce": True, "judge": "point"}}, r"^evaluate\.gate\.minimums: missing key$"),
+        ({"gate": {"enforce": True, "minimums": {}}}, r"^evaluate\.gate\.judge: missing key$"),
         (
-            {"gate": {"enforce": True, "minimum": {}}},
+            {"gate": {"enforce": True, "judge": "point", "minimum": {}}},
             r"evaluate\.gate\.minimum: unknown key \(did you mean 'minimums'\?",
         ),
         # An unknown metric is a configuration mistake, found before anything runs (not a failed gate).
         (
-            {"gate": {"enforce": True, "minimums": {"auc": 0.5, "roc_auc": 0.7}}},
+            {"gate": GATE | {"minimums": {"auc": 0.5, "roc_auc": 0.7}}},
             r"^evaluate\.gate\.minimums\.auc: not a metric of the test period \(known: roc_auc, average_precision, "
-            r"card_precision_at_k, .*n_frauds, average_precision_ci_low, .*n_test_days\), got 0\.5$",
+            r"card_precision_at_k, .*n_frauds, roc_auc_ci_low, .*n_test_days\), got 0\.5$",
         ),
         # the key of card precision is fixed; a budget-named key is not a metric.
         (
-            {"card_precision_k": 50, "gate": {"enforce": True, "minimums": {"card_precision_at_100": 0.2}}},
+            {"card_precision_k": 50, "gate": GATE | {"minimums": {"card_precision_at_100": 0.2}}},
             r"^evaluate\.gate\.minimums\.card_precision_at_100: not a metric",
         ),
     ],
@@ -261,39 +259,49 @@ def test_evaluate_config_mistakes_name_the_key(changes, message):
 
 def test_gate_may_name_any_test_metric_including_card_precision_whatever_its_k():
     config = evaluate_config(
-        card_precision_k=50, gate={"enforce": False, "minimums": {"card_precision_at_k": 0.2, "n_frauds": 10}}
+        card_precision_k=50, gate=GATE | {"minimums": {"card_precision_at_k": 0.2, "n_frauds": 10}}
     )
     assert config.gate.minimums == {"card_precision_at_k": 0.2, "n_frauds": 10.0}
 
 
-def test_gate_may_set_a_floor_on_an_interval_bound():
-    config = evaluate_config(gate={"enforce": True, "minimums": {"average_precision_ci_low": 0.2}})
-    assert check_gate({"average_precision_ci_low": 0.1}, config.gate.minimums) == [
-        "average_precision_ci_low = 0.1000 is below the minimum 0.2 (evaluate.gate.minimums.average_precision_ci_low)"
-    ]
-
-
 @pytest.mark.parametrize("seed", range(4))
-def test_resampled_average_precision_is_scikit_learns_with_day_weights(seed):
-    from sklearn.metrics import average_precision_score
+def test_resampled_auc_and_average_precision_are_scikit_learns_with_day_weights(seed):
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     score, label, _, day = _random_days(seed)  # rounded scores: many ties
     day_index = np.unique(day, return_inverse=True)[1]
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 3, size=(70, day_index.max() + 1)).astype(float)  # zero weights too, as a resample has
-    counts[0] = 1.0  # no resampling: the plain average precision
+    counts[0] = 1.0  # no resampling: the plain figures
     counts[1] = np.where(np.arange(counts.shape[1]) == 0, 1.0, 0.0)  # one day only
     order = np.argsort(-score, kind="stable")
-    ours = resampled_average_precision(label[order], score[order], day_index[order], counts, chunk=16)
-    for c, value in zip(counts, ours):
-        weights = c[day_index]
-        if not (weights * label).any():
-            assert math.isnan(value)
-        else:
-            assert value == pytest.approx(average_precision_score(label, score, sample_weight=weights), abs=1e-12)
-    assert ours[0] == pytest.approx(average_precision(label, score), abs=1e-12)
-    no_frauds = resampled_average_precision(np.zeros_like(label[order]), score[order], day_index[order], counts[:3])
-    assert np.isnan(no_frauds).all()
+    ours = resampled_ranking_metrics(label[order], score[order], day_index[order], counts, chunk=16)
+    assert list(ours) == ["roc_auc", "average_precision"]
+    reference = {"roc_auc": roc_auc_score, "average_precision": average_precision_score}
+    for name, values in ours.items():
+        for c, value in zip(counts, values):
+            weights = c[day_index]
+            if not (weights * label).any() or not (weights * (1 - label)).any():
+                assert math.isnan(value), (name, c)
+            else:
+                expected = reference[name](label, score, sample_weight=weights)
+                assert value == pytest.approx(expected, abs=1e-12), (name, c)
+    assert ours["average_precision"][0] == pytest.approx(average_precision(label, score), abs=1e-12)
+    assert ours["roc_auc"][0] == pytest.approx(roc_auc(label, score), abs=1e-12)
+    no_frauds = resampled_ranking_metrics(np.zeros_like(label[order]), score[order], day_index[order], counts[:3])
+    assert all(np.isnan(values).all() for values in no_frauds.values())
+
+
+def test_every_interval_metric_is_resampled_by_one_function_with_its_point_value():
+    table, scores = _scored_days(6, 200, 0.05)
+    counts = np.ones((2, 6))  # each day drawn once: the resample is the table itself
+    k = 5
+    figures = resampled_metrics(table, scores, k, counts)
+    points = quality_metrics(table, scores, 0.5, k)
+    assert tuple(figures) == INTERVAL_METRICS
+    for name, (value, draws) in figures.items():
+        assert value == points[name] and draws.shape == (2,)
+        assert draws == pytest.approx([value, value], abs=1e-12), name
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -327,6 +335,8 @@ def test_intervals_hold_the_metric_and_are_the_same_for_the_same_seed():
         average_precision(table["tx_fraud"], scores),
         card_precision_at_k(scores, table["tx_fraud"], table["customer_id"], table["tx_datetime"].dt.floor("D"), 10),
     )
+    auc = roc_auc(table["tx_fraud"], scores)
+    assert out["roc_auc_ci_low"] < auc < out["roc_auc_ci_high"]
     assert out["average_precision_ci_low"] < ap < out["average_precision_ci_high"]
     assert out["card_precision_at_k_ci_low"] < cp < out["card_precision_at_k_ci_high"]
     assert json.dumps(bootstrap_intervals(table, scores, 10, config)) == json.dumps(out)
@@ -338,14 +348,15 @@ def test_intervals_hold_the_metric_and_are_the_same_for_the_same_seed():
 def test_a_small_test_period_gets_a_wide_interval_and_an_empty_one_none():
     config = IntervalConfig(confidence=0.95, resamples=400, seed=0)
 
-    def width(table, scores):
+    def width(table, scores, name):
         out = bootstrap_intervals(table, scores, 5, config)
-        return out["average_precision_ci_high"] - out["average_precision_ci_low"]
+        return out[f"{name}_ci_high"] - out[f"{name}_ci_low"]
 
-    large, small = _scored_days(28, 1000, 0.01), _scored_days(7, 300, 0.01)
-    assert width(*small) > 3 * width(*large)
+    large, small = _scored_days(28, 1000, 0.01), _scored_days(7, 300, 0.01)  # ~280 and ~21 frauds
+    assert width(*small, "average_precision") > 3 * width(*large, "average_precision")
+    assert width(*small, "roc_auc") > 2.5 * width(*large, "roc_auc")
     empty = bootstrap_intervals(large[0].iloc[:0], large[1][:0], 5, config)
-    assert empty["n_test_days"] == 0 and math.isnan(empty["average_precision_ci_low"])
+    assert empty["n_test_days"] == 0 and all(math.isnan(empty[key]) for key in INTERVAL_KEYS[:-2])
 
 
 def test_batch_throughput_scores_the_whole_batch_per_call():

@@ -231,7 +231,7 @@ def test_a_malformed_file_is_refused_in_one_line_or_added_as_ingest_keeps_it(roo
     assert params["data"]["path"] == added.path.as_posix() == "data/external/mine.csv"
     assert (root / added.path).read_bytes() == case.content
     reasons = {d.key: d.reason for d in added.derived}
-    assert f"the file has {case.expected.kept:,} rows" in reasons["validation.min_rows"]  # derived from ingest's rows
+    assert f"ingest keeps {case.expected.kept:,} rows" in reasons["validation.min_rows"]  # derived from ingest's rows
 
 
 def test_the_message_names_the_data_add_option_of_every_key_it_names() -> None:

@@ -34,18 +34,7 @@ def test_a_small_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert "customer_terminal_distance" in params["features"]["extras"]
 
-    run = sh(repo, "dvc", "repro", check=False, timeout=900)  # 2
-    gate = json.loads((repo / "reports/gate.json").read_text())
-    if not gate["passed"]:
-        # ~22 test frauds put AUC near the gate's 0.6 (hist default 0.551, the exact trees before it
-        # 0.605): the stage stops with one line naming the metric, its minimum and the way out, and
-        # following that advice finishes the pipeline.
-        assert run.returncode != 0 and "evaluate.gate.minimums.roc_auc" in run.stderr, run.stderr
-        assert "evaluate.gate.enforce: false" in run.stderr, run.stderr
-        sh(repo, "fraudpipe", "params", "evaluate.gate.enforce=false")
-        sh(repo, "fraudpipe", "adopt")  # into conf/, which params.yaml must be the composition of
-        run = sh(repo, "dvc", "repro", timeout=900)
-    assert run.returncode == 0, run.stderr
+    run = sh(repo, "dvc", "repro", timeout=900)  # 2
     out = run.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     # data add gave the test period 30 frauds; the split then drops those on cards already known compromised
@@ -54,9 +43,22 @@ def test_a_small_kaggle_layout_file_goes_from_file_to_metrics_with_two_commands(
         low, high = metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"]
         # a small test period reads as what it is: the interval is as wide as half the value or more
         assert low <= metrics[key] <= high and high - low > 0.5 * metrics[key], (key, metrics)
+    assert metrics["roc_auc_ci_low"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_high"], metrics
     assert metrics["ci_level"] == 0.95
     assert metrics["average_precision"] > 5 * metrics["n_frauds"] / metrics["n_test"], (metrics, out)
-    assert json.loads((repo / "reports/gate.json").read_text())["failures"] == gate["failures"]
+    # ~22 test frauds put the AUC (0.551 with the default model) below the derived floor 0.6, with an
+    # interval that reaches it: inconclusive, not failed. The pipeline goes on and says the figure is weak.
+    gate = json.loads((repo / "reports/gate.json").read_text())
+    assert gate["passed"] is True and gate["failures"] == [], gate
+    assert [w["metric"] for w in gate["warnings"]] == ["roc_auc"], gate
+    (warning,) = gate["warnings"]
+    assert (
+        warning["value"] == metrics["roc_auc"] < warning["minimum"] == params["evaluate"]["gate"]["minimums"]["roc_auc"]
+    )
+    assert (warning["ci_low"], warning["ci_high"]) == (metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"])
+    assert warning["ci_high"] >= warning["minimum"] and warning["n_frauds"] == metrics["n_frauds"]
+    assert f"evaluate: warning: {warning['message']}" in out.splitlines(), out
+    assert "quality gate passed with 1 inconclusive metric" in out
     bundle = json.loads((repo / "models/bundle/bundle.json").read_text())
     assert "customer_terminal_distance" in bundle["features"]  # coordinates from the file feed the model
     validation = json.loads((repo / "reports/validation/summary.json").read_text())

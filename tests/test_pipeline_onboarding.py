@@ -18,7 +18,13 @@ from fraudpipe.pipeline.derived import (
     derive_settings,
     label_problem,
 )
-from fraudpipe.pipeline.onboarding import file_suffix, profile_columns, propose_mapping, source_config
+from fraudpipe.pipeline.onboarding import (
+    file_suffix,
+    profile_columns,
+    propose_mapping,
+    source_config,
+    unmapped_refusal,
+)
 from fraudpipe.pipeline.params import Params
 from fraudpipe.pipeline.rules import MIN_TEST_FRAUDS, MIN_TRAIN_FRAUDS, settings_problems
 from helpers.kaggle import contract_frame, kaggle_frame, small_kaggle_frame
@@ -36,6 +42,47 @@ def test_profiles_tell_ids_numbers_dates_and_labels_apart(kaggle):
     kinds = {p.name: p.kind for p in profile_columns(text)}
     assert kinds["trans_num"] == "text" and kinds["merchant"] == "text" and kinds["cc_num"] == "integer"
     assert kinds["amt"] == "number" and kinds["trans_date_trans_time"] == "datetime" and kinds["is_fraud"] == "label"
+
+
+def test_a_label_with_missing_values_and_a_few_bad_dates_are_still_proposed(kaggle):
+    """A CSV's 0/1 column with missing values is written 0.0/1.0; a couple of broken dates leave a
+    datetime column a datetime (ingest quarantines those rows, the note says so)."""
+    text = kaggle.head(1000).astype(str)
+    text["is_fraud"] = text["is_fraud"].astype(float).astype(str)
+    text.loc[[3, 7], "is_fraud"] = ""
+    text.loc[[5, 9], "trans_date_trans_time"] = "31/02/2019 25:00"
+    profiles = {p.name: p for p in profile_columns(text)}
+    assert profiles["is_fraud"].kind == "label" and profiles["is_fraud"].missing == 2
+    dates = profiles["trans_date_trans_time"]
+    assert dates.kind == "datetime" and "2 value(s) are no datetime (e.g. '31/02/2019 25:00')" in dates.note
+    mapping = propose_mapping(list(profiles.values()))
+    assert mapping["tx_fraud"] == "is_fraud" and mapping["tx_datetime"] == "trans_date_trans_time"
+    floats = profile_columns(pd.DataFrame({"Class": [0.0, 1.0, np.nan, 0.0]}))
+    assert floats[0].kind == "label"
+    text.loc[:19, "trans_date_trans_time"] = "yesterday"  # 2 % bad: more than ingest would take, so text
+    assert {p.name: p.kind for p in profile_columns(text)}["trans_date_trans_time"] == "text"
+
+
+def test_a_file_of_anonymised_components_is_told_why_it_cannot_be_added():
+    rng = np.random.default_rng(0)
+    ulb = pd.DataFrame({"Time": np.arange(50.0), **{f"V{i}": rng.normal(size=50) for i in range(1, 29)}})
+    ulb["Amount"], ulb["Class"] = rng.uniform(1, 100, 50).round(2), ["0"] * 49 + ["1"]
+    profiles = profile_columns(ulb.astype(str))
+    mapping = propose_mapping(profiles)
+    assert mapping == {"tx_amount": "Amount", "tx_fraud": "Class"}
+    reason = unmapped_refusal(profiles, ["transaction_id", "tx_datetime", "customer_id", "terminal_id"])
+    assert reason and "28 anonymised components (V1..V28" in reason and "no card, merchant or date column" in reason
+    assert unmapped_refusal(profiles, ["tx_datetime"]) is None  # a --map can give a date-time column
+    assert unmapped_refusal(profile_columns(kaggle_frame().head(50).astype(str)), ["customer_id"]) is None
+
+
+def test_unlabelled_rows_before_the_live_period_are_quarantined_by_preprocess(kaggle):
+    table = contract_frame(kaggle).astype({"tx_fraud": "Float64"})
+    table.loc[[10, 20, 30], "tx_fraud"] = np.nan  # early in the file: training days
+    derived = {d.key: d for d in derive_settings(table)[0]}
+    policy = derived["preprocess.missing.tx_fraud"]
+    assert policy.value == "drop" and policy.reason.startswith("3 rows before the live period have no label")
+    assert "preprocess.missing.tx_fraud" not in {d.key for d in derive_settings(contract_frame(kaggle))[0]}
 
 
 def test_leading_zeros_keep_a_column_text_and_say_why():

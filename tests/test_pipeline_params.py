@@ -13,7 +13,8 @@ import yaml
 from fraudpipe.config import compose, parse
 from fraudpipe.data.sources import CONFIGS
 from fraudpipe.errors import ConfigError
-from fraudpipe.metrics import EvaluateConfig, GateConfig
+from fraudpipe.gate import GateConfig
+from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.pipeline import loader
 from fraudpipe.pipeline.loader import read_params, value_at
@@ -59,7 +60,7 @@ def test_a_key_reads_only_itself_not_the_rest_of_its_group():
     """backtest declares evaluate.card_precision_k and infer evaluate.gate, not the whole group."""
     evaluate = {"card_precision_k": 7, "gate": "not read", "latency_rows": "not read"}
     assert value_at({"evaluate": evaluate}, "evaluate.card_precision_k", EvaluateConfig) == 7
-    gate = {"enforce": True, "minimums": {}}
+    gate = {"enforce": True, "judge": "interval", "minimums": {}}
     assert (
         value_at({"evaluate": {"gate": gate, "latency_rows": "not read"}}, "evaluate.gate", EvaluateConfig).enforce
         is True

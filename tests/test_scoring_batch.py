@@ -18,8 +18,9 @@ from fraudpipe.data.split import SplitConfig, time_split
 from fraudpipe.errors import BundleError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.features.online import OnlineState
+from fraudpipe.gate import GateConfig, gate_verdict
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_parquet
-from fraudpipe.metrics import GateConfig, gate_verdict, threshold_metrics
+from fraudpipe.metrics import threshold_metrics
 from fraudpipe.model import load_bundle
 from fraudpipe.scoring.batch import (
     PREDICTION_COLUMNS,
@@ -52,7 +53,7 @@ def evaluated(tmp_path_factory) -> Path:
     for stage in ("train", "evaluate"):
         proc = run_stage(work, stage)
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
-    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "failures": []}
+    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "warnings": [], "failures": []}
     return work
 
 
@@ -292,16 +293,17 @@ def test_the_gate_verdict_and_its_config(tmp_path):
         metrics.write_text(content)
         with pytest.raises(DataError, match=said):
             read_gate_passed(metrics)
-    write_json(gate_verdict({"roc_auc": 0.9}, {"roc_auc": 0.75}), metrics)  # what evaluate writes
+    floor = GateConfig.parse({"enforce": True, "judge": "point", "minimums": {"roc_auc": 0.75}}, "evaluate.gate")
+    write_json(gate_verdict({"roc_auc": 0.9}, floor), metrics)  # what evaluate writes
     assert read_gate_passed(metrics) is True
-    write_json(gate_verdict({"roc_auc": 0.7}, {"roc_auc": 0.75}), metrics)
+    write_json(gate_verdict({"roc_auc": 0.7}, floor), metrics)
     assert read_gate_passed(metrics) is False
     assert json.loads(metrics.read_text())["failures"] == [
         "roc_auc = 0.7000 is below the minimum 0.75 (evaluate.gate.minimums.roc_auc)"
     ]
 
-    enforced = GateConfig.parse({"enforce": True, "minimums": {}}, "evaluate.gate")
-    relaxed = GateConfig.parse({"enforce": False, "minimums": {}}, "evaluate.gate")
+    enforced = GateConfig.parse({"enforce": True, "judge": "interval", "minimums": {}}, "evaluate.gate")
+    relaxed = GateConfig.parse({"enforce": False, "judge": "interval", "minimums": {}}, "evaluate.gate")
     assert check_gate(True, enforced, metrics) is None and check_gate(True, relaxed, metrics) is None
     with pytest.raises(GateFailed, match=re.escape("evaluate.gate.enforce is true")):
         check_gate(False, enforced, metrics)

@@ -79,7 +79,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         *INTERVAL_KEYS,
     ]
     assert all(isinstance(v, (int, float)) for v in metrics.values()), metrics
-    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "failures": []}
+    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "warnings": [], "failures": []}
     parity = json.loads((work / "reports/parity.json").read_text())
     assert parity["rows_compared"] == 200
     assert parity["max_abs_feature_diff"] <= 1e-9  # the service's scorer computes the training features
@@ -119,20 +119,59 @@ def test_evaluate_parity_and_backtest_declare_what_they_need():
 def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
     work = _copy(trained, tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["evaluate"] |= {"gate": {"enforce": True, "minimums": {"average_precision": 0.99}}}
+    params["evaluate"] |= {"gate": {"enforce": True, "judge": "interval", "minimums": {"average_precision": 0.99}}}
     write_params(work, params)
     proc = run_stage_in_process(work, "evaluate")
     assert proc.returncode == 1
-    ap = json.loads((work / "reports/metrics.json").read_text())["average_precision"]
-    failure = f"average_precision = {ap:.4f} is below the minimum 0.99 (evaluate.gate.minimums.average_precision)"
+    m = json.loads((work / "reports/metrics.json").read_text())
+    assert m["average_precision_ci_high"] < 0.99  # confidently below
+    failure = (
+        f"average_precision = {m['average_precision']:.4f} is below the minimum 0.99, and so is its 95% interval "
+        f"[{m['average_precision_ci_low']:.4f}, {m['average_precision_ci_high']:.4f}] "
+        "(evaluate.gate.minimums.average_precision)"
+    )
     assert failure in proc.stderr and "(see reports/gate.json)" in proc.stderr
     assert "set evaluate.gate.enforce: false to record the gate without failing" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert json.loads((work / "reports/gate.json").read_text()) == {"passed": False, "failures": [failure]}
+    gate = {"passed": False, "warnings": [], "failures": [failure]}
+    assert json.loads((work / "reports/gate.json").read_text()) == gate
 
     params["evaluate"]["gate"]["enforce"] = False
     write_params(work, params)
     assert run_stage_in_process(work, "evaluate").returncode == 0  # not enforced: reported, not fatal
+
+
+def test_an_inconclusive_metric_passes_evaluate_with_a_warning_and_judged_by_point_fails(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    assert run_stage_in_process(work, "evaluate").returncode == 0
+    m = json.loads((work / "reports/metrics.json").read_text())
+    assert m["roc_auc_ci_low"] < m["roc_auc"] < m["roc_auc_ci_high"]
+    minimum = round((m["roc_auc"] + m["roc_auc_ci_high"]) / 2, 4)  # above the value, inside the interval
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["evaluate"] |= {"gate": {"enforce": True, "judge": "interval", "minimums": {"roc_auc": minimum}}}
+    write_params(work, params)
+    proc = run_stage_in_process(work, "evaluate")
+    assert proc.returncode == 0, proc.stderr
+    gate = json.loads((work / "reports/gate.json").read_text())
+    assert gate["passed"] is True and gate["failures"] == []
+    (warning,) = gate["warnings"]
+    assert (warning["metric"], warning["value"], warning["minimum"]) == ("roc_auc", m["roc_auc"], minimum)
+    assert (warning["ci_low"], warning["ci_high"], warning["n_frauds"]) == (
+        m["roc_auc_ci_low"],
+        m["roc_auc_ci_high"],
+        m["n_frauds"],
+    )
+    assert "quality gate passed with 1 inconclusive metric" in proc.stdout
+    assert f"evaluate: warning: {warning['message']}" in proc.stdout.splitlines()
+
+    params["evaluate"]["gate"]["judge"] = "point"
+    write_params(work, params)
+    proc = run_stage_in_process(work, "evaluate")
+    assert proc.returncode == 1
+    assert (
+        f"roc_auc = {m['roc_auc']:.4f} is below the minimum {minimum:g} (evaluate.gate.minimums.roc_auc)" in proc.stderr
+    )
+    assert json.loads((work / "reports/gate.json").read_text())["warnings"] == []
 
 
 @pytest.mark.parametrize(
@@ -148,7 +187,7 @@ def test_a_failing_gate_stops_evaluate_after_writing_reports(trained, tmp_path):
         (
             "evaluate",
             "evaluate",
-            {"gate": {"enforce": True, "minimums": {"auc": 0.5}}},
+            {"gate": {"enforce": True, "judge": "interval", "minimums": {"auc": 0.5}}},
             "stage 'evaluate' failed: evaluate.gate.minimums.auc: not a metric of the test period "
             "(known: roc_auc, average_precision, card_precision_at_k,",
         ),

@@ -117,6 +117,9 @@ def _show_proposal(file: Path, name: str, options: dict[str, str], datetime_form
     for target in missing:
         typer.echo(f"  {target} = ?  (no column found: give --map {target}=<column>)")
     args = " ".join(f"--map {t}={c}" if " " not in c else f"--map '{t}={c}'" for t, c in proposal.items())
+    if missing and (refusal := dataset.unmapped_refusal(profiles, missing)):
+        typer.echo(f"nothing written. No column for {', '.join(missing)}: {refusal}")
+        return
     typer.echo(f"nothing written. To add it: fraudpipe data add {file} --name {name} {args}")
 
 

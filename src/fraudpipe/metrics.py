@@ -1,9 +1,9 @@
-"""Scoring a model the way the handbook does, plus the quality gate and the batch throughput.
+"""Scoring a model the way the handbook does, with bootstrap intervals, and the batch throughput.
 
 Quality metrics are pure functions of labels and scores, so the same numbers come out of the
-`evaluate` stage, the `backtest` folds and any notebook. The gate's verdict goes to a file of its
-own (what `infer` reads), and throughput is wall-clock, so the caller writes it apart too:
-metrics.json stays reproducible.
+`evaluate` stage, the `backtest` folds and any notebook. Throughput is wall-clock, so the caller
+writes it apart: metrics.json stays reproducible. The quality gate that reads these metrics is
+`fraudpipe.gate`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from fraudpipe.config import Config, rule_errors
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.curves import average_precision_score, roc_auc_score
 from fraudpipe.errors import DataError
+from fraudpipe.gate import GateConfig, interval_keys
 
 
 def quality_metric_names(k: int) -> tuple[str, ...]:
@@ -43,23 +44,12 @@ def quality_metric_names(k: int) -> tuple[str, ...]:
     )
 
 
-#: The keys `bootstrap_intervals` returns: the headline metrics' interval bounds (the same keys
+#: The metrics `bootstrap_intervals` gives an interval, in the order of their bounds' keys.
+INTERVAL_METRICS = ("roc_auc", "average_precision", "card_precision_at_k")
+
+#: The keys `bootstrap_intervals` returns: the interval bounds of INTERVAL_METRICS (the same keys
 #: whatever the level, which ``ci_level`` records) and the number of test days resampled.
-INTERVAL_KEYS = (
-    "average_precision_ci_low",
-    "average_precision_ci_high",
-    "card_precision_at_k_ci_low",
-    "card_precision_at_k_ci_high",
-    "ci_level",
-    "n_test_days",
-)
-
-
-class GateConfig(Config):
-    """The quality gate: a minimum per metric; `enforce` makes a miss fail the stage."""
-
-    enforce: bool
-    minimums: dict[str, float]
+INTERVAL_KEYS = (*(key for name in INTERVAL_METRICS for key in interval_keys(name)), "ci_level", "n_test_days")
 
 
 class IntervalConfig(Config):
@@ -69,6 +59,13 @@ class IntervalConfig(Config):
     confidence: Annotated[float, Field(gt=0, lt=1)]
     resamples: Annotated[int, Field(ge=10)]
     seed: int
+
+
+class Resampled(NamedTuple):
+    """A metric's value and its values on each bootstrap resample (the draws its interval reads)."""
+
+    value: float
+    draws: np.ndarray
 
 
 CardPrecisionK = Annotated[int, Field(ge=1)]
@@ -189,29 +186,37 @@ def quality_metrics(table: pd.DataFrame, scores: np.ndarray, threshold: float, k
     return out
 
 
-def resampled_average_precision(
+def resampled_ranking_metrics(
     labels: np.ndarray, scores: np.ndarray, days: np.ndarray, counts: np.ndarray, chunk: int = 64
-) -> np.ndarray:
-    """scikit-learn's average precision (``average_precision_score(..., sample_weight=...)``) of each
-    resample of whole days: row ``r`` of ``counts`` weighs every row of day ``d`` by ``counts[r, d]``.
-    Rows come sorted by descending score and ``days`` holds each row's day index. NaN for a resample
-    without a fraud.
+) -> dict[str, np.ndarray]:
+    """AUC ROC and scikit-learn's average precision (``roc_auc_score`` and ``average_precision_score``
+    with ``sample_weight``) of each resample of whole days: row ``r`` of ``counts`` weighs every row
+    of day ``d`` by ``counts[r, d]``. Rows come sorted by descending score and ``days`` holds each
+    row's day index. NaN for a resample without a fraud (and, for AUC, without a genuine row).
 
     A resample changes weights, not the order, so the true and false positives alerted at each
     distinct score are the per-day counts at that score, summed up to it, times the resample's day
-    weights: one matrix product for ``chunk`` resamples. Whole counts, so the sums are exact and the
-    figures equal a row-by-row weighted sum's."""
+    weights. Whole counts, so the sums are exact and the figures equal a row-by-row weighted sum's."""
     scores = np.asarray(scores)
     n_days = counts.shape[1]
     ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])  # the last row of each distinct score
     block = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
     positive = np.asarray(labels, dtype=bool)
     cells = block * n_days + np.asarray(days)
-    per_block = [
-        np.bincount(cells[rows], minlength=len(ends) * n_days).reshape(len(ends), n_days)
+    tp_at, fp_at = (
+        np.bincount(cells[rows], minlength=len(ends) * n_days).reshape(len(ends), n_days).astype(np.float64)
         for rows in (positive, ~positive)
-    ]
-    cum_tp, cum_fp = (np.cumsum(c, axis=0, dtype=np.float64).T.copy() for c in per_block)
+    )
+    return {
+        "roc_auc": _resampled_roc_auc(tp_at, fp_at, counts),
+        "average_precision": _resampled_average_precision(tp_at, fp_at, counts, chunk),
+    }
+
+
+def _resampled_average_precision(tp_at: np.ndarray, fp_at: np.ndarray, counts: np.ndarray, chunk: int) -> np.ndarray:
+    """Average precision from the true and false positives at each distinct score (blocks x days):
+    the resamples' cumulative counts by one matrix product per ``chunk`` resamples."""
+    cum_tp, cum_fp = (np.cumsum(c, axis=0).T.copy() for c in (tp_at, fp_at))
     out = np.empty(len(counts), dtype=np.float64)
     for start in range(0, len(counts), chunk):
         weights = np.asarray(counts[start : start + chunk], dtype=np.float64)
@@ -223,6 +228,39 @@ def resampled_average_precision(
             value = np.sum(np.diff(tp, axis=1, prepend=0.0) / total * precision, axis=1)
         out[start : start + chunk] = np.where(total[:, 0] > 0, value, np.nan)
     return out
+
+
+def _resampled_roc_auc(tp_at: np.ndarray, fp_at: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """AUC ROC from the true and false positives at each distinct score (blocks x days). The
+    trapezoids' area, doubled, is the sum over scores of the false positives there times the true
+    positives up to and through it, ``sum_b fp_b (TP_b + TP_{b-1})``; with day weights ``w`` each
+    factor is linear in ``w``, so the sum is ``w' M w`` for one days x days matrix ``M``: a quadratic
+    form per resample, in whole counts (exact), divided once by frauds x genuine."""
+    cum_tp = np.cumsum(tp_at, axis=0)
+    pairs_by_day = fp_at.T @ (2.0 * cum_tp - tp_at)
+    weights = np.asarray(counts, dtype=np.float64)
+    twice_area = np.einsum("rd,de,re->r", weights, pairs_by_day, weights)
+    pairs = (weights @ tp_at.sum(axis=0)) * (weights @ fp_at.sum(axis=0))
+    return np.divide(twice_area, 2.0 * pairs, out=np.full(len(weights), np.nan), where=pairs > 0)
+
+
+def resampled_metrics(table: pd.DataFrame, scores: np.ndarray, k: int, counts: np.ndarray) -> dict[str, Resampled]:
+    """Each of INTERVAL_METRICS on the scored table and on each resample of its days (row ``r`` of
+    ``counts``: how often each day, in order, is drawn): the one place every resampled figure comes
+    from, so evaluate's intervals and the champion/challenger comparison move with the same days.
+    Card precision resamples the day values the metric averages."""
+    labels = table[TX_FRAUD].to_numpy(dtype=np.int8)
+    days = table[TX_DATETIME].dt.floor("D").to_numpy()
+    day_of_row = np.unique(days, return_inverse=True)[1]
+    scores = np.asarray(scores)
+    order = np.argsort(-scores.astype(np.float64), kind="stable")
+    draws = resampled_ranking_metrics(labels[order], scores[order], day_of_row[order], counts)
+    per_day = card_precision_per_day(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k)
+    return {
+        "roc_auc": Resampled(roc_auc(labels, scores), draws["roc_auc"]),
+        "average_precision": Resampled(average_precision(labels, scores), draws["average_precision"]),
+        "card_precision_at_k": Resampled(float(np.mean(per_day)), counts @ per_day / counts.shape[1]),
+    }
 
 
 def day_resamples(n_days: int, config: IntervalConfig) -> np.ndarray:
@@ -246,30 +284,21 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
 
 
 def bootstrap_intervals(table: pd.DataFrame, scores: np.ndarray, k: int, config: IntervalConfig) -> dict[str, float]:
-    """Percentile intervals of average precision and card precision@k over the test days,
+    """Percentile intervals of AUC ROC, average precision and card precision@k over the test days,
     resampled whole (a day's cards and alerts stay together, as card precision counts them): a
-    test period of few frauds or few days reads as what it is. Card precision resamples the
-    day values the metric averages; a resample without a fraud has no AP and is left out."""
+    test period of few frauds or few days reads as what it is. A resample where a metric is
+    undefined (no fraud) is left out of its interval."""
     if len(scores) != len(table):
         raise ValueError(f"{len(scores)} scores for {len(table)} rows")
     require_columns(table, (TX_DATETIME, CUSTOMER_ID, TX_FRAUD), "the scored table")
-    labels = table[TX_FRAUD].to_numpy(dtype=np.int8)
-    days = table[TX_DATETIME].dt.floor("D").to_numpy()
-    n_days = len(np.unique(days))
+    n_days = len(np.unique(table[TX_DATETIME].dt.floor("D").to_numpy()))
     out: dict[str, float] = dict.fromkeys(INTERVAL_KEYS, float("nan"))
     out |= {"ci_level": float(config.confidence), "n_test_days": n_days}
     if not n_days:
         return out
-    day_of_row = np.unique(days, return_inverse=True)[1]
-    counts = day_resamples(n_days, config)
-
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    sorted_labels, sorted_scores, sorted_days = labels[order], np.asarray(scores)[order], day_of_row[order]
-    ap = resampled_average_precision(sorted_labels, sorted_scores, sorted_days, counts)
-    per_day = card_precision_per_day(scores, labels, table[CUSTOMER_ID].to_numpy(), days, k)
-    cp = counts @ per_day / n_days
-    out["average_precision_ci_low"], out["average_precision_ci_high"] = percentile_interval(ap, config.confidence)
-    out["card_precision_at_k_ci_low"], out["card_precision_at_k_ci_high"] = percentile_interval(cp, config.confidence)
+    for name, figure in resampled_metrics(table, scores, k, day_resamples(n_days, config)).items():
+        low, high = interval_keys(name)
+        out[low], out[high] = percentile_interval(figure.draws, config.confidence)
     return out
 
 
@@ -281,26 +310,6 @@ def aggregate_folds(per_fold: Sequence[Mapping[str, float]], suffix: str = "fold
         out[f"{key}_{suffix}_mean"] = float(frame[key].mean())
         out[f"{key}_{suffix}_std"] = float(frame[key].std(ddof=1)) if len(frame) > 1 else float("nan")
     return out
-
-
-def check_gate(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> list[str]:
-    """The gate's failures as readable sentences; empty when it passes. NaN never passes.
-    EvaluateConfig has already refused minimums on metrics that do not exist."""
-    failures = []
-    for name, minimum in minimums.items():
-        value = metrics[name]
-        if value is None or not np.isfinite(value):
-            failures.append(f"{name} is undefined (minimum {minimum:g}, evaluate.gate.minimums.{name})")
-        elif value < minimum:
-            failures.append(f"{name} = {value:.4f} is below the minimum {minimum:g} (evaluate.gate.minimums.{name})")
-    return failures
-
-
-def gate_verdict(metrics: Mapping[str, float], minimums: Mapping[str, float]) -> dict[str, Any]:
-    """The gate's verdict as `evaluate` writes it to a file of its own (reports/gate.json), which the
-    stages that must not use a failed model read: ``passed`` and the failing checks' sentences."""
-    failures = check_gate(metrics, minimums)
-    return {"passed": not failures, "failures": failures}
 
 
 def batch_throughput(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, repeats: int = 3) -> dict[str, float]:

@@ -222,7 +222,8 @@ def time_split(
         if missing:
             raise DataError(
                 f"the {name} period [{begin.date()}, {end.date()}) has {missing} rows with no {TX_FRAUD}; "
-                "unlabelled rows belong to the live period (split.live_days)"
+                "unlabelled rows belong to the live period (split.live_days), or set preprocess.missing.tx_fraud: "
+                "drop to quarantine them (data/quarantine/preprocess.parquet)"
             )
 
     kept = test

@@ -20,13 +20,7 @@ import pandas as pd
 
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.errors import DataError
-from fraudpipe.metrics import (
-    average_precision,
-    card_precision_per_day,
-    day_resamples,
-    percentile_interval,
-    resampled_average_precision,
-)
+from fraudpipe.metrics import day_resamples, percentile_interval, resampled_metrics
 from fraudpipe.monitoring.checks import measured_mask
 from fraudpipe.monitoring.config import ChallengerChecks
 from fraudpipe.monitoring.window import Shadow
@@ -193,23 +187,19 @@ def paired_figures(
 ) -> dict[str, float]:
     """Each figure of both models on the labelled rows ``part``, and their difference, each with its
     percentile interval over the same resampled days (``metrics.day_resamples``, seeded by
-    ``config.interval``). Average precision resamples the rows' weights (a resample without a fraud
-    has none and is left out), card precision@k its day values, the alert rate alerts and rows per
-    day. A model without alerts has no alert rate (absent from the result, so null)."""
-    labels = part[TX_FRAUD].to_numpy(dtype=np.int8)
+    ``config.interval``). Average precision and card precision@k are resampled as evaluate's
+    intervals are (``metrics.resampled_metrics``), the alert rate by alerts and rows per day. A model
+    without alerts has no alert rate (absent from the result, so null)."""
     days = part[TX_DATETIME].dt.floor("D").to_numpy()
     day_of_row = np.unique(days, return_inverse=True)[1]
     n_days = int(day_of_row.max()) + 1
     counts = day_resamples(n_days, config.interval)
     rows_per_day = np.bincount(day_of_row, minlength=n_days).astype(np.float64)
-    cards = part[CUSTOMER_ID].to_numpy()
     figures: dict[str, tuple[float, np.ndarray]] = {}  # "<side>_<figure>" -> (value, its resampled values)
     for side, model in (("champion", champion), ("challenger", challenger)):
-        order = np.argsort(-model.scores, kind="stable")
-        ap = resampled_average_precision(labels[order], model.scores[order], day_of_row[order], counts)
-        figures[f"{side}_average_precision"] = (average_precision(labels, model.scores), ap)
-        per_day = card_precision_per_day(model.scores, labels, cards, days, k)
-        figures[f"{side}_card_precision_at_k"] = (float(np.mean(per_day)), counts @ per_day / n_days)
+        for name, figure in resampled_metrics(part, model.scores, k, counts).items():
+            if name in FIGURES:
+                figures[f"{side}_{name}"] = figure
         if model.alerts is not None:
             alerts = np.bincount(day_of_row, weights=model.alerts.astype(np.float64), minlength=n_days)
             rate = (float(alerts.sum() / rows_per_day.sum()), (counts @ alerts) / (counts @ rows_per_day))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME
+from fraudpipe.contract import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
 from fraudpipe.pipeline.rules import (
     MIN_TEST_FRAUDS,
     MIN_THRESHOLD_FRAUDS,
@@ -264,7 +264,7 @@ def _bands(transactions: pd.DataFrame, fraud: np.ndarray) -> list[Derived]:
         Derived(
             "validation.min_rows",
             min(1000, len(transactions)),
-            f"a batch may not be smaller than this (the file has {len(transactions):,} rows)",
+            f"a batch may not be smaller than this (ingest keeps {len(transactions):,} rows of the file)",
         ),
     ]
     amounts = transactions[TX_AMOUNT].to_numpy(dtype="float64", na_value=np.nan)
@@ -287,6 +287,26 @@ def _bands(transactions: pd.DataFrame, fraud: np.ndarray) -> list[Derived]:
     )
     out.append(Derived("evaluate.gate.minimums.roc_auc", 0.6, "clearly better than a random ranking (0.5)"))
     return out
+
+
+def _label_policy(transactions: pd.DataFrame, day: np.ndarray, c: SplitChoice) -> list[Derived]:
+    """Unlabelled rows before the live period stop split (its train and test periods are labelled):
+    preprocess quarantines them instead, counted and kept with their reason."""
+    unlabelled = transactions[TX_FRAUD].isna().to_numpy()
+    before = int(np.sum(unlabelled & (day < c.test_end)))
+    if not before:
+        return []
+    live = int(np.sum(unlabelled)) - before
+    also = f"; the {live:,} unlabelled live rows too" if live else ""
+    return [
+        Derived(
+            "preprocess.missing.tx_fraud",
+            "drop",
+            f"{before:,} rows before the live period have no label: preprocess quarantines them "
+            f"(data/quarantine/preprocess.parquet, reason missing_tx_fraud{also}), as split needs labelled "
+            "training and test periods",
+        )
+    ]
 
 
 def derive_settings(
@@ -318,6 +338,7 @@ def derive_settings(
         _folds(choice),
         _card_budget(transactions, day, choice),
         *_bands(transactions, fraud),
+        *_label_policy(transactions, day, choice),
     ]
     out = [Derived(d.key, fixed[d.key], f"given (--set); {d.reason}") if d.key in fixed else d for d in out]
     known = {d.key for d in out}

@@ -42,6 +42,9 @@ from fraudpipe.pipeline.intake import (
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: The share of a column's values that may not fit its kind (ingest quarantines them), as
+#: conf/validation's default max_quarantine_share: more would stop ingest anyway.
+_FEW_BAD = 0.01
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 
 #: Contract column -> normalised source names that usually hold it, most specific first.
@@ -115,8 +118,8 @@ def _kind(values: pd.Series) -> tuple[str, str]:
         return "datetime", ""
     if pd.api.types.is_integer_dtype(values):
         return ("label", "") if values.isin([0, 1]).all() else ("integer", "")
-    if pd.api.types.is_float_dtype(values):
-        return "number", ""
+    if pd.api.types.is_float_dtype(values):  # 0/1 with missing values is a float column
+        return ("label", "") if values.isin([0.0, 1.0]).all() else ("number", "")
     text = values.astype(str).str.strip()
     if text.str.fullmatch(_INTEGER.pattern).all():
         if text.isin(["0", "1"]).all():
@@ -124,12 +127,16 @@ def _kind(values: pd.Series) -> tuple[str, str]:
         if id_array(text.to_numpy()).dtype != np.int64:  # the contract's rule for ids
             return "text", "digits with leading zeros or signs: kept as text ids, so '007' and '7' stay different"
         return "integer", ""
-    if text.str.fullmatch(_NUMBER.pattern).all():
-        return "number", ""
+    if text.str.fullmatch(_NUMBER.pattern).all():  # "0.0"/"1.0": a label written by a float column (missing values)
+        return ("label", "") if pd.to_numeric(text).isin([0.0, 1.0]).all() else ("number", "")
     if text.str.fullmatch(_DATETIME.pattern).all():
         return "datetime", ""
     if text.str.fullmatch(_DATE.pattern).all():
         return "date", "dates without a time of day"
+    for kind, pattern in (("number", _NUMBER), ("datetime", _DATETIME)):
+        bad = text[~text.str.fullmatch(pattern.pattern)]
+        if len(bad) <= _FEW_BAD * len(text):  # a few bad rows do not make a column text: ingest quarantines them
+            return kind, f"{len(bad):,} value(s) are no {kind} (e.g. {bad.iloc[0]!r}): ingest quarantines those rows"
     return "text", ""
 
 
@@ -181,6 +188,25 @@ def propose_mapping(profiles: Sequence[ColumnProfile], given: Mapping[str, str] 
                 used.add(profile.name)
                 break
     return mapping
+
+
+#: Anonymised components (the ULB/Kaggle creditcard.csv layout: Time, V1..V28, Amount, Class).
+_COMPONENTS = re.compile(r"[Vv]\d+")
+
+
+def unmapped_refusal(profiles: Sequence[ColumnProfile], missing: Sequence[str]) -> str | None:
+    """Why a file cannot be added when no column fits the contract columns ``missing``, or None when
+    a ``--map`` may supply them: a file of anonymised components has no card, merchant or date."""
+    components = [p.name for p in profiles if _COMPONENTS.fullmatch(p.name)]
+    if len(components) < 5 or not {CUSTOMER_ID, TERMINAL_ID} & set(missing):
+        return None
+    return (
+        f"the file holds {len(components)} anonymised components ({components[0]}..{components[-1]}, "
+        "the ULB/Kaggle creditcard.csv layout) and no card, merchant or date column: the features are "
+        "each card's and terminal's history over calendar days, and the model does not train on a file's "
+        "own columns, so such a file cannot be added; a file with a card number, a merchant and a "
+        "transaction date-time per row can"
+    )
 
 
 # --------------------------------------------------------------------------------------------

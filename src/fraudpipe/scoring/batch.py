@@ -25,7 +25,8 @@ import pandas as pd
 from fraudpipe.contract import TRANSACTION_ID, feature_columns, require_columns
 from fraudpipe.errors import BundleError, DataError, GateFailed
 from fraudpipe.features.definitions import FeatureConfig, feature_names
-from fraudpipe.metrics import GateConfig, read_metrics
+from fraudpipe.gate import GateConfig
+from fraudpipe.metrics import read_metrics
 from fraudpipe.model import Bundle, BundleFacts
 
 #: The predictions table, in column order: ids as in the live table (int64 or text), P(fraud) as
