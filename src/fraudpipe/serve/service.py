@@ -38,17 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudpipe.contract import CUSTOMER_ID, canonical_id
-from fraudpipe.errors import BundleError, DataError
+from fraudpipe.errors import BundleError, DataError, PipelineError
 from fraudpipe.features.definitions import feature_names
 from fraudpipe.features.online import STATE_FILE, history_features
 from fraudpipe.model import load_bundle
 from fraudpipe.scoring.row import FastPath
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, iso
-from fraudpipe.serve.board import RedisBoard, Serving, journal_record, now
+from fraudpipe.serve.board import RedisBoard, Serving, journal_record, now, resumable
 from fraudpipe.serve.commits import CommitFailed, GroupCommit
 from fraudpipe.serve.config import Release, ServeConfig
 from fraudpipe.serve.journal import Journal
-from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
+from fraudpipe.serve.models import Live, ModelSource, load_model, refetch, resolve
 from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
 from fraudpipe.serve.snapshot import Snapshots
@@ -140,7 +140,8 @@ class Service:
             _check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
-        live = _live(config, store_feature_names(store), None)
+        recorded = resumable(journal, [config.model_given, config.shadow_given])  # a swap survives a restart
+        live = _reopen(config, store_feature_names(store), recorded, journal)
         replayed = replay(store, journal.entries(after=seq), [m for m in journal.periods() if m[0] >= seq])
         journal_record(journal, serving_now(live))
         return cls(
@@ -392,10 +393,49 @@ def _live(config: ServeConfig, names: list[str], recorded: Serving | None) -> Li
     return Live(champion, shadow, recorded.generation)
 
 
+def _reopen(config: ServeConfig, names: list[str], recorded: Serving | None, journal: Journal) -> Live:
+    """The command line's models, or the ones a swap put in service before this start (``recorded``,
+    ``board.resumable``): a directory verified to hold the version recorded; else one line saying what to do."""
+    if recorded is None:
+        return _live(config, names, None)
+    try:
+        champion = load_model(_named_again(recorded.champion, config), names)
+        shadow = None if recorded.shadow is None else load_model(_named_again(recorded.shadow, config), names)
+        wrong = recorded.mismatch(champion.version, None if shadow is None else shadow.version)
+    except (PipelineError, OSError) as exc:
+        wrong = " ".join(str(exc).split())
+    if wrong is None:
+        return Live(champion, shadow, recorded.generation)
+    also = "" if recorded.shadow is None else f" (shadow {recorded.shadow.label})"
+    raise BundleError(
+        f"{journal.path}: swap {recorded.generation} (at {recorded.at} UTC) put {recorded.champion.label}{also} "
+        f"in service, and it cannot be reopened: {wrong}; put that bundle back, or start with another --model "
+        "or --shadow than the last start's (a new command line serves its own models)"
+    )
+
+
+def _named_again(source: ModelSource, config: ServeConfig) -> ModelSource:
+    """A recorded model as a start names it: a registry reference resolved anew, as --model is (a
+    restart after a roll-back of the stage serves the rolled-back version), a directory as it is."""
+    return source if source.release is None else resolve(source.given, config.registry, config.model_cache)
+
+
 def serving_now(live: Live) -> Serving:
-    """``live`` as the record of which models serve (``serve.board``)."""
-    shadow = None if live.shadow is None else live.shadow.source
-    return Serving(generation=live.generation, champion=live.champion.source, shadow=shadow, at=now())
+    """``live`` as the journal's record of which models serve (``serve.board``): bundle directories made
+    absolute and the versions noted, so that a restart reopens the same ones."""
+    champion, shadow = live.champion, live.shadow
+    return Serving(
+        generation=live.generation,
+        champion=_absolute(champion.source),
+        shadow=None if shadow is None else _absolute(shadow.source),
+        at=now(),
+        champion_version=champion.version,
+        shadow_version=None if shadow is None else shadow.version,
+    )
+
+
+def _absolute(source: ModelSource) -> ModelSource:
+    return source.model_copy(update={"path": source.path.absolute()})
 
 
 def _check_retry(before: Transaction, now: Transaction) -> None:
