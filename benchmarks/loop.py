@@ -211,7 +211,7 @@ def main() -> None:
         journal = str(work / "journal")
 
         def monitor() -> int:
-            run(repo, "fraudpipe", "params", "monitor.current=service_log", f"monitor.journal_dir={journal}")
+            run(repo, "fraudpipe", "params", "monitor.current=service_log", f"monitor.log={journal}")
             run(repo, "dvc", "repro", "--single-item", "monitor")
             return int(json.loads((repo / "reports/monitoring/drift.json").read_text())["alert"])
 

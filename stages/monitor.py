@@ -3,8 +3,6 @@ scored it, or what the service scored): data and prediction drift, performance o
 known, bias by segment, and champion against the challenger the service scored in the shadow; drift.json,
 challenger.json (the promotion verdict), an HTML report, and this run's point in the monitoring history."""
 
-from pathlib import Path
-
 from fraudpipe.data.split import SplitConfig
 from fraudpipe.errors import MonitoringAlert
 from fraudpipe.features.definitions import FeatureConfig
@@ -36,7 +34,6 @@ from fraudpipe.paths import (
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
 from fraudpipe.scoring.batch import check_features
-from fraudpipe.servicelog import read_service_log
 
 # The reference is the training period (TRAIN: features; TRAIN_SCORES: the model's scores of them,
 # which `train` wrote, so this stage reads the bundle's metadata and never loads the model); the
@@ -50,15 +47,14 @@ from fraudpipe.servicelog import read_service_log
 def current_window(config: MonitorConfig, features: FeatureConfig, version: str) -> Window:
     if config.current == "predictions":
         return predictions_window(read_parquet(LIVE), read_parquet(PREDICTIONS), version)
-    journal = Path(config.journal_dir)
-    return service_log_window(
-        read_service_log(journal),
+    return service_log_window(  # a journal directory or Redis: the reader of data=service_log
+        config.read_log(),
         read_parquet(INTERIM),
         features,
         version,
         read_parquet_if_exists(CUSTOMERS),
         read_parquet_if_exists(TERMINALS),
-        source=f"the service log in {journal} (monitor.journal_dir)",
+        source=f"the service log in {config.log_where} (monitor.log)",
     )
 
 

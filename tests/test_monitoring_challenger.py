@@ -416,7 +416,7 @@ def test_the_monitor_stage_writes_the_verdict_as_a_metric_dvc_compares(tiny_pipe
     for row in served.itertuples(index=False):
         service.score(tx(row))
     service.close()
-    params["monitor"] |= {"current": "service_log", "window_input": params["monitor"]["journal_dir"]}
+    params["monitor"] |= {"current": "service_log", "window_input": params["monitor"]["log"]}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_stage_in_process(repo, "monitor")
     assert proc.returncode == 0, proc.stderr

@@ -277,7 +277,7 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
     with pytest.raises(ConfigError, match=r"monitor.segments.amount_bands: must be strictly increasing"):
         MonitorConfig.parse({**DEFAULTS, "segments": {**DEFAULTS["segments"], "amount_bands": [50, 20]}}, "monitor")
     assert DEFAULTS["window_input"] == "data/predictions/live.parquet"  # infer's scores: dvc.yaml's dependency
-    logged = compose(ROOT / "conf", ["monitor.current=service_log", "monitor.journal_dir=/var/lib/fraudpipe"])
+    logged = compose(ROOT / "conf", ["monitor.current=service_log", "monitor.log=/var/lib/fraudpipe"])
     assert MonitorConfig.parse(logged["monitor"], "monitor").window_input == "/var/lib/fraudpipe"  # the service's log
     with pytest.raises(ConfigError, match=r"monitor.window_input: must be what monitor.current=service_log reads"):
         MonitorConfig.parse({**DEFAULTS, "current": "service_log"}, "monitor")  # a hand edit of current alone
@@ -285,8 +285,13 @@ def test_conf_defaults_parse_and_mistakes_name_their_key():
         ConfigError, match=r"monitor.current: must be one of 'predictions' or 'service_log', got 'journal'"
     ):
         MonitorConfig.parse({**DEFAULTS, "current": "journal"}, "monitor")
-    with pytest.raises(ConfigError, match=r"monitor.journal_dir"):
-        MonitorConfig.parse({**DEFAULTS, "journal_dir": ""}, "monitor")
+    with pytest.raises(ConfigError, match=r"monitor.log"):
+        MonitorConfig.parse({**DEFAULTS, "log": ""}, "monitor")
+    redis = compose(ROOT / "conf", ["monitor.current=service_log", "monitor.log=redis://:pw@cache:6379/0"])["monitor"]
+    with pytest.raises(ConfigError, match=r"monitor.window_input: a Redis log is no file DVC can hash.*:\*\*\*@cache"):
+        MonitorConfig.parse(redis, "monitor")  # dvc.yaml's dependency: DVC cannot read a redis:// URL
+    redis["window_inputs"]["service_log"] = redis["window_input"] = "data/interim/transactions.parquet"
+    assert MonitorConfig.parse(redis, "monitor").log_where == "Redis redis://:***@cache:6379/0, prefix fraudpipe"
     with pytest.raises(ConfigError, match=r"monitor.features.drift_share: must be <= 1"):
         MonitorConfig.parse({**DEFAULTS, "features": {**DEFAULTS["features"], "drift_share": 1.5}}, "monitor")
 

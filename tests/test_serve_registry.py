@@ -6,16 +6,22 @@ Real git, gto and dvc in a clone of the session's tiny pipeline; the DVC remote 
 
 from __future__ import annotations
 
+import itertools
+import json
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
 from fraudpipe.errors import BundleError, ConfigError
 from fraudpipe.model import load_bundle
+from fraudpipe.model.bundle import write_checksums
 from fraudpipe.serve.registry import fetch, model_from, parse_reference, resolve
 from helpers.repo import clone_repo, env, sh
 from helpers.serve import Server
@@ -186,3 +192,107 @@ def test_serve_from_an_unknown_version_exits_with_one_line(registry, tmp_path):
         proc.stderr
         == "serve failed: --model fraud-model@v3.0.0: no version v3.0.0 of fraud-model (registered: v0.1.0)\n"
     )
+
+
+def _register_new_bundle(repo: Path) -> str:
+    """A new bundle (another threshold: another version) committed as the train stage's output,
+    registered as the next minor version and assigned to prod, as a retrain's promotion does; its version."""
+    bundle = repo / "models" / "bundle"
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["threshold"] = round(meta["threshold"] * 0.9, 6)
+    for name in ("bundle.json", "SHA256SUMS"):  # new files, never an edit of what the DVC cache may link
+        (bundle / name).unlink()
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    write_checksums(bundle)
+    sh(repo, "dvc", "commit", "-f", "-q", "train")
+    sh(repo, "git", "commit", "-q", "-am", "retrained")
+    sh(repo, "gto", "register", ARTIFACT, "--bump-minor")
+    sh(repo, "gto", "assign", ARTIFACT, "--version", "v0.2.0", "--stage", "prod")
+    return load_bundle(bundle).version
+
+
+def test_sighup_follows_the_prod_stage_to_a_new_version_without_a_failed_request(registry, tmp_path):
+    """`serve --model fraud-model#prod`, `gto assign` prod to a new version, SIGHUP: the reference is
+    resolved anew and the new version answers, /metrics names it, and no request failed meanwhile."""
+    work = clone_repo(registry, tmp_path / "work")
+    sh(work, "git", "fetch", "-q", "--tags")
+    old = load_bundle(work / "models" / "bundle").version
+    last = pd.read_parquet(work / "data" / "split" / "live.parquet").sort_values("tx_datetime").iloc[-1000:]
+    start = last["tx_datetime"].max()
+    cursor = itertools.count()
+    answers: list[tuple[float, int, str, str | None]] = []
+    stop = threading.Event()
+    server = Server(
+        work,
+        "fraud-model#prod",
+        work / "data/features/online_state",
+        tmp_path / "journal",
+        args=("--model-cache", str(tmp_path / "models")),
+    )
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url(""), timeout=30) as http:
+            while not stop.is_set() and (i := next(cursor)) < 20 * len(last):
+                row = last.iloc[i % len(last)]
+                sent = time.monotonic()
+                answer = http.post(
+                    "/v1/score",
+                    json={
+                        "transaction_id": f"hup-{i}",
+                        "customer_id": int(row.customer_id),
+                        "terminal_id": int(row.terminal_id),
+                        "tx_datetime": (start + pd.Timedelta(seconds=i)).isoformat(),
+                        "tx_amount": float(row.tx_amount),
+                    },
+                )
+                ok = answer.status_code == 200
+                got = answer.json() if ok else {}
+                answers.append(
+                    (sent, answer.status_code, got.get("model_version", answer.text), got.get("model_registry_version"))
+                )
+
+    with server:
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        new = _register_new_bundle(work)  # while the service answers
+        commit = _head(work)
+        assert new != old
+        server.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 60
+        while server.client.get("/readyz").json()["model_version"] != new and time.monotonic() < end:
+            time.sleep(0.05)
+        swapped = time.monotonic()
+        ready = server.client.get("/readyz").json()
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        metrics = server.client.get("/metrics").text
+        (work / "NOTES.md").write_text("a version of the same bundle\n")  # registered anew, the bundle unchanged
+        sh(work, "git", "add", "NOTES.md")
+        sh(work, "git", "commit", "-q", "-m", "same bundle")
+        sh(work, "gto", "register", ARTIFACT, "--bump-minor")
+        sh(work, "gto", "assign", ARTIFACT, "--version", "v0.3.0", "--stage", "prod")
+        server.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 60
+        while server.client.get("/readyz").json()["model_registry_version"] != "fraud-model@v0.3.0":
+            assert time.monotonic() < end, server.output()
+            time.sleep(0.05)
+        again = server.client.post("/v1/score", json=_next_transaction(work) | {"transaction_id": "hup-same"})
+        assert again.json()["model_version"] == new and again.json()["model_registry_version"] == "fraud-model@v0.3.0"
+    assert (ready["model_version"], ready["model_registry_version"]) == (new, "fraud-model@v0.2.0"), server.output()
+    assert ready["model_commit"] == commit and ready["model_reference"] == "fraud-model#prod"
+    assert f'fraudpipe_model_info{{model_version="{new}",registry_version="fraud-model@v0.2.0"}} 1.0' in metrics
+    assert f'model_version="{old}"' not in metrics.split("fraudpipe_model_info", 1)[1].split("\n#", 1)[0]
+    assert len(answers) > 100 and [a for a in answers if a[1] != 200] == []  # no failed request
+    assert {(v, r) for _, _, v, r in answers} == {(old, "fraud-model@v0.1.0"), (new, "fraud-model@v0.2.0")}
+    assert {(v, r) for sent, _, v, r in answers if sent > swapped} == {(new, "fraud-model@v0.2.0")}
+    assert "SIGHUP: swapped in " in server.stdout.read_text()
+
+    time.sleep(1.1)  # tags record whole seconds: the roll-back's must be the later one
+    sh(work, "gto", "assign", ARTIFACT, "--version", "v0.1.0", "--stage", "prod", "--force")  # a roll-back
+    with server:  # restarted with the same --model fraud-model#prod: the reference is resolved anew
+        back = server.client.get("/readyz").json()
+        assert (back["model_version"], back["model_registry_version"]) == (old, "fraud-model@v0.1.0"), server.output()

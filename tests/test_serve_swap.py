@@ -24,7 +24,8 @@ SWAP = "/v1/admin/model"
 
 
 def _drive(server: Server, rows, stop: threading.Event, out: list, clients: int = 4) -> list[threading.Thread]:
-    """``clients`` threads posting the rows in order (a shared cursor) until ``stop``: (sent at, status, version)."""
+    """``clients`` threads posting the rows in order (a shared cursor) until ``stop``: (sent at, status, version);
+    a client whose server went away records status 0 and stops."""
     cursor = itertools.count()
 
     def client() -> None:
@@ -34,7 +35,11 @@ def _drive(server: Server, rows, stop: threading.Event, out: list, clients: int 
                 if i >= len(rows):
                     return
                 sent = time.monotonic()
-                answer = http.post("/v1/score", json=body(rows.iloc[i]))
+                try:
+                    answer = http.post("/v1/score", json=body(rows.iloc[i]))
+                except httpx.HTTPError as exc:  # the server went away (killed): status 0
+                    out.append((sent, 0, str(exc)))
+                    return
                 version = answer.json().get("model_version") if answer.status_code == 200 else answer.text
                 out.append((sent, answer.status_code, version))
 
@@ -147,6 +152,64 @@ def test_hostile_swaps_are_refused_in_one_line_and_change_nothing(tmp_path):
     log = read_service_log(tmp_path / "journal")
     assert log.scored["model_version"].tolist() == [version, version, version, other]
     assert log.scored["shadow_model"].isna().tolist() == [True, True, False, True]
+
+
+def _failed_start(server: Server) -> str:
+    """The one line saying why a start that must fail failed (its exit status 1)."""
+    server.start(wait=False)
+    assert server.proc.wait(timeout=120) == 1, server.output()
+    lines = [line for line in server.stderr.read_text().splitlines() if line.startswith("serve failed: ")]
+    assert len(lines) == 1, server.output()
+    return lines[0]
+
+
+def test_a_swap_survives_kill_9_and_a_restart_reopens_it_or_says_why_not(tmp_path):
+    """A swap by path under load, then kill -9: the same command started again serves the swapped
+    model (its record was committed before the swap's answer). A swapped bundle gone or changed stops
+    the start in one line; another command line serves its own model."""
+    w = world()
+    start = shutil.copytree(w.bundle_dir, tmp_path / "start-bundle")
+    swapped = shutil.copytree(challenger(), tmp_path / "swapped-bundle")
+    version, other = load_bundle(start).version, load_bundle(swapped).version
+    server = Server(tmp_path, start, w.state_dir, tmp_path / "journal")
+    with server:
+        answers: list = []
+        stop = threading.Event()
+        threads = _drive(server, w.test, stop, answers, clients=2)
+        time.sleep(0.3)
+        answer = server.client.post(SWAP, json={"model": "swapped-bundle"})  # relative to the service's directory
+        server.proc.kill()  # at once, requests in flight
+        stop.set()
+        for t in threads:
+            t.join()
+        server.proc.wait(timeout=30)
+    assert answer.status_code == 200 and answer.json()["model_version"] == other, answer.text
+    assert {a[2] for a in answers if a[1] == 200} <= {version, other}
+
+    with server:  # the same command line
+        ready = server.client.get("/readyz").json()
+        assert (ready["model_version"], ready["model_generation"]) == (other, 1), server.output()
+        row = w.test.iloc[len(answers) + 10]
+        assert server.score(body(row)).json()["model_version"] == other
+        assert server.client.post(SWAP, json={"model": str(start)}).json()["generation"] == 2  # numbering goes on
+        assert server.client.post(SWAP, json={"model": "swapped-bundle"}).json()["model_version"] == other
+    assert f"model {other}" in server.stdout.read_text()
+
+    shutil.move(swapped, tmp_path / "moved")  # the swapped bundle gone
+    line = _failed_start(server)
+    assert str(tmp_path / "journal" / "journal.sqlite3") in line, line
+    assert "swap 3 (at " in line and "cannot be reopened: " in line and "bundle.json does not exist" in line
+    assert "put that bundle back, or start with another --model" in line
+    shutil.copytree(start, swapped)  # another bundle in its place
+    line = _failed_start(server)
+    assert f"swapped-bundle now holds {version}, not {other}" in line, line
+
+    other_command = Server(tmp_path, w.bundle_dir, w.state_dir, tmp_path / "journal")  # a new --model
+    with other_command:
+        ready = other_command.client.get("/readyz").json()
+        assert (ready["model_version"], ready["model_generation"]) == (version, 0)
+    with server:  # its command line is no longer the last start's: it serves its own --model
+        assert server.client.get("/readyz").json()["model_generation"] == 0
 
 
 def test_concurrent_swaps_one_loads_the_others_are_refused(tmp_path):

@@ -229,9 +229,11 @@ def test_monitor_fails_on_an_alert_only_when_asked_and_reruns_byte_identical(pip
     assert '"alert": 1' in (work / "reports/monitoring/drift.json").read_text()  # the reports were written first
 
 
-def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipeline, tmp_path):
+def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipeline, tmp_path, redis_server):
     """The service replays the live period (labels arriving after it): monitor.current=service_log then
-    gives the figures monitor.current=predictions gives: the service computed the training features and scores."""
+    gives the figures monitor.current=predictions gives: the service computed the training features and scores.
+    The same requests sent to a service whose state is in Redis give the same figures from its Redis log
+    (monitor.log: its URL, the stage's dependency a local file)."""
     from fraudpipe.features.definitions import FeatureConfig
     from fraudpipe.features.online import OnlineState
     from fraudpipe.serve.config import ServeConfig
@@ -263,32 +265,36 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
         "max_future_seconds": 300,
         "api_key_env": "FRAUDPIPE_TEST_UNSET_KEY",
     }
-    service = Service.open(ServeConfig.parse(options, "serve"))
+    redis = {"store": redis_server.unix_url, "redis_prefix": "live", "journal_dir": tmp_path / "unused"}
+    services = [Service.open(ServeConfig.parse(o, "serve")) for o in (options, options | redis)]
     labels = [LabelIn(transaction_id=int(t), tx_fraud=int(f)) for t, f in zip(live["transaction_id"], live["tx_fraud"])]
     due = live["tx_datetime"].to_numpy() + np.timedelta64(params["features"]["delay_days"], "D")
     sent = 0
     for row in live.itertuples(index=False):  # each label arrives once older than the delay, as training assumes
         while sent < len(labels) and due[sent] <= np.datetime64(row.tx_datetime):
-            service.label(labels[sent])
+            for service in services:
+                service.label(labels[sent])
             sent += 1
-        service.score(
-            TransactionIn.model_validate(
-                {
-                    "transaction_id": int(row.transaction_id),
-                    "customer_id": int(row.customer_id),
-                    "terminal_id": int(row.terminal_id),
-                    "tx_datetime": row.tx_datetime.to_pydatetime(),
-                    "tx_amount": float(row.tx_amount),
-                }
-            )
+        body = TransactionIn.model_validate(
+            {
+                "transaction_id": int(row.transaction_id),
+                "customer_id": int(row.customer_id),
+                "terminal_id": int(row.terminal_id),
+                "tx_datetime": row.tx_datetime.to_pydatetime(),
+                "tx_amount": float(row.tx_amount),
+            }
         )
+        for service in services:
+            service.score(body)
     for label in labels[sent:]:
-        service.label(label)
-    service.close()
+        for service in services:
+            service.label(label)
+    for service in services:
+        service.close()
 
     batch = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())
     set_key(params, "monitor.current", "service_log")
-    set_key(params, "monitor.window_input", params["monitor"]["journal_dir"])  # as conf/monitor/ derives it
+    set_key(params, "monitor.window_input", params["monitor"]["log"])  # as conf/monitor/ derives it
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_stage_in_process(work, "monitor")
     assert proc.returncode == 0, proc.stderr
@@ -296,3 +302,13 @@ def test_monitor_watches_what_the_service_scored_as_it_watches_the_batch(pipelin
     served = yaml.safe_load((work / "reports/monitoring/drift.json").read_text())
     assert served.keys() == batch.keys() and served["n_current"] == batch["n_current"] == len(live) > 1000
     assert served == batch
+
+    shutil.rmtree(work / "serving")  # the Redis log alone: nothing read from the journal
+    set_key(params, "monitor.log", redis_server.unix_url)
+    set_key(params, "monitor.redis_prefix", "live")
+    set_key(params, "monitor.window_input", "data/interim/transactions.parquet")  # docs/serving.md's way
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run_stage_in_process(work, "monitor")
+    assert proc.returncode == 0, proc.stderr
+    assert f"against {len(live):,} transactions the service scored with xgboost-" in proc.stdout
+    assert yaml.safe_load((work / "reports/monitoring/drift.json").read_text()) == batch

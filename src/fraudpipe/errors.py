@@ -7,6 +7,9 @@ raises from this family, chosen by what the user has to change.
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 
 class PipelineError(Exception):
     """Bad input or configuration; the message names the key, column, rows or rule and the fix."""
@@ -52,3 +55,29 @@ class SourceError(PipelineError):
         self.where, self.what, self.todo = where, what, todo
         message = f"{where}: {what.rstrip('.')}."
         super().__init__(f"{message} {todo}".rstrip())
+
+
+_SECRET_QUERY_KEY = re.compile(r"pass|secret|token|key|sig|auth|credential", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password and secret-looking query values replaced by ``***``.
+
+    Error messages end up in CI logs and issue trackers, so they must never carry credentials.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs], safe="*")
+    # Replace in place: rebuilding with urlunsplit would turn sqlite:////abs/path into sqlite://abs/path.
+    redacted = url.replace(f"//{parts.netloc}", f"//{netloc}", 1) if netloc != parts.netloc else url
+    return redacted.replace(f"?{parts.query}", f"?{query}", 1) if query != parts.query else redacted

@@ -75,4 +75,4 @@ MONITOR_HISTORY = Path("reports/monitoring/history.json")  # one point per windo
 CHALLENGER = Path("reports/monitoring/challenger.json")  # champion against the shadow challenger
 
 # serve
-JOURNAL_DIR = Path("serving")  # the service's durable log and snapshots (conf/monitor: journal_dir)
+JOURNAL_DIR = Path("serving")  # the service's durable log and snapshots (conf/monitor: log)

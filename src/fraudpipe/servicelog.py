@@ -48,7 +48,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pydantic import Field
 
+from fraudpipe.config import Config
 from fraudpipe.contract import (
     COORDINATE_COLUMNS,
     CUSTOMER_ID,
@@ -60,7 +62,7 @@ from fraudpipe.contract import (
     TX_FRAUD,
     id_array,
 )
-from fraudpipe.errors import ConfigError, DataError
+from fraudpipe.errors import ConfigError, DataError, redact_url
 from fraudpipe.io import read_parquet
 
 # --- the journal directory ------------------------------------------------------------------------
@@ -168,6 +170,31 @@ def connect_redis(url: str) -> Any:
             f"--store {url}: cannot reach Redis ({type(exc).__name__}: {exc}); start redis-server or fix the URL"
         ) from None
     return client
+
+
+# --- where the log is: the keys `data=service_log` and `monitor` share ---------------------------------
+
+
+class LogLocation(Config):
+    """Where a service keeps its log, named the same way wherever it is read (conf/data/service_log.yaml,
+    conf/monitor/): ``log``, the service's --journal-dir or the Redis URL of its --store
+    (``read_service_log`` tells them apart); ``redis_prefix``, its --redis-prefix (a Redis log only)."""
+
+    log: str = Field(min_length=1)
+    redis_prefix: str = Field(min_length=1)
+
+    @property
+    def log_where(self) -> str:
+        return log_where(self.log, self.redis_prefix)
+
+    def read_log(self) -> ServiceLog:
+        return read_service_log(self.log, self.redis_prefix)
+
+
+def log_where(log: str, redis_prefix: str) -> str:
+    """The log's place as messages name it: the directory, or the Redis URL (without its password)
+    and the prefix."""
+    return f"Redis {redact_url(log)}, prefix {redis_prefix}" if is_redis_url(log) else log
 
 
 # --- reading -----------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from fraudpipe.config import AS_TUPLE, Config, rule_error
+from fraudpipe.errors import redact_url
 from fraudpipe.metrics import IntervalConfig
 from fraudpipe.paths import PREDICTIONS
+from fraudpipe.servicelog import LogLocation, is_redis_url
 
 Share = Annotated[float, Field(gt=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -77,6 +79,13 @@ class ChallengerChecks(Config):
     interval: IntervalConfig
 
 
+REDIS_INPUT = (
+    "a Redis log is no file DVC can hash: set monitor.window_inputs.service_log to a local file (e.g. "
+    "data/interim/transactions.parquet, a dependency already) and rerun monitor with `dvc repro --force "
+    "--single-item monitor` to read the log anew"
+)
+
+
 class WindowInputs(Config):
     """``monitor.window_inputs``: what each kind of current window is read from, by ``current``."""
 
@@ -84,17 +93,18 @@ class WindowInputs(Config):
     service_log: str = Field(min_length=1)
 
 
-class MonitorConfig(Config):
+class MonitorConfig(LogLocation):
     """conf/monitor/: what is compared, the thresholds, and whether an alert fails the stage.
 
     ``current`` names the window watched (`monitor_window`): ``predictions``, the live period as
-    `infer` scored it, or ``service_log``, what the service scored, from its log in ``journal_dir``.
+    `infer` scored it, or ``service_log``, what the service scored, from its log (``log`` and
+    ``redis_prefix``: ``LogLocation``, the keys and reader of ``data=service_log``).
     ``window_input`` is what that window is read from (conf/ derives it from ``current``): dvc.yaml's
-    dependency, so that using the service reruns monitor only when monitor watches its log.
+    dependency, so that using the service reruns monitor only when monitor watches its log. A Redis
+    log is no file DVC can hash: its ``window_input`` is a local file instead, and a rerun is forced.
     """
 
     current: Literal["predictions", "service_log"]
-    journal_dir: str = Field(min_length=1)
     window_input: str
     window_inputs: WindowInputs
     fail_on_alert: bool
@@ -108,7 +118,11 @@ class MonitorConfig(Config):
 
     @model_validator(mode="after")
     def _input_follows_current(self) -> Self:
-        reads = PREDICTIONS.as_posix() if self.current == "predictions" else self.journal_dir
+        reads = PREDICTIONS.as_posix() if self.current == "predictions" else self.log
+        if self.current == "service_log" and is_redis_url(self.log):
+            if is_redis_url(self.window_input):
+                raise rule_error(f"{REDIS_INPUT}, not the Redis URL", redact_url(self.window_input), key="window_input")
+            return self
         if self.window_input != reads:
             raise rule_error(
                 f"must be what monitor.current={self.current} reads ({reads!r}): leave it to conf/monitor/",

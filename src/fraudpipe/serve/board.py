@@ -1,9 +1,14 @@
 """The record of which models serve (``Serving``): written at start and at every swap.
 
 With the in-process store it goes into the journal's ``meta`` table (key ``models``: the latest
-records, oldest first, each with the journal seq it followed), so the journal says which model
-answered from which entry on; a restart does not need it to replay (every entry carries the answer
-and the version that gave it) and starts from the command line's models.
+records, oldest first, each with the journal seq it followed, and the versions of the bundles), so
+the journal says which model answered from which entry on (a replay does not need it: every entry
+carries the answer and the version that gave it). It also makes a swap durable: a restart (or the
+reload after a failed commit) with the command line the journal was last started with (key
+``command``: --model and --shadow as given) reopens the models of the last record, swapped in by the
+route or SIGHUP, each loaded again and verified (sha256 sums; a directory: the version recorded; a
+registry reference is resolved anew, as --model is at a start); a command line naming other models
+serves those (``resumable``).
 
 With the state in Redis (several workers), ``RedisBoard`` is how the workers agree: a swap asked of
 one worker (a route, a signal) takes ``P:models:lock`` (one swap at a time across the workers),
@@ -27,6 +32,7 @@ from fraudpipe.serve.journal import Journal
 from fraudpipe.serve.models import ModelSource
 
 JOURNAL_KEY = "models"  # the journal's meta key
+COMMAND_KEY = "command"  # the journal's meta key: --model and --shadow as given at the last start
 JOURNAL_KEEP = 100  # records kept in the journal's meta
 LOCK_SECONDS = 600  # a swap's lock lapses after this (a worker killed mid-swap does not block the others)
 _UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -44,6 +50,21 @@ class Serving(Config):
     shadow: ModelSource | None = None
     at: str
     after_seq: int | None = None  # in-process: the journal entry after which they answered
+    champion_version: str | None = None  # in-process: the bundles' versions (a reopened swap must match them)
+    shadow_version: str | None = None
+
+    def mismatch(self, champion: str, shadow: str | None) -> str | None:
+        """How the versions loaded from directories differ from the ones recorded (None: they do not, or
+        none recorded); a registry reference is resolved anew, as a start resolves --model."""
+        wrong = [
+            f"{what} {source.path} now holds {got}, not {want}"
+            for what, source, want, got in (
+                ("the champion", self.champion, self.champion_version, champion),
+                ("the challenger", self.shadow, self.shadow_version, shadow),
+            )
+            if source is not None and source.release is None and want is not None and got != want
+        ]
+        return "; ".join(wrong) or None
 
     @classmethod
     def parse_json(cls, raw: str) -> Serving:
@@ -56,6 +77,18 @@ def journal_record(journal: Journal, serving: Serving) -> None:
     record = serving.model_copy(update={"after_seq": journal.last_seq()})
     records.append(record)
     journal.set_meta(JOURNAL_KEY, json.dumps([json.loads(r.model_dump_json()) for r in records]))
+
+
+def resumable(journal: Journal, command: list[str | None]) -> Serving | None:
+    """The models to reopen: the journal's last record when a swap made it (generation above 0) and
+    ``command`` (--model, --shadow as given) is the one the journal was last started with; None: the
+    command line's. Notes ``command`` as the last start."""
+    previous = journal.get_meta(COMMAND_KEY)
+    journal.set_meta(COMMAND_KEY, json.dumps(command))
+    records = journal_records(journal)
+    if previous is None or json.loads(previous) != command or not records or records[-1].generation == 0:
+        return None
+    return records[-1]
 
 
 def journal_records(journal: Journal) -> list[Serving]:

@@ -9,10 +9,12 @@ turn a ``Live`` into the record of which models serve (``serve.board``).
 
 from __future__ import annotations
 
+from fraudpipe.errors import BundleError, PipelineError
 from fraudpipe.features.definitions import FeatureConfig
 from fraudpipe.serve.board import Serving, now
 from fraudpipe.serve.config import ServeConfig
-from fraudpipe.serve.models import Live, ModelSource, load_model, refetch
+from fraudpipe.serve.journal import Journal
+from fraudpipe.serve.models import Live, ModelSource, load_model, refetch, resolve
 
 
 class Lineup:
@@ -58,7 +60,47 @@ def first_live(config: ServeConfig, base: FeatureConfig, recorded: Serving | Non
     return Live(champion, shadow, recorded.generation)
 
 
+def reopen(config: ServeConfig, base: FeatureConfig, recorded: Serving | None, journal: Journal) -> Live:
+    """The command line's models, or the ones a swap put in service before this start (``recorded``,
+    ``board.resumable``): a directory verified to hold the version recorded; else one line saying what to do."""
+    if recorded is None:
+        return first_live(config, base, None)
+    try:
+        champion = load_model(_named_again(recorded.champion, config), base, True)
+        other = recorded.shadow
+        shadow = None if other is None else load_model(_named_again(other, config), base, True)
+        wrong = recorded.mismatch(champion.version, None if shadow is None else shadow.version)
+    except (PipelineError, OSError) as exc:
+        wrong = " ".join(str(exc).split())
+    if wrong is None:
+        return Live(champion, shadow, recorded.generation)
+    also = "" if recorded.shadow is None else f" (shadow {recorded.shadow.label})"
+    raise BundleError(
+        f"{journal.path}: swap {recorded.generation} (at {recorded.at} UTC) put {recorded.champion.label}{also} "
+        f"in service, and it cannot be reopened: {wrong}; put that bundle back, or start with another --model "
+        "or --shadow than the last start's (a new command line serves its own models)"
+    )
+
+
+def _named_again(source: ModelSource, config: ServeConfig) -> ModelSource:
+    """A recorded model as a start names it: a registry reference resolved anew, as --model is (a
+    restart after a roll-back of the stage serves the rolled-back version), a directory as it is."""
+    return source if source.release is None else resolve(source.given, config.registry, config.model_cache)
+
+
 def serving_now(live: Live) -> Serving:
-    """``live`` as the record of which models serve (``serve.board``)."""
-    shadow = None if live.shadow is None else live.shadow.source
-    return Serving(generation=live.generation, champion=live.champion.source, shadow=shadow, at=now())
+    """``live`` as the journal's record of which models serve (``serve.board``): bundle directories made
+    absolute and the versions noted, so that a restart reopens the same ones."""
+    champion, shadow = live.champion, live.shadow
+    return Serving(
+        generation=live.generation,
+        champion=_absolute(champion.source),
+        shadow=None if shadow is None else _absolute(shadow.source),
+        at=now(),
+        champion_version=champion.version,
+        shadow_version=None if shadow is None else shadow.version,
+    )
+
+
+def _absolute(source: ModelSource) -> ModelSource:
+    return source.model_copy(update={"path": source.path.absolute()})

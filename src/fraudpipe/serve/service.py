@@ -43,11 +43,11 @@ from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.features.online import history_features
 from fraudpipe.scoring.row import FastPath
 from fraudpipe.serve.admission import Capacity, Refused, check_amount_and_time, check_retry, iso
-from fraudpipe.serve.board import RedisBoard, journal_record
+from fraudpipe.serve.board import RedisBoard, journal_record, resumable
 from fraudpipe.serve.commits import CommitFailed, GroupCommit
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.journal import Journal
-from fraudpipe.serve.lineup import Lineup, first_live, serving_now
+from fraudpipe.serve.lineup import Lineup, first_live, reopen, serving_now
 from fraudpipe.serve.models import Live
 from fraudpipe.serve.replay import replay
 from fraudpipe.serve.schema import LabelIn, PeriodIn, TransactionIn
@@ -122,7 +122,8 @@ class Service:
             check_base(journal, config.state)
         source, seq = found if found else (config.state, 0)
         store = InProcessStore.load(source, config.late_days)
-        live = first_live(config, store.config, None)
+        recorded = resumable(journal, [config.model_given, config.shadow_given])  # a swap survives a restart
+        live = reopen(config, store.config, recorded, journal)
         sides = derive(source, wanted((live.champion, live.shadow), {}), config.late_days)  # ``serve.sides``
         entries = list(journal.entries(after=seq))
         moves = [m for m in journal.periods() if m[0] >= seq]

@@ -159,11 +159,7 @@ class Swapper:
                 start = time.perf_counter()
                 champion, shadow = await asyncio.to_thread(build, before)
                 seconds = time.perf_counter() - start
-                unchanged = champion.version == before.champion.version and (
-                    (shadow is None and before.shadow is None)
-                    or (shadow is not None and before.shadow is not None and shadow.version == before.shadow.version)
-                )
-                if only_if_changed and unchanged:
+                if only_if_changed and _named(champion, shadow) == _named(before.champion, before.shadow):
                     _say(f"{what}: {champion.source.label} is still {champion.version}: nothing to swap")
                     return self.answer(before, before, seconds)
                 configs = wanted((champion, shadow), before.sides)  # states of their own to build (``serve.sides``)
@@ -200,9 +196,10 @@ class Swapper:
             live = Live(
                 champion, shadow, service.live.generation + 1, kept((champion, shadow), service.live.sides, stores)
             )
-            if service.journal is not None:
+            if service.journal is not None:  # committed before it serves: a restart reopens it (``serve.board``)
                 journal_record(service.journal, serving_now(live))
-                if built is not None:
+                await service.durable()
+                if built is not None:  # what arrived meanwhile, then served: no await in between
                     catch_up(built, service.journal)
         service.install(live)
         self.on_swap(live)
@@ -309,6 +306,12 @@ class Swapper:
             if type(exc).__module__.startswith("redis"):
                 raise Refused(503, "store", f"Redis: {exc}") from None
             raise
+
+
+def _named(*models: Model | None) -> list[tuple[str, str | None] | None]:
+    """What answers name of each model: its version and its registry version (a stage moved to another
+    registered version of the same bundle changes what the answers say: a swap)."""
+    return [None if m is None else (m.version, m.release) for m in models]
 
 
 def _version(model: Model | None) -> str | None:

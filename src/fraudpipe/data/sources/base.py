@@ -8,11 +8,9 @@ quarantined row there instead of a failed read here.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
 from pydantic import field_validator
@@ -20,7 +18,7 @@ from pydantic import field_validator
 from fraudpipe.config import Config, rule_error
 from fraudpipe.contract import COORDINATE_COLUMNS, TRANSACTION_COLUMNS
 from fraudpipe.data.conform import NumberFormat
-from fraudpipe.errors import SourceError  # noqa: F401  (re-exported: every source imports it from here)
+from fraudpipe.errors import SourceError, redact_url  # noqa: F401  (re-exported: every source imports them from here)
 
 
 class SourceConfig(Config):
@@ -79,32 +77,6 @@ class SnapshotResult:
     path: Path
     rows: int
     changed: bool  # the file's bytes differ from before (False: every later stage is skipped)
-
-
-_SECRET_QUERY_KEY = re.compile(r"pass|secret|token|key|sig|auth|credential", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password and secret-looking query values replaced by ``***``.
-
-    Error messages end up in CI logs and issue trackers, so they must never carry credentials.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs], safe="*")
-    # Replace in place: rebuilding with urlunsplit would turn sqlite:////abs/path into sqlite://abs/path.
-    redacted = url.replace(f"//{parts.netloc}", f"//{netloc}", 1) if netloc != parts.netloc else url
-    return redacted.replace(f"?{parts.query}", f"?{query}", 1) if query != parts.query else redacted
 
 
 def first_line(exc: BaseException) -> str:

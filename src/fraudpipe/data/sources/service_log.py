@@ -48,10 +48,10 @@ from fraudpipe.contract import (
     id_array,
 )
 from fraudpipe.data.conform import to_contract
-from fraudpipe.data.sources.base import Source, SourceConfig, SourceError, redact_url
+from fraudpipe.data.sources.base import Source, SourceConfig, SourceError
 from fraudpipe.data.sources.files import CsvConfig, CsvSource, ParquetConfig, ParquetSource
 from fraudpipe.data.sources.simulated import SimulatedConfig, SimulatedSource
-from fraudpipe.servicelog import ServiceLog, is_redis_url, read_service_log
+from fraudpipe.servicelog import LogLocation, ServiceLog, log_where, read_service_log
 
 #: A batch history: any source DVC can see without a snapshot, or none.
 HistoryConfig = Annotated[SimulatedConfig | CsvConfig | ParquetConfig | None, Field(discriminator="source")]
@@ -68,14 +68,11 @@ def _history_from_path(value: Any) -> Any:
     return {"source": kind, "path": value, "columns": {}, "datetime_format": None, "options": options}
 
 
-class ServiceLogConfig(SourceConfig):
-    """conf/data/service_log.yaml: the service's log, its snapshot file, and an optional history."""
+class ServiceLogConfig(SourceConfig, LogLocation):
+    """conf/data/service_log.yaml: the service's log (``log``, ``redis_prefix``: ``LogLocation``, as
+    `monitor` names it), its snapshot file, and an optional history."""
 
     source: Literal["service_log"]
-    #: the service's --journal-dir, or the Redis URL of its --store
-    log: str = Field(min_length=1)
-    #: the service's --redis-prefix (a Redis log only)
-    redis_prefix: str = Field(min_length=1)
     snapshot: str = Field(min_length=1)
     #: the batch the model was first trained on: a source config, a path to a Parquet/CSV file, or null
     history: HistoryConfig
@@ -166,8 +163,7 @@ class ServiceLogTable:
 
     @property
     def where(self) -> str:
-        shown = redact_url(self.log) if is_redis_url(self.log) else self.log
-        return f"service_log source {shown}"
+        return f"service_log source {log_where(self.log, self.redis_prefix)}"
 
     def read(self) -> pd.DataFrame:
         return log_table(read_service_log(self.log, self.redis_prefix))
