@@ -27,8 +27,9 @@ It prints:
 - scale: the real command (`fraudpipe serve`) with 1 worker and the in-process state, then with
   the state in Redis (a throwaway redis-server on a unix socket, AOF on, `appendfsync everysec`,
   seeded once from the state) with 1 and 2 workers behind one port: requests/s and p50/p99 at
-  saturation and p99 at a fixed rate. In-process with 2 workers is refused by the command (each
-  worker would hold its own history), so that row is absent.
+  saturation and p99 at a fixed rate, each process's CPU per request, and how many of wrk's
+  connections each worker held halfway through the saturation run. In-process with 2 workers is
+  refused by the command (each worker would hold its own history), so that row is absent.
 
 - snapshot: the real command (in-process store) at a fixed rate, first alone, then while a
   snapshot is written (POST /v1/admin/snapshot a second into the run): p50/p99/max latency of
@@ -558,7 +559,9 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
                 wrk(port, "/v1/score", f"warm-{store}-{workers}", 2, 4, 0.0, base, work)  # the first prune
                 fixed = at_rate(port, "/v1/score", f"rate-{store}-{workers}", rate, seconds, base, work)
                 before = serve_breakdown.process_cpu(proc.pid, redis_proc.pid)
+                timer, counted = serve_breakdown.count_connections_in(seconds / 2, proc.pid, port)
                 saturated = wrk(port, "/v1/score", f"sat-{store}-{workers}", seconds, 16, 0.0, base, work)
+                timer.join()
                 cpu = serve_breakdown.cpu_per_request(before, proc.pid, redis_proc.pid, saturated["requests"])
                 check_answers(httpx.get(f"http://127.0.0.1:{port}/metrics").text)  # one worker's figures
             finally:
@@ -578,6 +581,7 @@ def scale_runs(seconds: int, rate: float = 300.0) -> tuple[list[dict], dict]:
                     "saturation_p99_ms": saturated["p99"],
                     "errors": fixed["errors"] + saturated["errors"],
                     **cpu,
+                    "connections": counted[0] if counted else [],
                     "seeded": "seeded the shared state" in out,
                 }
             )

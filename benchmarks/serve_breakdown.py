@@ -17,6 +17,7 @@ from server CPU per request.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,32 @@ def process_cpu(server: int, redis: int) -> dict[str, float]:
     return {"server": workers, "redis": redis_cpu, "wrk": children.ru_utime + children.ru_stime}
 
 
+def connections_per_worker(server: int, port: int) -> list[int]:
+    """The established connections to ``port`` each process of the server holds (several workers: its
+    worker processes; one: the server itself), most first: how the kernel spread the load generator's."""
+    import psutil
+
+    root = psutil.Process(server)
+    counts = []
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            held = process.net_connections(kind="tcp")
+        except psutil.Error:  # a helper process that ended meanwhile
+            continue
+        n = sum(1 for c in held if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+        if n:
+            counts.append(n)
+    return sorted(counts, reverse=True)
+
+
+def count_connections_in(delay: float, server: int, port: int) -> tuple[threading.Timer, list[list[int]]]:
+    """A started timer that puts ``connections_per_worker`` into the list returned, ``delay`` seconds from now."""
+    counted: list[list[int]] = []
+    timer = threading.Timer(delay, lambda: counted.append(connections_per_worker(server, port)))
+    timer.start()
+    return timer, counted
+
+
 def cpu_per_request(before: dict[str, float], server: int, redis: int, requests: int) -> dict[str, float]:
     """µs of CPU per request of the server's processes, redis-server and wrk since ``before``."""
     after = process_cpu(server, redis)
@@ -81,6 +108,15 @@ def print_scale_cpu(rows: list[dict]) -> None:
             f"redis-server {redis:5.0f}   wrk {load:4.0f}   -> CPU bound {bound:,.0f} req/s "
             f"({'its own CPU' if r['workers'] == 1 else 'all three on 2 cores'}), measured {r['saturation_rps']:,.0f}"
         )
+    print(
+        "  wrk's connections per worker during the saturation run, and CPU µs per request of a worker + redis-server:"
+    )
+    for r in rows:
+        if "connections" in r:
+            print(
+                f"  {r['store']:<11} {r['workers']:>7}   {' + '.join(map(str, r['connections'])):<9} "
+                f"{r['cpu_us_server'] + r['cpu_us_redis']:6.0f} µs"
+            )
     one = next((r for r in rows if r["store"] == "Redis" and r["workers"] == 1), None)
     two = next((r for r in rows if r["store"] == "Redis" and r["workers"] == 2), None)
     if one and two:

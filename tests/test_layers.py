@@ -24,6 +24,7 @@ GROUND = (
     "metrics",
     "engine",
     "servicelog",
+    "listeners",
 )
 #: Packages, bottom to top; the ground is below them all and cli.py on top.
 LAYERS = ("data", "features", "model", "scoring", "evaluation", "monitoring", "serve", "pipeline", "cli")

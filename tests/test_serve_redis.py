@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from fraudpipe.contract import TX_DATETIME
@@ -118,6 +119,26 @@ def test_several_workers_behind_one_port(redis_server, tmp_path):
             if len(pids) == 2:
                 break
         assert len(pids) == 2, f"only worker(s) {pids} answered"
+        listening = {  # each worker on a socket of its own (SO_REUSEPORT), not one shared
+            p.pid
+            for p in psutil.Process(server.proc.pid).children()
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == server.port for c in p.net_connections("tcp"))
+        }
+        assert listening == pids
+        clients = [httpx.Client(base_url=server.url("")) for _ in range(16)]  # keep-alive, as a load generator's
+        held = {c.get("/readyz", timeout=30).json()["pid"] for c in clients}
+        for c in clients:
+            c.close()
+        assert held == pids, "the kernel hands 16 connections to both workers (all to one: 2 in 65,536)"
+        second = subprocess.run(
+            Server(
+                tmp_path / "second", w.bundle_dir, w.state_dir, tmp_path / "j2", server.args, port=server.port
+            ).command(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert second.returncode == 1 and f"serve failed: --port {server.port}: cannot bind" in second.stderr
         rows = w.test.head(400)
         scores = []
         for row in rows.itertuples(index=False):

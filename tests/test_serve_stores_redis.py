@@ -123,6 +123,39 @@ def test_retries_late_arrivals_labels_and_answers_behave_as_in_process(redis_ser
     assert_same_step(local, shared, later, w.config)  # the labels count in the terminal windows alike
 
 
+def test_ids_holding_the_member_separator_and_either_protocol_read_as_in_process(redis_server):
+    """History members are "seq|amount|terminal" and "seq|tid", split at once for a whole window: a
+    terminal id or transaction id holding '|' must not shift the fields; RESP2 (``?protocol=2``) gives
+    the windows as flat lists, RESP3 (redis-py's default) as pairs: the same features either way."""
+    w = world()
+    local = InProcessStore.load(w.state_dir, late_days=1)
+    resp3 = RedisStore.open(redis_server.unix_url, "sep", w.state_dir, late_days=1)
+    resp2 = RedisStore.open(f"{redis_server.unix_url}&protocol=2", "sep", w.state_dir, late_days=1)
+    assert resp2.client.connection_pool.get_connection().protocol == 2
+    rows = list(w.test.head(120).itertuples())
+    for i, row in enumerate(rows):  # 3 customers and 2 terminals of its own: each builds a history
+        tx = Transaction(
+            f"t|{i}",
+            f"C|{i % 3}",
+            f"T|{i % 2}|x",
+            pd.Timestamp(row.tx_datetime).to_pydatetime(),
+            epoch_second(pd.Timestamp(row.tx_datetime).to_pydatetime()),
+            float(row.tx_amount),
+        )
+        features = assert_same_step(local, resp3, tx, w.config)
+        np.testing.assert_array_equal(
+            history_features(w.config, resp2.prepare(tx).history, tx.t, tx.tx_amount), features
+        )
+        local.add_transaction(scored(tx)), (resp3 if i % 2 else resp2).add_transaction(scored(tx), None)
+        if i % 10 == 9:
+            assert local.add_label(f"t|{i - 5}", 1) and resp2.add_label(f"t|{i - 5}", 1)
+    later = transaction(rows[-1], when=pd.Timestamp(rows[-1].tx_datetime).to_pydatetime() + timedelta(days=8))
+    later = Transaction("probe", "C|0", "T|0|x", later.tx_datetime, later.t, 5.0)
+    history = resp2.prepare(later).history.terminal
+    assert sum(history.frauds) > 0 and all(t.startswith("t|") for t in history.tids)  # the labels count, ids whole
+    assert_same_step(local, resp3, later, w.config)
+
+
 def test_two_workers_scoring_one_card_at_once_are_serialised(redis_server):
     """Both read the card's history before either writes: the second write is refused (Conflict), and
     read again it sees the first, as one worker would have; a label on the terminal does the same."""

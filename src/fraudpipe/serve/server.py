@@ -1,18 +1,29 @@
 """The uvicorn server of `fraudpipe serve`: one worker in this process, or several worker processes.
 
-Several workers (``--workers N``, only with the state in Redis): uvicorn's process manager binds
-the port once and starts N worker processes that accept on it; each builds its app with
-``worker_app`` from the configuration the parent puts in ``FRAUDPIPE_SERVE_CONFIG``.
+Several workers (``--workers N``, only with the state in Redis): uvicorn's process manager starts N
+worker processes; each builds its app with ``worker_app`` from the configuration the parent puts in
+``FRAUDPIPE_SERVE_CONFIG``. On Linux each worker listens on a socket of its own, bound to the port
+with SO_REUSEPORT (``listeners.OwnListeners``), so the kernel spreads new connections over the workers by a
+hash of their addresses. On one shared socket (uvicorn's way, kept elsewhere) whichever worker
+wakes first accepts: a load generator's 16 keep-alive connections all went to one worker in a run
+of the benchmark, which then answered as one worker did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
+import socket
+import sys
 from collections.abc import Callable
 
+import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
+from fraudpipe.listeners import OwnListeners, own_listeners_work
 from fraudpipe.serve.app import create_app
 from fraudpipe.serve.config import ServeConfig
 from fraudpipe.serve.limits import server_options
@@ -35,27 +46,26 @@ def worker_app() -> FastAPI:
 def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None) -> int:
     """Serve until stopped (SIGINT/SIGTERM); exit status 1 when loading failed. ``customize`` may add
     routes to the app (the benchmark's reference endpoints), on the same server set-up; one worker only."""
-    import uvicorn
-
     if config.workers > 1:
         if customize is not None:
             raise ValueError("customize needs one worker: the workers build their apps in their own processes")
         os.environ[CONFIG_ENV] = config.model_dump_json()
-        uvicorn.run(
-            "fraudpipe.serve.server:worker_app",
-            factory=True,
-            host=config.host,
-            port=config.port,
-            workers=config.workers,
-            lifespan="on",
-            log_level=config.log_level,
-            access_log=config.access_log,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
-            loop=config.loop,
+        return _run_workers(
+            uvicorn.Config(
+                "fraudpipe.serve.server:worker_app",
+                factory=True,
+                host=config.host,
+                port=config.port,
+                workers=config.workers,
+                lifespan="on",
+                log_level=config.log_level,
+                access_log=config.access_log,
+                server_header=False,
+                timeout_graceful_shutdown=10,
+                **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
+                loop=config.loop,
+            )
         )
-        return 0
 
     failed: list[str] = []
     server: uvicorn.Server | None = None
@@ -85,3 +95,25 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
     )
     server.run()
     return 1 if failed else 0
+
+
+def _run_workers(config: uvicorn.Config) -> int:
+    """uvicorn's process manager (what ``uvicorn.run`` starts for several workers): each worker on its
+    own socket (``OwnListeners``) where the kernel spreads connections over them, else on one shared."""
+    if not own_listeners_work():
+        listeners: list[socket.socket] = [config.bind_socket()]
+    else:
+        try:
+            listeners = OwnListeners(config.host, config.port)
+        except OSError as exc:
+            print(f"serve failed: --port {config.port}: cannot bind {config.host}: {exc.strerror}", file=sys.stderr)
+            return 1
+        logging.getLogger("uvicorn.error").info(
+            "Uvicorn running on http://%s:%d, each of %d workers on its own socket (SO_REUSEPORT)",
+            config.host,
+            listeners.port,
+            config.workers,
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=listeners).run()
+    return 0

@@ -4,7 +4,8 @@
 - ``seeding``: opening the shared state: one worker seeds it from a snapshot, the others attach.
 - ``codec``: answers and locations as the keys hold them.
 - ``scripts``: the Lua scripts every change runs as (``add.lua``, ``label.lua``, ``prune.lua``,
-  ``prune_now.lua``, ``release.lua`` beside it, package data).
+  ``prune_now.lua``, ``release.lua`` beside it, package data), and the read before a score
+  (``prepare.lua``).
 
 The key layout is ``fraudpipe.servicelog``'s, which monitoring reads too.
 """

@@ -16,6 +16,8 @@ def _read(name: str) -> str:
 _PRUNE = _read("prune.lua")
 #: Add a scored transaction (and prune once a day of data has passed).
 ADD = _PRUNE + _read("add.lua")
+#: Read everything scoring a transaction needs (one call instead of a pipeline of a dozen commands).
+PREPARE = _read("prepare.lua")
 #: Set a transaction's label.
 LABEL = _read("label.lua")
 #: Prune now (before an export).

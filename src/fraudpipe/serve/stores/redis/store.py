@@ -12,7 +12,10 @@ Python, then writes: optimistic concurrency makes that serializable. ``prepare``
 customer's and terminal's versions with the histories; ``add.lua`` refuses (``Conflict``) when
 either moved meanwhile, and the service reads and scores again, so two transactions of one card
 arriving at two workers at once are scored as if one came first (as one worker would). A read is one
-round trip (a pipeline of range queries bounded by the windows). Redis persistence (AOF,
+round trip: one pipeline of ``prepare.lua`` (the answer, the clock, the versions, the counts: a
+dozen commands that redis-py packed and parsed at about 15 µs each) and the three range queries
+bounded by the windows (as commands of their own: copied through Lua they cost Redis about 60 µs
+more a request). Redis persistence (AOF,
 ``appendonly yes``) is the durable log: a script's writes are in it before the answer is sent.
 Keys are built inside the scripts from the prefix, so this needs one Redis (or a primary with
 replicas), not Redis Cluster. An operator's move to a new period (``period.lua``) appends to the
@@ -74,6 +77,15 @@ def reaching(method: F) -> F:
     return call  # type: ignore[return-value]
 
 
+def _window(reply: list[Any]) -> tuple[list[str], list[int]]:
+    """A ``ZRANGEBYSCORE ... WITHSCORES`` reply as (members, times): RESP3's [member, score] pairs, or
+    RESP2's flat member, score, ... (a Redis before 6, or ``?protocol=2`` in the URL)."""
+    if isinstance(reply[0], list):
+        members, scores = zip(*reply)
+        return list(members), list(map(int, scores))
+    return reply[0::2], list(map(int, reply[1::2]))
+
+
 class RedisStore:
     """The state shared by every worker that opens the same Redis and prefix."""
 
@@ -88,7 +100,9 @@ class RedisStore:
         self._delay = config.delay_days * SECONDS_PER_DAY
         self._terminal_back = (config.delay_days + max((*config.terminal_windows, 0))) * SECONDS_PER_DAY
         self._locations = config.needs_locations
+        self._xy = "1" if self._locations else ""  # prepare.lua's ARGV: read the locations
         self.keys = RedisKeys(prefix)
+        self._prepare = client.register_script(scripts.PREPARE)
         self._add = client.register_script(scripts.ADD)
         self._label = client.register_script(scripts.LABEL)
         self._prune_now = client.register_script(scripts.PRUNE_NOW)
@@ -111,56 +125,62 @@ class RedisStore:
 
     # --- StateStore -----------------------------------------------------------------------------
 
-    def _history_reads(self, pipe: Any, customer: str, terminal: str, t: int) -> None:
-        keys = self.keys
-        pipe.zrangebyscore(keys.customer(customer), t - self._customer_back, t, withscores=True, score_cast_func=int)
-        low, high = t - self._terminal_back, t - self._delay
-        pipe.zrangebyscore(keys.terminal(terminal), low, high, withscores=True, score_cast_func=int)
-        pipe.zrangebyscore(keys.frauds(terminal), low, high)
-        if self._locations:
-            pipe.hget(keys.locations("c"), customer)
-            pipe.hget(keys.locations("t"), terminal)
+    def _run(self, script: Any, args: list[Any]) -> Any:
+        """EVALSHA of a registered script (redis-py's ``Script.__call__`` costs about 15 µs more a call);
+        loaded again when Redis lost its script cache (a restart)."""
+        try:
+            return self.client.evalsha(script.sha, 0, *args)
+        except redis.exceptions.NoScriptError:
+            return script(args=args)
+
+    def _read(self, tid: str, customer: str, terminal: str, t: int) -> list[Any]:
+        """One round trip: ``prepare.lua``'s reply, then the customer's window, the terminal's and its
+        frauds (range queries bounded by the windows, as raw replies)."""
+        try:
+            return self._reads(tid, customer, terminal, t)
+        except redis.exceptions.NoScriptError:  # Redis restarted: its script cache is empty
+            self._prepare.sha = self.client.script_load(self._prepare.script)
+            return self._reads(tid, customer, terminal, t)
+
+    def _reads(self, tid: str, customer: str, terminal: str, t: int) -> list[Any]:
+        keys, low, high = self.keys, t - self._terminal_back, t - self._delay
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("EVALSHA", self._prepare.sha, 0, self.prefix, tid, customer, terminal, self._xy)
+        pipe.execute_command("ZRANGEBYSCORE", keys.customer(customer), t - self._customer_back, t, "WITHSCORES")
+        pipe.execute_command("ZRANGEBYSCORE", keys.terminal(terminal), low, high, "WITHSCORES")
+        pipe.execute_command("ZRANGEBYSCORE", keys.frauds(terminal), low, high)
+        return pipe.execute()
 
     def _history(self, customer: str, terminal: str, found: list[Any]) -> History:
+        """The ``History`` of ``_read``'s windows."""
         c = CustomerHistory()
-        if found[0]:
-            members, times = zip(*found[0])
-            parts = [m.split("|", 2) for m in members]
-            amounts = [float(a) for _, a, _ in parts]
-            cents, residuals = split_cents(np.array(amounts))
-            c.times, c.amounts, c.cents, c.residuals = list(times), amounts, cents.tolist(), residuals.tolist()
-            c.seqs, c.terminals = [int(s) for s, _, _ in parts], [x for _, _, x in parts]
-        term = TerminalHistory()
         if found[1]:
-            members, times = zip(*found[1])
-            frauds = set(found[2])
-            term.times, term.frauds = list(times), [int(m in frauds) for m in members]
-            term.tids = [m.split("|", 1)[1] for m in members]
-        xy = (parse_location(found[3]), parse_location(found[4])) if self._locations else (None, None)
+            members, c.times = _window(found[1])
+            fields = "|".join(members).split("|")  # seq|amount|terminal each: one split for the whole window
+            if len(fields) != 3 * len(members):  # a terminal id holding '|': member by member
+                fields = [f for m in members for f in m.split("|", 2)]
+            c.seqs, c.terminals = list(map(int, fields[0::3])), fields[2::3]
+            amounts = np.array(list(map(float, fields[1::3])))
+            cents, residuals = split_cents(amounts)
+            c.amounts, c.cents, c.residuals = amounts.tolist(), cents.tolist(), residuals.tolist()
+        term = TerminalHistory()
+        if found[2]:
+            members, term.times = _window(found[2])
+            frauds = set(found[3])
+            term.frauds, term.tids = [int(m in frauds) for m in members], [m.partition("|")[2] for m in members]
+        xy = (parse_location(found[0][8]), parse_location(found[0][9])) if self._locations else (None, None)
         return History(customer, terminal, c, term, *xy)
 
     @reaching
     def get_history(self, customer_id: str, terminal_id: str, t: int) -> History:
-        pipe = self.client.pipeline(transaction=False)
-        self._history_reads(pipe, customer_id, terminal_id, t)
-        return self._history(customer_id, terminal_id, pipe.execute())
+        return self._history(customer_id, terminal_id, self._read("", customer_id, terminal_id, t))
 
     @reaching
     def prepare(self, tx: Transaction) -> Prepared:
-        """One round trip: the answer given to this id, whether it is held, the clock, the history, and
-        whether its customer and terminal are new (what the caps on the state count)."""
-        keys = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(keys.scored, tx.transaction_id)
-        pipe.hexists(keys.tx, tx.transaction_id)
-        pipe.hmget(keys.clock, *_CLOCK)
-        pipe.hmget(keys.ver, f"c:{tx.customer_id}", f"t:{tx.terminal_id}")
-        pipe.exists(keys.meta)
-        pipe.exists(keys.customer(tx.customer_id))
-        pipe.exists(keys.terminal(tx.terminal_id))
-        pipe.hmget(keys.count, "customers", "terminals")
-        self._history_reads(pipe, tx.customer_id, tx.terminal_id, tx.t)
-        found = pipe.execute()
+        """One round trip (``_read``): the answer given to this id, whether it is held, the clock, the
+        history, and whether its customer and terminal are new (what the caps on the state count)."""
+        read = self._read(tx.transaction_id, tx.customer_id, tx.terminal_id, tx.t)
+        found = read[0]
         if not found[4]:
             raise StoreUnavailable(
                 f"the shared state (prefix {self.prefix!r}) is gone from Redis (flushed, or restarted without its "
@@ -173,7 +193,7 @@ class RedisStore:
             scored,
             bool(found[1]),
             self._earliest(found[2]),
-            self._history(tx.customer_id, tx.terminal_id, found[8:]),
+            self._history(tx.customer_id, tx.terminal_id, read),
             version,
             newest=None if found[2][0] is None else int(found[2][0]),
             new_customer=not found[5],
@@ -188,8 +208,9 @@ class RedisStore:
         cx, cy, tx_, ty = tx.coordinates
         given = (location_text(cx, cy), location_text(tx_, ty)) if self._locations else ("", "")
         version = basis.version if basis is not None and basis.version is not None else ("", "")
-        result = self._add(
-            args=[
+        result = self._run(
+            self._add,
+            [
                 self.prefix,
                 tx.transaction_id,
                 tx.customer_id,
@@ -200,7 +221,7 @@ class RedisStore:
                 self._kept,
                 *given,
                 *version,
-            ]
+            ],
         )
         if result[0] == 2:
             raise Conflict(
