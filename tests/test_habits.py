@@ -31,8 +31,12 @@ def _restore(repo: Path) -> None:
     sh(repo, "dvc", "checkout", "-q")
 
 
+@pytest.mark.slow
 def test_every_stage_rerun_leaves_git_clean_and_no_wall_clock_metric(repo):
-    """What `make pipeline` does in a fresh clone: every stage runs again; nothing tracked changes."""
+    """What `make pipeline` does in a fresh clone: every stage runs again; nothing tracked changes.
+    The whole pipeline once more: the slow lane's; the fast lane has each stage's rerun byte-identical
+    (test_preprocess, test_model_bundle, test_scoring_batch, test_stages, ...), no wall-clock figure
+    declared (test_dvc_yaml) and `dvc plots show` (test_plots_offline)."""
     out = sh(repo, "dvc", "repro", "--force").stdout
     assert "Running stage 'monitor'" in out
     assert _git_changes(repo) == ""

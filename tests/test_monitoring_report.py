@@ -70,6 +70,17 @@ def quiet():
 
 
 @pytest.fixture(scope="module")
+def drifted_page(drifted) -> str:
+    """``render(drifted)`` once for the tests that only read it (each render draws every figure again)."""
+    return render(drifted)
+
+
+@pytest.fixture(scope="module")
+def quiet_page(quiet) -> str:
+    return render(quiet)
+
+
+@pytest.fixture(scope="module")
 def shadowed(quiet):
     """A challenger scored in the shadow of 10 days, better than the champion: its comparison."""
     rng = np.random.default_rng(1)
@@ -123,11 +134,12 @@ def test_a_challenger_in_the_shadow_gets_a_section_and_a_line_on_the_first_scree
     assert cells[0][3].startswith(diff) and cells[2][3].endswith("%]")
     # no challenger: the page is the one monitoring wrote before it compared challengers, byte for byte
     none = replace(shadowed, metrics=shadowed.metrics | {"verdict": "no shadow"})
-    assert render(quiet, "x", none) == render(quiet, "x") and 'id="challenger' not in render(quiet, "x")
+    plain = render(quiet, "x")
+    assert render(quiet, "x", none) == plain and 'id="challenger' not in plain
 
 
-def test_the_page_fetches_nothing_and_runs_no_script(drifted):
-    page = render(drifted)
+def test_the_page_fetches_nothing_and_runs_no_script(drifted, drifted_page):
+    page = drifted_page
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
     sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)
@@ -136,34 +148,34 @@ def test_the_page_fetches_nothing_and_runs_no_script(drifted):
     assert len(sources) == 3 + len(drifted.samples) and len(drifted.samples) >= 3
 
 
-def test_the_page_says_what_the_current_window_is(drifted):
+def test_the_page_says_what_the_current_window_is(drifted, drifted_page):
     assert re.search(
         r"current [^<]*, 4,321 transactions the service scored with m-1 &amp; co,",
         render(drifted, "4,321 transactions the service scored with m-1 & co"),
     )
-    assert f"{drifted.metrics['n_current']:,} rows," in render(drifted)
+    assert f"{drifted.metrics['n_current']:,} rows," in drifted_page
 
 
-def test_the_verdict_is_the_first_thing_on_the_page(drifted, quiet):
-    page = render(drifted)
+def test_the_verdict_is_the_first_thing_on_the_page(drifted, drifted_page, quiet_page):
+    page = drifted_page
     body = page[page.index("<body>") :]
     assert body.index('id="summary"') < body.index("<table")
     summary = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', page, re.S)
     assert summary.group(1) == "alert" and summary.group(2).startswith("ALERT: ")
     assert "<title>fraudpipe monitoring: ALERT</title>" in page
-    calm = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', render(quiet), re.S)
-    assert calm.group(1) == "ok" and calm.group(2).startswith("No alert") and "No feature drifted." in render(quiet)
+    calm = re.search(r'<p id="summary" class="(\w+)">(.*?)</p>', quiet_page, re.S)
+    assert calm.group(1) == "ok" and calm.group(2).startswith("No alert") and "No feature drifted." in quiet_page
     # the verdict in plain words, then its reason, then what to do, then the daily chart: before any evidence
     order = [body.index(s) for s in ('id="headline"', 'id="summary"', 'id="todo"', 'id="cards"', 'id="daily"')]
     assert order == sorted(order) and order[-1] < body.index('<table id="figures">')
     todo = re.search(r'<p id="todo"><strong>What to do:</strong> (.*?)</p>', page, re.S).group(1).lower()
     kinds = {reason.split(":")[0] for reason in drifted.reasons}
     assert kinds and all(ACTIONS[kind] in todo for kind in kinds), (kinds, todo)
-    assert "Nothing to do: keep the model" in render(quiet) or "Nothing urgent" in render(quiet)
+    assert "Nothing to do: keep the model" in quiet_page or "Nothing urgent" in quiet_page
 
 
-def test_flags_are_words_and_changes_say_what_happened(drifted):
-    page = render(drifted)
+def test_flags_are_words_and_changes_say_what_happened(drifted_page):
+    page = drifted_page
     figures = re.search(r'<table id="figures">(.*?)</table>', page, re.S).group(1)
     cells = dict(re.findall(r'<tr><td class="text">([^<]+)</td><td>([^<]*)</td>', figures))
     assert (
@@ -179,15 +191,15 @@ def test_flags_are_words_and_changes_say_what_happened(drifted):
     assert re.search(r"(rose|fell) \d+%|held steady", figures)
 
 
-def test_each_statistic_used_says_what_it_means(drifted):
-    page = render(drifted)
+def test_each_statistic_used_says_what_it_means(drifted, drifted_page):
+    page = drifted_page
     legend = re.search(r'<table id="statistics">(.*?)</table>', page, re.S).group(1)
     for name in {*drifted.features["test"], "psi"}:
         assert f'<td class="text">{STATISTICS[name].meaning}</td>' in legend
 
 
-def test_segment_gaps_above_the_limit_are_flagged(drifted):
-    page = render(drifted)
+def test_segment_gaps_above_the_limit_are_flagged(drifted, drifted_page):
+    page = drifted_page
     gaps = re.search(r'<table id="segment-gaps">(.*?)</table>', page, re.S).group(1)
     flagged = set(re.findall(r'<tr class="flagged"><td class="text">([^<]+)</td>', gaps))
     assert flagged == set(drifted.segment_gaps.loc[drifted.segment_gaps["flagged"], "segment"])
@@ -199,8 +211,8 @@ def test_segment_gaps_above_the_limit_are_flagged(drifted):
     assert {"transaction amount", "customer history"} <= set(drifted.segments["segment"])
 
 
-def test_the_feature_table_has_every_feature_drifted_ones_first(drifted):
-    page = render(drifted)
+def test_the_feature_table_has_every_feature_drifted_ones_first(drifted, drifted_page):
+    page = drifted_page
     table = re.search(r'<table id="feature-table">(.*?)</table>', page, re.S).group(1)
     rows = re.findall(r"<tr( class=\"drifted\")?><td class=\"text\">([^<]+)</td>", table)
     assert sorted(name for _, name in rows) == sorted(drifted.features["feature"])
@@ -236,8 +248,8 @@ def test_an_empty_window_still_renders(quiet):
     assert "No days to draw" in page and 'id="todo"' in page
 
 
-def test_same_result_same_bytes(drifted):
-    assert render(drifted) == render(drifted)
+def test_same_result_same_bytes(drifted, drifted_page):
+    assert render(drifted) == drifted_page  # rendered again: the same bytes
     records = feature_records(drifted)
     assert [r["feature"] for r in records] == drifted.features["feature"].tolist()
     assert all(isinstance(r["drifted"], bool) for r in records)
@@ -282,11 +294,11 @@ def test_the_console_check_sees_a_script_error(browser, tmp_path):
     assert any("undefinedFunction" in e for e in errors), errors
 
 
-def test_a_browser_shows_the_report_withoutconsole_errors(browser, drifted, tmp_path):
+def test_a_browser_shows_the_report_withoutconsole_errors(browser, drifted, drifted_page, tmp_path):
     from selenium.webdriver.common.by import By
 
     page = tmp_path / "report.html"
-    page.write_text(render(drifted), encoding="utf-8")
+    page.write_text(drifted_page, encoding="utf-8")
     browser.get(page.as_uri())
     assert browser.title == "fraudpipe monitoring: ALERT"
     assert console_errors(browser) == []

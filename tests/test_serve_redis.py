@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from fraudpipe.contract import TX_DATETIME
-from helpers.serve import ROOT, Server, body, world
+from helpers.serve import FRESH, ROOT, Server, body, world
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -142,7 +142,7 @@ def test_several_workers_behind_one_port(redis_server, tmp_path):
         rows = w.test.head(400)
         scores = []
         for row in rows.itertuples(index=False):
-            answer = httpx.post(server.url("/v1/score"), json=body(row), timeout=30)
+            answer = FRESH.post(server.url("/v1/score"), json=body(row), timeout=30)
             assert answer.status_code == 200, answer.text
             scores.append(answer.json()["fraud_probability"])
         assert np.abs(np.array(scores) - w.batch_scores(rows["transaction_id"])).max() <= 1e-6

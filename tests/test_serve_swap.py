@@ -18,7 +18,7 @@ from fraudpipe.serve.admission import Refused
 from fraudpipe.serve.service import Service
 from fraudpipe.serve.swap import ModelIn, Swapper
 from fraudpipe.servicelog import read_service_log
-from helpers.serve import Server, body, challenger, config, foreign_features, world
+from helpers.serve import FRESH, Server, body, challenger, config, foreign_features, world
 
 SWAP = "/v1/admin/model"
 
@@ -259,9 +259,9 @@ def test_every_worker_sharing_redis_follows_a_swap(redis_server, tmp_path):
         assert swapped.json()["workers"] == {"serving": 2, "of": 2} and swapped.json()["model_version"] == other
         seen: dict[int, set[str]] = {}
         for row in w.test.head(40).itertuples():  # fresh connections: both workers answer
-            answer = httpx.post(server.url("/v1/score"), json=body(row), timeout=30)
+            answer = FRESH.post(server.url("/v1/score"), json=body(row), timeout=30)
             assert answer.status_code == 200, answer.text
-            ready = httpx.get(server.url("/readyz"), timeout=30).json()
+            ready = FRESH.get(server.url("/readyz"), timeout=30).json()
             seen.setdefault(ready["pid"], set()).add(ready["model_version"])
             assert answer.json()["model_version"] == other
         assert all(v == {other} for v in seen.values())

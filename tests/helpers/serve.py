@@ -39,6 +39,10 @@ SIMULATOR = [
     "data.simulator.n_days=40",
     "data.simulator.radius=10",
 ]
+#: For a request that must open a connection of its own (the kernel hands each new one to either worker
+#: of `--workers 2`) and for polling a server that is starting: ``httpx.get``/``httpx.post`` build a
+#: client, TLS context included, for every call (~25 ms of CPU, as much as a server's start in polls).
+FRESH = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.url("/readyz"), timeout=2).status_code == 200:
+                if FRESH.get(self.url("/readyz"), timeout=2).status_code == 200:
                     self.client = httpx.Client(base_url=self.url(""), timeout=30)
                     return
             except httpx.HTTPError:
