@@ -2,13 +2,13 @@
 
 from fraudpipe.errors import GateFailed
 from fraudpipe.evaluation.plots import (
-    calibration_figure,
+    calibration_records,
     confusion_json,
-    feature_importance_figure,
+    feature_importance_records,
     precision_recall_records,
+    records_json,
     roc_records,
-    save_png,
-    score_distribution_figure,
+    score_distribution_records,
 )
 from fraudpipe.gate import gate_verdict, verdict_words
 from fraudpipe.io import read_parquet, write_json, write_text
@@ -34,12 +34,14 @@ def main() -> None:
     write_json(roc_records(labels, scores), PLOTS_DIR / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS_DIR / "precision_recall.json")
     write_text(confusion_json(labels, scores, bundle.threshold), PLOTS_DIR / "confusion.json")
-    save_png(
-        feature_importance_figure(bundle.feature_importance, f"Feature importance ({bundle.name})"),
-        PLOTS_DIR / "feature_importance.png",
+    write_text(
+        records_json(feature_importance_records(bundle.feature_importance)), PLOTS_DIR / "feature_importance.json"
     )
-    save_png(calibration_figure(labels, scores), PLOTS_DIR / "calibration.png")
-    save_png(score_distribution_figure(labels, scores, bundle.threshold), PLOTS_DIR / "score_distribution.png")
+    write_text(records_json(calibration_records(labels, scores)), PLOTS_DIR / "calibration.json")
+    write_text(
+        records_json(score_distribution_records(labels, scores, bundle.threshold)),
+        PLOTS_DIR / "score_distribution.json",
+    )
 
     k, m = config.card_precision_k, metrics
     print(

@@ -1,25 +1,30 @@
-"""Plot data is strict, finite, DVC-shaped JSON; PNGs are real and byte-identical on rerun."""
+"""Plot data is strict, finite, DVC-shaped JSON, byte-identical on rerun; evaluate draws no figure itself."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import auc
 
+from fraudpipe.curves import calibration_curve
 from fraudpipe.evaluation.plots import (
-    calibration_figure,
+    calibration_records,
     confusion_json,
     confusion_records,
-    feature_importance_figure,
+    feature_importance_records,
     precision_recall_records,
     records_json,
     roc_records,
-    save_png,
-    score_distribution_figure,
+    score_distribution_records,
 )
 from fraudpipe.io import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -93,36 +98,73 @@ def test_confusion_records_count_every_transaction():
     assert confusion_json(np.zeros(0), np.zeros(0), 0.5) == records_json([]) == "[\n\n]\n"
 
 
-def _render_all(labels, scores, directory):
-    save_png(
-        feature_importance_figure({"tx_amount": 0.6, "terminal_risk": 0.3, "night": 0.1}), directory / "importance.png"
-    )
-    save_png(calibration_figure(labels, scores), directory / "calibration.png")
-    save_png(score_distribution_figure(labels, scores, threshold=0.3), directory / "scores.png")
+def test_feature_importance_records_largest_first_rounded():
+    records = feature_importance_records({"night": 0.1, "tx_amount": 0.6000000001, "a_risk": 0.15, "b_risk": 0.15})
+    assert records == [
+        {"feature": "tx_amount", "importance": 0.6},
+        {"feature": "a_risk", "importance": 0.15},  # a tie: by name
+        {"feature": "b_risk", "importance": 0.15},
+        {"feature": "night", "importance": 0.1},
+    ]
 
 
-def test_pngs_are_valid_and_byte_identical_on_rerun(scored, tmp_path):
+def test_calibration_records_are_the_curve_with_its_counts(scored):
     labels, scores = scored
-    _render_all(labels, scores, tmp_path / "a")
-    _render_all(labels, scores, tmp_path / "b")
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == ["calibration.png", "importance.png", "scores.png"]  # no temporary files left
-    for name in names:
-        data = (tmp_path / "a" / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-        assert data == (tmp_path / "b" / name).read_bytes(), name
-        assert not _names_matplotlib(data), f"{name} carries the library version, which changes its bytes"
+    records = calibration_records(labels, scores)
+    observed, predicted = calibration_curve(labels, scores, 10)
+    assert [r["fraud_rate"] for r in records] == pytest.approx(observed.tolist(), abs=1e-6)
+    assert [r["mean_predicted"] for r in records] == pytest.approx(predicted.tolist(), abs=1e-6)
+    assert sum(r["rows"] for r in records) == len(labels) and sum(r["frauds"] for r in records) == labels.sum()
+    assert all(r["rows"] > 0 and r["fraud_rate"] == round(r["frauds"] / r["rows"], 6) for r in records)
+    assert records[0]["bin"] == "0-0.1" and len({r["bin"] for r in records}) == len(records)
+    # a bin without rows is left out, as the curve leaves it out
+    few = calibration_records(np.array([0, 1]), np.array([0.05, 0.95]))
+    assert [(r["bin"], r["rows"], r["frauds"]) for r in few] == [("0-0.1", 1, 0), ("0.9-1", 1, 1)]
 
 
-def _names_matplotlib(png: bytes) -> bool:
-    return b"matplotlib" in png.lower()
+def test_score_distribution_records_count_each_class_in_every_bin(scored):
+    labels, scores = scored
+    records = score_distribution_records(labels, scores, threshold=0.30000000004, bins=50)
+    assert [r["class"] for r in records] == ["genuine"] * 50 + ["fraud"] * 50
+    genuine, fraud = records[:50], records[50:]
+    assert sum(r["rows"] for r in genuine) == (labels == 0).sum() and sum(r["rows"] for r in fraud) == labels.sum()
+    assert (
+        [r["score"] for r in genuine] == [r["score"] for r in fraud] == [round(0.01 + 0.02 * i, 6) for i in range(50)]
+    )
+    assert {r["threshold"] for r in records} == {0.3}
+    assert all(set(r) == {"score", "class", "rows", "threshold"} for r in records)  # DVC reads uniform records
+    # scores outside [0, 1] fall in the end bins, as the stage's clipped histogram counted them
+    ends = score_distribution_records(np.array([0, 1]), np.array([-0.5, 1.5]), threshold=0.5, bins=2)
+    assert [r["rows"] for r in ends] == [1, 0, 0, 1]
 
 
-def test_the_version_check_detects_matplotlibs_default_metadata(tmp_path):
-    """Guards the guard above: matplotlib writes "Matplotlib version…" unless told otherwise."""
-    import matplotlib.pyplot as plt
+def test_summary_records_are_byte_identical_on_rerun(scored):
+    labels, scores = scored
 
-    fig, _ = plt.subplots()
-    fig.savefig(tmp_path / "default.png", format="png")
-    plt.close(fig)
-    assert _names_matplotlib((tmp_path / "default.png").read_bytes())
+    def texts() -> list[str]:
+        return [
+            records_json(feature_importance_records({"b": 1 / 3, "a": 2 / 3})),
+            records_json(calibration_records(labels, scores)),
+            records_json(score_distribution_records(labels, scores, 0.3)),
+        ]
+
+    first = texts()
+    assert first == texts()
+    for text in first:
+        assert text.startswith("[\n{") and text.endswith("}\n]\n") and json.loads(text)
+        assert "e-" not in text and "NaN" not in text
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "monitor"])
+def test_the_stages_that_make_figures_import_no_plotting_library(stage):
+    """Their figures are DVC's (Vega-Lite) and the report's own SVG: matplotlib's import alone costs
+    half a second a run. The script is loaded as a module (its main not run) in a fresh interpreter."""
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('stage', {str(ROOT / 'stages' / (stage + '.py'))!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL', 'fraudpipe')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'fraudpipe.evaluation.plots'" in loaded or "'fraudpipe.monitoring.report'" in loaded, loaded
+    assert "matplotlib" not in loaded and "'PIL" not in loaded, loaded

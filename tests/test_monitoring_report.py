@@ -2,14 +2,16 @@
 
 The browser tests load the page in headless Chromium through chromedriver (Debian's `chromium` and
 `chromium-driver`; .ci/run installs them): one reads the console log, checks the per-feature table is
-displayed and every figure decoded, and takes a screenshot; one opens the page in a laptop's window
-(1280 x 800) and checks that its first screen holds the verdict, what to do and the daily chart. A
-page with a script error is loaded the same way first, to prove that the console check sees errors.
+displayed and every chart drawn with its labels inside it, and takes a screenshot; one opens the page
+in a laptop's window (1280 x 800) and checks that its first screen holds the verdict, what to do and
+the daily charts. A page with a script error is loaded the same way first, to prove that the console
+check sees errors.
 """
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,12 +25,13 @@ from fraudpipe.monitoring.config import MonitorConfig
 from fraudpipe.monitoring.first_screen import ACTIONS
 from fraudpipe.monitoring.monitor import monitor
 from fraudpipe.monitoring.report import feature_records, render
-from fraudpipe.monitoring.statistics import STATISTICS
+from fraudpipe.monitoring.statistics import NUMERIC, STATISTICS
 from fraudpipe.monitoring.window import Shadow
 from helpers.browser import CHROMEDRIVER, CHROMIUM, MISSING, console_errors, offline_chromium
 from helpers.scenario import SIZES, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
+SVG = {"svg": "http://www.w3.org/2000/svg"}
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +145,56 @@ def test_the_page_fetches_nothing_and_runs_no_script(drifted, drifted_page):
     page = drifted_page
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
-    sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)
-    assert sources and all(s.startswith("data:image/png;base64,") for s in sources), [s[:40] for s in sources]
-    # the daily chart, the score, the calibration, and one distribution per drifted feature (up to report_max_plots)
-    assert len(sources) == 3 + len(drifted.samples) and len(drifted.samples) >= 3
+    assert re.findall(r'\b(?:src|href)="([^"]*)"', page) == [] and "<img" not in page  # the figures are inline SVG
+    # the two daily charts, the score, the calibration, one distribution per drifted feature (to report_max_plots)
+    assert len(re.findall("<svg ", page)) == len(charts(page)) == 4 + len(drifted.samples) >= 7
+
+
+def charts(page: str) -> dict[str, ET.Element]:
+    """Every inline chart of the page by its title, parsed: each must be well-formed SVG."""
+    roots = [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", page, re.S)]
+    return {root.find("svg:title", SVG).text: root for root in roots}
+
+
+def drawn(chart: ET.Element) -> dict[str, int]:
+    """Each series' label and the points it draws."""
+    return {
+        g.get("data-label"): int(g.get("data-points"))
+        for g in chart.iter(f"{{{SVG['svg']}}}g")
+        if g.get("class") == "series"
+    }
+
+
+def words(chart: ET.Element, css: str) -> list[str]:
+    return ["".join(t.itertext()) for t in chart.iter(f"{{{SVG['svg']}}}text") if t.get("class") == css]
+
+
+def test_each_chart_draws_its_series_with_their_points_and_axis_labels(drifted):
+    found = charts(render(drifted))
+    per_day = drifted.daily.groupby("sample", sort=False)
+    rate = found["Alert rate per day (share of transactions flagged)"]
+    assert drawn(rate) == {sample: len(part) for sample, part in per_day} and set(drawn(rate)) == {
+        "reference",
+        "current",
+    }
+    precision = found["Precision per day (share of flagged ones that were fraud)"]
+    assert drawn(precision) == {sample: int(part["precision"].notna().sum()) for sample, part in per_day}
+    assert (
+        len([line for line in rate.iter(f"{{{SVG['svg']}}}line") if line.get("class") == "rule"]) == 2
+    )  # overall rates
+    scores = found["Score distribution"]
+    assert drawn(scores) == {"reference (training period)": 50, "current": 50}
+    assert (words(scores, "x-label"), words(scores, "y-label")) == (["predicted fraud probability"], ["density"])
+    legend = "".join(next(g for g in scores.iter() if g.get("class") == "legend").itertext())
+    assert f"alert threshold {drifted.threshold:.3f}" in legend
+    calibration = found["Calibration by score decile"]
+    deciles = {sample: len(part) for sample, part in drifted.calibration.groupby("sample", sort=False)}
+    assert drawn(calibration) == {"perfectly calibrated": 2, **deciles}
+    assert words(calibration, "y-label") == ["observed fraud rate"]
+    kinds = dict(zip(drifted.features["feature"], drifted.features["kind"]))
+    for name, (reference, current) in drifted.samples.items():
+        bins = 40 if kinds[name] == NUMERIC else len(np.unique(np.concatenate([reference, current])))
+        assert drawn(found[name]) == {"reference": bins, "current": bins}, name
 
 
 def test_the_page_says_what_the_current_window_is(drifted, drifted_page):
@@ -187,7 +236,7 @@ def test_flags_are_words_and_changes_say_what_happened(drifted_page):
             "no",
         )
     )
-    assert "drop -" not in page and "+" not in re.sub(r"<style>.*?</style>|base64,[^\"]+", "", page, flags=re.S)
+    assert "drop -" not in page and "+" not in re.sub(r"<style>.*?</style>", "", page, flags=re.S)
     assert re.search(r"(rose|fell) \d+%|held steady", figures)
 
 
@@ -259,6 +308,24 @@ def test_same_result_same_bytes(drifted, drifted_page):
 # In a real browser
 
 
+#: Per chart of the page: its figure's label, its size on screen, the size of what each series drew, and
+#: the texts (title, legend, ticks, axis labels) whose box reaches out of the chart's.
+SHOWN = """
+return Array.from(document.querySelectorAll('figure svg')).map(svg => {
+  const box = svg.getBoundingClientRect();
+  const series = Array.from(svg.querySelectorAll('g.series')).map(g => {
+    const b = g.getBBox();
+    return b.width + b.height;
+  });
+  const outside = Array.from(svg.querySelectorAll('text')).filter(t => {
+    const r = t.getBoundingClientRect();
+    return r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1;
+  }).map(t => t.textContent);
+  return {title: svg.parentElement.getAttribute('aria-label'), width: box.width, height: box.height, series, outside};
+});
+"""
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER):
@@ -312,8 +379,12 @@ def test_a_browser_shows_the_report_withoutconsole_errors(browser, drifted, drif
         rows[0].find_elements(By.TAG_NAME, "td")[0].text
         == drifted.features.sort_values("psi", ascending=False).loc[lambda t: t["drifted"], "feature"].iloc[0]
     )
-    decoded = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-    assert decoded and all(decoded), decoded
+    shown = browser.execute_script(SHOWN)
+    assert len(shown) == 4 + len(drifted.samples), shown
+    for chart in shown:
+        assert chart["width"] > 300 and chart["height"] > 200 and chart["series"], chart
+        assert all(size > 0 for size in chart["series"]), chart  # every series drew something
+        assert chart["outside"] == [], chart  # no label runs off its chart
     # the calibration section, the page's last, is whole: its figure and every row of its table inside the page
     calibration = browser.find_element(By.ID, "calibration")
     browser.execute_script("arguments[0].scrollIntoView()", calibration)
@@ -352,8 +423,8 @@ def test_the_first_screen_holds_the_verdict_what_to_do_and_the_daily_chart(lapto
     headline = laptop.find_element(By.ID, "headline").text
     assert headline.startswith("Alert:" if name == "drifted" else "No alert:")
     assert laptop.find_element(By.ID, "todo").text.startswith("What to do:")
-    decoded = laptop.execute_script("return document.querySelector('#daily img').naturalWidth")
-    assert decoded > 0
+    daily = [chart for chart in laptop.execute_script(SHOWN) if "per day" in chart["title"]]
+    assert len(daily) == 2 and all(chart["width"] > 300 and chart["outside"] == [] for chart in daily), daily
     # the evidence starts below the first screen
     top = laptop.execute_script("return document.getElementById('figures').getBoundingClientRect().top")
     assert top >= bottom("daily")

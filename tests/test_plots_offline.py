@@ -2,8 +2,9 @@
 
 DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN; .dvc/plots/offline.html (written by
 tools/vendor_vega.py) carries them. The commands run in a small git repository holding what they
-read (dvc.yaml, .dvc/config and .dvc/plots/, the git-tracked plot files, and confusion.json, which
-DVC caches and a fresh clone lacks, from made-up scores, and a made-up monitoring history). The pages
+read (dvc.yaml, .dvc/config and .dvc/plots/ with the project's templates, the git-tracked plot files,
+and confusion.json, which DVC caches and a fresh clone lacks, from made-up scores, and a made-up
+monitoring history). The pages
 are opened in headless Chromium that resolves no host name (tests/helpers/browser.py): DVC's own page
 is loaded there first, to prove that a page needing the network fails in that browser and that the
 checks see it.
@@ -20,16 +21,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fraudpipe.evaluation.plots import confusion_records, records_json, roc_records
-from fraudpipe.io import write_json
+from fraudpipe.evaluation.plots import (
+    calibration_records,
+    confusion_records,
+    records_json,
+    roc_records,
+    score_distribution_records,
+)
+from fraudpipe.io import write_json, write_text
 from helpers.browser import CHROMEDRIVER, CHROMIUM, MISSING, console_errors, offline_chromium
 from helpers.repo import sh
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / ".dvc" / "plots" / "offline.html"
+#: The evaluate stage's plots drawn by the project's own templates (.dvc/plots/bars, calibration, score_histogram).
+DRAWN_BY_US = ("feature_importance", "calibration", "score_distribution")
 
 #: The div of each Vega plot in dvc.yaml (DVC names it after the file, or the top-level plot's id): the
-#: training curves, ROC, precision-recall, confusion matrix, the monitoring history.
+#: training curves, ROC, precision-recall, confusion matrix, feature importance, calibration, the score
+#: distribution, the monitoring history.
 VEGA_PLOTS = {
     "reports_train_plots_metrics_train_aucpr_tsv",
     "reports_train_plots_metrics_train_logloss_tsv",
@@ -38,6 +48,9 @@ VEGA_PLOTS = {
     "reports_plots_roc_json",
     "reports_plots_precision_recall_json",
     "reports_plots_confusion_json",
+    "reports_plots_feature_importance_json",
+    "reports_plots_calibration_json",
+    "reports_plots_score_distribution_json",
     "monitoring_history",
 }
 
@@ -61,6 +74,23 @@ return arguments[0].map(id => {
   }
   return {id, kind: 'canvas', width: marks.width, height: marks.height, coloured};
 });
+"""
+
+
+#: What Vega made of a spec (rendered off-screen, no canvas): each data mark's type, item count, texts
+#: and horizontal positions, so a test sees the series, points, labels and rules a template draws.
+MARKS = """
+const [spec, done] = arguments;
+vegaEmbed(document.createElement('div'), spec, {renderer: 'none', actions: false}).then(result => {
+  const marks = [];
+  const walk = mark => {
+    if (mark.role === 'mark') marks.push({type: mark.marktype, n: mark.items.length, x: mark.items.map(i => i.x),
+                                         texts: mark.marktype === 'text' ? mark.items.map(i => i.text) : []});
+    for (const item of mark.items) for (const child of item.items || []) walk(child);
+  };
+  walk(result.view.scenegraph().root);
+  done(marks);
+}).catch(error => done(String(error)));
 """
 
 
@@ -106,6 +136,8 @@ def plots_repo(dest: Path) -> Path:
         ],
         dest / "reports" / "monitoring" / "history.json",
     )
+    for div in DRAWN_BY_US:  # the stage's records, git-tracked
+        assert json.loads((dest / "reports" / "plots" / f"{div}.json").read_text()), div
     sh(dest, "git", "init", "-q", "-b", "main")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "plots")
@@ -126,11 +158,16 @@ def shown(repo, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def diffed(repo, tmp_path_factory) -> Path:
-    """`dvc plots diff main` after a change of the ROC curve in a copy of the repository."""
+    """`dvc plots diff main` after a change of the ROC curve, the calibration and the score distribution
+    in a copy of the repository."""
     work = tmp_path_factory.mktemp("diff") / "repo"
     shutil.copytree(repo, work)
     labels = np.array([0, 0, 1, 0, 1, 1, 0, 1])
-    write_json(roc_records(labels, np.linspace(0, 1, labels.size)), work / "reports" / "plots" / "roc.json")
+    scores = np.linspace(0, 1, labels.size)
+    plots = work / "reports" / "plots"
+    write_json(roc_records(labels, scores), plots / "roc.json")
+    write_text(records_json(calibration_records(labels, scores)), plots / "calibration.json")
+    write_text(records_json(score_distribution_records(labels, scores, 0.5)), plots / "score_distribution.json")
     out = work.parent / "page"
     sh(work, "dvc", "plots", "diff", "main", "--out", str(out))
     return out / "index.html"
@@ -151,13 +188,18 @@ def vega_divs(html: str) -> set[str]:
     return set(re.findall(r"vegaEmbed\('#(\w+)'", html))
 
 
-def revisions(html: str, div: str) -> set[str]:
-    """The revisions whose data DVC put into one plot's Vega-Lite spec."""
-    spec = re.search(
+def spec(html: str, div: str) -> dict:
+    """One plot's Vega-Lite spec, as DVC filled its template."""
+    found = re.search(
         rf'<div id = "{div}">\s*<script type = "text/javascript">\s*var spec = (.*?);\s*vegaEmbed', html, re.S
     )
-    assert spec, div
-    return {row["rev"] for row in json.loads(spec.group(1))["data"]["values"]}
+    assert found, div
+    return json.loads(found.group(1))
+
+
+def revisions(html: str, div: str) -> set[str]:
+    """The revisions whose data DVC put into one plot's Vega-Lite spec."""
+    return {row["rev"] for row in spec(html, div)["data"]["values"]}
 
 
 def drawn(browser, page: Path) -> dict[str, dict]:
@@ -193,7 +235,8 @@ def test_the_config_names_the_offline_page():
 def test_dvc_plots_show_writes_every_plot_into_a_page_that_names_no_host(shown):
     html = shown.read_text()
     assert vega_divs(html) == VEGA_PLOTS
-    assert len(re.findall(r'<img src="static/[\w.]+\.png"', html)) == 3
+    assert not re.findall(r'<img src="static/', html)  # every plot is data DVC draws, none a picture
+    assert "<DVC_METRIC" not in html  # every anchor of the project's templates (.dvc/plots/*.json) filled
     assert re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html) == []
 
 
@@ -221,16 +264,45 @@ def test_every_plot_draws_offline(browser, shown, tmp_path):
     assert set(plots) == VEGA_PLOTS
     for plot in plots.values():
         assert plot["width"] > 100 and plot["height"] > 100 and plot["coloured"] > 300, plot
-    images = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-    assert images == [True] * 3
     shot = tmp_path / "plots.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
 
 @pytest.mark.integration
+def test_the_evaluation_summaries_draw_what_their_figures_showed(browser, repo, shown):
+    """Feature importance a bar per feature, largest first; calibration a point per bin labelled with its
+    rows over the diagonal; the score distribution a step line per class and the threshold as a rule."""
+    html = shown.read_text()
+    browser.get(shown.as_uri())
+    plots = {div: browser.execute_async_script(MARKS, spec(html, f"reports_plots_{div}_json")) for div in DRAWN_BY_US}
+    records = {div: json.loads((repo / "reports" / "plots" / f"{div}.json").read_text()) for div in DRAWN_BY_US}
+
+    assert [(m["type"], m["n"]) for m in plots["feature_importance"]] == [("rect", len(records["feature_importance"]))]
+    importance = spec(html, "reports_plots_feature_importance_json")
+    assert importance["encoding"]["y"]["sort"] == "-x" and importance["height"] == {"step": 16}
+
+    bins = records["calibration"]
+    assert [(m["type"], m["n"]) for m in plots["calibration"]] == [
+        ("line", 2),  # the diagonal
+        ("line", len(bins)),
+        ("symbol", len(bins)),
+        ("text", len(bins)),
+    ]
+    assert plots["calibration"][-1]["texts"] == [f"{b['rows']:,}" for b in bins]
+
+    histogram = records["score_distribution"]
+    lines = [m for m in plots["score_distribution"] if m["type"] == "line"]
+    assert [m["n"] for m in lines] == [sum(r["class"] == c for r in histogram) for c in ("genuine", "fraud")]
+    (rule,) = [m for m in plots["score_distribution"] if m["type"] == "rule"]
+    threshold = histogram[0]["threshold"]
+    assert rule["n"] == 1 and rule["x"][0] == pytest.approx(300 * threshold, abs=0.5)  # 300 px for scores 0..1
+
+
+@pytest.mark.integration
 def test_dvc_plots_diff_draws_both_revisions_offline(browser, diffed):
     html = diffed.read_text()
-    assert revisions(html, "reports_plots_roc_json") == {"main", "workspace"}
+    for plot in ("roc", "calibration", "score_distribution"):
+        assert revisions(html, f"reports_plots_{plot}_json") == {"main", "workspace"}, plot
     plots = drawn(browser, diffed)
     assert console_errors(browser) == []
     assert set(plots) == VEGA_PLOTS

@@ -50,7 +50,9 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         "reports/gate.json",
         "reports/parity.json",
         "reports/plots/roc.json",
-        "reports/plots/calibration.png",
+        "reports/plots/feature_importance.json",
+        "reports/plots/calibration.json",
+        "reports/plots/score_distribution.json",
         "reports/backtest.json",
     )
     runs = []
@@ -91,8 +93,15 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert roc[0]["fpr"] == 0 and all(np.isfinite(r["threshold"]) for r in roc)
     confusion = json.loads((work / "reports/plots/confusion.json").read_text())
     assert len(confusion) == metrics["n_test"] and sum(r["actual"] for r in confusion) == metrics["n_frauds"]
-    for png in ("feature_importance", "calibration", "score_distribution"):
-        assert (work / f"reports/plots/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    importance = json.loads((work / "reports/plots/feature_importance.json").read_text())
+    shares = [r["importance"] for r in importance]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1, abs=1e-4)
+    calibration = json.loads((work / "reports/plots/calibration.json").read_text())
+    assert sum(r["rows"] for r in calibration) == metrics["n_test"]
+    histogram = json.loads((work / "reports/plots/score_distribution.json").read_text())
+    assert sum(r["rows"] for r in histogram if r["class"] == "fraud") == metrics["n_frauds"]
+    assert {r["threshold"] for r in histogram} == {round(metrics["threshold"], 6)}
+    assert not list((work / "reports/plots").glob("*.png"))
 
     folds = json.loads((work / "reports/backtest.json").read_text())
     assert folds["n_folds"] == 2 and folds["card_precision_k"] == metrics["card_precision_k"]

@@ -1,27 +1,25 @@
-"""Evaluation plots: data for `dvc plots` (JSON records) and matplotlib figures (PNG).
+"""Evaluation plots: data for `dvc plots`, JSON records that DVC draws with Vega-Lite (dvc.yaml names
+each file's template and axes).
 
-DVC renders the JSON records itself, so they must be strict JSON (scikit-learn's first ROC
-threshold is `inf`: it is replaced by the next float above the highest score, which means the
-same thing — no alert) and small enough to diff (curves are thinned to at most `max_points`).
-Figures are made on the Agg canvas they are saved with (`agg_figure`) and written with fixed
-metadata, so reruns write byte-identical PNGs.
+The records must be strict JSON (scikit-learn's first ROC threshold is `inf`: it is replaced by the
+next float above the highest score, which means the same thing — no alert) and small enough to diff
+(curves are thinned to at most `max_points`). The summaries (importance, calibration, score
+histogram) are rounded to `DECIMALS` places and listed in a fixed order, so a rerun writes the same
+bytes and a diff shows only what moved. No figure is drawn here: a stage that drew them would pay
+matplotlib's import and rendering (about a second) on every run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from fraudpipe.curves import calibration_curve, precision_recall_curve, roc_curve
-from fraudpipe.io import atomic_path
+from fraudpipe.curves import precision_recall_curve, roc_curve
 
-#: PNG metadata without the matplotlib version, so a library upgrade alone does not change files.
-PNG_METADATA = {"Software": None}
+#: Decimal places of the summaries' fractions: far below what a plot shows, stable across platforms.
+DECIMALS = 6
 
 
 def _thin(n: int, max_points: int) -> np.ndarray:
@@ -85,9 +83,9 @@ def confusion_json(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     return "[\n" + ",\n".join(lines[2 * actual + predicted]) + "\n]\n"
 
 
-def records_json(records: Sequence[Mapping[str, float]]) -> str:
+def records_json(records: Sequence[Mapping[str, float | str]]) -> str:
     """A JSON list with one compact record per line: small in git, readable in a diff. The records
-    are flat and hold numbers, so the list is encoded in one call (a record per call costs 0.4 s
+    are flat (numbers and names), so the list is encoded in one call (a record per call costs 0.4 s
     for a test period's confusion records) and a line ends wherever one record meets the next."""
     if not records:
         return "[\n\n]\n"
@@ -95,76 +93,49 @@ def records_json(records: Sequence[Mapping[str, float]]) -> str:
     return "[\n" + text[1:-1].replace("},{", "},\n{") + "\n]\n"
 
 
-def agg_figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
-    """A figure on an Agg canvas at the resolution it is saved with: `tight_layout` then measures the
-    text with the renderer that draws it, so the saving reuses those measurements (matplotlib caches
-    text extents per renderer) instead of laying every label out twice."""
-    fig = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
+def feature_importance_records(importance: Mapping[str, float]) -> list[dict[str, str | float]]:
+    """`{feature, importance}` records, the largest share first (ties by name): the bar chart's order."""
+    shares = {str(name): round(float(value), DECIMALS) for name, value in importance.items()}
+    return [{"feature": name, "importance": shares[name]} for name in sorted(shares, key=lambda n: (-shares[n], n))]
 
 
-def feature_importance_figure(importance: Mapping[str, float], title: str = "Feature importance") -> Figure:
-    names = list(importance)
-    values = np.array([importance[n] for n in names], dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    fig = agg_figure((7, 0.3 * len(names) + 1.2))
-    ax = fig.subplots()
-    ax.barh(np.array(names)[order], values[order], color="#4C72B0")
-    ax.set_xlabel("share of total importance")
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
+def calibration_records(labels: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> list[dict[str, str | float]]:
+    """Per uniform score bin holding a row (`curves.calibration_curve`'s bins): the mean predicted
+    probability, the observed fraud rate, and the rows and frauds behind them, so that a bin of a
+    few rows is seen to be one."""
+    probabilities = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.searchsorted(edges[1:-1], probabilities)
+    rows = np.bincount(bins, minlength=n_bins)
+    frauds = np.bincount(bins, weights=np.asarray(labels) == 1, minlength=n_bins)
+    total = np.bincount(bins, weights=probabilities, minlength=n_bins)
+    return [
+        {
+            "bin": f"{edges[i]:.{DECIMALS}g}-{edges[i + 1]:.{DECIMALS}g}",
+            "mean_predicted": round(float(total[i] / rows[i]), DECIMALS),
+            "fraud_rate": round(float(frauds[i] / rows[i]), DECIMALS),
+            "rows": int(rows[i]),
+            "frauds": int(frauds[i]),
+        }
+        for i in np.flatnonzero(rows)
+    ]
 
 
-def calibration_figure(labels: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> Figure:
-    """Reliability diagram: observed fraud rate against mean predicted probability per bin."""
-    observed, predicted = calibration_curve(labels, np.clip(scores, 0.0, 1.0), n_bins)
-    fig = agg_figure((5.5, 5))
-    ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.plot(predicted, observed, marker="o", label="model")
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed fraud rate")
-    ax.set_title(f"Calibration ({n_bins} uniform bins)")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def score_distribution_figure(
-    labels: np.ndarray, scores: np.ndarray, threshold: float | None = None, bins: int = 50
-) -> Figure:
-    """Score histograms per class, each normalised to its own count (frauds are <1 % of rows)."""
-    labels = np.asarray(labels).astype(bool)
-    edges = np.linspace(0.0, 1.0, bins + 1).tolist()  # a list: the stubs of hist(bins=) want a Sequence
-    fig = agg_figure((7, 4.5))
-    ax = fig.subplots()
-    for mask, name, color in ((~labels, "genuine", "#4C72B0"), (labels, "fraud", "#C44E52")):
-        if mask.any():
-            ax.hist(
-                np.clip(scores[mask], 0, 1),
-                bins=edges,
-                density=True,
-                histtype="step",
-                linewidth=1.5,
-                color=color,
-                label=f"{name} ({int(mask.sum()):,})",
-            )
-    if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle=":", label=f"threshold {threshold:.3f}")
-    ax.set_yscale("log")
-    ax.set_xlabel("predicted fraud probability")
-    ax.set_ylabel("density")
-    ax.set_title("Score distribution by class")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def save_png(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:
-    """Write a figure atomically as a deterministic PNG (Agg renders it: figures are made without
-    pyplot, whose import and figure registry a stage writing files does not need); made by
-    `agg_figure` at this ``dpi``, it is drawn with the renderer its layout measured with."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
+def score_distribution_records(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, bins: int = 50
+) -> list[dict[str, str | float]]:
+    """Rows per score bin and class (`{score, class, rows, threshold}`, ``score`` the bin's centre),
+    genuine then fraud, every bin listed, empty ones too; each record carries the alert threshold,
+    which the template draws as a rule."""
+    positive = np.asarray(labels) == 1
+    clipped = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    centres = [round(float(c), DECIMALS) for c in (edges[:-1] + edges[1:]) / 2]
+    cut = round(float(threshold), DECIMALS)
+    records: list[dict[str, str | float]] = []
+    for name, mask in (("genuine", ~positive), ("fraud", positive)):
+        counts = np.histogram(clipped[mask], bins=edges)[0]
+        records += [
+            {"score": c, "class": name, "rows": int(n), "threshold": cut} for c, n in zip(centres, counts, strict=True)
+        ]
+    return records

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from fraudpipe.monitoring.challenger import KEEP, NO_SHADOW, PROMOTE, UNDECIDED, Comparison
-from fraudpipe.monitoring.figures import daily_figure
+from fraudpipe.monitoring.figures import daily_figures
 from fraudpipe.monitoring.markup import esc, figure, number, percent
 from fraudpipe.monitoring.monitor import MonitorResult, moved
 
@@ -124,7 +124,12 @@ def first_screen(result: MonitorResult, verdict: str, source: str, comparison: C
     m, periods = result.metrics, result.periods
     current_rows = esc(source) if source else f"{number(m['n_current'])} rows"
     daily = (
-        figure("alert rate and precision per day, reference against current", daily_figure(result.daily))
+        '<div class="figures">'
+        + "".join(
+            figure(f"{what} per day, reference against current", svg)
+            for what, svg in zip(("alert rate", "precision"), daily_figures(result.daily), strict=True)
+        )
+        + "</div>"
         if len(result.daily)
         else "<p>No days to draw: the current window holds no transactions.</p>"
     )

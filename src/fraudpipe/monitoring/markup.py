@@ -1,4 +1,4 @@
-"""The report's HTML pieces: escaping, numbers and flags in words, tables, inline figures."""
+"""The report's HTML pieces: escaping, numbers and flags in words, tables, figures."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
-
-from fraudpipe.monitoring.figures import png
 
 
-def figure(alt: str, drawing: Figure) -> str:
-    """A matplotlib figure as an inline PNG image."""
-    return f'<figure><img alt="{esc(alt)}" src="{png(drawing)}"></figure>'
+def figure(alt: str, svg: str) -> str:
+    """An inline SVG chart as a figure, ``alt`` saying what it shows to a screen reader."""
+    return f'<figure role="img" aria-label="{esc(alt)}">{svg}</figure>'
 
 
 def esc(value: object) -> str:

@@ -6,9 +6,9 @@ the alert rate and precision per day, reference against current. The evidence fo
 with its meaning, the per-feature table with a line on what each statistic means, the score and
 drifted-feature distributions, performance, segments (gaps above a limit flagged), calibration.
 
-Everything is inside the file: the style sheet inline, the figures as PNGs in ``data:`` URIs, no
-script and no external fetch, so the page opens from a CI artifact or an e-mail as it is. The
-same result gives the same bytes (figures with fixed PNG metadata, no timestamps).
+Everything is inside the file: the style sheet inline, the figures as inline SVG (`monitoring.svg`),
+no script and no external fetch, so the page opens from a CI artifact or an e-mail as it is. The
+same result gives the same bytes (figures with fixed number formats, no timestamps).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ th { background: #f3f3f3; } td.text, th.text { text-align: left; }
 tr.drifted td, tr.flagged td { background: #fdecea; font-weight: 600; }
 .figures { display: flex; flex-wrap: wrap; gap: 0.8rem; align-items: flex-start; }
 .figures figure { margin: 0; }
-figure img { max-width: 100%; height: auto; }
+figure svg { max-width: 100%; height: auto; display: block; }
 .note { color: #555; font-size: 0.85rem; }
 """
 
