@@ -14,7 +14,7 @@ from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import Bundle, train_bundle, training_summary
 from fraudpipe.model.fit import fit_model
 from fraudpipe.model.training import table_sha256
-from helpers.model import feature_table, small_config
+from helpers.model import OPTIONS, feature_table, small_config
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,22 @@ def test_the_threshold_is_the_best_f1_cut_of_a_model_that_never_saw_the_last_day
     assert f1_at(bundle.threshold) == pytest.approx(max(f1_at(cut) for cut in np.unique(scores)))
     in_sample = bundle.score(table)
     assert f1_score(y, in_sample >= bundle.threshold) < max(f1_score(y, in_sample >= c) for c in np.unique(in_sample))
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_the_two_fits_at_once_give_the_models_of_one_fit_at_a_time(option, table, tmp_path):
+    """train_bundle fits the provisional and the final model in two threads, each capped to its
+    share of the CPUs: the bundle's model, file for file, is the one fit alone with no cap gives."""
+    config = small_config(option)
+    bundle = train_bundle(table, config)
+    features = list(bundle.features)
+    alone = fit_model(table[features].to_numpy(np.float64), table["tx_fraud"].to_numpy(np.int8), config, features)
+    for name, predictor in (("concurrent", bundle.predictor), ("alone", alone.predictor)):
+        (tmp_path / name).mkdir()
+        predictor.save(tmp_path / name)
+    model_file = bundle.metadata["model"]["file"]
+    assert (tmp_path / "concurrent" / model_file).read_bytes() == (tmp_path / "alone" / model_file).read_bytes()
+    assert bundle.metadata["estimator_params"] == alone.params  # the thread cap is not recorded
 
 
 def test_metadata_records_the_training_period_data_and_versions(table):
