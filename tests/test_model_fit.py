@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraudpipe.model.fit import fit_model, positive_weight, standardize, threads_per_fit
+from fraudpipe.model.fit import fit_model, fit_standardizer, positive_weight, standardize, threads_per_fit
 from helpers.model import FEATURES, feature_table, model_config, small_config
 
 
@@ -69,3 +69,31 @@ def test_a_thread_cap_leaves_the_model_as_it_is(option, tmp_path):
         fit_model(X, y, config, FEATURES, threads=threads).predictor.save(tmp_path / name)
     (one,) = (tmp_path / "one").iterdir()
     assert one.read_bytes() == (tmp_path / "two" / one.name).read_bytes()
+
+
+def _columns(rows: int, order: str) -> np.ndarray:
+    rng = np.random.default_rng(rows)
+    X = np.column_stack(
+        [
+            rng.normal(size=rows),
+            rng.gamma(2.0, 30.0, rows),  # amounts
+            1e9 + rng.normal(size=rows),  # large offset, small spread
+            np.full(rows, 3.3),  # constant
+            np.zeros(rows),
+            rng.integers(0, 2, rows).astype(np.float64),
+            np.full(rows, 1e-300) * (1 + 1e-16 * rng.normal(size=rows)),  # constant but for rounding
+        ]
+    )
+    return np.asfortranarray(X) if order == "F" else np.ascontiguousarray(X)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("rows", [1, 2, 97, 20_000])
+def test_the_standardizer_is_scikit_learns_to_the_bit(rows, order):
+    from sklearn.preprocessing import StandardScaler
+
+    X = _columns(rows, order)
+    mean, scale = fit_standardizer(X)
+    scaler = StandardScaler().fit(X)
+    assert mean.tobytes() == scaler.mean_.tobytes() and scale.tobytes() == scaler.scale_.tobytes()
+    assert scale[3] == scale[4] == 1.0

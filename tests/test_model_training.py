@@ -145,3 +145,38 @@ def test_dvclive_logs_curves_without_timestamps(name, curve, table, tmp_path, mo
     assert summary["threshold"] == 0.5 and "logloss" in summary["validation"]
     rows = outputs[0][f"live/plots/metrics/validation/{curve}.tsv"].decode().splitlines()
     assert rows[0] == f"step\t{curve}" and len(rows) - 1 == (config.n_estimators if name == "xgboost" else 1)
+
+
+LEAN_FIT = """
+import json, sys
+import numpy as np, pandas as pd
+from fraudpipe.startup import without_sklearn_wrappers
+without_sklearn_wrappers()  # as every stage declares (pipeline.stage.run)
+from fraudpipe.model import ModelConfig, train_bundle
+from fraudpipe.config import compose
+rng = np.random.default_rng(0)
+n = 3000
+table = pd.DataFrame({
+    "transaction_id": np.arange(n),
+    "tx_datetime": pd.Timestamp("2018-07-01") + pd.to_timedelta(np.sort(rng.uniform(0, 10 * 86400, n)), unit="s"),
+    "customer_id": rng.integers(0, 50, n),
+    "terminal_id": rng.integers(0, 50, n),
+    "tx_amount": rng.gamma(2.0, 30.0, n),
+    "tx_fraud": (rng.random(n) < 0.1).astype("int8"),
+})
+config = ModelConfig.parse(compose(sys.argv[1])["model"] | {"n_estimators": 5}, "model")
+train_bundle(table, config)
+print(json.dumps(sorted(m for m in ("sklearn", "scipy.stats") if m in sys.modules)))
+"""
+
+
+def test_training_the_default_model_in_a_stage_imports_neither_scikit_learn_nor_scipy_stats():
+    """Standardising and recording the library versions take no scikit-learn: it would add about a
+    second (scipy.stats with it) to the train and backtest stages."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    out = subprocess.run([sys.executable, "-c", LEAN_FIT, str(conf)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

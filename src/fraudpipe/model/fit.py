@@ -39,6 +39,25 @@ def threads_per_fit(fits: int) -> int:
     return max(1, available // fits)
 
 
+def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and scale (standard deviation; 1 for a column indistinguishable from a
+    constant), to the last bit as scikit-learn's ``StandardScaler().fit(X)`` gives them for finite
+    rows: its corrected two-pass variance and near-constant test, in the same operations and order
+    (tests/test_model_fit.py compares the bits). Importing scikit-learn for it cost the train and
+    backtest stages about a second each (scipy comes with it); XGBoost needs none of it."""
+    n = float(X.shape[0])
+    total = np.sum(X, axis=0)
+    mean = (0.0 + total) / n
+    centred = X - total / n
+    correction = np.sum(centred, axis=0)
+    centred **= 2
+    variance = (np.sum(centred, axis=0) - correction**2 / n) / n
+    eps = np.finfo(np.float64).eps
+    scale = np.sqrt(variance)
+    scale[variance <= n * eps * variance + (n * mean * eps) ** 2] = 1.0
+    return mean, scale
+
+
 def standardize(X: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if mean is None or scale is None:  # both or neither: no standardiser
@@ -76,12 +95,7 @@ def fit_model(
     ``estimator`` fits in its place another implementation of the same spec (the Dask engine's);
     ``threads`` caps the fit's threads (`Estimator.fit`).
     """
-    mean = scale = None
-    if config.standardize:
-        from sklearn.preprocessing import StandardScaler
-
-        scaler = StandardScaler().fit(X)
-        mean, scale = scaler.mean_, scaler.scale_
+    mean, scale = fit_standardizer(X) if config.standardize else (None, None)
     estimator = spec(config.estimator) if estimator is None else estimator
     params = estimator_params(config, y)
     scaled_eval = None if eval_set is None else (standardize(eval_set[0], mean, scale), eval_set[1])

@@ -40,14 +40,13 @@ def table_sha256(table: pd.DataFrame) -> str:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    import sklearn
     import xgboost
 
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
+        "scikit-learn": version("scikit-learn"),  # the installed one, without importing it (and scipy)
         "xgboost": xgboost.__version__,
         "fraudpipe": version("fraudpipe"),
     }
