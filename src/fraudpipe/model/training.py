@@ -81,8 +81,9 @@ def train_bundle(
 
     With `threshold_validation_days` = v > 0, a provisional model is fitted on the training
     period minus its last v days and the threshold is chosen on its scores for those days (an
-    honest, out-of-sample choice); the shipped model is then refitted on the whole period with
-    the same settings. With v = 0 the threshold is chosen on the final model's in-sample scores.
+    honest, out-of-sample choice); the shipped model is fitted on the whole period with the same
+    settings, at the same time (`_fit_both`). With v = 0 the threshold is chosen on the final
+    model's in-sample scores.
     dvclive receives the curves of the fit that chose the threshold.
 
     ``estimator`` fits in place of the configured spec (the Dask engine's `DaskXGBoost`: same

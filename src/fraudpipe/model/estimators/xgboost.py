@@ -74,7 +74,8 @@ class XGBoost(Estimator):
 
             evals.append((dtrain, "train"))
             if eval_set is not None:
-                evals.append((xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(features)), "validation"))
+                validation = xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(features), nthread=threads)
+                evals.append((validation, "validation"))
             callbacks.append(DVCLiveCallback(live=live))
         with bar(rounds, desc="xgboost fit", unit="round") as rounds_bar:
             if not rounds_bar.disable:  # on a terminal only: the trees are the same either way
