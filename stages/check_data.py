@@ -17,8 +17,8 @@ from fraudpipe.pipeline.stage import run
 def main() -> None:
     configs = (
         load("split", SplitConfig),
-        load("model", ModelConfig),
-        load("evaluate", EvaluateConfig),
+        load("model.threshold_validation_days", ModelConfig),  # dvc.yaml declares these keys of model and
+        load("evaluate.card_precision_k", EvaluateConfig),  # evaluate only: a model change does not rerun it
         load("validation", ValidationConfig),
     )
     transactions = read_parquet(INTERIM, columns=[TX_DATETIME, CUSTOMER_ID, TX_FRAUD])  # all the checks read

@@ -18,7 +18,7 @@ from dvc.repo import Repo
 
 from fraudpipe import paths
 from fraudpipe.config import compose
-from helpers.imports import ROOT, library_files
+from helpers.imports import ROOT, declared_deps, library_files
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -38,9 +38,9 @@ CONFIGURED_INPUTS = ("data/external",)
 GATES = ("reports/check/",)
 #: Every constant of `fraudpipe.paths`, by name.
 PATHS = {name: value.as_posix() for name, value in vars(paths).items() if isinstance(value, Path)}
-#: Paths no stage declares: the parameters (dvc.yaml's ``params:``) and the service's journal
-#: (monitor declares it through ``${monitor.window_input}`` when it watches the service's log).
-NOT_STAGE_PATHS = ("PARAMS", "JOURNAL_DIR")
+#: Paths no stage declares: the service's journal (monitor declares it through
+#: ``${monitor.window_input}`` when it watches the service's log).
+NOT_STAGE_PATHS = ("JOURNAL_DIR",)
 DATA_PREFIXES = ("data/", "models/", "reports/")
 
 
@@ -107,6 +107,52 @@ def test_no_declared_library_dependency_is_unused(stage):
         if d.startswith("src/") and not any(p == Path(d) or Path(d) in p.parents for p in used)
     ]
     assert not extra, f"stage {stage!r} lists {extra} in its deps but never imports it"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_the_library_deps_are_what_sync_dvc_deps_writes(stage):
+    """Each folder the stage imports all of (or all but an eighth of) as one entry, the rest file by
+    file: fewer dvc.lock entries, which DVC rewrites after every stage, at the price of a rerun when a
+    module the stage does not import changes in such a folder."""
+    all_modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "src/fraudpipe").rglob("*.py")}
+    needed = {p.as_posix() for p in library_files(_script(stage))}
+    listed = [d for d in _entries(STAGES[stage], "deps") if d.startswith("src/")]
+    assert listed == declared_deps(needed, all_modules), f"stage {stage!r}: run `python tools/sync_dvc_deps.py`"
+
+
+def test_a_folder_stands_for_its_modules_only_when_nearly_all_are_imported():
+    all_modules = {f"src/fraudpipe/m/{i}.py" for i in range(9)} | {"src/fraudpipe/io.py"}
+    nearly = {f"src/fraudpipe/m/{i}.py" for i in range(8)} | {"src/fraudpipe/io.py"}
+    assert declared_deps(nearly, all_modules) == ["src/fraudpipe/io.py", "src/fraudpipe/m"]
+    half = {f"src/fraudpipe/m/{i}.py" for i in range(5)}
+    assert declared_deps(half, all_modules) == sorted(half)
+
+
+#: Stages that read params.yaml as a whole (every group, unparsed first): they declare the file as a
+#: dependency, not its values in ``params:``, which dvc.lock would hold in full after every run.
+WHOLE_PARAMS = ("check_config",)
+
+
+def _loaded_keys(script: Path) -> set[str]:
+    """The keys of every ``load("key", Model)`` call in a stage script."""
+    tree = ast.parse(script.read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "load" and isinstance(node.args[0], ast.Constant)
+    }
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_stage_declares_exactly_the_params_it_loads(stage):
+    """A key the stage reads but does not declare leaves it stale; a declared key it never reads
+    reruns it for nothing (check_data reads model.threshold_validation_days, not the model)."""
+    declared = set(_entries(STAGES[stage], "params"))
+    if stage in WHOLE_PARAMS:
+        assert not declared and paths.PARAMS.as_posix() in _entries(STAGES[stage], "deps")
+        assert "read_params()" in _script(stage).read_text()
+    else:
+        assert declared == _loaded_keys(_script(stage)), f"stage {stage!r}: dvc.yaml params {sorted(declared)}"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraudpipe.model.fit import fit_model, positive_weight, standardize
+from fraudpipe.model.fit import fit_model, fit_standardizer, positive_weight, standardize, threads_per_fit
 from helpers.model import FEATURES, feature_table, model_config, small_config
 
 
@@ -42,3 +42,58 @@ def test_eval_set_is_standardised_like_the_training_rows(tmp_path, monkeypatch):
         )
     last = (tmp_path / "live/plots/metrics/validation/logloss.tsv").read_text().splitlines()[-1].split("\t")
     assert float(last[1]) == pytest.approx(log_loss(y[hold], fitted.predict(X[hold])), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("omp", "fits", "expected"), [("4", 2, 2), ("1", 2, 1), ("3", 2, 1), ("8", 1, 8), ("6,2", 3, 2)]
+)
+def test_concurrent_fits_share_the_threads_openmp_is_given(omp, fits, expected, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    assert threads_per_fit(fits) == expected
+
+
+def test_without_openmp_settings_concurrent_fits_share_this_process_cpus(monkeypatch):
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads_per_fit(2) == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+@pytest.mark.parametrize("option", ["xgboost", "random_forest"])
+def test_a_thread_cap_leaves_the_model_as_it_is(option, tmp_path):
+    table = feature_table()
+    X, y = table[FEATURES].to_numpy(), table["tx_fraud"].to_numpy()
+    config = small_config(option)
+    for name, threads in (("one", 1), ("two", 2)):
+        (tmp_path / name).mkdir()
+        fit_model(X, y, config, FEATURES, threads=threads).predictor.save(tmp_path / name)
+    (one,) = (tmp_path / "one").iterdir()
+    assert one.read_bytes() == (tmp_path / "two" / one.name).read_bytes()
+
+
+def _columns(rows: int, order: str) -> np.ndarray:
+    rng = np.random.default_rng(rows)
+    X = np.column_stack(
+        [
+            rng.normal(size=rows),
+            rng.gamma(2.0, 30.0, rows),  # amounts
+            1e9 + rng.normal(size=rows),  # large offset, small spread
+            np.full(rows, 3.3),  # constant
+            np.zeros(rows),
+            rng.integers(0, 2, rows).astype(np.float64),
+            np.full(rows, 1e-300) * (1 + 1e-16 * rng.normal(size=rows)),  # constant but for rounding
+        ]
+    )
+    return np.asfortranarray(X) if order == "F" else np.ascontiguousarray(X)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("rows", [1, 2, 97, 20_000])
+def test_the_standardizer_is_scikit_learns_to_the_bit(rows, order):
+    from sklearn.preprocessing import StandardScaler
+
+    X = _columns(rows, order)
+    mean, scale = fit_standardizer(X)
+    scaler = StandardScaler().fit(X)
+    assert mean.tobytes() == scaler.mean_.tobytes() and scale.tobytes() == scaler.scale_.tobytes()
+    assert scale[3] == scale[4] == 1.0

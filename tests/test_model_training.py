@@ -14,7 +14,7 @@ from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.model import Bundle, train_bundle, training_summary
 from fraudpipe.model.fit import fit_model
 from fraudpipe.model.training import table_sha256
-from helpers.model import feature_table, small_config
+from helpers.model import OPTIONS, feature_table, small_config
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,22 @@ def test_the_threshold_is_the_best_f1_cut_of_a_model_that_never_saw_the_last_day
     assert f1_at(bundle.threshold) == pytest.approx(max(f1_at(cut) for cut in np.unique(scores)))
     in_sample = bundle.score(table)
     assert f1_score(y, in_sample >= bundle.threshold) < max(f1_score(y, in_sample >= c) for c in np.unique(in_sample))
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_the_two_fits_at_once_give_the_models_of_one_fit_at_a_time(option, table, tmp_path):
+    """train_bundle fits the provisional and the final model in two threads, each capped to its
+    share of the CPUs: the bundle's model, file for file, is the one fit alone with no cap gives."""
+    config = small_config(option)
+    bundle = train_bundle(table, config)
+    features = list(bundle.features)
+    alone = fit_model(table[features].to_numpy(np.float64), table["tx_fraud"].to_numpy(np.int8), config, features)
+    for name, predictor in (("concurrent", bundle.predictor), ("alone", alone.predictor)):
+        (tmp_path / name).mkdir()
+        predictor.save(tmp_path / name)
+    model_file = bundle.metadata["model"]["file"]
+    assert (tmp_path / "concurrent" / model_file).read_bytes() == (tmp_path / "alone" / model_file).read_bytes()
+    assert bundle.metadata["estimator_params"] == alone.params  # the thread cap is not recorded
 
 
 def test_metadata_records_the_training_period_data_and_versions(table):
@@ -129,3 +145,38 @@ def test_dvclive_logs_curves_without_timestamps(name, curve, table, tmp_path, mo
     assert summary["threshold"] == 0.5 and "logloss" in summary["validation"]
     rows = outputs[0][f"live/plots/metrics/validation/{curve}.tsv"].decode().splitlines()
     assert rows[0] == f"step\t{curve}" and len(rows) - 1 == (config.n_estimators if name == "xgboost" else 1)
+
+
+LEAN_FIT = """
+import json, sys
+import numpy as np, pandas as pd
+from fraudpipe.startup import without_sklearn_wrappers
+without_sklearn_wrappers()  # as every stage declares (pipeline.stage.run)
+from fraudpipe.model import ModelConfig, train_bundle
+from fraudpipe.config import compose
+rng = np.random.default_rng(0)
+n = 3000
+table = pd.DataFrame({
+    "transaction_id": np.arange(n),
+    "tx_datetime": pd.Timestamp("2018-07-01") + pd.to_timedelta(np.sort(rng.uniform(0, 10 * 86400, n)), unit="s"),
+    "customer_id": rng.integers(0, 50, n),
+    "terminal_id": rng.integers(0, 50, n),
+    "tx_amount": rng.gamma(2.0, 30.0, n),
+    "tx_fraud": (rng.random(n) < 0.1).astype("int8"),
+})
+config = ModelConfig.parse(compose(sys.argv[1])["model"] | {"n_estimators": 5}, "model")
+train_bundle(table, config)
+print(json.dumps(sorted(m for m in ("sklearn", "scipy.stats") if m in sys.modules)))
+"""
+
+
+def test_training_the_default_model_in_a_stage_imports_neither_scikit_learn_nor_scipy_stats():
+    """Standardising and recording the library versions take no scikit-learn: it would add about a
+    second (scipy.stats with it) to the train and backtest stages."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    out = subprocess.run([sys.executable, "-c", LEAN_FIT, str(conf)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

@@ -156,6 +156,26 @@ def test_sql_snapshot_reruns_only_when_the_database_has_new_rows(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_model_parameter_change_reruns_the_model_stages_not_check_data(built_repo):
+    """check_data declares model.threshold_validation_days, the one model key it checks: a change of
+    another model key reruns check_config (which reads every group) and the stages after train."""
+    params_path = built_repo / "params.yaml"
+    original = params_path.read_text()
+    rate = yaml.safe_load(original)["model"]["learning_rate"]
+    update_composition(built_repo / "conf", {}, {"model.learning_rate": rate + 0.01})  # an edit of conf/
+    sh(built_repo, sys.executable, "-m", "fraudpipe.cli", "params")
+    try:
+        ran, out = _repro(built_repo)
+        assert ran == {"check_config", "train", "evaluate", "parity", "backtest", "infer", "monitor"}, out
+        assert "Stage 'check_data' didn't change, skipping" in out
+    finally:
+        params_path.write_text(original)
+        sh(built_repo, "git", "checkout", "HEAD", "--", ".")
+        sh(built_repo, "dvc", "checkout", "-q")
+    assert _repro(built_repo)[0] == set()
+
+
+@pytest.mark.slow
 def test_changing_features_params_reruns_featurize_and_after_only(built_repo):
     """Each stage depends on exactly the param groups it uses."""
     params_path = built_repo / "params.yaml"

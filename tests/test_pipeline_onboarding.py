@@ -134,7 +134,9 @@ def _periods(table: pd.DataFrame, derived: dict) -> tuple[np.ndarray, np.ndarray
 def _settings_problems(table: pd.DataFrame, derived: dict) -> list[str]:
     """check_data's check of the settings data add derived, composed as data add writes them."""
     p = parse(Params, compose(CONF, ["split=relative"] + [f"{k}={v}" for k, v in derived.items()]), "")
-    return settings_problems(table, p.split, p.model, p.evaluate, p.validation)
+    return settings_problems(
+        table, p.split, p.model.threshold_validation_days, p.evaluate.card_precision_k, p.validation
+    )
 
 
 def test_derived_periods_hold_the_target_frauds_counted_on_the_data_itself(kaggle):

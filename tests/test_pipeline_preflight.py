@@ -22,7 +22,9 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def settings(table, params: dict) -> list[str]:
     """`settings_problems` with the groups check_data loads, parsed from a composed params mapping."""
     p = parse(Params, params, "")
-    return settings_problems(table, p.split, p.model, p.evaluate, p.validation)
+    return settings_problems(
+        table, p.split, p.model.threshold_validation_days, p.evaluate.card_precision_k, p.validation
+    )
 
 
 @pytest.fixture(scope="module")

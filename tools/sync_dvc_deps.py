@@ -1,9 +1,9 @@
 """Rewrite the library entries of every stage's deps in dvc.yaml from what the stage script imports.
 
 Run after moving or adding a module: `python tools/sync_dvc_deps.py`. Only the `src/fraudpipe`
-lines of each `deps:` list are replaced (a package whose every module the stage imports is listed
-as its folder); data, model and report paths and their comments are kept. tests/test_dvc_yaml.py
-checks the result.
+lines of each `deps:` list are replaced (a package whose modules the stage imports all of, or all
+but an eighth, is listed as its folder: `helpers.imports.declared_deps`); data, model and report
+paths and their comments are kept. tests/test_dvc_yaml.py checks the result.
 """
 
 from __future__ import annotations
@@ -15,22 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers.imports import library_files  # noqa: E402
+from helpers.imports import declared_deps, library_files  # noqa: E402
 
 DVC_YAML = ROOT / "dvc.yaml"
-
-
-def collapse(files: set[str], all_modules: set[str]) -> list[str]:
-    """The files, with every folder whose modules are all among them listed as the folder."""
-    out = set(files)
-    folders = sorted({str(Path(f).parent) for f in all_modules}, key=lambda d: -d.count("/"))
-    for folder in folders:
-        if folder == "src/fraudpipe":
-            continue
-        inside = {f for f in all_modules if f.startswith(folder + "/")}
-        if inside and inside <= files:
-            out = {f for f in out if not f.startswith(folder + "/")} | {folder}
-    return sorted(out)
 
 
 def main() -> None:
@@ -49,7 +36,7 @@ def main() -> None:
         if in_deps and re.match(r"^      - src/fraudpipe", line):
             if not inserted:
                 needed = {p.as_posix() for p in library_files(ROOT / "stages" / f"{stage}.py")}
-                out.extend(f"      - {path}\n" for path in collapse(needed, all_modules))
+                out.extend(f"      - {path}\n" for path in declared_deps(needed, all_modules))
                 inserted = True
             continue
         out.append(line)

@@ -170,7 +170,13 @@ def check(
         problems = [stale] if stale else config_problems(params)
         if not problems and transactions.is_file():
             checked += f" against {transactions}"
-            configs = (load_all(params, key, params_file) for key in ("split", "model", "evaluate", "validation"))
+            keys = (
+                "split",
+                "model.threshold_validation_days",
+                "evaluate.card_precision_k",
+                "validation",
+            )  # check_data's
+            configs = (load_all(params, key, params_file) for key in keys)
             problems = settings_problems(pd.read_parquet(transactions), *configs)
     except PipelineError as exc:
         problems = [str(exc)]

@@ -1,7 +1,7 @@
 """The fraudpipe modules a file imports, read from its syntax tree (function-level imports included).
 
-Shared by the dvc.yaml test (a stage lists every module it runs) and the layering test (nothing
-imports a package above its own).
+Shared by the dvc.yaml test (a stage lists every module it runs), tools/sync_dvc_deps.py (which
+writes those lists) and the layering test (nothing imports a package above its own).
 """
 
 from __future__ import annotations
@@ -79,3 +79,26 @@ def library_files(script: Path) -> set[Path]:
 def library_modules() -> dict[str, Path]:
     """Every module of the fraudpipe package, by dotted name."""
     return {module_name(p): p for p in sorted((SRC / "fraudpipe").rglob("*.py"))}
+
+
+#: A folder stands for its modules in a stage's deps when the stage imports all of them but at most
+#: this share. DVC rereads and rewrites the whole dvc.lock after every stage it runs (a round-trip
+#: YAML parse and dump, the largest part of its own time in a rerun), and each listed file is an
+#: entry there; the price is a rerun of the stage when a module of the folder it does not import
+#: changes (model/engines.py or the Dask fit, for the stages that score with the bundle).
+FOLDER_UNUSED_SHARE = 1 / 8
+
+
+def declared_deps(files: set[str], all_modules: set[str]) -> list[str]:
+    """The library deps dvc.yaml lists for a stage that imports ``files`` (paths relative to the
+    repository): each folder whose modules it imports but at most `FOLDER_UNUSED_SHARE` of
+    (deepest first), as the folder; the other files one by one."""
+    out = set(files)
+    folders = sorted({str(Path(f).parent) for f in all_modules}, key=lambda d: -d.count("/"))
+    for folder in folders:
+        if folder == "src/fraudpipe":
+            continue
+        inside = {f for f in all_modules if f.startswith(folder + "/")}
+        if inside & files and len(inside - files) <= FOLDER_UNUSED_SHARE * len(inside):
+            out = {f for f in out if not f.startswith(folder + "/")} | {folder}
+    return sorted(out)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import platform
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +23,7 @@ from fraudpipe.metrics import average_precision, threshold_metrics
 from fraudpipe.model.bundle import BUNDLE_FORMAT, Bundle
 from fraudpipe.model.config import ModelConfig
 from fraudpipe.model.estimators import Estimator, spec
-from fraudpipe.model.fit import FittedModel, fit_model
+from fraudpipe.model.fit import FittedModel, fit_model, threads_per_fit
 from fraudpipe.model.threshold import select_threshold
 
 if TYPE_CHECKING:
@@ -38,14 +40,13 @@ def table_sha256(table: pd.DataFrame) -> str:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    import sklearn
     import xgboost
 
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
+        "scikit-learn": version("scikit-learn"),  # the installed one, without importing it (and scipy)
         "xgboost": xgboost.__version__,
         "fraudpipe": version("fraudpipe"),
     }
@@ -80,8 +81,9 @@ def train_bundle(
 
     With `threshold_validation_days` = v > 0, a provisional model is fitted on the training
     period minus its last v days and the threshold is chosen on its scores for those days (an
-    honest, out-of-sample choice); the shipped model is then refitted on the whole period with
-    the same settings. With v = 0 the threshold is chosen on the final model's in-sample scores.
+    honest, out-of-sample choice); the shipped model is fitted on the whole period with the same
+    settings, at the same time (`_fit_both`). With v = 0 the threshold is chosen on the final
+    model's in-sample scores.
     dvclive receives the curves of the fit that chose the threshold.
 
     ``estimator`` fits in place of the configured spec (the Dask engine's `DaskXGBoost`: same
@@ -111,19 +113,10 @@ def train_bundle(
                 f"(last {v} day(s) of training, {int(holdout.sum())} rows) has no fraud; "
                 "raise model.threshold_validation_days or set it to 0"
             )
-        provisional = fit_model(
-            X[~holdout],
-            y[~holdout],
-            config,
-            features,
-            eval_set=(X[holdout], y[holdout]),
-            live=live,
-            estimator=estimator,
-        )
+        provisional, final = _fit_both(X, y, holdout, config, features, live, estimator)
         chosen_scores, chosen = provisional.predict(X[holdout]), holdout
         if live is not None and not own_curves:
             log_fit(live, provisional, {"train": (X[~holdout], y[~holdout]), "validation": (X[holdout], y[holdout])})
-        final = fit_model(X, y, config, features, estimator=estimator)
     else:
         final = fit_model(X, y, config, features, live=live, estimator=estimator)
         chosen_scores, chosen = final.predict(X), np.ones(len(y), dtype=bool)
@@ -171,6 +164,32 @@ def train_bundle(
     if engine is not None:
         metadata["engine"] = engine
     return Bundle(metadata, final.predictor, final.mean, final.scale)
+
+
+def _fit_both(
+    X: np.ndarray,
+    y: np.ndarray,
+    holdout: np.ndarray,
+    config: ModelConfig,
+    features: Sequence[str],
+    live: Live | None,
+    estimator: Estimator | None,
+) -> tuple[FittedModel, FittedModel]:
+    """The provisional fit (without the held-out days) and the final fit (every row) at the same
+    time, each on its share of the CPUs: they are independent, a fit releases the GIL while it
+    trains, and a fit's model does not depend on its thread cap. The Dask engine's fits run one
+    after the other, on the cluster's workers."""
+    fit_provisional = partial(
+        fit_model, X[~holdout], y[~holdout], config, features, eval_set=(X[holdout], y[holdout]), live=live
+    )
+    fit_final = partial(fit_model, X, y, config, features)
+    if estimator is not None:
+        return fit_provisional(estimator=estimator), fit_final(estimator=estimator)
+    threads = threads_per_fit(2)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        provisional = pool.submit(fit_provisional, threads=threads)
+        final = fit_final(threads=threads)
+        return provisional.result(), final
 
 
 def fitted_on(bundle: Bundle, train: pd.DataFrame, config: ModelConfig) -> bool:

@@ -325,7 +325,13 @@ def add_dataset(
     for d in derived:
         set_key(planned, d.key, d.value)
     composed = parse(Params, planned, "")
-    if problems := settings_problems(clean, composed.split, composed.model, composed.evaluate, composed.validation):
+    if problems := settings_problems(
+        clean,
+        composed.split,
+        composed.model.threshold_validation_days,
+        composed.evaluate.card_precision_k,
+        composed.validation,
+    ):
         raise DataError(
             "the settings would fail check_data: " + " | ".join(problems) + "; change them with --set KEY=VALUE"
         )

@@ -52,5 +52,6 @@ def group_model(name: str) -> Any:
 
 
 def load_all(params: Mapping[str, Any], name: str, source: Path = PARAMS) -> Any:
-    """The group ``name`` of an already read params mapping, parsed by the model `Params` gives it."""
-    return value_at(params, name, group_model(name), source)
+    """The group ``name`` (or a dotted key of it, as `loader.load` takes) of an already read params
+    mapping, parsed by the model `Params` gives the group."""
+    return value_at(params, name, group_model(name.split(".")[0]), source)

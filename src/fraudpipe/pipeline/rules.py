@@ -17,8 +17,6 @@ import pandas as pd
 from fraudpipe.contract import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, require_columns
 from fraudpipe.data.split import Periods, SplitConfig, periods
 from fraudpipe.data.validate import ValidationConfig
-from fraudpipe.metrics import EvaluateConfig
-from fraudpipe.model.config import ModelConfig
 
 #: Fewer frauds in a training period: nothing a model can learn from.
 MIN_TRAIN_FRAUDS = 20
@@ -112,14 +110,16 @@ def card_budget_problem(k: int, typical: int | None) -> str | None:
 def settings_problems(
     transactions: pd.DataFrame,
     split: SplitConfig,
-    model: ModelConfig,
-    evaluate: EvaluateConfig,
+    threshold_validation_days: int,
+    card_precision_k: int,
     validation: ValidationConfig,
 ) -> list[str]:
     """Every data-dependent setting that cannot work on these transactions, each with the key to
     change: periods outside the data or below their minimum frauds (the split and every backtest
-    fold), threshold days below theirs, a CP@k budget above the daily cards, a fraud rate or size
-    the validation would refuse."""
+    fold), threshold days (`model.threshold_validation_days`) below theirs, a CP@k budget
+    (`evaluate.card_precision_k`) above the daily cards, a fraud rate or size the validation would
+    refuse. Of the model and evaluate groups only these two keys are taken, so that check_data
+    declares only them in dvc.yaml: a model parameter change does not rerun it."""
     require_columns(transactions, [TX_DATETIME, CUSTOMER_ID, TX_FRAUD], "the transactions")
     times = transactions[TX_DATETIME]
     fraud = fraud_flags(transactions)
@@ -129,10 +129,10 @@ def settings_problems(
         bounds = periods(split, last, shift_days=fold * split.test_days)
         what = "the split" if fold == 0 else f"backtest fold {fold} (split.n_folds)"
         if fold == 0:
-            problems += threshold_problems(times, fraud, bounds, model.threshold_validation_days)
+            problems += threshold_problems(times, fraud, bounds, threshold_validation_days)
             test = _between(times, bounds.test_start, bounds.live_start)
             typical = typical_daily_cards(transactions.loc[test, CUSTOMER_ID], times[test])
-            if problem := card_budget_problem(evaluate.card_precision_k, typical):
+            if problem := card_budget_problem(card_precision_k, typical):
                 problems.append(problem)
         problems += _fold_problems(times, fraud, split, bounds, what)
     return problems + validation_problems(fraud, validation)

@@ -60,8 +60,11 @@ class Estimator(ABC):
         features: Sequence[str],
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
+        threads: int | None = None,
     ) -> tuple[Any, np.ndarray]:
-        """Fit on standardised rows; the fitted model and a normalised importance per feature."""
+        """Fit on standardised rows; the fitted model and a normalised importance per feature.
+        ``threads`` caps the threads of an estimator that uses several (None: its library's
+        default); the fitted model is the same whatever the cap, and it is never recorded."""
 
     @abstractmethod
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:

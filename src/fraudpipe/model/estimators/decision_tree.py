@@ -37,6 +37,7 @@ class DecisionTree(TreeEstimator):
         features: Sequence[str],
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
+        threads: int | None = None,
     ) -> tuple[Trees, np.ndarray]:
         from sklearn.tree import DecisionTreeClassifier
 

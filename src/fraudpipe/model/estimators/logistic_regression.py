@@ -52,6 +52,7 @@ class LogisticRegression(Estimator):
         features: Sequence[str],
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
+        threads: int | None = None,
     ) -> tuple[Linear, np.ndarray]:
         from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 

@@ -39,10 +39,11 @@ class RandomForest(TreeEstimator):
         features: Sequence[str],
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
+        threads: int | None = None,
     ) -> tuple[Trees, np.ndarray]:
         from sklearn.ensemble import RandomForestClassifier
 
-        forest = RandomForestClassifier(**params).fit(X, y)
+        forest = RandomForestClassifier(**{**params, **({} if threads is None else {"n_jobs": threads})}).fit(X, y)
         return Trees.from_sklearn(forest.estimators_), forest.feature_importances_
 
 

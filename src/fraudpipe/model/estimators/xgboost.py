@@ -60,11 +60,12 @@ class XGBoost(Estimator):
         features: Sequence[str],
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
+        threads: int | None = None,
     ) -> tuple[Any, np.ndarray]:
         xgb = import_xgboost()
-        kwargs = dict(params)
+        kwargs = dict(params) | ({} if threads is None else {"nthread": threads})  # the trees do not depend on it
         rounds = kwargs.pop("num_boost_round")
-        dtrain = xgb.DMatrix(X, label=y, feature_names=list(features))
+        dtrain = xgb.DMatrix(X, label=y, feature_names=list(features), nthread=threads)
         # The per-round curves cost a third of a fit (aucpr on every row, every round) and only
         # dvclive reads them: without `live`, no evaluation at all (the trees are the same).
         evals, callbacks = [], []
@@ -73,7 +74,8 @@ class XGBoost(Estimator):
 
             evals.append((dtrain, "train"))
             if eval_set is not None:
-                evals.append((xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(features)), "validation"))
+                validation = xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(features), nthread=threads)
+                evals.append((validation, "validation"))
             callbacks.append(DVCLiveCallback(live=live))
         with bar(rounds, desc="xgboost fit", unit="round") as rounds_bar:
             if not rounds_bar.disable:  # on a terminal only: the trees are the same either way

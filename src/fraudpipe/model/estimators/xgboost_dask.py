@@ -69,6 +69,7 @@ class DaskXGBoost(XGBoost):
         features: Sequence[str],
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         live: Live | None = None,
+        threads: int | None = None,
     ) -> tuple[Any, np.ndarray]:
         from xgboost import dask as dxgb
 
