@@ -50,22 +50,7 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
         if customize is not None:
             raise ValueError("customize needs one worker: the workers build their apps in their own processes")
         os.environ[CONFIG_ENV] = config.model_dump_json()
-        return _run_workers(
-            uvicorn.Config(
-                "fraudpipe.serve.server:worker_app",
-                factory=True,
-                host=config.host,
-                port=config.port,
-                workers=config.workers,
-                lifespan="on",
-                log_level=config.log_level,
-                access_log=config.access_log,
-                server_header=False,
-                timeout_graceful_shutdown=10,
-                **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
-                loop=config.loop,
-            )
-        )
+        return _run_workers(_uvicorn_config(config, "fraudpipe.serve.server:worker_app", factory=True))
 
     failed: list[str] = []
     server: uvicorn.Server | None = None
@@ -78,23 +63,27 @@ def run(config: ServeConfig, customize: Callable[[FastAPI], None] | None = None)
     app = create_app(config, on_fatal)
     if customize is not None:
         customize(app)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            workers=1,
-            lifespan="on",
-            log_level=config.log_level,
-            access_log=config.access_log,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
-            loop=config.loop,
-        )
-    )
+    server = uvicorn.Server(_uvicorn_config(config, app))
     server.run()
     return 1 if failed else 0
+
+
+def _uvicorn_config(config: ServeConfig, app: FastAPI | str, factory: bool = False) -> uvicorn.Config:
+    """One worker serving ``app``, or (``factory``: an import string) ``config.workers`` of them."""
+    return uvicorn.Config(
+        app,
+        factory=factory,
+        host=config.host,
+        port=config.port,
+        workers=config.workers if factory else 1,
+        lifespan="on",
+        log_level=config.log_level,
+        access_log=config.access_log,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        **server_options(config),  # http protocol (with the header timeout), keep-alive, connection limit
+        loop=config.loop,
+    )
 
 
 def _run_workers(config: uvicorn.Config) -> int:

@@ -19,7 +19,6 @@ then takes its own cut.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudpipe.errors import DataError, PipelineError
-from fraudpipe.features.online import STATE_FILE
+from fraudpipe.features.online import STATE_FILE, snapshot_identity
 from fraudpipe.serve.journal import Journal, mark_snapshot, read_periods, snapshot_dir
 from fraudpipe.serve.replay import read_entries, replay
 from fraudpipe.serve.stores.memory import InProcessStore
@@ -162,20 +161,10 @@ class Snapshots:
         self._writer.shutdown(wait=True)
 
 
-def _base_identity(state: Path) -> str:
-    path = state / STATE_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot "
-            "(featurize writes data/features/online_state)"
-        )
-    return f"{state.resolve()} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
-
-
 def check_base(journal: Journal, state: Path) -> None:
     """Without a snapshot of its own, the journal replays on top of --state: refuse another state than
     the one it was written on, whose transactions it would count twice or miss."""
-    identity = _base_identity(state)
+    identity = f"{state.resolve()} {snapshot_identity(state)}"
     recorded = journal.get_meta("base")
     if recorded is None:
         journal.set_meta("base", identity)

@@ -16,7 +16,13 @@ paths checks the windows independently.
 from fraudpipe.features.online.bulk import history_since
 from fraudpipe.features.online.compute import history_features
 from fraudpipe.features.online.history import CustomerHistory, History, TerminalHistory, to_epoch_second
-from fraudpipe.features.online.snapshot import FORMAT_VERSION, HISTORY_FILE, LOCATION_FILES, STATE_FILE
+from fraudpipe.features.online.snapshot import (
+    FORMAT_VERSION,
+    HISTORY_FILE,
+    LOCATION_FILES,
+    STATE_FILE,
+    snapshot_identity,
+)
 from fraudpipe.features.online.state import OnlineState
 
 __all__ = [
@@ -30,5 +36,6 @@ __all__ = [
     "TerminalHistory",
     "history_features",
     "history_since",
+    "snapshot_identity",
     "to_epoch_second",
 ]

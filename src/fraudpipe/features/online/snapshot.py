@@ -11,6 +11,7 @@ the clock (``online.periods``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,6 +164,18 @@ def _complete_since_entry(config: FeatureConfig, now: int | None, complete_since
     if complete_since >= now - config.retention_days * SECONDS_PER_DAY:
         return {}
     return {"complete_since": pd.Timestamp(complete_since, unit="s").isoformat()}
+
+
+def snapshot_identity(directory: Path) -> str:
+    """What a state snapshot is known by (its state.json hashed: as_of, config, counts), so that a
+    journal or a shared store can tell it was built on this one; one line if it is no snapshot."""
+    path = directory / STATE_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist: --state must be an online state snapshot "
+            "(featurize writes data/features/online_state)"
+        )
+    return f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
 
 def read_snapshot(directory: str | Path) -> Snapshot:

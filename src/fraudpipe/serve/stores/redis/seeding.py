@@ -8,7 +8,6 @@ features config or ``--late-days`` differs from what ``P:meta`` records is refus
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -23,7 +22,7 @@ import pandas as pd
 from fraudpipe.contract import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
 from fraudpipe.errors import ConfigError, DataError
 from fraudpipe.features.definitions import FeatureConfig, feature_names
-from fraudpipe.features.online import STATE_FILE
+from fraudpipe.features.online import snapshot_identity
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.serve.stores.redis.codec import answer_json, location_text
 from fraudpipe.serve.stores.redis.scripts import RELEASE
@@ -31,17 +30,6 @@ from fraudpipe.servicelog import RedisKeys
 
 FORMAT = 1
 _EPOCH = datetime(1970, 1, 1)
-
-
-def state_identity(state: Path) -> str:
-    """What a seeded state is known by: the snapshot's state.json (its as_of, config, count) hashed."""
-    path = state / STATE_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist: --state must be an online state snapshot "
-            "(featurize writes data/features/online_state)"
-        )
-    return f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
 
 def seed_or_wait(
@@ -57,7 +45,7 @@ def seed_or_wait(
         if raw is not None:
             return json.loads(raw), False
         if identity is None:
-            identity = state_identity(state)  # raises: nothing in Redis, nothing to seed from
+            identity = snapshot_identity(state)  # raises: nothing in Redis, nothing to seed from
         if client.set(keys.seeding, token, nx=True, ex=300):
             try:
                 if client.get(keys.meta) is None:  # nobody finished seeding between our two reads

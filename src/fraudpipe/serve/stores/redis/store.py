@@ -49,13 +49,20 @@ from fraudpipe.contract import (
 )
 from fraudpipe.errors import DataError
 from fraudpipe.features.definitions import FeatureConfig, split_cents
-from fraudpipe.features.online import STATE_FILE, CustomerHistory, History, OnlineState, TerminalHistory
+from fraudpipe.features.online import (
+    STATE_FILE,
+    CustomerHistory,
+    History,
+    OnlineState,
+    TerminalHistory,
+    snapshot_identity,
+)
 from fraudpipe.features.online.periods import parse_periods, period_start
 from fraudpipe.serve.stores.base import Conflict, Prepared, Scored, StoreUnavailable, Transaction
 from fraudpipe.serve.stores.memory import InProcessStore
 from fraudpipe.serve.stores.redis import scripts
 from fraudpipe.serve.stores.redis.codec import answer_json, location_of, location_text, parse_location, scored_answer
-from fraudpipe.serve.stores.redis.seeding import check_meta, seed_or_wait, state_identity
+from fraudpipe.serve.stores.redis.seeding import check_meta, seed_or_wait
 from fraudpipe.servicelog import RedisKeys, connect_redis
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,7 +125,7 @@ class RedisStore:
         """Attach to the state under ``prefix``, seeding it from ``state`` first when nobody has (one
         worker seeds, the others wait for it; see ``seeding``)."""
         client = connect_redis(url)
-        identity = state_identity(state) if (state / STATE_FILE).is_file() else None
+        identity = snapshot_identity(state) if (state / STATE_FILE).is_file() else None
         meta, seeded = seed_or_wait(client, url, prefix, state, identity, late_days, wait)
         config = check_meta(meta, url, prefix, state, identity, late_days)
         return cls(client, prefix, config, late_days, meta, seeded)
