@@ -17,6 +17,7 @@ from fraudpipe.contract import TX_DATETIME
 from fraudpipe.features.definitions import build_features, feature_names
 from fraudpipe.model import load_bundle
 from helpers.serve import Server, body, replay, world
+from helpers.serve import config as serve_config
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -587,26 +588,9 @@ def test_readyz_is_503_until_the_model_and_state_are_loaded(tmp_path):
     import asyncio
 
     from fraudpipe.serve.app import create_app
-    from fraudpipe.serve.config import ServeConfig
 
     w = world()
-    config = ServeConfig.parse(
-        {
-            "model": w.bundle_dir,
-            "state": w.state_dir,
-            "journal_dir": tmp_path / "journal",
-            "host": "127.0.0.1",
-            "port": 0,
-            "max_batch": 100,
-            "max_body_bytes": 1 << 20,
-            "max_amount": 1e5,
-            "late_days": 1,
-            "max_future_seconds": 300,
-            "api_key_env": "FRAUDPIPE_TEST_UNSET_KEY",
-        },
-        "serve",
-    )
-    app = create_app(config)
+    app = create_app(serve_config(tmp_path, port=0))
 
     async def scenario() -> list[tuple[int, dict]]:
         transport = httpx.ASGITransport(app=app)
