@@ -1,6 +1,7 @@
 """Stage `evaluate`: score the test period, write metrics and plots, and the quality gate's verdict."""
 
 from fraudpipe.errors import GateFailed
+from fraudpipe.evaluation.parity import latency_percentiles, score_parity
 from fraudpipe.evaluation.plots import (
     calibration_records,
     confusion_json,
@@ -14,9 +15,10 @@ from fraudpipe.gate import gate_verdict, verdict_words
 from fraudpipe.io import read_parquet, write_json, write_text
 from fraudpipe.metrics import EvaluateConfig, bootstrap_intervals, quality_metrics
 from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, PLOTS_DIR, TEST
+from fraudpipe.paths import BUNDLE_DIR, GATE, METRICS, ONLINE_ROWS, PARITY_SCORES, PLOTS_DIR, TEST
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
+from fraudpipe.scoring.row import RowScorer
 
 
 def main() -> None:
@@ -28,9 +30,12 @@ def main() -> None:
     metrics = quality_metrics(test, scores, bundle.threshold, config.card_precision_k)
     metrics |= bootstrap_intervals(test, scores, config.card_precision_k, config.interval)
     gate = gate_verdict(metrics, config.gate)
+    row = RowScorer(bundle)  # the service's one-row path, on the online rows the parity stage replayed
+    parity, latency = score_parity(read_parquet(ONLINE_ROWS), bundle, row)
 
     write_json(metrics, METRICS)
     write_json(gate, GATE)
+    write_json(parity, PARITY_SCORES)
     write_json(roc_records(labels, scores), PLOTS_DIR / "roc.json")
     write_json(precision_recall_records(labels, scores), PLOTS_DIR / "precision_recall.json")
     write_text(confusion_json(labels, scores, bundle.threshold), PLOTS_DIR / "confusion.json")
@@ -52,6 +57,12 @@ def main() -> None:
         f"{m['card_precision_at_k']:.4f} "
         f"[{m['card_precision_at_k_ci_low']:.4f}, {m['card_precision_at_k_ci_high']:.4f}] "
         f"({m['ci_level']:.0%} intervals over test days); quality gate {verdict_words(gate)}"
+    )
+    p50, p99 = latency_percentiles(latency)
+    print(
+        f"evaluate: the {parity['rows_compared']:,} online rows of the parity replay: max |row path - batch path| "
+        f"score {parity['max_abs_score_diff']:.3g}; row path p50 {p50:.3f} ms, p99 {p99:.3f} ms "
+        f"({row.fast_path.describe()})"
     )
     for warning in gate["warnings"]:
         print(f"evaluate: warning: {warning['message']}")

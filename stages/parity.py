@@ -1,26 +1,25 @@
-"""Stage `parity`: replay the test period's first transactions through the online scorer the service
-uses; online against offline features and scores (parity.json). The replay's latency is printed,
-not written: wall-clock figures belong to benchmarks/scoring.py, out of git and `dvc metrics diff`."""
+"""Stage `parity`: replay the test period's first transactions through the online features the
+service computes; online against offline features (parity.json), and the online rows for `evaluate`
+to score. No model: a model change does not rerun it. The replay's per-row time is printed, not
+written (wall clock)."""
 
 from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
 from fraudpipe.data.split import SplitConfig, periods
-from fraudpipe.evaluation.parity import latency_summary, parity_figures, replayed_span, split_replay
-from fraudpipe.features.definitions import FeatureConfig
+from fraudpipe.evaluation.parity import feature_parity, latency_percentiles, online_rows, replayed_span, split_replay
+from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.features.online import OnlineState, history_since
-from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json
+from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_parquet
 from fraudpipe.metrics import EvaluateConfig
-from fraudpipe.model import load_bundle
-from fraudpipe.paths import BUNDLE_DIR, CUSTOMERS, FEATURES, INTERIM, PARITY, TERMINALS
+from fraudpipe.paths import CUSTOMERS, FEATURES, INTERIM, ONLINE_ROWS, PARITY, TERMINALS
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
-from fraudpipe.scoring.online import OnlineScorer, replay
+from fraudpipe.scoring.online import replay_features
 
 
 def main() -> None:
     rows = load("evaluate.latency_rows", EvaluateConfig)  # dvc.yaml declares this key of evaluate only
     features = load("features", FeatureConfig)
-    bundle = load_bundle(BUNDLE_DIR, nthread=1)  # one thread per worker, as the service loads it
-    scorer = OnlineScorer(bundle, features)
+    names = feature_names(features)
 
     # Only the rows the state keeps are read (its retention before the test period, then the test
     # period on), and only the replayed rows' offline features.
@@ -37,17 +36,17 @@ def main() -> None:
         read_parquet_if_exists(TERMINALS),
     )
     del transactions, history
-    replayed = replay(scorer, state, replayed_rows)
-    offline = read_parquet(FEATURES, columns=[TRANSACTION_ID, *bundle.features], filters=replayed_span(replayed_rows))
-    parity = parity_figures(replayed, offline, bundle)
-    latency = latency_summary(replayed.latency_ms, scorer.fast_path)
+    replayed = replay_features(features, state, replayed_rows)
+    offline = read_parquet(FEATURES, columns=[TRANSACTION_ID, *names], filters=replayed_span(replayed_rows))
+    parity = feature_parity(replayed.transaction_ids, replayed.features, offline, names)
 
     write_json(parity, PARITY)
+    write_parquet(online_rows(replayed.transaction_ids, replayed.features, names), ONLINE_ROWS)
+    p50, p99 = latency_percentiles(replayed.latency_ms)
     print(
-        f"parity: {parity['rows_compared']:,} test transactions replayed through the online scorer: max |online - "
-        f"offline| feature {parity['max_abs_feature_diff']:.3g}, score {parity['max_abs_score_diff']:.3g}; "
-        f"latency p50 {latency['score_latency_p50_ms']:.3f} ms, p99 {latency['score_latency_p99_ms']:.3f} ms "
-        f"({scorer.fast_path.describe()})"
+        f"parity: {parity['rows_compared']:,} test transactions replayed through the online features: "
+        f"max |online - offline| feature {parity['max_abs_feature_diff']:.3g}; "
+        f"history lookup + features p50 {p50:.3f} ms, p99 {p99:.3f} ms"
     )
 
 

@@ -1,4 +1,4 @@
-"""`evaluation.parity`: what the parity stage replays, and the figures it writes."""
+"""`evaluation.parity`: what the parity stage replays, and the figures it and evaluate write."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import pandas as pd
 import pytest
 
 from fraudpipe.errors import ConfigError
-from fraudpipe.evaluation.parity import latency_summary, parity_figures, replayed_span, split_replay
+from fraudpipe.evaluation.parity import (
+    feature_parity,
+    latency_summary,
+    online_rows,
+    replayed_span,
+    split_replay,
+)
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.pipeline.loader import value_at
-from fraudpipe.scoring.online import Replay
 from fraudpipe.scoring.row import FastPath
 
 
@@ -40,10 +45,22 @@ def test_the_history_is_what_precedes_the_test_period_and_the_replay_its_first_r
     assert replayed_span(replayed.iloc[:0]) is None
 
 
-def test_nothing_replayed_compares_nothing():
-    empty = Replay(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros(0), np.zeros(0))
-    assert parity_figures(empty, pd.DataFrame(), bundle=None) == {
+def test_feature_parity_is_the_largest_difference_over_the_replayed_rows_in_their_order():
+    offline = pd.DataFrame(
+        {"transaction_id": [10, 11, 12], "a": [1.0, 2.0, 3.0], "b": [0.5, 0.25, 0.0], "c": [9, 9, 9]}
+    )
+    online = np.array([[3.0, 0.0], [1.0, 0.75]])  # rows 12 and 10, columns a and b: b of row 10 differs by 0.25
+    assert feature_parity(np.array([12, 10]), online, offline, ["a", "b"]) == {
+        "max_abs_feature_diff": 0.25,
+        "rows_compared": 2,
+    }
+    assert feature_parity(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), offline, ["a", "b"]) == {
         "max_abs_feature_diff": 0.0,
-        "max_abs_score_diff": 0.0,
         "rows_compared": 0,
     }
+
+
+def test_online_rows_name_their_columns_and_keep_the_ids():
+    rows = online_rows(np.array(["x", "y"], dtype=object), np.array([[1.0, 2.0], [3.0, 4.0]]), ["a", "b"])
+    assert rows.columns.tolist() == ["transaction_id", "a", "b"]
+    assert rows["transaction_id"].tolist() == ["x", "y"] and rows["b"].tolist() == [2.0, 4.0]

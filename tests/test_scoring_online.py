@@ -11,11 +11,12 @@ from fraudpipe.config import compose
 from fraudpipe.contract import TX_DATETIME, feature_columns
 from fraudpipe.data.simulate import SimulatorConfig, simulate
 from fraudpipe.errors import BundleError
-from fraudpipe.evaluation.parity import parity_figures
-from fraudpipe.features.definitions import FeatureConfig, build_features
+from fraudpipe.evaluation.parity import feature_parity, online_rows, score_parity
+from fraudpipe.features.definitions import FeatureConfig, build_features, feature_names
 from fraudpipe.features.online import OnlineState, to_epoch_second
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.scoring.online import OnlineScorer, replay
+from fraudpipe.scoring.online import OnlineScorer, replay, replay_features
+from fraudpipe.scoring.row import RowScorer
 from helpers.features import text_ids
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -91,7 +92,7 @@ def _replay(table, history, transactions, config, bundle_dir):
     """Replay ``transactions`` on the state of ``history``; the replay and its parity figures."""
     bundle = load_bundle(bundle_dir, nthread=1)
     replayed = replay(OnlineScorer(bundle, config), OnlineState.from_history(history, config), transactions)
-    return replayed, parity_figures(replayed, table, bundle)
+    return replayed, feature_parity(replayed.transaction_ids, replayed.features, table, bundle.features)
 
 
 def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
@@ -103,8 +104,26 @@ def test_replay_scores_equal_batch_scores_and_features_equal_offline(world):
     offline = table.set_index("transaction_id").loc[replayed.transaction_ids]
     batch = load_bundle(bundle_dir).score(offline.reset_index())
     np.testing.assert_allclose(replayed.scores, batch, rtol=0, atol=1e-6)  # float32 model inputs
-    assert parity["max_abs_score_diff"] == pytest.approx(np.max(np.abs(replayed.scores - batch)), abs=1e-12)
     assert (replayed.latency_ms > 0).all()
+
+
+def test_the_features_alone_replay_as_the_scorer_computes_them_and_score_alike_on_both_paths(world):
+    """The parity stage's half (`replay_features`, no model) and evaluate's (`score_parity` of its
+    rows): the same rows as the scorer's replay, and the scores it gave."""
+    tx, table, config, cut, bundle_dir = world
+    before = tx[TX_DATETIME] < cut
+    scored, _ = _replay(table, tx[before], tx[~before].head(300), config, bundle_dir)
+    alone = replay_features(config, OnlineState.from_history(tx[before], config), tx[~before].head(300))
+    np.testing.assert_array_equal(alone.features, scored.features)  # the bundle's order is the config's
+    assert np.isnan(alone.scores).all() and (alone.latency_ms > 0).all()
+    bundle = load_bundle(bundle_dir, nthread=1)
+    rows = online_rows(alone.transaction_ids, alone.features, feature_names(config))
+    figures, latency = score_parity(rows, bundle, RowScorer(bundle))
+    assert figures["rows_compared"] == 300 and figures["max_abs_score_diff"] <= 1e-6 and len(latency) == 300
+    np.testing.assert_allclose(bundle.predict_proba(alone.features), scored.scores, rtol=0, atol=1e-6)
+    other = rows.drop(columns=feature_names(config)[-1])
+    with pytest.raises(BundleError, match="feature list differs"):
+        score_parity(other, bundle, RowScorer(bundle))
 
 
 def test_the_online_scorer_runs_on_the_fast_path(world):

@@ -27,10 +27,11 @@ FOLD_KEY = ("n_folds", "_fold_mean", "_fold_std")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A working directory after the train stage (2 backtest folds, 200 replayed rows)."""
+    """A working directory after the train and parity stages (2 backtest folds, 200 replayed rows)."""
     work = stage_workdir(tmp_path_factory.mktemp("w") / "w", split__n_folds=2, evaluate__latency_rows=200)
-    proc = run_stage_in_process(work, "train")
-    assert proc.returncode == 0, proc.stderr
+    for name in ("train", "parity"):
+        proc = run_stage_in_process(work, name)
+        assert proc.returncode == 0, proc.stderr
     return work
 
 
@@ -49,6 +50,8 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
         "reports/metrics.json",
         "reports/gate.json",
         "reports/parity.json",
+        "reports/parity_scores.json",
+        "data/parity/online.parquet",
         "reports/plots/roc.json",
         "reports/plots/feature_importance.json",
         "reports/plots/calibration.json",
@@ -57,7 +60,7 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     )
     runs = []
     for _ in range(2):
-        for name in ("train", "evaluate", "parity", "backtest"):
+        for name in ("train", "parity", "evaluate", "backtest"):
             proc = run_stage_in_process(work, name)
             assert proc.returncode == 0, proc.stderr
         runs.append({p: (work / p).read_bytes() for p in files})
@@ -83,9 +86,9 @@ def test_train_evaluate_and_backtest_are_reproducible(trained, tmp_path):
     assert all(isinstance(v, (int, float)) for v in metrics.values()), metrics
     assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "warnings": [], "failures": []}
     parity = json.loads((work / "reports/parity.json").read_text())
-    assert parity["rows_compared"] == 200
-    assert parity["max_abs_feature_diff"] <= 1e-9  # the service's scorer computes the training features
-    assert parity["max_abs_score_diff"] <= 1e-6  # and scores them as the batch path does
+    assert parity == {"max_abs_feature_diff": 0.0, "rows_compared": 200}  # the service's features are training's
+    scores = json.loads((work / "reports/parity_scores.json").read_text())
+    assert scores["rows_compared"] == 200 and scores["max_abs_score_diff"] <= 1e-6  # ... scored as the batch path does
     # Wall-clock figures differ on every run: no stage writes one (benchmarks/scoring.py measures them).
     reports = sorted(p.name for p in (work / "reports").rglob("*.json"))
     assert not [name for name in reports if "latency" in name or "throughput" in name], reports

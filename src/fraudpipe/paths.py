@@ -56,9 +56,11 @@ TRAIN_SCORES = Path(
 METRICS = Path("reports/metrics.json")  # reproducible: byte-identical on rerun
 GATE = Path("reports/gate.json")  # the quality gate's verdict: what infer reads
 PLOTS_DIR = Path("reports/plots")
+PARITY_SCORES = Path("reports/parity_scores.json")  # the online rows scored by the row and batch paths
 
 # parity
 PARITY = Path("reports/parity.json")  # reproducible: byte-identical on rerun
+ONLINE_ROWS = Path("data/parity/online.parquet")  # the replayed rows' online features (evaluate scores them)
 
 # backtest
 BACKTEST = Path("reports/backtest.json")

@@ -1,10 +1,12 @@
 """The one online scorer: a transaction's features from its history into a row, the row into a score.
 
-`fraudpipe serve` scores every request with an `OnlineScorer`, and so do the `parity` stage's
-replay (its online/offline figures and its latency figure) and the tests that hold the service to
-the batch path, so the latency reported is that of the code that serves. The scorer does not own
-the state: the service reads a customer's and terminal's `History` from its store (in-process or
-Redis) and passes it in; `replay` reads it from an `OnlineState`, as the in-process store does.
+`fraudpipe serve` scores every request with an `OnlineScorer`, and so do the tests that hold the
+service to the batch path and benchmarks/scoring.py, so the latency reported is that of the code
+that serves. The scorer does not own the state: the service reads a customer's and terminal's
+`History` from its store (in-process or Redis) and passes it in; `replay` reads it from an
+`OnlineState`, as the in-process store does. The `parity` stage replays the features alone
+(`replay_features`: no model, so a model change does not rerun it) and `evaluate` scores its rows
+with the same `RowScorer`.
 
 Per transaction: ``history_features`` (the training definitions) gives a float64 row, which
 `RowScorer` standardises into a float32 buffer and scores with XGBoost's C entry point (or the
@@ -14,7 +16,7 @@ bundle's own path for other estimators; ``fast_path`` says which).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -68,19 +70,35 @@ class OnlineScorer:
 
 @dataclass(frozen=True)
 class Replay:
-    """What replaying transactions one by one through an online scorer produced."""
+    """What replaying transactions one by one through the online features (and a scorer) produced."""
 
     transaction_ids: np.ndarray  # as in the replayed table: int64 or text
-    features: np.ndarray  # (n, n_features), bundle feature order
-    scores: np.ndarray
-    latency_ms: np.ndarray  # history lookup + features + score, per transaction (wall clock: not reproducible)
+    features: np.ndarray  # (n, n_features): the bundle's feature order, or the config's (`replay_features`)
+    scores: np.ndarray  # P(fraud); NaN where only the features were replayed
+    latency_ms: np.ndarray  # history lookup + features (+ score), per transaction (wall clock: not reproducible)
 
 
 def replay(scorer: OnlineScorer, state: OnlineState, transactions: pd.DataFrame) -> Replay:
     """Score each transaction as it arrives, then add it with its label to ``state``, in table order
     (what the service does with its in-process store); the coordinate columns, when the table has
     them, go along with each transaction."""
-    n, width = len(transactions), len(scorer.bundle.features)
+    return _replay(state, transactions, len(scorer.bundle.features), scorer.score)
+
+
+def replay_features(config: FeatureConfig, state: OnlineState, transactions: pd.DataFrame) -> Replay:
+    """`replay` without a model: each transaction's online features (``feature_names(config)``
+    order) as the service computes them before it scores; scores NaN."""
+
+    def features(history: History, t: int, amount: float, coordinates: Sequence[Any]) -> Scoring:
+        return Scoring(history_features(config, history, t, amount, coordinates), float("nan"))
+
+    return _replay(state, transactions, len(feature_names(config)), features)
+
+
+def _replay(
+    state: OnlineState, transactions: pd.DataFrame, width: int, step: Callable[[History, int, float, Any], Scoring]
+) -> Replay:
+    n = len(transactions)
     feats, scores, latency = np.empty((n, width)), np.empty(n), np.empty(n)
     columns = [transactions[c].to_numpy() for c in (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, TX_AMOUNT)]
     labels = transactions[TX_FRAUD].astype("Int8").tolist() if TX_FRAUD in transactions else [None] * n
@@ -89,7 +107,7 @@ def replay(scorer: OnlineScorer, state: OnlineState, transactions: pd.DataFrame)
         customer, terminal, t = canonical_id(customer), canonical_id(terminal), to_epoch_second(when)
         amount = float(amount)
         start = time.perf_counter_ns()
-        scored = scorer.score(state.lookup(customer, terminal), t, amount, coordinates[i])
+        scored = step(state.lookup(customer, terminal), t, amount, coordinates[i])
         latency[i] = (time.perf_counter_ns() - start) / 1e6
         feats[i], scores[i] = scored
         label = labels[i]
