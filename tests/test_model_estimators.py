@@ -11,6 +11,7 @@ import pytest
 from fraudpipe.errors import BundleError
 from fraudpipe.model.estimators import NAMES, SPECS, Estimator, spec
 from fraudpipe.model.estimators.trees import TREE_DTYPE, Trees, check_trees
+from fraudpipe.model.estimators.xgboost import curve_rounds, parse_evaluation
 from fraudpipe.model.fit import estimator_params, fit_model
 from helpers.model import FEATURES, ROOT, feature_table, model_config, small_config
 
@@ -137,3 +138,34 @@ def test_tree_arrays_that_could_loop_or_misread_are_refused():
     bad_leaf[2]["p_fraud"] = 1.5
     with pytest.raises(BundleError, match="leaf probability"):
         check_trees(bad_leaf, [0], 2, "t")
+
+
+def test_the_training_curves_are_evaluated_at_about_twenty_rounds_with_the_first_and_the_last():
+    assert curve_rounds(100) == [0, *range(4, 100, 5)]
+    assert curve_rounds(45) == [0, *range(1, 45, 2), 44]
+    assert curve_rounds(7) == list(range(7)) and curve_rounds(1) == [0] and curve_rounds(0) == []
+
+
+def test_an_evaluation_line_is_read_as_xgboost_reads_its_own():
+    line = "[7]\ttrain-logloss:0.6454450795007955\ttrain-aucpr:0.5\tvalidation-map@3-:0.25"
+    assert parse_evaluation(line) == {
+        "train": {"logloss": 0.6454450795007955, "aucpr": 0.5},
+        "validation": {"map@3-": 0.25},
+    }
+
+
+def test_the_curves_logged_are_xgboosts_own_record_of_those_rounds(data, tmp_path):
+    """The sparse curves equal XGBoost's every-round evaluation log at the rounds they keep."""
+    import xgboost as xgb
+    from dvclive import Live
+
+    X, y = data
+    params = {"objective": "binary:logistic", "eval_metric": ["logloss", "aucpr"], "max_depth": 3, "seed": 0}
+    every: dict = {}
+    train = xgb.DMatrix(X, label=y, feature_names=list(FEATURES))
+    xgb.train(params, train, 30, evals=[(train, "train")], evals_result=every)
+    with Live(dir=str(tmp_path / "live"), dvcyaml=False, save_dvc_exp=False) as live:
+        spec("xgboost").fit(X, y, params | {"num_boost_round": 30}, FEATURES, live=live)
+    rows = (tmp_path / "live/plots/metrics/train/aucpr.tsv").read_text().splitlines()[1:]
+    logged = {int(step): float(value) for step, value in (row.split("\t") for row in rows)}
+    assert logged == {r: every["train"]["aucpr"][r] for r in curve_rounds(30)}

@@ -5,8 +5,8 @@ are split into partitions across the workers, which build one booster together. 
 is the XGBoost spec's own (parameters, `inplace_predict`, the UBJSON file, loading), and
 `model.train_bundle` does the rest as for the pandas engine (threshold on held-out days, metadata,
 SHA256SUMS), so evaluate, infer and serve cannot tell which engine trained a bundle but by its
-``engine`` entry. The per-round curves come back with the booster and go to dvclive through
-dvclive's own XGBoost callback, as if it had run during training. What the Dask engine can train
+``engine`` entry. The per-round curves come back with the booster and go to dvclive as the
+in-process fit's do (`xgboost.log_rounds`). What the Dask engine can train
 is checked in `model.engines`, which the configuration check imports instead of this module.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 from fraudpipe.engine import EngineConfig, cluster, worker_addresses, workers
 from fraudpipe.model import Bundle, ModelConfig, train_bundle
 from fraudpipe.model.engines import check_model
-from fraudpipe.model.estimators.xgboost import XGBoost, importance
+from fraudpipe.model.estimators.xgboost import XGBoost, curve_rounds, importance, log_rounds
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -83,17 +83,17 @@ class DaskXGBoost(XGBoost):
                 evals.append((self._matrix(*eval_set, features), "validation"))
         out = dxgb.train(self.client, kwargs, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False)
         booster, history = out["booster"], out["history"]
-        if live is not None:
-            from dvclive.xgb import DVCLiveCallback
-
-            callback = DVCLiveCallback(live=live)
-            for epoch in range(rounds):
-                so_far = {
-                    name: {metric: values[: epoch + 1] for metric, values in curves.items()}
-                    for name, curves in history.items()
-                }
-                callback.after_iteration(booster, epoch, so_far)
-            callback.after_training(booster)
+        if live is not None:  # the rounds the in-process fit evaluates, out of every round's record
+            log_rounds(
+                live,
+                {
+                    step: {
+                        name: {metric: values[step] for metric, values in curves.items()}
+                        for name, curves in history.items()
+                    }
+                    for step in curve_rounds(rounds)
+                },
+            )
         return booster, importance(booster, features)
 
 
