@@ -10,7 +10,7 @@ from fraudpipe.model import load_bundle
 from fraudpipe.paths import BUNDLE_DIR, GATE, INFER_SUMMARY, LIVE, PREDICTIONS
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
-from fraudpipe.scoring.batch import check_features, check_gate, read_gate_passed, score_live, summary, throughput
+from fraudpipe.scoring.batch import check_features, read_gate_passed, respect_gate, score_live, summary, throughput
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     features = load("features", FeatureConfig)
     bundle = load_bundle(BUNDLE_DIR)
     passed = read_gate_passed(GATE)
-    warning = check_gate(passed, gate, GATE)
+    warning = respect_gate(passed, gate, GATE)
     check_features(bundle, features, BUNDLE_DIR)
     if warning:
         print(f"infer: warning: {warning}", file=sys.stderr)

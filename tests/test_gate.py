@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fraudpipe.gate import GateConfig, Outcome, check_gate, gate_verdict, judge_metric, verdict_words
+from fraudpipe.gate import GateConfig, Outcome, gate_verdict, judge_metric, judge_minimums, verdict_words
 from fraudpipe.io import write_json
 
 #: A small test period's figures: AUC 0.551 with an interval that reaches 0.6, AP confidently above
@@ -54,11 +54,11 @@ def test_undefined_never_passes_and_an_undefined_interval_is_no_interval():
     assert judge_metric(undefined, "f1", 0.0, "interval") is Outcome.FAIL
     no_interval = METRICS | {"roc_auc_ci_high": float("nan")}
     assert judge_metric(no_interval, "roc_auc", 0.6, "interval") is Outcome.FAIL
-    assert check_gate(undefined, gate(f1=0.1))[0] == ["f1 is undefined (minimum 0.1, evaluate.gate.minimums.f1)"]
+    assert judge_minimums(undefined, gate(f1=0.1))[0] == ["f1 is undefined (minimum 0.1, evaluate.gate.minimums.f1)"]
 
 
 def test_a_failure_is_one_line_naming_metric_value_minimum_interval_and_key():
-    failures, warnings = check_gate(METRICS, gate(roc_auc=0.75, average_precision=0.1, f1=0.2))
+    failures, warnings = judge_minimums(METRICS, gate(roc_auc=0.75, average_precision=0.1, f1=0.2))
     assert failures == [
         "roc_auc = 0.5510 is below the minimum 0.75, and so is its 95% interval [0.4100, 0.6800] "
         "(evaluate.gate.minimums.roc_auc)",
@@ -66,7 +66,7 @@ def test_a_failure_is_one_line_naming_metric_value_minimum_interval_and_key():
     ]
     assert warnings == []
     # judged by point, the sentence is the value's alone
-    assert check_gate(METRICS, gate("point", roc_auc=0.6))[0] == [
+    assert judge_minimums(METRICS, gate("point", roc_auc=0.6))[0] == [
         "roc_auc = 0.5510 is below the minimum 0.6 (evaluate.gate.minimums.roc_auc)"
     ]
 

@@ -26,9 +26,9 @@ from fraudpipe.scoring.batch import (
     PREDICTION_COLUMNS,
     alerts,
     check_features,
-    check_gate,
     predictions,
     read_gate_passed,
+    respect_gate,
     summary,
 )
 from fraudpipe.scoring.online import OnlineScorer, replay
@@ -50,7 +50,7 @@ def evaluated(tmp_path_factory) -> Path:
         read_parquet(work / "data/features/features.parquet"), SplitConfig.parse(params["split"], "split")
     )
     write_parquet(parts.live, work / LIVE)
-    for stage in ("train", "evaluate"):
+    for stage in ("train", "parity", "evaluate"):
         proc = run_stage(work, stage)
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     assert json.loads((work / "reports/gate.json").read_text()) == {"passed": True, "warnings": [], "failures": []}
@@ -304,10 +304,10 @@ def test_the_gate_verdict_and_its_config(tmp_path):
 
     enforced = GateConfig.parse({"enforce": True, "judge": "interval", "minimums": {}}, "evaluate.gate")
     relaxed = GateConfig.parse({"enforce": False, "judge": "interval", "minimums": {}}, "evaluate.gate")
-    assert check_gate(True, enforced, metrics) is None and check_gate(True, relaxed, metrics) is None
+    assert respect_gate(True, enforced, metrics) is None and respect_gate(True, relaxed, metrics) is None
     with pytest.raises(GateFailed, match=re.escape("evaluate.gate.enforce is true")):
-        check_gate(False, enforced, metrics)
-    assert "scoring anyway" in check_gate(False, relaxed, metrics)
+        respect_gate(False, enforced, metrics)
+    assert "scoring anyway" in respect_gate(False, relaxed, metrics)
 
 
 def test_the_summary_of_a_batch():

@@ -97,7 +97,7 @@ def warning_record(metrics: Mapping[str, Any], name: str, minimum: float) -> dic
     }
 
 
-def check_gate(metrics: Mapping[str, Any], gate: GateConfig) -> tuple[list[str], list[dict[str, Any]]]:
+def judge_minimums(metrics: Mapping[str, Any], gate: GateConfig) -> tuple[list[str], list[dict[str, Any]]]:
     """The failing metrics as one-line sentences and the inconclusive ones as warning records, in
     the order of the minimums. EvaluateConfig has already refused minimums on unknown metrics."""
     failures: list[str] = []
@@ -115,7 +115,7 @@ def gate_verdict(metrics: Mapping[str, Any], gate: GateConfig) -> dict[str, Any]
     """The verdict as `evaluate` writes it to a file of its own (reports/gate.json), which the stages
     that must not use a failed model read: ``passed``, the inconclusive metrics (``warnings``) and
     the failing checks' sentences."""
-    failures, warnings = check_gate(metrics, gate)
+    failures, warnings = judge_minimums(metrics, gate)
     return {"passed": not failures, "warnings": warnings, "failures": failures}
 
 

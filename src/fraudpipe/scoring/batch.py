@@ -44,7 +44,7 @@ def read_gate_passed(path: str | Path) -> bool:
     return passed
 
 
-def check_gate(passed: bool, gate: GateConfig, source: str | Path) -> str | None:
+def respect_gate(passed: bool, gate: GateConfig, source: str | Path) -> str | None:
     """None when the gate passed; a warning to print when it failed and is not enforced; GateFailed
     when it failed and is enforced (an unvetted model's alerts must not reach anyone)."""
     if passed:
