@@ -8,12 +8,12 @@ from fraudpipe.data.split import SplitConfig, periods
 from fraudpipe.evaluation.parity import feature_parity, latency_percentiles, online_rows, replayed_span, split_replay
 from fraudpipe.features.definitions import FeatureConfig, feature_names
 from fraudpipe.features.online import OnlineState, history_since
+from fraudpipe.features.online.replay import replay_features
 from fraudpipe.io import read_parquet, read_parquet_if_exists, write_json, write_parquet
 from fraudpipe.metrics import EvaluateConfig
 from fraudpipe.paths import CUSTOMERS, FEATURES, INTERIM, ONLINE_ROWS, PARITY, TERMINALS
 from fraudpipe.pipeline.loader import load
 from fraudpipe.pipeline.stage import run
-from fraudpipe.scoring.online import replay_features
 
 
 def main() -> None:

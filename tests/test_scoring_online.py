@@ -14,8 +14,9 @@ from fraudpipe.errors import BundleError
 from fraudpipe.evaluation.parity import feature_parity, online_rows, score_parity
 from fraudpipe.features.definitions import FeatureConfig, build_features, feature_names
 from fraudpipe.features.online import OnlineState, to_epoch_second
+from fraudpipe.features.online.replay import replay_features
 from fraudpipe.model import ModelConfig, load_bundle, save_bundle, train_bundle
-from fraudpipe.scoring.online import OnlineScorer, replay, replay_features
+from fraudpipe.scoring.online import OnlineScorer, replay
 from fraudpipe.scoring.row import RowScorer
 from helpers.features import text_ids
 

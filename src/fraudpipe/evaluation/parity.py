@@ -5,8 +5,8 @@ time; training and the batch scores read the offline feature table. The check is
 so that a model change reruns only the second:
 
 - the `parity` stage replays the test period's first ``evaluate.latency_rows`` transactions through
-  the online state on top of the history before them (`scoring.online.replay_features`, the
-  service's feature code) and compares their features with the offline rows (`feature_parity`,
+  the online state on top of the history before them (`features.online.replay.replay_features`,
+  the service's feature code) and compares their features with the offline rows (`feature_parity`,
   reports/parity.json); it writes the online rows it computed (data/parity/online.parquet);
 - `evaluate` scores those online rows with the service's `RowScorer` and with the batch path
   (`score_parity`, reports/parity_scores.json).
@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from fraudpipe.contract import TRANSACTION_ID, TX_DATETIME
-from fraudpipe.model import Bundle
-from fraudpipe.scoring.row import FastPath, RowScorer
+
+if TYPE_CHECKING:  # the parity stage imports this module without the model (a model change does not rerun it)
+    from fraudpipe.model import Bundle
+    from fraudpipe.scoring.row import FastPath, RowScorer
 
 
 def split_replay(transactions: pd.DataFrame, test_start: pd.Timestamp, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
