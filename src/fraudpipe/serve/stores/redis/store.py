@@ -87,14 +87,15 @@ def reaching(method: F) -> F:
 
 
 def _customer_window(members: list[str]) -> CustomerHistory:
-    """A customer's window: members "seq|time|amount|terminal", split at once for the whole window."""
+    """A customer's window: members "seq|time|amount|terminal", split at once for the whole window; the
+    seqs (the in-process state's bookkeeping, which ``history_features`` does not read) stay unparsed."""
     c = CustomerHistory()
     if not members:
         return c
     fields = "|".join(members).split("|")
     if len(fields) != 4 * len(members):  # a terminal id holding '|': member by member
         fields = [f for m in members for f in m.split("|", 3)]
-    c.seqs, c.times, c.terminals = list(map(int, fields[0::4])), list(map(int, fields[1::4])), fields[3::4]
+    c.times, c.terminals = list(map(int, fields[1::4])), fields[3::4]
     c.amounts = list(map(float, fields[2::4]))
     cents, residuals = split_cents(np.array(c.amounts))
     c.cents, c.residuals = cents.tolist(), residuals.tolist()
