@@ -124,9 +124,9 @@ def test_retries_late_arrivals_labels_and_answers_behave_as_in_process(redis_ser
 
 
 def test_ids_holding_the_member_separator_and_either_protocol_read_as_in_process(redis_server):
-    """History members are "seq|amount|terminal" and "seq|tid", split at once for a whole window: a
-    terminal id or transaction id holding '|' must not shift the fields; RESP2 (``?protocol=2``) gives
-    the windows as flat lists, RESP3 (redis-py's default) as pairs: the same features either way."""
+    """History members are "seq|time|amount|terminal" and "seq|time|tid", split at once for a whole
+    window: a terminal id or transaction id holding '|' must not shift the fields; RESP2
+    (``?protocol=2``) and RESP3 (redis-py's default) give the same features."""
     w = world()
     local = InProcessStore.load(w.state_dir, late_days=1)
     resp3 = RedisStore.open(redis_server.unix_url, "sep", w.state_dir, late_days=1)
@@ -275,13 +275,31 @@ def test_one_worker_seeds_the_others_attach_and_a_different_state_is_refused(red
         RedisStore.open(redis_server.unix_url, "other", Path("/nonexistent"), 1)  # nothing there, nothing to seed from
 
 
+def test_members_carry_their_time_and_a_state_of_the_format_before_is_refused(redis_server):
+    """Seeded and added members hold their score as their second field (the windows are read without
+    WITHSCORES); a state written by the code before (format 1, no time in the members) would be misread,
+    so a worker refuses it by name."""
+    w = world()
+    store = RedisStore.open(redis_server.unix_url, "fmt", w.state_dir, 1)
+    row = next(w.test.itertuples())
+    store.add_transaction(scored(transaction(row, tid="added")), None)
+    client = redis_server.client()
+    for key in (f"fmt:c:{row.customer_id}", f"fmt:t:{row.terminal_id}"):
+        pairs = client.zrange(key, 0, -1, withscores=True)
+        assert len(pairs) > 1 and all(int(m.split("|")[1]) == score for m, score in pairs)
+    meta = json.loads(client.get("fmt:meta"))
+    client.set("fmt:meta", json.dumps(meta | {"format": 1}))
+    with pytest.raises(DataError, match=r"prefix 'fmt'\) holds a state of format 1; this code reads 2"):
+        RedisStore.open(redis_server.unix_url, "fmt", w.state_dir, 1)
+
+
 def test_a_seeder_that_died_half_way_is_replaced(redis_server):
     """Its lock lapses; the next worker clears what it wrote and seeds afresh."""
     w = world()
     client = redis_server.client()
     client.set("d:seeding", "dead-host:1:0", ex=1)
     client.hset("d:tx", "stale", '[0,1,-1,"c","t","1.0"]')
-    client.zadd("d:c:stale-customer", {"000000000001|1.0|t": 0})
+    client.zadd("d:c:stale-customer", {"000000000001|0|1.0|t": 0})
     store = RedisStore.open(redis_server.unix_url, "d", w.state_dir, 1)
     assert store.seeded and not store.has_transaction("stale") and client.exists("d:c:stale-customer") == 0
     assert store.size() == InProcessStore.load(w.state_dir, 1).size()

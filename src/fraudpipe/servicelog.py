@@ -14,7 +14,8 @@ Two places a service keeps its log:
   the log.
 - Redis (``--store redis://...``, no journal), under a key prefix P (``RedisKeys``):
 
-      P:meta          JSON: the state it was seeded from (identity, as_of), features config, late_days.
+      P:meta          JSON: the state it was seeded from (identity, as_of), features config, late_days, and
+                      its format (2: the history members below; a worker refuses another format).
                       Written last by the seeding worker: its presence means "loaded".
       P:seeding       the worker seeding now (SET NX with an expiry: one seeder, a dead one's lock lapses)
       P:clock         hash: now (newest time seen), pruned_at, complete_since, seq (arrival counter),
@@ -22,9 +23,10 @@ Two places a service keeps its log:
       P:count         hash: customers, terminals (keys holding history, for /metrics)
       P:tx            hash transaction_id -> JSON [t, seq, label (-1 unknown), customer, terminal, amount]
       P:all           sorted set of transaction_ids by time (what pruning forgets)
-      P:c:<customer>  sorted set by time of "<seq:012d>|<amount repr>|<terminal>": equal times sort by
-                      member, i.e. by arrival (the zero-padded seq), as the in-process state orders them
-      P:t:<terminal>  sorted set by time of "<seq:012d>|<transaction_id>"
+      P:c:<customer>  sorted set by time of "<seq:012d>|<time>|<amount repr>|<terminal>": equal times sort
+                      by member, i.e. by arrival (the zero-padded seq), as the in-process state orders them;
+                      the time (epoch seconds, the score) is in the member so a window is read without scores
+      P:t:<terminal>  sorted set by time of "<seq:012d>|<time>|<transaction_id>"
       P:f:<terminal>  the same members, only those labelled fraud (a label adds or removes one)
       P:scored        hash transaction_id -> JSON answer (``Answer``: for retries, and this reader)
       P:labels        hash transaction_id -> JSON [tx_fraud, received_at, lseq, clock] (labels received;

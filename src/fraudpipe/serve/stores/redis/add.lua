@@ -20,8 +20,10 @@ local pad = string.format('%012d', seq)
 local ckey, tkey = p..':c:'..customer, p..':t:'..terminal
 if redis.call('EXISTS', ckey) == 0 then redis.call('HINCRBY', p..':count', 'customers', 1) end
 if redis.call('EXISTS', tkey) == 0 then redis.call('HINCRBY', p..':count', 'terminals', 1) end
-redis.call('ZADD', ckey, t, pad..'|'..ARGV[6]..'|'..terminal)
-redis.call('ZADD', tkey, t, pad..'|'..tid)
+-- the time rides in the member too: the windows are read without WITHSCORES (Redis formats each score)
+local stamp = pad..'|'..ARGV[5]..'|'
+redis.call('ZADD', ckey, t, stamp..ARGV[6]..'|'..terminal)
+redis.call('ZADD', tkey, t, stamp..tid)
 redis.call('HSET', p..':tx', tid, cjson.encode({t, seq, -1, customer, terminal, ARGV[6]}))
 redis.call('ZADD', p..':all', t, tid)
 redis.call('HSET', p..':scored', tid, ARGV[7])

@@ -6,7 +6,7 @@ if not raw then return 0 end
 local r = cjson.decode(raw)
 r[3] = fraud
 redis.call('HSET', p..':tx', tid, cjson.encode(r))
-local member = string.format('%012d', r[2])..'|'..tid
+local member = string.format('%012d|%d|', r[2], r[1])..tid  -- as add.lua wrote it in P:t
 -- the terminal's frauds change: features read before are stale
 redis.call('HSET', p..':ver', 't:'..r[5], redis.call('HINCRBY', p..':clock', 'changes', 1))
 if fraud == 1 then

@@ -28,7 +28,7 @@ from fraudpipe.serve.stores.redis.codec import answer_json, location_text
 from fraudpipe.serve.stores.redis.scripts import RELEASE
 from fraudpipe.servicelog import RedisKeys
 
-FORMAT = 1
+FORMAT = 2  # 2: the history members carry their time (1: read WITHSCORES)
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -133,9 +133,10 @@ def _seed(
             client.expire(lock_key, 300)  # still alive: keep the lock
 
     t_list, l_list = seconds.tolist(), labels.tolist()
+    stamps = [f"{a}|{t}|" for a, t in zip(pads, t_list)]  # seq and time: add.lua's members (``servicelog``)
     members = {
-        "c": [f"{a}|{b}|{c}" for a, b, c in zip(pads, amounts, terminals)],
-        "t": [f"{a}|{b}" for a, b in zip(pads, tids)],
+        "c": [f"{a}{b}|{c}" for a, b, c in zip(stamps, amounts, terminals)],
+        "t": [a + b for a, b in zip(stamps, tids)],
     }
     quoted = {}  # each id's JSON text, once per id
     for key, ids, history_key in (("c", customers, keys.customer), ("t", terminals, keys.terminal)):
