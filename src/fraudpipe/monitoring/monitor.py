@@ -12,6 +12,7 @@ arrays and tables; the `monitor` stage reads and writes, ``report`` draws.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,45 +132,49 @@ def monitor(
             model_version=model_version,
         )
 
-    table = feature_table(reference, current, features, config.features)
-    metrics: dict[str, float] = dataset_drift(table, config.features.drift_share)
-    metrics |= prediction_drift(
-        reference_scores, current_scores, threshold, config.prediction, config.features.psi_bins
-    )
-    known = labelled_mask(current, delay_days)
-    measured = measured_mask(current, delay_days, remove_known)
-    perf = performance(current, current_scores, measured, test_metrics, config.performance)
+    # The features' drift statistics (sorting mostly, outside the GIL) run while the rest, pandas
+    # work mostly, is computed: the two overlap on two cores (about 0.4 s of the stage's 2 s).
+    with ThreadPoolExecutor(max_workers=1) as background:
+        drift = background.submit(feature_table, reference, current, features, config.features)
+        prediction = prediction_drift(
+            reference_scores, current_scores, threshold, config.prediction, config.features.psi_bins
+        )
+        known = labelled_mask(current, delay_days)
+        measured = measured_mask(current, delay_days, remove_known)
+        perf = performance(current, current_scores, measured, test_metrics, config.performance)
 
-    labels = current[TX_FRAUD].fillna(0).to_numpy(dtype=np.int8)
-    groups = _segment_groups(reference, current, customers, config.segments)
-    segments = segment_table(groups, np.asarray(current_alerts), labels, known, config.segments.min_frauds)
-    gaps = largest_gaps(segments)
-    reference_labels = reference[TX_FRAUD]
-    daily = pd.concat(
-        [
-            daily_table(
-                reference[TX_DATETIME] if TX_DATETIME in reference else pd.Series([], dtype="datetime64[us]"),
-                np.asarray(reference_scores) >= threshold,
-                reference_labels.fillna(0).to_numpy(),
-                reference_labels.notna().to_numpy(),
-                "reference",
-            ),
-            daily_table(current[TX_DATETIME], np.asarray(current_alerts), labels, known, "current"),
-        ],
-        ignore_index=True,
-    )
-    calib = pd.concat(
-        [
-            calibration(
-                reference_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"
-            ),
-            calibration(
-                np.asarray(current_scores)[known], labels[known], config.calibration_bins, "current (labelled)"
-            ),
-        ],
-        ignore_index=True,
-    )
+        labels = current[TX_FRAUD].fillna(0).to_numpy(dtype=np.int8)
+        groups = _segment_groups(reference, current, customers, config.segments)
+        segments = segment_table(groups, np.asarray(current_alerts), labels, known, config.segments.min_frauds)
+        gaps = largest_gaps(segments)
+        reference_labels = reference[TX_FRAUD]
+        daily = pd.concat(
+            [
+                daily_table(
+                    reference[TX_DATETIME] if TX_DATETIME in reference else pd.Series([], dtype="datetime64[us]"),
+                    np.asarray(reference_scores) >= threshold,
+                    reference_labels.fillna(0).to_numpy(),
+                    reference_labels.notna().to_numpy(),
+                    "reference",
+                ),
+                daily_table(current[TX_DATETIME], np.asarray(current_alerts), labels, known, "current"),
+            ],
+            ignore_index=True,
+        )
+        calib = pd.concat(
+            [
+                calibration(
+                    reference_scores, reference[TX_FRAUD].fillna(0).to_numpy(), config.calibration_bins, "reference"
+                ),
+                calibration(
+                    np.asarray(current_scores)[known], labels[known], config.calibration_bins, "current (labelled)"
+                ),
+            ],
+            ignore_index=True,
+        )
 
+        table = drift.result()
+    metrics: dict[str, float] = dataset_drift(table, config.features.drift_share) | prediction
     reasons = _reasons(metrics, perf, config)
     every = (
         metrics | perf | gaps | {"n_reference": len(reference), "n_current": len(current), "alert": int(bool(reasons))}
