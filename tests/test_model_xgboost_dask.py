@@ -92,6 +92,7 @@ def periods():
     return time_split(table, SplitConfig.parse(split, "split"))
 
 
+@pytest.mark.slow  # trains on a local cluster twice (~20 s)
 def test_dask_trained_xgboost_ranks_the_test_period_like_the_pandas_engine(engine, periods, tmp_path):
     assert periods.train["tx_fraud"].sum() > 500 and periods.test["tx_fraud"].sum() > 100
     y = periods.test["tx_fraud"].to_numpy()
@@ -150,6 +151,7 @@ def test_a_model_the_dask_engine_cannot_train_is_refused_before_any_cluster(peri
         train_on_engine(nowhere, periods.train, EXACT)
 
 
+@pytest.mark.slow  # the train stage with its own cluster (~10 s)
 def test_the_train_stage_on_a_local_cluster_writes_the_bundle_and_the_curves(tmp_path):
     work = stage_workdir(tmp_path / "work")
     params = yaml.safe_load((work / "params.yaml").read_text())

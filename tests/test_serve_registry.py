@@ -211,6 +211,7 @@ def _register_new_bundle(repo: Path) -> str:
     return load_bundle(bundle).version
 
 
+@pytest.mark.slow  # a real service, two clients, a registration and a SIGHUP (~18 s)
 def test_sighup_follows_the_prod_stage_to_a_new_version_without_a_failed_request(registry, tmp_path):
     """`serve --model fraud-model#prod`, `gto assign` prod to a new version, SIGHUP: the reference is
     resolved anew and the new version answers, /metrics names it, and no request failed meanwhile."""
