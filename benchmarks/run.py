@@ -311,7 +311,13 @@ def render_markdown(results: Results) -> str:
         f"commit {results.commit[:12]}"
         f"{' (with uncommitted changes)' if results.dirty else ''}; {m.get('cpus')} CPUs, {m.get('memory_gb')} GB, "
         f"load average {m.get('load_before') or '–'} before / {m.get('load_after') or '–'} after (1-minute); "
-        f"OMP_NUM_THREADS={m.get('omp_num_threads') or 'unset'}. "
+        + (
+            f"CPU probe {m['cpu_probe_before']} s before / {m.get('cpu_probe_after') or '–'} s after (a fixed "
+            "single-threaded workload: lower is a faster moment of the host); "
+            if m.get("cpu_probe_before")
+            else ""
+        )
+        + f"OMP_NUM_THREADS={m.get('omp_num_threads') or 'unset'}. "
         "Wall-clock figures: they vary from run to run and with the machine's other load.",
     ]
     p = results.pipeline
@@ -872,7 +878,23 @@ def machine() -> dict[str, Any]:
         "dvc": dvc,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_before": round(os.getloadavg()[0], 2),
+        "cpu_probe_before": cpu_probe(),
     }
+
+
+def cpu_probe() -> float:
+    """Seconds of a fixed single-threaded workload (a Python loop and NumPy sorts): the load average
+    does not show a host whose other tenants slow this VM's cores, this does (lower: a faster moment;
+    it moved 0.85 to 1.0 s over one evening here while the pipeline's stages moved alike)."""
+    import numpy as np
+
+    values = np.random.default_rng(0).random(2_000_000)
+    start, total = time.perf_counter(), 0
+    for i in range(3_000_000):
+        total += i * i
+    for _ in range(5):
+        np.sort(values)
+    return round(time.perf_counter() - start, 3)
 
 
 def write_results(results: Results, out: Path) -> None:
@@ -920,6 +942,7 @@ def run(
             results.sizes = measure_sizes(work, sizes, progress)
     finally:
         results.machine["load_after"] = round(os.getloadavg()[0], 2)
+        results.machine["cpu_probe_after"] = cpu_probe()
         write_results(results, out)
         if keep:
             log(f"kept the clones and profiles in {work}")

@@ -248,6 +248,14 @@ def test_results_round_trip_through_json_and_refuse_unknown_keys():
         RUN.Results.model_validate(data)
 
 
+def test_the_header_names_the_host_s_speed_when_probed():
+    results = _results()
+    assert "CPU probe" not in RUN.render_markdown(results)  # results from before the probe render as they did
+    results.machine |= {"cpu_probe_before": 0.871, "cpu_probe_after": 0.93}
+    assert "CPU probe 0.871 s before / 0.93 s after" in RUN.render_markdown(results)
+    assert RUN.cpu_probe() > 0
+
+
 def test_markdown_tables_show_every_stage_its_budget_and_the_verdicts():
     text = RUN.render_markdown(_results())
     lines = text.splitlines()
@@ -257,6 +265,7 @@ def test_markdown_tables_show_every_stage_its_budget_and_the_verdicts():
     assert any(line.startswith("| **total** (target <= 45 s) | **11.50** |") for line in lines)
     assert "2.00x (target <= 1.5x: **no**)" in text
     assert "reran train" in text
+    assert "After `model.learning_rate: 0.06`: 5.0 s (target <= 20 s: yes); reran train" in text
     assert "| stage | 1.00 M | 10.00 M |" in lines
     assert "| train | 2.0 / 1.00 | 20.0 / 10.00 |" in lines
     assert "| **total** | **6.0** / 1.00 | **60.0** / 10.00 |" in lines
