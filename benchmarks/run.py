@@ -885,7 +885,7 @@ def machine() -> dict[str, Any]:
 def cpu_probe() -> float:
     """Seconds of a fixed single-threaded workload (a Python loop and NumPy sorts): the load average
     does not show a host whose other tenants slow this VM's cores, this does (lower: a faster moment;
-    it moved 0.85 to 1.0 s over one evening here while the pipeline's stages moved alike)."""
+    it ranged from 0.72 to 1.05 s over one evening here)."""
     import numpy as np
 
     values = np.random.default_rng(0).random(2_000_000)
